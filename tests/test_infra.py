@@ -1,0 +1,524 @@
+"""Checks of the deployment artefacts: CloudFormation template, IAM policies,
+chalice stage configuration and the CloudFront Function.
+
+Nothing here talks to AWS. cfn-lint (dev extra) lints the template; node, when
+installed, runs the CloudFront Function code against sample URIs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "infra" / "newsroom.yaml"
+CHALICE_DIR = ROOT / ".chalice"
+CONFIG = CHALICE_DIR / "config.json"
+STAGES = ("dev", "prod")
+
+# Managed CloudFront cache policy "CachingOptimized".
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+
+
+# --------------------------------------------------------------- helpers
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns CloudFormation short tags into their long form."""
+
+
+def _construct_cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_cfn_tag)
+
+
+def load_template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
+
+
+def resources_of_type(template: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == type_name}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def references(value: Any) -> set[str]:
+    """Logical ids a value points at through Ref, GetAtt or Sub."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(as_list(inner)[0].split(".")[0])
+            elif key == "Fn::Sub":
+                text = inner if isinstance(inner, str) else inner[0]
+                found.update(m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text))
+                found.update(references(inner))
+            else:
+                found.update(references(inner))
+    elif isinstance(value, list):
+        for inner in value:
+            found.update(references(inner))
+    return found
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def buckets(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = resources_of_type(template, "AWS::S3::Bucket")
+    assert set(found) == {"SourceBucket", "PublicBucket"}
+    return found
+
+
+@pytest.fixture(scope="module")
+def distribution_config(template: dict[str, Any]) -> dict[str, Any]:
+    dists = resources_of_type(template, "AWS::CloudFront::Distribution")
+    assert list(dists) == ["Distribution"]
+    return dists["Distribution"]["Properties"]["DistributionConfig"]
+
+
+# ------------------------------------------------------------- cfn-lint
+def test_cfn_lint_is_clean() -> None:
+    if importlib.util.find_spec("cfnlint") is None:
+        pytest.skip("cfn-lint is not installed (pip install -e '.[dev]')")
+    # cfnlint has no __main__ module, so call its console entry point.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cfnlint.runner import main; sys.exit(main())",
+            str(TEMPLATE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, f"cfn-lint findings:\n{proc.stdout}{proc.stderr}"
+
+
+# ------------------------------------------------------------- buckets
+@pytest.mark.parametrize("name", ["SourceBucket", "PublicBucket"])
+def test_bucket_is_private(buckets: dict[str, dict[str, Any]], name: str) -> None:
+    props = buckets[name]["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert "AccessControl" not in props
+    assert "WebsiteConfiguration" not in props  # served through OAC, not the website endpoint
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert sse[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+
+
+def test_source_bucket_versioned_and_without_notifications(
+    buckets: dict[str, dict[str, Any]],
+) -> None:
+    props = buckets["SourceBucket"]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ] == {"SSEAlgorithm": "AES256"}
+    # chalice deploy owns the bucket notification; a template-defined one
+    # would be reset by every stack update.
+    assert "NotificationConfiguration" not in props
+
+
+def _bucket_policy_for(template: dict[str, Any], bucket: str) -> dict[str, Any]:
+    policies = [
+        res["Properties"]["PolicyDocument"]
+        for res in resources_of_type(template, "AWS::S3::BucketPolicy").values()
+        if res["Properties"]["Bucket"] == {"Ref": bucket}
+    ]
+    assert len(policies) == 1, f"expected one bucket policy for {bucket}"
+    return policies[0]
+
+
+def test_public_bucket_readable_only_by_the_distribution(template: dict[str, Any]) -> None:
+    policy = _bucket_policy_for(template, "PublicBucket")
+    allows = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert as_list(allow["Action"]) == ["s3:GetObject"]
+    assert references(allow["Resource"]) == {"PublicBucket.Arn"} or references(
+        allow["Resource"]
+    ) == {"PublicBucket"}
+    source_arn = allow["Condition"]["StringEquals"]["AWS:SourceArn"]
+    assert "Distribution" in references(source_arn)
+    assert ":cloudfront::" in source_arn["Fn::Sub"]
+    assert ":distribution/" in source_arn["Fn::Sub"]
+    # Nothing else is granted to anybody.
+    for statement in policy["Statement"]:
+        if statement["Effect"] == "Deny":
+            assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_source_bucket_policy_grants_nothing(template: dict[str, Any]) -> None:
+    policy = _bucket_policy_for(template, "SourceBucket")
+    assert all(s["Effect"] == "Deny" for s in policy["Statement"])
+
+
+# ---------------------------------------------------------- distribution
+def test_distribution_serves_public_bucket_through_oac(
+    template: dict[str, Any], distribution_config: dict[str, Any]
+) -> None:
+    (origin,) = distribution_config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["PublicBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    oac = template["Resources"]["OriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert oac["OriginAccessControlOriginType"] == "s3"
+    assert oac["SigningBehavior"] == "always"
+    assert oac["SigningProtocol"] == "sigv4"
+
+
+def test_distribution_behaviour(distribution_config: dict[str, Any]) -> None:
+    assert distribution_config["DefaultRootObject"] == "index.html"
+    behaviour = distribution_config["DefaultCacheBehavior"]
+    assert behaviour["ViewerProtocolPolicy"] in {"redirect-to-https", "https-only"}
+    assert behaviour["Compress"] is True
+    assert behaviour["CachePolicyId"] == CACHING_OPTIMIZED
+    assert sorted(behaviour["AllowedMethods"]) == ["GET", "HEAD"]
+    assert behaviour["ResponseHeadersPolicyId"] == {"Ref": "SecurityHeadersPolicy"}
+    (assoc,) = behaviour["FunctionAssociations"]
+    assert assoc["EventType"] == "viewer-request"
+    assert references(assoc["FunctionARN"]) == {"IndexRewriteFunction"}
+
+
+def test_missing_pages_get_the_404_page(distribution_config: dict[str, Any]) -> None:
+    responses = {r["ErrorCode"]: r for r in distribution_config["CustomErrorResponses"]}
+    # With OAC and no ListBucket, S3 answers 403 for a missing key.
+    assert set(responses) >= {403, 404}
+    for code in (403, 404):
+        assert responses[code]["ResponseCode"] == 404
+        assert responses[code]["ResponsePagePath"] == "/404.html"
+
+
+def _csp_directives(csp: str) -> dict[str, list[str]]:
+    directives: dict[str, list[str]] = {}
+    for part in csp.split(";"):
+        words = part.split()
+        if words:
+            assert words[0] not in directives, f"duplicate CSP directive {words[0]}"
+            directives[words[0]] = words[1:]
+    return directives
+
+
+def test_security_headers(template: dict[str, Any]) -> None:
+    config = template["Resources"]["SecurityHeadersPolicy"]["Properties"][
+        "ResponseHeadersPolicyConfig"
+    ]
+    headers = config["SecurityHeadersConfig"]
+    hsts = headers["StrictTransportSecurity"]
+    assert hsts["AccessControlMaxAgeSec"] == 63072000
+    assert hsts["IncludeSubdomains"] is True
+    assert hsts["Preload"] is True
+    assert headers["ContentTypeOptions"]["Override"] is True
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "strict-origin-when-cross-origin"
+    assert headers["FrameOptions"]["FrameOption"] == "DENY"
+    for header in headers.values():
+        assert header["Override"] is True
+
+    csp = _csp_directives(headers["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    assert csp["default-src"] == ["'none'"]
+    # No JavaScript at all: script-src falls back to default-src 'none'.
+    assert csp.get("script-src", ["'none'"]) == ["'none'"]
+    assert csp["style-src"] == ["'self'"]
+    assert sorted(csp["img-src"]) == sorted(["'self'", "https:"])
+    assert csp["base-uri"] == ["'none'"]
+    assert csp["form-action"] == ["'none'"]
+    assert csp["frame-ancestors"] == ["'none'"]
+    for sources in csp.values():
+        assert "'unsafe-inline'" not in sources
+        assert "'unsafe-eval'" not in sources
+
+
+def test_outputs_feed_the_chalice_config(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert set(outputs) >= {
+        "SourceBucketName",
+        "PublicBucketName",
+        "DistributionId",
+        "DistributionDomainName",
+        "SiteUrl",
+    }
+    assert outputs["SourceBucketName"]["Value"] == {"Ref": "SourceBucket"}
+    assert outputs["PublicBucketName"]["Value"] == {"Ref": "PublicBucket"}
+    assert outputs["DistributionId"]["Value"] == {"Ref": "Distribution"}
+    assert outputs["DistributionDomainName"]["Value"] == {
+        "Fn::GetAtt": ["Distribution", "DomainName"]
+    }
+    site_url = json.dumps(outputs["SiteUrl"]["Value"])
+    assert "https://" in site_url
+    assert not site_url.rstrip('"]}').endswith("/")
+
+
+# ------------------------------------------------------ CloudFront Function
+def _function_code(template: dict[str, Any]) -> str:
+    props = template["Resources"]["IndexRewriteFunction"]["Properties"]
+    assert props["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    assert props["AutoPublish"] is True
+    return props["FunctionCode"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("/", "/index.html"),
+        ("/releases/x/", "/releases/x/index.html"),
+        ("/releases/x", "/releases/x/index.html"),
+        ("/topics/cote-d-ivoire/", "/topics/cote-d-ivoire/index.html"),
+        ("/archive", "/archive/index.html"),
+        ("/index.html", "/index.html"),
+        ("/assets/style.abc.css", "/assets/style.abc.css"),
+        ("/feed.xml", "/feed.xml"),
+        ("/index.json", "/index.json"),
+        ("/404.html", "/404.html"),
+        ("/media/photo.jpg", "/media/photo.jpg"),
+    ],
+)
+def test_cloudfront_function_rewrites(template: dict[str, Any], uri: str, expected: str) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed; cannot execute the CloudFront Function")
+    script = (
+        _function_code(template)
+        + "\nvar out = handler({request: {method: 'GET', uri: process.argv[1],"
+        + " querystring: {}, headers: {}, cookies: {}}});"
+        + "\nprocess.stdout.write(JSON.stringify(out));\n"
+    )
+    proc = subprocess.run(
+        [node, "-e", script, uri], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["uri"] == expected
+    # The function returns the request (a rewrite), never a response.
+    assert "statusCode" not in result
+
+
+# ------------------------------------------------------------ IAM policies
+def _policy(stage: str, suffix: str = "") -> dict[str, Any]:
+    return json.loads((CHALICE_DIR / f"policy-{stage}{suffix}.json").read_text(encoding="utf-8"))
+
+
+def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    assert policy["Version"] == "2012-10-17"
+    statements = as_list(policy["Statement"])
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement
+        assert "NotResource" not in statement
+    return statements
+
+
+def _grants(policy: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(action, resource, condition) for every allowed pair."""
+    return [
+        (action, resource, statement.get("Condition", {}))
+        for statement in _statements(policy)
+        for action in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    ]
+
+
+def _buckets(stage: str) -> tuple[str, str]:
+    return f"newsroom-{stage}-source", f"newsroom-{stage}-public"
+
+
+ALL_POLICIES = [(stage, suffix) for stage in STAGES for suffix in ("", "-api")]
+
+
+@pytest.mark.parametrize(("stage", "suffix"), ALL_POLICIES)
+def test_policy_has_no_wildcard_actions_or_resources(stage: str, suffix: str) -> None:
+    for action, resource, _ in _grants(_policy(stage, suffix)):
+        assert action != "*" and not action.endswith(":*"), action
+        assert "*" not in action, action
+        if action.startswith("logs:"):
+            assert resource.startswith("arn:aws:logs:")
+            assert f":log-group:/aws/lambda/newsroom-{stage}" in resource
+        else:
+            assert resource != "*"
+            assert not resource.startswith("arn:aws:s3:::*")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_publisher_policy_is_least_privilege(stage: str) -> None:
+    source, public = _buckets(stage)
+    src_arn, pub_arn = f"arn:aws:s3:::{source}", f"arn:aws:s3:::{public}"
+    grants = _grants(_policy(stage))
+
+    by_resource: dict[str, set[str]] = {}
+    for action, resource, _ in grants:
+        if action.startswith("s3:"):
+            assert resource.startswith((src_arn, pub_arn)), resource
+            by_resource.setdefault(resource, set()).add(action)
+
+    # Source bucket: read only releases/* and media/*, write only receipts/*.
+    source_objects = {r: a for r, a in by_resource.items() if r.startswith(src_arn + "/")}
+    assert set(source_objects) == {
+        f"{src_arn}/releases/*",
+        f"{src_arn}/media/*",
+        f"{src_arn}/receipts/*",
+    }
+    assert source_objects[f"{src_arn}/releases/*"] <= {"s3:GetObject", "s3:GetObjectVersion"}
+    assert "s3:GetObject" in source_objects[f"{src_arn}/releases/*"]
+    assert source_objects[f"{src_arn}/media/*"] <= {"s3:GetObject", "s3:GetObjectVersion"}
+    assert source_objects[f"{src_arn}/receipts/*"] == {"s3:PutObject"}
+    for action, resource, _ in grants:
+        if resource.startswith(src_arn):
+            assert not action.startswith("s3:Delete"), (action, resource)
+            assert not action.startswith("s3:Put") or resource == f"{src_arn}/receipts/*"
+
+    # Listing the source bucket only under releases/ and media/.
+    source_lists = [(a, c) for a, r, c in grants if r == src_arn]
+    assert [a for a, _ in source_lists] == ["s3:ListBucket"]
+    (condition,) = (c for _, c in source_lists)
+    assert set(condition) == {"StringLike"} or set(condition) == {"StringEquals"}
+    prefixes = set(as_list(next(iter(condition.values()))["s3:prefix"]))
+    assert prefixes and all(p.startswith(("releases/", "media/")) for p in prefixes)
+    assert any(p.startswith("releases/") for p in prefixes)
+
+    # Public bucket: manage objects, list the bucket.
+    assert by_resource[f"{pub_arn}/*"] == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert by_resource[pub_arn] == {"s3:ListBucket"}
+    assert set(by_resource) == set(source_objects) | {src_arn, f"{pub_arn}/*", pub_arn}
+
+    # CloudFront: one action on one distribution.
+    cloudfront = [(a, r) for a, r, _ in grants if a.startswith("cloudfront:")]
+    assert len(cloudfront) == 1
+    action, resource = cloudfront[0]
+    assert action == "cloudfront:CreateInvalidation"
+    assert re.fullmatch(r"arn:aws:cloudfront::\d{12}:distribution/[A-Z0-9]+", resource)
+
+    services = {a.split(":")[0] for a, _, _ in grants}
+    assert services == {"s3", "cloudfront", "logs"}
+    logs = {a for a, _, _ in grants if a.startswith("logs:")}
+    assert logs == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_webhook_policy_only_writes_releases(stage: str) -> None:
+    """The API handler (CMS webhooks) writes or deletes releases/<slug>.json and
+    nothing else; publishing still goes through sync_release."""
+    source, _ = _buckets(stage)
+    grants = _grants(_policy(stage, "-api"))
+    s3 = {(a, r) for a, r, _ in grants if a.startswith("s3:")}
+    assert s3 == {
+        ("s3:PutObject", f"arn:aws:s3:::{source}/releases/*"),
+        ("s3:DeleteObject", f"arn:aws:s3:::{source}/releases/*"),
+    }
+    assert {a.split(":")[0] for a, _, _ in grants} == {"s3", "logs"}
+
+
+# ------------------------------------------------------ chalice config
+def _config() -> dict[str, Any]:
+    if not CONFIG.exists():
+        pytest.skip(".chalice/config.json does not exist yet")
+    return json.loads(CONFIG.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_uses_hand_written_policy(stage: str) -> None:
+    config = _config()
+    stages = config.get("stages", {})
+    if stage not in stages:
+        pytest.skip(f"stage {stage!r} is not in .chalice/config.json yet")
+    settings = {**config, **stages[stage]}
+    settings.pop("stages", None)
+    assert settings.get("autogen_policy") is False
+    assert settings.get("iam_policy_file") == f"policy-{stage}.json"
+    assert (CHALICE_DIR / settings["iam_policy_file"]).exists()
+
+    functions = stages[stage].get("lambda_functions", {})
+    api = functions.get("api_handler", {})
+    assert api.get("iam_policy_file") == f"policy-{stage}-api.json"
+    for name in ("sync_release", "publish_due_releases"):
+        # The publisher functions use the stage policy, not their own.
+        assert functions.get(name, {}).get("iam_policy_file", settings["iam_policy_file"]) == (
+            f"policy-{stage}.json"
+        )
+
+    env = {
+        **config.get("environment_variables", {}),
+        **stages[stage].get("environment_variables", {}),
+    }
+    source, public = _buckets(stage)
+    if "NEWSROOM_SOURCE_BUCKET" in env:
+        assert env["NEWSROOM_SOURCE_BUCKET"] == source, "policy and config name different buckets"
+    if "NEWSROOM_PUBLIC_BUCKET" in env:
+        assert env["NEWSROOM_PUBLIC_BUCKET"] == public, "policy and config name different buckets"
+    dist = env.get("NEWSROOM_DISTRIBUTION_ID")
+    if dist:
+        resources = [r for a, r, _ in _grants(_policy(stage)) if a.startswith("cloudfront:")]
+        assert resources[0].endswith(f":distribution/{dist}")
+
+
+def test_function_sizes() -> None:
+    config = _config()
+    stages = config.get("stages", {})
+    if "prod" not in stages:
+        pytest.skip("stage 'prod' is not in .chalice/config.json yet")
+    functions = stages["prod"].get("lambda_functions", {})
+    assert functions["sync_release"]["lambda_memory_size"] == 512
+    assert functions["sync_release"]["lambda_timeout"] == 60
+    assert functions["publish_due_releases"]["lambda_memory_size"] == 512
+    assert functions["publish_due_releases"]["lambda_timeout"] == 300
+
+
+# --------------------------------------------- the site satisfies the CSP
+TEMPLATE_DIRS = [ROOT / "chalicelib" / "templates", ROOT / "templates"]
+
+
+def test_templates_satisfy_the_csp() -> None:
+    """No executable script, inline style or event handler in any page template
+    (the CSP blocks them); JSON-LD data blocks are allowed."""
+    files = [
+        p
+        for d in TEMPLATE_DIRS
+        if d.is_dir()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and p.suffix in {".html", ".j2", ".jinja", ".jinja2", ".xml"}
+    ]
+    if not files:
+        pytest.skip("no page templates yet")
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"<script\b([^>]*)>", text, flags=re.IGNORECASE):
+            assert 'type="application/ld+json"' in match.group(1), f"{path}: {match.group(0)}"
+        assert not re.search(r"<style\b", text, flags=re.IGNORECASE), f"{path}: inline <style>"
+        assert not re.search(r"\sstyle\s*=", text, flags=re.IGNORECASE), f"{path}: style="
+        assert not re.search(r"\son[a-z]+\s*=", text, flags=re.IGNORECASE), f"{path}: on*="
+        assert "javascript:" not in text.lower(), f"{path}: javascript: URL"
+        for href in re.findall(r'<link\b[^>]*rel="stylesheet"[^>]*href="([^"]+)"', text):
+            assert href.startswith("/") or "{{" in href, f"{path}: stylesheet {href}"
