@@ -422,7 +422,12 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
     assert re.fullmatch(r"arn:aws:cloudfront::\d{12}:distribution/[A-Z0-9]+", resource)
 
     services = {a.split(":")[0] for a, _, _ in grants}
-    assert services == {"s3", "cloudfront", "logs"}
+    # sqs only for an on-failure destination (docs/deploy.md), send-only, one queue.
+    assert {"s3", "cloudfront", "logs"} <= services <= {"s3", "cloudfront", "logs", "sqs"}
+    for action, resource, _ in grants:
+        if action.startswith("sqs:"):
+            assert action == "sqs:SendMessage"
+            assert re.fullmatch(r"arn:aws:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+", resource)
     logs = {a for a, _, _ in grants if a.startswith("logs:")}
     assert logs == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 
