@@ -1,0 +1,33 @@
+"""Chalice entry points: thin adapters from AWS events to ``chalicelib`` services."""
+
+import logging
+import os
+
+from chalice import Chalice, Rate
+
+from chalicelib import service
+from chalicelib.events import s3_keys
+
+app = Chalice(app_name="newsroom")
+logging.getLogger("newsroom").setLevel(logging.INFO)
+
+SOURCE_BUCKET = os.environ.get("NEWSROOM_SOURCE_BUCKET", "newsroom-source")
+
+
+@app.on_s3_event(
+    bucket=SOURCE_BUCKET,
+    events=["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+    prefix="releases/",
+    suffix=".json",
+)
+def sync_release(event):
+    """Converge the public site to the current state of each key in the event."""
+    publisher = service.publisher()
+    receipts = [publisher.sync(key) for key in s3_keys(event.to_dict())]
+    return [r.to_json() for r in receipts]
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def publish_due_releases(event):
+    """Publish releases whose embargo has passed (idempotent if runs overlap)."""
+    return [r.to_json() for r in service.publisher().publish_due()]

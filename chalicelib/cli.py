@@ -1,0 +1,121 @@
+"""The ``newsroom`` command: the same services as the Lambda, for people."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from .build import build_site, file_etags, write_site
+from .errors import InvalidRelease
+from .model import parse_release
+from .render import Renderer
+from .settings import Settings
+from .storage import LocalStorage
+
+
+def _err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _release_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(p.glob("*.json")))
+        else:
+            out.append(p)
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Newsroom publisher: release JSON in, static newsroom out."""
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(files: tuple[Path, ...]) -> None:
+    """Check release files; print FILE: loc: message for each problem (exit 1 if any)."""
+    bad = 0
+    for path in _release_files(list(files)):
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            _err(f"{path}: (file): cannot be read ({exc.strerror})")
+            bad += 1
+            continue
+        try:
+            release = parse_release(raw, name=path.name)
+        except InvalidRelease as exc:
+            bad += 1
+            for e in exc.errors:
+                _err(f"{path}: {e.loc}: {e.msg}")
+            continue
+        note = ""
+        if release.embargo_until is not None:
+            note = f" (embargoed until {release.embargo_until.isoformat()})"
+        click.echo(f"{path}: ok: {release.kind_label} /releases/{release.slug}/{note}")
+    sys.exit(1 if bad else 0)
+
+
+def collect_sources(src: Path) -> list[tuple[str, bytes, Path]]:
+    """Release files of a folder: ``SRC/*.json`` or, if it mirrors the bucket,
+    ``SRC/releases/*.json``. Keys are ``releases/<name>.json`` as in the bucket."""
+    folder = src / "releases" if (src / "releases").is_dir() else src
+    return [(f"releases/{p.name}", p.read_bytes(), p) for p in sorted(folder.glob("*.json"))]
+
+
+@main.command()
+@click.argument("src_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--site-url", default=None, help="Absolute base URL (default: NEWSROOM_SITE_URL).")
+@click.option("--workers", type=int, default=None, help="Render processes (default: all cores).")
+def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | None) -> None:
+    """Render the whole site from a folder of release JSON into OUT_DIR."""
+    settings = Settings.from_env().with_site_url(site_url)
+    renderer = Renderer(settings)
+    sources = collect_sources(src_dir)
+    paths = {key: path for key, _raw, path in sources}
+    result = build_site(
+        [(k, raw) for k, raw, _ in sources],
+        renderer,
+        now=datetime.now(UTC),
+        workers=workers,
+    )
+    media = (src_dir / "media") if (src_dir / "media").is_dir() else (src_dir.parent / "media")
+    files = dict(result.files)
+    if media.is_dir() and media.resolve() != (out_dir / "media").resolve():
+        for p in sorted(media.rglob("*")):
+            if p.is_file() and not p.name.startswith("."):
+                files["media/" + p.relative_to(media).as_posix()] = p.read_bytes()
+    existing = file_etags(str(out_dir))
+    # prune only a folder that already holds a newsroom build
+    prune = "index.json" in existing
+    stats = write_site(
+        files, LocalStorage(out_dir), existing=existing, prune=prune, keep=lambda k: False
+    )
+    for problem in result.problems:
+        _err(
+            f"{paths.get(problem.source, problem.source)}: {problem.error.loc}: {problem.error.msg}"
+        )
+    for s in result.scheduled:
+        click.echo(
+            f"{paths.get(s.source_key, s.source_key)}: scheduled: embargoed until {s.embargo_until.isoformat()}"
+        )
+    click.echo(
+        f"built {len(result.index.entries)} releases into {out_dir}: "
+        f"{len(stats.written)} written, {stats.unchanged} unchanged, {len(stats.deleted)} removed"
+        + (
+            f"; {len({p.source for p in result.problems})} file(s) skipped"
+            if result.problems
+            else ""
+        )
+    )
+    sys.exit(1 if result.problems else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,65 @@
+"""The project's exceptions.
+
+    NewsroomError
+    ├── ConfigurationError        a setting is missing or malformed
+    ├── InvalidRelease            source bytes are not a valid release (bad input)
+    │   └── SlugConflict          valid, but another source file holds the slug
+    └── StorageError              the storage backend failed (infrastructure)
+        ├── PreconditionFailed    a conditional write lost a race (412 / 409)
+        └── TransientStorageError throttling, timeouts, dropped connections
+
+Bad input (``InvalidRelease``) is recorded in a receipt and never raised out of
+a handler; ``StorageError`` is raised so Lambda retries the event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NewsroomError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigurationError(NewsroomError):
+    pass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem in a release, located by a dotted field path (``image.alt``)."""
+
+    loc: str
+    msg: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"loc": self.loc, "msg": self.msg}
+
+
+class InvalidRelease(NewsroomError):
+    def __init__(self, errors: list[FieldError], source: str = "") -> None:
+        self.errors = list(errors)
+        self.source = source
+        super().__init__("; ".join(f"{e.loc}: {e.msg}" for e in self.errors))
+
+
+class SlugConflict(InvalidRelease):
+    def __init__(self, slug: str, holder: str, source: str = "") -> None:
+        self.slug = slug
+        self.holder = holder
+        msg = f"slug {slug!r} is already used by {holder}; choose another slug"
+        super().__init__([FieldError("slug", msg)], source)
+
+
+class StorageError(NewsroomError):
+    def __init__(self, message: str, key: str = "") -> None:
+        self.key = key
+        super().__init__(message)
+
+
+class PreconditionFailed(StorageError):
+    """A conditional write found the object changed (S3 412) or raced (S3 409)."""
+
+
+class TransientStorageError(StorageError):
+    pass

@@ -1,0 +1,419 @@
+"""The release model (format version 1): source bytes -> validated ``Release``.
+
+Validation is strict on purpose: a press office must never publish something
+other than what staff meant, so unknown fields (a typo such as ``titel``),
+naive date-times and unsafe URLs are errors, each reported with the dotted path
+of the field (``image.alt``) and a sentence a press officer understands.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .errors import FieldError, InvalidRelease
+from .text import topic_slug
+
+MAX_BYTES = 1024 * 1024
+SLUG_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+SLUG_MAX = 120
+EMAIL_RE = re.compile(
+    r"^[^@\s<>\"',;()]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
+LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+KIND_LABELS: dict[str, str] = {
+    "press-release": "Press Release",
+    "report": "Report",
+    "statement": "Statement",
+    "campaign-update": "Campaign Update",
+    "victory": "Victory",
+}
+KIND_PLURALS: dict[str, str] = {
+    "press-release": "Press Releases",
+    "report": "Reports",
+    "statement": "Statements",
+    "campaign-update": "Campaign Updates",
+    "victory": "Victories",
+}
+Kind = Literal["press-release", "report", "statement", "campaign-update", "victory"]
+
+
+def _err(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+def _plain(value: Any, *, field: str, max_len: int, min_len: int = 1) -> str:
+    if not isinstance(value, str):
+        raise _err("text_type", "must be text (a JSON string)")
+    text = value.strip()
+    if len(text) < min_len:
+        raise _err("text_empty", "must not be empty")
+    if len(text) > max_len:
+        raise _err("text_long", f"must be at most {max_len} characters (it has {len(text)})")
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+        raise _err("text_control", "contains control characters")
+    return text
+
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _err("url_type", "must be a URL (a JSON string)")
+    url = value.strip()
+    if url.startswith("/") and not url.startswith("//") and "\\" not in url:
+        return url
+    if re.match(r"^https://[^/\s\\]+", url, re.IGNORECASE) and not re.search(r"\s", url):
+        return url
+    raise _err(
+        "url_scheme",
+        "must start with https:// or be a site path starting with / "
+        "(other schemes such as http:, javascript: or data: are not allowed)",
+    )
+
+
+def _datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        if not isinstance(value, str):
+            raise _err(
+                "datetime_type", "must be a date-time string such as 2018-12-19T10:00:00-05:00"
+            )
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise _err(
+                "datetime_format",
+                "is not a valid ISO 8601 date-time; write it like 2018-12-19T10:00:00-05:00",
+            ) from None
+        if "T" not in value and " " not in value.strip():
+            raise _err(
+                "datetime_date_only",
+                "needs a time and a UTC offset, e.g. 2018-12-19T10:00:00-05:00",
+            )
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise _err(
+            "datetime_naive",
+            "needs a UTC offset (add Z or -05:00, e.g. 2018-12-19T10:00:00-05:00)",
+        )
+    return parsed
+
+
+def _topic(value: Any) -> str:
+    text = _plain(value, field="topic", max_len=60)
+    if not topic_slug(text):
+        raise _err("topic", f"topic {text!r} needs at least one letter or digit")
+    return text
+
+
+Topic = Annotated[str, BeforeValidator(_topic)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Image(_Strict):
+    url: str
+    alt: str
+    caption: str | None = None
+    credit: str | None = None
+
+    _url = field_validator("url", mode="before")(classmethod(lambda cls, v: _url(v)))
+
+    @field_validator("alt", mode="before")
+    @classmethod
+    def _alt(cls, v: Any) -> str:
+        if isinstance(v, str) and not v.strip():
+            raise _err("alt_empty", "must describe the image for readers who cannot see it")
+        return _plain(v, field="alt", max_len=500)
+
+    @field_validator("caption", mode="before")
+    @classmethod
+    def _caption(cls, v: Any) -> str | None:
+        return None if v is None else _plain(v, field="caption", max_len=1000)
+
+    @field_validator("credit", mode="before")
+    @classmethod
+    def _credit(cls, v: Any) -> str | None:
+        return None if v is None else _plain(v, field="credit", max_len=300)
+
+
+class Contact(_Strict):
+    name: str
+    email: str
+    phone: str | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, v: Any) -> str:
+        return _plain(v, field="name", max_len=200)
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, v: Any) -> str:
+        text = _plain(v, field="email", max_len=254)
+        if not EMAIL_RE.match(text):
+            raise _err("email", f"{text!r} is not a valid e-mail address")
+        return text
+
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _phone(cls, v: Any) -> str | None:
+        if v is None:
+            return None
+        text = _plain(v, field="phone", max_len=50)
+        if not re.fullmatch(r"[0-9+()./\- ]+(?:\s*(?:x|ext\.?)\s*[0-9]+)?", text):
+            raise _err("phone", "may contain only digits, spaces and + ( ) - . /")
+        return text
+
+
+class Attachment(_Strict):
+    title: str
+    url: str
+
+    _url = field_validator("url", mode="before")(classmethod(lambda cls, v: _url(v)))
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title(cls, v: Any) -> str:
+        return _plain(v, field="title", max_len=300)
+
+
+class Release(_Strict):
+    slug: str
+    title: str
+    kind: Kind
+    published_at: datetime
+    updated_at: datetime | None = None
+    embargo_until: datetime | None = None
+    summary: str | None = None
+    body: str
+    body_format: Literal["markdown", "html"] = "markdown"
+    image: Image | None = None
+    topics: tuple[Topic, ...] = ()
+    contacts: tuple[Contact, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    language: str = "en"
+
+    @field_validator("slug", mode="before")
+    @classmethod
+    def _slug(cls, v: Any) -> str:
+        if not isinstance(v, str):
+            raise _err("slug_type", "must be text (a JSON string)")
+        if len(v) > SLUG_MAX:
+            raise _err("slug_long", f"must be at most {SLUG_MAX} characters")
+        if not SLUG_RE.match(v):
+            raise _err(
+                "slug_format",
+                f"{v!r} is not a valid slug: use lower-case letters, digits and single "
+                "hyphens, e.g. 'clinics-reopen-2018'",
+            )
+        return v
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title(cls, v: Any) -> str:
+        return _plain(v, field="title", max_len=300)
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind(cls, v: Any) -> str:
+        if v not in KIND_LABELS:
+            raise _err("kind", "must be one of: " + ", ".join(KIND_LABELS))
+        return v
+
+    @field_validator("published_at", "updated_at", "embargo_until", mode="before")
+    @classmethod
+    def _dates(cls, v: Any) -> datetime | None:
+        return None if v is None else _datetime(v)
+
+    @field_validator("summary", mode="before")
+    @classmethod
+    def _summary(cls, v: Any) -> str | None:
+        return None if v is None else _plain(v, field="summary", max_len=600)
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _body(cls, v: Any) -> str:
+        if not isinstance(v, str):
+            raise _err("body_type", "must be text (a JSON string)")
+        if not v.strip():
+            raise _err("body_empty", "must not be empty")
+        return v
+
+    @field_validator("body_format", mode="before")
+    @classmethod
+    def _body_format(cls, v: Any) -> str:
+        if v not in ("markdown", "html"):
+            raise _err("body_format", "must be 'markdown' or 'html'")
+        return v
+
+    @field_validator("topics", mode="before")
+    @classmethod
+    def _topics(cls, v: Any) -> tuple[str, ...]:
+        if not isinstance(v, list):
+            raise _err("topics_type", "must be a list of topic names")
+        return tuple(v)
+
+    @field_validator("topics", mode="after")
+    @classmethod
+    def _unique_topics(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        seen: dict[str, str] = {}
+        for text in v:
+            seen.setdefault(topic_slug(text), text)
+        return tuple(seen.values())
+
+    @field_validator("contacts", "attachments", mode="before")
+    @classmethod
+    def _lists(cls, v: Any) -> tuple[Any, ...]:
+        if not isinstance(v, list):
+            raise _err("list_type", "must be a list")
+        return tuple(v)
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, v: Any) -> str:
+        if not isinstance(v, str) or not LANG_RE.match(v):
+            raise _err("language", "must be a language tag such as en, fr or pt-BR")
+        return v
+
+    @model_validator(mode="after")
+    def _order(self) -> Release:
+        if self.updated_at is not None and self.updated_at < self.published_at:
+            raise _err("updated_before", "updated_at must not be before published_at")
+        return self
+
+    # Derived, display-oriented properties -----------------------------------
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS[self.kind]
+
+    @property
+    def url_path(self) -> str:
+        return f"/releases/{self.slug}/"
+
+    def is_embargoed(self, now: datetime) -> bool:
+        return self.embargo_until is not None and now < self.embargo_until
+
+
+_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field; check the spelling (see the release format)",
+    "string_type": "must be text (a JSON string)",
+    "model_type": "must be an object with named fields",
+    "model_attributes_type": "must be an object with named fields",
+    "dataclass_type": "must be an object with named fields",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+}
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in parts) or "(file)"
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    out: list[FieldError] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err.get("loc", ()))
+        # the model-level validator reports on the whole object; name the field
+        if err["type"] == "updated_before":
+            loc = ("updated_at",)
+        msg = _MESSAGES.get(err["type"], err["msg"])
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append(FieldError(_loc(loc), msg))
+    return out
+
+
+def default_slug(name: str) -> str:
+    """The slug a file name implies: ``releases/foo-bar.json`` -> ``foo-bar``."""
+    base = name.rsplit("/", 1)[-1]
+    return base[: -len(".json")] if base.endswith(".json") else base
+
+
+def release_from_obj(data: Any, *, default: str | None = None, source: str = "") -> Release:
+    """Validate an already-decoded JSON value (used by the webhooks)."""
+    if not isinstance(data, dict):
+        kind = type(data).__name__ if data is not None else "null"
+        raise InvalidRelease(
+            [FieldError("(file)", f"must be a JSON object with the release fields, not a {kind}")],
+            source,
+        )
+    problems: list[FieldError] = []
+    if "slug" not in data and default is not None:
+        if SLUG_RE.match(default) and len(default) <= SLUG_MAX:
+            data = {"slug": default, **data}
+        else:
+            problems.append(
+                FieldError(
+                    "slug",
+                    f"the file name {default!r} is not a valid slug; rename the file "
+                    '(lower-case letters, digits, hyphens) or add a "slug" field',
+                )
+            )
+            data = {"slug": "placeholder", **data}
+    try:
+        release = Release.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRelease(problems + field_errors(exc), source) from None
+    if problems:
+        raise InvalidRelease(problems, source)
+    return release
+
+
+def parse_release(raw: bytes, *, name: str) -> Release:
+    """Bytes of a source file -> ``Release``; every problem raises ``InvalidRelease``."""
+    if len(raw) > MAX_BYTES:
+        raise InvalidRelease(
+            [FieldError("(file)", f"is {len(raw):,} bytes; a release may be at most 1 MiB")], name
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRelease(
+            [FieldError("(file)", f"is not valid UTF-8 text (byte {exc.start})")], name
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise InvalidRelease([FieldError(str(exc), "appears twice in the file")], name) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRelease(
+            [
+                FieldError(
+                    "(file)",
+                    f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                )
+            ],
+            name,
+        ) from None
+    return release_from_obj(data, default=default_slug(name), source=name)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out

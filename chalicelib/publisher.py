@@ -1,0 +1,409 @@
+"""The publisher: bring the public site in line with one source key's *current* state.
+
+An S3 event is only a hint that ``releases/<name>.json`` changed. ``sync`` reads
+what the source bucket holds now and converges the public bucket to it, so
+duplicated, late and reordered events all end in the same site.
+
+Write order (so no reader sees a listing that links to a missing page, and a
+Lambda retry of the same event completes the job):
+
+1. the release page;
+2. every shared object whose inputs changed (``site.plan`` diff), rendered
+   from the index as it will be;
+3. ``index.json`` with ``IfMatch`` on the ETag read in this attempt — the
+   commit point. On 412/409 the attempt starts over from a fresh read, and the
+   final attempt rewrites every shared object an earlier attempt touched;
+4. deletions: obsolete shared objects, then withdrawn release pages (tracked in
+   the index's ``withdrawing`` list until gone, so a crash cannot orphan them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from .errors import FieldError, InvalidRelease, PreconditionFailed, SlugConflict, StorageError
+from .index import INDEX_KEY, Entry, Index, Withdrawal
+from .model import Release, parse_release
+from .receipts import (
+    RECEIPT_CACHE,
+    SCHEDULE_KEY,
+    Receipt,
+    Scheduled,
+    is_release_key,
+    receipt_key,
+    schedule_from_bytes,
+    schedule_to_bytes,
+)
+from .render import Renderer
+from .site import (
+    cache_control,
+    changed_keys,
+    content_type,
+    invalidation_paths,
+    plan,
+    release_key,
+    render_page,
+)
+from .storage import Storage
+
+log = logging.getLogger("newsroom.publisher")
+
+
+class Invalidator(Protocol):
+    def invalidate(self, paths: list[str]) -> None: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Change:
+    """What one convergence wrote and deleted in the public bucket."""
+
+    written: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    attempts: int = 0
+
+    @property
+    def paths(self) -> list[str]:
+        out: list[str] = []
+        for key in [*self.written, *self.deleted]:
+            out.extend(invalidation_paths(key))
+        return sorted(set(out))
+
+
+class Publisher:
+    def __init__(
+        self,
+        source: Storage,
+        public: Storage,
+        renderer: Renderer,
+        *,
+        invalidator: Invalidator | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        max_attempts: int = 25,
+        backoff: float = 0.05,
+        max_backoff: float = 2.0,
+    ) -> None:
+        self.source = source
+        self.public = public
+        self.renderer = renderer
+        self.settings = renderer.settings
+        self.invalidator = invalidator
+        self.clock = clock
+        self.sleep = sleep
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.conflicts = 0  # retried conditional writes, for stress figures
+
+    # Public entry points ---------------------------------------------------------
+    def sync(self, source_key: str) -> Receipt:
+        """Converge the public site to what ``source_key`` holds now; write its receipt."""
+        started = time.perf_counter()
+        before_requests = self.source.counters.total + self.public.counters.total
+        before_bytes = self.public.counters.bytes_written
+        receipt, change = self._sync(source_key)
+        receipt.processed_at = self.clock()
+        receipt.changed = change.paths
+        self.source.put(
+            receipt_key(source_key),
+            receipt.to_bytes(),
+            content_type="application/json",
+            cache_control=RECEIPT_CACHE,
+        )
+        if self.invalidator is not None and change.paths:
+            self.invalidator.invalidate(change.paths)
+        log.info(
+            json.dumps(
+                {
+                    "event": "release_processed",
+                    "source_key": source_key,
+                    "slug": receipt.slug,
+                    "outcome": receipt.status,
+                    "errors": [e.as_dict() for e in receipt.errors],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "s3_requests": self.source.counters.total
+                    + self.public.counters.total
+                    - before_requests,
+                    "bytes_written": self.public.counters.bytes_written - before_bytes,
+                    "objects_written": len(change.written),
+                    "objects_deleted": len(change.deleted),
+                    "attempts": change.attempts,
+                },
+                ensure_ascii=False,
+            )
+        )
+        return receipt
+
+    def publish_due(self) -> list[Receipt]:
+        """Publish every scheduled release whose embargo has passed."""
+        now = self.clock()
+        current = self.source.get(SCHEDULE_KEY)
+        due = [
+            s
+            for s in schedule_from_bytes(current.body if current else None)
+            if s.embargo_until <= now
+        ]
+        receipts = [self.sync(s.source_key) for s in due]
+        if due:
+            self._update_schedule(remove=set(due))
+        return receipts
+
+    def scheduled(self) -> list[Scheduled]:
+        current = self.source.get(SCHEDULE_KEY)
+        return schedule_from_bytes(current.body if current else None)
+
+    # The convergence -----------------------------------------------------------------
+    def _sync(self, source_key: str) -> tuple[Receipt, Change]:
+        if not is_release_key(source_key):
+            err = FieldError(
+                "(file)", "is not a release: only releases/<name>.json files are published"
+            )
+            return Receipt(source_key, "rejected", errors=[err]), Change()
+        obj = self.source.get(source_key)
+        if obj is None:
+            change = self._converge(source_key, None, None)
+            return Receipt(
+                source_key,
+                "unpublished",
+                message="the source file is gone; the release is off the site",
+            ), change
+        try:
+            release = parse_release(obj.body, name=source_key)
+        except InvalidRelease as exc:
+            return self._rejected(source_key, exc), Change()
+        now = self.clock()
+        if release.is_embargoed(now):
+            change = self._converge(source_key, None, None)
+            self._update_schedule(add=Scheduled(source_key, release.slug, release.embargo_until))  # type: ignore[arg-type]
+            return (
+                Receipt(
+                    source_key,
+                    "scheduled",
+                    slug=release.slug,
+                    url=self.settings.site_url + release.url_path,
+                    embargo_until=release.embargo_until,
+                    message=f"embargoed until {release.embargo_until.isoformat()}; nothing is public yet",  # type: ignore[union-attr]
+                ),
+                change,
+            )
+        rendered = self.renderer.release(release)
+        entry = Entry.from_release(
+            release,
+            source_key=source_key,
+            site_url=self.settings.site_url,
+            summary=rendered.summary,
+            revision=rendered.revision,
+        )
+        try:
+            change = self._converge(source_key, entry, rendered.page)
+        except SlugConflict as exc:
+            return self._rejected(source_key, exc, slug=release.slug), Change()
+        return (
+            Receipt(
+                source_key,
+                "published",
+                slug=release.slug,
+                url=entry.url,
+                warnings=self._media_warnings(release),
+                message="live on the site",
+            ),
+            change,
+        )
+
+    def _rejected(self, source_key: str, exc: InvalidRelease, slug: str | None = None) -> Receipt:
+        message = "not published; fix the errors and upload again"
+        current = Index.from_bytes(self._read_index()[0])
+        live = current.by_source(source_key)
+        if live is not None:
+            message += f"; the previously published version stays live at {live.url}"
+        return Receipt(source_key, "rejected", slug=slug, errors=exc.errors, message=message)
+
+    def _media_warnings(self, release: Release) -> list[FieldError]:
+        urls: list[tuple[str, str]] = []
+        if release.image is not None:
+            urls.append(("image.url", release.image.url))
+        urls.extend((f"attachments.{i}.url", a.url) for i, a in enumerate(release.attachments))
+        warnings = []
+        for loc, url in urls:
+            if url.startswith("/media/") and self.public.get(url.lstrip("/").split("?")[0]) is None:
+                warnings.append(
+                    FieldError(
+                        loc, f"{url} does not exist yet; upload it to media/ in the source bucket"
+                    )
+                )
+        return warnings
+
+    def _read_index(self) -> tuple[bytes | None, str | None]:
+        current = self.public.get(INDEX_KEY)
+        return (current.body, current.etag) if current else (None, None)
+
+    def _converge(self, source_key: str, entry: Entry | None, page: bytes | None) -> Change:
+        change = Change()
+        dirty: set[str] = set()
+        renderer = self.renderer
+        for attempt in range(1, self.max_attempts + 1):
+            change.attempts = attempt
+            raw, etag = self._read_index()
+            old = Index.from_bytes(raw)
+            fresh_theme = raw is not None and old.theme == renderer.theme
+            prev = old.by_source(source_key)
+            new = old.with_theme(renderer.theme)
+            if entry is not None:
+                holder = old.slug_holder(entry.slug)
+                if holder is not None and holder != source_key:
+                    raise SlugConflict(entry.slug, holder, source_key)
+                new = new.with_entry(entry)
+            else:
+                new = new.without_source(source_key)
+            # pages this source no longer owns: an unpublish, a slug change, or a
+            # withdrawal a crashed earlier run left unfinished
+            gone = {w for w in old.withdrawing if w.source_key == source_key}
+            if prev is not None and (entry is None or prev.slug != entry.slug):
+                gone.add(Withdrawal(prev.slug, source_key))
+            gone = {w for w in gone if entry is None or w.slug != entry.slug}
+            for w in {w for w in old.withdrawing if w.source_key == source_key} - gone:
+                new = new.without_withdrawal(w)  # republished under the same slug
+            for w in gone:
+                new = new.with_withdrawal(w)
+            if new == old and not dirty:
+                return change  # already converged: a duplicate or late event
+
+            old_plan = plan(old, renderer) if fresh_theme else {}
+            new_plan = plan(new, renderer)
+            write, obsolete = changed_keys(old_plan, new_plan)
+            to_write = sorted((set(write) | dirty) & new_plan.keys())
+            if (
+                entry is not None
+                and page is not None
+                and (
+                    prev is None
+                    or prev.revision != entry.revision
+                    or prev.slug != entry.slug
+                    or not fresh_theme
+                )
+            ):
+                self._put(release_key(entry.slug), page, change)
+            for key in to_write:
+                self._put(key, render_page(key, new_plan[key], renderer, new), change)
+                dirty.add(key)
+            try:
+                self.public.put(
+                    INDEX_KEY,
+                    new.to_bytes(),
+                    content_type="application/json",
+                    cache_control=cache_control(INDEX_KEY),
+                    if_match=etag,
+                    if_none_match=etag is None,
+                )
+            except PreconditionFailed:
+                self.conflicts += 1
+                self._pause(attempt)
+                continue
+            change.written.append(INDEX_KEY)
+            stray = sorted((set(obsolete) | dirty) - new_plan.keys())
+            for key in stray:
+                self.public.delete(key)
+                change.deleted.append(key)
+            if gone:
+                self._finish_withdrawals(gone, change)
+            return change
+        raise StorageError(
+            f"index.json kept changing under {self.max_attempts} attempts to sync {source_key}; "
+            "giving up so Lambda retries the event",
+            INDEX_KEY,
+        )
+
+    def _finish_withdrawals(self, gone: Iterable[Withdrawal], change: Change) -> None:
+        gone = set(gone)
+        for w in sorted(gone, key=lambda w: w.slug):
+            self.public.delete(release_key(w.slug))
+            change.deleted.append(release_key(w.slug))
+        for attempt in range(1, self.max_attempts + 1):
+            raw, etag = self._read_index()
+            current = Index.from_bytes(raw)
+            cleared = current
+            for w in gone:
+                if current.by_slug(w.slug) is not None:
+                    # someone republished this slug while we were deleting: put
+                    # its page back by converging that source again
+                    holder = current.by_slug(w.slug)
+                    cleared = cleared.without_withdrawal(w)
+                    self._restore(holder.source_key)  # type: ignore[union-attr]
+                    continue
+                cleared = cleared.without_withdrawal(w)
+            if cleared == current:
+                return
+            try:
+                self.public.put(
+                    INDEX_KEY,
+                    cleared.to_bytes(),
+                    content_type="application/json",
+                    cache_control=cache_control(INDEX_KEY),
+                    if_match=etag,
+                )
+                return
+            except PreconditionFailed:
+                self.conflicts += 1
+                self._pause(attempt)
+        raise StorageError("could not clear finished withdrawals from index.json", INDEX_KEY)
+
+    def _restore(self, source_key: str) -> None:
+        obj = self.source.get(source_key)
+        if obj is None:
+            return
+        try:
+            release = parse_release(obj.body, name=source_key)
+        except InvalidRelease:
+            return
+        self.public.put(
+            release_key(release.slug),
+            self.renderer.release(release).page,
+            content_type=content_type("x.html"),
+            cache_control=cache_control("releases/"),
+        )
+
+    def _put(self, key: str, body: bytes, change: Change) -> None:
+        self.public.put(key, body, content_type=content_type(key), cache_control=cache_control(key))
+        if key not in change.written:
+            change.written.append(key)
+
+    def _pause(self, attempt: int) -> None:
+        ceiling = min(self.max_backoff, self.backoff * (2 ** min(attempt, 10)))
+        self.sleep(random.uniform(0, ceiling))
+
+    def _update_schedule(
+        self, add: Scheduled | None = None, remove: set[Scheduled] | None = None
+    ) -> None:
+        for attempt in range(1, self.max_attempts + 1):
+            current = self.source.get(SCHEDULE_KEY)
+            items = schedule_from_bytes(current.body if current else None)
+            updated = [s for s in items if not (remove and s in remove)]
+            if add is not None:
+                updated = [s for s in updated if s.source_key != add.source_key] + [add]
+            if sorted(updated, key=repr) == sorted(items, key=repr):
+                return
+            try:
+                self.source.put(
+                    SCHEDULE_KEY,
+                    schedule_to_bytes(updated),
+                    content_type="application/json",
+                    cache_control=RECEIPT_CACHE,
+                    if_match=current.etag if current else None,
+                    if_none_match=current is None,
+                )
+                return
+            except PreconditionFailed:
+                self.conflicts += 1
+                self._pause(attempt)
+        raise StorageError("could not update the embargo schedule", SCHEDULE_KEY)

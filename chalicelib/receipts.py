@@ -1,0 +1,97 @@
+"""Receipts: what happened to each uploaded file, written beside the sources.
+
+Staff read ``receipts/releases/<name>.json`` instead of logs. The schedule of
+embargoed releases lives at ``receipts/schedule.json`` — private, in the source
+bucket, because nothing embargoed may reach the public bucket.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .errors import FieldError
+
+RELEASES_PREFIX = "releases/"
+RECEIPTS_PREFIX = "receipts/"
+SCHEDULE_KEY = "receipts/schedule.json"
+RECEIPT_CACHE = "no-store"
+
+
+def is_release_key(key: str) -> bool:
+    return (
+        key.startswith(RELEASES_PREFIX)
+        and key.endswith(".json")
+        and len(key) > len("releases/.json")
+    )
+
+
+def receipt_key(source_key: str) -> str:
+    return RECEIPTS_PREFIX + source_key
+
+
+@dataclass
+class Receipt:
+    source_key: str
+    status: str  # published | scheduled | rejected | unpublished
+    slug: str | None = None
+    url: str | None = None
+    errors: list[FieldError] = field(default_factory=list)
+    warnings: list[FieldError] = field(default_factory=list)
+    processed_at: datetime | None = None
+    embargo_until: datetime | None = None
+    message: str = ""
+    changed: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "source_key": self.source_key,
+            "status": self.status,
+            "slug": self.slug,
+            "url": self.url,
+            "errors": [e.as_dict() for e in self.errors],
+            "warnings": [w.as_dict() for w in self.warnings],
+            "processed_at": self.processed_at.isoformat() if self.processed_at else None,
+            "message": self.message,
+        }
+        if self.embargo_until is not None:
+            doc["embargo_until"] = self.embargo_until.isoformat()
+        return doc
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    source_key: str
+    slug: str
+    embargo_until: datetime
+
+
+def schedule_from_bytes(raw: bytes | None) -> list[Scheduled]:
+    if not raw:
+        return []
+    doc = json.loads(raw)
+    return [
+        Scheduled(s["source_key"], s["slug"], datetime.fromisoformat(s["embargo_until"]))
+        for s in doc.get("releases", [])
+    ]
+
+
+def schedule_to_bytes(items: list[Scheduled]) -> bytes:
+    items = sorted(items, key=lambda s: (s.embargo_until.timestamp(), s.source_key))
+    doc = {
+        "version": 1,
+        "releases": [
+            {
+                "source_key": s.source_key,
+                "slug": s.slug,
+                "embargo_until": s.embargo_until.isoformat(),
+            }
+            for s in items
+        ],
+    }
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()

@@ -1,0 +1,61 @@
+"""Cached service getters: the handlers' one way to reach the domain.
+
+Built lazily so ``import app`` needs no AWS configuration, and keyed by the
+settings so a changed environment (tests, the demo) gets a fresh publisher.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from .cloudfront import CloudFrontInvalidator
+from .publisher import Publisher
+from .render import Renderer
+from .settings import Settings
+from .storage import S3Storage
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@lru_cache(maxsize=8)
+def _client(service: str, endpoint: str | None, region: str | None):  # noqa: ANN202
+    import boto3
+
+    return boto3.session.Session().client(
+        service, endpoint_url=endpoint or None, region_name=region
+    )
+
+
+def s3_client():  # noqa: ANN201
+    return _client(
+        "s3",
+        os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
+        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+    )
+
+
+@lru_cache(maxsize=8)
+def _publisher(s: Settings, endpoint: str | None) -> Publisher:
+    client = s3_client()
+    invalidator = None
+    if s.distribution_id:
+        invalidator = CloudFrontInvalidator(
+            _client(
+                "cloudfront", os.environ.get("AWS_ENDPOINT_URL_CLOUDFRONT") or endpoint, "us-east-1"
+            ),
+            s.distribution_id,
+        )
+    return Publisher(
+        S3Storage(client, s.source_bucket),
+        S3Storage(client, s.public_bucket),
+        Renderer(s),
+        invalidator=invalidator,
+    )
+
+
+def publisher() -> Publisher:
+    s = settings().require_buckets()
+    return _publisher(s, os.environ.get("AWS_ENDPOINT_URL"))

@@ -1,0 +1,84 @@
+"""One typed settings object, read once from the environment and passed down.
+
+Every field has a default so ``import app`` works without AWS configuration;
+the Lambda-only requirements (bucket names) are checked where a service that
+needs them is built, not at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from .errors import ConfigurationError
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    source_bucket: str = ""
+    public_bucket: str = ""
+    site_url: str = "http://127.0.0.1:8000"
+    site_title: str = "Newsroom"
+    page_size: int = 12
+    distribution_id: str = ""
+    organisation: str = "Newsroom"
+    intro: str = "News, statements and reports from our press office."
+    press_email: str = ""
+    press_phone: str = ""
+    feed_size: int = 20
+    webhook_secret: str = ""
+    contentful_secret: str = ""
+    sanity_secret: str = ""
+    strapi_token: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        site_title = env.get("NEWSROOM_SITE_TITLE", "").strip() or "Newsroom"
+        return cls(
+            source_bucket=env.get("NEWSROOM_SOURCE_BUCKET", "").strip(),
+            public_bucket=env.get("NEWSROOM_PUBLIC_BUCKET", "").strip(),
+            site_url=(env.get("NEWSROOM_SITE_URL", "").strip() or cls.site_url).rstrip("/"),
+            site_title=site_title,
+            page_size=_int(env, "NEWSROOM_PAGE_SIZE", 12),
+            distribution_id=env.get("NEWSROOM_DISTRIBUTION_ID", "").strip(),
+            organisation=env.get("NEWSROOM_ORGANISATION", "").strip() or site_title,
+            intro=env.get("NEWSROOM_INTRO", "").strip() or cls.intro,
+            press_email=env.get("NEWSROOM_PRESS_EMAIL", "").strip(),
+            press_phone=env.get("NEWSROOM_PRESS_PHONE", "").strip(),
+            feed_size=_int(env, "NEWSROOM_FEED_SIZE", 20),
+            webhook_secret=env.get("NEWSROOM_WEBHOOK_SECRET", ""),
+            contentful_secret=env.get("NEWSROOM_CONTENTFUL_SECRET", ""),
+            sanity_secret=env.get("NEWSROOM_SANITY_SECRET", ""),
+            strapi_token=env.get("NEWSROOM_STRAPI_TOKEN", ""),
+        )
+
+    def require_buckets(self) -> Settings:
+        missing = [
+            name
+            for name, value in (
+                ("NEWSROOM_SOURCE_BUCKET", self.source_bucket),
+                ("NEWSROOM_PUBLIC_BUCKET", self.public_bucket),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigurationError(f"missing setting(s): {', '.join(missing)}")
+        return self
+
+    def with_site_url(self, url: str | None) -> Settings:
+        return self if not url else replace(self, site_url=url.rstrip("/"))

@@ -1,0 +1,240 @@
+"""The shape of the public site: which shared objects exist and what each shows.
+
+``plan(index)`` maps every shared key (front page, archives, topics, kinds,
+feeds, sitemaps, ``index.json``, assets) to a ``Page`` spec: a small, hashable
+description of its inputs. Two plans are compared key by key, so a publish
+re-renders and rewrites only the objects whose inputs changed — a new release
+touches its own month, kind, topics, the front page, feeds and sitemaps, never
+the rest of a growing archive. Release pages are not in the plan; the publisher
+writes them from the release itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from .index import Entry, Index
+from .model import KIND_LABELS, KIND_PLURALS
+from .render import Renderer
+
+KIND_PAGE_SIZE = 60
+NEWS_WINDOW = timedelta(days=2)
+
+HTML = "text/html; charset=utf-8"
+CONTENT_TYPES = {
+    ".html": HTML,
+    ".json": "application/json",
+    ".xml": "application/xml",
+    ".css": "text/css",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".svg": "image/svg+xml",
+    ".pdf": "application/pdf",
+    ".txt": "text/plain; charset=utf-8",
+}
+LISTING_CACHE = "public, max-age=60, s-maxage=300, stale-while-revalidate=60"
+PAGE_CACHE = "public, max-age=300, s-maxage=3600, stale-while-revalidate=300"
+ASSET_CACHE = "public, max-age=31536000, immutable"
+MEDIA_CACHE = "public, max-age=86400"
+
+
+def content_type(key: str) -> str:
+    if key.endswith("feed.xml"):
+        return "application/atom+xml"
+    dot = key.rfind(".")
+    return (
+        CONTENT_TYPES.get(key[dot:].lower(), "application/octet-stream")
+        if dot >= 0
+        else "application/octet-stream"
+    )
+
+
+def cache_control(key: str) -> str:
+    if key.startswith("assets/"):
+        return ASSET_CACHE
+    if key.startswith("media/"):
+        return MEDIA_CACHE
+    if key.startswith("releases/"):
+        return PAGE_CACHE
+    return LISTING_CACHE
+
+
+def release_key(slug: str) -> str:
+    return f"releases/{slug}/index.html"
+
+
+def invalidation_paths(key: str) -> list[str]:
+    """CloudFront paths that serve ``key`` (``/x/`` and ``/x/index.html``)."""
+    if key == "index.html":
+        return ["/", "/index.html"]
+    if key.endswith("/index.html"):
+        return ["/" + key[: -len("index.html")], "/" + key]
+    return ["/" + key]
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a shared object shows: a renderer name and its (hashable) inputs."""
+
+    kind: str
+    args: tuple[Any, ...]
+
+
+def _months(entries: tuple[Entry, ...]) -> tuple[tuple[int, int], ...]:
+    return tuple(sorted({e.month for e in entries}, reverse=True))
+
+
+def plan(index: Index, renderer: Renderer) -> dict[str, Page]:
+    s = renderer.settings
+    entries = index.entries
+    pages: dict[str, Page] = {
+        "index.html": Page("front", (entries[: s.page_size],)),
+        "404.html": Page("404", ()),
+        renderer.stylesheet_key: Page("stylesheet", ()),
+        "feed.xml": Page("feed", (entries[: s.feed_size],)),
+        "archive/index.html": Page("archive_index", (_months(entries),)),
+    }
+    by_month: dict[tuple[int, int], list[Entry]] = {}
+    by_year: dict[int, list[Entry]] = {}
+    by_kind: dict[str, list[Entry]] = {k: [] for k in KIND_LABELS}
+    by_topic: dict[str, list[Entry]] = {}
+    topic_names: dict[str, str] = {}
+    for e in entries:
+        by_month.setdefault(e.month, []).append(e)
+        by_year.setdefault(e.published_at.year, []).append(e)
+        by_kind[e.kind].append(e)
+        for name, slug in zip(e.topics, e.topic_slugs, strict=True):
+            by_topic.setdefault(slug, []).append(e)
+            topic_names.setdefault(slug, name)  # newest entry's spelling wins
+    for (year, month), group in by_month.items():
+        pages[f"archive/{year}/{month:02d}/index.html"] = Page(
+            "archive_month", (year, month, tuple(group))
+        )
+    for kind, group in by_kind.items():
+        pages[f"kinds/{kind}/index.html"] = Page("kind", (kind, tuple(group[:KIND_PAGE_SIZE])))
+    topics = tuple(sorted(topic_names.items()))
+    pages["topics/index.html"] = Page("topics_index", (topics,))
+    for slug, group in by_topic.items():
+        name = topic_names[slug]
+        pages[f"topics/{slug}/index.html"] = Page("topic", (slug, name, tuple(group)))
+        pages[f"topics/{slug}/feed.xml"] = Page(
+            "topic_feed", (slug, name, tuple(group[: s.feed_size]))
+        )
+    # sitemaps: an index over one sitemap of listing pages and one per year
+    listing_paths = tuple(
+        "/" + k[: -len("index.html")] for k in sorted(pages) if k.endswith("index.html")
+    )
+    pages["sitemaps/pages.xml"] = Page("sitemap_pages", (listing_paths,))
+    for year, group in by_year.items():
+        pages[f"sitemaps/releases-{year}.xml"] = Page("sitemap_year", (tuple(group),))
+    years = tuple(sorted(by_year, reverse=True))
+    pages["sitemap.xml"] = Page("sitemap_index", (years,))
+    newest = entries[0].published_at if entries else None
+    news = tuple(
+        e for e in entries if newest is not None and newest - e.published_at <= NEWS_WINDOW
+    )
+    pages["news-sitemap.xml"] = Page("news_sitemap", (news[:1000],))
+    return pages
+
+
+def changed_keys(old: dict[str, Page], new: dict[str, Page]) -> tuple[list[str], list[str]]:
+    """Keys to (re)write and keys to delete, going from plan ``old`` to ``new``."""
+    write = [k for k, page in new.items() if old.get(k) != page]
+    delete = [k for k in old if k not in new]
+    return sorted(write), sorted(delete)
+
+
+def render_page(key: str, page: Page, renderer: Renderer, index: Index) -> bytes:
+    return _RENDERERS[page.kind](renderer, index, *page.args)
+
+
+def _front(r: Renderer, index: Index, entries: tuple[Entry, ...]) -> bytes:
+    return r.front(entries)
+
+
+def _archive_month(
+    r: Renderer, index: Index, year: int, month: int, group: tuple[Entry, ...]
+) -> bytes:
+    from datetime import datetime
+
+    name = f"{datetime(year, month, 1):%B} {year}"
+    return r.listing(
+        path=f"/archive/{year}/{month:02d}/",
+        heading=f"Releases from {name}",
+        entries=group,
+        nav="archive",
+        more=("/archive/", "All months"),
+    )
+
+
+def _kind(r: Renderer, index: Index, kind: str, group: tuple[Entry, ...]) -> bytes:
+    more = ("/archive/", "Older releases in the archive") if len(group) >= KIND_PAGE_SIZE else None
+    return r.listing(
+        path=f"/kinds/{kind}/", heading=KIND_PLURALS[kind], entries=group, nav=kind, more=more
+    )
+
+
+def _topic(r: Renderer, index: Index, slug: str, name: str, group: tuple[Entry, ...]) -> bytes:
+    return r.listing(
+        path=f"/topics/{slug}/",
+        heading=name,
+        entries=group,
+        nav="topics",
+        intro=f"Releases about {name}",
+        feed=f"/topics/{slug}/feed.xml",
+        more=("/topics/", "All topics"),
+    )
+
+
+def _topic_feed(r: Renderer, index: Index, slug: str, name: str, group: tuple[Entry, ...]) -> bytes:
+    return r.feed(
+        entries=group,
+        title=f"{r.settings.site_title}: {name}",
+        path=f"/topics/{slug}/feed.xml",
+        alt_path=f"/topics/{slug}/",
+    )
+
+
+def _feed(r: Renderer, index: Index, entries: tuple[Entry, ...]) -> bytes:
+    return r.feed(entries=entries, title=r.settings.site_title, path="/feed.xml", alt_path="/")
+
+
+def _sitemap_pages(r: Renderer, index: Index, paths: tuple[str, ...]) -> bytes:
+    return r.urlset(tuple((r.settings.site_url + p, "") for p in paths))
+
+
+def _sitemap_year(r: Renderer, index: Index, group: tuple[Entry, ...]) -> bytes:
+    return r.urlset(tuple((e.url, e.modified.isoformat()) for e in group))
+
+
+def _sitemap_index(r: Renderer, index: Index, years: tuple[int, ...]) -> bytes:
+    base = r.settings.site_url
+    maps = (base + "/sitemaps/pages.xml",) + tuple(
+        f"{base}/sitemaps/releases-{y}.xml" for y in years
+    )
+    return r.sitemap_index(maps)
+
+
+_RENDERERS: dict[str, Callable[..., bytes]] = {
+    "front": _front,
+    "404": lambda r, index: r.not_found(),
+    "stylesheet": lambda r, index: r.stylesheet,
+    "feed": _feed,
+    "archive_index": lambda r, index, months: r.archive_index(months),
+    "archive_month": _archive_month,
+    "kind": _kind,
+    "topics_index": lambda r, index, topics: r.topics_index(topics),
+    "topic": _topic,
+    "topic_feed": _topic_feed,
+    "sitemap_pages": _sitemap_pages,
+    "sitemap_year": _sitemap_year,
+    "sitemap_index": _sitemap_index,
+    "news_sitemap": lambda r, index, entries: r.news_sitemap(entries),
+}

@@ -1,0 +1,253 @@
+"""The storage port: the few verbs the publisher needs, over S3 or a folder.
+
+``S3Storage`` takes its boto3 client in the constructor and translates botocore
+errors into the project's own (``errors.StorageError`` and subclasses), so
+nothing above this module imports botocore. ``LocalStorage`` keeps the same
+layout in a folder, with the same conditional-write semantics (ETag = MD5 of
+the bytes), so ``newsroom build`` and the Lambda share every code path above.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import PreconditionFailed, StorageError, TransientStorageError
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    body: bytes
+    etag: str
+
+
+@dataclass
+class Counters:
+    """Requests and bytes, for the structured log line and the benchmarks."""
+
+    requests: dict[str, int] = field(default_factory=dict)
+    bytes_written: int = 0
+
+    def count(self, op: str, written: int = 0) -> None:
+        self.requests[op] = self.requests.get(op, 0) + 1
+        self.bytes_written += written
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+
+class Storage(Protocol):
+    counters: Counters
+
+    def get(self, key: str) -> StoredObject | None: ...
+
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str = "") -> Iterator[str]: ...
+
+
+def md5_etag(body: bytes) -> str:
+    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+
+
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+}
+
+
+class S3Storage:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.counters = Counters()
+
+    def _translate(self, exc: Exception, key: str) -> StorageError:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (412, 409):
+                return PreconditionFailed(f"s3://{self.bucket}/{key}: {code}", key)
+            if code in _TRANSIENT_CODES or (status or 0) >= 500:
+                return TransientStorageError(f"s3://{self.bucket}/{key}: {code}", key)
+            return StorageError(f"s3://{self.bucket}/{key}: {code or exc}", key)
+        if isinstance(exc, BotoCoreError):
+            return TransientStorageError(f"s3://{self.bucket}/{key}: {exc}", key)
+        raise exc
+
+    def get(self, key: str) -> StoredObject | None:
+        self.counters.count("GetObject")
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+            body = resp["Body"].read()
+        except Exception as exc:
+            if _is_missing(exc):
+                return None
+            raise self._translate(exc, key) from exc
+        return StoredObject(key, body, resp["ETag"])
+
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": body,
+            "ContentType": content_type,
+            "CacheControl": cache_control,
+        }
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        elif if_none_match:
+            kwargs["IfNoneMatch"] = "*"
+        self.counters.count("PutObject", len(body))
+        try:
+            resp = self.client.put_object(**kwargs)
+        except Exception as exc:
+            raise self._translate(exc, key) from exc
+        return resp.get("ETag") or md5_etag(body)
+
+    def delete(self, key: str) -> None:
+        self.counters.count("DeleteObject")
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _is_missing(exc):
+                return
+            raise self._translate(exc, key) from exc
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            self.counters.count("ListObjectsV2")
+            try:
+                resp = self.client.list_objects_v2(**kwargs)
+            except Exception as exc:
+                raise self._translate(exc, prefix) from exc
+            for item in resp.get("Contents", []):
+                yield item["Key"]
+            if not resp.get("IsTruncated"):
+                return
+            token = resp.get("NextContinuationToken")
+
+
+def _is_missing(exc: Exception) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str(response.get("Error", {}).get("Code", ""))
+    return code in ("NoSuchKey", "404", "NotFound")
+
+
+class LocalStorage:
+    """A folder with the public bucket's layout; keys map to relative paths."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.counters = Counters()
+        self._lock = threading.Lock()
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise StorageError(f"unsafe key {key!r}", key)
+        return self.root.joinpath(*parts)
+
+    def get(self, key: str) -> StoredObject | None:
+        self.counters.count("GetObject")
+        try:
+            body = self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        return StoredObject(key, body, md5_etag(body))
+
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        path = self._path(key)
+        self.counters.count("PutObject", len(body))
+        with self._lock:
+            if if_match or if_none_match:
+                try:
+                    current: str | None = md5_etag(path.read_bytes())
+                except FileNotFoundError:
+                    current = None
+                if (if_none_match and current is not None) or (if_match and current != if_match):
+                    raise PreconditionFailed(f"{path}: changed since read", key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(body)
+            os.replace(tmp, path)
+        return md5_etag(body)
+
+    def delete(self, key: str) -> None:
+        self.counters.count("DeleteObject")
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        # prune now-empty folders so the tree matches the bucket's key set
+        parent = path.parent
+        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        self.counters.count("ListObjectsV2")
+        if not self.root.is_dir():
+            return
+        keys = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    continue
+                rel = os.path.relpath(os.path.join(dirpath, name), self.root)
+                key = rel.replace(os.sep, "/")
+                if key.startswith(prefix):
+                    keys.append(key)
+        yield from sorted(keys)

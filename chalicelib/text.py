@@ -1,0 +1,30 @@
+"""Small pure text helpers shared by the model and the renderer."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def topic_slug(name: str) -> str:
+    """NFKD, accents dropped, lower-cased, runs of other characters -> one '-'."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    ascii_only = decomposed.encode("ascii", "ignore").decode("ascii").lower()
+    return _NON_ALNUM.sub("-", ascii_only).strip("-")
+
+
+def display_date(moment: datetime) -> str:
+    """``December 19, 2018`` in the offset staff wrote, independent of locale."""
+    return f"{moment:%B} {moment.day}, {moment.year}"
+
+
+def excerpt(text: str, words: int = 60) -> str:
+    """About ``words`` words of plain text, cut at a word boundary, ending with '…'."""
+    parts = text.split()
+    if len(parts) <= words:
+        return " ".join(parts)
+    cut = " ".join(parts[:words]).rstrip(" ,;:.-–—")
+    return cut + "…"
