@@ -24,8 +24,9 @@ MEDIA = Path(__file__).resolve().parent / "media"
 # --------------------------------------------------------------------------
 # helpers
 
+
 def lerp(a, b, t):
-    return tuple(round(x + (y - x) * t) for x, y in zip(a, b))
+    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=False))
 
 
 def vgradient(size, stops):
@@ -35,7 +36,7 @@ def vgradient(size, stops):
     px = col.load()
     for y in range(h):
         t = y / max(h - 1, 1)
-        for (p0, c0), (p1, c1) in zip(stops, stops[1:]):
+        for (p0, c0), (p1, c1) in zip(stops, stops[1:], strict=False):
             if p0 <= t <= p1:
                 px[0, y] = lerp(c0, c1, (t - p0) / max(p1 - p0, 1e-9))
                 break
@@ -119,23 +120,34 @@ def houses(draw, rng, x0, x1, base, color, roof, size=(26, 48)):
         w = rng.uniform(*size)
         h = w * rng.uniform(0.6, 0.9)
         draw.rectangle((x, base - h, x + w, base), fill=color)
-        draw.polygon([(x - 3, base - h), (x + w / 2, base - h - w * 0.35), (x + w + 3, base - h)], fill=roof)
+        draw.polygon(
+            [(x - 3, base - h), (x + w / 2, base - h - w * 0.35), (x + w + 3, base - h)], fill=roof
+        )
         x += w + rng.uniform(4, 22)
 
 
 def boat(draw, x, y, s, hull, sail=None):
-    draw.polygon([(x - 40 * s, y), (x + 40 * s, y), (x + 28 * s, y + 12 * s), (x - 30 * s, y + 12 * s)], fill=hull)
+    draw.polygon(
+        [(x - 40 * s, y), (x + 40 * s, y), (x + 28 * s, y + 12 * s), (x - 30 * s, y + 12 * s)],
+        fill=hull,
+    )
     if sail:
         draw.line((x, y, x, y - 60 * s), fill=hull, width=max(1, int(2 * s)))
-        draw.polygon([(x + 2 * s, y - 58 * s), (x + 2 * s, y - 4 * s), (x + 34 * s, y - 4 * s)], fill=sail)
+        draw.polygon(
+            [(x + 2 * s, y - 58 * s), (x + 2 * s, y - 4 * s), (x + 34 * s, y - 4 * s)], fill=sail
+        )
 
 
 def person(draw, x, base, h, color):
     head = h * 0.13
     w = h * 0.12
     draw.ellipse((x - head / 2, base - h, x + head / 2, base - h + head), fill=color)
-    draw.rectangle((x - head * 0.18, base - h + head * 0.9, x + head * 0.18, base - h + head * 1.3), fill=color)
-    draw.rounded_rectangle((x - w, base - h + head * 1.2, x + w, base - h * 0.42), int(w * 0.6), fill=color)
+    draw.rectangle(
+        (x - head * 0.18, base - h + head * 0.9, x + head * 0.18, base - h + head * 1.3), fill=color
+    )
+    draw.rounded_rectangle(
+        (x - w, base - h + head * 1.2, x + w, base - h * 0.42), int(w * 0.6), fill=color
+    )
     leg = max(2, int(h * 0.075))
     draw.line((x - w * 0.45, base - h * 0.46, x - w * 0.55, base), fill=color, width=leg)
     draw.line((x + w * 0.45, base - h * 0.46, x + w * 0.55, base), fill=color, width=leg)
@@ -156,8 +168,17 @@ def finish(img, rng, grain=5, vignette=0.28):
 # --------------------------------------------------------------------------
 # scenes (one per release image)
 
+
 def coastal_clinics_reopen(rng):
-    img = vgradient((W, H), [(0, (250, 214, 170)), (0.45, (255, 236, 210)), (0.5, (160, 190, 205)), (1, (70, 110, 140))])
+    img = vgradient(
+        (W, H),
+        [
+            (0, (250, 214, 170)),
+            (0.45, (255, 236, 210)),
+            (0.5, (160, 190, 205)),
+            (1, (70, 110, 140)),
+        ],
+    )
     glow(img, 880, 300, 60, (255, 220, 160))
     clouds(img, rng, 5, (80, 220), (255, 240, 225), 90)
     reflection(img, 880, 340, 675, (255, 225, 180))
@@ -171,12 +192,23 @@ def coastal_clinics_reopen(rng):
     for i in range(6):
         d.rectangle((318 + i * 40, 420, 342 + i * 40, 448), fill=(120, 150, 170))
     for i in range(5):
-        d.polygon([(315 + i * 48, 400), (355 + i * 48, 400), (348 + i * 48, 388), (322 + i * 48, 388)], fill=(40, 60, 95))
+        d.polygon(
+            [(315 + i * 48, 400), (355 + i * 48, 400), (348 + i * 48, 388), (322 + i * 48, 388)],
+            fill=(40, 60, 95),
+        )
     return img
 
 
 def clean_water_unequal_shores(rng):
-    img = vgradient((W, H), [(0, (190, 214, 232)), (0.55, (232, 240, 244)), (0.58, (150, 180, 190)), (1, (96, 130, 140))])
+    img = vgradient(
+        (W, H),
+        [
+            (0, (190, 214, 232)),
+            (0.55, (232, 240, 244)),
+            (0.58, (150, 180, 190)),
+            (1, (96, 130, 140)),
+        ],
+    )
     clouds(img, rng, 6, (60, 260), (255, 255, 255), 110)
     waves(img, rng, 392, 675, (225, 236, 240), 90)
     d = ImageDraw.Draw(img)
@@ -190,7 +222,11 @@ def clean_water_unequal_shores(rng):
     gd = ImageDraw.Draw(glass)
     gd.rounded_rectangle((815, 200, 925, 470), 24, fill=150)
     gd.rectangle((845, 160, 895, 205), fill=150)
-    img.paste(Image.new("RGB", (W, H), (236, 246, 250)), (0, 0), glass.filter(ImageFilter.GaussianBlur(1.5)))
+    img.paste(
+        Image.new("RGB", (W, H), (236, 246, 250)),
+        (0, 0),
+        glass.filter(ImageFilter.GaussianBlur(1.5)),
+    )
     d.rounded_rectangle((815, 200, 925, 470), 24, outline=(150, 175, 185), width=3)
     d.rounded_rectangle((819, 290, 921, 466), 20, fill=(170, 205, 215))  # the water sample
     d.line((826, 292, 914, 292), fill=(215, 235, 240), width=3)
@@ -204,7 +240,16 @@ def clean_water_unequal_shores(rng):
 
 
 def abidjan_inondations(rng):
-    img = vgradient((W, H), [(0, (90, 60, 90)), (0.3, (225, 120, 70)), (0.55, (250, 190, 110)), (0.57, (160, 100, 80)), (1, (60, 50, 60))])
+    img = vgradient(
+        (W, H),
+        [
+            (0, (90, 60, 90)),
+            (0.3, (225, 120, 70)),
+            (0.55, (250, 190, 110)),
+            (0.57, (160, 100, 80)),
+            (1, (60, 50, 60)),
+        ],
+    )
     glow(img, 360, 360, 50, (255, 190, 110), 0.9)
     clouds(img, rng, 4, (60, 200), (120, 70, 90), 120)
     reflection(img, 360, 385, 675, (255, 180, 110), 50, 130)
@@ -216,12 +261,25 @@ def abidjan_inondations(rng):
         d.line((x, 386, x + 12, 250), fill=(50, 40, 50), width=6)
         for a in range(0, 360, 45):
             r = math.radians(a)
-            d.line((x + 12, 250, x + 12 + 60 * math.cos(r), 250 + 30 * math.sin(r) + 10), fill=(50, 40, 50), width=4)
+            d.line(
+                (x + 12, 250, x + 12 + 60 * math.cos(r), 250 + 30 * math.sin(r) + 10),
+                fill=(50, 40, 50),
+                width=4,
+            )
     return img
 
 
 def safe_harbor_petition(rng):
-    img = vgradient((W, H), [(0, (25, 32, 70)), (0.45, (120, 80, 120)), (0.6, (215, 140, 120)), (0.62, (40, 50, 80)), (1, (18, 22, 45))])
+    img = vgradient(
+        (W, H),
+        [
+            (0, (25, 32, 70)),
+            (0.45, (120, 80, 120)),
+            (0.6, (215, 140, 120)),
+            (0.62, (40, 50, 80)),
+            (1, (18, 22, 45)),
+        ],
+    )
     clouds(img, rng, 3, (80, 200), (70, 60, 110), 110)
     waves(img, rng, 420, 675, (240, 170, 120), 80, 50)
     d = ImageDraw.Draw(img)
@@ -237,13 +295,24 @@ def safe_harbor_petition(rng):
 
 
 def coastal_relocation_rights(rng):
-    img = vgradient((W, H), [(0, (120, 150, 190)), (0.45, (240, 200, 150)), (0.52, (250, 220, 170)), (0.53, (150, 140, 130)), (1, (70, 80, 90))])
+    img = vgradient(
+        (W, H),
+        [
+            (0, (120, 150, 190)),
+            (0.45, (240, 200, 150)),
+            (0.52, (250, 220, 170)),
+            (0.53, (150, 140, 130)),
+            (1, (70, 80, 90)),
+        ],
+    )
     glow(img, 620, 320, 45, (255, 210, 140), 0.7)
     clouds(img, rng, 5, (60, 230), (250, 220, 200), 100)
     reflection(img, 620, 360, 675, (255, 215, 160), 40, 100)
     waves(img, rng, 360, 675, (240, 220, 190), 120)
     d = ImageDraw.Draw(img)
-    d.polygon([(0, 430), (200, 410), (520, 418), (640, 440), (300, 452), (0, 460)], fill=(88, 96, 80))  # low spit
+    d.polygon(
+        [(0, 430), (200, 410), (520, 418), (640, 440), (300, 452), (0, 460)], fill=(88, 96, 80)
+    )  # low spit
     houses(d, rng, 90, 360, 424, (60, 58, 60), (45, 40, 45), size=(16, 26))
     for _ in range(9):  # gulls
         x, y = rng.uniform(700, 1150), rng.uniform(90, 260)
@@ -254,7 +323,16 @@ def coastal_relocation_rights(rng):
 
 
 def flood_season_appeal(rng):
-    img = vgradient((W, H), [(0, (70, 76, 86)), (0.5, (140, 146, 150)), (0.62, (180, 200, 205)), (0.64, (110, 120, 100)), (1, (70, 80, 60))])
+    img = vgradient(
+        (W, H),
+        [
+            (0, (70, 76, 86)),
+            (0.5, (140, 146, 150)),
+            (0.62, (180, 200, 205)),
+            (0.64, (110, 120, 100)),
+            (1, (70, 80, 60)),
+        ],
+    )
     clouds(img, rng, 10, (0, 300), (60, 64, 72), 170, 26)
     clouds(img, rng, 5, (150, 330), (110, 116, 124), 110, 22)
     d = ImageDraw.Draw(img)
@@ -272,11 +350,23 @@ def flood_season_appeal(rng):
 
 
 def tides_of_displacement(rng):
-    img = vgradient((W, H), [(0, (150, 200, 200)), (0.5, (214, 228, 216)), (0.52, (120, 170, 170)), (1, (170, 160, 130))])
+    img = vgradient(
+        (W, H),
+        [
+            (0, (150, 200, 200)),
+            (0.5, (214, 228, 216)),
+            (0.52, (120, 170, 170)),
+            (1, (170, 160, 130)),
+        ],
+    )
     clouds(img, rng, 4, (80, 240), (235, 240, 230), 80, 30)
     waves(img, rng, 350, 560, (230, 240, 235), 100)
     d = ImageDraw.Draw(img)
-    fill_below(d, [(x, 560 + 40 * math.sin(x / 260) + x * 0.05) for x in range(0, W + 10, 10)], (196, 180, 140))
+    fill_below(
+        d,
+        [(x, 560 + 40 * math.sin(x / 260) + x * 0.05) for x in range(0, W + 10, 10)],
+        (196, 180, 140),
+    )
     # remains of a jetty walking out into the shallows
     for i in range(11):
         t = i / 10
@@ -285,16 +375,27 @@ def tides_of_displacement(rng):
         h = 70 * (1 - t * 0.7)
         d.rectangle((x, y - h, x + 12 * (1 - t * 0.6), y), fill=(70, 60, 52))
         if i < 6:
-            d.line((x, y - h * 0.8, x + 62, y - h * 0.8 - 20), fill=(80, 68, 58), width=max(2, int(6 * (1 - t))))
+            d.line(
+                (x, y - h * 0.8, x + 62, y - h * 0.8 - 20),
+                fill=(80, 68, 58),
+                width=max(2, int(6 * (1 - t))),
+            )
     return img
 
 
 def ridgeport_water(rng):
-    img = vgradient((W, H), [(0, (70, 130, 200)), (0.5, (170, 210, 240)), (0.52, (40, 110, 150)), (1, (30, 80, 120))])
+    img = vgradient(
+        (W, H),
+        [(0, (70, 130, 200)), (0.5, (170, 210, 240)), (0.52, (40, 110, 150)), (1, (30, 80, 120))],
+    )
     clouds(img, rng, 3, (60, 180), (255, 255, 255), 120)
     waves(img, rng, 350, 675, (200, 230, 245), 120)
     d = ImageDraw.Draw(img)
-    fill_below(d, [(x, 300 + x * 0.35 + 10 * math.sin(x / 90)) for x in range(0, W + 10, 10)], (110, 140, 80))
+    fill_below(
+        d,
+        [(x, 300 + x * 0.35 + 10 * math.sin(x / 90)) for x in range(0, W + 10, 10)],
+        (110, 140, 80),
+    )
     fill_below(d, [(x, 470 + x * 0.12) for x in range(0, W + 10, 10)], (90, 120, 60))
     # wooden house, tank and hand pump on the hillside
     d.rectangle((150, 330, 330, 450), fill=(170, 120, 80))
@@ -310,7 +411,10 @@ def ridgeport_water(rng):
 
 
 def saltmarsh_brine(rng):
-    img = vgradient((W, H), [(0, (200, 210, 220)), (0.4, (245, 230, 210)), (0.42, (170, 180, 170)), (1, (100, 90, 70))])
+    img = vgradient(
+        (W, H),
+        [(0, (200, 210, 220)), (0.4, (245, 230, 210)), (0.42, (170, 180, 170)), (1, (100, 90, 70))],
+    )
     glow(img, 200, 200, 40, (255, 240, 210), 0.6)
     clouds(img, rng, 5, (50, 220), (255, 250, 240), 90)
     waves(img, rng, 285, 380, (250, 245, 235), 60)
@@ -322,16 +426,33 @@ def saltmarsh_brine(rng):
     for _ in range(600):  # grass strokes
         x, y = rng.uniform(0, W), rng.uniform(340, 520)
         md.line((x, y, x + rng.uniform(-4, 4), y - rng.uniform(6, 20)), fill=90, width=2)
-    img.paste(Image.new("RGB", (W, H), (150, 170, 100)), (0, 0), marsh.filter(ImageFilter.GaussianBlur(0.8)))
+    img.paste(
+        Image.new("RGB", (W, H), (150, 170, 100)),
+        (0, 0),
+        marsh.filter(ImageFilter.GaussianBlur(0.8)),
+    )
     d = ImageDraw.Draw(img)
     fill_below(d, [(x, 540 + 20 * math.sin(x / 300)) for x in range(0, W + 10, 10)], (110, 92, 72))
-    for x, y, s, c in ((380, 570, 1.5, (180, 60, 50)), (620, 585, 1.6, (40, 90, 140)), (860, 565, 1.3, (230, 200, 90))):
+    for x, y, s, c in (
+        (380, 570, 1.5, (180, 60, 50)),
+        (620, 585, 1.6, (40, 90, 140)),
+        (860, 565, 1.3, (230, 200, 90)),
+    ):
         boat(d, x, y, s, c)
     return img
 
 
 def youth_climate_delegation(rng):
-    img = vgradient((W, H), [(0, (70, 50, 120)), (0.4, (200, 90, 140)), (0.6, (255, 170, 150)), (0.62, (120, 70, 120)), (1, (50, 35, 80))])
+    img = vgradient(
+        (W, H),
+        [
+            (0, (70, 50, 120)),
+            (0.4, (200, 90, 140)),
+            (0.6, (255, 170, 150)),
+            (0.62, (120, 70, 120)),
+            (1, (50, 35, 80)),
+        ],
+    )
     glow(img, 640, 410, 55, (255, 200, 160), 0.9)
     clouds(img, rng, 4, (70, 250), (240, 120, 150), 100)
     reflection(img, 640, 420, 675, (255, 190, 160), 45, 120)
@@ -412,7 +533,10 @@ def make_pdf(lines: list[str]) -> bytes:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     for off in offsets:
         out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
     return bytes(out)
 
 
