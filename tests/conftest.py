@@ -1,0 +1,134 @@
+"""Shared fixtures: moto-backed buckets, the Lambda handlers, release builders."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = Path(__file__).resolve().parent / "events"
+SAMPLES = ROOT / "samples" / "releases"
+SOURCE = "newsroom-source"
+PUBLIC = "newsroom-public"
+SITE_URL = "https://news.example.org"
+
+BASE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "NEWSROOM_SOURCE_BUCKET": SOURCE,
+    "NEWSROOM_PUBLIC_BUCKET": PUBLIC,
+    "NEWSROOM_SITE_URL": SITE_URL,
+    "NEWSROOM_SITE_TITLE": "Test Newsroom",
+}
+
+
+def make_release(**overrides: Any) -> dict[str, Any]:
+    """A valid release document; ``None`` values remove a field."""
+    doc: dict[str, Any] = {
+        "title": "Coastal clinics reopen after the storm",
+        "kind": "press-release",
+        "published_at": "2018-12-19T10:00:00-05:00",
+        "summary": "Three clinics reopen in Bayline.",
+        "body": "## What happened\n\nThe clinics **reopened** today.\n\n- one\n- two\n",
+        "image": {
+            "url": "/media/clinic.jpg",
+            "alt": "Nurses outside a clinic",
+            "caption": "The Bayline clinic on its first day back.",
+            "credit": "Mara Quint/Harbor Light Alliance",
+        },
+        "topics": ["Clean Water", "Côte d'Ivoire"],
+        "contacts": [{"name": "Ada Ode", "email": "press@harborlight.example", "phone": "+1 555 0100"}],
+    }
+    for key, value in overrides.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
+def dumps(doc: Any) -> bytes:
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+def s3_event(key_encoded: str, event_name: str = "ObjectCreated:Put", bucket: str = SOURCE) -> dict:
+    """A real S3 notification record (from tests/events) with ``key_encoded``
+    placed as S3 sends it: URL-encoded."""
+    template = "s3_delete.json" if event_name.startswith("ObjectRemoved") else "s3_put.json"
+    event = copy.deepcopy(json.loads((EVENTS / template).read_text()))
+    record = event["Records"][0]
+    record["eventName"] = event_name
+    record["s3"]["bucket"]["name"] = bucket
+    record["s3"]["object"]["key"] = key_encoded
+    return event
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name in list(os.environ):
+        if name.startswith("NEWSROOM_") or name.startswith("AWS_ENDPOINT_URL"):
+            monkeypatch.delenv(name)
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    return dict(BASE_ENV)
+
+
+@pytest.fixture
+def aws(env: dict[str, str]) -> Iterator[Any]:
+    """moto S3 with the two buckets; each moto request made atomic (as real S3 is)."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.RLock()
+    original = BotocoreStubber.process_request
+
+    def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, *args, **kwargs)
+
+    BotocoreStubber.process_request = atomic  # type: ignore[method-assign]
+    try:
+        with mock_aws():
+            s3 = boto3.client("s3", region_name="us-east-1")
+            s3.create_bucket(Bucket=SOURCE)
+            s3.create_bucket(Bucket=PUBLIC)
+            yield s3
+    finally:
+        BotocoreStubber.process_request = original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def app_module(aws: Any) -> Any:
+    import app
+
+    return app
+
+
+def public_tree(s3: Any, bucket: str = PUBLIC) -> dict[str, bytes]:
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            out[item["Key"]] = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+    return out
+
+
+def receipt(s3: Any, source_key: str) -> dict[str, Any]:
+    body = s3.get_object(Bucket=SOURCE, Key=f"receipts/{source_key}")["Body"].read()
+    return json.loads(body)
+
+
+def upload(s3: Any, key: str, doc: Any) -> None:
+    body = doc if isinstance(doc, bytes) else dumps(doc)
+    s3.put_object(Bucket=SOURCE, Key=key, Body=body)
