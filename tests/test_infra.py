@@ -384,13 +384,23 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
             assert resource.startswith((src_arn, pub_arn)), resource
             by_resource.setdefault(resource, set()).add(action)
 
-    # Source bucket: read only releases/* and media/*, write only receipts/*.
+    # Source bucket: read only releases/* and media/* (plus the publisher's own
+    # embargo schedule, receipts/schedule.json), write only receipts/*.
     source_objects = {r: a for r, a in by_resource.items() if r.startswith(src_arn + "/")}
     assert set(source_objects) == {
         f"{src_arn}/releases/*",
         f"{src_arn}/media/*",
         f"{src_arn}/receipts/*",
+        f"{src_arn}/receipts/schedule.json",
     }
+    assert source_objects[f"{src_arn}/receipts/schedule.json"] == {"s3:GetObject"}
+    for resource, actions in source_objects.items():
+        if "s3:GetObject" in actions or "s3:GetObjectVersion" in actions:
+            assert resource in {
+                f"{src_arn}/releases/*",
+                f"{src_arn}/media/*",
+                f"{src_arn}/receipts/schedule.json",
+            }, resource
     assert source_objects[f"{src_arn}/releases/*"] <= {"s3:GetObject", "s3:GetObjectVersion"}
     assert "s3:GetObject" in source_objects[f"{src_arn}/releases/*"]
     assert source_objects[f"{src_arn}/media/*"] <= {"s3:GetObject", "s3:GetObjectVersion"}
@@ -406,7 +416,10 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
     (condition,) = (c for _, c in source_lists)
     assert set(condition) == {"StringLike"} or set(condition) == {"StringEquals"}
     prefixes = set(as_list(next(iter(condition.values()))["s3:prefix"]))
-    assert prefixes and all(p.startswith(("releases/", "media/")) for p in prefixes)
+    assert prefixes
+    assert all(
+        p.startswith(("releases/", "media/")) or p == "receipts/schedule.json" for p in prefixes
+    ), prefixes
     assert any(p.startswith("releases/") for p in prefixes)
 
     # Public bucket: manage objects, list the bucket.
