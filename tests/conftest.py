@@ -50,7 +50,9 @@ def make_release(**overrides: Any) -> dict[str, Any]:
             "credit": "Mara Quint/Harbor Light Alliance",
         },
         "topics": ["Clean Water", "Côte d'Ivoire"],
-        "contacts": [{"name": "Ada Ode", "email": "press@harborlight.example", "phone": "+1 555 0100"}],
+        "contacts": [
+            {"name": "Ada Ode", "email": "press@harborlight.example", "phone": "+1 555 0100"}
+        ],
     }
     for key, value in overrides.items():
         if value is None:

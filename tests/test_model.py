@@ -1,0 +1,195 @@
+"""The release format (version 1): what staff may write, and what they are told."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SAMPLES, dumps, make_release
+
+from chalicelib.errors import InvalidRelease
+from chalicelib.model import MAX_BYTES, parse_release
+
+
+def errors_of(doc: object, name: str = "releases/clinics.json") -> dict[str, str]:
+    raw = doc if isinstance(doc, bytes) else dumps(doc)
+    with pytest.raises(InvalidRelease) as info:
+        parse_release(raw, name=name)
+    return {e.loc: e.msg for e in info.value.errors}
+
+
+def test_every_sample_release_is_valid() -> None:
+    files = sorted(SAMPLES.glob("*.json"))
+    assert len(files) >= 12
+    kinds = {parse_release(f.read_bytes(), name=f"releases/{f.name}").kind for f in files}
+    assert kinds == {"press-release", "report", "statement", "campaign-update", "victory"}
+
+
+def test_slug_defaults_to_the_file_name() -> None:
+    release = parse_release(dumps(make_release()), name="releases/clinics-reopen.json")
+    assert release.slug == "clinics-reopen"
+
+
+def test_explicit_slug_wins_over_the_file_name() -> None:
+    release = parse_release(dumps(make_release(slug="other")), name="releases/My File.json")
+    assert release.slug == "other"
+
+
+def test_a_file_name_that_is_no_slug_needs_an_explicit_slug() -> None:
+    errs = errors_of(make_release(), name="releases/My Release (1).json")
+    assert "slug" in errs and "My Release (1)" in errs["slug"]
+
+
+@pytest.mark.parametrize(
+    "slug", ["../../index", "Upper", "a--b", "-a", "a-", "a_b", "a/b", "", "é"]
+)
+def test_bad_slugs_are_rejected(slug: str) -> None:
+    assert "slug" in errors_of(make_release(slug=slug))
+
+
+def test_slug_length_limit() -> None:
+    assert "slug" in errors_of(make_release(slug="a" * 121))
+    assert parse_release(dumps(make_release(slug="a" * 120)), name="x.json").slug == "a" * 120
+
+
+def test_unknown_fields_are_errors_not_silently_dropped() -> None:
+    errs = errors_of(make_release(titel="Typo"))
+    assert "titel" in errs and "not a known field" in errs["titel"]
+
+
+def test_nested_unknown_fields_name_their_path() -> None:
+    errs = errors_of(make_release(image={"url": "/a.jpg", "alt": "A", "captoin": "x"}))
+    assert "image.captoin" in errs
+
+
+@pytest.mark.parametrize("field", ["title", "kind", "published_at", "body"])
+def test_required_fields(field: str) -> None:
+    assert errors_of(make_release(**{field: None}))[field] == "is required"
+
+
+def test_title_is_trimmed_and_limited() -> None:
+    assert parse_release(dumps(make_release(title="  Hello  ")), name="a.json").title == "Hello"
+    assert "title" in errors_of(make_release(title="   "))
+    assert "at most 300" in errors_of(make_release(title="x" * 301))["title"]
+
+
+def test_kind_must_be_one_of_the_five() -> None:
+    assert "press-release" in errors_of(make_release(kind="blog"))["kind"]
+
+
+@pytest.mark.parametrize(
+    "value", ["2018-12-19T10:00:00", "2018-12-19", "yesterday", 1545231600, "2018-13-19T10:00:00Z"]
+)
+def test_published_at_needs_a_date_time_with_offset(value: object) -> None:
+    assert "published_at" in errors_of(make_release(published_at=value))
+
+
+def test_naive_date_time_message_explains_the_offset() -> None:
+    assert (
+        "UTC offset" in errors_of(make_release(published_at="2018-12-19T10:00:00"))["published_at"]
+    )
+
+
+def test_offset_is_kept_as_written() -> None:
+    release = parse_release(
+        dumps(make_release(published_at="2018-12-19T22:30:00-05:00")), name="a.json"
+    )
+    assert release.published_at.isoformat() == "2018-12-19T22:30:00-05:00"
+
+
+def test_updated_at_not_before_published_at() -> None:
+    errs = errors_of(make_release(updated_at="2018-12-18T10:00:00-05:00"))
+    assert "updated_at" in errs
+
+
+def test_summary_limit() -> None:
+    assert "summary" in errors_of(make_release(summary="x" * 601))
+
+
+def test_body_must_not_be_empty() -> None:
+    assert "body" in errors_of(make_release(body="  \n "))
+
+
+def test_body_format() -> None:
+    assert "body_format" in errors_of(make_release(body_format="rtf"))
+    assert (
+        parse_release(dumps(make_release(body_format="html")), name="a.json").body_format == "html"
+    )
+
+
+def test_image_needs_alt_text() -> None:
+    assert "image.alt" in errors_of(make_release(image={"url": "/media/a.jpg"}))
+    assert "image.alt" in errors_of(make_release(image={"url": "/media/a.jpg", "alt": " "}))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "http://example.org/a.jpg",
+        "//evil.example/a.jpg",
+        "media/a.jpg",
+        " ",
+    ],
+)
+def test_image_and_attachment_urls_must_be_https_or_site_paths(url: str) -> None:
+    assert "image.url" in errors_of(make_release(image={"url": url, "alt": "A"}))
+    assert "attachments.0.url" in errors_of(make_release(attachments=[{"title": "T", "url": url}]))
+
+
+def test_topics_rules() -> None:
+    errs = errors_of(make_release(topics=["ok", "", "x" * 61, 5, "!!!"]))
+    assert {"topics.1", "topics.2", "topics.3", "topics.4"} <= set(errs)
+    assert "topics" in errors_of(make_release(topics="Climate"))
+
+
+def test_duplicate_topics_collapse_by_slug() -> None:
+    release = parse_release(
+        dumps(make_release(topics=["Climate", "climate", "Clean Water"])), name="a.json"
+    )
+    assert release.topics == ("Climate", "Clean Water")
+
+
+def test_contacts_need_name_and_valid_email() -> None:
+    errs = errors_of(
+        make_release(contacts=[{"email": "a@b.org"}, {"name": "N", "email": "not-an-email"}])
+    )
+    assert "contacts.0.name" in errs and "contacts.1.email" in errs
+
+
+def test_language_tag() -> None:
+    assert parse_release(dumps(make_release(language="pt-BR")), name="a.json").language == "pt-BR"
+    assert "language" in errors_of(make_release(language="english please"))
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    errs = errors_of(
+        make_release(kind="blog", published_at="2018-12-19", titel="x", image={"url": "/a"})
+    )
+    assert {"kind", "published_at", "titel", "image.alt"} <= set(errs)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe{}", "UTF-8"),
+        (b"[1, 2]", "JSON object"),
+        (b"null", "JSON object"),
+        (b'{"title": "a", "title": "b"}', "twice"),
+    ],
+)
+def test_file_level_problems(raw: bytes, fragment: str) -> None:
+    errs = errors_of(raw)
+    assert any(fragment in msg for msg in errs.values()), errs
+
+
+def test_size_limit_is_one_mebibyte() -> None:
+    doc = make_release(body="x" * (MAX_BYTES + 10))
+    assert "1 MiB" in errors_of(dumps(doc))["(file)"]
+
+
+def test_utf8_bom_is_tolerated() -> None:
+    raw = "\ufeff".encode() + json.dumps(make_release()).encode()
+    assert parse_release(raw, name="a.json").title

@@ -1,0 +1,200 @@
+"""Rendering is pure: models in, bytes out, escaped and sanitized."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import dumps, make_release
+
+from chalicelib.index import Entry, Index
+from chalicelib.markup import body_html, plain_text
+from chalicelib.model import parse_release
+from chalicelib.render import Renderer, json_for_script
+from chalicelib.settings import Settings
+
+SETTINGS = Settings(
+    site_url="https://news.example.org", site_title="Test Newsroom", press_email="press@example.org"
+)
+
+
+def release(**overrides: object):
+    return parse_release(dumps(make_release(**overrides)), name="releases/clinics.json")
+
+
+def page(**overrides: object) -> str:
+    return Renderer(SETTINGS).release(release(**overrides)).page.decode()
+
+
+def entry(**overrides: object) -> Entry:
+    r = release(**overrides)
+    out = Renderer(SETTINGS).release(r)
+    return Entry.from_release(
+        r,
+        source_key="releases/x.json",
+        site_url=SETTINGS.site_url,
+        summary=out.summary,
+        revision=out.revision,
+    )
+
+
+# Markdown and sanitizing -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "<script>alert(1)</script>",
+        '<img src="x" onerror="alert(1)">',
+        '<a href="javascript:alert(1)">x</a>',
+        "[x](javascript:alert(1))",
+        '<iframe src="https://evil.example"></iframe>',
+        '<svg onload="alert(1)"></svg>',
+        '<a href="data:text/html;base64,PHNjcmlwdD4=">x</a>',
+        "<style>body{display:none}</style>",
+        '<form action="https://evil.example"><input name="q"></form>',
+        '<p style="background:url(javascript:alert(1))">x</p>',
+    ],
+)
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+def test_body_html_is_sanitized(hostile: str, fmt: str) -> None:
+    out = body_html(f"Intro\n\n{hostile}\n\nOutro", fmt).lower()
+    for bad in (
+        "<script",
+        "onerror=",
+        "onload=",
+        '="javascript:',
+        "<iframe",
+        "<svg",
+        '="data:',
+        "<style",
+        "<form",
+        "<input",
+        "style=",
+    ):
+        assert bad not in out, (bad, out)
+
+
+def test_markdown_is_commonmark_with_tables() -> None:
+    out = body_html(
+        "## Heading\n\n- a\n- b\n\n> quote\n\n| a | b |\n|---|---|\n| 1 | 2 |\n", "markdown"
+    )
+    assert (
+        "<h2>Heading</h2>" in out
+        and "<li>a</li>" in out
+        and "<blockquote>" in out
+        and "<table>" in out
+    )
+
+
+def test_h1_in_the_body_is_demoted_so_the_title_stays_the_only_h1() -> None:
+    assert "<h1" not in body_html("# Big\n\ntext", "markdown")
+
+
+def test_links_get_safe_rel() -> None:
+    assert 'rel="noopener noreferrer"' in body_html("[site](https://example.org)", "markdown")
+
+
+def test_plain_text_of_html() -> None:
+    assert plain_text("<p>One &amp; <strong>two</strong></p><p>three</p>") == "One & two three"
+
+
+# Release page -------------------------------------------------------------------------
+def test_release_page_shows_everything_staff_wrote() -> None:
+    html = page(
+        updated_at="2018-12-20T09:00:00-05:00",
+        attachments=[{"title": "Full report (PDF)", "url": "/media/report.pdf"}],
+    )
+    assert "<h1>Coastal clinics reopen after the storm</h1>" in html
+    assert '<span class="kind">Press Release</span>' in html
+    assert "December 19, 2018" in html and "Updated" in html and "December 20, 2018" in html
+    assert 'src="/media/clinic.jpg" alt="Nurses outside a clinic"' in html
+    assert (
+        "The Bayline clinic on its first day back." in html
+        and "Mara Quint/Harbor Light Alliance" in html
+    )
+    assert "<strong>reopened</strong>" in html
+    assert 'href="/media/report.pdf"' in html
+    assert 'href="mailto:press@harborlight.example"' in html and 'href="tel:+15550100"' in html
+    assert 'href="/topics/cote-d-ivoire/"' in html and "Côte d&#39;Ivoire" in html
+
+
+def test_release_page_metadata() -> None:
+    html = page(language="fr")
+    assert '<html lang="fr">' in html
+    assert '<link rel="canonical" href="https://news.example.org/releases/clinics/">' in html
+    assert '<meta property="og:image" content="https://news.example.org/media/clinic.jpg">' in html
+    assert '<meta name="description" content="Three clinics reopen in Bayline.">' in html
+    ld = json.loads(
+        re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1)
+    )
+    assert (
+        ld["@type"] == "NewsArticle" and ld["headline"] == "Coastal clinics reopen after the storm"
+    )
+    assert ld["datePublished"] == "2018-12-19T10:00:00-05:00"
+
+
+def test_excerpt_is_derived_from_the_body_when_there_is_no_summary() -> None:
+    body = "## Heading\n\n" + " ".join(f"w{i}" for i in range(80))
+    out = Renderer(SETTINGS).release(release(summary=None, body=body))
+    assert out.summary.startswith("Heading w0 w1") and out.summary.endswith("…")
+    assert len(out.summary.split()) == 60
+
+
+HOSTILE = '</script><script>alert(1)</script>"><img src=x onerror=alert(1)>&'
+
+
+def test_plain_text_fields_are_escaped_everywhere() -> None:
+    html = page(
+        title=HOSTILE,
+        summary=HOSTILE,
+        image={"url": "/media/a.jpg", "alt": HOSTILE, "caption": HOSTILE, "credit": HOSTILE},
+        topics=["<script>alert(1)</script>"],
+        contacts=[{"name": HOSTILE, "email": "a@b.org", "phone": "+1 555"}],
+        attachments=[{"title": HOSTILE, "url": "/media/a.pdf"}],
+    )
+    assert "<script>alert" not in html
+    assert "<img src=x" not in html
+    assert html.count("<script") == 1  # only the JSON-LD block
+    ld_text = re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1)
+    assert "<" not in ld_text and ">" not in ld_text
+    assert json.loads(ld_text)["headline"] == HOSTILE
+
+
+def test_json_for_script_is_inert_in_html() -> None:
+    out = str(json_for_script({"a": "</script><!-- & \u2028"}))
+    assert "<" not in out and ">" not in out and "&" not in out
+    assert json.loads(out) == {"a": "</script><!-- & \u2028"}
+
+
+# Listings -----------------------------------------------------------------------------
+def test_front_page_lists_entries_with_everything_a_reader_needs() -> None:
+    r = Renderer(
+        Settings(
+            site_url="https://n.example",
+            site_title="Harbor News",
+            intro="Our intro.",
+            press_email="press@n.example",
+        )
+    )
+    html = r.front((entry(),)).decode()
+    assert "Harbor News" in html and "Our intro." in html and "mailto:press@n.example" in html
+    assert '<a href="/releases/clinics/">Coastal clinics reopen after the storm</a>' in html
+    assert (
+        "Press Release" in html
+        and "December 19, 2018" in html
+        and "Three clinics reopen in Bayline." in html
+    )
+    assert 'alt="Nurses outside a clinic"' in html and "Mara Quint/Harbor Light Alliance" in html
+
+
+def test_rendering_is_deterministic() -> None:
+    a = Renderer(SETTINGS).release(release()).page
+    b = Renderer(SETTINGS).release(release()).page
+    assert a == b
+    idx = Index.build([entry()])
+    assert idx.to_bytes() == Index.from_bytes(idx.to_bytes()).to_bytes()
+
+
+def test_theme_fingerprint_changes_with_rendering_settings() -> None:
+    assert Renderer(SETTINGS).theme != Renderer(Settings(site_url="https://other.example")).theme
+    assert Renderer(SETTINGS).theme == Renderer(SETTINGS).theme

@@ -1,0 +1,40 @@
+"""Topic slugs, display dates and excerpts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from chalicelib.text import display_date, excerpt, topic_slug
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("Refugees and Migrants", "refugees-and-migrants"),
+        ("Côte d'Ivoire", "cote-d-ivoire"),
+        ("  LGBTQ+ Rights!  ", "lgbtq-rights"),
+        ("Ærø — Île", "r-ile"),
+        ("2030 Agenda", "2030-agenda"),
+    ],
+)
+def test_topic_slug(name: str, slug: str) -> None:
+    assert topic_slug(name) == slug
+
+
+def test_display_date_uses_the_written_offset() -> None:
+    assert display_date(datetime.fromisoformat("2018-12-19T22:30:00-05:00")) == "December 19, 2018"
+    assert display_date(datetime.fromisoformat("2018-12-20T03:30:00+00:00")) == "December 20, 2018"
+    assert display_date(datetime.fromisoformat("2019-01-05T00:00:00+01:00")) == "January 5, 2019"
+
+
+def test_excerpt_cuts_at_a_word_boundary_with_an_ellipsis() -> None:
+    text = " ".join(f"word{i}" for i in range(100))
+    out = excerpt(text)
+    assert out.endswith("…")
+    assert out[:-1].split() == [f"word{i}" for i in range(60)]
+
+
+def test_short_text_is_not_cut() -> None:
+    assert excerpt("Just a few   words.") == "Just a few words."
