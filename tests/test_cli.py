@@ -1,0 +1,127 @@
+"""`newsroom validate` and `newsroom build`: the same parser and renderer as the Lambda."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import SAMPLES, dumps, make_release
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def newsroom(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chalicelib.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_help_works_on_every_command() -> None:
+    out = newsroom("--help")
+    assert out.returncode == 0
+    for cmd in ["validate", "build"]:
+        assert cmd in out.stdout
+        assert newsroom(cmd, "--help").returncode == 0
+
+
+def test_validate_accepts_the_samples() -> None:
+    out = newsroom("validate", *[str(p) for p in sorted(SAMPLES.glob("*.json"))])
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    assert "ok" in out.stdout
+
+
+def test_validate_reports_file_loc_message_on_stderr(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_bytes(dumps(make_release()))
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(
+        dumps(make_release(image={"url": "javascript:x"}, published_at="2018-12-19T10:00:00"))
+    )
+    out = newsroom("validate", str(good), str(bad))
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert f"{bad}: image.url: must start with https://" in out.stderr
+    assert any(line.startswith(f"{bad}: image.alt: ") for line in lines)
+    assert any(line.startswith(f"{bad}: published_at: ") for line in lines)
+    assert str(good) not in out.stderr
+
+
+def test_validate_reports_unreadable_and_broken_files(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(b"{")
+    out = newsroom("validate", str(broken), str(tmp_path / "missing.json"))
+    assert out.returncode == 1
+    assert f"{broken}: (file): is not valid JSON" in out.stderr
+    assert "missing.json: (file): cannot be read" in out.stderr
+
+
+def test_build_renders_the_full_tree_and_skips_invalid_files(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(SAMPLES, src)
+    (src / "broken.json").write_bytes(dumps(make_release(kind="blog")))
+    out_dir = tmp_path / "out"
+    out = newsroom(
+        "build", str(src), "--out", str(out_dir), "--site-url", "https://news.example.org"
+    )
+    assert out.returncode == 1
+    assert (
+        out.stderr.strip()
+        == f"{src / 'broken.json'}: kind: must be one of: press-release, report, statement, campaign-update, victory"
+    )
+    index = json.loads((out_dir / "index.json").read_text())
+    slugs = [r["slug"] for r in index["releases"]]
+    assert len(slugs) == 12
+    for name in [
+        "index.html",
+        "feed.xml",
+        "sitemap.xml",
+        "404.html",
+        "archive/index.html",
+        "topics/index.html",
+    ]:
+        assert (out_dir / name).is_file(), name
+    # every release page is reachable by links from the front page (via the archive)
+    front = (out_dir / "index.html").read_text()
+    archive = (out_dir / "archive/index.html").read_text()
+    reachable = front
+    for month in Path(out_dir / "archive").glob("*/*/index.html"):
+        assert f'href="/{month.parent.relative_to(out_dir).as_posix()}/"' in archive
+        reachable += month.read_text()
+    assert "/archive/" in front
+    for slug in slugs:
+        assert (out_dir / "releases" / slug / "index.html").is_file()
+        assert f'href="/releases/{slug}/"' in reachable
+    assert (
+        "https://news.example.org/releases/"
+        in (out_dir / "sitemaps")
+        .joinpath(sorted(p.name for p in (out_dir / "sitemaps").glob("releases-*.xml"))[0])
+        .read_text()
+    )
+
+
+def test_build_is_deterministic_and_a_rebuild_writes_nothing(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert newsroom("build", str(SAMPLES), "--out", str(a)).returncode == 0
+    assert newsroom("build", str(SAMPLES), "--out", str(b), "--workers", "1").returncode == 0
+    files_a = {p.relative_to(a): p.read_bytes() for p in a.rglob("*") if p.is_file()}
+    files_b = {p.relative_to(b): p.read_bytes() for p in b.rglob("*") if p.is_file()}
+    assert files_a == files_b
+    again = newsroom("build", str(SAMPLES), "--out", str(a))
+    assert again.returncode == 0 and " 0 written" in again.stdout
+
+
+def test_build_prunes_pages_of_removed_releases(tmp_path: Path) -> None:
+    src, out_dir = tmp_path / "src", tmp_path / "out"
+    shutil.copytree(SAMPLES, src)
+    assert newsroom("build", str(src), "--out", str(out_dir)).returncode == 0
+    (src / "rescue-ship-detention.json").unlink()
+    assert newsroom("build", str(src), "--out", str(out_dir)).returncode == 0
+    assert not (out_dir / "releases" / "rescue-ship-detention").exists()

@@ -1,0 +1,97 @@
+"""The storage port: S3 (moto) and a local folder behave alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PUBLIC
+
+from chalicelib.errors import PreconditionFailed, StorageError
+from chalicelib.storage import LocalStorage, S3Storage, Storage, md5_etag
+
+
+@pytest.fixture(params=["s3", "local"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param == "s3":
+        s3 = request.getfixturevalue("aws")
+        yield S3Storage(s3, PUBLIC)
+    else:
+        yield LocalStorage(tmp_path / "site")
+
+
+def put(storage: Storage, key: str, body: bytes, **kw: Any) -> str:
+    return storage.put(key, body, content_type="text/plain", cache_control="no-cache", **kw)
+
+
+def test_get_missing_is_none(storage: Storage) -> None:
+    assert storage.get("nope/index.html") is None
+
+
+def test_put_get_roundtrip_with_md5_etag(storage: Storage) -> None:
+    etag = put(storage, "a/b/index.html", b"hello")
+    obj = storage.get("a/b/index.html")
+    assert obj is not None and obj.body == b"hello"
+    assert obj.etag == etag == md5_etag(b"hello")
+
+
+def test_if_none_match_creates_only_once(storage: Storage) -> None:
+    put(storage, "index.json", b"{}", if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        put(storage, "index.json", b"{}", if_none_match=True)
+
+
+def test_if_match_rejects_a_stale_etag(storage: Storage) -> None:
+    first = put(storage, "index.json", b"1")
+    second = put(storage, "index.json", b"2", if_match=first)
+    with pytest.raises(PreconditionFailed):
+        put(storage, "index.json", b"3", if_match=first)
+    put(storage, "index.json", b"3", if_match=second)
+    assert storage.get("index.json").body == b"3"
+
+
+def test_delete_is_idempotent(storage: Storage) -> None:
+    put(storage, "x/index.html", b"x")
+    storage.delete("x/index.html")
+    storage.delete("x/index.html")
+    assert storage.get("x/index.html") is None
+
+
+def test_list_by_prefix_sorted(storage: Storage) -> None:
+    for key in ["releases/b/index.html", "releases/a/index.html", "index.html"]:
+        put(storage, key, b"x")
+    assert list(storage.list("releases/")) == ["releases/a/index.html", "releases/b/index.html"]
+
+
+def test_counters_count_requests_and_bytes(storage: Storage) -> None:
+    put(storage, "a.html", b"12345")
+    storage.get("a.html")
+    assert storage.counters.requests["PutObject"] == 1
+    assert storage.counters.requests["GetObject"] == 1
+    assert storage.counters.bytes_written == 5
+
+
+@pytest.mark.parametrize("key", ["../escape.html", "/abs.html", "a/../../b.html", "a//b.html", ""])
+def test_local_storage_refuses_unsafe_keys(tmp_path: Path, key: str) -> None:
+    with pytest.raises(StorageError):
+        LocalStorage(tmp_path).put(key, b"x", content_type="text/plain", cache_control="x")
+    assert not (tmp_path.parent / "escape.html").exists()
+
+
+def test_s3_content_type_and_cache_control_are_stored(aws: Any) -> None:
+    S3Storage(aws, PUBLIC).put(
+        "index.html", b"<p>", content_type="text/html; charset=utf-8", cache_control="max-age=60"
+    )
+    head = aws.head_object(Bucket=PUBLIC, Key="index.html")
+    assert (
+        head["ContentType"] == "text/html; charset=utf-8" and head["CacheControl"] == "max-age=60"
+    )
+
+
+def test_s3_errors_become_storage_errors(aws: Any) -> None:
+    with pytest.raises(StorageError):
+        S3Storage(aws, "no-such-bucket").put(
+            "a", b"x", content_type="text/plain", cache_control="x"
+        )
