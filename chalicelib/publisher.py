@@ -108,7 +108,34 @@ class Publisher:
 
     # Public entry points ---------------------------------------------------------
     def sync(self, source_key: str) -> Receipt:
-        """Converge the public site to what ``source_key`` holds now; write its receipt."""
+        """Converge the public site to what ``source_key`` holds now; write its receipt.
+
+        An infrastructure failure is logged (``release_failed``: the source key,
+        the S3 key that failed, the error) and re-raised, so Lambda retries."""
+        started = time.perf_counter()
+        before = self.source.counters.total + self.public.counters.total
+        try:
+            return self._sync_and_record(source_key)
+        except Exception as exc:
+            log.error(
+                json.dumps(
+                    {
+                        "event": "release_failed",
+                        "source_key": source_key,
+                        "failing_key": getattr(exc, "key", None) or None,
+                        "error_type": type(exc).__name__,
+                        "error": str(exc),
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                        "s3_requests": self.source.counters.total
+                        + self.public.counters.total
+                        - before,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+            raise
+
+    def _sync_and_record(self, source_key: str) -> Receipt:
         started = time.perf_counter()
         before_requests = self.source.counters.total + self.public.counters.total
         before_bytes = self.public.counters.bytes_written

@@ -1,0 +1,136 @@
+"""One structured JSON line per processed key, and failures logged with context."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import PUBLIC, make_release, public_tree, s3_event, upload
+
+from chalicelib.errors import StorageError
+from chalicelib.logs import JsonLineFormatter, configure_logging
+
+
+@pytest.fixture
+def records(caplog: pytest.LogCaptureFixture, app_module: Any) -> Iterator[list[dict]]:
+    """JSON documents the ``newsroom`` loggers emit (its propagation is off, as
+    in Lambda, so caplog's handler is attached to it directly)."""
+    log = logging.getLogger("newsroom")
+    log.addHandler(caplog.handler)
+    out: list[dict] = []
+    try:
+        yield out
+    finally:
+        log.removeHandler(caplog.handler)
+
+
+def _docs(caplog: pytest.LogCaptureFixture, event: str) -> list[dict]:
+    docs = []
+    for r in caplog.records:
+        if r.name.startswith("newsroom"):
+            doc = json.loads(r.getMessage())
+            if doc.get("event") == event:
+                docs.append(doc)
+    return docs
+
+
+def test_one_line_per_processed_key_with_its_figures(
+    aws: Any, app_module: Any, records: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    upload(aws, "releases/first one.json", make_release(slug="first-one"))
+    app_module.sync_release(s3_event("releases/first+one.json"), None)
+
+    [doc] = _docs(caplog, "release_processed")
+    assert doc["source_key"] == "releases/first one.json"
+    assert doc["slug"] == "first-one"
+    assert doc["outcome"] == "published"
+    assert doc["errors"] == []
+    assert 0 < doc["duration_ms"] < 60_000
+    # the first publish on an empty bucket writes the whole tree and deletes nothing
+    tree = public_tree(aws)
+    assert doc["objects_written"] == len(tree)
+    assert doc["bytes_written"] == sum(len(b) for b in tree.values())
+    # at least: read the source, read index.json, one PUT per object, the receipt
+    assert doc["s3_requests"] >= len(tree) + 3
+
+
+def test_rejected_release_logs_its_errors(
+    aws: Any, app_module: Any, records: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    upload(aws, "releases/bad.json", make_release(kind="opinion"))
+    receipts = app_module.sync_release(s3_event("releases/bad.json"), None)
+    assert receipts[0]["status"] == "rejected"
+
+    [doc] = _docs(caplog, "release_processed")
+    assert doc["outcome"] == "rejected"
+    assert doc["slug"] is None
+    assert [e["loc"] for e in doc["errors"]] == ["kind"]
+    assert doc["bytes_written"] == 0
+    assert doc["objects_written"] == 0
+
+
+def test_infrastructure_failure_is_logged_with_context_then_raised(
+    aws: Any, app_module: Any, records: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    upload(aws, "releases/clinic.json", make_release())
+    aws.delete_bucket(Bucket=PUBLIC)  # every public-bucket request now fails
+
+    with pytest.raises(StorageError):
+        app_module.sync_release(s3_event("releases/clinic.json"), None)
+
+    assert _docs(caplog, "release_processed") == []
+    [doc] = _docs(caplog, "release_failed")
+    assert doc["source_key"] == "releases/clinic.json"
+    assert doc["failing_key"] == "index.json"
+    assert doc["error_type"] in ("StorageError", "TransientStorageError")
+    assert "NoSuchBucket" in doc["error"] and PUBLIC in doc["error"]
+    assert doc["s3_requests"] >= 2
+    [record] = [r for r in caplog.records if "release_failed" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+
+
+def test_lines_reach_stdout_as_bare_json(aws: Any, app_module: Any) -> None:
+    """What Lambda sends to CloudWatch: the handler's stdout, one JSON object a line."""
+    log = logging.getLogger("newsroom")
+    assert log.propagate is False  # no second copy through the runtime's root handler
+    [handler] = [h for h in log.handlers if type(h) is logging.StreamHandler]
+    assert isinstance(handler.formatter, JsonLineFormatter)
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    try:
+        upload(aws, "releases/clinic.json", make_release())
+        app_module.sync_release(s3_event("releases/clinic.json"), None)
+        logging.getLogger("newsroom.publisher").warning("plain text, not JSON")
+    finally:
+        handler.setStream(previous)
+
+    lines = buffer.getvalue().splitlines()
+    docs = [json.loads(line) for line in lines]  # every line parses on its own
+    assert [d.get("event") for d in docs[:-1]] == ["release_processed"]
+    assert docs[0]["outcome"] == "published"
+    assert docs[-1] == {
+        "level": "WARNING",
+        "logger": "newsroom.publisher",
+        "message": "plain text, not JSON",
+    }
+
+
+def test_configure_logging_is_idempotent() -> None:
+    stream = io.StringIO()
+    name = "newsroom"
+    log = logging.getLogger(name)
+    saved = (list(log.handlers), log.level, log.propagate)
+    try:
+        log.handlers = []
+        configure_logging(logging.INFO, stream=stream)
+        configure_logging(logging.INFO, stream=stream)
+        assert len(log.handlers) == 1
+        logging.getLogger("newsroom.x").info('{"event": "x"}')
+        logging.getLogger("newsroom.x").debug('{"event": "hidden"}')
+        assert stream.getvalue() == '{"event": "x"}\n'
+    finally:
+        log.handlers, log.level, log.propagate = saved
