@@ -10,6 +10,8 @@ import os
 from functools import lru_cache
 
 from .cloudfront import CloudFrontInvalidator
+from .errors import ConfigurationError
+from .hooks import HookService
 from .publisher import Publisher
 from .render import Renderer
 from .settings import Settings
@@ -59,3 +61,16 @@ def _publisher(s: Settings, endpoint: str | None) -> Publisher:
 def publisher() -> Publisher:
     s = settings().require_buckets()
     return _publisher(s, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@lru_cache(maxsize=8)
+def _hooks(s: Settings, endpoint: str | None) -> HookService:
+    return HookService(S3Storage(s3_client(), s.source_bucket), s)
+
+
+def hooks() -> HookService:
+    """The CMS webhook service; it needs only the source bucket."""
+    s = settings()
+    if not s.source_bucket:
+        raise ConfigurationError("missing setting(s): NEWSROOM_SOURCE_BUCKET")
+    return _hooks(s, os.environ.get("AWS_ENDPOINT_URL"))

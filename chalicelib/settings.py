@@ -44,6 +44,7 @@ class Settings:
     contentful_secret: str = ""
     sanity_secret: str = ""
     strapi_token: str = ""
+    cms_field_map: str = ""  # JSON, see chalicelib/hooks/mapping.py and docs/cms.md
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +66,7 @@ class Settings:
             contentful_secret=env.get("NEWSROOM_CONTENTFUL_SECRET", ""),
             sanity_secret=env.get("NEWSROOM_SANITY_SECRET", ""),
             strapi_token=env.get("NEWSROOM_STRAPI_TOKEN", ""),
+            cms_field_map=env.get("NEWSROOM_CMS_FIELD_MAP", "").strip(),
         )
 
     def require_buckets(self) -> Settings:

@@ -1,0 +1,196 @@
+"""POST /hooks/generic through the Chalice test client, over moto S3."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from conftest import PUBLIC, public_tree, s3_event, upload
+from hooks_support import (
+    body_json,
+    client,
+    generic_headers,
+    oversized,
+    payload,
+    payload_obj,
+    source_tree,
+)
+
+from chalicelib.hooks import verify
+from chalicelib.model import parse_release, release_from_obj
+
+SECRET = "generic-test-secret-0f9e8d7c"
+KEY = "releases/clinics-reopen-after-storm.json"
+
+
+@pytest.fixture
+def api(app_module: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("NEWSROOM_WEBHOOK_SECRET", SECRET)
+    return client(app_module, tmp_path)
+
+
+def post(api: Any, body: bytes, headers: dict[str, str]) -> Any:
+    return api.http.post("/hooks/generic", headers=headers, body=body)
+
+
+def test_signed_release_writes_exactly_that_release(api: Any, aws: Any, app_module: Any) -> None:
+    body = payload("generic_publish.json")
+    resp = post(api, body, generic_headers(body, SECRET))
+    assert resp.status_code == 202, resp.body
+    assert body_json(resp) == {
+        "status": "accepted",
+        "action": "publish",
+        "key": KEY,
+        "slug": "clinics-reopen-after-storm",
+    }
+    tree = source_tree(aws)
+    assert set(tree) == {KEY}
+    sent = payload_obj("generic_publish.json")
+    sent.pop("action")
+    assert json.loads(tree[KEY]) == sent
+    # what sync_release will parse is the very release that was sent
+    assert parse_release(tree[KEY], name=KEY) == release_from_obj(sent)
+
+    # and the normal publishing path picks it up
+    app_module.sync_release(s3_event(KEY), None)
+    assert "releases/clinics-reopen-after-storm/index.html" in public_tree(aws, PUBLIC)
+
+
+def test_republish_overwrites(api: Any, aws: Any) -> None:
+    doc = payload_obj("generic_publish.json")
+    for title in ("First title", "Second title"):
+        doc["title"] = title
+        body = json.dumps(doc).encode()
+        assert post(api, body, generic_headers(body, SECRET)).status_code == 202
+    assert json.loads(source_tree(aws)[KEY])["title"] == "Second title"
+
+
+def test_unpublish_deletes_the_release(api: Any, aws: Any) -> None:
+    upload(aws, KEY, payload_obj("generic_publish.json") | {"action": None})
+    assert set(source_tree(aws)) == {KEY}
+    body = payload("generic_unpublish.json")
+    resp = post(api, body, generic_headers(body, SECRET))
+    assert resp.status_code == 202
+    assert body_json(resp)["key"] == KEY
+    assert source_tree(aws) == {}
+
+
+def test_tampered_body_is_refused(api: Any, aws: Any) -> None:
+    body = payload("generic_publish.json")
+    headers = generic_headers(body, SECRET)
+    tampered = body.replace(b"Coastal clinics", b"Coastal casinos")
+    resp = post(api, tampered, headers)
+    assert resp.status_code == 401
+    assert "signature" in body_json(resp)["error"]
+    assert source_tree(aws) == {}
+
+
+def test_wrong_secret_is_refused(api: Any, aws: Any) -> None:
+    body = payload("generic_publish.json")
+    resp = post(api, body, generic_headers(body, "not-the-secret"))
+    assert resp.status_code == 401
+    assert source_tree(aws) == {}
+
+
+@pytest.mark.parametrize("skew", [-301, 301, -3600])
+def test_stale_or_future_timestamp_is_refused(api: Any, aws: Any, skew: int) -> None:
+    body = payload("generic_publish.json")
+    resp = post(api, body, generic_headers(body, SECRET, t=int(time.time()) + skew))
+    assert resp.status_code == 401
+    assert "timestamp" in body_json(resp)["error"]
+    assert source_tree(aws) == {}
+
+
+def test_timestamp_inside_window_is_accepted(api: Any, aws: Any) -> None:
+    body = payload("generic_publish.json")
+    resp = post(api, body, generic_headers(body, SECRET, t=int(time.time()) - 240))
+    assert resp.status_code == 202
+    assert set(source_tree(aws)) == {KEY}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "v1=abc", "t=123", "t=abc,v1=00", "sha256=deadbeef"],
+)
+def test_missing_or_malformed_signature_header(api: Any, aws: Any, header: str | None) -> None:
+    body = payload("generic_publish.json")
+    headers = {"Content-Type": "application/json"}
+    if header is not None:
+        headers["X-Newsroom-Signature"] = header
+    resp = post(api, body, headers)
+    assert resp.status_code == 401
+    assert source_tree(aws) == {}
+
+
+def test_no_secret_configured_refuses_everything(
+    api: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NEWSROOM_WEBHOOK_SECRET")
+    body = payload("generic_publish.json")
+    for secret in ("", SECRET):
+        resp = post(api, body, generic_headers(body, secret))
+        assert resp.status_code == 401
+        assert "NEWSROOM_WEBHOOK_SECRET" in body_json(resp)["error"]
+    assert source_tree(aws) == {}
+
+
+def test_oversized_body_is_413(api: Any, aws: Any) -> None:
+    body = oversized(payload("generic_publish.json"))
+    assert len(body) > 1024 * 1024
+    resp = post(api, body, generic_headers(body, SECRET))
+    assert resp.status_code == 413
+    assert source_tree(aws) == {}
+
+
+def test_invalid_release_is_422_with_field_errors(api: Any, aws: Any) -> None:
+    doc = payload_obj("generic_publish.json")
+    del doc["title"]
+    doc["published_at"] = "2018-12-19T10:00:00"  # naive
+    doc["image"] = {"url": "javascript:alert(1)", "alt": "x"}
+    doc["titel"] = "typo"
+    body = json.dumps(doc).encode()
+    resp = post(api, body, generic_headers(body, SECRET))
+    assert resp.status_code == 422
+    locs = {e["loc"] for e in body_json(resp)["errors"]}
+    assert locs == {"title", "published_at", "image.url", "titel"}
+    assert all(e["msg"] for e in body_json(resp)["errors"])
+    assert source_tree(aws) == {}
+
+
+@pytest.mark.parametrize(
+    "doc, loc",
+    [
+        ({"slug": "a-b"}, "action"),
+        ({"action": "delete", "slug": "a-b"}, "action"),
+        ({"action": "unpublish"}, "slug"),
+        ({"action": "unpublish", "slug": "../receipts/x"}, "slug"),
+        ({"action": "publish", "slug": "Not A Slug", "title": "t"}, "slug"),
+        ([1, 2], "(file)"),
+    ],
+)
+def test_bad_action_or_slug_is_422(api: Any, aws: Any, doc: Any, loc: str) -> None:
+    body = json.dumps(doc).encode()
+    resp = post(api, body, generic_headers(body, SECRET))
+    assert resp.status_code == 422
+    assert [e["loc"] for e in body_json(resp)["errors"]] == [loc]
+    assert source_tree(aws) == {}
+
+
+def test_invalid_json_is_422(api: Any, aws: Any) -> None:
+    body = b'{"action": "publish", "slug": '
+    resp = post(api, body, generic_headers(body, SECRET))
+    assert resp.status_code == 422
+    assert body_json(resp)["errors"][0]["loc"] == "(file)"
+    assert source_tree(aws) == {}
+
+
+def test_verify_generic_accepts_any_of_several_v1_values() -> None:
+    now = 1_700_000_000
+    body = b'{"a": 1}'
+    good = generic_headers(body, SECRET, t=now)["X-Newsroom-Signature"].split("v1=")[1]
+    header = {"x-newsroom-signature": f"t={now},v1={'0' * 64},v1={good}"}
+    verify.verify_generic(header, body, SECRET, now)
+    with pytest.raises(verify.BadSignature):
+        verify.verify_generic({"x-newsroom-signature": f"t={now},v1={'0' * 64}"}, body, SECRET, now)
