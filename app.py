@@ -5,7 +5,7 @@ import os
 
 from chalice import Chalice, Rate
 
-from chalicelib import service
+from chalicelib import media, service
 from chalicelib.events import s3_keys
 from chalicelib.logs import configure_logging
 
@@ -26,6 +26,18 @@ def sync_release(event):
     publisher = service.publisher()
     receipts = [publisher.sync(key) for key in s3_keys(event.to_dict())]
     return [r.to_json() for r in receipts]
+
+
+
+@app.on_s3_event(
+    bucket=SOURCE_BUCKET,
+    events=["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+    prefix="media/",
+)
+def sync_media(event):
+    """Copy (or remove) each changed media file into the public bucket's media/."""
+    sync = media.service()
+    return [sync.sync(key).to_json() for key in s3_keys(event.to_dict())]
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))

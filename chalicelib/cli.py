@@ -10,6 +10,7 @@ import click
 
 from .build import build_site, file_etags, write_site
 from .errors import InvalidRelease
+from .media import media_key_problem
 from .model import parse_release
 from .render import Renderer
 from .settings import Settings
@@ -90,7 +91,11 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     if media.is_dir() and media.resolve() != (out_dir / "media").resolve():
         for p in sorted(media.rglob("*")):
             if p.is_file() and not p.name.startswith("."):
-                files["media/" + p.relative_to(media).as_posix()] = p.read_bytes()
+                key = "media/" + p.relative_to(media).as_posix()
+                if problem := media_key_problem(key):  # same allow-list as sync_media
+                    _err(f"{p}: (file): {problem}; not copied")
+                    continue
+                files[key] = p.read_bytes()
     existing = file_etags(str(out_dir))
     # prune only a folder that already holds a newsroom build
     prune = "index.json" in existing
@@ -116,6 +121,7 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     )
     sys.exit(1 if result.problems else 0)
 
+main.add_command(__import__("chalicelib.cli_schedule", fromlist=["schedule"]).schedule)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
+from urllib.parse import unquote
 
 from .errors import FieldError, InvalidRelease, PreconditionFailed, SlugConflict, StorageError
 from .index import INDEX_KEY, Entry, Index, Withdrawal
@@ -139,7 +140,10 @@ class Publisher:
         started = time.perf_counter()
         before_requests = self.source.counters.total + self.public.counters.total
         before_bytes = self.public.counters.bytes_written
-        receipt, change = self._sync(source_key)
+        now = self.clock()
+        receipt, change = self._sync(source_key, now)
+        if is_release_key(source_key):
+            self._converge_schedule(source_key, now, receipt.status == "scheduled")
         receipt.processed_at = self.clock()
         receipt.changed = change.paths
         self.source.put(
@@ -181,17 +185,15 @@ class Publisher:
             for s in schedule_from_bytes(current.body if current else None)
             if s.embargo_until <= now
         ]
-        receipts = [self.sync(s.source_key) for s in due]
-        if due:
-            self._update_schedule(remove=set(due))
-        return receipts
+        # each sync also takes its key off the schedule (see _converge_schedule)
+        return [self.sync(s.source_key) for s in due]
 
     def scheduled(self) -> list[Scheduled]:
         current = self.source.get(SCHEDULE_KEY)
         return schedule_from_bytes(current.body if current else None)
 
     # The convergence -----------------------------------------------------------------
-    def _sync(self, source_key: str) -> tuple[Receipt, Change]:
+    def _sync(self, source_key: str, now: datetime) -> tuple[Receipt, Change]:
         if not is_release_key(source_key):
             err = FieldError(
                 "(file)", "is not a release: only releases/<name>.json files are published"
@@ -209,10 +211,8 @@ class Publisher:
             release = parse_release(obj.body, name=source_key)
         except InvalidRelease as exc:
             return self._rejected(source_key, exc), Change()
-        now = self.clock()
         if release.is_embargoed(now):
             change = self._converge(source_key, None, None)
-            self._update_schedule(add=Scheduled(source_key, release.slug, release.embargo_until))  # type: ignore[arg-type]
             return (
                 Receipt(
                     source_key,
@@ -263,7 +263,9 @@ class Publisher:
         urls.extend((f"attachments.{i}.url", a.url) for i, a in enumerate(release.attachments))
         warnings = []
         for loc, url in urls:
-            if url.startswith("/media/") and self.public.get(url.lstrip("/").split("?")[0]) is None:
+            key = unquote(url.split("?")[0].split("#")[0].lstrip("/"))
+            # a listing, not a GET: media files can be large
+            if url.startswith("/media/") and key not in set(self.public.list(key)):
                 warnings.append(
                     FieldError(
                         loc, f"{url} does not exist yet; upload it to media/ in the source bucket"
@@ -322,7 +324,14 @@ class Publisher:
             ):
                 self._put(release_key(entry.slug), page, change)
             for key in to_write:
-                self._put(key, render_page(key, new_plan[key], renderer, new), change)
+                body = render_page(key, new_plan[key], renderer, new)
+                # inputs changed but the bytes may not have (a body edit changes
+                # the entry, not the front page): the public object was rendered
+                # from old_plan under this theme, so compare bytes, no I/O
+                if key not in dirty and key in old_plan:
+                    if render_page(key, old_plan[key], renderer, old) == body:
+                        continue
+                self._put(key, body, change)
                 dirty.add(key)
             try:
                 self.public.put(
@@ -409,15 +418,19 @@ class Publisher:
         ceiling = min(self.max_backoff, self.backoff * (2 ** min(attempt, 10)))
         self.sleep(random.uniform(0, ceiling))
 
-    def _update_schedule(
-        self, add: Scheduled | None = None, remove: set[Scheduled] | None = None
-    ) -> None:
+    def _converge_schedule(self, source_key: str, now: datetime, scheduled: bool) -> None:
+        """Make the schedule's entry for ``source_key`` match the source *now*:
+        listed while its embargo (as of ``now``) runs, gone otherwise. The source
+        is re-read after the schedule, and the write is conditional on the
+        schedule's ETag, so an upload racing this sync (or an overlapping
+        ``publish_due`` run) cannot lose a newer embargo."""
         for attempt in range(1, self.max_attempts + 1):
             current = self.source.get(SCHEDULE_KEY)
             items = schedule_from_bytes(current.body if current else None)
-            updated = [s for s in items if not (remove and s in remove)]
-            if add is not None:
-                updated = [s for s in updated if s.source_key != add.source_key] + [add]
+            if not scheduled and all(s.source_key != source_key for s in items):
+                return  # the common case: one small read
+            want = self._wanted_schedule(source_key, now)
+            updated = [s for s in items if s.source_key != source_key] + ([want] if want else [])
             if sorted(updated, key=repr) == sorted(items, key=repr):
                 return
             try:
@@ -434,3 +447,15 @@ class Publisher:
                 self.conflicts += 1
                 self._pause(attempt)
         raise StorageError("could not update the embargo schedule", SCHEDULE_KEY)
+
+    def _wanted_schedule(self, source_key: str, now: datetime) -> Scheduled | None:
+        obj = self.source.get(source_key)
+        if obj is None:
+            return None
+        try:
+            release = parse_release(obj.body, name=source_key)
+        except InvalidRelease:
+            return None
+        if release.embargo_until is None or release.embargo_until <= now:
+            return None
+        return Scheduled(source_key, release.slug, release.embargo_until)

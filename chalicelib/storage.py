@@ -27,6 +27,15 @@ class StoredObject:
     etag: str
 
 
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD tells: enough to skip a copy whose bytes did not change."""
+
+    key: str
+    etag: str
+    size: int
+
+
 @dataclass
 class Counters:
     """Requests and bytes, for the structured log line and the benchmarks."""
@@ -47,6 +56,8 @@ class Storage(Protocol):
     counters: Counters
 
     def get(self, key: str) -> StoredObject | None: ...
+
+    def head(self, key: str) -> ObjectInfo | None: ...
 
     def put(
         self,
@@ -112,6 +123,16 @@ class S3Storage:
                 return None
             raise self._translate(exc, key) from exc
         return StoredObject(key, body, resp["ETag"])
+
+    def head(self, key: str) -> ObjectInfo | None:
+        self.counters.count("HeadObject")
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _is_missing(exc):
+                return None
+            raise self._translate(exc, key) from exc
+        return ObjectInfo(key, resp["ETag"], int(resp.get("ContentLength", 0)))
 
     def put(
         self,
@@ -197,6 +218,10 @@ class LocalStorage:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         return StoredObject(key, body, md5_etag(body))
+
+    def head(self, key: str) -> ObjectInfo | None:
+        found = self.get(key)
+        return None if found is None else ObjectInfo(key, found.etag, len(found.body))
 
     def put(
         self,

@@ -1,0 +1,186 @@
+"""Media: images and PDFs staff upload under ``media/`` in the source bucket.
+
+``MediaSync.sync(key)`` converges the public bucket's ``media/<same path>`` to
+what the source holds *now*, like the publisher does for releases: a present,
+allowed file is copied with its Content-Type and Cache-Control (skipped when
+the public bytes are already the same), a removed file is deleted, and each
+outcome is written as a receipt to ``receipts/<key>.json`` beside the sources.
+
+Only path-safe keys with an allow-listed extension are published, and the
+first bytes must match the extension: never HTML, SVG or JSON, which a browser
+could run or which could shadow the site's own objects.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Protocol
+
+from .errors import FieldError
+from .receipts import RECEIPT_CACHE, Receipt
+from .site import cache_control, content_type
+from .storage import Storage, md5_etag
+
+log = logging.getLogger("newsroom.media")
+
+MEDIA_PREFIX = "media/"
+MAX_MEDIA_BYTES = 50 * 1024 * 1024
+ALLOWED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".pdf")
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MAX_KEY = 300
+
+
+class Invalidator(Protocol):
+    def invalidate(self, paths: list[str]) -> None: ...
+
+
+def _extension(key: str) -> str:
+    dot = key.rfind(".")
+    return key[dot:].lower() if dot > key.rfind("/") else ""
+
+
+def media_key_problem(key: str) -> str | None:
+    """Why ``key`` may not be published as media, or ``None`` if it may."""
+    if not key.startswith(MEDIA_PREFIX):
+        return "is not under media/"
+    parts = key[len(MEDIA_PREFIX) :].split("/")
+    if len(key) > _MAX_KEY or not all(_SEGMENT.match(p) and ".." not in p for p in parts):
+        return (
+            "is not a safe media path: use letters, digits, '.', '-' and '_' "
+            "(no spaces, no leading dot), e.g. media/2018/clinic-reopening.jpg"
+        )
+    if _extension(key) not in ALLOWED_EXTENSIONS:
+        return "has a file type that is not published; allowed: " + ", ".join(
+            e.lstrip(".") for e in ALLOWED_EXTENSIONS
+        )
+    return None
+
+
+def _matches_extension(key: str, head: bytes) -> bool:
+    ext = _extension(key)
+    if ext in (".jpg", ".jpeg"):
+        return head.startswith(b"\xff\xd8\xff")
+    if ext == ".png":
+        return head.startswith(b"\x89PNG\r\n\x1a\n")
+    if ext == ".gif":
+        return head.startswith((b"GIF87a", b"GIF89a"))
+    if ext == ".webp":
+        return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    if ext == ".avif":
+        return head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis")
+    if ext == ".pdf":
+        return head.startswith(b"%PDF-")
+    return False
+
+
+def media_receipt_key(key: str) -> str:
+    return f"receipts/{key}.json"
+
+
+class MediaSync:
+    def __init__(
+        self,
+        source: Storage,
+        public: Storage,
+        site_url: str,
+        *,
+        invalidator: Invalidator | None = None,
+    ) -> None:
+        self.source = source
+        self.public = public
+        self.site_url = site_url
+        self.invalidator = invalidator
+
+    def sync(self, key: str) -> Receipt:
+        """Converge ``media/<path>`` in the public bucket to the source's current state."""
+        started = time.perf_counter()
+        receipt, changed = self._sync(key)
+        if self.invalidator is not None and changed:
+            self.invalidator.invalidate(["/" + k for k in changed])
+        if key.startswith(MEDIA_PREFIX):
+            self.source.put(
+                media_receipt_key(key),
+                receipt.to_bytes(),
+                content_type="application/json",
+                cache_control=RECEIPT_CACHE,
+            )
+        log.info(
+            json.dumps(
+                {
+                    "event": "media_processed",
+                    "source_key": key,
+                    "outcome": receipt.status,
+                    "errors": [e.as_dict() for e in receipt.errors],
+                    "changed": changed,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+                ensure_ascii=False,
+            )
+        )
+        return receipt
+
+    def _sync(self, key: str) -> tuple[Receipt, list[str]]:
+        url = self.site_url + "/" + key
+        problem = media_key_problem(key)
+        if problem is not None:
+            changed: list[str] = []
+            # a safe path of a refused type must not stay public either
+            if key.startswith(MEDIA_PREFIX) and "is not a safe" not in problem:
+                changed = self._remove(key)
+            return Receipt(
+                key,
+                "rejected",
+                errors=[FieldError("(file)", problem)],
+                message="not published",
+            ), changed
+        info = self.source.head(key)
+        if info is None:
+            return Receipt(
+                key, "unpublished", message="the source file is gone; removed from the site"
+            ), self._remove(key)
+        if info.size > MAX_MEDIA_BYTES:
+            return self._reject(
+                key,
+                f"is {info.size:,} bytes; a media file may be at most "
+                f"{MAX_MEDIA_BYTES // (1024 * 1024)} MiB",
+            ), []
+        obj = self.source.get(key)
+        if obj is None:  # deleted between the two reads: the delete event follows
+            return Receipt(key, "unpublished", message="the source file is gone"), self._remove(key)
+        if not _matches_extension(key, obj.body[:16]):
+            return self._reject(
+                key,
+                f"does not look like a {_extension(key).lstrip('.').upper()} file; "
+                "check the file type and its name",
+            ), []
+        current = self.public.head(key)
+        if current is not None and current.etag == md5_etag(obj.body):
+            return Receipt(key, "published", url=url, message="live on the site (unchanged)"), []
+        self.public.put(
+            key, obj.body, content_type=content_type(key), cache_control=cache_control(key)
+        )
+        return Receipt(key, "published", url=url, message="live on the site"), [key]
+
+    def _reject(self, key: str, message: str) -> Receipt:
+        note = "not published; fix the file and upload it again"
+        if self.public.head(key) is not None:
+            note += "; the previously published version stays live"
+        return Receipt(key, "rejected", errors=[FieldError("(file)", message)], message=note)
+
+    def _remove(self, key: str) -> list[str]:
+        if self.public.head(key) is None:
+            return []
+        self.public.delete(key)
+        return [key]
+
+
+def service() -> MediaSync:
+    """The media service the Lambda handler uses: same clients, buckets and
+    CloudFront invalidator as the publisher."""
+    from . import service as services
+
+    p = services.publisher()
+    return MediaSync(p.source, p.public, p.settings.site_url, invalidator=p.invalidator)

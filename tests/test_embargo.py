@@ -1,0 +1,265 @@
+"""Embargo: private until the instant, scheduled, published once when due."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from click.testing import CliRunner
+from conftest import PUBLIC, SOURCE, make_release, public_tree, receipt, s3_event, upload
+
+from chalicelib.cli import main
+from chalicelib.publisher import Publisher
+from chalicelib.render import Renderer
+from chalicelib.settings import Settings
+from chalicelib.storage import S3Storage
+
+EMBARGO = "2030-03-01T09:00:00-05:00"
+EMBARGO_AT = datetime.fromisoformat(EMBARGO)
+
+
+def scheduled_event() -> dict[str, Any]:
+    """The CloudWatch/EventBridge event a ``rate(5 minutes)`` rule delivers."""
+    return {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2030-03-01T14:05:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/newsroom-publish_due_releases"],
+        "detail": {},
+    }
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_publisher(clock: Clock) -> Publisher:
+    client = boto3.client("s3", region_name="us-east-1")
+    return Publisher(
+        S3Storage(client, SOURCE),
+        S3Storage(client, PUBLIC),
+        Renderer(Settings.from_env()),
+        clock=clock,
+        sleep=lambda s: None,
+    )
+
+
+def schedule(s3) -> list[dict[str, Any]]:
+    try:
+        body = s3.get_object(Bucket=SOURCE, Key="receipts/schedule.json")["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return []
+    return json.loads(body)["releases"]
+
+
+def leaks(s3, *needles: str) -> list[str]:
+    """Public keys whose bytes mention any needle (slug, title, ...)."""
+    return sorted(
+        key
+        for key, body in public_tree(s3).items()
+        if any(n.encode() in body or n in key for n in needles)
+    )
+
+
+def embargoed_doc(**overrides: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "title": "Secret report on harbour water",
+        "topics": ["Embargoed Topic"],
+        "embargo_until": EMBARGO,
+    }
+    return make_release(**{**fields, **overrides})
+
+
+def test_future_embargo_is_scheduled_and_entirely_private(app_module, aws) -> None:
+    # something else is live, so every listing, feed and sitemap exists
+    upload(aws, "releases/public-one.json", make_release(title="Public one"))
+    app_module.sync_release(s3_event("releases/public-one.json"), None)
+    upload(aws, "releases/secret-report.json", embargoed_doc())
+    app_module.sync_release(s3_event("releases/secret-report.json"), None)
+
+    r = receipt(aws, "releases/secret-report.json")
+    assert r["status"] == "scheduled"
+    assert r["embargo_until"] == EMBARGO
+    assert r["slug"] == "secret-report" and r["errors"] == []
+    tree = public_tree(aws)
+    assert "releases/public-one/index.html" in tree
+    assert leaks(aws, "secret-report", "Secret report", "embargoed-topic", "Embargoed Topic") == []
+    assert schedule(aws) == [
+        {
+            "source_key": "releases/secret-report.json",
+            "slug": "secret-report",
+            "embargo_until": EMBARGO,
+        }
+    ]
+
+
+def test_past_embargo_publishes_at_once(app_module, aws) -> None:
+    upload(aws, "releases/old.json", make_release(embargo_until="2018-12-19T09:00:00-05:00"))
+    app_module.sync_release(s3_event("releases/old.json"), None)
+    assert receipt(aws, "releases/old.json")["status"] == "published"
+    assert "releases/old/index.html" in public_tree(aws)
+    assert schedule(aws) == []
+
+
+def test_publish_due_publishes_when_the_instant_comes(aws) -> None:
+    clock = Clock(EMBARGO_AT - timedelta(hours=1))
+    pub = make_publisher(clock)
+    upload(aws, "releases/secret-report.json", embargoed_doc())
+    assert pub.sync("releases/secret-report.json").status == "scheduled"
+
+    clock.now = EMBARGO_AT - timedelta(seconds=1)
+    assert pub.publish_due() == []
+    assert leaks(aws, "secret-report") == []
+
+    clock.now = EMBARGO_AT  # the instant itself is no longer embargoed
+    [done] = pub.publish_due()
+    assert done.status == "published" and done.slug == "secret-report"
+    assert receipt(aws, "releases/secret-report.json")["status"] == "published"
+    tree = public_tree(aws)
+    assert b"Secret report on harbour water" in tree["releases/secret-report/index.html"]
+    assert b"/releases/secret-report/" in tree["feed.xml"]
+    assert b"/releases/secret-report/" in tree["sitemaps/releases-2018.xml"]
+    assert "topics/embargoed-topic/index.html" in tree
+    assert schedule(aws) == []
+
+    # a later run finds nothing due and writes nothing public
+    puts_before = pub.public.counters.requests.get("PutObject", 0)
+    assert pub.publish_due() == []
+    assert pub.public.counters.requests.get("PutObject", 0) == puts_before
+
+
+def test_scheduled_lambda_handler_publishes_what_has_come_due(app_module, aws) -> None:
+    # scheduled in the past of the real clock (as if the embargo ran out)
+    pub = make_publisher(Clock(datetime(2020, 1, 1, tzinfo=UTC)))
+    upload(aws, "releases/due.json", make_release(embargo_until="2020-06-01T00:00:00Z"))
+    assert pub.sync("releases/due.json").status == "scheduled"
+    assert "releases/due/index.html" not in public_tree(aws)
+
+    out = app_module.publish_due_releases(scheduled_event(), None)
+    assert [r["status"] for r in out] == ["published"]
+    assert "releases/due/index.html" in public_tree(aws)
+    assert schedule(aws) == []
+    assert app_module.publish_due_releases(scheduled_event(), None) == []
+
+
+def test_overlapping_runs_publish_once_in_effect(aws) -> None:
+    clock = Clock(EMBARGO_AT - timedelta(days=1))
+    first, second = make_publisher(clock), make_publisher(clock)
+    for n in range(3):
+        upload(aws, f"releases/batch-{n}.json", embargoed_doc(slug=f"batch-{n}"))
+        first.sync(f"releases/batch-{n}.json")
+    clock.now = EMBARGO_AT + timedelta(minutes=3)
+
+    results: dict[str, Any] = {}
+    start = threading.Barrier(2)
+
+    def run(name: str, pub: Publisher) -> None:
+        start.wait()
+        results[name] = pub.publish_due()
+
+    threads = [threading.Thread(target=run, args=(n, p)) for n, p in [("a", first), ("b", second)]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    index = json.loads(public_tree(aws)["index.json"])
+    slugs = [r["slug"] for r in index["releases"]]
+    assert sorted(slugs) == ["batch-0", "batch-1", "batch-2"]  # each exactly once
+    assert schedule(aws) == []
+    for n in range(3):
+        assert receipt(aws, f"releases/batch-{n}.json")["status"] == "published"
+    # the site equals what one run alone would have produced
+    settled = public_tree(aws)
+    assert make_publisher(clock).publish_due() == []
+    assert public_tree(aws) == settled
+
+
+def test_new_embargo_on_a_live_release_takes_it_down(app_module, aws) -> None:
+    upload(aws, "releases/x.json", make_release(slug="x-release"))
+    app_module.sync_release(s3_event("releases/x.json"), None)
+    assert "releases/x-release/index.html" in public_tree(aws)
+    upload(aws, "releases/x.json", make_release(slug="x-release", embargo_until=EMBARGO))
+    app_module.sync_release(s3_event("releases/x.json"), None)
+    assert receipt(aws, "releases/x.json")["status"] == "scheduled"
+    assert leaks(aws, "x-release") == []
+
+
+def test_schedule_follows_the_source(app_module, aws) -> None:
+    upload(aws, "releases/a.json", embargoed_doc(slug="a-rel"))
+    upload(aws, "releases/b.json", embargoed_doc(slug="b-rel"))
+    app_module.sync_release(s3_event("releases/a.json"), None)
+    app_module.sync_release(s3_event("releases/b.json"), None)
+    assert [s["slug"] for s in schedule(aws)] == ["a-rel", "b-rel"]
+
+    # a moved embargo replaces the entry
+    upload(
+        aws, "releases/a.json", embargoed_doc(slug="a-rel", embargo_until="2031-01-01T00:00:00Z")
+    )
+    app_module.sync_release(s3_event("releases/a.json"), None)
+    assert [(s["slug"], s["embargo_until"]) for s in schedule(aws)] == [
+        ("b-rel", EMBARGO),
+        ("a-rel", "2031-01-01T00:00:00+00:00"),
+    ]
+    # embargo lifted: published now, off the schedule
+    upload(aws, "releases/a.json", make_release(slug="a-rel"))
+    app_module.sync_release(s3_event("releases/a.json"), None)
+    assert receipt(aws, "releases/a.json")["status"] == "published"
+    assert [s["slug"] for s in schedule(aws)] == ["b-rel"]
+    # a deleted scheduled file leaves the schedule too
+    aws.delete_object(Bucket=SOURCE, Key="releases/b.json")
+    app_module.sync_release(s3_event("releases/b.json", "ObjectRemoved:Delete"), None)
+    assert schedule(aws) == []
+
+
+def test_due_run_keeps_an_embargo_moved_later_meanwhile(aws) -> None:
+    clock = Clock(EMBARGO_AT - timedelta(hours=2))
+    pub = make_publisher(clock)
+    upload(aws, "releases/moved.json", embargoed_doc(slug="moved-embargo"))
+    pub.sync("releases/moved.json")
+    # staff move the embargo a week later; the run sees the old entry as due
+    later = EMBARGO_AT + timedelta(days=7)
+    upload(aws, "releases/moved.json", embargoed_doc(slug="moved-embargo", embargo_until=later.isoformat()))
+    clock.now = EMBARGO_AT + timedelta(minutes=1)
+    [r] = pub.publish_due()
+    assert r.status == "scheduled"
+    assert leaks(aws, "moved-embargo") == []
+    assert [s["embargo_until"] for s in schedule(aws)] == [later.isoformat()]
+
+
+def test_newsroom_schedule_lists_embargoed_releases(app_module, aws) -> None:
+    upload(aws, "releases/secret-report.json", embargoed_doc())
+    app_module.sync_release(s3_event("releases/secret-report.json"), None)
+    result = CliRunner().invoke(main, ["schedule", "--bucket", SOURCE])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(
+        f"releases/secret-report.json: /releases/secret-report/: embargoed until {EMBARGO} "
+        "(2030-03-01 14:00 UTC, in "
+    )
+    assert lines[-1] == "1 release(s) scheduled"
+
+
+def test_newsroom_schedule_when_nothing_is_scheduled(app_module, aws) -> None:
+    result = CliRunner().invoke(main, ["schedule", "--bucket", SOURCE])
+    assert result.exit_code == 0
+    assert result.output == "no releases are scheduled\n"
+
+
+def test_validate_shows_the_embargo(tmp_path) -> None:
+    path = tmp_path / "secret.json"
+    path.write_text(json.dumps(embargoed_doc()))
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0
+    assert f"(embargoed until {EMBARGO})" in result.output
