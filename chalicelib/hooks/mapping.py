@@ -54,6 +54,9 @@ DEFAULT_FIELDS: dict[str, str] = {
     "attachments": "attachments",
     "language": "language",
 }
+# per-CMS departures from those defaults: Strapi's own ``updatedAt`` changes on
+# every save (and may precede ``publishedAt``), so it is not an "updated" notice
+CMS_DEFAULT_FIELDS: dict[str, dict[str, str | None]] = {"strapi": {"updated_at": None}}
 DEFAULT_OPTIONS: dict[str, Any] = {
     "locale": "en-US",  # contentful: which locale of each field to read
     "default_kind": "press-release",  # when the entry has no kind field
@@ -96,7 +99,7 @@ def parse_field_maps(text: str) -> dict[str, CmsMap]:
         overrides = raw.get(cms, {})
         if not isinstance(overrides, dict):
             raise ConfigurationError(f"NEWSROOM_CMS_FIELD_MAP.{cms} must be an object")
-        fields: dict[str, str | None] = dict(DEFAULT_FIELDS)
+        fields: dict[str, str | None] = {**DEFAULT_FIELDS, **CMS_DEFAULT_FIELDS.get(cms, {})}
         options = dict(DEFAULT_OPTIONS)
         for key, value in overrides.items():
             if key in DEFAULT_FIELDS:
@@ -340,7 +343,9 @@ def build_document(
         if value is None:
             continue
         doc[target] = _topics(value) if target == "topics" else _clean(value)
-    return doc, sources
+    order = [*DEFAULT_FIELDS, "body_format"]
+    order.insert(order.index("body") + 1, order.pop())
+    return {k: doc[k] for k in order if k in doc}, sources
 
 
 def _entry_key(cms: str, *parts: Any) -> str:

@@ -1,0 +1,176 @@
+"""POST /hooks/sanity: sanity-webhook-signature, Portable Text, delete."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from hooks_support import (
+    body_json,
+    client,
+    oversized,
+    payload,
+    payload_obj,
+    sanity_headers,
+    source_tree,
+)
+
+from chalicelib.hooks import verify
+from chalicelib.model import parse_release
+
+SECRET = "sanity-test-secret"
+KEY = "releases/sanity-a1b2c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d.json"
+
+
+@pytest.fixture
+def api(app_module: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("NEWSROOM_SANITY_SECRET", SECRET)
+    return client(app_module, tmp_path)
+
+
+def post(api: Any, body: bytes, headers: dict[str, str]) -> Any:
+    return api.http.post("/hooks/sanity", headers=headers, body=body)
+
+
+def publish(api: Any, body: bytes | None = None, **kw: Any) -> Any:
+    body = payload("sanity_document.json") if body is None else body
+    return post(api, body, sanity_headers(body, SECRET, **kw))
+
+
+# Known answers from @sanity/webhook's own test suite (secret, body, header).
+@pytest.mark.parametrize(
+    "secret, body, header",
+    [
+        (
+            "test",
+            b'{"_id":"resume"}',
+            "t=1633519811129,v1=tLa470fx7qkLLEcMOcEUFuBbRSkGujyskxrNXcoh0N0",
+        ),
+        (
+            "try-me",
+            b'{"title":"GROQ-Hooks are neat"}',
+            "t=1633518820676,v1=e7C9h2sfbFfc4V7TEz7PSOp4IoNzl0UdVsBV-1wgdeA",
+        ),
+    ],
+)
+def test_signature_matches_sanity_toolkit(secret: str, body: bytes, header: str) -> None:
+    t = int(header.split(",")[0][2:])
+    headers = {"sanity-webhook-signature": header}
+    verify.verify_sanity(headers, body, secret, now=t / 1000)
+    with pytest.raises(verify.BadSignature):
+        verify.verify_sanity(headers, body + b" ", secret, now=t / 1000)
+    with pytest.raises(verify.StaleTimestamp):
+        verify.verify_sanity(headers, body, secret, now=t / 1000 + 301)
+
+
+def test_document_becomes_a_release(api: Any, aws: Any) -> None:
+    resp = publish(api)
+    assert resp.status_code == 202, resp.body
+    tree = source_tree(aws)
+    assert set(tree) == {KEY}
+    release = parse_release(tree[KEY], name=KEY)
+    assert release.slug == "mobile-clinic-reaches-islands"  # from slug.current
+    assert release.kind == "statement"
+    assert release.body_format == "html"
+    assert release.body == (
+        "<h2>First week</h2><p>The clinic saw <strong>400 people</strong>. "
+        '<a href="https://harborlight.example/clinic" rel="noopener noreferrer">Details</a>'
+        "</p><ul><li>Vaccinations</li><li><em>Check-ups</em></li></ul>"
+    )
+    assert release.image is not None
+    # the asset reference resolves to Sanity's image CDN for the sending project
+    assert release.image.url == (
+        "https://cdn.sanity.io/images/abc123xy/production/Tb9Ew8CXIwaY6R1kjMvI0uRR-2000x3000.jpg"
+    )
+    assert release.image.alt == "The clinic boat at the jetty"
+
+
+def test_delete_operation_deletes(api: Any, aws: Any) -> None:
+    assert publish(api).status_code == 202
+    body = payload("sanity_delete.json")
+    resp = post(api, body, sanity_headers(body, SECRET, operation="delete"))
+    assert resp.status_code == 202 and body_json(resp)["action"] == "unpublish"
+    assert source_tree(aws) == {}
+
+
+def test_operation_in_the_signed_body_wins_over_the_header(api: Any, aws: Any) -> None:
+    assert publish(api).status_code == 202
+    # a signed body saying "update", replayed with its unsigned header changed to "delete"
+    doc = payload_obj("sanity_document.json") | {"operation": "update"}
+    body = json.dumps(doc).encode()
+    headers = sanity_headers(body, SECRET, operation="delete")
+    assert post(api, body, headers).status_code == 202
+    assert set(source_tree(aws)) == {KEY}
+
+
+def test_drafts_are_ignored(api: Any, aws: Any) -> None:
+    doc = payload_obj("sanity_document.json")
+    doc["_id"] = "drafts." + doc["_id"]
+    resp = publish(api, json.dumps(doc).encode())
+    assert resp.status_code == 202 and body_json(resp)["status"] == "ignored"
+    assert source_tree(aws) == {}
+
+
+def test_tampered_body_is_refused(api: Any, aws: Any) -> None:
+    body = payload("sanity_document.json")
+    headers = sanity_headers(body, SECRET)
+    assert post(api, body.replace(b"400 people", b"4000 people"), headers).status_code == 401
+    assert source_tree(aws) == {}
+
+
+def test_wrong_secret_is_refused(api: Any, aws: Any) -> None:
+    body = payload("sanity_document.json")
+    assert post(api, body, sanity_headers(body, "other")).status_code == 401
+    assert source_tree(aws) == {}
+
+
+def test_stale_timestamp_is_refused(api: Any, aws: Any) -> None:
+    resp = publish(api, ts_ms=int((time.time() - 600) * 1000))
+    assert resp.status_code == 401
+    assert source_tree(aws) == {}
+
+
+@pytest.mark.parametrize("header", [None, "", "t=1633519811129", "v1=abc", "t=1633519811,v1=abc"])
+def test_missing_or_malformed_signature(api: Any, aws: Any, header: str | None) -> None:
+    body = payload("sanity_document.json")
+    headers = sanity_headers(body, SECRET)
+    if header is None:
+        del headers["sanity-webhook-signature"]
+    else:
+        headers["sanity-webhook-signature"] = header
+    assert post(api, body, headers).status_code == 401
+    assert source_tree(aws) == {}
+
+
+def test_no_secret_configured_refuses(api: Any, aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEWSROOM_SANITY_SECRET")
+    assert publish(api).status_code == 401
+    assert source_tree(aws) == {}
+
+
+def test_oversized_body_is_413(api: Any, aws: Any) -> None:
+    body = oversized(payload("sanity_document.json"))
+    assert post(api, body, sanity_headers(body, SECRET)).status_code == 413
+    assert source_tree(aws) == {}
+
+
+def test_invalid_document_is_422(api: Any, aws: Any) -> None:
+    doc = payload_obj("sanity_document.json")
+    doc["kind"] = "opinion"
+    doc["slug"] = {"_type": "slug", "current": "Not a slug"}
+    doc["body"] = [{"_type": "image", "asset": {"_ref": "image-x-1x1-png"}}]  # no text at all
+    resp = publish(api, json.dumps(doc).encode())
+    assert resp.status_code == 422
+    assert {e["loc"] for e in body_json(resp)["errors"]} == {"kind", "slug", "body"}
+    assert source_tree(aws) == {}
+
+
+def test_projection_without_id_is_422(api: Any, aws: Any) -> None:
+    doc = payload_obj("sanity_document.json")
+    del doc["_id"]
+    resp = publish(api, json.dumps(doc).encode())
+    assert resp.status_code == 422
+    assert body_json(resp)["errors"][0]["loc"] == "_id"
+    assert source_tree(aws) == {}
