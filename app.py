@@ -3,7 +3,7 @@
 import logging
 import os
 
-from chalice import Chalice, Rate
+from chalice import Chalice, Rate, Response
 
 from chalicelib import media, service
 from chalicelib.events import s3_keys
@@ -28,7 +28,6 @@ def sync_release(event):
     return [r.to_json() for r in receipts]
 
 
-
 @app.on_s3_event(
     bucket=SOURCE_BUCKET,
     events=["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
@@ -44,3 +43,36 @@ def sync_media(event):
 def publish_due_releases(event):
     """Publish releases whose embargo has passed (idempotent if runs overlap)."""
     return [r.to_json() for r in service.publisher().publish_due()]
+
+
+# CMS webhooks (docs/cms.md): verify, map the entry, write or delete releases/<name>.json.
+HOOK_CONTENT_TYPES = ["application/json", "application/vnd.contentful.management.v1+json"]
+
+
+def _hook(cms):
+    req = app.current_request
+    paths = [req.context.get("path", ""), req.context.get("resourcePath", "")]
+    status, body = service.hooks().handle(
+        cms, dict(req.headers), req.raw_body or b"", method=req.method, paths=paths
+    )
+    return Response(body=body, status_code=status)
+
+
+@app.route("/hooks/generic", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
+def hook_generic():
+    return _hook("generic")
+
+
+@app.route("/hooks/contentful", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
+def hook_contentful():
+    return _hook("contentful")
+
+
+@app.route("/hooks/sanity", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
+def hook_sanity():
+    return _hook("sanity")
+
+
+@app.route("/hooks/strapi", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
+def hook_strapi():
+    return _hook("strapi")
