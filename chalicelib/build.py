@@ -42,6 +42,8 @@ class SiteBuild:
     index: Index = field(default_factory=Index)
     problems: list[Problem] = field(default_factory=list)
     scheduled: list[Scheduled] = field(default_factory=list)
+    # release pages listed in the index but not re-rendered (see ``current``)
+    kept: list[str] = field(default_factory=list)
 
 
 def _render_chunk(
@@ -75,20 +77,35 @@ def build_site(
     *,
     now: datetime,
     workers: int | None = None,
+    current: Index | None = None,
 ) -> SiteBuild:
-    """Render the whole public tree from ``(source_key, bytes)`` pairs."""
+    """Render the whole public tree from ``(source_key, bytes)`` pairs.
+
+    ``current`` is the live index when re-rendering a published site: as in the
+    publisher, whoever holds a slug there keeps it, and a live release whose
+    source has since become invalid stays listed (its page is not re-rendered:
+    ``kept``) rather than disappearing."""
     parsed, problems = parse_sources(sources)
     result = SiteBuild(problems=problems)
     # the earliest-published file keeps a contested slug; ties by source key
     parsed.sort(key=lambda p: (p[2].published_at.timestamp(), p[0]))
     holders: dict[str, str] = {}
+    kept: list[Entry] = []
+    if current is not None:
+        invalid = {p.source for p in problems}
+        kept = [e for e in current.entries if e.source_key in invalid]
+        holders.update((e.slug, e.source_key) for e in kept)
+        for key, _raw, release in parsed:
+            if not release.is_embargoed(now) and current.slug_holder(release.slug) == key:
+                holders[release.slug] = key
+        result.kept = sorted(release_key(e.slug) for e in kept)
     live: list[tuple[str, bytes, Release]] = []
     for key, raw, release in parsed:
         if release.is_embargoed(now):
             result.scheduled.append(Scheduled(key, release.slug, release.embargo_until))  # type: ignore[arg-type]
             continue
         holder = holders.get(release.slug)
-        if holder is not None:
+        if holder is not None and holder != key:
             conflict = SlugConflict(release.slug, holder, key)
             result.problems.extend(Problem(key, e) for e in conflict.errors)
             continue
@@ -109,7 +126,7 @@ def build_site(
                 revision=revision,
             )
         )
-    index = Index.build(entries).with_theme(renderer.theme)
+    index = Index.build(entries + kept).with_theme(renderer.theme)
     result.index = index
     for key, page in plan(index, renderer).items():
         result.files[key] = render_page(key, page, renderer, index)

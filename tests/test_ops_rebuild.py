@@ -1,0 +1,325 @@
+"""``newsroom rebuild`` over moto: the whole public bucket re-rendered from the
+source bucket, writing only what changed, safe against concurrent publishes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from click.testing import CliRunner
+from conftest import PUBLIC, SOURCE, make_release, public_tree, s3_event, upload
+
+from chalicelib import service
+from chalicelib.build import build_site
+from chalicelib.cli import main
+from chalicelib.ops import Rebuilder
+from chalicelib.render import Renderer
+from chalicelib.settings import Settings
+from chalicelib.site import invalidation_paths
+from chalicelib.storage import S3Storage
+
+RELEASES = {
+    "releases/clinics.json": make_release(slug="clinics"),
+    "releases/water report.json": make_release(
+        slug="water-report",
+        title="Unequal shores: the clean water report",
+        kind="report",
+        published_at="2019-03-02T09:00:00+01:00",
+        topics=["Clean Water"],
+        image=None,
+    ),
+    "releases/statement.json": make_release(
+        slug="statement",
+        title="Statement on the flood relief",
+        kind="statement",
+        published_at="2020-07-14T16:30:00-04:00",
+        topics=["Floods"],
+        image=None,
+    ),
+}
+
+
+def encoded(key: str) -> str:
+    return key.replace(" ", "+")
+
+
+def publish_all(aws: Any, app_module: Any, docs: dict[str, Any]) -> None:
+    for key, doc in docs.items():
+        upload(aws, key, doc)
+        app_module.sync_release(s3_event(encoded(key)), None)
+
+
+def rebuild(*args: str) -> Any:
+    return CliRunner().invoke(main, ["rebuild", *args])
+
+
+def invalidations(cf: Any, dist_id: str) -> list[list[str]]:
+    out = []
+    for item in cf.list_invalidations(DistributionId=dist_id)["InvalidationList"].get("Items", []):
+        inv = cf.get_invalidation(DistributionId=dist_id, Id=item["Id"])["Invalidation"]
+        out.append(inv["InvalidationBatch"]["Paths"]["Items"])
+    return out
+
+
+@pytest.fixture
+def cloudfront(aws: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
+    cf = boto3.client("cloudfront", region_name="us-east-1")
+    dist = cf.create_distribution(
+        DistributionConfig={
+            "CallerReference": "newsroom-rebuild-test",
+            "Comment": "newsroom",
+            "Enabled": True,
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {
+                        "Id": "public",
+                        "DomainName": f"{PUBLIC}.s3.amazonaws.com",
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                ],
+            },
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "public",
+                "ViewerProtocolPolicy": "redirect-to-https",
+                "MinTTL": 0,
+                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                "TrustedSigners": {"Enabled": False, "Quantity": 0},
+            },
+        }
+    )["Distribution"]
+    monkeypatch.setenv("NEWSROOM_DISTRIBUTION_ID", dist["Id"])
+    return cf, dist["Id"]
+
+
+def etags(aws: Any, bucket: str = PUBLIC) -> dict[str, tuple[str, datetime]]:
+    out = {}
+    for page in aws.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            out[item["Key"]] = (item["ETag"], item["LastModified"])
+    return out
+
+
+def test_rebuild_of_a_site_published_by_the_lambda_writes_nothing(
+    aws: Any, app_module: Any, cloudfront: tuple[Any, str]
+) -> None:
+    cf, dist_id = cloudfront
+    publish_all(aws, app_module, RELEASES)
+    upload(aws, "releases/later.json", make_release(embargo_until="2999-01-01T00:00:00Z"))
+    app_module.sync_release(s3_event("releases/later.json"), None)
+    before_tree, before_etags = public_tree(aws), etags(aws)
+    before_schedule = aws.get_object(Bucket=SOURCE, Key="receipts/schedule.json")["Body"].read()
+    sent_before = len(invalidations(cf, dist_id))
+
+    result = rebuild()
+
+    assert result.exit_code == 0, result.output
+    assert "3 releases: 0 written" in result.stdout
+    assert "0 removed" in result.stdout
+    assert "releases/later.json: scheduled" in result.stdout
+    assert result.stderr == ""
+    assert public_tree(aws) == before_tree
+    assert etags(aws) == before_etags  # same ETag *and* LastModified: nothing was PUT
+    after_schedule = aws.get_object(Bucket=SOURCE, Key="receipts/schedule.json")["Body"].read()
+    assert after_schedule == before_schedule
+    assert len(invalidations(cf, dist_id)) == sent_before  # nothing changed, nothing sent
+
+
+def test_settings_change_rewrites_shared_pages_and_sends_one_invalidation(
+    aws: Any, app_module: Any, cloudfront: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cf, dist_id = cloudfront
+    publish_all(aws, app_module, RELEASES)
+    before = public_tree(aws)
+    sent_before = len(invalidations(cf, dist_id))
+
+    monkeypatch.setenv("NEWSROOM_SITE_TITLE", "Harbor Light Newsroom")
+    result = rebuild("--workers", "4")
+
+    assert result.exit_code == 0, result.output + result.stderr
+    after = public_tree(aws)
+    assert after.keys() == before.keys()
+    html = [k for k in after if k.endswith(".html")]
+    for key in html:  # the title is on every page: each was re-rendered
+        assert b"Harbor Light Newsroom" in after[key], key
+    changed = {k for k in after if after[k] != before[k]}
+    assert set(html) <= changed and "feed.xml" in changed and "index.json" in changed
+    assert f"{len(changed)} written" in result.stdout
+
+    # one invalidation, exactly the paths of the changed objects
+    sent = invalidations(cf, dist_id)
+    assert len(sent) == sent_before + 1
+    expected = sorted({p for k in changed for p in invalidation_paths(k)})
+    assert sorted(sent[-1]) == expected
+    assert "/" in sent[-1] and "/releases/clinics/" in sent[-1]
+
+    # the Lambda, under the same settings, now finds the site converged
+    again = rebuild()
+    assert "0 written" in again.stdout
+    assert len(invalidations(cf, dist_id)) == sent_before + 1
+
+
+def test_rejected_sources_are_reported_at_the_end_and_skipped(aws: Any, app_module: Any) -> None:
+    publish_all(aws, app_module, RELEASES)
+    upload(aws, "releases/bad.json", make_release(kind="opinion", image={"url": "/x.jpg"}))
+    upload(aws, "releases/broken.json", b"{not json")
+
+    result = rebuild()
+
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert "releases/bad.json: kind: " in result.stderr
+    assert "releases/bad.json: image.alt: " in result.stderr
+    assert any(line.startswith("releases/broken.json: (file): is not valid JSON") for line in lines)
+    assert lines[-1] == "2 source file(s) rejected"
+    assert "3 releases: 0 written" in result.stdout
+    assert not any("bad" in k for k in public_tree(aws))
+
+
+def test_a_live_release_whose_source_turned_invalid_stays_published(
+    aws: Any, app_module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish_all(aws, app_module, RELEASES)
+    # an invalid update: the publisher rejects it and keeps the last good version live
+    upload(aws, "releases/statement.json", make_release(slug="statement", kind="opinion"))
+    receipts = app_module.sync_release(s3_event("releases/statement.json"), None)
+    assert receipts[0]["status"] == "rejected"
+    page = public_tree(aws)["releases/statement/index.html"]
+
+    monkeypatch.setenv("NEWSROOM_SITE_TITLE", "Harbor Light Newsroom")
+    result = rebuild()
+
+    assert result.exit_code == 1
+    assert "releases/statement.json: kind: " in result.stderr
+    assert "releases/statement/index.html: kept as published" in result.stdout
+    tree = public_tree(aws)
+    assert tree["releases/statement/index.html"] == page  # not re-rendered, not removed
+    slugs = [e["slug"] for e in json.loads(tree["index.json"])["releases"]]
+    assert "statement" in slugs
+    assert b"/releases/statement/" in tree["index.html"]
+
+
+def test_the_slug_holder_keeps_its_slug(aws: Any, app_module: Any) -> None:
+    """The publisher gives a contested slug to whoever holds it now, even if the
+    newcomer claims an earlier date; a rebuild must not hand it over."""
+    holder = make_release(slug="clinics", published_at="2019-01-01T10:00:00Z")
+    newcomer = make_release(
+        slug="clinics", title="Older claim", published_at="2017-01-01T10:00:00Z"
+    )
+    publish_all(aws, app_module, {"releases/holder.json": holder})
+    publish_all(aws, app_module, {"releases/newcomer.json": newcomer})
+    before = public_tree(aws)
+
+    result = rebuild()
+
+    assert result.exit_code == 1
+    assert "releases/newcomer.json: slug: " in result.stderr
+    assert "releases/holder.json" in result.stderr  # the reason names the holder
+    assert public_tree(aws) == before
+    assert "0 written" in result.stdout
+
+
+def test_prunes_what_the_site_no_longer_has_but_never_media(aws: Any, app_module: Any) -> None:
+    publish_all(aws, app_module, RELEASES)
+    extra = {
+        "releases/ghost/index.html": b"<p>orphan</p>",
+        "topics/gone/index.html": b"<p>old topic</p>",
+        "assets/style.000000000000.css": b"body{}",
+        "media/clinic.jpg": b"\xff\xd8\xff\xd9",
+        "robots.txt": b"User-agent: *\n",
+    }
+    for key, body in extra.items():
+        aws.put_object(Bucket=PUBLIC, Key=key, Body=body)
+
+    dry = rebuild("--dry-run")
+    assert dry.exit_code == 0
+    assert "0 would write" in dry.stdout and "3 would remove" in dry.stdout
+    assert "releases/ghost/index.html" in public_tree(aws)  # a dry run deletes nothing
+
+    result = rebuild()
+
+    assert result.exit_code == 0, result.stderr
+    assert "3 removed" in result.stdout
+    tree = public_tree(aws)
+    for key in (
+        "releases/ghost/index.html",
+        "topics/gone/index.html",
+        "assets/style.000000000000.css",
+    ):
+        assert key not in tree
+    assert tree["media/clinic.jpg"] == extra["media/clinic.jpg"]
+    assert tree["robots.txt"] == extra["robots.txt"]
+
+
+def test_rebuild_writes_the_embargo_schedule(aws: Any, app_module: Any) -> None:
+    publish_all(aws, app_module, RELEASES)
+    upload(
+        aws, "releases/later.json", make_release(slug="later", embargo_until="2999-01-01T00:00:00Z")
+    )
+    # the event never arrived (or the schedule was lost): nothing knows about it
+    aws.delete_object(Bucket=SOURCE, Key="receipts/schedule.json")
+
+    result = rebuild()
+
+    assert result.exit_code == 0
+    schedule = json.loads(
+        aws.get_object(Bucket=SOURCE, Key="receipts/schedule.json")["Body"].read()
+    )
+    assert schedule["releases"] == [
+        {
+            "source_key": "releases/later.json",
+            "slug": "later",
+            "embargo_until": "2999-01-01T00:00:00+00:00",
+        }
+    ]
+    assert not any("later" in k for k in public_tree(aws))
+
+
+def test_an_upload_processed_during_the_rebuild_is_not_clobbered(
+    aws: Any, app_module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """index.json changes between the rebuild's read and its commit: the commit
+    fails, the rebuild starts over from fresh state, and the new release stays."""
+    publish_all(aws, app_module, RELEASES)
+    monkeypatch.setenv("NEWSROOM_SITE_TITLE", "Harbor Light Newsroom")  # so there is work
+    settings = Settings.from_env()
+    client = service.s3_client()
+    late = make_release(
+        slug="late-news", title="Late news", published_at="2021-05-05T10:00:00Z", image=None
+    )
+    phases: list[tuple[str, int, int]] = []
+
+    def progress(phase: str, done: int, total: int) -> None:
+        phases.append((phase, done, total))
+        if phase == "write" and done == 0 and sum(p[0] == "write" for p in phases) == 1:
+            # the Lambda processes an upload while the rebuild is writing
+            upload(aws, "releases/late.json", late)
+            receipts = app_module.sync_release(s3_event("releases/late.json"), None)
+            assert receipts[0]["status"] == "published"
+
+    report = Rebuilder(
+        S3Storage(client, SOURCE),
+        S3Storage(client, PUBLIC),
+        Renderer(settings),
+        workers=4,
+        progress=progress,
+    ).run()
+
+    assert report.attempts == 2
+    assert report.releases == 4
+    tree = public_tree(aws)
+    index = json.loads(tree["index.json"])
+    assert [e["slug"] for e in index["releases"]][0] == "late-news"
+    assert b"Late news" in tree["index.html"] and b"Late news" in tree["feed.xml"]
+    assert "releases/late-news/index.html" in tree
+
+    # the bucket is exactly what a clean build of the sources gives
+    sources = []
+    for key in sorted(etags(aws, SOURCE)):
+        if key.startswith("releases/"):
+            sources.append((key, aws.get_object(Bucket=SOURCE, Key=key)["Body"].read()))
+    clean = build_site(sources, Renderer(settings), now=datetime.now(UTC))
+    assert tree == clean.files
