@@ -1,0 +1,227 @@
+"""CloudFront: one invalidation per publish, listing exactly the changed paths."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from conftest import PUBLIC, SOURCE, make_release, public_tree, s3_event, upload
+
+from chalicelib import service
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 40 + b"\xff\xd9"
+
+
+def served_paths(key: str) -> set[str]:
+    """How readers reach a public key: pages as /x/ and /x/index.html."""
+    if key == "index.html":
+        return {"/", "/index.html"}
+    if key.endswith("/index.html"):
+        return {"/" + key[: -len("index.html")], "/" + key}
+    return {"/" + key}
+
+
+def paths_of(keys: set[str]) -> set[str]:
+    out: set[str] = set()
+    for key in keys:
+        out |= served_paths(key)
+    return out
+
+
+def changed(before: dict[str, bytes], after: dict[str, bytes]) -> set[str]:
+    return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+
+
+@pytest.fixture
+def cloudfront(aws, monkeypatch) -> Any:
+    cf = boto3.client("cloudfront", region_name="us-east-1")
+    dist = cf.create_distribution(
+        DistributionConfig={
+            "CallerReference": "newsroom-test",
+            "Comment": "newsroom",
+            "Enabled": True,
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {
+                        "Id": "public",
+                        "DomainName": f"{PUBLIC}.s3.amazonaws.com",
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                ],
+            },
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "public",
+                "ViewerProtocolPolicy": "redirect-to-https",
+                "MinTTL": 0,
+                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                "TrustedSigners": {"Enabled": False, "Quantity": 0},
+            },
+        }
+    )
+    dist_id = dist["Distribution"]["Id"]
+    monkeypatch.setenv("NEWSROOM_DISTRIBUTION_ID", dist_id)
+    cf.dist_id = dist_id  # type: ignore[attr-defined]
+    return cf
+
+
+def invalidation_ids(cf) -> list[str]:
+    listing = cf.list_invalidations(DistributionId=cf.dist_id)["InvalidationList"]
+    return [item["Id"] for item in listing.get("Items", [])]
+
+
+def paths_sent(cf, inv_id: str) -> set[str]:
+    inv = cf.get_invalidation(DistributionId=cf.dist_id, Id=inv_id)["Invalidation"]
+    paths = inv["InvalidationBatch"]["Paths"]
+    assert paths["Quantity"] == len(paths["Items"])
+    return set(paths["Items"])
+
+
+class Sent:
+    """Invalidations sent since the last look (no reliance on listing order)."""
+
+    def __init__(self, cf) -> None:
+        self.cf = cf
+        self.seen: set[str] = set()
+
+    def new(self) -> list[set[str]]:
+        ids = [i for i in invalidation_ids(self.cf) if i not in self.seen]
+        self.seen.update(ids)
+        return [paths_sent(self.cf, i) for i in ids]
+
+
+@pytest.fixture
+def public_puts(aws) -> Iterator[list[str]]:
+    """Keys the Lambda's S3 client writes to the public bucket."""
+    seen: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Bucket") == PUBLIC:
+            seen.append(params["Key"])
+
+    client = service.s3_client()
+    client.meta.events.register("before-parameter-build.s3.PutObject", record)
+    try:
+        yield seen
+    finally:
+        client.meta.events.unregister("before-parameter-build.s3.PutObject", record)
+
+
+def publish(app_module, s3, key: str, doc: Any) -> None:
+    upload(s3, key, doc)
+    app_module.sync_release(s3_event(key), None)
+
+
+def test_each_publish_invalidates_exactly_the_changed_paths(
+    app_module, aws, cloudfront, public_puts
+) -> None:
+    sent = Sent(cloudfront)
+    publish(app_module, aws, "releases/clinics.json", make_release(slug="clinics"))
+    first = public_tree(aws)
+    [inv] = sent.new()
+    assert inv == paths_of(set(first))  # empty bucket: the whole tree is new
+    assert {"/releases/clinics/", "/releases/clinics/index.html", "/", "/index.html"} <= inv
+
+    public_puts.clear()
+    publish(
+        app_module,
+        aws,
+        "releases/water.json",
+        make_release(
+            slug="water",
+            title="Water report",
+            kind="report",
+            published_at="2018-12-20T10:00:00-05:00",
+            topics=["Clean Water"],
+        ),
+    )
+    second = public_tree(aws)
+    diff = changed(first, second)
+    assert sent.new() == [paths_of(diff)]
+    assert set(public_puts) == {k for k in diff if k in second}
+    # each page once; index.json (the commit point) may take a claim write first
+    assert all(public_puts.count(k) == 1 for k in public_puts if k != "index.json")
+    # untouched: another kind's page, the 404 page, the stylesheet
+    assert "kinds/statement/index.html" not in diff
+    assert "404.html" not in diff
+    assert not any(k.startswith("assets/") for k in diff)
+
+
+def test_body_edit_touches_only_the_page_and_the_index(
+    app_module, aws, cloudfront, public_puts
+) -> None:
+    sent = Sent(cloudfront)
+    publish(app_module, aws, "releases/clinics.json", make_release(slug="clinics"))
+    sent.new()
+    before = public_tree(aws)
+    public_puts.clear()
+    doc = make_release(slug="clinics", body="A corrected body. Nothing else changed.")
+    publish(app_module, aws, "releases/clinics.json", doc)
+    after = public_tree(aws)
+    diff = changed(before, after)
+    # the listings show the summary, not the body: their bytes are the same
+    assert diff == {"releases/clinics/index.html", "index.json"}
+    assert set(public_puts) == diff
+    assert public_puts.count("releases/clinics/index.html") == 1
+    assert sent.new() == [{"/releases/clinics/", "/releases/clinics/index.html", "/index.json"}]
+
+
+def test_republishing_identical_bytes_rewrites_and_invalidates_nothing(
+    app_module, aws, cloudfront, public_puts
+) -> None:
+    sent = Sent(cloudfront)
+    doc = make_release(slug="clinics")
+    publish(app_module, aws, "releases/clinics.json", doc)
+    assert len(sent.new()) == 1
+    before = public_tree(aws)
+    public_puts.clear()
+    publish(app_module, aws, "releases/clinics.json", doc)
+    app_module.sync_release(s3_event("releases/clinics.json"), None)  # duplicate event
+    assert public_puts == []
+    assert sent.new() == []
+    assert public_tree(aws) == before
+
+
+def test_unpublish_invalidates_the_deleted_and_changed_paths(app_module, aws, cloudfront) -> None:
+    sent = Sent(cloudfront)
+    publish(app_module, aws, "releases/clinics.json", make_release(slug="clinics"))
+    publish(
+        app_module,
+        aws,
+        "releases/other.json",
+        make_release(slug="other", topics=["Other Topic"], published_at="2017-05-01T09:00:00Z"),
+    )
+    sent.new()
+    before = public_tree(aws)
+    aws.delete_object(Bucket=SOURCE, Key="releases/other.json")
+    app_module.sync_release(s3_event("releases/other.json", "ObjectRemoved:Delete"), None)
+    after = public_tree(aws)
+    diff = changed(before, after)
+    gone = diff - after.keys()
+    assert {"releases/other/index.html", "topics/other-topic/index.html"} <= gone
+    assert "sitemaps/releases-2017.xml" in gone
+    assert sent.new() == [paths_of(diff)]
+
+
+def test_media_changes_are_invalidated_unchanged_media_are_not(app_module, aws, cloudfront) -> None:
+    sent = Sent(cloudfront)
+    aws.put_object(Bucket=SOURCE, Key="media/clinic.jpg", Body=JPEG)
+    app_module.sync_media(s3_event("media/clinic.jpg"), None)
+    assert sent.new() == [{"/media/clinic.jpg"}]
+    app_module.sync_media(s3_event("media/clinic.jpg"), None)
+    assert sent.new() == []
+    aws.put_object(Bucket=SOURCE, Key="media/clinic.jpg", Body=JPEG + b"\x00")
+    app_module.sync_media(s3_event("media/clinic.jpg"), None)
+    assert sent.new() == [{"/media/clinic.jpg"}]
+    aws.delete_object(Bucket=SOURCE, Key="media/clinic.jpg")
+    app_module.sync_media(s3_event("media/clinic.jpg", "ObjectRemoved:Delete"), None)
+    assert sent.new() == [{"/media/clinic.jpg"}]
+
+
+def test_no_distribution_means_no_invalidation(app_module, aws, cloudfront, monkeypatch) -> None:
+    monkeypatch.delenv("NEWSROOM_DISTRIBUTION_ID")
+    publish(app_module, aws, "releases/clinics.json", make_release(slug="clinics"))
+    assert "releases/clinics/index.html" in public_tree(aws)
+    assert invalidation_ids(cloudfront) == []

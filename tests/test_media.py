@@ -1,0 +1,178 @@
+"""Media: media/ in the source bucket -> /media/ on the site, via sync_media."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import pytest
+from click.testing import CliRunner
+from conftest import PUBLIC, SITE_URL, SOURCE, make_release, public_tree, receipt, s3_event, upload
+
+from chalicelib import service
+from chalicelib.cli import main
+from chalicelib.media import media_key_problem
+
+JPEG = (
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    + b"\x00" * 64
+    + b"\xff\xd9"
+)
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+
+
+def png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00\xff\x00\x00")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def put_media(app_module, s3, key: str, body: bytes, encoded: str | None = None):
+    s3.put_object(Bucket=SOURCE, Key=key, Body=body)
+    return app_module.sync_media(s3_event(encoded or key), None)
+
+
+def media_receipt(s3, key: str) -> dict:
+    return receipt(s3, key + ".json")
+
+
+def head(s3, key: str) -> dict:
+    return s3.head_object(Bucket=PUBLIC, Key=key)
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "ctype"),
+    [
+        ("media/clinic.jpg", JPEG, "image/jpeg"),
+        ("media/2018/photo.JPEG", JPEG, "image/jpeg"),
+        ("media/chart.png", png(), "image/png"),
+        ("media/reports/water-report_v2.pdf", PDF, "application/pdf"),
+    ],
+)
+def test_upload_appears_under_media_with_its_type(app_module, aws, key, body, ctype) -> None:
+    [out] = put_media(app_module, aws, key, body)
+    assert out["status"] == "published"
+    assert out["url"] == f"{SITE_URL}/{key}"
+    h = head(aws, key)
+    assert h["ContentType"] == ctype
+    assert "max-age=" in h["CacheControl"]
+    assert aws.get_object(Bucket=PUBLIC, Key=key)["Body"].read() == body
+    r = media_receipt(aws, key)
+    assert r["status"] == "published" and r["errors"] == []
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "why"),
+    [
+        ("media/logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "file type"),
+        ("media/page.html", b"<script>alert(1)</script>", "file type"),
+        ("media/data.json", b"{}", "file type"),
+        ("media/index.html", b"<h1>x</h1>", "file type"),
+        ("media/noextension", JPEG, "file type"),
+        ("media/fake.jpg", b"<html><script>alert(1)</script></html>", "does not look like a JPG"),
+        ("media/.hidden.jpg", JPEG, "not a safe media path"),
+    ],
+)
+def test_refused_files_never_reach_the_public_bucket(app_module, aws, key, body, why) -> None:
+    [out] = put_media(app_module, aws, key, body)
+    assert out["status"] == "rejected"
+    assert why in out["errors"][0]["msg"]
+    assert media_receipt(aws, key)["status"] == "rejected"
+    assert key not in public_tree(aws)
+
+
+def test_unsafe_key_with_spaces_arrives_encoded_and_is_refused(app_module, aws) -> None:
+    [out] = put_media(app_module, aws, "media/my photo (1).jpg", JPEG, "media/my+photo+%281%29.jpg")
+    assert out["source_key"] == "media/my photo (1).jpg"
+    assert out["status"] == "rejected"
+    assert "not a safe media path" in out["errors"][0]["msg"]
+    assert public_tree(aws) == {}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "media/../index.html.jpg",
+        "media/a//b.jpg",
+        "media/a/./b.jpg",
+        "releases/x.jpg",
+        "media/a b.png",
+    ],
+)
+def test_media_key_problem_refuses_unsafe_paths(key) -> None:
+    assert media_key_problem(key) is not None
+
+
+def test_delete_removes_it_and_events_converge(app_module, aws) -> None:
+    put_media(app_module, aws, "media/clinic.jpg", JPEG)
+    # a duplicate, late create event after the delete: still converges to "gone"
+    aws.delete_object(Bucket=SOURCE, Key="media/clinic.jpg")
+    app_module.sync_media(s3_event("media/clinic.jpg", "ObjectRemoved:Delete"), None)
+    assert "media/clinic.jpg" not in public_tree(aws)
+    assert media_receipt(aws, "media/clinic.jpg")["status"] == "unpublished"
+    [out] = app_module.sync_media(s3_event("media/clinic.jpg"), None)
+    assert out["status"] == "unpublished"
+    assert "media/clinic.jpg" not in public_tree(aws)
+
+
+def test_same_bytes_again_are_not_rewritten(app_module, aws) -> None:
+    put_media(app_module, aws, "media/clinic.jpg", JPEG)
+    public = service.publisher().public
+    before = public.counters.requests.get("PutObject", 0)
+    put_media(app_module, aws, "media/clinic.jpg", JPEG)
+    assert public.counters.requests.get("PutObject", 0) == before
+    put_media(app_module, aws, "media/clinic.jpg", JPEG + b"\x00")
+    assert public.counters.requests.get("PutObject", 0) == before + 1
+
+
+def test_a_replacement_that_is_refused_keeps_the_live_version(app_module, aws) -> None:
+    put_media(app_module, aws, "media/clinic.jpg", JPEG)
+    [out] = put_media(app_module, aws, "media/clinic.jpg", b"not an image")
+    assert out["status"] == "rejected"
+    assert "previously published version stays live" in out["message"]
+    assert aws.get_object(Bucket=PUBLIC, Key="media/clinic.jpg")["Body"].read() == JPEG
+
+
+def test_release_pointing_at_missing_media_gets_a_warning(app_module, aws) -> None:
+    doc = make_release(attachments=[{"title": "Full report", "url": "/media/report.pdf"}])
+    upload(aws, "releases/clinics.json", doc)
+    app_module.sync_release(s3_event("releases/clinics.json"), None)
+    r = receipt(aws, "releases/clinics.json")
+    assert r["status"] == "published"
+    locs = {w["loc"]: w["msg"] for w in r["warnings"]}
+    assert set(locs) == {"image.url", "attachments.0.url"}
+    assert "/media/clinic.jpg does not exist yet" in locs["image.url"]
+    assert "media/ in the source bucket" in locs["image.url"]
+
+    put_media(app_module, aws, "media/clinic.jpg", JPEG)
+    put_media(app_module, aws, "media/report.pdf", PDF)
+    app_module.sync_release(s3_event("releases/clinics.json"), None)
+    assert receipt(aws, "releases/clinics.json")["warnings"] == []
+
+
+def test_https_images_are_not_checked(app_module, aws) -> None:
+    doc = make_release(image={"url": "https://cdn.example.org/x.jpg", "alt": "A clinic"})
+    upload(aws, "releases/clinics.json", doc)
+    app_module.sync_release(s3_event("releases/clinics.json"), None)
+    assert receipt(aws, "releases/clinics.json")["warnings"] == []
+
+
+def test_build_copies_only_allowed_media(tmp_path) -> None:
+    src = tmp_path / "src"
+    (src / "media").mkdir(parents=True)
+    (src / "media" / "clinic.jpg").write_bytes(JPEG)
+    (src / "media" / "evil.svg").write_bytes(b"<svg/>")
+    (src / "clinics.json").write_text(
+        __import__("json").dumps(make_release(image=None)), encoding="utf-8"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", str(src), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "media" / "clinic.jpg").read_bytes() == JPEG
+    assert not (out / "media" / "evil.svg").exists()
+    assert "evil.svg: (file): has a file type that is not published" in result.output
