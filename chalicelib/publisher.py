@@ -81,6 +81,27 @@ class Change:
         return sorted(set(out))
 
 
+@dataclass(frozen=True)
+class _Wanted:
+    """One read of a source key: ``published`` (entry and page set),
+    ``scheduled`` (release set, nothing public), ``unpublished`` (the file is
+    gone) or ``rejected`` (error set)."""
+
+    status: str
+    release: Release | None = None
+    entry: Entry | None = None
+    page: bytes | None = None
+    error: InvalidRelease | None = None
+
+
+def _write_order(key: str) -> tuple[bool, int, str]:
+    # topic pages first (a new release page links to them), then deeper keys
+    # before shallower: a month or year page exists before the index pages
+    # that link to it, a topic's feed before the topic page that links to it.
+    # Deletions run in the reverse order.
+    return (not key.startswith("topics/") or key.count("/") < 2, -key.count("/"), key)
+
+
 class Publisher:
     def __init__(
         self,
@@ -199,20 +220,20 @@ class Publisher:
                 "(file)", "is not a release: only releases/<name>.json files are published"
             )
             return Receipt(source_key, "rejected", errors=[err]), Change()
-        obj = self.source.get(source_key)
-        if obj is None:
-            change = self._converge(source_key, None, None)
+        try:
+            wanted, change = self._converge(source_key, now)
+        except SlugConflict as exc:
+            return self._rejected(source_key, exc, slug=exc.slug), Change()
+        release = wanted.release
+        if wanted.status == "rejected":
+            return self._rejected(source_key, wanted.error), change  # type: ignore[arg-type]
+        if release is None:
             return Receipt(
                 source_key,
                 "unpublished",
                 message="the source file is gone; the release is off the site",
             ), change
-        try:
-            release = parse_release(obj.body, name=source_key)
-        except InvalidRelease as exc:
-            return self._rejected(source_key, exc), Change()
-        if release.is_embargoed(now):
-            change = self._converge(source_key, None, None)
+        if wanted.entry is None:
             return (
                 Receipt(
                     source_key,
@@ -224,29 +245,45 @@ class Publisher:
                 ),
                 change,
             )
-        rendered = self.renderer.release(release)
-        entry = Entry.from_release(
-            release,
-            source_key=source_key,
-            site_url=self.settings.site_url,
-            summary=rendered.summary,
-            revision=rendered.revision,
-        )
-        try:
-            change = self._converge(source_key, entry, rendered.page)
-        except SlugConflict as exc:
-            return self._rejected(source_key, exc, slug=release.slug), Change()
         return (
             Receipt(
                 source_key,
                 "published",
                 slug=release.slug,
-                url=entry.url,
+                url=wanted.entry.url,
                 warnings=self._media_warnings(release),
                 message="live on the site",
             ),
             change,
         )
+
+    def _wanted(self, source_key: str, now: datetime, cache: dict[str, _Wanted]) -> _Wanted:
+        """Read the source now: what the public site should show for it.
+        Parsed and rendered once per version (the ETag) within one sync."""
+        obj = self.source.get(source_key)
+        if obj is None:
+            return _Wanted("unpublished")
+        if obj.etag in cache:
+            return cache[obj.etag]
+        try:
+            release = parse_release(obj.body, name=source_key)
+        except InvalidRelease as exc:
+            wanted = _Wanted("rejected", error=exc)
+        else:
+            if release.is_embargoed(now):
+                wanted = _Wanted("scheduled", release=release)
+            else:
+                rendered = self.renderer.release(release)
+                entry = Entry.from_release(
+                    release,
+                    source_key=source_key,
+                    site_url=self.settings.site_url,
+                    summary=rendered.summary,
+                    revision=rendered.revision,
+                )
+                wanted = _Wanted("published", release, entry, rendered.page)
+        cache[obj.etag] = wanted
+        return wanted
 
     def _rejected(self, source_key: str, exc: InvalidRelease, slug: str | None = None) -> Receipt:
         message = "not published; fix the errors and upload again"
@@ -277,9 +314,17 @@ class Publisher:
         current = self.public.get(INDEX_KEY)
         return (current.body, current.etag) if current else (None, None)
 
-    def _converge(self, source_key: str, entry: Entry | None, page: bytes | None) -> Change:
+    def _converge(self, source_key: str, now: datetime) -> tuple[_Wanted, Change]:
+        """Optimistic loop with ``index.json`` as the commit point. Each attempt
+        reads the index, *then* the source (so an attempt that commits after
+        another sync's commit also read the source after it: a stale read never
+        overwrites a newer version), writes what changed, deletes what is
+        obsolete, and commits with ``IfMatch``. On 412/409 it starts over; keys
+        an earlier attempt wrote or deleted are redone from the fresh state."""
         change = Change()
         dirty: set[str] = set()
+        cache: dict[str, _Wanted] = {}
+        acting: _Wanted | None = None  # what the pages written so far were for
         renderer = self.renderer
         for attempt in range(1, self.max_attempts + 1):
             change.attempts = attempt
@@ -287,14 +332,40 @@ class Publisher:
             old = Index.from_bytes(raw)
             fresh_theme = raw is not None and old.theme == renderer.theme
             prev = old.by_source(source_key)
-            new = old.with_theme(renderer.theme)
+            wanted = self._wanted(source_key, now, cache)
+            if wanted.status != "rejected":
+                acting = wanted
+            elif acting is None:
+                return wanted, change  # invalid: the live version (if any) stays
+            # else: replaced by an invalid file after an earlier attempt wrote
+            # pages; finish that version so the site stays consistent
+            entry, page = acting.entry, acting.page
             if entry is not None:
                 holder = old.slug_holder(entry.slug)
                 if holder is not None and holder != source_key:
-                    raise SlugConflict(entry.slug, holder, source_key)
-                new = new.with_entry(entry)
-            else:
-                new = new.without_source(source_key)
+                    if not dirty:
+                        raise SlugConflict(entry.slug, holder, source_key)
+                    entry, page = prev, None  # lost the slug mid-sync: keep what is live
+                elif holder is None:
+                    # claim the slug in the index before writing its page, so a
+                    # page is only ever written under a slug this source holds
+                    claimed = old.with_withdrawal(Withdrawal(entry.slug, source_key))
+                    try:
+                        etag = self.public.put(
+                            INDEX_KEY,
+                            claimed.to_bytes(),
+                            content_type="application/json",
+                            cache_control=cache_control(INDEX_KEY),
+                            if_match=etag,
+                            if_none_match=etag is None,
+                        )
+                    except PreconditionFailed:
+                        self.conflicts += 1
+                        self._pause(attempt)
+                        continue
+                    old = claimed
+            new = old.with_theme(renderer.theme)
+            new = new.with_entry(entry) if entry is not None else new.without_source(source_key)
             # pages this source no longer owns: an unpublish, a slug change, or a
             # withdrawal a crashed earlier run left unfinished
             gone = {w for w in old.withdrawing if w.source_key == source_key}
@@ -302,27 +373,35 @@ class Publisher:
                 gone.add(Withdrawal(prev.slug, source_key))
             gone = {w for w in gone if entry is None or w.slug != entry.slug}
             for w in {w for w in old.withdrawing if w.source_key == source_key} - gone:
-                new = new.without_withdrawal(w)  # republished under the same slug
+                new = new.without_withdrawal(w)  # (re)published under this slug
             for w in gone:
                 new = new.with_withdrawal(w)
             if new == old and not dirty:
-                return change  # already converged: a duplicate or late event
+                # already converged (a duplicate or late event), except perhaps
+                # for page deletions a crash interrupted after the commit
+                if gone:
+                    self._finish_withdrawals(gone, change)
+                return wanted, change
 
             old_plan = plan(old, renderer) if fresh_theme else {}
             new_plan = plan(new, renderer)
             write, obsolete = changed_keys(old_plan, new_plan)
-            to_write = sorted((set(write) | dirty) & new_plan.keys())
-            if (
-                entry is not None
-                and page is not None
-                and (
-                    prev is None
-                    or prev.revision != entry.revision
-                    or prev.slug != entry.slug
-                    or not fresh_theme
-                )
+            to_write = sorted((set(write) | dirty) & new_plan.keys(), key=_write_order)
+            to_delete = sorted(
+                (set(obsolete) | dirty) - new_plan.keys(), key=_write_order, reverse=True
+            )
+            page_key = release_key(entry.slug) if entry is not None else ""
+            if page is None or not (
+                prev is None
+                or prev.revision != entry.revision  # type: ignore[union-attr]
+                or prev.slug != entry.slug  # type: ignore[union-attr]
+                or not fresh_theme
             ):
-                self._put(release_key(entry.slug), page, change)
+                page_key = ""
+            if page_key and (prev is None or prev.slug != entry.slug):  # type: ignore[union-attr]
+                # a new page first: nothing links to it until the listings do
+                self._put(page_key, page, change)  # type: ignore[arg-type]
+                page_key = ""
             for key in to_write:
                 body = render_page(key, new_plan[key], renderer, new)
                 # inputs changed but the bytes may not have (a body edit changes
@@ -333,6 +412,17 @@ class Publisher:
                         continue
                 self._put(key, body, change)
                 dirty.add(key)
+            if page_key:
+                # an updated page last: the topic pages it links to exist by now
+                self._put(page_key, page, change)  # type: ignore[arg-type]
+            # obsolete pages go before the commit, inside this attempt: a
+            # concurrent publish that needs one again commits after us and
+            # rewrites it, and a crash cannot leave one behind
+            for key in to_delete:
+                self.public.delete(key)
+                dirty.add(key)
+                if key not in change.deleted:
+                    change.deleted.append(key)
             try:
                 self.public.put(
                     INDEX_KEY,
@@ -347,13 +437,10 @@ class Publisher:
                 self._pause(attempt)
                 continue
             change.written.append(INDEX_KEY)
-            stray = sorted((set(obsolete) | dirty) - new_plan.keys())
-            for key in stray:
-                self.public.delete(key)
-                change.deleted.append(key)
+            change.deleted = [k for k in change.deleted if k not in new_plan]
             if gone:
                 self._finish_withdrawals(gone, change)
-            return change
+            return wanted, change
         raise StorageError(
             f"index.json kept changing under {self.max_attempts} attempts to sync {source_key}; "
             "giving up so Lambda retries the event",

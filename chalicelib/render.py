@@ -201,9 +201,11 @@ class Renderer:
         intro: str = "",
         feed: str = "",
         more: tuple[str, str] | None = None,
+        years: tuple[tuple[int, str], ...] = (),
     ) -> bytes:
         return self._render(
             "listing.html",
+            years=years,
             path=path,
             heading=heading,
             description=intro or f"{heading} from {self.settings.organisation}",

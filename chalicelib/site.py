@@ -100,6 +100,7 @@ def plan(index: Index, renderer: Renderer) -> dict[str, Page]:
         renderer.stylesheet_key: Page("stylesheet", ()),
         "feed.xml": Page("feed", (entries[: s.feed_size],)),
         "archive/index.html": Page("archive_index", (_months(entries),)),
+        "robots.txt": Page("robots", ()),
     }
     by_month: dict[tuple[int, int], list[Entry]] = {}
     by_year: dict[int, list[Entry]] = {}
@@ -118,7 +119,17 @@ def plan(index: Index, renderer: Renderer) -> dict[str, Page]:
             "archive_month", (year, month, tuple(group))
         )
     for kind, group in by_kind.items():
-        pages[f"kinds/{kind}/index.html"] = Page("kind", (kind, tuple(group[:KIND_PAGE_SIZE])))
+        # the newest of a kind, then one complete page per year of that kind
+        kind_years: dict[int, list[Entry]] = {}
+        for e in group:
+            kind_years.setdefault(e.published_at.year, []).append(e)
+        pages[f"kinds/{kind}/index.html"] = Page(
+            "kind", (kind, tuple(group[:KIND_PAGE_SIZE]), tuple(kind_years))
+        )
+        for year, in_year in kind_years.items():
+            pages[f"kinds/{kind}/{year}/index.html"] = Page(
+                "kind_year", (kind, year, tuple(in_year), tuple(kind_years))
+            )
     topics = tuple(sorted(topic_names.items()))
     pages["topics/index.html"] = Page("topics_index", (topics,))
     for slug, group in by_topic.items():
@@ -174,11 +185,42 @@ def _archive_month(
     )
 
 
-def _kind(r: Renderer, index: Index, kind: str, group: tuple[Entry, ...]) -> bytes:
-    more = ("/archive/", "Older releases in the archive") if len(group) >= KIND_PAGE_SIZE else None
+def _kind(
+    r: Renderer, index: Index, kind: str, group: tuple[Entry, ...], years: tuple[int, ...]
+) -> bytes:
     return r.listing(
-        path=f"/kinds/{kind}/", heading=KIND_PLURALS[kind], entries=group, nav=kind, more=more
+        path=f"/kinds/{kind}/",
+        heading=KIND_PLURALS[kind],
+        entries=group,
+        nav=kind,
+        years=tuple((y, f"/kinds/{kind}/{y}/") for y in years),
     )
+
+
+def _kind_year(
+    r: Renderer,
+    index: Index,
+    kind: str,
+    year: int,
+    group: tuple[Entry, ...],
+    years: tuple[int, ...],
+) -> bytes:
+    return r.listing(
+        path=f"/kinds/{kind}/{year}/",
+        heading=f"{KIND_PLURALS[kind]} from {year}",
+        entries=group,
+        nav=kind,
+        more=(f"/kinds/{kind}/", f"Latest {KIND_PLURALS[kind].lower()}"),
+        years=tuple((y, f"/kinds/{kind}/{y}/") for y in years),
+    )
+
+
+def _robots(r: Renderer, index: Index) -> bytes:
+    base = r.settings.site_url
+    return (
+        f"User-agent: *\nAllow: /\n\nSitemap: {base}/sitemap.xml\n"
+        f"Sitemap: {base}/news-sitemap.xml\n"
+    ).encode()
 
 
 def _topic(r: Renderer, index: Index, slug: str, name: str, group: tuple[Entry, ...]) -> bytes:
@@ -230,6 +272,8 @@ _RENDERERS: dict[str, Callable[..., bytes]] = {
     "archive_index": lambda r, index, months: r.archive_index(months),
     "archive_month": _archive_month,
     "kind": _kind,
+    "kind_year": _kind_year,
+    "robots": _robots,
     "topics_index": lambda r, index, topics: r.topics_index(topics),
     "topic": _topic,
     "topic_feed": _topic_feed,
