@@ -236,6 +236,8 @@ class Rebuilder:
                 key, files[key], content_type=content_type(key), cache_control=cache_control(key)
             )
 
+        if not keys:
+            return
         self.progress("write", 0, len(keys))
         futures = [pool.submit(put, k) for k in keys]
         for n, fut in enumerate(as_completed(futures), 1):
