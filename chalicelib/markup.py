@@ -14,11 +14,12 @@ same sanitized HTML on the benchmark corpus and the sample releases.
 
 from __future__ import annotations
 
+import ctypes
 import html
 import re
 
-import cmarkgfm
 import nh3
+from cmarkgfm import _cmark
 from cmarkgfm.cmark import Options
 
 ALLOWED_TAGS = {
@@ -41,12 +42,46 @@ URL_SCHEMES = {"https", "http", "mailto", "tel"}
 
 
 _CMARK_OPTIONS = Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_STRIKETHROUGH_DOUBLE_TILDE
-_CMARK_EXTENSIONS = ["table", "strikethrough"]
+_lib, _ffi = _cmark.lib, _cmark.ffi
+_lib.cmark_gfm_core_extensions_ensure_registered()
+_EXTENSIONS = [_lib.cmark_find_syntax_extension(name) for name in (b"table", b"strikethrough")]
+# cmarkgfm's own wrappers never free the document tree nor the returned string
+# (about 50 KB a call: a full build grew by gigabytes), so we free both here,
+# with cmark's exported cmark_node_free and the C library's free (cmark's
+# default allocator).
+_node_free = ctypes.CDLL(_cmark.__file__).cmark_node_free
+_node_free.argtypes = [ctypes.c_void_p]
+_node_free.restype = None
+_c_free = ctypes.CDLL(None).free
+_c_free.argtypes = [ctypes.c_void_p]
+_c_free.restype = None
+
+
+def _address(pointer: object) -> int:
+    return int(_ffi.cast("uintptr_t", pointer))
 
 
 def markdown_html(body: str) -> str:
     """CommonMark (+ tables, ``~~strikethrough~~``) to unsanitized HTML."""
-    return cmarkgfm.markdown_to_html_with_extensions(body, _CMARK_OPTIONS, _CMARK_EXTENSIONS)
+    data = body.encode("utf-8")
+    parser = _lib.cmark_parser_new(_CMARK_OPTIONS)
+    try:
+        for extension in _EXTENSIONS:
+            _lib.cmark_parser_attach_syntax_extension(parser, extension)
+        _lib.cmark_parser_feed(parser, data, len(data))
+        root = _lib.cmark_parser_finish(parser)
+        try:
+            raw = _lib.cmark_render_html(
+                root, _CMARK_OPTIONS, _lib.cmark_parser_get_syntax_extensions(parser)
+            )
+            try:
+                return _ffi.string(raw).decode("utf-8")
+            finally:
+                _c_free(_address(raw))
+        finally:
+            _node_free(_address(root))
+    finally:
+        _lib.cmark_parser_free(parser)
 
 
 def _demote_h1(source_html: str) -> str:
