@@ -51,7 +51,7 @@ from .site import cache_control, content_type, invalidation_paths
 from .storage import S3Storage, md5_etag
 
 # What the site owns in the public bucket: only these are ever pruned. Media
-# files and anything ops put there by hand (robots.txt, verification files) stay.
+# files and anything ops put there by hand (verification files) stay.
 SITE_PREFIXES = ("releases/", "archive/", "topics/", "kinds/", "sitemaps/", "assets/")
 SITE_FILES = frozenset(
     {"index.html", "404.html", "feed.xml", "sitemap.xml", "news-sitemap.xml", INDEX_KEY}

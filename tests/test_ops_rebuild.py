@@ -229,7 +229,7 @@ def test_prunes_what_the_site_no_longer_has_but_never_media(aws: Any, app_module
         "topics/gone/index.html": b"<p>old topic</p>",
         "assets/style.000000000000.css": b"body{}",
         "media/clinic.jpg": b"\xff\xd8\xff\xd9",
-        "robots.txt": b"User-agent: *\n",
+        "google0123456789abcdef.html": b"google-site-verification",
     }
     for key, body in extra.items():
         aws.put_object(Bucket=PUBLIC, Key=key, Body=body)
@@ -251,7 +251,7 @@ def test_prunes_what_the_site_no_longer_has_but_never_media(aws: Any, app_module
     ):
         assert key not in tree
     assert tree["media/clinic.jpg"] == extra["media/clinic.jpg"]
-    assert tree["robots.txt"] == extra["robots.txt"]
+    assert tree["google0123456789abcdef.html"] == extra["google0123456789abcdef.html"]
 
 
 def test_rebuild_writes_the_embargo_schedule(aws: Any, app_module: Any) -> None:
