@@ -121,6 +121,8 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     )
     sys.exit(1 if result.problems else 0)
 
+
+main.add_command(__import__("chalicelib.demo", fromlist=["command"]).command)
 main.add_command(__import__("chalicelib.cli_schedule", fromlist=["schedule"]).schedule)
 main.add_command(__import__("chalicelib.ops", fromlist=["rebuild"]).rebuild)
 main.add_command(__import__("chalicelib.ops", fromlist=["publish"]).publish)

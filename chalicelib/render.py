@@ -119,6 +119,10 @@ class Renderer:
         return (STATIC_DIR / "style.css").read_bytes()
 
     @cached_property
+    def favicon(self) -> bytes:
+        return (STATIC_DIR / "favicon.svg").read_bytes()
+
+    @cached_property
     def stylesheet_key(self) -> str:
         digest = hashlib.sha256(self.stylesheet).hexdigest()[:12]
         return f"assets/style.{digest}.css"

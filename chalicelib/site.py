@@ -11,6 +11,7 @@ writes them from the release itself.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -98,6 +99,7 @@ def plan(index: Index, renderer: Renderer) -> dict[str, Page]:
         "index.html": Page("front", (entries[: s.page_size],)),
         "404.html": Page("404", ()),
         renderer.stylesheet_key: Page("stylesheet", ()),
+        "favicon.svg": Page("favicon", (hashlib.sha256(renderer.favicon).hexdigest(),)),
         "feed.xml": Page("feed", (entries[: s.feed_size],)),
         "archive/index.html": Page("archive_index", (_months(entries),)),
         "robots.txt": Page("robots", ()),
@@ -268,6 +270,7 @@ _RENDERERS: dict[str, Callable[..., bytes]] = {
     "front": _front,
     "404": lambda r, index: r.not_found(),
     "stylesheet": lambda r, index: r.stylesheet,
+    "favicon": lambda r, index, digest: r.favicon,
     "feed": _feed,
     "archive_index": lambda r, index, months: r.archive_index(months),
     "archive_month": _archive_month,

@@ -270,6 +270,8 @@ def test_every_object_has_content_type_and_cache_control(app_module, aws) -> Non
         ".html": "text/html; charset=utf-8",
         ".json": "application/json",
         ".css": "text/css",
+        ".svg": "image/svg+xml",
+        ".txt": "text/plain; charset=utf-8",
     }
     for item in aws.list_objects_v2(Bucket=PUBLIC)["Contents"]:
         key = item["Key"]

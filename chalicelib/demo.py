@@ -1,0 +1,677 @@
+"""``newsroom demo``: the whole newsroom on one machine.
+
+A local S3 endpoint (moto's server mode on 127.0.0.1) holds the source and
+public buckets. The sample releases and their media are uploaded to the source
+bucket, and each upload goes through the real ``sync_release`` handler with a
+genuine S3 event record, exactly as Lambda would receive it. The public bucket
+is then served over HTTP with CloudFront's semantics, and an inbox folder is
+watched so that a release dropped into it, changed or deleted flows through the
+same handler within a second or two.
+
+Nothing here is a second implementation of publishing: the demo only plays the
+parts AWS plays (S3, the event notification, CloudFront).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import quote_plus, unquote, urlsplit
+
+import click
+
+from .site import cache_control, content_type
+
+SOURCE_BUCKET = "newsroom-demo-source"
+PUBLIC_BUCKET = "newsroom-demo-public"
+REGION = "us-east-1"
+DEFAULT_SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+POLL_INTERVAL = 0.5
+
+# The headers CloudFront adds to every response (infra/newsroom.yaml,
+# SecurityHeadersPolicy), minus HSTS, which means nothing over plain http.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src 'self' https:; style-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Frame-Options": "DENY",
+}
+
+# The demo's own settings; a setting already in the environment wins for the
+# cosmetic ones (title, intro, organisation, press office).
+DEMO_DEFAULTS = {
+    "NEWSROOM_SITE_TITLE": "Harbor Light Alliance Newsroom",
+    "NEWSROOM_ORGANISATION": "Harbor Light Alliance",
+    "NEWSROOM_INTRO": (
+        "Press releases, reports and statements from Harbor Light Alliance, "
+        "a fictional coastal rights organisation."
+    ),
+    "NEWSROOM_PRESS_EMAIL": "press@harborlight.example",
+    "NEWSROOM_PRESS_PHONE": "+1 305 555 0100",
+}
+
+
+# S3 event records ----------------------------------------------------------------
+_sequencer = itertools.count(1)
+
+
+def s3_event(
+    bucket: str,
+    key: str,
+    event_name: str = "ObjectCreated:Put",
+    *,
+    size: int | None = None,
+    etag: str | None = None,
+) -> dict[str, Any]:
+    """An S3 notification as S3 sends it to Lambda: the key URL-encoded
+    (``+`` for a space), one record, a per-process increasing sequencer."""
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/")}
+    if event_name.startswith("ObjectCreated"):
+        obj["size"] = size or 0
+        obj["eTag"] = (etag or "").strip('"')
+    obj["sequencer"] = f"{next(_sequencer):018X}"
+    now = datetime.now(UTC)
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": REGION,
+                "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+                "eventName": event_name,
+                "userIdentity": {"principalId": "AWS:NEWSROOMDEMO"},
+                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                "responseElements": {
+                    "x-amz-request-id": f"DEMO{obj['sequencer']}",
+                    "x-amz-id-2": "newsroom-demo",
+                },
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "newsroom-demo-sync",
+                    "bucket": {
+                        "name": bucket,
+                        "ownerIdentity": {"principalId": "NEWSROOMDEMO"},
+                        "arn": f"arn:aws:s3:::{bucket}",
+                    },
+                    "object": obj,
+                },
+            }
+        ]
+    }
+
+
+# The local S3 endpoint -----------------------------------------------------------
+def _moto_server_class() -> type:
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
+
+    class QuietHandler(MotoRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            return  # one access-log line per S3 call would drown the demo's output
+
+    class AtomicMotoServer(ThreadedMotoServer):
+        """moto's threaded server with each request made atomic, as it is on
+        real S3: moto's in-memory objects are not safe to overwrite while
+        another thread reads them."""
+
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+            lock = threading.Lock()
+
+            def atomic(environ: dict[str, Any], start_response: Any) -> Any:
+                with lock:
+                    # materialise the body under the lock
+                    return list(app(environ, start_response))
+
+            self._server = make_server(
+                self._ip_address, self._port, atomic, True, request_handler=QuietHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return AtomicMotoServer
+
+
+class LocalS3:
+    """moto's S3 on 127.0.0.1 (a free port), with fresh, empty demo buckets."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self._server: Any = None
+        self.endpoint = ""
+
+    def start(self) -> LocalS3:
+        self._server = _moto_server_class()(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        # moto's state is per process: start from nothing (a second demo in one
+        # process, or the test suite, must not see an earlier run's objects)
+        import urllib.request
+
+        urllib.request.urlopen(
+            urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST"), timeout=10
+        ).read()
+        return self
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="demo",
+            aws_secret_access_key="demo",
+        )
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+# Serving the public bucket like CloudFront ----------------------------------------
+@dataclass
+class Served:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class PublicSite:
+    """Maps a request path to a public-bucket object the way the CloudFront
+    distribution does: ``/`` and ``/x/`` serve ``x/index.html``, a missing key
+    serves ``404.html`` with status 404. ``/releases/x`` redirects (301) to
+    ``/releases/x/`` so relative links resolve as they do on the live site."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        if not key or len(key.encode()) > 1024:
+            return None
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        return {
+            "body": resp["Body"].read(),
+            "Content-Type": resp.get("ContentType") or content_type(key),
+            "Cache-Control": resp.get("CacheControl") or cache_control(key),
+            "ETag": resp.get("ETag", ""),
+        }
+
+    def respond(self, raw_path: str, if_none_match: str | None = None) -> Served:
+        parts = urlsplit(raw_path)
+        path = unquote(parts.path) or "/"
+        if not path.startswith("/"):
+            return Served(400, b"bad request\n", {"Content-Type": "text/plain; charset=utf-8"})
+        key = path[1:] + "index.html" if path.endswith("/") else path[1:]
+        obj = self._get(key)
+        if obj is None and not path.endswith("/") and self._get(key + "/index.html"):
+            location = parts.path + "/" + (f"?{parts.query}" if parts.query else "")
+            return Served(301, b"", {"Location": location, "Cache-Control": "no-cache"})
+        status = 200
+        if obj is None:
+            status = 404
+            obj = self._get("404.html")
+            if obj is None:
+                return Served(404, b"not found\n", {"Content-Type": "text/plain; charset=utf-8"})
+        headers = {
+            "Content-Type": obj["Content-Type"],
+            "Cache-Control": obj["Cache-Control"],
+            **SECURITY_HEADERS,
+        }
+        if status == 200 and obj["ETag"]:
+            headers["ETag"] = obj["ETag"]
+            if if_none_match and obj["ETag"] in [t.strip() for t in if_none_match.split(",")]:
+                return Served(304, b"", headers)
+        return Served(status, obj["body"], headers)
+
+
+class _SiteRequestHandler(BaseHTTPRequestHandler):
+    server_version = "newsroom-demo"
+    site: PublicSite  # set on the subclass made per server
+
+    def _serve(self, with_body: bool) -> None:
+        try:
+            served = self.site.respond(self.path, self.headers.get("If-None-Match"))
+        except Exception as exc:  # the local S3 went away (shutdown) or failed
+            served = Served(502, f"{exc}\n".encode(), {"Content-Type": "text/plain"})
+        self.send_response(served.status)
+        for name, value in served.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(served.body)))
+        self.end_headers()
+        if with_body and served.body:
+            self.wfile.write(served.body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._serve(True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._serve(False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        return  # the terminal is for publishing news, not access logs
+
+
+def make_http_server(site: PublicSite, host: str, port: int) -> ThreadingHTTPServer:
+    handler = type("SiteRequestHandler", (_SiteRequestHandler,), {"site": site})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+# The demo ------------------------------------------------------------------------
+def _files(folder: Path, pattern: str) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.glob(pattern)
+        if p.is_file() and not p.name.startswith(".") and not p.name.endswith("~")
+    )
+
+
+class Demo:
+    """The local stack: S3 endpoint, handler invocations, HTTP server, inbox.
+
+    ``start()`` binds the web port (so a busy port fails before anything else
+    happens), starts the local S3 and points the environment at it;
+    ``publish_samples()`` uploads media and releases through the handlers;
+    ``serve()`` starts the web server and ``watch()`` the inbox, each in a
+    thread; ``stop()`` undoes all of it, environment included.
+    """
+
+    def __init__(
+        self,
+        *,
+        samples: Path = DEFAULT_SAMPLES,
+        inbox: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        poll_interval: float = POLL_INTERVAL,
+        bind: bool = True,
+        verbose: bool = False,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> None:
+        self.samples = Path(samples)
+        self.inbox = Path(inbox) if inbox is not None else None
+        self.host = host
+        self.port = port
+        self.poll_interval = poll_interval
+        self.bind = bind
+        self.verbose = verbose
+        self._log_level: int | None = None
+        self.out = out
+        self.err = err
+        self.s3 = LocalS3(host="127.0.0.1")
+        self.client: Any = None
+        self.http: ThreadingHTTPServer | None = None
+        self.watcher: InboxWatcher | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._saved_env: dict[str, str | None] = {}
+        self._app: Any = None
+
+    # output
+    def say(self, line: str) -> None:
+        click.echo(line, file=self.out or sys.stdout)
+        (self.out or sys.stdout).flush()
+
+    def warn(self, line: str) -> None:
+        click.echo(line, file=self.err or sys.stderr)
+        (self.err or sys.stderr).flush()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # lifecycle
+    def start(self) -> Demo:
+        if self.bind:
+            try:
+                self.http = make_http_server(PublicSite(None, PUBLIC_BUCKET), self.host, self.port)
+            except OSError as exc:
+                raise click.ClickException(
+                    f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}; "
+                    "stop whatever uses it or pick another port with --port"
+                ) from exc
+            self.port = self.http.server_address[1]
+        self.s3.start()
+        self._set_env(
+            {
+                "AWS_ENDPOINT_URL": self.s3.endpoint,
+                "AWS_ENDPOINT_URL_S3": self.s3.endpoint,
+                "AWS_ACCESS_KEY_ID": "demo",
+                "AWS_SECRET_ACCESS_KEY": "demo",
+                "AWS_SESSION_TOKEN": None,
+                "AWS_PROFILE": None,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "NEWSROOM_SOURCE_BUCKET": SOURCE_BUCKET,
+                "NEWSROOM_PUBLIC_BUCKET": PUBLIC_BUCKET,
+                "NEWSROOM_SITE_URL": self.url,
+                "NEWSROOM_DISTRIBUTION_ID": None,
+                **{k: os.environ.get(k) or v for k, v in DEMO_DEFAULTS.items()},
+            }
+        )
+        self.client = self.s3.client()
+        self.client.create_bucket(Bucket=SOURCE_BUCKET)
+        self.client.create_bucket(Bucket=PUBLIC_BUCKET)
+        if self.http is not None:
+            self.http.RequestHandlerClass.site = PublicSite(self.client, PUBLIC_BUCKET)  # type: ignore[attr-defined]
+        import app  # the Chalice application, as deployed
+
+        self._app = app
+        if not self.verbose:
+            # the handler's structured log lines go to CloudWatch in Lambda;
+            # here the receipts printed below say the same in plain words
+            logger = logging.getLogger("newsroom")
+            self._log_level = logger.level
+            logger.setLevel(logging.WARNING)
+        return self
+
+    def _set_env(self, values: dict[str, str | None]) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.http is not None:
+            if any(t.name == "newsroom-http" for t in self._threads):
+                self.http.shutdown()
+            self.http.server_close()
+            self.http = None
+        for t in self._threads:
+            t.join(timeout=10)
+        self._threads.clear()
+        self.s3.stop()
+        if self._log_level is not None:
+            logging.getLogger("newsroom").setLevel(self._log_level)
+            self._log_level = None
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    def __enter__(self) -> Demo:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # publishing through the handlers
+    def put_source(self, key: str, body: bytes) -> dict[str, Any]:
+        resp = self.client.put_object(
+            Bucket=SOURCE_BUCKET, Key=key, Body=body, ContentType=content_type(key)
+        )
+        return s3_event(SOURCE_BUCKET, key, size=len(body), etag=resp.get("ETag"))
+
+    def delete_source(self, key: str) -> dict[str, Any]:
+        self.client.delete_object(Bucket=SOURCE_BUCKET, Key=key)
+        return s3_event(SOURCE_BUCKET, key, "ObjectRemoved:Delete")
+
+    def sync_release(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The deployed handler, called as Lambda calls it."""
+        return self._app.sync_release(event, None)
+
+    def publish_media(self) -> int:
+        """Upload ``samples/media/*`` to the source bucket's ``media/``. With a
+        ``sync_media`` handler in the app, each upload goes through it; without
+        one, the objects are copied to the public bucket's ``media/`` here."""
+        handler: Callable[..., Any] | None = getattr(self._app, "sync_media", None)
+        count = 0
+        for path in _files(self.samples / "media", "**/*"):
+            key = "media/" + path.relative_to(self.samples / "media").as_posix()
+            body = path.read_bytes()
+            event = self.put_source(key, body)
+            if handler is not None:
+                for receipt in handler(event, None) or []:
+                    if receipt.get("status") == "rejected":
+                        self.report(receipt, str(path))
+            else:
+                self.client.put_object(
+                    Bucket=PUBLIC_BUCKET,
+                    Key=key,
+                    Body=body,
+                    ContentType=content_type(key),
+                    CacheControl=cache_control(key),
+                )
+            count += 1
+        return count
+
+    def publish_samples(self) -> list[dict[str, Any]]:
+        """Media first (so no release points at a missing image), then every
+        sample release, each through ``sync_release``. Returns the receipts."""
+        media = self.publish_media()
+        self.say(f"media: {media} files uploaded to media/")
+        receipts = []
+        for path in _files(self.samples / "releases", "*.json"):
+            key = f"releases/{path.name}"
+            for receipt in self.sync_release(self.put_source(key, path.read_bytes())):
+                self.report(receipt, str(path))
+                receipts.append(receipt)
+        return receipts
+
+    def report(self, receipt: dict[str, Any], label: str) -> None:
+        status = receipt.get("status")
+        if status == "published":
+            self.say(f"published: {receipt['url']}")
+        elif status == "scheduled":
+            self.say(
+                f"scheduled: {receipt['url']} (embargoed until {receipt.get('embargo_until')})"
+            )
+        elif status == "unpublished":
+            self.say(f"unpublished: {label}")
+        else:
+            for e in receipt.get("errors", []):
+                self.warn(f"{label}: {e['loc']}: {e['msg']}")
+            self.say(f"rejected: {label} ({receipt.get('message') or 'not published'})")
+        for w in receipt.get("warnings", []):
+            self.warn(f"{label}: warning: {w['loc']}: {w['msg']}")
+
+    # serving and watching
+    def _thread(self, name: str, target: Callable[[], None]) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def serve(self) -> str:
+        assert self.http is not None, "start() binds the server first"
+        self._thread("newsroom-http", self.http.serve_forever)
+        return self.url + "/"
+
+    def watch(self) -> InboxWatcher:
+        assert self.inbox is not None, "no inbox folder given"
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        self.watcher = InboxWatcher(self, self.inbox)
+        self.watcher.scan(settle=False)  # files already there are published now
+        self._thread("newsroom-inbox", lambda: self.watcher.run(self._stop, self.poll_interval))  # type: ignore[union-attr]
+        return self.watcher
+
+    def wait(self) -> None:
+        """Block until Ctrl-C or SIGTERM."""
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        try:
+            while not self._stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+# The inbox -----------------------------------------------------------------------
+@dataclass
+class Seen:
+    signature: tuple[int, int]  # (mtime_ns, size)
+    digest: str = ""
+
+
+class InboxWatcher:
+    """Polls a folder of release JSON and mirrors it into ``releases/`` of the
+    source bucket, one handler call per change.
+
+    A file counts as changed when its mtime or size changes; it is read once
+    the pair has held still for one poll (so a half-saved file is not
+    published), and uploaded only if its bytes differ from the last upload.
+    A file that disappears is deleted from the bucket.
+    """
+
+    def __init__(self, demo: Demo, folder: Path) -> None:
+        self.demo = demo
+        self.folder = folder
+        self._candidates: dict[str, tuple[int, int]] = {}
+        self._done: dict[str, Seen] = {}
+        self.events = 0
+
+    def label(self, name: str) -> str:
+        return _short(self.folder / name)
+
+    def _stat(self) -> dict[str, tuple[int, int]]:
+        out = {}
+        for p in _files(self.folder, "*.json"):
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            out[p.name] = (st.st_mtime_ns, st.st_size)
+        return out
+
+    def scan(self, settle: bool = True) -> None:
+        current = self._stat()
+        for name, signature in current.items():
+            done = self._done.get(name)
+            if done is not None and done.signature == signature:
+                continue
+            if settle and self._candidates.get(name) != signature:
+                self._candidates[name] = signature  # changed since last poll: wait
+                continue
+            self._candidates.pop(name, None)
+            try:
+                body = (self.folder / name).read_bytes()
+            except OSError as exc:
+                self.demo.warn(f"{self.label(name)}: (file): cannot be read ({exc.strerror})")
+                continue
+            digest = hashlib.sha256(body).hexdigest()
+            self._done[name] = Seen(signature, digest)
+            if done is not None and done.digest == digest:
+                continue  # touched, not changed
+            self._handle(name, lambda n=name, b=body: self.demo.put_source(f"releases/{n}", b))
+        for name in [n for n in self._done if n not in current]:
+            del self._done[name]
+            self._handle(name, lambda n=name: self.demo.delete_source(f"releases/{n}"))
+        for name in [n for n in self._candidates if n not in current]:
+            del self._candidates[name]
+
+    def _handle(self, name: str, change: Callable[[], dict[str, Any]]) -> None:
+        try:
+            for receipt in self.demo.sync_release(change()):
+                self.demo.report(receipt, self.label(name))
+        except Exception as exc:  # an infrastructure fault: say so, keep watching
+            self.demo.warn(f"{self.label(name)}: error: {exc}")
+        self.events += 1
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        while not stop.wait(interval):
+            self.scan()
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# The command ---------------------------------------------------------------------
+@click.command("demo")
+@click.option("--port", default=8000, show_default=True, help="Port for the newsroom web server.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--inbox",
+    default="inbox",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder watched for release JSON to publish, change or take down.",
+)
+@click.option(
+    "--samples",
+    default=str(DEFAULT_SAMPLES),
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with releases/ and media/ to publish first.",
+)
+@click.option("--no-serve", is_flag=True, help="Publish the samples, print the receipts, and exit.")
+@click.option("--verbose", is_flag=True, help="Also show the handler's structured log lines.")
+def command(
+    port: int, host: str, inbox: Path, samples: Path, no_serve: bool, verbose: bool
+) -> None:
+    """Run the newsroom locally: local S3, the real handler, the site on HTTP."""
+    if not (samples / "releases").is_dir():
+        raise click.ClickException(f"no sample releases in {samples / 'releases'}")
+    started = time.perf_counter()
+    demo = Demo(
+        samples=samples, inbox=inbox, host=host, port=port, bind=not no_serve, verbose=verbose
+    )
+    try:
+        demo.start()
+        demo.say(
+            f"local S3 (moto) at {demo.s3.endpoint}: s3://{SOURCE_BUCKET}, s3://{PUBLIC_BUCKET}"
+        )
+        receipts = demo.publish_samples()
+        published = sum(r["status"] == "published" for r in receipts)
+        demo.say(
+            f"{published} of {len(receipts)} sample releases published "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
+        if no_serve:
+            if published != len(receipts):
+                sys.exit(1)
+            return
+        demo.say(f"inbox: {inbox.resolve()}  (drop, edit or delete release JSON here)")
+        demo.watch()
+        url = demo.serve()
+        demo.say(f"newsroom: {url}  (Ctrl-C to stop)")
+        demo.wait()
+        demo.say("stopping")
+    finally:
+        demo.stop()
+    demo.say("stopped")
