@@ -146,3 +146,12 @@ def test_sitemaps_are_deterministic_and_independent_of_the_clock(site, env) -> N
     assert "news-sitemap.xml" in keys and "sitemap.xml" in keys
     for key in keys:
         assert a.files[key] == b.files[key] == site[key], key
+
+
+def test_robots_txt_points_crawlers_at_the_sitemaps(site, aws) -> None:
+    robots = site["robots.txt"].decode()
+    assert f"Sitemap: {SITE_URL}/sitemap.xml" in robots.splitlines()
+    assert f"Sitemap: {SITE_URL}/news-sitemap.xml" in robots.splitlines()
+    assert "Disallow: /\n" not in robots
+    head = aws.head_object(Bucket=PUBLIC, Key="robots.txt")
+    assert head["ContentType"] == "text/plain; charset=utf-8"
