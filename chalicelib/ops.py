@@ -97,6 +97,7 @@ class RebuildReport:
     invalidated: list[str] = field(default_factory=list)
     dry_run: bool = False
     seen: set[str] = field(default_factory=set, repr=False)  # source keys read
+    live: set[str] = field(default_factory=set, repr=False)  # source keys on the site
 
     @property
     def paths(self) -> list[str]:
@@ -149,7 +150,7 @@ class Rebuilder:
                 )
         report.written = sorted(written)
         if not dry_run:
-            self._write_schedule(report.scheduled, report.seen)
+            self._write_schedule(report.scheduled, report.seen, report.live)
             if self.invalidator is not None and report.paths:
                 self.invalidator.invalidate(report.paths)
                 report.invalidated = report.paths
@@ -174,6 +175,7 @@ class Rebuilder:
         )
         files = result.files
         report.releases = len(result.index.entries)
+        report.live = {e.source_key for e in result.index.entries}
         report.problems = result.problems
         report.scheduled = result.scheduled
         report.kept = result.kept
@@ -248,13 +250,23 @@ class Rebuilder:
         for fut in [pool.submit(self.public.delete, k) for k in keys]:
             fut.result()
 
-    def _write_schedule(self, scheduled: list[Scheduled], seen: set[str]) -> None:
-        """The schedule for the sources this rebuild read; entries for keys it did
-        not see (uploaded since its listing) are left as the publisher wrote them."""
+    def _write_schedule(self, scheduled: list[Scheduled], seen: set[str], live: set[str]) -> None:
+        """The schedule for the sources this rebuild read. Entries for keys it did
+        not see (uploaded since its listing) stay as the publisher wrote them, and
+        so do entries whose embargo ran out and that this rebuild put live: the
+        next ``publish_due_releases`` run still writes their ``published`` receipt."""
+        now = self.clock()
+        mine = {s.source_key for s in scheduled}
+
+        def keep(s: Scheduled) -> bool:
+            if s.source_key in mine:
+                return False
+            return s.source_key not in seen or (s.source_key in live and s.embargo_until <= now)
+
         for _attempt in range(1, self.max_attempts + 1):
             current = self.source.get(SCHEDULE_KEY)
             items = schedule_from_bytes(current.body if current else None)
-            updated = [s for s in items if s.source_key not in seen] + scheduled
+            updated = [s for s in items if keep(s)] + scheduled
             if sorted(updated, key=repr) == sorted(items, key=repr):
                 return
             try:

@@ -10,12 +10,13 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
-from conftest import PUBLIC, SOURCE, make_release, public_tree, s3_event, upload
+from conftest import PUBLIC, SOURCE, make_release, public_tree, receipt, s3_event, upload
 
 from chalicelib import service
 from chalicelib.build import build_site
 from chalicelib.cli import main
 from chalicelib.ops import Rebuilder
+from chalicelib.publisher import Publisher
 from chalicelib.render import Renderer
 from chalicelib.settings import Settings
 from chalicelib.site import invalidation_paths
@@ -323,3 +324,42 @@ def test_an_upload_processed_during_the_rebuild_is_not_clobbered(
             sources.append((key, aws.get_object(Bucket=SOURCE, Key=key)["Body"].read()))
     clean = build_site(sources, Renderer(settings), now=datetime.now(UTC))
     assert tree == clean.files
+
+
+def test_a_release_whose_embargo_ran_out_still_gets_its_published_receipt(
+    aws: Any, app_module: Any
+) -> None:
+    """The rebuild puts a release live once its embargo has passed; the schedule
+    entry stays, so the next scheduled run writes the ``published`` receipt."""
+    client = service.s3_client()
+    earlier = Publisher(
+        S3Storage(client, SOURCE),
+        S3Storage(client, PUBLIC),
+        Renderer(Settings.from_env()),
+        clock=lambda: datetime(2020, 1, 1, tzinfo=UTC),
+    )
+    upload(aws, "releases/due.json", make_release(slug="due", embargo_until="2020-06-01T00:00:00Z"))
+    assert earlier.sync("releases/due.json").status == "scheduled"
+
+    result = rebuild()
+
+    assert result.exit_code == 0, result.stderr
+    assert "releases/due/index.html" in public_tree(aws)
+    event = {  # what the rate(5 minutes) rule delivers
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-25T14:05:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/newsroom-publish_due_releases"],
+        "detail": {},
+    }
+    out = app_module.publish_due_releases(event, None)
+    assert [r["status"] for r in out] == ["published"]
+    assert receipt(aws, "releases/due.json")["status"] == "published"
+    schedule = json.loads(
+        aws.get_object(Bucket=SOURCE, Key="receipts/schedule.json")["Body"].read()
+    )
+    assert schedule["releases"] == []
