@@ -460,7 +460,7 @@ def publish(files: tuple[Path, ...], bucket: str, wait_s: float) -> None:
             click.echo(f"{path}: (file): cannot be read ({exc.strerror})", err=True)
             failed = True
             continue
-        if not is_release_key(RELEASES_PREFIX + path.name) or "/" in path.name:
+        if not is_release_key(RELEASES_PREFIX + path.name):
             click.echo(f"{path}: (file): the file name must end in .json", err=True)
             failed = True
             continue
