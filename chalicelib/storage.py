@@ -92,11 +92,43 @@ _TRANSIENT_CODES = {
 }
 
 
+_CONDITIONS = "newsroom_conditions"
+
+
+def _stash_conditions(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    conditions = {
+        h: params.pop(p)
+        for p, h in (("IfMatch", "If-Match"), ("IfNoneMatch", "If-None-Match"))
+        if p in params
+    }
+    if conditions:
+        context[_CONDITIONS] = conditions
+
+
+def _send_conditions(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    params["headers"].update(context.pop(_CONDITIONS, {}))
+
+
 class S3Storage:
-    def __init__(self, client: Any, bucket: str) -> None:
+    """S3 behind the port. Conditional writes use ``IfMatch``/``IfNoneMatch``;
+    with an SDK older than S3's conditional writes (the boto3 built into a Lambda
+    runtime can be), the same ``If-Match``/``If-None-Match`` headers are sent
+    through botocore's event hooks instead, so the semantics do not depend on
+    the SDK version."""
+
+    def __init__(self, client: Any, bucket: str, *, native_conditions: bool | None = None) -> None:
         self.client = client
         self.bucket = bucket
         self.counters = Counters()
+        if native_conditions is None:
+            members = client.meta.service_model.operation_model("PutObject").input_shape.members
+            native_conditions = "IfMatch" in members and "IfNoneMatch" in members
+        if not native_conditions:
+            events = client.meta.events
+            events.register(
+                "before-parameter-build.s3.PutObject", _stash_conditions, "newsroom-stash"
+            )
+            events.register("before-call.s3.PutObject", _send_conditions, "newsroom-send")
 
     def _translate(self, exc: Exception, key: str) -> StorageError:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -95,3 +95,20 @@ def test_s3_errors_become_storage_errors(aws: Any) -> None:
         S3Storage(aws, "no-such-bucket").put(
             "a", b"x", content_type="text/plain", cache_control="x"
         )
+
+
+def test_conditional_writes_work_without_sdk_support_for_them(aws: Any) -> None:
+    """The Lambda runtime's built-in boto3 may predate S3 conditional writes;
+    the headers then go out through botocore's event hooks, with the same effect."""
+    import boto3
+
+    client = boto3.client("s3", region_name="us-east-1")
+    storage = S3Storage(client, PUBLIC, native_conditions=False)
+    first = put(storage, "index.json", b"1", if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        put(storage, "index.json", b"x", if_none_match=True)
+    second = put(storage, "index.json", b"2", if_match=first)
+    with pytest.raises(PreconditionFailed):
+        put(storage, "index.json", b"3", if_match=first)
+    assert second == md5_etag(b"2")
+    assert storage.get("index.json").body == b"2"
