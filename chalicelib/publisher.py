@@ -157,6 +157,38 @@ class Publisher:
             )
             raise
 
+    def _invalidate(self, source_key: str, paths: list[str], receipt: Receipt) -> None:
+        """Refresh CloudFront, retried in place: a Lambda retry would find the
+        site already converged and so would not know which paths to refresh.
+        A lasting failure becomes a receipt warning and an error log line."""
+        for attempt in range(1, 4):
+            try:
+                self.invalidator.invalidate(paths)  # type: ignore[union-attr]
+                return
+            except StorageError as exc:
+                if attempt < 3:
+                    self._pause(attempt + 3)
+                    continue
+                log.error(
+                    json.dumps(
+                        {
+                            "event": "invalidation_failed",
+                            "source_key": source_key,
+                            "paths": paths,
+                            "error": str(exc),
+                        },
+                        ensure_ascii=False,
+                    )
+                )
+                receipt.warnings.append(
+                    FieldError(
+                        "(site)",
+                        "the pages are updated, but CloudFront could not be told to refresh "
+                        f"them ({exc}); cached copies may show for up to an hour — run "
+                        "`newsroom rebuild` or invalidate the paths listed in `changed`",
+                    )
+                )
+
     def _sync_and_record(self, source_key: str) -> Receipt:
         started = time.perf_counter()
         before_requests = self.source.counters.total + self.public.counters.total
@@ -165,16 +197,16 @@ class Publisher:
         receipt, change = self._sync(source_key, now)
         if is_release_key(source_key):
             self._converge_schedule(source_key, now, receipt.status == "scheduled")
-        receipt.processed_at = self.clock()
         receipt.changed = change.paths
+        if self.invalidator is not None and change.paths:
+            self._invalidate(source_key, change.paths, receipt)
+        receipt.processed_at = self.clock()
         self.source.put(
             receipt_key(source_key),
             receipt.to_bytes(),
             content_type="application/json",
             cache_control=RECEIPT_CACHE,
         )
-        if self.invalidator is not None and change.paths:
-            self.invalidator.invalidate(change.paths)
         log.info(
             json.dumps(
                 {

@@ -55,6 +55,7 @@ class Receipt:
             "warnings": [w.as_dict() for w in self.warnings],
             "processed_at": self.processed_at.isoformat() if self.processed_at else None,
             "message": self.message,
+            "changed": self.changed,
         }
         if self.embargo_until is not None:
             doc["embargo_until"] = self.embargo_until.isoformat()

@@ -1,0 +1,29 @@
+"""A CloudFront refresh that keeps failing does not fail the publish."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import make_release, public_tree, receipt, s3_event, upload
+
+
+def test_lasting_invalidation_failure_is_a_receipt_warning_not_a_retry(
+    app_module, aws, monkeypatch, caplog
+) -> None:
+    # a distribution id that does not exist: every create_invalidation fails
+    monkeypatch.setenv("NEWSROOM_DISTRIBUTION_ID", "E0000NOSUCHDIST")
+    upload(aws, "releases/clinics.json", make_release())
+    out = app_module.sync_release(s3_event("releases/clinics.json"), None)
+    assert out[0]["status"] == "published"
+    r = receipt(aws, "releases/clinics.json")
+    assert r["status"] == "published"
+    (warning,) = [w for w in r["warnings"] if w["loc"] == "(site)"]
+    assert "CloudFront" in warning["msg"]
+    assert "/releases/clinics/" in r["changed"] and "/index.json" in r["changed"]
+    assert "releases/clinics/index.html" in public_tree(aws)
+    failures = [
+        json.loads(rec.getMessage())
+        for rec in caplog.records
+        if "invalidation_failed" in rec.getMessage()
+    ]
+    assert failures and failures[0]["source_key"] == "releases/clinics.json"
