@@ -15,6 +15,7 @@ connection: the write happened, the caller sees an error). After each failure:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,17 @@ from chalicelib.publisher import Publisher
 from chalicelib.render import Renderer
 from chalicelib.settings import Settings
 from chalicelib.storage import Counters, S3Storage, StoredObject
+
+
+@functools.lru_cache(maxsize=4)
+def _renderer(settings: Settings) -> Renderer:
+    return Renderer(settings)
+
+
+def renderer() -> Renderer:
+    """One renderer per settings: templates compile once per test session."""
+    return _renderer(Settings.from_env())
+
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SECRET = "EMBARGOED-SECRET-MARKER"
@@ -79,7 +91,7 @@ def publisher(s3: Any, fault: Fault) -> Publisher:
     return Publisher(
         FlakyStorage(S3Storage(s3, SOURCE), fault),
         FlakyStorage(S3Storage(s3, PUBLIC), fault),
-        Renderer(Settings.from_env()),
+        renderer(),
         clock=lambda: NOW,
         sleep=lambda _s: None,
     )
@@ -116,7 +128,7 @@ def restore(s3: Any, bucket: str, want: dict[str, bytes]) -> None:
 
 def built(s3: Any) -> dict[str, bytes]:
     sources = sorted(source_tree(s3).items())
-    return build_site(sources, Renderer(Settings.from_env()), now=NOW, workers=1).files
+    return build_site(sources, renderer(), now=NOW, workers=1).files
 
 
 BASE = {
@@ -265,7 +277,7 @@ def test_a_failed_read_raises_and_is_not_a_rejection(aws: Any, baseline: Any) ->
     pub = Publisher(
         BrokenReads(S3Storage(aws, SOURCE), Fault()),
         S3Storage(aws, PUBLIC),
-        Renderer(Settings.from_env()),
+        renderer(),
         clock=lambda: NOW,
     )
     key = change_publish(aws)

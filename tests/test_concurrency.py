@@ -1,0 +1,405 @@
+"""Concurrency: many Lambdas publishing at once against a real local S3 endpoint.
+
+moto's S3 checks ``If-Match`` / ``If-None-Match`` and then stores the object in
+two separate steps, in-process and in server mode alike, so under threads two
+conditional writes can both pass (a lost update; shown below with a
+``sys.setswitchinterval`` run, recorded in docs/reliability.md). Real S3
+applies each request atomically. ``AtomicMotoServer`` is moto's threaded server
+on 127.0.0.1 with a free port, serving one HTTP request at a time: each request
+is atomic, as on S3, while the publisher threads still interleave freely
+between requests, so every race in our code stays visible.
+
+Each thread gets its own boto3 client, ``S3Storage`` and ``Publisher``, as
+separate Lambda instances would.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree
+from invariants import link_problems
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+from chalicelib.build import build_site
+from chalicelib.errors import StorageError
+from chalicelib.publisher import Publisher
+from chalicelib.render import Renderer
+from chalicelib.settings import Settings
+from chalicelib.storage import S3Storage, StoredObject
+
+
+@functools.lru_cache(maxsize=4)
+def _renderer(settings: Settings) -> Renderer:
+    return Renderer(settings)
+
+
+def renderer() -> Renderer:
+    """One renderer per settings: templates compile once per test session."""
+    return _renderer(Settings.from_env())
+
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+TOPICS = ["Clean Water", "Harbour", "Schools", "Côte d'Ivoire", "Storms", "Budget"]
+KINDS = ["press-release", "report", "statement", "campaign-update", "victory"]
+
+
+class AtomicMotoServer(ThreadedMotoServer):
+    """moto's threaded server, one request at a time (S3's per-request atomicity)."""
+
+    def _server_entry(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def atomic(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+            with lock:
+                return list(app(environ, start_response))
+
+        self._server = make_server(
+            self._ip_address, self._port, atomic, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    server = AtomicMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def client(endpoint: str) -> Any:
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}, max_pool_connections=4),
+    )
+
+
+@pytest.fixture
+def s3(endpoint: str, env: dict[str, str]) -> Iterator[Any]:
+    c = client(endpoint)
+    for bucket in (SOURCE, PUBLIC):
+        try:
+            c.create_bucket(Bucket=bucket)
+        except ClientError:
+            pass
+        for key in list(public_tree(c, bucket)):
+            c.delete_object(Bucket=bucket, Key=key)
+    yield c
+
+
+def new_publisher(endpoint: str) -> Publisher:
+    c = client(endpoint)
+    return Publisher(
+        S3Storage(c, SOURCE),
+        S3Storage(c, PUBLIC),
+        renderer(),
+        clock=lambda: NOW,
+        backoff=0.02,
+        max_backoff=0.5,
+    )
+
+
+def release_doc(i: int, rng: random.Random) -> dict[str, Any]:
+    month = rng.randint(1, 12)
+    day = rng.randint(1, 28)
+    return make_release(
+        title=f"Release number {i}",
+        kind=rng.choice(KINDS),
+        published_at=f"2025-{month:02d}-{day:02d}T{rng.randint(0, 23):02d}:00:00+00:00",
+        topics=rng.sample(TOPICS, rng.randint(0, 2)),
+        summary=f"Summary {i}",
+    )
+
+
+def run_parallel(threads: int, jobs: list[Callable[[Publisher], Any]], endpoint: str) -> int:
+    """Run ``jobs`` on ``threads`` threads, each with its own Publisher; return
+    the number of conditional writes that lost a race and were retried."""
+    local = threading.local()
+    lambda_retries: list[int] = []
+    publishers: list[Publisher] = []
+    guard = threading.Lock()
+
+    def run(job: Callable[[Publisher], Any]) -> Any:
+        if not hasattr(local, "pub"):
+            local.pub = new_publisher(endpoint)
+            with guard:
+                publishers.append(local.pub)
+        for attempt in range(3):  # Lambda's own retries of a failed invocation
+            try:
+                return job(local.pub)
+            except StorageError:
+                if attempt == 2:
+                    raise
+                with guard:
+                    lambda_retries.append(1)
+        return None
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        results = list(pool.map(run, jobs))
+    assert all(r is not None for r in results)
+    return sum(p.conflicts for p in publishers)
+
+
+def index_slugs(tree: dict[str, bytes]) -> list[str]:
+    return [r["slug"] for r in json.loads(tree["index.json"])["releases"]]
+
+
+def front_slugs(tree: dict[str, bytes]) -> list[str]:
+    html = tree["index.html"].decode()
+    seen: list[str] = []
+    for slug in re.findall(r'href="/releases/([a-z0-9-]+)/"', html):
+        if slug not in seen:
+            seen.append(slug)
+    return seen
+
+
+def full_build(s3: Any) -> dict[str, bytes]:
+    sources = sorted(
+        (k, v) for k, v in public_tree(s3, SOURCE).items() if k.startswith("releases/")
+    )
+    return build_site(sources, renderer(), now=NOW, workers=1).files
+
+
+def test_server_enforces_conditional_writes_atomically(s3: Any, endpoint: str) -> None:
+    s3.put_object(Bucket=PUBLIC, Key="k", Body=b"0", IfNoneMatch="*")
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=PUBLIC, Key="k", Body=b"1", IfNoneMatch="*")
+    assert exc.value.response["Error"]["Code"] == "PreconditionFailed"
+    etag = s3.get_object(Bucket=PUBLIC, Key="k")["ETag"]
+    s3.put_object(Bucket=PUBLIC, Key="k", Body=b"2", IfMatch=etag)
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=PUBLIC, Key="k", Body=b"3", IfMatch=etag)
+    assert exc.value.response["Error"]["Code"] == "PreconditionFailed"
+
+    # 12 threads append to one object with read / IfMatch-write / retry: none lost
+    conflicts = []
+
+    def append(i: int) -> None:
+        c = client(endpoint)
+        for j in range(4):
+            while True:
+                got = c.get_object(Bucket=PUBLIC, Key="k")
+                body = got["Body"].read() + f",{i}.{j}".encode()
+                try:
+                    c.put_object(Bucket=PUBLIC, Key="k", Body=body, IfMatch=got["ETag"])
+                    break
+                except ClientError as err:
+                    assert err.response["Error"]["Code"] == "PreconditionFailed"
+                    conflicts.append(1)
+
+    threads = [threading.Thread(target=append, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    items = s3.get_object(Bucket=PUBLIC, Key="k")["Body"].read().split(b",")[1:]
+    assert len(items) == len(set(items)) == 12 * 4
+    assert conflicts, "the threads did race"
+
+
+def test_twelve_threads_publish_100_releases_without_losing_one(s3: Any, endpoint: str) -> None:
+    rng = random.Random(7)
+    keys = []
+    for i in range(100):
+        key = f"releases/release-{i:03d}.json"
+        s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(i, rng)))
+        keys.append(key)
+    jobs = [lambda p, k=k: p.sync(k) for k in keys]
+    conflicts = run_parallel(12, jobs, endpoint)
+
+    tree = public_tree(s3)
+    slugs = index_slugs(tree)
+    assert sorted(slugs) == sorted(f"release-{i:03d}" for i in range(100)), "lost entries"
+    assert front_slugs(tree) == slugs[:12], "front page agrees with index.json"
+    assert link_problems(tree) == []
+    assert tree == full_build(s3), "byte for byte what a full build of the sources gives"
+    assert conflicts > 0, "the publishers did race for index.json"
+    for key in keys:
+        body = s3.get_object(Bucket=SOURCE, Key=f"receipts/{key}")["Body"].read()
+        assert json.loads(body)["status"] == "published"
+
+
+def test_deletes_updates_and_slug_changes_mixed_with_publishes(s3: Any, endpoint: str) -> None:
+    rng = random.Random(11)
+    first = []
+    for i in range(24):
+        key = f"releases/old-{i:03d}.json"
+        s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(i, rng)))
+        first.append(key)
+    run_parallel(8, [lambda p, k=k: p.sync(k) for k in first], endpoint)
+    assert len(index_slugs(public_tree(s3))) == 24
+
+    jobs: list[Callable[[Publisher], Any]] = []
+    for i, key in enumerate(first):
+        if i % 3 == 0:
+            s3.delete_object(Bucket=SOURCE, Key=key)  # unpublish
+        elif i % 3 == 1:
+            doc = release_doc(1000 + i, rng)
+            if i % 2:
+                doc["slug"] = f"renamed-{i:03d}"  # slug change
+            s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(doc))
+        else:
+            continue
+        jobs.append(lambda p, k=key: p.sync(k))
+    for i in range(24):
+        key = f"releases/new-{i:03d}.json"
+        s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(2000 + i, rng)))
+        jobs.append(lambda p, k=key: p.sync(k))
+    rng.shuffle(jobs)
+    conflicts = run_parallel(12, jobs, endpoint)
+
+    tree = public_tree(s3)
+    assert link_problems(tree) == []
+    assert front_slugs(tree) == index_slugs(tree)[:12]
+    assert tree == full_build(s3)
+    assert conflicts > 0
+
+
+# Deterministic interleavings --------------------------------------------------------
+# A storage wrapper runs a second, complete sync at one chosen instant of the
+# first, the worst moment a parallel Lambda could pick. The wrapper stands in for
+# timing, not for any of our code: both syncs are real Publishers over moto.
+
+
+class Interleave:
+    """Forward to ``inner``; the first time ``when(op, key)`` holds, run ``then()``."""
+
+    def __init__(self, inner: S3Storage, when: Callable[[str, str], bool], then: Callable) -> None:
+        self.inner, self.when, self.then = inner, when, then
+        self.counters = inner.counters
+        self.fired = False
+
+    def _maybe(self, op: str, key: str) -> None:
+        if not self.fired and self.when(op, key):
+            self.fired = True
+            self.then()
+
+    def get(self, key: str) -> StoredObject | None:
+        return self.inner.get(key)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        return self.inner.list(prefix)
+
+    def put(self, key: str, body: bytes, **kwargs: Any) -> str:
+        self._maybe("put", key)
+        return self.inner.put(key, body, **kwargs)
+
+    def delete(self, key: str) -> None:
+        self._maybe("delete", key)
+        self.inner.delete(key)
+
+
+def plain(aws: Any) -> Publisher:
+    return Publisher(
+        S3Storage(aws, SOURCE),
+        S3Storage(aws, PUBLIC),
+        renderer(),
+        clock=lambda: NOW,
+        sleep=lambda _s: None,
+    )
+
+
+def interleaved(aws: Any, when: Callable[[str, str], bool], then: Callable) -> Publisher:
+    pub = plain(aws)
+    pub.public = Interleave(pub.public, when, then)  # type: ignore[assignment]
+    return pub
+
+
+def test_a_sync_that_read_an_older_version_never_commits_it_over_a_newer_one(aws: Any) -> None:
+    key = "releases/story.json"
+    aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(make_release(title="Version one")))
+
+    def newer_upload_and_its_sync() -> None:
+        aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(make_release(title="Version two")))
+        plain(aws).sync(key)
+
+    # the first sync read version one; version two lands and is published
+    # before the first sync commits index.json
+    first = interleaved(
+        aws, lambda op, k: op == "put" and k == "index.json", newer_upload_and_its_sync
+    )
+    first.sync(key)
+    tree = public_tree(aws)
+    assert b"Version two" in tree["releases/story/index.html"]
+    assert b"Version one" not in b"".join(tree.values())
+    assert tree == full_build(aws)
+
+
+def test_two_files_racing_for_one_slug_never_overwrite_the_holders_page(aws: Any) -> None:
+    aws.put_object(
+        Bucket=SOURCE, Key="releases/a.json", Body=dumps(make_release(slug="same", title="From A"))
+    )
+    aws.put_object(
+        Bucket=SOURCE, Key="releases/b.json", Body=dumps(make_release(slug="same", title="From B"))
+    )
+
+    # B publishes completely at A's first write
+    a = interleaved(aws, lambda op, k: op == "put", lambda: plain(aws).sync("releases/b.json"))
+    receipt = a.sync("releases/a.json")
+    assert receipt.status == "rejected"
+    assert "releases/b.json" in receipt.errors[0].msg
+    tree = public_tree(aws)
+    assert b"From B" in tree["releases/same/index.html"]
+    assert b"From A" not in b"".join(tree.values())
+    assert link_problems(tree) == []
+
+
+def test_a_page_an_unpublish_drops_survives_a_publish_that_needs_it_again(aws: Any) -> None:
+    solo = make_release(
+        title="Only harbour release", topics=["Harbour"], published_at="2026-03-01T10:00:00+00:00"
+    )
+    aws.put_object(Bucket=SOURCE, Key="releases/solo.json", Body=dumps(solo))
+    plain(aws).sync("releases/solo.json")
+    aws.delete_object(Bucket=SOURCE, Key="releases/solo.json")
+    again = make_release(
+        title="Harbour again", topics=["Harbour"], published_at="2026-03-09T10:00:00+00:00"
+    )
+    aws.put_object(Bucket=SOURCE, Key="releases/again.json", Body=dumps(again))
+
+    # while the unpublish removes the Harbour topic and the March archive, a
+    # publish that needs both runs start to finish
+    for target in ("topics/harbour/index.html", "archive/2026/03/index.html", "index.json"):
+        unpublish = interleaved(
+            aws,
+            lambda op, k, t=target: k == t,
+            lambda: plain(aws).sync("releases/again.json"),
+        )
+        unpublish.sync("releases/solo.json")
+        tree = public_tree(aws)
+        assert link_problems(tree) == [], target
+        assert tree == full_build(aws), target
+        # reset: publish solo again, take "again" down
+        aws.put_object(Bucket=SOURCE, Key="releases/solo.json", Body=dumps(solo))
+        plain(aws).sync("releases/solo.json")
+        aws.delete_object(Bucket=SOURCE, Key="releases/again.json")
+        plain(aws).sync("releases/again.json")
+        aws.delete_object(Bucket=SOURCE, Key="releases/solo.json")
+        aws.put_object(Bucket=SOURCE, Key="releases/again.json", Body=dumps(again))
