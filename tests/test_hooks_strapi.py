@@ -152,3 +152,12 @@ def test_strapi_blocks_body_is_converted(api: Any, aws: Any) -> None:
     doc = json.loads(source_tree(aws)[KEY])
     assert doc["body_format"] == "html"
     assert doc["body"] == "<h2>Saturday</h2><p>We &lt;cleared&gt; <strong>3 km</strong></p>"
+
+
+def test_malformed_field_map_is_a_server_error_and_writes_nothing(
+    api: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for bad in ("{not json", '{"strapi": {"titel": "title"}}', '{"wordpress": {}}'):
+        monkeypatch.setenv("NEWSROOM_CMS_FIELD_MAP", bad)
+        assert publish(api).status_code == 500  # the CMS retries once ops fix it
+    assert source_tree(aws) == {}
