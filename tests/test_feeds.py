@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from typing import NamedTuple
 
+import boto3
 import feedparser
 import pytest
-from conftest import PUBLIC, SITE_URL, SOURCE, dumps, make_release, public_tree, s3_event, upload
+from conftest import (
+    BASE_ENV,
+    PUBLIC,
+    SITE_URL,
+    SOURCE,
+    dumps,
+    make_release,
+    public_tree,
+    s3_event,
+    upload,
+)
+from moto import mock_aws
 
 from chalicelib.build import build_site
 from chalicelib.render import Renderer
@@ -40,6 +54,38 @@ def docs() -> dict[str, dict]:
     return out
 
 
+class Published(NamedTuple):
+    tree: dict[str, bytes]
+    types: dict[str, str]
+
+
+def publish_once(sources: dict[str, dict], extra_env: dict[str, str]) -> Published:
+    """Publish ``sources`` through the real handler on a private moto, once per
+    module, and keep what readers get (bytes and Content-Type) after it stops."""
+    with pytest.MonkeyPatch.context() as mp, mock_aws():
+        for name in list(os.environ):
+            if name.startswith(("NEWSROOM_", "AWS_ENDPOINT_URL")):
+                mp.delenv(name)
+        for name, value in {**BASE_ENV, **extra_env}.items():
+            mp.setenv(name, value)
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=SOURCE)
+        s3.create_bucket(Bucket=PUBLIC)
+        import app
+
+        for key, doc in sources.items():
+            upload(s3, key, doc)
+            app.sync_release(s3_event(key), None)
+        tree = public_tree(s3)
+        types = {k: s3.head_object(Bucket=PUBLIC, Key=k)["ContentType"] for k in tree}
+    return Published(tree, types)
+
+
+@pytest.fixture(scope="module")
+def published() -> Published:
+    return publish_once(docs(), {"NEWSROOM_FEED_SIZE": "3"})
+
+
 @pytest.fixture
 def site(app_module, aws, monkeypatch) -> dict[str, bytes]:
     monkeypatch.setenv("NEWSROOM_FEED_SIZE", "3")
@@ -56,7 +102,8 @@ def parse(body: bytes) -> feedparser.FeedParserDict:
     return feed
 
 
-def test_site_feed_parses_and_carries_the_required_elements(site) -> None:
+def test_site_feed_parses_and_carries_the_required_elements(published) -> None:
+    site = published.tree
     feed = parse(site["feed.xml"])
     assert feed.feed.title == "Test Newsroom"
     assert feed.feed.id == f"{SITE_URL}/feed.xml"
@@ -80,7 +127,8 @@ def test_site_feed_parses_and_carries_the_required_elements(site) -> None:
     assert feed.entries[2].updated == "2018-12-24T08:30:00-05:00"
 
 
-def test_feed_is_well_formed_atom_with_absolute_links(site) -> None:
+def test_feed_is_well_formed_atom_with_absolute_links(published) -> None:
+    site = published.tree
     root = ET.fromstring(site["feed.xml"])
     assert root.tag == f"{ATOM}feed"
     for tag in ("id", "title", "updated", "author"):
@@ -92,7 +140,8 @@ def test_feed_is_well_formed_atom_with_absolute_links(site) -> None:
             assert entry.find(f"{ATOM}{tag}") is not None, tag
 
 
-def test_one_feed_per_topic_with_only_its_releases(site) -> None:
+def test_one_feed_per_topic_with_only_its_releases(published) -> None:
+    site = published.tree
     feed = parse(site["topics/clean-water/feed.xml"])
     assert feed.feed.title == "Test Newsroom: Clean Water"
     assert feed.feed.id == f"{SITE_URL}/topics/clean-water/feed.xml"
@@ -115,9 +164,10 @@ def test_one_feed_per_topic_with_only_its_releases(site) -> None:
         assert f'href="/{prefix}feed.xml"'.encode() in site[prefix + "index.html"]
 
 
-def test_feed_type_and_autodiscovery(site, aws) -> None:
+def test_feed_type_and_autodiscovery(published) -> None:
+    site = published.tree
     for key in ("feed.xml", "topics/clean-water/feed.xml"):
-        assert aws.head_object(Bucket=PUBLIC, Key=key)["ContentType"] == "application/atom+xml"
+        assert published.types[key] == "application/atom+xml", key
     assert b'type="application/atom+xml"' in site["index.html"]
     assert b'href="/feed.xml"' in site["index.html"]
 
@@ -133,7 +183,8 @@ def test_feed_follows_unpublish_and_stays_valid_when_empty(app_module, aws, site
     assert not any(k.endswith("/feed.xml") and k.startswith("topics/") for k in tree)
 
 
-def test_feeds_are_deterministic_and_match_the_local_build(site, env, monkeypatch) -> None:
+def test_feeds_are_deterministic_and_match_the_local_build(published, env, monkeypatch) -> None:
+    site = published.tree
     monkeypatch.setenv("NEWSROOM_FEED_SIZE", "3")
     renderer = Renderer(Settings.from_env())
     sources = [(k, dumps(d)) for k, d in docs().items()]

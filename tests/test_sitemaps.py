@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from typing import NamedTuple
 
+import boto3
 import pytest
-from conftest import PUBLIC, SITE_URL, SOURCE, dumps, make_release, public_tree, s3_event, upload
+from conftest import (
+    BASE_ENV,
+    PUBLIC,
+    SITE_URL,
+    SOURCE,
+    dumps,
+    make_release,
+    public_tree,
+    s3_event,
+    upload,
+)
+from moto import mock_aws
 
 from chalicelib.build import build_site
 from chalicelib.render import Renderer
@@ -41,6 +55,38 @@ def docs() -> dict[str, dict]:
     return out
 
 
+class Published(NamedTuple):
+    tree: dict[str, bytes]
+    types: dict[str, str]
+
+
+def publish_once(sources: dict[str, dict], extra_env: dict[str, str]) -> Published:
+    """Publish ``sources`` through the real handler on a private moto, once per
+    module, and keep what readers get (bytes and Content-Type) after it stops."""
+    with pytest.MonkeyPatch.context() as mp, mock_aws():
+        for name in list(os.environ):
+            if name.startswith(("NEWSROOM_", "AWS_ENDPOINT_URL")):
+                mp.delenv(name)
+        for name, value in {**BASE_ENV, **extra_env}.items():
+            mp.setenv(name, value)
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=SOURCE)
+        s3.create_bucket(Bucket=PUBLIC)
+        import app
+
+        for key, doc in sources.items():
+            upload(s3, key, doc)
+            app.sync_release(s3_event(key), None)
+        tree = public_tree(s3)
+        types = {k: s3.head_object(Bucket=PUBLIC, Key=k)["ContentType"] for k in tree}
+    return Published(tree, types)
+
+
+@pytest.fixture(scope="module")
+def published() -> Published:
+    return publish_once(docs(), {})
+
+
 @pytest.fixture
 def site(app_module, aws) -> dict[str, bytes]:
     for key, doc in docs().items():
@@ -69,7 +115,8 @@ def sitemap_urls(tree: dict[str, bytes]) -> dict[str, str | None]:
     return urls
 
 
-def test_sitemap_index_covers_every_public_page(site) -> None:
+def test_sitemap_index_covers_every_public_page(published) -> None:
+    site = published.tree
     urls = sitemap_urls(site)
     pages = {k for k in site if k.endswith(".html") and k != "404.html"}
     assert {key_of(u) for u in urls} == pages
@@ -77,7 +124,8 @@ def test_sitemap_index_covers_every_public_page(site) -> None:
         assert url.startswith("https://news.example.org/"), url
 
 
-def test_one_sitemap_per_year_of_releases(site) -> None:
+def test_one_sitemap_per_year_of_releases(published) -> None:
+    site = published.tree
     index = ET.fromstring(site["sitemap.xml"])
     locs = [loc.text for loc in index.iter(f"{SM}loc")]
     assert locs == [
@@ -89,7 +137,8 @@ def test_one_sitemap_per_year_of_releases(site) -> None:
     assert [u.find(f"{SM}loc").text for u in y2017] == [f"{SITE_URL}/releases/last-year/"]
 
 
-def test_release_lastmod_is_the_last_change(site) -> None:
+def test_release_lastmod_is_the_last_change(published) -> None:
+    site = published.tree
     urls = sitemap_urls(site)
     assert urls[f"{SITE_URL}/releases/within-window/"] == "2018-12-21T09:00:00-05:00"
     assert urls[f"{SITE_URL}/releases/newest/"] == "2018-12-20T10:00:00-05:00"
@@ -104,7 +153,8 @@ def test_an_emptied_year_leaves_the_index(app_module, aws, site) -> None:
     assert f"{SITE_URL}/releases/last-year/" not in sitemap_urls(tree)
 
 
-def test_news_sitemap_lists_only_the_last_two_days(site) -> None:
+def test_news_sitemap_lists_only_the_last_two_days(published) -> None:
+    site = published.tree
     root = ET.fromstring(site["news-sitemap.xml"])
     assert root.tag == f"{SM}urlset"
     entries = {}
@@ -132,12 +182,14 @@ def test_news_sitemap_lists_only_the_last_two_days(site) -> None:
     assert entries[f"{SITE_URL}/releases/edge-of-window/"]["language"] == "pt"
 
 
-def test_sitemaps_are_xml_typed(site, aws) -> None:
+def test_sitemaps_are_xml_typed(published) -> None:
+    site = published.tree
     for key in [k for k in site if k.endswith(".xml") and not k.endswith("feed.xml")]:
-        assert aws.head_object(Bucket=PUBLIC, Key=key)["ContentType"] == "application/xml"
+        assert published.types[key] == "application/xml", key
 
 
-def test_sitemaps_are_deterministic_and_independent_of_the_clock(site, env) -> None:
+def test_sitemaps_are_deterministic_and_independent_of_the_clock(published, env) -> None:
+    site = published.tree
     renderer = Renderer(Settings.from_env())
     sources = [(k, dumps(d)) for k, d in docs().items()]
     a = build_site(sources, renderer, now=datetime(2019, 1, 1, tzinfo=UTC))
@@ -148,10 +200,10 @@ def test_sitemaps_are_deterministic_and_independent_of_the_clock(site, env) -> N
         assert a.files[key] == b.files[key] == site[key], key
 
 
-def test_robots_txt_points_crawlers_at_the_sitemaps(site, aws) -> None:
+def test_robots_txt_points_crawlers_at_the_sitemaps(published) -> None:
+    site = published.tree
     robots = site["robots.txt"].decode()
     assert f"Sitemap: {SITE_URL}/sitemap.xml" in robots.splitlines()
     assert f"Sitemap: {SITE_URL}/news-sitemap.xml" in robots.splitlines()
     assert "Disallow: /\n" not in robots
-    head = aws.head_object(Bucket=PUBLIC, Key="robots.txt")
-    assert head["ContentType"] == "text/plain; charset=utf-8"
+    assert published.types["robots.txt"] == "text/plain; charset=utf-8"
