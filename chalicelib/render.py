@@ -156,7 +156,9 @@ class Renderer:
         body = body_html(release.body, release.body_format)
         summary = release.summary or excerpt(plain_text(body))
         canonical = f"{self.settings.site_url}{release.url_path}"
-        image_url = self.absolute(release.image.url) if release.image else None
+        # the release's own image, else the site's share image (if configured)
+        image = release.image.url if release.image else self.settings.default_image
+        image_url = self.absolute(image) if image else None
         ld: dict[str, Any] = {
             "@context": "https://schema.org",
             "@type": "NewsArticle",

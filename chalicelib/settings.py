@@ -27,6 +27,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def _image_url(raw: str) -> str:
+    url = raw.strip()
+    if url and not (
+        url.startswith("https://") or (url.startswith("/") and not url.startswith("//"))
+    ):
+        raise ConfigurationError(
+            f"NEWSROOM_DEFAULT_IMAGE must start with https:// or /, got {url!r}"
+        )
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     source_bucket: str = ""
@@ -44,6 +55,7 @@ class Settings:
     contentful_secret: str = ""
     sanity_secret: str = ""
     strapi_token: str = ""
+    default_image: str = ""
     cms_field_map: str = ""  # JSON, see chalicelib/hooks/mapping.py and docs/cms.md
 
     @classmethod
@@ -66,6 +78,7 @@ class Settings:
             contentful_secret=env.get("NEWSROOM_CONTENTFUL_SECRET", ""),
             sanity_secret=env.get("NEWSROOM_SANITY_SECRET", ""),
             strapi_token=env.get("NEWSROOM_STRAPI_TOKEN", ""),
+            default_image=_image_url(env.get("NEWSROOM_DEFAULT_IMAGE", "")),
             cms_field_map=env.get("NEWSROOM_CMS_FIELD_MAP", "").strip(),
         )
 

@@ -158,3 +158,28 @@ def test_listing_pages_have_canonical_urls(app_module, aws) -> None:
         head.feed(body.decode())
         path = "/" + key[: -len("index.html")]
         assert head.links["canonical"] == SITE_URL + path, key
+
+
+def test_the_site_share_image_stands_in_for_a_missing_one(app_module, aws, monkeypatch) -> None:
+    monkeypatch.setenv("NEWSROOM_DEFAULT_IMAGE", "/media/share-card.png")
+    head, ld, _ = page(app_module, aws, image=None)
+    assert head.meta["og:image"] == f"{SITE_URL}/media/share-card.png"
+    assert head.meta["twitter:card"] == "summary_large_image"
+    assert ld["image"] == [f"{SITE_URL}/media/share-card.png"]
+    assert "og:image:alt" not in head.meta
+    # a release's own image still wins
+    _, ld, _ = page(app_module, aws)
+    assert ld["image"] == [f"{SITE_URL}/media/clinic.jpg"]
+
+
+def test_a_share_image_must_be_https_or_a_site_path(monkeypatch) -> None:
+    import pytest
+
+    from chalicelib.errors import ConfigurationError
+    from chalicelib.settings import Settings
+
+    with pytest.raises(ConfigurationError, match="NEWSROOM_DEFAULT_IMAGE"):
+        Settings.from_env({"NEWSROOM_DEFAULT_IMAGE": "http://example.org/x.png"})
+    assert Settings.from_env({"NEWSROOM_DEFAULT_IMAGE": " /media/x.png "}).default_image == (
+        "/media/x.png"
+    )
