@@ -230,7 +230,11 @@ def test_due_run_keeps_an_embargo_moved_later_meanwhile(aws) -> None:
     pub.sync("releases/moved.json")
     # staff move the embargo a week later; the run sees the old entry as due
     later = EMBARGO_AT + timedelta(days=7)
-    upload(aws, "releases/moved.json", embargoed_doc(slug="moved-embargo", embargo_until=later.isoformat()))
+    upload(
+        aws,
+        "releases/moved.json",
+        embargoed_doc(slug="moved-embargo", embargo_until=later.isoformat()),
+    )
     clock.now = EMBARGO_AT + timedelta(minutes=1)
     [r] = pub.publish_due()
     assert r.status == "scheduled"
