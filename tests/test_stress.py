@@ -1,0 +1,61 @@
+"""Stress: 1,000 releases published by 32 parallel workers against a real local
+S3 endpoint (the same atomic moto server as tests/test_concurrency.py).
+
+Run it with ``pytest -m stress tests/test_stress.py -s``; it prints one JSON
+line of figures (recorded in docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from typing import Any
+
+import pytest
+from conftest import SOURCE, dumps, public_tree
+from invariants import link_problems
+from test_concurrency import (  # noqa: F401  (fixtures)
+    endpoint,
+    front_slugs,
+    full_build,
+    index_slugs,
+    release_doc,
+    run_parallel,
+    s3,
+)
+
+RELEASES = int(os.environ.get("STRESS_RELEASES", "1000"))
+WORKERS = int(os.environ.get("STRESS_WORKERS", "32"))
+
+
+@pytest.mark.stress
+def test_stress_publish(s3: Any, endpoint: str) -> None:  # noqa: F811
+    rng = random.Random(1)
+    keys = []
+    for i in range(RELEASES):
+        key = f"releases/stress-{i:04d}.json"
+        s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(i, rng)))
+        keys.append(key)
+    started = time.perf_counter()
+    figures = run_parallel(WORKERS, [lambda p, k=k: p.sync(k) for k in keys], endpoint, stats=True)
+    wall = time.perf_counter() - started
+
+    tree = public_tree(s3)
+    slugs = index_slugs(tree)
+    lost = RELEASES - len(set(slugs))
+    report = {
+        "releases": RELEASES,
+        "workers": WORKERS,
+        "lost_entries": lost,
+        "index_conflicts_retried": figures["conflicts"],
+        "lambda_retries": figures["lambda_retries"],
+        "wall_seconds": round(wall, 1),
+        "releases_per_second": round(RELEASES / wall, 2),
+    }
+    print("\nSTRESS " + json.dumps(report))
+    assert lost == 0
+    assert front_slugs(tree) == slugs[:12]
+    assert link_problems(tree) == []
+    assert tree == full_build(s3)
