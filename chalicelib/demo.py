@@ -527,16 +527,20 @@ class Demo:
         return self.watcher
 
     def wait(self) -> None:
-        """Block until Ctrl-C or SIGTERM."""
-        previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        """Block until Ctrl-C (SIGINT) or SIGTERM. Both are handled here even
+        when the shell that started the demo in the background ignores SIGINT."""
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.getsignal(s) for s in signals}
+        for s in signals:
+            signal.signal(s, lambda *_: self._stop.set())
         try:
             while not self._stop.wait(0.5):
                 pass
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 # The inbox -----------------------------------------------------------------------

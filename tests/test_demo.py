@@ -8,6 +8,7 @@ import http.client
 import io
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -350,3 +351,40 @@ def test_demo_command_no_serve(tmp_path: Path) -> None:
     assert proc.stdout.count("published: http://127.0.0.1:8000/releases/") == 3
     assert "3 of 4 sample releases published" in proc.stdout
     assert f"{samples / 'releases' / 'zz-bad.json'}: published_at:" in proc.stderr
+
+
+def test_demo_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    samples = tmp_path / "samples"
+    (samples / "releases").mkdir(parents=True)
+    sample = SAMPLE_FILES[0]
+    (samples / "releases" / sample.name).write_bytes(sample.read_bytes())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chalicelib.cli", "demo", "--port", "0", "--samples", str(samples)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        lines = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        url = re.search(r"newsroom: (http://127\.0\.0\.1:(\d+)/)", "".join(lines))
+        assert url, "".join(lines)
+        assert f"inbox: {tmp_path / 'inbox'}" in "".join(lines)
+        conn = http.client.HTTPConnection("127.0.0.1", int(url.group(2)), timeout=10)
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 200
+        conn.close()
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=10)[0]
+        assert proc.returncode == 0, rest
+        assert rest.splitlines()[-2:] == ["stopping", "stopped"]
+        assert time.monotonic() - started < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
