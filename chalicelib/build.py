@@ -8,23 +8,27 @@ there are many of them (Markdown is most of the cost).
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from .errors import FieldError, InvalidRelease, SlugConflict
 from .index import INDEX_KEY, Entry, Index
 from .model import Release, parse_release
 from .receipts import Scheduled
 from .render import Renderer
-from .settings import Settings
-from .site import cache_control, content_type, plan, release_key, render_page
+from .site import Page, cache_control, content_type, plan, release_key, render_page
 from .storage import Storage, md5_etag
 
 PARALLEL_THRESHOLD = 400
+CHUNK = 100  # releases per task sent to a render worker
 
 
 @dataclass
@@ -44,19 +48,48 @@ class SiteBuild:
     scheduled: list[Scheduled] = field(default_factory=list)
     # release pages listed in the index but not re-rendered (see ``current``)
     kept: list[str] = field(default_factory=list)
+    # release pages handed to ``build_site(sink=...)`` instead of kept in ``files``
+    streamed: list[str] = field(default_factory=list)
 
 
-def _render_chunk(
-    args: tuple[Settings, list[tuple[str, bytes]]],
-) -> list[tuple[str, bytes, str, str]]:
-    settings, items = args
-    renderer = Renderer(settings)
+# What forked render workers work on: set in the parent just before the fork,
+# inherited by the children, never pickled. Tasks are then only index ranges or
+# keys, and only the rendered bytes travel back.
+_SHARED: dict[str, Any] = {}
+
+
+def _started() -> None:
+    return None
+
+
+def _fork_pool(workers: int, **shared: Any) -> ProcessPoolExecutor:
+    _SHARED.clear()
+    _SHARED.update(shared)
+    # freezing the collector keeps the children's garbage collection from
+    # touching (and so copying) every object they share with the parent
+    gc.collect()
+    gc.freeze()
+    try:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
+        pool.submit(_started).result()  # a fork pool starts all its workers at once
+        return pool
+    finally:
+        gc.unfreeze()
+        _SHARED.clear()
+
+
+def _render_range(bounds: tuple[int, int]) -> list[tuple[bytes, str, str]]:
+    renderer: Renderer = _SHARED["renderer"]
     out = []
-    for key, raw in items:
-        release = parse_release(raw, name=key)
+    for _key, _raw, release in _SHARED["live"][bounds[0] : bounds[1]]:
         r = renderer.release(release)
-        out.append((key, r.page, r.summary, r.revision))
+        out.append((r.page, r.summary, r.revision))
     return out
+
+
+def _render_keys(keys: list[str]) -> list[tuple[str, bytes]]:
+    renderer, pages, index = _SHARED["renderer"], _SHARED["pages"], _SHARED["index"]
+    return [(key, render_page(key, pages[key], renderer, index)) for key in keys]
 
 
 def parse_sources(
@@ -78,13 +111,18 @@ def build_site(
     now: datetime,
     workers: int | None = None,
     current: Index | None = None,
+    sink: Callable[[str, bytes], None] | None = None,
 ) -> SiteBuild:
     """Render the whole public tree from ``(source_key, bytes)`` pairs.
 
     ``current`` is the live index when re-rendering a published site: as in the
     publisher, whoever holds a slug there keeps it, and a live release whose
     source has since become invalid stays listed (its page is not re-rendered:
-    ``kept``) rather than disappearing."""
+    ``kept``) rather than disappearing.
+
+    ``sink`` receives each release page as soon as it is rendered, instead of
+    ``files`` holding it (``streamed`` lists those keys): a 10,000-release build
+    then never holds every page in memory at once."""
     parsed, problems = parse_sources(sources)
     result = SiteBuild(problems=problems)
     # the earliest-published file keeps a contested slug; ties by source key
@@ -112,11 +150,17 @@ def build_site(
         holders[release.slug] = key
         live.append((key, raw, release))
 
-    rendered = _render_all(live, renderer, workers)
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    parallel = workers > 1 and len(live) >= PARALLEL_THRESHOLD
     entries = []
-    for key, _raw, release in live:
-        page, summary, revision = rendered[key]
-        result.files[release_key(release.slug)] = page
+    for (key, _raw, release), (page, summary, revision) in zip(
+        live, _render_all(live, renderer, workers if parallel else 1), strict=True
+    ):
+        if sink is not None:
+            sink(release_key(release.slug), page)
+            result.streamed.append(release_key(release.slug))
+        else:
+            result.files[release_key(release.slug)] = page
         entries.append(
             Entry.from_release(
                 release,
@@ -126,36 +170,67 @@ def build_site(
                 revision=revision,
             )
         )
+    del live, parsed
     index = Index.build(entries + kept).with_theme(renderer.theme)
     result.index = index
-    for key, page in plan(index, renderer).items():
-        result.files[key] = render_page(key, page, renderer, index)
+    pages = plan(index, renderer)
+    if parallel:
+        result.files.update(_render_pages_parallel(pages, renderer, index, workers))
+    else:
+        for key, page in pages.items():
+            result.files[key] = render_page(key, page, renderer, index)
     result.files[INDEX_KEY] = index.to_bytes()
     result.problems.sort(key=lambda p: p.source)
     return result
 
 
 def _render_all(
-    live: list[tuple[str, bytes, Release]], renderer: Renderer, workers: int | None
-) -> dict[str, tuple[bytes, str, str]]:
-    workers = workers if workers is not None else (os.cpu_count() or 1)
-    if workers <= 1 or len(live) < PARALLEL_THRESHOLD:
-        out = {}
-        for key, _raw, release in live:
+    live: list[tuple[str, bytes, Release]], renderer: Renderer, workers: int
+) -> Iterator[tuple[bytes, str, str]]:
+    """``(page, summary, revision)`` per release, in order; with workers, chunks
+    stream back as they finish (a few in flight per worker), so the parent
+    writes pages while the workers render."""
+    if workers <= 1:
+        for _key, _raw, release in live:
             r = renderer.release(release)
-            out[key] = (r.page, r.summary, r.revision)
-        return out
-    chunk = max(50, len(live) // (workers * 4))
-    jobs = [
-        (renderer.settings, [(k, raw) for k, raw, _ in live[i : i + chunk]])
-        for i in range(0, len(live), chunk)
-    ]
-    out = {}
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for results in pool.map(_render_chunk, jobs):
-            for key, page, summary, revision in results:
-                out[key] = (page, summary, revision)
-    return out
+            yield r.page, r.summary, r.revision
+        return
+    chunk = max(20, min(CHUNK, len(live) // (workers * 4) or 1))
+    pool = _fork_pool(workers, renderer=renderer, live=live)
+    try:
+        pending: deque[Future[list[tuple[bytes, str, str]]]] = deque()
+        for i in range(0, len(live), chunk):
+            pending.append(pool.submit(_render_range, (i, i + chunk)))
+            if len(pending) >= 3 * workers:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _render_pages_parallel(
+    pages: dict[str, Page], renderer: Renderer, index: Index, workers: int
+) -> dict[str, bytes]:
+    """Shared pages across the workers, balanced by how many entries each shows."""
+
+    def weight(page: Page) -> int:
+        return 1 + sum(len(a) for a in page.args if isinstance(a, tuple))
+
+    buckets: list[list[str]] = [[] for _ in range(workers * 2)]
+    loads = [0] * len(buckets)
+    for key, page in sorted(pages.items(), key=lambda kv: -weight(kv[1])):
+        i = loads.index(min(loads))
+        buckets[i].append(key)
+        loads[i] += weight(page)
+    pool = _fork_pool(workers, renderer=renderer, pages=pages, index=index)
+    try:
+        out: dict[str, bytes] = {}
+        for f in [pool.submit(_render_keys, b) for b in buckets if b]:
+            out.update(f.result())
+    finally:
+        pool.shutdown()
+    return {key: out[key] for key in pages}
 
 
 @dataclass
@@ -203,8 +278,10 @@ def write_site(
     return stats
 
 
-def file_etags(root: str) -> dict[str, str]:
-    """Key -> MD5 ETag of every file under ``root`` (the local twin of a listing)."""
+def file_etags(root: str, skip: Iterable[str] = ()) -> dict[str, str]:
+    """Key -> MD5 ETag of every file under ``root`` (the local twin of a listing);
+    keys in ``skip`` are listed with an empty ETag, without reading them."""
+    skipped = set(skip)
     out: dict[str, str] = {}
     if not os.path.isdir(root):
         return out
@@ -212,6 +289,33 @@ def file_etags(root: str) -> dict[str, str]:
         for name in files:
             path = os.path.join(dirpath, name)
             key = os.path.relpath(path, root).replace(os.sep, "/")
+            if key in skipped:
+                out[key] = ""
+                continue
             with open(path, "rb") as fh:
                 out[key] = '"' + hashlib.md5(fh.read(), usedforsecurity=False).hexdigest() + '"'
     return out
+
+
+class FolderSink:
+    """A ``build_site(sink=...)`` that writes each page into a folder at once,
+    unless the file there already holds the same bytes (a no-op rebuild reads
+    but never rewrites)."""
+
+    def __init__(self, storage: Storage, root: str) -> None:
+        self.storage = storage
+        self.root = root
+        self.stats = WriteStats()
+
+    def __call__(self, key: str, body: bytes) -> None:
+        path = os.path.join(self.root, *key.split("/"))
+        try:
+            if os.path.getsize(path) == len(body):
+                with open(path, "rb") as fh:
+                    if fh.read() == body:
+                        self.stats.unchanged += 1
+                        return
+        except OSError:
+            pass
+        self.storage.put(key, body, content_type=content_type(key), cache_control=cache_control(key))
+        self.stats.written.append(key)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .build import build_site, file_etags, write_site
+from .build import FolderSink, build_site, file_etags, write_site
 from .errors import InvalidRelease
 from .media import media_key_problem
 from .model import parse_release
@@ -80,11 +80,15 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     renderer = Renderer(settings)
     sources = collect_sources(src_dir)
     paths = {key: path for key, _raw, path in sources}
+    # release pages go to the folder as they are rendered (FolderSink), the
+    # shared pages and index.json after them (write_site)
+    sink = FolderSink(LocalStorage(out_dir), str(out_dir))
     result = build_site(
         [(k, raw) for k, raw, _ in sources],
         renderer,
         now=datetime.now(UTC),
         workers=workers,
+        sink=sink,
     )
     media = (src_dir / "media") if (src_dir / "media").is_dir() else (src_dir.parent / "media")
     files = dict(result.files)
@@ -96,12 +100,15 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
                     _err(f"{p}: (file): {problem}; not copied")
                     continue
                 files[key] = p.read_bytes()
-    existing = file_etags(str(out_dir))
+    streamed = set(result.streamed)
+    existing = file_etags(str(out_dir), skip=streamed)
     # prune only a folder that already holds a newsroom build
     prune = "index.json" in existing
     stats = write_site(
-        files, LocalStorage(out_dir), existing=existing, prune=prune, keep=lambda k: False
+        files, LocalStorage(out_dir), existing=existing, prune=prune, keep=streamed.__contains__
     )
+    stats.written[:0] = sink.stats.written
+    stats.unchanged += sink.stats.unchanged
     for problem in result.problems:
         _err(
             f"{paths.get(problem.source, problem.source)}: {problem.error.loc}: {problem.error.msg}"
