@@ -292,6 +292,27 @@ def test_every_release_page_renders_cleanly(site: Site, browser: Any, device: st
     assert not failures, "\n".join(failures)
 
 
+def test_listing_pages(site: Site, browser: Any) -> None:
+    """Archive, month, topic and kind listings at phone width (the narrow case):
+    the same checks as the front page."""
+    from chalicelib.text import topic_slug
+
+    newest = site.releases[0]
+    month = newest["published_at"][:7].replace("-", "/")
+    paths = ("/archive/", f"/archive/{month}/", "/topics/", "/kinds/report/")
+    paths += (f"/topics/{topic_slug(newest['topics'][0])}/",)
+    failures = []
+    for path in paths:
+        v = visit(browser, site.url + path, WIDTHS["phone"])
+        try:
+            check_page(v, "listing" + path.replace("/", "-").rstrip("-") + "-phone")
+        except AssertionError as exc:
+            failures.append(str(exc))
+        finally:
+            close(v)
+    assert not failures, "\n".join(failures)
+
+
 def test_title_link_reaches_the_release(site: Site, browser: Any) -> None:
     v = visit(browser, site.url + "/", WIDTHS["desktop"])
     try:
