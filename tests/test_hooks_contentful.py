@@ -1,4 +1,9 @@
-"""POST /hooks/contentful: Contentful request verification, entry mapping, unpublish."""
+"""POST /hooks/contentful: Contentful request verification, entry mapping, unpublish.
+
+Also the entry maps every CMS route keeps (``cms/<cms>/<entry id>.json``): slug
+changes, unpublish by entry id, slug conflicts, and convergence after a failure
+between any two writes.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import time
 from typing import Any
 
 import pytest
+from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree, s3_event, upload
 from hooks_support import (
+    FlakyStorage,
     body_json,
     client,
     contentful_headers,
@@ -15,15 +22,20 @@ from hooks_support import (
     payload,
     payload_obj,
     source_tree,
+    stored_json,
 )
 
+from chalicelib.errors import TransientStorageError
 from chalicelib.hooks import HookService, verify
 from chalicelib.model import parse_release
 from chalicelib.settings import Settings
-from chalicelib.storage import LocalStorage
+from chalicelib.storage import LocalStorage, S3Storage
 
 SECRET = "c" * 64  # Contentful signing secrets are 64 characters
-KEY = "releases/contentful-5KsDBWseXY6QegucYAoacS.json"
+ENTRY = "5KsDBWseXY6QegucYAoacS"
+SLUG = "water-points-restored-bayline"
+KEY = f"releases/{SLUG}.json"
+MAP = f"cms/contentful/{ENTRY}.json"
 UNPUBLISH = "ContentManagement.Entry.unpublish"
 
 
@@ -42,12 +54,38 @@ def publish(api: Any, body: bytes | None = None) -> Any:
     return post(api, body, contentful_headers(body, SECRET))
 
 
+def entry_body(entry_id: str = ENTRY, slug: str = SLUG, title: str | None = None) -> bytes:
+    doc = payload_obj("contentful_entry_publish.json")
+    doc["sys"]["id"] = entry_id
+    doc["fields"]["slug"] = {"en-US": slug}
+    if title is not None:
+        doc["fields"]["title"] = {"en-US": title}
+    return json.dumps(doc).encode()
+
+
+def unpublish_body(entry_id: str = ENTRY) -> bytes:
+    doc = payload_obj("contentful_entry_unpublish.json")
+    doc["sys"]["id"] = entry_id
+    return json.dumps(doc).encode()
+
+
+def unpublish(api: Any, entry_id: str = ENTRY) -> Any:
+    body = unpublish_body(entry_id)
+    return post(api, body, contentful_headers(body, SECRET, topic=UNPUBLISH))
+
+
 def test_published_entry_becomes_a_release(api: Any, aws: Any) -> None:
     resp = publish(api)
     assert resp.status_code == 202, resp.body
-    assert body_json(resp)["key"] == KEY
+    assert body_json(resp) == {"status": "accepted", "action": "publish", "key": KEY, "slug": SLUG}
     tree = source_tree(aws)
-    assert set(tree) == {KEY}
+    assert set(tree) == {KEY, MAP}
+    assert json.loads(tree[MAP]) == {
+        "cms": "contentful",
+        "entry": ENTRY,
+        "slug": SLUG,
+        "source_key": KEY,
+    }
     doc = json.loads(tree[KEY])
     release = parse_release(tree[KEY], name=KEY)
     assert release.slug == doc["slug"] == "water-points-restored-bayline"
@@ -72,7 +110,12 @@ def test_unpublish_deletes_the_release(api: Any, aws: Any) -> None:
     body = payload("contentful_entry_unpublish.json")
     resp = post(api, body, contentful_headers(body, SECRET, topic=UNPUBLISH))
     assert resp.status_code == 202
-    assert body_json(resp) == {"status": "accepted", "action": "unpublish", "key": KEY}
+    assert body_json(resp) == {
+        "status": "accepted",
+        "action": "unpublish",
+        "key": KEY,
+        "slug": SLUG,
+    }
     assert source_tree(aws) == {}
 
 
@@ -222,7 +265,7 @@ def test_stage_prefixed_path_verifies(tmp_path: Any) -> None:
         "contentful", headers, body, paths=["/api/hooks/contentful", "/hooks/contentful"]
     )
     assert status == 202
-    assert list(storage.list()) == [KEY]
+    assert list(storage.list()) == [MAP, KEY]
     status, _ = service.handle("contentful", headers, body, paths=["/hooks/contentful"])
     assert status == 401
 
@@ -238,3 +281,204 @@ def test_canonical_request_form() -> None:
     assert canonical == (
         b"POST\n/api/hooks/contentful\nx-contentful-signed-headers:a,b;x-contentful-timestamp:1\n{}"
     )
+
+
+# ------------------------------------------------------------ entry maps
+def test_the_publisher_serves_the_webhook_release_at_its_slug(
+    api: Any, aws: Any, app_module: Any
+) -> None:
+    assert publish(api).status_code == 202
+    (receipt,) = app_module.sync_release(s3_event(KEY), None)
+    assert f"releases/{SLUG}/index.html" in public_tree(aws, PUBLIC), receipt
+    assert not any(k.startswith("cms/") for k in public_tree(aws, PUBLIC))
+
+
+def test_republish_overwrites_its_own_file(api: Any, aws: Any) -> None:
+    assert publish(api, entry_body(title="First title")).status_code == 202
+    resp = publish(api, entry_body(title="Second title"))
+    assert resp.status_code == 202 and "removed" not in body_json(resp)
+    tree = source_tree(aws)
+    assert set(tree) == {KEY, MAP}
+    assert json.loads(tree[KEY])["title"] == "Second title"
+
+
+def test_slug_change_deletes_the_old_file(api: Any, aws: Any, app_module: Any) -> None:
+    assert publish(api).status_code == 202
+    resp = publish(api, entry_body(slug="water-points-back-in-bayline"))
+    assert resp.status_code == 202
+    new_key = "releases/water-points-back-in-bayline.json"
+    assert body_json(resp)["key"] == new_key
+    assert body_json(resp)["removed"] == [KEY]
+    tree = source_tree(aws)
+    assert set(tree) == {new_key, MAP}
+    assert json.loads(tree[MAP]) == {
+        "cms": "contentful",
+        "entry": ENTRY,
+        "slug": "water-points-back-in-bayline",
+        "source_key": new_key,
+    }
+    # unpublishing now takes down the new file
+    assert unpublish(api).status_code == 202
+    assert source_tree(aws) == {}
+
+
+def test_unpublish_by_id_deletes_only_that_entrys_file(api: Any, aws: Any) -> None:
+    hand = make_release(slug="hand-written")
+    upload(aws, "releases/hand-written.json", hand)
+    assert publish(api).status_code == 202
+    assert publish(api, entry_body("6LtEC", "second-entry")).status_code == 202
+    resp = unpublish(api, "6LtEC")
+    assert resp.status_code == 202
+    assert body_json(resp)["key"] == "releases/second-entry.json"
+    tree = source_tree(aws)
+    assert set(tree) == {"releases/hand-written.json", KEY, MAP}
+    assert tree["releases/hand-written.json"] == dumps(hand)
+
+
+def test_unpublish_of_an_unknown_entry_is_a_no_op(api: Any, aws: Any) -> None:
+    upload(aws, KEY, make_release(slug=SLUG))  # same slug, written by hand
+    before = source_tree(aws)
+    resp = unpublish(api)
+    assert resp.status_code == 202
+    assert body_json(resp)["status"] == "ignored"
+    assert ENTRY in body_json(resp)["reason"]
+    assert source_tree(aws) == before
+    # and again: still a no-op (a CMS retry)
+    assert unpublish(api).status_code == 202
+    assert source_tree(aws) == before
+
+
+def test_slug_held_by_a_hand_written_file_is_409(api: Any, aws: Any) -> None:
+    upload(aws, KEY, make_release(slug=SLUG, title="Written by hand"))
+    before = source_tree(aws)
+    resp = publish(api)
+    assert resp.status_code == 409
+    body = body_json(resp)
+    assert SLUG in body["error"] and body["slug"] == SLUG
+    assert body["errors"][0]["loc"] == "slug"
+    assert source_tree(aws) == before  # no map, the file untouched
+
+
+def test_slug_held_by_another_entry_is_409(api: Any, aws: Any) -> None:
+    assert publish(api).status_code == 202
+    before = source_tree(aws)
+    resp = publish(api, entry_body("6LtEC", SLUG, title="Another entry"))
+    assert resp.status_code == 409
+    assert source_tree(aws) == before
+    # the other entry moving to a free slug works, and does not touch the first
+    assert publish(api, entry_body("6LtEC", "another-entry")).status_code == 202
+    tree = source_tree(aws)
+    assert tree[KEY] == before[KEY] and tree[MAP] == before[MAP]
+    assert "releases/another-entry.json" in tree
+
+
+def test_moving_to_a_taken_slug_keeps_the_old_page(api: Any, aws: Any) -> None:
+    assert publish(api).status_code == 202
+    upload(aws, "releases/taken.json", make_release(slug="taken"))
+    before = source_tree(aws)
+    assert publish(api, entry_body(slug="taken")).status_code == 409
+    assert source_tree(aws) == before
+
+
+def test_broken_map_is_a_server_error_and_deletes_nothing(api: Any, aws: Any) -> None:
+    assert publish(api).status_code == 202
+    upload(aws, MAP, {"slug": "../../receipts/x", "source_key": "receipts/x.json"})
+    before = source_tree(aws)
+    for resp in (publish(api, entry_body(slug="elsewhere")), unpublish(api)):
+        assert resp.status_code == 500
+        assert MAP in body_json(resp)["error"]
+    assert source_tree(aws) == before
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-write", "after-write"])
+def test_a_failure_between_any_two_writes_converges_on_retry(aws: Any, after: bool) -> None:
+    """First publish, a slug change, then unpublish; the Nth write fails (the Lambda
+    dies), the CMS retries the same request: the bucket ends as a clean run does."""
+    settings = Settings(contentful_secret=SECRET)
+    steps = [
+        ("ContentManagement.Entry.publish", entry_body()),
+        ("ContentManagement.Entry.publish", entry_body(slug="water-points-back-in-bayline")),
+        (UNPUBLISH, unpublish_body()),
+    ]
+    clean = HookService(S3Storage(aws, SOURCE), settings)
+    expected = []
+    for topic, body in steps:
+        status, _ = clean.handle("contentful", contentful_headers(body, SECRET, topic=topic), body)
+        assert status == 202
+        expected.append(source_tree(aws))
+    assert expected[-1] == {}
+
+    for index, (topic, body) in enumerate(steps):
+        n = 1
+        while True:
+            for key in source_tree(aws):  # the state before this step
+                aws.delete_object(Bucket=SOURCE, Key=key)
+            for key, value in (expected[index - 1] if index else {}).items():
+                aws.put_object(Bucket=SOURCE, Key=key, Body=value)
+            headers = contentful_headers(body, SECRET, topic=topic)
+            flaky = FlakyStorage(S3Storage(aws, SOURCE), fail_at=n, after=after)
+            try:
+                HookService(flaky, settings).handle("contentful", headers, body)
+            except TransientStorageError:
+                pass
+            if not flaky.failed:
+                break  # n is past the last write of this step
+            status, resp = HookService(S3Storage(aws, SOURCE), settings).handle(
+                "contentful", headers, body
+            )
+            assert status == 202, (index, n, resp)
+            assert source_tree(aws) == expected[index], (index, n)
+            n += 1
+        assert n > 1
+
+
+def test_concurrent_change_of_the_same_entry_is_503(aws: Any) -> None:
+    """Two deliveries for one entry: the map write is conditional on the version
+    read, so the slower one answers 503 (the CMS retries) instead of losing the
+    other's file from the map."""
+
+    class Racing(S3Storage):
+        def get(self, key: str) -> Any:
+            found = super().get(key)
+            if key == MAP:  # another request rewrites the map right after our read
+                aws.put_object(Bucket=SOURCE, Key=MAP, Body=stored_map())
+            return found
+
+    def stored_map() -> bytes:
+        return aws.get_object(Bucket=SOURCE, Key=MAP)["Body"].read() + b" "
+
+    settings = Settings(contentful_secret=SECRET)
+    body = entry_body()
+    HookService(S3Storage(aws, SOURCE), settings).handle(
+        "contentful", contentful_headers(body, SECRET), body
+    )
+    body = entry_body(slug="water-points-back-in-bayline")
+    status, resp = HookService(Racing(aws, SOURCE), settings).handle(
+        "contentful", contentful_headers(body, SECRET), body
+    )
+    assert status == 503 and "retry" in resp["error"]
+    # the old file is still mapped, so the retry (or an unpublish) still finds it
+    assert stored_json(aws, MAP)["source_key"] == KEY
+
+
+@pytest.mark.parametrize("fail_at", [3, 4], ids=["deleting-old-file", "final-map"])
+def test_unpublish_after_a_failed_slug_change_removes_both_files(aws: Any, fail_at: int) -> None:
+    """A slug change writes the new file, then the map listing the old file as
+    retired, deletes it, then the final map. If it dies after the first map write
+    and the editor unpublishes instead of the CMS retrying, both pages go down."""
+    settings = Settings(contentful_secret=SECRET)
+    body = entry_body()
+    HookService(S3Storage(aws, SOURCE), settings).handle(
+        "contentful", contentful_headers(body, SECRET), body
+    )
+    body = entry_body(slug="water-points-back-in-bayline")
+    flaky = FlakyStorage(S3Storage(aws, SOURCE), fail_at=fail_at)
+    with pytest.raises(TransientStorageError):
+        HookService(flaky, settings).handle("contentful", contentful_headers(body, SECRET), body)
+    assert "retired" in stored_json(aws, MAP)
+    body = unpublish_body()
+    status, _ = HookService(S3Storage(aws, SOURCE), settings).handle(
+        "contentful", contentful_headers(body, SECRET, topic=UNPUBLISH), body
+    )
+    assert status == 202
+    assert source_tree(aws) == {}

@@ -21,7 +21,9 @@ from chalicelib.hooks import verify
 from chalicelib.model import parse_release
 
 SECRET = "sanity-test-secret"
-KEY = "releases/sanity-a1b2c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d.json"
+DOC_ID = "a1b2c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+KEY = "releases/mobile-clinic-reaches-islands.json"
+MAP = f"cms/sanity/{DOC_ID}.json"
 
 
 @pytest.fixture
@@ -69,7 +71,13 @@ def test_document_becomes_a_release(api: Any, aws: Any) -> None:
     resp = publish(api)
     assert resp.status_code == 202, resp.body
     tree = source_tree(aws)
-    assert set(tree) == {KEY}
+    assert set(tree) == {KEY, MAP}
+    assert json.loads(tree[MAP]) == {
+        "cms": "sanity",
+        "entry": DOC_ID,
+        "slug": "mobile-clinic-reaches-islands",
+        "source_key": KEY,
+    }
     release = parse_release(tree[KEY], name=KEY)
     assert release.slug == "mobile-clinic-reaches-islands"  # from slug.current
     assert release.kind == "statement"
@@ -92,6 +100,20 @@ def test_delete_operation_deletes(api: Any, aws: Any) -> None:
     body = payload("sanity_delete.json")
     resp = post(api, body, sanity_headers(body, SECRET, operation="delete"))
     assert resp.status_code == 202 and body_json(resp)["action"] == "unpublish"
+    assert body_json(resp)["key"] == KEY
+    assert source_tree(aws) == {}
+
+
+def test_slug_change_replaces_the_file(api: Any, aws: Any) -> None:
+    assert publish(api).status_code == 202
+    doc = payload_obj("sanity_document.json") | {"operation": "update"}
+    doc["slug"] = {"_type": "slug", "current": "mobile-clinic-visits-islands"}
+    resp = publish(api, json.dumps(doc).encode(), operation="update")
+    assert resp.status_code == 202 and body_json(resp)["removed"] == [KEY]
+    new_key = "releases/mobile-clinic-visits-islands.json"
+    assert set(source_tree(aws)) == {new_key, MAP}
+    body = payload("sanity_delete.json")
+    assert post(api, body, sanity_headers(body, SECRET, operation="delete")).status_code == 202
     assert source_tree(aws) == {}
 
 
@@ -102,7 +124,7 @@ def test_operation_in_the_signed_body_wins_over_the_header(api: Any, aws: Any) -
     body = json.dumps(doc).encode()
     headers = sanity_headers(body, SECRET, operation="delete")
     assert post(api, body, headers).status_code == 202
-    assert set(source_tree(aws)) == {KEY}
+    assert set(source_tree(aws)) == {KEY, MAP}
 
 
 def test_drafts_are_ignored(api: Any, aws: Any) -> None:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from conftest import make_release, upload
 from hooks_support import (
     body_json,
     client,
@@ -19,7 +20,9 @@ from hooks_support import (
 from chalicelib.model import parse_release
 
 TOKEN = "strapi-test-token-6b1f"
-KEY = "releases/strapi-press-release-h90lgohlzfpjf3bvan72mzll.json"
+SLUG = "volunteers-clear-harbour-road"
+KEY = f"releases/{SLUG}.json"
+MAP = "cms/strapi/press-release/h90lgohlzfpjf3bvan72mzll.json"
 
 
 @pytest.fixture
@@ -41,7 +44,13 @@ def test_published_entry_becomes_a_release(api: Any, aws: Any) -> None:
     resp = publish(api)
     assert resp.status_code == 202, resp.body
     tree = source_tree(aws)
-    assert set(tree) == {KEY}
+    assert set(tree) == {KEY, MAP}
+    assert json.loads(tree[MAP]) == {
+        "cms": "strapi",
+        "entry": "press-release/h90lgohlzfpjf3bvan72mzll",
+        "slug": SLUG,
+        "source_key": KEY,
+    }
     doc = json.loads(tree[KEY])
     release = parse_release(tree[KEY], name=KEY)
     assert release.slug == "volunteers-clear-harbour-road"
@@ -62,6 +71,34 @@ def test_unpublish_and_delete_remove_the_release(api: Any, aws: Any, name: str) 
     resp = post(api, body, strapi_headers(TOKEN, event=json.loads(body)["event"]))
     assert resp.status_code == 202 and body_json(resp)["key"] == KEY
     assert source_tree(aws) == {}
+
+
+def test_unpublish_without_a_map_does_not_trust_the_payload_slug(api: Any, aws: Any) -> None:
+    """The unpublish body names the slug, but no release was published from this
+    entry: the file under that slug is someone else's and stays."""
+    upload(aws, KEY, make_release(slug=SLUG))
+    before = source_tree(aws)
+    for name in ("strapi_entry_unpublish.json", "strapi_entry_delete.json"):
+        body = payload(name)
+        resp = post(api, body, strapi_headers(TOKEN, event=json.loads(body)["event"]))
+        assert resp.status_code == 202 and body_json(resp)["status"] == "ignored"
+    assert source_tree(aws) == before
+    # and publishing over it is refused
+    assert publish(api).status_code == 409
+    assert source_tree(aws) == before
+
+
+def test_entries_of_different_models_have_separate_maps(api: Any, aws: Any) -> None:
+    assert publish(api).status_code == 202
+    doc = payload_obj("strapi_entry_publish.json") | {"model": "statement"}
+    doc["entry"]["slug"] = "harbour-road-statement"
+    assert publish(api, json.dumps(doc).encode()).status_code == 202
+    assert set(source_tree(aws)) == {
+        KEY,
+        MAP,
+        "releases/harbour-road-statement.json",
+        "cms/strapi/statement/h90lgohlzfpjf3bvan72mzll.json",
+    }
 
 
 def test_other_events_are_ignored(api: Any, aws: Any) -> None:

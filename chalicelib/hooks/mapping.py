@@ -6,17 +6,15 @@ field is configurable per CMS (``NEWSROOM_CMS_FIELD_MAP``, a JSON object keyed
 is the camelCase name of that field (``title``, ``publishedAt``, ``imageAlt``…);
 see docs/cms.md for the table and the extra options.
 
-Where a change lands in the source bucket:
-
-- generic:    ``releases/<slug>.json`` (the slug is in the body, also to unpublish)
-- contentful: ``releases/contentful-<entry id>.json``
-- sanity:     ``releases/sanity-<document _id>.json``
-- strapi:     ``releases/strapi-<model>-<documentId or id>.json``
-
-CMS entries are keyed by their own id, not by slug, because an unpublish or
-delete webhook does not always carry the entry's fields (Contentful sends only
-``sys``), and because renaming a slug in the CMS must replace the page, not add
-a second one. The release's ``slug`` field inside the file sets its URL.
+Every route writes the release to ``releases/<slug>.json`` (the release's own,
+validated slug), the key ``sync_release`` publishes from. The generic body carries
+its slug, also to unpublish. CMS entries are also known by their own id, because
+an unpublish or delete webhook does not always carry the entry's fields
+(Contentful sends only ``sys``) and because renaming a slug in the CMS must
+replace the page, not add a second one: ``Change.entry`` names the entry
+(``contentful/<entry id>``, ``sanity/<document _id>``,
+``strapi/<model>/<documentId or id>``) and ``service.py`` keeps a small map per
+entry, ``cms/<entry>.json``, saying which release file the entry published.
 """
 
 from __future__ import annotations
@@ -129,10 +127,11 @@ class Change:
     """What one webhook asks for."""
 
     action: Action
-    key: str = ""
+    key: str = ""  # generic: releases/<slug>.json (CMS: set once the slug is validated)
     document: dict[str, Any] = field(default_factory=dict)  # the release, to publish
     reason: str = ""  # why an event is ignored
     sources: dict[str, str] = field(default_factory=dict)  # release field -> CMS field
+    entry: str = ""  # CMS entry: "contentful/<id>", "sanity/<_id>", "strapi/<model>/<id>"
 
 
 def _invalid(loc: str, msg: str) -> InvalidRelease:
@@ -348,13 +347,13 @@ def build_document(
     return {k: doc[k] for k in order if k in doc}, sources
 
 
-def _entry_key(cms: str, *parts: Any) -> str:
+def _entry_id(cms: str, *parts: Any) -> str:
     for part in parts:
         if isinstance(part, int) and not isinstance(part, bool):
             part = str(part)
         if not isinstance(part, str) or not _ID_RE.match(part):
-            raise _invalid("(entry)", f"the entry's id {part!r} cannot name a release file")
-    return "releases/" + "-".join([cms, *(str(p) for p in parts)]) + ".json"
+            raise _invalid("(entry)", f"the entry's id {part!r} cannot name an entry map")
+    return "/".join([cms, *(str(p) for p in parts)])
 
 
 def _filtered(cmap: CmsMap, content_type: Any) -> str:
@@ -379,13 +378,13 @@ def contentful_change(data: Any, headers: Mapping[str, str], cmap: CmsMap) -> Ch
     expected = "Entry" if event == "publish" else "DeletedEntry"
     if sys.get("type") != expected:
         raise _invalid("sys.type", f"must be {expected!r} for topic {topic!r}")
-    key = _entry_key("contentful", sys.get("id"))
+    ref = _entry_id("contentful", sys.get("id"))
     content_type = _walk(sys, ["contentType", "sys", "id"])
     skip = _filtered(cmap, content_type)
     if skip:
         return Change("ignore", reason=skip)
     if event != "publish":
-        return Change("unpublish", key)
+        return Change("unpublish", entry=ref)
 
     fields = data.get("fields") if isinstance(data.get("fields"), dict) else {}
     locale = cmap.options["locale"]
@@ -408,7 +407,7 @@ def contentful_change(data: Any, headers: Mapping[str, str], cmap: CmsMap) -> Ch
         "language": locale,
     }
     doc, sources = build_document("contentful", get, cmap, fallbacks=fallbacks)
-    return Change("publish", key, doc, sources=sources)
+    return Change("publish", document=doc, sources=sources, entry=ref)
 
 
 # ----------------------------------------------------------------- sanity
@@ -426,12 +425,12 @@ def sanity_change(data: Any, headers: Mapping[str, str], cmap: CmsMap) -> Change
         operation = headers.get("sanity-operation", "").strip() or "update"
     if operation not in ("create", "update", "delete"):
         raise _invalid("operation", "must be create, update or delete")
-    key = _entry_key("sanity", doc_id)
+    ref = _entry_id("sanity", doc_id)
     skip = _filtered(cmap, data.get("_type"))
     if skip:
         return Change("ignore", reason=skip)
     if operation == "delete":
-        return Change("unpublish", key)
+        return Change("unpublish", entry=ref)
     context = {
         "project_id": headers.get("sanity-project-id", "").strip(),
         "dataset": headers.get("sanity-dataset", "").strip(),
@@ -443,7 +442,7 @@ def sanity_change(data: Any, headers: Mapping[str, str], cmap: CmsMap) -> Change
         fallbacks={"published_at": data.get("_createdAt")},
         context=context,
     )
-    return Change("publish", key, doc, sources=sources)
+    return Change("publish", document=doc, sources=sources, entry=ref)
 
 
 # ----------------------------------------------------------------- strapi
@@ -466,11 +465,11 @@ def strapi_change(data: Any, headers: Mapping[str, str], cmap: CmsMap) -> Change
     if not isinstance(entry, dict):
         raise _invalid("entry", "is required: the body must be a Strapi entry event")
     entry_id = entry.get("documentId") or entry.get("id")
-    key = _entry_key("strapi", model, entry_id)
+    ref = _entry_id("strapi", model, entry_id)
     skip = _filtered(cmap, model)
     if skip:
         return Change("ignore", reason=skip)
     if action == "unpublish":
-        return Change("unpublish", key)
+        return Change("unpublish", entry=ref)
     doc, sources = build_document("strapi", lambda path: _walk(entry, path.split(".")), cmap)
-    return Change("publish", key, doc, sources=sources)
+    return Change("publish", document=doc, sources=sources, entry=ref)
