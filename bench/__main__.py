@@ -1,0 +1,113 @@
+"""``python -m bench``: run every benchmark, print a table, write docs/performance.md.
+
+python -m bench                 # the full suite (about 10-15 minutes on 2 cores)
+python -m bench --quick         # tiny sizes, a smoke run (seconds)
+python -m bench --publish-sizes 100,1000 --build-sizes 1000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import build, coldstart, markdown, proc, publish, report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(x.replace("_", "")) for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    p.add_argument("--publish-sizes", type=_sizes, default=[100, 1000, 10000])
+    p.add_argument("--publish-runs", type=int, default=20, help="publishes timed per size")
+    p.add_argument("--build-sizes", type=_sizes, default=[1000, 10000])
+    p.add_argument("--rebuild-sizes", type=_sizes, default=None, help="default: build sizes")
+    p.add_argument("--runs", type=int, default=3, help="runs per build measurement (median)")
+    p.add_argument("--no-hugo", action="store_true", help="skip the Hugo comparison")
+    p.add_argument("--no-install", action="store_true", help="do not apt-get install hugo")
+    p.add_argument("--no-zip", action="store_true", help="skip chalice package")
+    p.add_argument("--only", default="", help="comma list: markdown,publish,build,rebuild,cold")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    p.add_argument("--json", type=Path, default=None, help="also write raw figures as JSON")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.publish_sizes, args.publish_runs = [5, 10], 2
+        args.build_sizes, args.runs = [30], 1
+        args.no_install, args.no_zip = True, True
+    if args.rebuild_sizes is None:
+        args.rebuild_sizes = args.build_sizes
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
+    logging.getLogger("newsroom").setLevel(logging.WARNING)
+    figures: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_before": proc.load_average(),
+        },
+        "command": "python -m bench " + " ".join(sys.argv[1:]) if sys.argv[1:] else "",
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if wanted("markdown"):
+        figures["markdown"] = markdown.measure(50 if args.quick else 1000)
+        print(report.markdown_table(figures["markdown"]), flush=True)
+    if wanted("publish"):
+        figures["publish"] = []
+        for size in args.publish_sizes:
+            figures["publish"].append(publish.measure(size, runs=args.publish_runs))
+            print(f"publish: archive {size} done", flush=True)
+        print(report.publish_table(figures["publish"]), flush=True)
+    with tempfile.TemporaryDirectory(prefix="newsroom-bench-") as tmp:
+        if wanted("build"):
+            hugo = None if args.no_hugo else build.ensure_hugo(not args.no_install)
+            figures["hugo_version"] = build.hugo_version() if hugo else ""
+            figures["build"] = []
+            for size in args.build_sizes:
+                figures["build"].append(build.measure(size, args.runs, Path(tmp), hugo))
+                print(f"build: {size} done", flush=True)
+            print(report.build_table(figures["build"]), flush=True)
+    if wanted("rebuild"):
+        figures["rebuild"] = [build.measure_rebuild(s, args.runs) for s in args.rebuild_sizes]
+        print(report.rebuild_table(figures["rebuild"]), flush=True)
+    if wanted("cold"):
+        figures["cold"] = coldstart.measure_imports(1 if args.quick else 7)
+        if not args.no_zip:
+            figures["zip"] = coldstart.measure_zip()
+        print(report.cold_table(figures), flush=True)
+    figures["machine"]["load_after"] = proc.load_average()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    figures = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report.document(figures, quick=args.quick))
+    print(f"wrote {args.out}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

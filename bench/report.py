@@ -1,0 +1,364 @@
+"""Plain-text tables for the terminal and the docs/performance.md document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+GOAL_REQUESTS = 12
+GOAL_HANDLER_RATIO = 2.0
+GOAL_BUILD_RATIO = 1.0
+GOAL_BUILD_MIB = 300
+GOAL_NOOP_FRACTION = 0.25
+GOAL_COLD_RATIO = 1.3
+GOAL_ZIP_MB = 5.0
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(c) for c in r] for r in rows]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in cells]
+    return "\n".join(lines)
+
+
+def _ok(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def markdown_table(m: dict[str, Any]) -> str:
+    rows = [[name, f"{ms:.3f}"] for name, ms in m["ms_per_body"].items()]
+    text = _table(["library", "ms per ~600-word body"], rows)
+    if "same_corpus" in m:
+        text += (
+            f"\n\nSanitized HTML identical to markdown-it-py's: {m['same_corpus']}/{m['bodies']} "
+            f"generated bodies, {m['same_samples']}/{m['samples']} sample releases."
+        )
+    return text
+
+
+def publish_table(results: list[dict[str, Any]]) -> str:
+    base = results[0]["handler_ms_median"]
+    rows = []
+    for r in results:
+        t = r["by_topics"]
+        ratio = r["handler_ms_median"] / base
+        rows.append(
+            [
+                f"{r['archive']:,}",
+                " / ".join(str(t[k]["requests"]) for k in sorted(t)),
+                ", ".join(f"{op} {n}" for op, n in t[1]["ops"].items()),
+                f"{r['bytes_written_median']:,}",
+                f"{r['handler_ms_median']:.1f}",
+                f"{ratio:.2f}×",
+            ]
+        )
+    return _table(
+        [
+            "archive",
+            "S3 requests (0 / 1 / 2 topics)",
+            "by operation (1 topic)",
+            "bytes written",
+            f"handler ms (median of {results[0]['runs']})",
+            "vs smallest",
+        ],
+        rows,
+    )
+
+
+def build_table(results: list[dict[str, Any]]) -> str:
+    rows = []
+    for r in results:
+        n = r["newsroom"]
+        rows.append(
+            [
+                f"{r['size']:,}",
+                "newsroom build",
+                f"{n['wall_s']:.2f}",
+                f"{n['cpu_s']:.2f}",
+                f"{n['pages_per_s']:,.0f}",
+                f"{n['peak_pss_mib']:.0f}",
+                f"{n['peak_rss_mib']:.0f}",
+                f"{n['pages']:,}",
+            ]
+        )
+        if "hugo" in r:
+            h = r["hugo"]
+            rows.append(
+                [
+                    f"{r['size']:,}",
+                    "hugo",
+                    f"{h['wall_s']:.2f}",
+                    f"{h['cpu_s']:.2f}",
+                    f"{h['pages_per_s']:,.0f}",
+                    f"{h['peak_pss_mib']:.0f}",
+                    f"{h['peak_rss_mib']:.0f}",
+                    f"{h['pages']:,}",
+                ]
+            )
+            rows.append(
+                [f"{r['size']:,}", "ratio newsroom / hugo", f"{r['ratio']:.2f}",
+                 f"{r['cpu_ratio']:.2f}", "", "", "", ""]
+            )  # fmt: skip
+        o = r["noop"]
+        rows.append(
+            [
+                f"{r['size']:,}",
+                f"no-op build ({o['written']} written)",
+                f"{o['wall_s']:.2f}",
+                f"{o['cpu_s']:.2f}",
+                "",
+                f"{o['peak_pss_mib']:.0f}",
+                f"{o['peak_rss_mib']:.0f}",
+                f"{o['fraction']:.0%} of full",
+            ]
+        )
+    return _table(
+        ["releases", "what", "wall s", "CPU s", "pages/s", "peak PSS MiB", "peak RSS MiB",
+         "files"],
+        rows,
+    )  # fmt: skip
+
+
+def rebuild_table(results: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            f"{r['size']:,}",
+            f"{r['full_s']:.2f}",
+            f"{r['full_written']:,}",
+            f"{r['noop_s']:.2f}",
+            r["noop_written"],
+            f"{r['fraction']:.0%}",
+        ]
+        for r in results
+    ]
+    return _table(
+        ["releases", "first rebuild s", "objects written", "no-op rebuild s",
+         "objects written", "no-op / first"],
+        rows,
+    )  # fmt: skip
+
+
+def cold_table(f: dict[str, Any]) -> str:
+    c = f["cold"]
+    rows = [
+        ["import app", f"{c['app_ms']:.0f} ms"],
+        ["import boto3", f"{c['boto3_ms']:.0f} ms"],
+        ["ratio", f"{c['ratio']:.2f}×"],
+    ]
+    if "zip" in f and "mb" in f["zip"]:
+        rows.append(["deployment.zip", f"{f['zip']['mb']:.2f} MB"])
+    return _table(["cold start", "value"], rows)
+
+
+def _goals(f: dict[str, Any]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    if f.get("publish"):
+        p = f["publish"]
+        counts = {k: {r["by_topics"][k]["requests"] for r in p} for k in p[0]["by_topics"]}
+        same = all(len(v) == 1 for v in counts.values())
+        rows.append(
+            ["request count identical at every archive size", "yes" if same else "no",
+             _ok(same)]
+        )  # fmt: skip
+        for k, v in sorted(counts.items()):
+            n = max(v)
+            rows.append(
+                [f"S3 requests per publish ≤ {GOAL_REQUESTS} ({k} topics)", str(n),
+                 _ok(n <= GOAL_REQUESTS)]
+            )  # fmt: skip
+        ratio = p[-1]["handler_ms_median"] / p[0]["handler_ms_median"]
+        rows.append(
+            [
+                f"handler time at {p[-1]['archive']:,} ≤ {GOAL_HANDLER_RATIO:.0f}× "
+                f"at {p[0]['archive']:,}",
+                f"{ratio:.2f}×",
+                _ok(ratio <= GOAL_HANDLER_RATIO),
+            ]
+        )
+    for b in f.get("build", []):
+        if "ratio" in b:
+            rows.append(
+                [f"full build {b['size']:,}: wall ≤ Hugo's", f"{b['ratio']:.2f}×",
+                 _ok(b["ratio"] <= GOAL_BUILD_RATIO)]
+            )  # fmt: skip
+        mib = b["newsroom"]["peak_pss_mib"]
+        rows.append(
+            [f"full build {b['size']:,}: peak memory (PSS, process tree) < {GOAL_BUILD_MIB} MiB",
+             f"{mib:.0f} MiB", _ok(mib < GOAL_BUILD_MIB)]
+        )  # fmt: skip
+        o = b["noop"]
+        rows.append(
+            [f"no-op build {b['size']:,}: zero objects rewritten", str(o["written"]),
+             _ok(o["written"] == 0)]
+        )  # fmt: skip
+        rows.append(
+            [f"no-op build {b['size']:,}: ≤ 25% of a full build", f"{o['fraction']:.0%}",
+             _ok(o["fraction"] <= GOAL_NOOP_FRACTION)]
+        )  # fmt: skip
+    for r in f.get("rebuild", []):
+        rows.append(
+            [f"no-op rebuild {r['size']:,}: zero objects rewritten", str(r["noop_written"]),
+             _ok(r["noop_written"] == 0)]
+        )  # fmt: skip
+        rows.append(
+            [f"no-op rebuild {r['size']:,}: ≤ 25% of a full rebuild", f"{r['fraction']:.0%}",
+             _ok(r["fraction"] <= GOAL_NOOP_FRACTION)]
+        )  # fmt: skip
+    if "cold" in f:
+        c = f["cold"]["ratio"]
+        rows.append(["cold start: import app ≤ 1.3× import boto3", f"{c:.2f}×",
+                     _ok(c <= GOAL_COLD_RATIO)])  # fmt: skip
+    if "zip" in f and "mb" in f["zip"]:
+        mb = f["zip"]["mb"]
+        rows.append(["deployment zip < 5 MB", f"{mb:.2f} MB", _ok(mb < GOAL_ZIP_MB)])
+    return rows
+
+
+NOTES = """\
+## How to read these figures
+
+- **Wall time on a shared machine.** The figures come from one run of the
+  command above on a 2-core machine. Wall time moves with whatever else runs;
+  the load average before and after the run is printed at the top. CPU time
+  (user + system of the whole process tree) moves much less and is shown
+  beside every wall time. Hugo and `newsroom build` run interleaved, run for
+  run, so both see the same conditions and their ratio is the fairer figure.
+- **Peak memory of a process tree.** `newsroom build` forks render workers.
+  The kernel's `ru_maxrss` only reports the largest single process, so the
+  benchmark samples `/proc` every 5 ms for the command and all its
+  descendants. *RSS* sums each process's resident pages and so counts a page
+  that a forked worker still shares with its parent twice; *PSS* splits every
+  shared page between the processes sharing it, which is the memory the tree
+  really occupies. The goal is judged on PSS; both are shown. Hugo is a single
+  process (with threads), so its PSS and RSS are nearly the same.
+- **Hugo's site** is built from the same generated corpus: `content/releases/*.md`
+  with front matter, a paginated home page and section (12 per page), RSS
+  (20 items, like our feeds), a sitemap and single pages; no taxonomies. Our
+  build does more per release corpus: topic, kind, month and year archive
+  pages, Atom feeds per topic, yearly sitemaps, a news sitemap and index.json.
+- **Handler time** is measured in one process against moto's in-memory S3,
+  so it includes moto's own work for every request (parsing, hashing,
+  storing); real S3 adds network latency per request and removes moto's CPU.
+
+## Why a publish costs what it costs
+
+A publish reads the source file, the index (`index.json`) and the embargo
+schedule, then writes only the objects whose inputs changed (`site.plan`):
+the release page, its month's archive page, its kind's page and the kind's
+year page, its year's sitemap, the front page, the Atom feed, the news
+sitemap, the receipt, and `index.json` twice — once to claim the slug before
+the page goes up, once as the commit point. None of that depends on how many
+releases the archive holds, so the count is the same at every size.
+**Each topic adds two writes**: the topic's page and the topic's Atom feed.
+A release with no topic therefore makes the fewest requests and each topic
+two more; the first release of a new month or year, or the first with a new
+topic, also rewrites the archive index, the topic index, the page sitemap or
+the sitemap index (not measured here: every benchmark release lands in the
+same month as the newest archived one, with topics that already exist).
+
+The bytes written and the handler time do grow with the archive: `index.json`
+holds every release (the contract requires it) and is read, parsed, rewritten
+and uploaded on every publish, and a topic page lists every release of its
+topic. Everything else a publish touches is bounded (front page, feeds, kind
+pages and sitemaps are capped or per month / per year).
+"""
+
+
+def document(f: dict[str, Any], *, quick: bool = False) -> str:
+    m = f["machine"]
+    out = ["# Performance", ""]
+    if quick:
+        out += ["*A `--quick` smoke run with tiny sizes: these figures mean nothing.*", ""]
+    out += [
+        "Measured with one command from the repository root:",
+        "",
+        "```",
+        "make bench            # = .venv/bin/python -m bench",
+        "```",
+        "",
+        f"Options: `--quick` (tiny sizes), `--publish-sizes`, `--build-sizes`, "
+        f"`--rebuild-sizes`, `--runs`, `--only markdown,publish,build,rebuild,cold`, "
+        f"`--no-hugo`, `--json FILE`. This run: `{f.get('command') or 'python -m bench'}`, "
+        f"started {f['started']}.",
+        "",
+        f"Machine: {m['cpus']} cores, Python {m['python']}, {m['platform']}. "
+        f"Load average before: {m['load_before'][0]:.2f}, after: {m['load_after'][0]:.2f}.",
+        "",
+    ]
+    goals = _goals(f)
+    if goals:
+        out += ["## Goals", "", _table(["goal", "measured", ""], goals), ""]
+    if "markdown" in f:
+        out += ["## Markdown library", "", markdown_table(f["markdown"]), "",
+                "The build uses cmark-gfm (through `cmarkgfm`, called directly so that its "
+                "document tree and output are freed), with the table and double-tilde "
+                "strikethrough extensions; every body still goes through nh3.", ""]  # fmt: skip
+    if f.get("publish"):
+        out += [
+            "## Cost of one publish",
+            "",
+            "Archive of N generated releases written to moto's in-process S3; then new "
+            "releases are uploaded and the real `sync_release` handler is invoked with an "
+            "S3 event, as Lambda does. Requests are counted per operation with botocore's "
+            "`before-call` event hook on the handler's client.",
+            "",
+            publish_table(f["publish"]),
+            "",
+            "Objects written for one publish (1 topic): "
+            + ", ".join(f"`{k}`" for k in f["publish"][0]["by_topics"][1]["put_keys"])
+            + ".",
+            "",
+        ]
+    if f.get("build"):
+        out += [
+            "## Full build, no-op build, Hugo",
+            "",
+            f"Hugo: `{f.get('hugo_version') or 'not installed'}`. "
+            "Corpus: `bench/corpus.py`, fixed seed, about 600 words of CommonMark per "
+            "release (headings, bullet and numbered lists, a block quote, links, emphasis).",
+            "",
+            build_table(f["build"]),
+            "",
+            "Commands (SRC, OUT are temporary folders):",
+            "",
+            "```",
+            *sorted({b["newsroom_cmd"] for b in f["build"]}),
+            *sorted({b["hugo_cmd"] for b in f["build"] if "hugo_cmd" in b}),
+            "```",
+            "",
+            "The no-op build is the same command again into the folder the full build "
+            "left: nothing is rewritten (a file is only written when its bytes differ), "
+            "but every page is still rendered to find that out.",
+            "",
+        ]
+    if f.get("rebuild"):
+        out += [
+            "## No-op `newsroom rebuild`",
+            "",
+            "`chalicelib.ops.Rebuilder` (what `newsroom rebuild` runs) against moto's "
+            "in-process S3, requests made one at a time as in the test suite. The first "
+            "rebuild publishes the whole site; the next ones find nothing to change.",
+            "",
+            rebuild_table(f["rebuild"]),
+            "",
+        ]
+    if "cold" in f:
+        c = f["cold"]
+        out += [
+            "## Cold start and package size",
+            "",
+            cold_table(f),
+            "",
+            "```",
+            c["app_cmd"],
+            c["boto3_cmd"],
+            f.get("zip", {}).get("cmd", ""),
+            "```",
+            "",
+            f"Import time is the sum of the top-level cumulative times `-X importtime` "
+            f"reports, median of {c['runs']} runs. `import app` does not import boto3 "
+            "(the client is built on the first event), so the two columns are what each "
+            "costs alone.",
+            "",
+        ]
+    out += [NOTES]
+    return "\n".join(out)

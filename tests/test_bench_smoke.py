@@ -1,0 +1,80 @@
+"""The benchmark suite runs (tiny sizes), so it cannot rot; and the parallel,
+streaming build it measures gives the same bytes as a serial one. No timing
+is asserted anywhere: benchmarks are not tests."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/ is not installed
+
+from bench import corpus  # noqa: E402
+from bench.__main__ import main as bench_main  # noqa: E402
+from chalicelib import build  # noqa: E402
+from chalicelib.cli import main as cli  # noqa: E402
+from chalicelib.render import Renderer  # noqa: E402
+from chalicelib.settings import Settings  # noqa: E402
+
+
+def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str]) -> None:
+    out, raw = tmp_path / "performance.md", tmp_path / "figures.json"
+    assert bench_main(["--quick", "--no-hugo", "--out", str(out), "--json", str(raw)]) == 0
+    doc = out.read_text()
+    for heading in ("## Goals", "## Markdown library", "## Cost of one publish",
+                    "## Full build, no-op build, Hugo", "## No-op `newsroom rebuild`",
+                    "## Cold start and package size"):  # fmt: skip
+        assert heading in doc
+    figures = json.loads(raw.read_text())
+    for result in figures["publish"]:
+        for by_topics in result["by_topics"].values():
+            # at least the source and index.json read; page, index and receipt written
+            assert by_topics["ops"]["GetObject"] >= 2 and by_topics["ops"]["PutObject"] >= 3
+            assert "index.json" in by_topics["put_keys"]
+    assert figures["build"][0]["noop"]["written"] == 0
+    assert figures["rebuild"][0]["noop_written"] == 0
+    assert figures["markdown"]["same_corpus"] == figures["markdown"]["bodies"]
+
+
+def test_corpus_is_deterministic_and_valid() -> None:
+    from chalicelib.model import parse_release
+
+    a, b = corpus.generate(5), corpus.generate(5)
+    assert a == b
+    for doc in a:
+        release = parse_release(json.dumps(doc).encode(), name=f"{doc['slug']}.json")
+        assert len(release.body.split()) >= 550
+
+
+def test_parallel_streaming_build_matches_serial(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    docs = corpus.generate(24)
+    sources = [(f"releases/{d['slug']}.json", json.dumps(d).encode()) for d in docs]
+    renderer = Renderer(Settings.from_env())
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    serial = build.build_site(sources, renderer, now=now, workers=1)
+    monkeypatch.setattr(build, "PARALLEL_THRESHOLD", 10)
+    streamed: dict[str, bytes] = {}
+    parallel = build.build_site(sources, renderer, now=now, workers=2, sink=streamed.__setitem__)
+    assert sorted(parallel.streamed) == sorted(streamed)
+    assert {**parallel.files, **streamed} == serial.files
+    assert not set(parallel.files) & set(streamed)
+
+
+def test_build_into_existing_folder_rewrites_nothing(tmp_path: Path, env: dict[str, str]) -> None:
+    src = corpus.write_sources(corpus.generate(6), tmp_path / "src")
+    out = tmp_path / "out"
+    runner = CliRunner()
+    first = runner.invoke(cli, ["build", str(src), "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = runner.invoke(cli, ["build", str(src), "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert " 0 written" in again.output
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == mtimes
