@@ -24,6 +24,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -31,6 +32,7 @@ from urllib.parse import unquote
 
 from .errors import FieldError, InvalidRelease, PreconditionFailed, SlugConflict, StorageError
 from .index import INDEX_KEY, Entry, Index, Withdrawal
+from .lease import Lease
 from .model import Release, parse_release
 from .receipts import (
     RECEIPT_CACHE,
@@ -115,8 +117,10 @@ class Publisher:
         max_attempts: int = 25,
         backoff: float = 0.05,
         max_backoff: float = 2.0,
+        lease: Lease | None = None,
     ) -> None:
         self.source = source
+        self.lease = lease  # serialises bursts; correctness rests on the IfMatch commit
         self.public = public
         self.renderer = renderer
         self.settings = renderer.settings
@@ -137,7 +141,8 @@ class Publisher:
         started = time.perf_counter()
         before = self.source.counters.total + self.public.counters.total
         try:
-            return self._sync_and_record(source_key)
+            with self.lease.held() if self.lease is not None else nullcontext():
+                return self._sync_and_record(source_key)
         except Exception as exc:
             log.error(
                 json.dumps(

@@ -12,6 +12,7 @@ from functools import lru_cache
 from .cloudfront import CloudFrontInvalidator
 from .errors import ConfigurationError
 from .hooks import HookService
+from .lease import Lease
 from .publisher import Publisher
 from .render import Renderer
 from .settings import Settings
@@ -50,11 +51,13 @@ def _publisher(s: Settings, endpoint: str | None) -> Publisher:
             ),
             s.distribution_id,
         )
+    source = S3Storage(client, s.source_bucket)
     return Publisher(
-        S3Storage(client, s.source_bucket),
+        source,
         S3Storage(client, s.public_bucket),
         Renderer(s),
         invalidator=invalidator,
+        lease=Lease(source),
     )
 
 

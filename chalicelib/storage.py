@@ -70,7 +70,7 @@ class Storage(Protocol):
         if_none_match: bool = False,
     ) -> str: ...
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str, *, if_match: str | None = None) -> None: ...
 
     def list(self, prefix: str = "") -> Iterator[str]: ...
 
@@ -125,10 +125,9 @@ class S3Storage:
             native_conditions = "IfMatch" in members and "IfNoneMatch" in members
         if not native_conditions:
             events = client.meta.events
-            events.register(
-                "before-parameter-build.s3.PutObject", _stash_conditions, "newsroom-stash"
-            )
-            events.register("before-call.s3.PutObject", _send_conditions, "newsroom-send")
+            for op in ("PutObject", "DeleteObject"):
+                events.register(f"before-parameter-build.s3.{op}", _stash_conditions, f"newsroom-stash-{op}")
+                events.register(f"before-call.s3.{op}", _send_conditions, f"newsroom-send-{op}")
 
     def _translate(self, exc: Exception, key: str) -> StorageError:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -194,10 +193,13 @@ class S3Storage:
             raise self._translate(exc, key) from exc
         return resp.get("ETag") or md5_etag(body)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
         self.counters.count("DeleteObject")
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if if_match:
+            kwargs["IfMatch"] = if_match
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
+            self.client.delete_object(**kwargs)
         except Exception as exc:
             if _is_missing(exc):
                 return
@@ -281,11 +283,14 @@ class LocalStorage:
             os.replace(tmp, path)
         return md5_etag(body)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
         self.counters.count("DeleteObject")
         path = self._path(key)
         try:
-            path.unlink()
+            with self._lock:
+                if if_match is not None and md5_etag(path.read_bytes()) != if_match:
+                    raise PreconditionFailed(f"{path}: changed since read", key)
+                path.unlink()
         except FileNotFoundError:
             return
         # prune now-empty folders so the tree matches the bucket's key set

@@ -41,6 +41,7 @@ from werkzeug.serving import make_server
 
 from chalicelib.build import build_site
 from chalicelib.errors import StorageError
+from chalicelib.lease import Lease
 from chalicelib.publisher import Publisher
 from chalicelib.render import Renderer
 from chalicelib.settings import Settings
@@ -115,15 +116,19 @@ def s3(endpoint: str, env: dict[str, str]) -> Iterator[Any]:
     yield c
 
 
-def new_publisher(endpoint: str) -> Publisher:
+def new_publisher(endpoint: str, lease: bool = False) -> Publisher:
+    """A publisher as one Lambda has it; with ``lease`` as deployed (the lease
+    queues a burst), without it the bare optimistic protocol."""
     c = client(endpoint)
+    source = S3Storage(c, SOURCE)
     return Publisher(
-        S3Storage(c, SOURCE),
+        source,
         S3Storage(c, PUBLIC),
         renderer(),
         clock=lambda: NOW,
         backoff=0.02,
         max_backoff=0.5,
+        lease=Lease(source) if lease else None,
     )
 
 
@@ -140,7 +145,11 @@ def release_doc(i: int, rng: random.Random) -> dict[str, Any]:
 
 
 def run_parallel(
-    threads: int, jobs: list[Callable[[Publisher], Any]], endpoint: str, stats: bool = False
+    threads: int,
+    jobs: list[Callable[[Publisher], Any]],
+    endpoint: str,
+    stats: bool = False,
+    lease: bool = False,
 ) -> Any:
     """Run ``jobs`` on ``threads`` threads, each with its own Publisher; return
     the number of conditional writes that lost a race and were retried."""
@@ -151,7 +160,7 @@ def run_parallel(
 
     def run(job: Callable[[Publisher], Any]) -> Any:
         if not hasattr(local, "pub"):
-            local.pub = new_publisher(endpoint)
+            local.pub = new_publisher(endpoint, lease)
             with guard:
                 publishers.append(local.pub)
         for attempt in range(3):  # Lambda's own retries of a failed invocation
@@ -169,7 +178,8 @@ def run_parallel(
     assert all(r is not None for r in results)
     conflicts = sum(p.conflicts for p in publishers)
     if stats:
-        return {"conflicts": conflicts, "lambda_retries": len(lambda_retries)}
+        waits = sum(p.lease.waits for p in publishers if p.lease is not None)
+        return {"conflicts": conflicts, "lambda_retries": len(lambda_retries), "lease_waits": waits}
     return conflicts
 
 
@@ -250,6 +260,28 @@ def test_twelve_threads_publish_100_releases_without_losing_one(s3: Any, endpoin
     for key in keys:
         body = s3.get_object(Bucket=SOURCE, Key=f"receipts/{key}")["Body"].read()
         assert json.loads(body)["status"] == "published"
+
+
+def test_a_burst_of_100_releases_on_16_threads_queues_on_the_lease(s3: Any, endpoint: str) -> None:
+    """As deployed: the lease queues the burst, so index.json races (almost)
+    never happen and no sync needs a Lambda retry."""
+    rng = random.Random(8)
+    keys = []
+    for i in range(100):
+        key = f"releases/burst-{i:03d}.json"
+        s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(i, rng)))
+        keys.append(key)
+    figures = run_parallel(16, [lambda p, k=k: p.sync(k) for k in keys], endpoint, stats=True, lease=True)
+    tree = public_tree(s3)
+    slugs = index_slugs(tree)
+    assert sorted(slugs) == sorted(f"burst-{i:03d}" for i in range(100)), "lost entries"
+    assert front_slugs(tree) == slugs[:12]
+    assert link_problems(tree) == []
+    assert tree == full_build(s3)
+    assert figures["lambda_retries"] == 0
+    assert figures["conflicts"] == 0, "the lease serialised the work"
+    assert figures["lease_waits"] > 0, "the threads did contend for the lease"
+    assert "receipts/publisher.lease" not in {o["Key"] for o in s3.list_objects_v2(Bucket=SOURCE).get("Contents", [])}
 
 
 def test_deletes_updates_and_slug_changes_mixed_with_publishes(s3: Any, endpoint: str) -> None:

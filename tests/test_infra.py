@@ -385,29 +385,31 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
             by_resource.setdefault(resource, set()).add(action)
 
     # Source bucket: read only releases/* and media/* (plus the publisher's own
-    # embargo schedule, receipts/schedule.json), write only receipts/*.
+    # embargo schedule and its lease), write only receipts/*, delete only the lease.
+    lease = f"{src_arn}/receipts/publisher.lease"
+    schedule = f"{src_arn}/receipts/schedule.json"
     source_objects = {r: a for r, a in by_resource.items() if r.startswith(src_arn + "/")}
     assert set(source_objects) == {
         f"{src_arn}/releases/*",
         f"{src_arn}/media/*",
         f"{src_arn}/receipts/*",
-        f"{src_arn}/receipts/schedule.json",
+        schedule,
+        lease,
     }
-    assert source_objects[f"{src_arn}/receipts/schedule.json"] == {"s3:GetObject"}
+    assert source_objects[schedule] == {"s3:GetObject"}
+    assert source_objects[lease] == {"s3:GetObject", "s3:DeleteObject"}
     for resource, actions in source_objects.items():
         if "s3:GetObject" in actions or "s3:GetObjectVersion" in actions:
-            assert resource in {
-                f"{src_arn}/releases/*",
-                f"{src_arn}/media/*",
-                f"{src_arn}/receipts/schedule.json",
-            }, resource
+            assert resource in {f"{src_arn}/releases/*", f"{src_arn}/media/*", schedule, lease}, (
+                resource
+            )
     assert source_objects[f"{src_arn}/releases/*"] <= {"s3:GetObject", "s3:GetObjectVersion"}
     assert "s3:GetObject" in source_objects[f"{src_arn}/releases/*"]
     assert source_objects[f"{src_arn}/media/*"] <= {"s3:GetObject", "s3:GetObjectVersion"}
     assert source_objects[f"{src_arn}/receipts/*"] == {"s3:PutObject"}
     for action, resource, _ in grants:
         if resource.startswith(src_arn):
-            assert not action.startswith("s3:Delete"), (action, resource)
+            assert not action.startswith("s3:Delete") or resource == lease, (action, resource)
             assert not action.startswith("s3:Put") or resource == f"{src_arn}/receipts/*"
 
     # Listing the source bucket, unconditionally: without s3:ListBucket S3 answers a

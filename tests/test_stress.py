@@ -39,7 +39,9 @@ def test_stress_publish(s3: Any, endpoint: str) -> None:  # noqa: F811
         s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(i, rng)))
         keys.append(key)
     started = time.perf_counter()
-    figures = run_parallel(WORKERS, [lambda p, k=k: p.sync(k) for k in keys], endpoint, stats=True)
+    figures = run_parallel(
+        WORKERS, [lambda p, k=k: p.sync(k) for k in keys], endpoint, stats=True, lease=True
+    )
     wall = time.perf_counter() - started
 
     tree = public_tree(s3)
@@ -51,6 +53,7 @@ def test_stress_publish(s3: Any, endpoint: str) -> None:  # noqa: F811
         "lost_entries": lost,
         "index_conflicts_retried": figures["conflicts"],
         "lambda_retries": figures["lambda_retries"],
+        "lease_waits": figures["lease_waits"],
         "wall_seconds": round(wall, 1),
         "releases_per_second": round(RELEASES / wall, 2),
     }
