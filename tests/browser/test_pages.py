@@ -268,9 +268,10 @@ def test_release_page(site: Site, browser: Any, device: str) -> None:
         close(v)
 
 
-@pytest.mark.parametrize("device", list(WIDTHS))
-def test_every_release_page_renders_cleanly(site: Site, browser: Any, device: str) -> None:
-    """Every sample release: no errors, no overflow, every image loaded with alt text."""
+def test_every_release_page_renders_cleanly(site: Site, browser: Any) -> None:
+    """Every sample release at phone width (where overflow shows first): no
+    errors, no overflow, every image loaded with alt text."""
+    device = "phone"
     failures = []
     for r in site.releases:
         v = visit(browser, site.url + f"/releases/{r['slug']}/", WIDTHS[device])
