@@ -51,6 +51,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _save(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    """Write what is measured so far (a long run stopped midway keeps its figures)."""
+    figures["machine"]["load_after"] = proc.load_average()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report.document(figures, quick=args.quick))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1, default=str))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     only = {s.strip() for s in args.only.split(",") if s.strip()}
 
@@ -71,12 +80,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if wanted("markdown"):
         figures["markdown"] = markdown.measure(50 if args.quick else 1000)
         print(report.markdown_table(figures["markdown"]), flush=True)
+        _save(args, figures)
     if wanted("publish"):
         figures["publish"] = []
         for size in args.publish_sizes:
             figures["publish"].append(publish.measure(size, runs=args.publish_runs))
             print(f"publish: archive {size} done", flush=True)
         print(report.publish_table(figures["publish"]), flush=True)
+        _save(args, figures)
     with tempfile.TemporaryDirectory(prefix="newsroom-bench-") as tmp:
         if wanted("build"):
             hugo = None if args.no_hugo else build.ensure_hugo(not args.no_install)
@@ -86,9 +97,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 figures["build"].append(build.measure(size, args.runs, Path(tmp), hugo))
                 print(f"build: {size} done", flush=True)
             print(report.build_table(figures["build"]), flush=True)
+            _save(args, figures)
     if wanted("rebuild"):
         figures["rebuild"] = [build.measure_rebuild(s, args.runs) for s in args.rebuild_sizes]
         print(report.rebuild_table(figures["rebuild"]), flush=True)
+        _save(args, figures)
     if wanted("cold"):
         figures["cold"] = coldstart.measure_imports(1 if args.quick else 7)
         if not args.no_zip:
@@ -101,11 +114,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     figures = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report.document(figures, quick=args.quick))
+    _save(args, figures)
     print(f"wrote {args.out}")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=1, default=str))
     return 0
 
 
