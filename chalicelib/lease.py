@@ -38,10 +38,10 @@ class Lease:
         key: str = LEASE_KEY,
         *,
         ttl: float = 30.0,
-        wait: float = 45.0,
+        wait: float = 50.0,
         now: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        max_pause: float = 0.5,
+        max_pause: float = 1.0,
     ) -> None:
         self.storage = storage
         self.key = key
@@ -85,7 +85,11 @@ class Lease:
                 )
             attempt += 1
             self.waits += 1
-            self.sleep(random.uniform(0.5, 1.0) * min(self.max_pause, 0.01 * 2 ** min(attempt, 10)))
+            # no queue in S3, so approximate one: the longer a caller has
+            # waited, the more often it asks, so it tends to be served first
+            waited = time.monotonic() - (deadline - self.wait)
+            pause = min(self.max_pause, 0.01 * 2 ** min(attempt, 10)) / (1 + waited / 5)
+            self.sleep(random.uniform(0.5, 1.0) * max(pause, 0.02))
 
     def _expired(self, body: bytes) -> bool:
         try:

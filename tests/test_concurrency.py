@@ -20,6 +20,7 @@ import json
 import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -150,6 +151,7 @@ def run_parallel(
     endpoint: str,
     stats: bool = False,
     lease: bool = False,
+    retry_delay: float = 0.0,
 ) -> Any:
     """Run ``jobs`` on ``threads`` threads, each with its own Publisher; return
     the number of conditional writes that lost a race and were retried."""
@@ -171,6 +173,7 @@ def run_parallel(
                     raise
                 with guard:
                     lambda_retries.append(1)
+                time.sleep(retry_delay)  # Lambda retries a failed event later, not at once
         return None
 
     with ThreadPoolExecutor(max_workers=threads) as pool:

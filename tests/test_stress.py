@@ -28,6 +28,9 @@ from test_concurrency import (  # noqa: F401  (fixtures)
 
 RELEASES = int(os.environ.get("STRESS_RELEASES", "1000"))
 WORKERS = int(os.environ.get("STRESS_WORKERS", "32"))
+# Lambda retries a failed asynchronous invocation after about 1 and 2 minutes;
+# the run scales that down (seconds), so a retried event meets a shorter queue.
+RETRY_DELAY = float(os.environ.get("STRESS_RETRY_DELAY", "20"))
 
 
 @pytest.mark.stress
@@ -40,7 +43,12 @@ def test_stress_publish(s3: Any, endpoint: str) -> None:  # noqa: F811
         keys.append(key)
     started = time.perf_counter()
     figures = run_parallel(
-        WORKERS, [lambda p, k=k: p.sync(k) for k in keys], endpoint, stats=True, lease=True
+        WORKERS,
+        [lambda p, k=k: p.sync(k) for k in keys],
+        endpoint,
+        stats=True,
+        lease=True,
+        retry_delay=RETRY_DELAY,
     )
     wall = time.perf_counter() - started
 
