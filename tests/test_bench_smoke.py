@@ -5,7 +5,9 @@ is asserted anywhere: benchmarks are not tests."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +22,19 @@ from chalicelib import build  # noqa: E402
 from chalicelib.cli import main as cli  # noqa: E402
 from chalicelib.render import Renderer  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _keep_log_level() -> Iterator[None]:
+    """The benchmarks quiet the ``newsroom`` logger for the whole process; put
+    back the level the app configures, so later tests (test_logging) still see
+    its INFO lines."""
+    import app  # noqa: F401 - configures the ``newsroom`` logger, as in Lambda
+
+    log = logging.getLogger("newsroom")
+    level = log.level
+    yield
+    log.setLevel(level)
 
 
 def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str]) -> None:
