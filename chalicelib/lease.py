@@ -3,8 +3,9 @@
 Correctness never depends on it — ``index.json`` is still committed with
 ``IfMatch`` and a lost race still retries — but under a burst (dozens of
 uploads at once, so dozens of Lambdas) optimistic retries alone livelock: every
-attempt renders and writes a dozen objects, and all but one lose. The lease
-makes the burst queue instead. It is an object created with ``IfNoneMatch='*'``
+attempt renders and writes a dozen objects, and all but one lose, and the
+unlucky one loses again and again. Every sync takes the lease (two small
+requests), so a burst queues instead. It is an object created with ``IfNoneMatch='*'``
 and released with a conditional delete; a holder that died is replaced once
 its lease expires (a conditional overwrite, so only one waiter wins).
 """

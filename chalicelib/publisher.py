@@ -120,7 +120,7 @@ class Publisher:
         lease: Lease | None = None,
     ) -> None:
         self.source = source
-        self.lease = lease  # serialises bursts; correctness rests on the IfMatch commit
+        self.lease = lease  # queues bursts; correctness rests on the IfMatch commit
         self.public = public
         self.renderer = renderer
         self.settings = renderer.settings
@@ -397,8 +397,7 @@ class Publisher:
                             if_none_match=etag is None,
                         )
                     except PreconditionFailed:
-                        self.conflicts += 1
-                        self._pause(attempt)
+                        self._contended(attempt)
                         continue
                     old = claimed
             new = old.with_theme(renderer.theme)
@@ -470,8 +469,7 @@ class Publisher:
                     if_none_match=etag is None,
                 )
             except PreconditionFailed:
-                self.conflicts += 1
-                self._pause(attempt)
+                self._contended(attempt)
                 continue
             change.written.append(INDEX_KEY)
             change.deleted = [k for k in change.deleted if k not in new_plan]
@@ -514,8 +512,7 @@ class Publisher:
                 )
                 return
             except PreconditionFailed:
-                self.conflicts += 1
-                self._pause(attempt)
+                self._contended(attempt)
         raise StorageError("could not clear finished withdrawals from index.json", INDEX_KEY)
 
     def _restore(self, source_key: str) -> None:
@@ -537,6 +534,11 @@ class Publisher:
         self.public.put(key, body, content_type=content_type(key), cache_control=cache_control(key))
         if key not in change.written:
             change.written.append(key)
+
+    def _contended(self, attempt: int) -> None:
+        """A conditional write lost a race: count it, wait a jittered, growing pause."""
+        self.conflicts += 1
+        self._pause(attempt)
 
     def _pause(self, attempt: int) -> None:
         ceiling = min(self.max_backoff, self.backoff * (2 ** min(attempt, 10)))
@@ -568,8 +570,7 @@ class Publisher:
                 )
                 return
             except PreconditionFailed:
-                self.conflicts += 1
-                self._pause(attempt)
+                self._contended(attempt)
         raise StorageError("could not update the embargo schedule", SCHEDULE_KEY)
 
     def _wanted_schedule(self, source_key: str, now: datetime) -> Scheduled | None:
