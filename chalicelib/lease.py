@@ -39,10 +39,11 @@ class Lease:
         key: str = LEASE_KEY,
         *,
         ttl: float = 30.0,
-        wait: float = 50.0,
+        wait: float = 100.0,
         now: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         max_pause: float = 1.0,
+        min_pause: float = 0.1,
     ) -> None:
         self.storage = storage
         self.key = key
@@ -51,6 +52,7 @@ class Lease:
         self.now = now
         self.sleep = sleep
         self.max_pause = max_pause
+        self.min_pause = min_pause
         self.waits = 0  # how many times a caller had to wait, for stress figures
 
     def _body(self, owner: str) -> bytes:
@@ -89,8 +91,8 @@ class Lease:
             # no queue in S3, so approximate one: the longer a caller has
             # waited, the more often it asks, so it tends to be served first
             waited = time.monotonic() - (deadline - self.wait)
-            pause = min(self.max_pause, 0.01 * 2 ** min(attempt, 10)) / (1 + waited / 5)
-            self.sleep(random.uniform(0.5, 1.0) * max(pause, 0.02))
+            pause = min(self.max_pause, 0.02 * 2 ** min(attempt, 10)) / (1 + waited / 20)
+            self.sleep(random.uniform(0.5, 1.0) * max(pause, self.min_pause))
 
     def _expired(self, body: bytes) -> bool:
         try:

@@ -511,7 +511,7 @@ def test_function_sizes() -> None:
         pytest.skip("stage 'prod' is not in .chalice/config.json yet")
     functions = stages["prod"].get("lambda_functions", {})
     assert functions["sync_release"]["lambda_memory_size"] == 512
-    assert functions["sync_release"]["lambda_timeout"] == 60
+    assert functions["sync_release"]["lambda_timeout"] == 120
     assert functions["publish_due_releases"]["lambda_memory_size"] == 512
     assert functions["publish_due_releases"]["lambda_timeout"] == 300
 

@@ -45,7 +45,7 @@ def test_a_second_holder_waits_for_the_first(tmp_path: Path) -> None:
     t = threading.Thread(target=first)
     t.start()
     first_in.wait(5)
-    second = Lease(storage, max_pause=0.02)
+    second = Lease(storage, max_pause=0.02, min_pause=0.005)
     with second.held():
         order.append("second in")
     t.join()
