@@ -33,6 +33,17 @@ class Entry:
     language: str
     source_key: str
     revision: str
+    # the entry's serialised form, computed once: a warm publisher reuses the
+    # entries of the index it last saw, so only changed entries are re-encoded
+    _json_text: str | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def json_text(self) -> str:
+        if self._json_text is None:
+            text = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+            object.__setattr__(self, "_json_text", text)
+            return text
+        return self._json_text
 
     @property
     def kind_label(self) -> str:
@@ -176,16 +187,20 @@ class Index:
         return replace(self, withdrawing=tuple(x for x in self.withdrawing if x != w))
 
     def to_bytes(self) -> bytes:
-        doc: dict[str, Any] = {
-            "version": 1,
-            "theme": self.theme,
-            "releases": [e.to_json() for e in self.entries],
-        }
+        # the same bytes as json.dumps of the whole document, assembled from the
+        # entries' cached encodings (at 10,000 releases this is most of the cost)
+        head = json.dumps(
+            {"version": 1, "theme": self.theme}, ensure_ascii=False, separators=(",", ":")
+        )
+        parts = [head[:-1], ',"releases":[', ",".join(e.json_text for e in self.entries), "]"]
         if self.withdrawing:
-            doc["withdrawing"] = [
-                {"slug": w.slug, "source_key": w.source_key} for w in self.withdrawing
+            withdrawing = [{"slug": w.slug, "source_key": w.source_key} for w in self.withdrawing]
+            parts += [
+                ',"withdrawing":',
+                json.dumps(withdrawing, ensure_ascii=False, separators=(",", ":")),
             ]
-        return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        parts.append("}\n")
+        return "".join(parts).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> Index:

@@ -46,6 +46,7 @@ from .receipts import (
 )
 from .render import Renderer
 from .site import (
+    Page,
     cache_control,
     changed_keys,
     content_type,
@@ -121,6 +122,8 @@ class Publisher:
     ) -> None:
         self.source = source
         self.lease = lease  # queues bursts; correctness rests on the IfMatch commit
+        self._index_cache: tuple[str, Index] | None = None
+        self._plans: list[tuple[tuple[Entry, ...], dict[str, Page]]] = []
         self.public = public
         self.renderer = renderer
         self.settings = renderer.settings
@@ -347,6 +350,26 @@ class Publisher:
                 )
         return warnings
 
+    def _parsed_index(self, raw: bytes | None, etag: str | None) -> Index:
+        """``index.json`` parsed, reusing the last parse when the ETag is the one
+        this publisher last read or wrote (a warm Lambda's next event)."""
+        if etag is not None and self._index_cache is not None and self._index_cache[0] == etag:
+            return self._index_cache[1]
+        index = Index.from_bytes(raw)
+        if etag is not None:
+            self._index_cache = (etag, index)
+        return index
+
+    def _plan(self, index: Index) -> dict[str, Page]:
+        """``site.plan`` memoised on the entries (the only input besides the
+        renderer), so an unchanged index is not planned twice."""
+        for entries, planned in self._plans:
+            if entries is index.entries:
+                return planned
+        planned = plan(index, self.renderer)
+        self._plans = [(index.entries, planned), *self._plans[:1]]
+        return planned
+
     def _read_index(self) -> tuple[bytes | None, str | None]:
         current = self.public.get(INDEX_KEY)
         return (current.body, current.etag) if current else (None, None)
@@ -366,7 +389,7 @@ class Publisher:
         for attempt in range(1, self.max_attempts + 1):
             change.attempts = attempt
             raw, etag = self._read_index()
-            old = Index.from_bytes(raw)
+            old = self._parsed_index(raw, etag)
             fresh_theme = raw is not None and old.theme == renderer.theme
             prev = old.by_source(source_key)
             wanted = self._wanted(source_key, now, cache)
@@ -419,8 +442,8 @@ class Publisher:
                     self._finish_withdrawals(gone, change)
                 return wanted, change
 
-            old_plan = plan(old, renderer) if fresh_theme else {}
-            new_plan = plan(new, renderer)
+            old_plan = self._plan(old) if fresh_theme else {}
+            new_plan = self._plan(new)
             write, obsolete = changed_keys(old_plan, new_plan)
             to_write = sorted((set(write) | dirty) & new_plan.keys(), key=_write_order)
             to_delete = sorted(
@@ -460,7 +483,7 @@ class Publisher:
                 if key not in change.deleted:
                     change.deleted.append(key)
             try:
-                self.public.put(
+                committed = self.public.put(
                     INDEX_KEY,
                     new.to_bytes(),
                     content_type="application/json",
@@ -471,6 +494,7 @@ class Publisher:
             except PreconditionFailed:
                 self._contended(attempt)
                 continue
+            self._index_cache = (committed, new)
             change.written.append(INDEX_KEY)
             change.deleted = [k for k in change.deleted if k not in new_plan]
             if gone:
