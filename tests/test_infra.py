@@ -296,10 +296,10 @@ def _function_code(template: dict[str, Any]) -> str:
     [
         ("/", "/index.html"),
         ("/releases/x/", "/releases/x/index.html"),
-        ("/releases/x", "/releases/x/index.html"),
         ("/topics/cote-d-ivoire/", "/topics/cote-d-ivoire/index.html"),
-        ("/archive", "/archive/index.html"),
         ("/index.html", "/index.html"),
+        ("/releases/x", "301 /releases/x/"),
+        ("/archive", "301 /archive/"),
         ("/assets/style.abc.css", "/assets/style.abc.css"),
         ("/feed.xml", "/feed.xml"),
         ("/index.json", "/index.json"),
@@ -322,9 +322,12 @@ def test_cloudfront_function_rewrites(template: dict[str, Any], uri: str, expect
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["uri"] == expected
-    # The function returns the request (a rewrite), never a response.
-    assert "statusCode" not in result
+    if expected.startswith("301 "):
+        assert result["statusCode"] == 301
+        assert result["headers"]["location"]["value"] == expected[4:]
+    else:
+        assert result["uri"] == expected
+        assert "statusCode" not in result  # a rewrite, not a response
 
 
 # ------------------------------------------------------------ IAM policies
