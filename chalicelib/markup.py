@@ -109,3 +109,13 @@ def plain_text(fragment: str) -> str:
     """Visible text of an HTML fragment, whitespace collapsed."""
     text = nh3.clean(fragment.replace("<", " <"), tags=set())
     return " ".join(html.unescape(text).split())
+
+
+_HEADING = re.compile(r"<h([1-6])\b[^>]*>.*?</h\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def excerpt_source(fragment: str) -> str:
+    """The running text an excerpt is cut from: the body without its headings
+    (so a card reads "The permit…", not "What the court decided The permit…");
+    a body that is nothing but headings keeps them."""
+    return plain_text(_HEADING.sub(" ", fragment)) or plain_text(fragment)

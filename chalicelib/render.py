@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from .index import Entry
-from .markup import body_html, plain_text
+from .markup import body_html, excerpt_source
 from .model import KIND_PLURALS, Release
 from .settings import Settings
 from .text import display_date, excerpt, topic_slug
@@ -154,7 +154,7 @@ class Renderer:
 
     def release(self, release: Release) -> RenderedRelease:
         body = body_html(release.body, release.body_format)
-        summary = release.summary or excerpt(plain_text(body))
+        summary = release.summary or excerpt(excerpt_source(body))
         canonical = f"{self.settings.site_url}{release.url_path}"
         # the release's own image, else the site's share image (if configured)
         image = release.image.url if release.image else self.settings.default_image

@@ -134,10 +134,25 @@ def test_release_page_metadata() -> None:
 
 
 def test_excerpt_is_derived_from_the_body_when_there_is_no_summary() -> None:
-    body = "## Heading\n\n" + " ".join(f"w{i}" for i in range(80))
+    body = (
+        "## Heading\n\n"
+        + " ".join(f"w{i}" for i in range(40))
+        + "\n\n### Sub\n\n"
+        + " ".join(f"v{i}" for i in range(40))
+    )
     out = Renderer(SETTINGS).release(release(summary=None, body=body))
-    assert out.summary.startswith("Heading w0 w1") and out.summary.endswith("…")
-    assert len(out.summary.split()) == 60
+    # running text only: headings are not part of the excerpt
+    assert (
+        out.summary.startswith("w0 w1")
+        and "Heading" not in out.summary
+        and "Sub" not in out.summary
+    )
+    assert out.summary.endswith("…") and len(out.summary.split()) == 60
+
+
+def test_a_body_of_headings_only_still_gets_an_excerpt() -> None:
+    out = Renderer(SETTINGS).release(release(summary=None, body="## Only a heading"))
+    assert out.summary == "Only a heading"
 
 
 HOSTILE = '</script><script>alert(1)</script>"><img src=x onerror=alert(1)>&'
