@@ -31,24 +31,21 @@ import click
 
 from .build import Problem, build_site
 from .cloudfront import CloudFrontInvalidator
-from .errors import ConfigurationError, InvalidRelease, PreconditionFailed, StorageError
+from .errors import ConfigurationError, InvalidRelease, StorageError
 from .index import INDEX_KEY, Index
 from .model import parse_release
 from .publisher import Invalidator
 from .receipts import (
-    RECEIPT_CACHE,
     RELEASES_PREFIX,
-    SCHEDULE_KEY,
     Scheduled,
     is_release_key,
     receipt_key,
-    schedule_from_bytes,
-    schedule_to_bytes,
+    update_schedule,
 )
 from .render import Renderer
 from .settings import Settings
 from .site import cache_control, content_type, invalidation_paths
-from .storage import S3Storage, md5_etag
+from .storage import S3Storage, md5_etag, put_if_unchanged
 
 # What the site owns in the public bucket: only these are ever pruned. Media
 # files and anything ops put there by hand (verification files) stay.
@@ -199,16 +196,15 @@ class Rebuilder:
         written.update(changed)
         if changed or index_changed:
             # the commit point: fails if a publish committed since our read
-            try:
-                self.public.put(
-                    INDEX_KEY,
-                    files[INDEX_KEY],
-                    content_type=content_type(INDEX_KEY),
-                    cache_control=cache_control(INDEX_KEY),
-                    if_match=etag,
-                    if_none_match=etag is None,
-                )
-            except PreconditionFailed:
+            committed = put_if_unchanged(
+                self.public,
+                INDEX_KEY,
+                files[INDEX_KEY],
+                etag,
+                content_type=content_type(INDEX_KEY),
+                cache_control=cache_control(INDEX_KEY),
+            )
+            if committed is None:
                 return False
             if index_changed:
                 written.add(INDEX_KEY)
@@ -263,25 +259,11 @@ class Rebuilder:
                 return False
             return s.source_key not in seen or (s.source_key in live and s.embargo_until <= now)
 
-        for _attempt in range(1, self.max_attempts + 1):
-            current = self.source.get(SCHEDULE_KEY)
-            items = schedule_from_bytes(current.body if current else None)
-            updated = [s for s in items if keep(s)] + scheduled
-            if sorted(updated, key=repr) == sorted(items, key=repr):
-                return
-            try:
-                self.source.put(
-                    SCHEDULE_KEY,
-                    schedule_to_bytes(updated),
-                    content_type="application/json",
-                    cache_control=RECEIPT_CACHE,
-                    if_match=current.etag if current else None,
-                    if_none_match=current is None,
-                )
-                return
-            except PreconditionFailed:
-                continue
-        raise StorageError("could not update the embargo schedule", SCHEDULE_KEY)
+        update_schedule(
+            self.source,
+            lambda items: [s for s in items if keep(s)] + scheduled,
+            attempts=self.max_attempts,
+        )
 
 
 # newsroom publish ---------------------------------------------------------------------

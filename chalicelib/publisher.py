@@ -42,7 +42,7 @@ from .receipts import (
     is_release_key,
     receipt_key,
     schedule_from_bytes,
-    schedule_to_bytes,
+    update_schedule,
 )
 from .render import Renderer
 from .site import (
@@ -55,7 +55,7 @@ from .site import (
     release_key,
     render_page,
 )
-from .storage import Storage
+from .storage import Storage, put_if_unchanged
 
 log = logging.getLogger("newsroom.publisher")
 
@@ -410,16 +410,15 @@ class Publisher:
                     # claim the slug in the index before writing its page, so a
                     # page is only ever written under a slug this source holds
                     claimed = old.with_withdrawal(Withdrawal(entry.slug, source_key))
-                    try:
-                        etag = self.public.put(
-                            INDEX_KEY,
-                            claimed.to_bytes(),
-                            content_type="application/json",
-                            cache_control=cache_control(INDEX_KEY),
-                            if_match=etag,
-                            if_none_match=etag is None,
-                        )
-                    except PreconditionFailed:
+                    etag = put_if_unchanged(
+                        self.public,
+                        INDEX_KEY,
+                        claimed.to_bytes(),
+                        etag,
+                        content_type="application/json",
+                        cache_control=cache_control(INDEX_KEY),
+                    )
+                    if etag is None:
                         self._contended(attempt)
                         continue
                     old = claimed
@@ -482,16 +481,15 @@ class Publisher:
                 dirty.add(key)
                 if key not in change.deleted:
                     change.deleted.append(key)
-            try:
-                committed = self.public.put(
-                    INDEX_KEY,
-                    new.to_bytes(),
-                    content_type="application/json",
-                    cache_control=cache_control(INDEX_KEY),
-                    if_match=etag,
-                    if_none_match=etag is None,
-                )
-            except PreconditionFailed:
+            committed = put_if_unchanged(
+                self.public,
+                INDEX_KEY,
+                new.to_bytes(),
+                etag,
+                content_type="application/json",
+                cache_control=cache_control(INDEX_KEY),
+            )
+            if committed is None:
                 self._contended(attempt)
                 continue
             self._index_cache = (committed, new)
@@ -574,28 +572,14 @@ class Publisher:
         is re-read after the schedule, and the write is conditional on the
         schedule's ETag, so an upload racing this sync (or an overlapping
         ``publish_due`` run) cannot lose a newer embargo."""
-        for attempt in range(1, self.max_attempts + 1):
-            current = self.source.get(SCHEDULE_KEY)
-            items = schedule_from_bytes(current.body if current else None)
+
+        def edit(items: list[Scheduled]) -> list[Scheduled] | None:
             if not scheduled and all(s.source_key != source_key for s in items):
-                return  # the common case: one small read
+                return None  # the common case: one small read
             want = self._wanted_schedule(source_key, now)
-            updated = [s for s in items if s.source_key != source_key] + ([want] if want else [])
-            if sorted(updated, key=repr) == sorted(items, key=repr):
-                return
-            try:
-                self.source.put(
-                    SCHEDULE_KEY,
-                    schedule_to_bytes(updated),
-                    content_type="application/json",
-                    cache_control=RECEIPT_CACHE,
-                    if_match=current.etag if current else None,
-                    if_none_match=current is None,
-                )
-                return
-            except PreconditionFailed:
-                self._contended(attempt)
-        raise StorageError("could not update the embargo schedule", SCHEDULE_KEY)
+            return [s for s in items if s.source_key != source_key] + ([want] if want else [])
+
+        update_schedule(self.source, edit, attempts=self.max_attempts, on_conflict=self._contended)
 
     def _wanted_schedule(self, source_key: str, now: datetime) -> Scheduled | None:
         obj = self.source.get(source_key)

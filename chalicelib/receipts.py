@@ -8,11 +8,13 @@ bucket, because nothing embargoed may reach the public bucket.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .errors import FieldError
+from .errors import FieldError, StorageError
+from .storage import Storage, put_if_unchanged
 
 RELEASES_PREFIX = "releases/"
 RECEIPTS_PREFIX = "receipts/"
@@ -96,3 +98,34 @@ def schedule_to_bytes(items: list[Scheduled]) -> bytes:
         ],
     }
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+def update_schedule(
+    storage: Storage,
+    edit: Callable[[list[Scheduled]], list[Scheduled] | None],
+    *,
+    attempts: int,
+    on_conflict: Callable[[int], None] = lambda attempt: None,
+) -> None:
+    """Read-modify-write of the schedule, conditional on the ETag read, so
+    overlapping publishes and rebuilds never drop each other's entries.
+    ``edit`` maps the current entries to the wanted ones (``None``: leave as
+    is); ``on_conflict(attempt)`` runs after each lost race."""
+    for attempt in range(1, attempts + 1):
+        current = storage.get(SCHEDULE_KEY)
+        items = schedule_from_bytes(current.body if current else None)
+        updated = edit(items)
+        if updated is None or sorted(updated, key=repr) == sorted(items, key=repr):
+            return
+        written = put_if_unchanged(
+            storage,
+            SCHEDULE_KEY,
+            schedule_to_bytes(updated),
+            current.etag if current else None,
+            content_type="application/json",
+            cache_control=RECEIPT_CACHE,
+        )
+        if written is not None:
+            return
+        on_conflict(attempt)
+    raise StorageError("could not update the embargo schedule", SCHEDULE_KEY)

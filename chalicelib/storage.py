@@ -79,6 +79,31 @@ def md5_etag(body: bytes) -> str:
     return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
 
 
+def put_if_unchanged(
+    storage: Storage,
+    key: str,
+    body: bytes,
+    etag: str | None,
+    *,
+    content_type: str,
+    cache_control: str,
+) -> str | None:
+    """The commit step of every read-modify-write: write only if ``key`` still
+    has the ETag that was read (``None``: still absent). Returns the new ETag,
+    or ``None`` when another writer got there first and the caller must re-read."""
+    try:
+        return storage.put(
+            key,
+            body,
+            content_type=content_type,
+            cache_control=cache_control,
+            if_match=etag,
+            if_none_match=etag is None,
+        )
+    except PreconditionFailed:
+        return None
+
+
 _TRANSIENT_CODES = {
     "SlowDown",
     "Throttling",

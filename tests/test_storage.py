@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import pytest
 from conftest import PUBLIC
 
 from chalicelib.errors import PreconditionFailed, StorageError
-from chalicelib.storage import LocalStorage, S3Storage, Storage, md5_etag
+from chalicelib.receipts import SCHEDULE_KEY, Scheduled, schedule_from_bytes, update_schedule
+from chalicelib.storage import LocalStorage, S3Storage, Storage, md5_etag, put_if_unchanged
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -112,3 +114,57 @@ def test_conditional_writes_work_without_sdk_support_for_them(aws: Any) -> None:
         put(storage, "index.json", b"3", if_match=first)
     assert second == md5_etag(b"2")
     assert storage.get("index.json").body == b"2"
+
+
+def test_put_if_unchanged_writes_only_over_the_etag_read(storage: Storage) -> None:
+    def cas(body: bytes, etag: str | None) -> str | None:
+        return put_if_unchanged(
+            storage, "index.json", body, etag, content_type="text/plain", cache_control="x"
+        )
+
+    first = cas(b"1", None)
+    assert first == md5_etag(b"1")
+    assert cas(b"x", None) is None  # no longer absent
+    assert cas(b"2", first) == md5_etag(b"2")
+    assert cas(b"y", first) is None  # stale ETag
+    assert storage.get("index.json").body == b"2"
+
+
+def _entry(name: str) -> Scheduled:
+    return Scheduled(f"releases/{name}.json", name, datetime(2030, 1, 1, tzinfo=UTC))
+
+
+def test_update_schedule_retries_a_lost_race_without_dropping_the_other_entry(
+    storage: Storage,
+) -> None:
+    conflicts: list[int] = []
+
+    def edit(items: list[Scheduled]) -> list[Scheduled]:
+        if not conflicts and not items:  # another writer lands between read and write
+            update_schedule(storage, lambda _: [_entry("theirs")], attempts=1)
+        return [*items, _entry("mine")]
+
+    update_schedule(storage, edit, attempts=3, on_conflict=conflicts.append)
+    assert conflicts == [1]
+    stored = storage.get(SCHEDULE_KEY)
+    assert sorted(s.slug for s in schedule_from_bytes(stored.body)) == ["mine", "theirs"]
+
+
+def test_update_schedule_writes_nothing_when_unchanged_and_gives_up_when_always_raced(
+    storage: Storage,
+) -> None:
+    update_schedule(storage, lambda items: None, attempts=1)
+    update_schedule(storage, lambda items: items, attempts=1)
+    assert storage.get(SCHEDULE_KEY) is None and "PutObject" not in storage.counters.requests
+
+    n = 0
+
+    def always_raced(items: list[Scheduled]) -> list[Scheduled]:
+        nonlocal n
+        n += 1
+        update_schedule(storage, lambda _: [_entry(f"other{n}")], attempts=1)
+        return [_entry("mine")]
+
+    with pytest.raises(StorageError, match="embargo schedule"):
+        update_schedule(storage, always_raced, attempts=3)
+    assert n == 3
