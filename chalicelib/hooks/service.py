@@ -40,7 +40,7 @@ from typing import Any
 from ..errors import FieldError, InvalidRelease, PreconditionFailed
 from ..model import MAX_BYTES, SLUG_MAX, SLUG_RE, parse_release, release_from_obj
 from ..settings import Settings
-from ..storage import Storage, StoredObject, md5_etag
+from ..storage import Storage, StoredObject, md5_etag, put_if_unchanged
 from . import mapping, verify
 
 log = logging.getLogger("newsroom.hooks")
@@ -229,19 +229,18 @@ class HookService:
         body = (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
         if found is not None and found.body == body:
             return found
-        try:
-            etag = self.source.put(
-                map_key(entry),
-                body,
-                content_type="application/json",
-                cache_control=SOURCE_CACHE,
-                if_match=found.etag if found else None,
-                if_none_match=found is None,
-            )
-        except PreconditionFailed:
+        etag = put_if_unchanged(
+            self.source,
+            map_key(entry),
+            body,
+            found.etag if found else None,
+            content_type="application/json",
+            cache_control=SOURCE_CACHE,
+        )
+        if etag is None:
             raise MapChanged(
                 f"{entry} changed during this request (another webhook for the same entry); retry"
-            ) from None
+            )
         return StoredObject(map_key(entry), body, etag)
 
     def _put_release(
