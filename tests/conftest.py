@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import threading
@@ -13,6 +14,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
+from chalicelib.render import Renderer
+from chalicelib.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = Path(__file__).resolve().parent / "events"
@@ -60,6 +64,16 @@ def make_release(**overrides: Any) -> dict[str, Any]:
         else:
             doc[key] = value
     return doc
+
+
+@functools.lru_cache(maxsize=4)
+def _renderer(settings: Settings) -> Renderer:
+    return Renderer(settings)
+
+
+def renderer() -> Renderer:
+    """One renderer per settings: templates compile once per test session."""
+    return _renderer(Settings.from_env())
 
 
 def dumps(doc: Any) -> bytes:

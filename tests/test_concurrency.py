@@ -15,7 +15,6 @@ separate Lambda instances would.
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 import re
@@ -30,7 +29,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree
+from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree, renderer
 from invariants import link_problems
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import (
@@ -44,20 +43,7 @@ from chalicelib.build import build_site
 from chalicelib.errors import StorageError
 from chalicelib.lease import Lease
 from chalicelib.publisher import Publisher
-from chalicelib.render import Renderer
-from chalicelib.settings import Settings
 from chalicelib.storage import S3Storage, StoredObject
-
-
-@functools.lru_cache(maxsize=4)
-def _renderer(settings: Settings) -> Renderer:
-    return Renderer(settings)
-
-
-def renderer() -> Renderer:
-    """One renderer per settings: templates compile once per test session."""
-    return _renderer(Settings.from_env())
-
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOPICS = ["Clean Water", "Harbour", "Schools", "Côte d'Ivoire", "Storms", "Budget"]

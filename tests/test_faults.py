@@ -15,33 +15,19 @@ connection: the write happened, the caller sees an error). After each failure:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import PUBLIC, SOURCE, dumps, make_release
+from conftest import PUBLIC, SOURCE, dumps, make_release, renderer
 from invariants import link_problems, secrecy_problems
 
 from chalicelib.build import build_site
 from chalicelib.errors import TransientStorageError
 from chalicelib.publisher import Publisher
-from chalicelib.render import Renderer
-from chalicelib.settings import Settings
 from chalicelib.storage import Counters, S3Storage, StoredObject
-
-
-@functools.lru_cache(maxsize=4)
-def _renderer(settings: Settings) -> Renderer:
-    return Renderer(settings)
-
-
-def renderer() -> Renderer:
-    """One renderer per settings: templates compile once per test session."""
-    return _renderer(Settings.from_env())
-
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SECRET = "EMBARGOED-SECRET-MARKER"

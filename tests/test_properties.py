@@ -13,31 +13,17 @@ slugs of different files never collide.
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree
+from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree, renderer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from invariants import link_problems, secrecy_problems
 
 from chalicelib.build import build_site
 from chalicelib.publisher import Publisher
-from chalicelib.render import Renderer
-from chalicelib.settings import Settings
 from chalicelib.storage import S3Storage
-
-
-@functools.lru_cache(maxsize=4)
-def _renderer(settings: Settings) -> Renderer:
-    return Renderer(settings)
-
-
-def renderer() -> Renderer:
-    """One renderer per settings: templates compile once per test session."""
-    return _renderer(Settings.from_env())
-
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 KEYS = ["releases/alpha.json", "releases/Beta Two.json", "releases/gamma+(3).json"]

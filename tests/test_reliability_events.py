@@ -9,28 +9,15 @@ what a full build of the current sources gives. Duplicates change no byte.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
-from conftest import SOURCE, dumps, make_release, public_tree, receipt, s3_event
+from conftest import SOURCE, dumps, make_release, public_tree, receipt, renderer, s3_event
 from invariants import link_problems
 
 from chalicelib.build import build_site
-from chalicelib.render import Renderer
-from chalicelib.settings import Settings
-
-
-@functools.lru_cache(maxsize=4)
-def _renderer(settings: Settings) -> Renderer:
-    return Renderer(settings)
-
-
-def renderer() -> Renderer:
-    """One renderer per settings: templates compile once per test session."""
-    return _renderer(Settings.from_env())
 
 
 def encoded(key: str) -> str:
