@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 import pytest
@@ -130,6 +130,33 @@ def app_module(aws: Any) -> Any:
     import app
 
     return app
+
+
+class Published(NamedTuple):
+    tree: dict[str, bytes]
+    types: dict[str, str]
+
+
+def publish_once(sources: dict[str, dict], extra_env: dict[str, str]) -> Published:
+    """Publish ``sources`` through the real handler on a private moto, once per
+    module, and keep what readers get (bytes and Content-Type) after it stops."""
+    with pytest.MonkeyPatch.context() as mp, mock_aws():
+        for name in list(os.environ):
+            if name.startswith(("NEWSROOM_", "AWS_ENDPOINT_URL")):
+                mp.delenv(name)
+        for name, value in {**BASE_ENV, **extra_env}.items():
+            mp.setenv(name, value)
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=SOURCE)
+        s3.create_bucket(Bucket=PUBLIC)
+        import app
+
+        for key, doc in sources.items():
+            upload(s3, key, doc)
+            app.sync_release(s3_event(key), None)
+        tree = public_tree(s3)
+        types = {k: s3.head_object(Bucket=PUBLIC, Key=k)["ContentType"] for k in tree}
+    return Published(tree, types)
 
 
 def public_tree(s3: Any, bucket: str = PUBLIC) -> dict[str, bytes]:

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
-from typing import NamedTuple
 
-import boto3
 import feedparser
 import pytest
 from conftest import (
-    BASE_ENV,
-    PUBLIC,
     SITE_URL,
     SOURCE,
+    Published,
     dumps,
     make_release,
     public_tree,
+    publish_once,
     s3_event,
     upload,
 )
-from moto import mock_aws
 
 from chalicelib.build import build_site
 from chalicelib.render import Renderer
@@ -52,33 +48,6 @@ def docs() -> dict[str, dict]:
             doc["updated_at"] = updated
         out[f"releases/{slug}.json"] = doc
     return out
-
-
-class Published(NamedTuple):
-    tree: dict[str, bytes]
-    types: dict[str, str]
-
-
-def publish_once(sources: dict[str, dict], extra_env: dict[str, str]) -> Published:
-    """Publish ``sources`` through the real handler on a private moto, once per
-    module, and keep what readers get (bytes and Content-Type) after it stops."""
-    with pytest.MonkeyPatch.context() as mp, mock_aws():
-        for name in list(os.environ):
-            if name.startswith(("NEWSROOM_", "AWS_ENDPOINT_URL")):
-                mp.delenv(name)
-        for name, value in {**BASE_ENV, **extra_env}.items():
-            mp.setenv(name, value)
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=SOURCE)
-        s3.create_bucket(Bucket=PUBLIC)
-        import app
-
-        for key, doc in sources.items():
-            upload(s3, key, doc)
-            app.sync_release(s3_event(key), None)
-        tree = public_tree(s3)
-        types = {k: s3.head_object(Bucket=PUBLIC, Key=k)["ContentType"] for k in tree}
-    return Published(tree, types)
 
 
 @pytest.fixture(scope="module")
