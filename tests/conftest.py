@@ -159,6 +159,39 @@ def publish_once(sources: dict[str, dict], extra_env: dict[str, str]) -> Publish
     return Published(tree, types)
 
 
+def cloudfront_distribution(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
+    """A CloudFront distribution (moto) in front of the public bucket, set as
+    NEWSROOM_DISTRIBUTION_ID; the client and its id."""
+    cf = boto3.client("cloudfront", region_name="us-east-1")
+    dist = cf.create_distribution(
+        DistributionConfig={
+            "CallerReference": "newsroom-test",
+            "Comment": "newsroom",
+            "Enabled": True,
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {
+                        "Id": "public",
+                        "DomainName": f"{PUBLIC}.s3.amazonaws.com",
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                ],
+            },
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "public",
+                "ViewerProtocolPolicy": "redirect-to-https",
+                "MinTTL": 0,
+                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                "TrustedSigners": {"Enabled": False, "Quantity": 0},
+            },
+        }
+    )
+    dist_id = dist["Distribution"]["Id"]
+    monkeypatch.setenv("NEWSROOM_DISTRIBUTION_ID", dist_id)
+    return cf, dist_id
+
+
 def public_tree(s3: Any, bucket: str = PUBLIC) -> dict[str, bytes]:
     out = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from conftest import PUBLIC, SOURCE, make_release, public_tree, s3_event, upload
+from conftest import (
+    PUBLIC,
+    SOURCE,
+    cloudfront_distribution,
+    make_release,
+    public_tree,
+    s3_event,
+    upload,
+)
 
 from chalicelib import service
 
@@ -36,33 +43,7 @@ def changed(before: dict[str, bytes], after: dict[str, bytes]) -> set[str]:
 
 @pytest.fixture
 def cloudfront(aws, monkeypatch) -> Any:
-    cf = boto3.client("cloudfront", region_name="us-east-1")
-    dist = cf.create_distribution(
-        DistributionConfig={
-            "CallerReference": "newsroom-test",
-            "Comment": "newsroom",
-            "Enabled": True,
-            "Origins": {
-                "Quantity": 1,
-                "Items": [
-                    {
-                        "Id": "public",
-                        "DomainName": f"{PUBLIC}.s3.amazonaws.com",
-                        "S3OriginConfig": {"OriginAccessIdentity": ""},
-                    }
-                ],
-            },
-            "DefaultCacheBehavior": {
-                "TargetOriginId": "public",
-                "ViewerProtocolPolicy": "redirect-to-https",
-                "MinTTL": 0,
-                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
-                "TrustedSigners": {"Enabled": False, "Quantity": 0},
-            },
-        }
-    )
-    dist_id = dist["Distribution"]["Id"]
-    monkeypatch.setenv("NEWSROOM_DISTRIBUTION_ID", dist_id)
+    cf, dist_id = cloudfront_distribution(monkeypatch)
     cf.dist_id = dist_id  # type: ignore[attr-defined]
     return cf
 

@@ -7,10 +7,18 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from click.testing import CliRunner
-from conftest import PUBLIC, SOURCE, make_release, public_tree, receipt, s3_event, upload
+from conftest import (
+    PUBLIC,
+    SOURCE,
+    cloudfront_distribution,
+    make_release,
+    public_tree,
+    receipt,
+    s3_event,
+    upload,
+)
 
 from chalicelib import service
 from chalicelib.build import build_site
@@ -67,33 +75,7 @@ def invalidations(cf: Any, dist_id: str) -> list[list[str]]:
 
 @pytest.fixture
 def cloudfront(aws: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
-    cf = boto3.client("cloudfront", region_name="us-east-1")
-    dist = cf.create_distribution(
-        DistributionConfig={
-            "CallerReference": "newsroom-rebuild-test",
-            "Comment": "newsroom",
-            "Enabled": True,
-            "Origins": {
-                "Quantity": 1,
-                "Items": [
-                    {
-                        "Id": "public",
-                        "DomainName": f"{PUBLIC}.s3.amazonaws.com",
-                        "S3OriginConfig": {"OriginAccessIdentity": ""},
-                    }
-                ],
-            },
-            "DefaultCacheBehavior": {
-                "TargetOriginId": "public",
-                "ViewerProtocolPolicy": "redirect-to-https",
-                "MinTTL": 0,
-                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
-                "TrustedSigners": {"Enabled": False, "Quantity": 0},
-            },
-        }
-    )["Distribution"]
-    monkeypatch.setenv("NEWSROOM_DISTRIBUTION_ID", dist["Id"])
-    return cf, dist["Id"]
+    return cloudfront_distribution(monkeypatch)
 
 
 def etags(aws: Any, bucket: str = PUBLIC) -> dict[str, tuple[str, datetime]]:
