@@ -61,26 +61,6 @@ def site_owned(key: str) -> bool:
     return key in SITE_FILES or key.startswith(SITE_PREFIXES)
 
 
-def list_etags(storage: S3Storage, prefix: str = "") -> dict[str, str]:
-    """Key -> ETag of every object under ``prefix`` (one request per 1,000 keys)."""
-    out: dict[str, str] = {}
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"Bucket": storage.bucket, "Prefix": prefix}
-        if token:
-            kwargs["ContinuationToken"] = token
-        storage.counters.count("ListObjectsV2")
-        try:
-            resp = storage.client.list_objects_v2(**kwargs)
-        except Exception as exc:
-            raise storage._translate(exc, prefix) from exc
-        for item in resp.get("Contents", []):
-            out[item["Key"]] = item["ETag"]
-        if not resp.get("IsTruncated"):
-            return out
-        token = resp.get("NextContinuationToken")
-
-
 @dataclass
 class RebuildReport:
     releases: int = 0
@@ -162,7 +142,7 @@ class Rebuilder:
         current = self.public.get(INDEX_KEY)
         etag = current.etag if current else None
         live = Index.from_bytes(current.body if current else None)
-        existing = list_etags(self.public)
+        existing = self.public.list_etags()
         keys = [k for k in self.source.list(RELEASES_PREFIX) if is_release_key(k)]
         sources = self._download(pool, keys)
         report.seen = set(keys)  # a key deleted since the listing leaves the schedule

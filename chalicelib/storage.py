@@ -231,6 +231,14 @@ class S3Storage:
             raise self._translate(exc, key) from exc
 
     def list(self, prefix: str = "") -> Iterator[str]:
+        for item in self._listing(prefix):
+            yield item["Key"]
+
+    def list_etags(self, prefix: str = "") -> dict[str, str]:
+        """Key -> ETag of every object under ``prefix`` (one request per 1,000 keys)."""
+        return {item["Key"]: item["ETag"] for item in self._listing(prefix)}
+
+    def _listing(self, prefix: str) -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
@@ -241,8 +249,7 @@ class S3Storage:
                 resp = self.client.list_objects_v2(**kwargs)
             except Exception as exc:
                 raise self._translate(exc, prefix) from exc
-            for item in resp.get("Contents", []):
-                yield item["Key"]
+            yield from resp.get("Contents", [])
             if not resp.get("IsTruncated"):
                 return
             token = resp.get("NextContinuationToken")

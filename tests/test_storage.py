@@ -168,3 +168,11 @@ def test_update_schedule_writes_nothing_when_unchanged_and_gives_up_when_always_
     with pytest.raises(StorageError, match="embargo schedule"):
         update_schedule(storage, always_raced, attempts=3)
     assert n == 3
+
+
+def test_s3_list_etags_maps_keys_under_the_prefix_to_their_etags(aws: Any) -> None:
+    storage = S3Storage(aws, PUBLIC)
+    for key, body in [("a/1.html", b"one"), ("a/2.html", b"two"), ("b/3.html", b"three")]:
+        put(storage, key, body)
+    assert storage.list_etags("a/") == {"a/1.html": md5_etag(b"one"), "a/2.html": md5_etag(b"two")}
+    assert list(storage.list("a/")) == ["a/1.html", "a/2.html"]
