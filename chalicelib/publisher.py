@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import unquote
 
-from .errors import FieldError, InvalidRelease, PreconditionFailed, SlugConflict, StorageError
+from .errors import FieldError, InvalidRelease, SlugConflict, StorageError
 from .index import INDEX_KEY, Entry, Index, Withdrawal
 from .lease import Lease
 from .model import Release, parse_release
@@ -410,14 +410,7 @@ class Publisher:
                     # claim the slug in the index before writing its page, so a
                     # page is only ever written under a slug this source holds
                     claimed = old.with_withdrawal(Withdrawal(entry.slug, source_key))
-                    etag = put_if_unchanged(
-                        self.public,
-                        INDEX_KEY,
-                        claimed.to_bytes(),
-                        etag,
-                        content_type="application/json",
-                        cache_control=cache_control(INDEX_KEY),
-                    )
+                    etag = self._put_index(claimed, etag)
                     if etag is None:
                         self._contended(attempt)
                         continue
@@ -481,14 +474,7 @@ class Publisher:
                 dirty.add(key)
                 if key not in change.deleted:
                     change.deleted.append(key)
-            committed = put_if_unchanged(
-                self.public,
-                INDEX_KEY,
-                new.to_bytes(),
-                etag,
-                content_type="application/json",
-                cache_control=cache_control(INDEX_KEY),
-            )
+            committed = self._put_index(new, etag)
             if committed is None:
                 self._contended(attempt)
                 continue
@@ -524,18 +510,21 @@ class Publisher:
                 cleared = cleared.without_withdrawal(w)
             if cleared == current:
                 return
-            try:
-                self.public.put(
-                    INDEX_KEY,
-                    cleared.to_bytes(),
-                    content_type="application/json",
-                    cache_control=cache_control(INDEX_KEY),
-                    if_match=etag,
-                )
+            if self._put_index(cleared, etag) is not None:
                 return
-            except PreconditionFailed:
-                self._contended(attempt)
+            self._contended(attempt)
         raise StorageError("could not clear finished withdrawals from index.json", INDEX_KEY)
+
+    def _put_index(self, index: Index, etag: str | None) -> str | None:
+        """Write ``index.json`` over the version read; ``None`` if it changed since."""
+        return put_if_unchanged(
+            self.public,
+            INDEX_KEY,
+            index.to_bytes(),
+            etag,
+            content_type="application/json",
+            cache_control=cache_control(INDEX_KEY),
+        )
 
     def _restore(self, source_key: str) -> None:
         obj = self.source.get(source_key)
