@@ -241,39 +241,42 @@ NOTES = """\
 
 ## Why a publish costs what it costs
 
-A publish reads the source file, `index.json` and the embargo schedule (3
-GETs), then writes only the objects whose inputs changed (`site.plan`): the
-release page, its month's archive page, its kind's page and the kind's year
-page, its year's sitemap, the front page, the Atom feed, the news sitemap, the
-receipt, and `index.json` twice — once to claim the slug before the page goes
-up, once as the commit point (the exact list is under "Cost of one publish").
-The publisher also deletes one object that the new plan no longer has (a
-DeleteObject on every measured publish). None of that depends on how many
-releases the archive holds, so the count is the same at every size.
-**Each topic adds two writes**: the topic's page and the topic's Atom feed.
-A release with no topic makes the fewest requests and each topic two more;
-the first release of a new month or year, or the first with a new topic,
-also rewrites the archive index, the topic index, the page sitemap or the
-sitemap index (not measured here: every benchmark release lands in the same
-month as the newest archived one, with topics that already exist).
+A publish takes the publisher lease (one conditional PUT, and the conditional
+DELETE that releases it: the DeleteObject in the table), reads the source
+file, `index.json` and the embargo schedule (3 GETs), then writes only the
+objects whose inputs changed (`site.plan`): the release page, its month's
+archive page, its kind's page and the kind's year page, its year's sitemap,
+the front page, the Atom feed, the news sitemap, the receipt, and
+`index.json` twice — once to claim the slug before the page goes up, once as
+the commit point (the exact list is under "Cost of one publish"). None of
+that depends on how many releases the archive holds, so the count is the same
+at every size. **Each topic adds two writes**: the topic's page and the
+topic's Atom feed. The first release of a new month or year, or the first
+with a new topic, also rewrites the archive index, the topic index, the page
+sitemap or the sitemap index (not measured here: every benchmark release
+lands in the same month as the newest archived one, with topics that already
+exist).
 
-Against the goal of at most 12 requests: two of the requests are the price of
-correctness under concurrent publishes (the slug is claimed in `index.json`
-with a conditional write before the page goes up, then `index.json` is
-written again as the commit point) and one is the receipt staff read; the
-embargo schedule read is the third GET. Merging the two `index.json` writes
-would bring a topic-less publish to 12 or fewer, at the cost of the
-slug-claim guarantee; the publisher keeps them.
+Against the goal of at most 12 requests: four of the requests are the price
+of correctness and throughput under concurrent publishes (the lease, which
+makes a burst of uploads queue instead of livelocking — see
+docs/reliability.md — and the slug claim, a conditional write of `index.json`
+before the page goes up), one is the receipt staff read, and one the
+embargo-schedule read. Dropping the lease and the claim would bring a
+topic-less publish to 12, at the cost of those guarantees; the publisher
+keeps them.
 
-The bytes written and the handler time do grow with the archive: `index.json`
-holds every release (the contract requires it) and is read, parsed, rewritten
-and uploaded on every publish, and a topic page lists every release of its
-topic. Everything else a publish touches is bounded (front page, feeds, kind
-pages and sitemaps are capped or per month / per year). At 10,000 releases
-`index.json` is several megabytes, parsed once and serialised twice per
-publish; that, not the number of requests, is what makes the handler slower
-on a large archive. Keeping it flat would need the index split into pieces,
-which the contract's single `index.json` rules out.
+The bytes written and the handler time do grow with the archive:
+`index.json` holds every release (the contract requires it) and is read and
+uploaded (twice) on every publish, and a topic page lists every release of
+its topic. Everything else a publish touches is bounded (front page, feeds,
+kind pages and sitemaps are capped or per month / per year). A warm
+publisher keeps the index it last read or wrote, with its site plan and each
+entry's encoding, and reuses them when `index.json`'s ETag has not changed,
+so on a large archive a publish mostly pays for moving the index bytes (at
+10,000 releases about 8 MB per copy), not for parsing or planning them.
+Keeping the time flat would need the index split into pieces, which the
+contract's single `index.json` rules out.
 
 ## Where the build's time and memory go, and what was changed
 
