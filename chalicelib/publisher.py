@@ -268,9 +268,11 @@ class Publisher:
         if wanted.status == "rejected":
             return self._rejected(source_key, wanted.error), change  # type: ignore[arg-type]
         if release is None:
+            taken_down = [k.split("/")[1] for k in change.deleted if k.startswith("releases/")]
             return Receipt(
                 source_key,
                 "unpublished",
+                slug=taken_down[0] if taken_down else None,
                 message="the source file is gone; the release is off the site",
             ), change
         if wanted.entry is None:

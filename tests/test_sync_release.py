@@ -177,6 +177,7 @@ def test_delete_takes_the_release_down_everywhere(app_module, aws) -> None:
     assert index_slugs(aws) == ["keep"]
     r = receipt(aws, "releases/clinics.json")
     assert r["status"] == "unpublished" and r["errors"] == []
+    assert r["slug"] == "clinics"  # names what was taken down
     assert json.loads(tree["index.json"]).get("withdrawing") is None
 
 
