@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import FieldError, InvalidRelease, SlugConflict
-from .index import INDEX_KEY, Entry, Index
+from .index import INDEX_KEY, Entry, Index, source_digest
 from .model import Release, parse_release
 from .receipts import Scheduled
 from .render import Renderer
@@ -50,6 +50,8 @@ class SiteBuild:
     kept: list[str] = field(default_factory=list)
     # release pages handed to ``build_site(sink=...)`` instead of kept in ``files``
     streamed: list[str] = field(default_factory=list)
+    # objects left as the previous build wrote them (see ``previous``)
+    reused: list[str] = field(default_factory=list)
 
 
 # What forked render workers work on: set in the parent just before the fork,
@@ -112,6 +114,8 @@ def build_site(
     workers: int | None = None,
     current: Index | None = None,
     sink: Callable[[str, bytes], None] | None = None,
+    previous: Index | None = None,
+    present: Callable[[str], bool] = lambda key: False,
 ) -> SiteBuild:
     """Render the whole public tree from ``(source_key, bytes)`` pairs.
 
@@ -122,11 +126,30 @@ def build_site(
 
     ``sink`` receives each release page as soon as it is rendered, instead of
     ``files`` holding it (``streamed`` lists those keys): a 10,000-release build
-    then never holds every page in memory at once."""
-    parsed, problems = parse_sources(sources)
+    then never holds every page in memory at once.
+
+    ``previous`` is the index the output already holds (an incremental build):
+    under the same theme, a source whose bytes match its entry's digest is
+    neither parsed nor rendered — its entry is reused and its page left as it is
+    — and a shared object whose plan inputs did not change is not rendered
+    either, as long as ``present(key)`` says the object is there (``reused``
+    lists both). The result is the same site as a full build."""
+    reusable: dict[str, Entry] = {}
+    if previous is not None and previous.theme == renderer.theme:
+        reusable = {e.source_key: e for e in previous.entries if e.source_digest}
+    to_parse: list[tuple[str, bytes]] = []
+    reused: list[Entry] = []
+    for key, raw in sources:
+        old = reusable.get(key)
+        if old is not None and old.source_digest == source_digest(raw) and present(release_key(old.slug)):
+            reused.append(old)
+        else:
+            to_parse.append((key, raw))
+    parsed, problems = parse_sources(to_parse)
     result = SiteBuild(problems=problems)
     # the earliest-published file keeps a contested slug; ties by source key
     parsed.sort(key=lambda p: (p[2].published_at.timestamp(), p[0]))
+    reused.sort(key=lambda e: (e.published_at.timestamp(), e.source_key))
     holders: dict[str, str] = {}
     kept: list[Entry] = []
     if current is not None:
@@ -138,22 +161,34 @@ def build_site(
                 holders[release.slug] = key
         result.kept = sorted(release_key(e.slug) for e in kept)
     live: list[tuple[str, bytes, Release]] = []
-    for key, raw, release in parsed:
-        if release.is_embargoed(now):
-            result.scheduled.append(Scheduled(key, release.slug, release.embargo_until))  # type: ignore[arg-type]
-            continue
-        holder = holders.get(release.slug)
+    reused_live: list[Entry] = []
+    candidates = [((r.published_at.timestamp(), k), (k, raw, r), None) for k, raw, r in parsed]
+    candidates += [((e.published_at.timestamp(), e.source_key), None, e) for e in reused]
+    for _order, item, entry in sorted(candidates, key=lambda c: c[0]):
+        if entry is not None:
+            key, slug = entry.source_key, entry.slug
+        else:
+            key, _raw, release = item  # type: ignore[misc]
+            slug = release.slug
+            if release.is_embargoed(now):
+                result.scheduled.append(Scheduled(key, slug, release.embargo_until))  # type: ignore[arg-type]
+                continue
+        holder = holders.get(slug)
         if holder is not None and holder != key:
-            conflict = SlugConflict(release.slug, holder, key)
+            conflict = SlugConflict(slug, holder, key)
             result.problems.extend(Problem(key, e) for e in conflict.errors)
             continue
-        holders[release.slug] = key
-        live.append((key, raw, release))
+        holders[slug] = key
+        if entry is not None:
+            reused_live.append(entry)
+            result.reused.append(release_key(slug))
+        else:
+            live.append(item)  # type: ignore[arg-type]
 
     workers = workers if workers is not None else (os.cpu_count() or 1)
     parallel = workers > 1 and len(live) >= PARALLEL_THRESHOLD
     entries = []
-    for (key, _raw, release), (page, summary, revision) in zip(
+    for (key, raw, release), (page, summary, revision) in zip(
         live, _render_all(live, renderer, workers if parallel else 1), strict=True
     ):
         if sink is not None:
@@ -168,12 +203,19 @@ def build_site(
                 site_url=renderer.settings.site_url,
                 summary=summary,
                 revision=revision,
+                source_digest=source_digest(raw),
             )
         )
     del live, parsed
-    index = Index.build(entries + kept).with_theme(renderer.theme)
+    index = Index.build(entries + reused_live + kept).with_theme(renderer.theme)
     result.index = index
     pages = plan(index, renderer)
+    if reusable:
+        before = plan(previous, renderer)  # type: ignore[arg-type]
+        same = [k for k, page in pages.items() if before.get(k) == page and present(k)]
+        result.reused.extend(same)
+        for key in same:
+            del pages[key]
     if parallel:
         result.files.update(_render_pages_parallel(pages, renderer, index, workers))
     else:

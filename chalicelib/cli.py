@@ -10,6 +10,7 @@ import click
 
 from .build import FolderSink, build_site, file_etags, write_site
 from .errors import InvalidRelease
+from .index import Index
 from .media import media_key_problem
 from .model import parse_release
 from .render import Renderer
@@ -62,6 +63,15 @@ def validate(files: tuple[Path, ...]) -> None:
     sys.exit(1 if bad else 0)
 
 
+def _previous_index(out_dir: Path) -> Index | None:
+    """The index a previous build left in OUT_DIR, so unchanged releases are
+    not rendered again (anything unreadable means a full build)."""
+    try:
+        return Index.from_bytes((out_dir / "index.json").read_bytes())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def collect_sources(src: Path) -> list[tuple[str, bytes, Path]]:
     """Release files of a folder: ``SRC/*.json`` or, if it mirrors the bucket,
     ``SRC/releases/*.json``. Keys are ``releases/<name>.json`` as in the bucket."""
@@ -89,6 +99,8 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
         now=datetime.now(UTC),
         workers=workers,
         sink=sink,
+        previous=_previous_index(out_dir),
+        present=lambda key: (out_dir / key).is_file(),
     )
     media = (src_dir / "media") if (src_dir / "media").is_dir() else (src_dir.parent / "media")
     files = dict(result.files)
@@ -100,13 +112,14 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
                     _err(f"{p}: (file): {problem}; not copied")
                     continue
                 files[key] = p.read_bytes()
-    streamed = set(result.streamed)
-    existing = file_etags(str(out_dir), skip=streamed)
+    untouched = set(result.streamed) | set(result.reused)
+    existing = file_etags(str(out_dir), skip=untouched)
     # prune only a folder that already holds a newsroom build
     prune = "index.json" in existing
     stats = write_site(
-        files, LocalStorage(out_dir), existing=existing, prune=prune, keep=streamed.__contains__
+        files, LocalStorage(out_dir), existing=existing, prune=prune, keep=untouched.__contains__
     )
+    stats.unchanged += len(result.reused)
     stats.written[:0] = sink.stats.written
     stats.unchanged += sink.stats.unchanged
     for problem in result.problems:

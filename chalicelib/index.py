@@ -8,13 +8,14 @@ being deleted, so a retry after a crash knows which page to remove.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from .model import KIND_LABELS, Release
-from .text import excerpt, topic_slug
+from .text import topic_slug
 
 INDEX_KEY = "index.json"
 
@@ -33,6 +34,9 @@ class Entry:
     language: str
     source_key: str
     revision: str
+    # fingerprint of the source file's bytes: an unchanged source under an
+    # unchanged theme renders to the same page, so a build can skip it
+    source_digest: str = ""
     # the entry's serialised form, computed once: a warm publisher reuses the
     # entries of the index it last saw, so only changed entries are re-encoded
     _json_text: str | None = field(default=None, compare=False, repr=False)
@@ -84,6 +88,7 @@ class Entry:
             "language": self.language,
             "source_key": self.source_key,
             "revision": self.revision,
+            "source_digest": self.source_digest,
         }
 
     @classmethod
@@ -103,11 +108,19 @@ class Entry:
             language=data.get("language", "en"),
             source_key=data["source_key"],
             revision=data.get("revision", ""),
+            source_digest=data.get("source_digest", ""),
         )
 
     @classmethod
     def from_release(
-        cls, release: Release, *, source_key: str, site_url: str, summary: str, revision: str
+        cls,
+        release: Release,
+        *,
+        source_key: str,
+        site_url: str,
+        summary: str,
+        revision: str,
+        source_digest: str = "",
     ) -> Entry:
         image = None
         if release.image is not None:
@@ -130,11 +143,12 @@ class Entry:
             language=release.language,
             source_key=source_key,
             revision=revision,
+            source_digest=source_digest,
         )
 
 
-def release_summary(release: Release, body_text: str) -> str:
-    return release.summary if release.summary else excerpt(body_text)
+def source_digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from .errors import FieldError, InvalidRelease, SlugConflict, StorageError
-from .index import INDEX_KEY, Entry, Index, Withdrawal
+from .index import INDEX_KEY, Entry, Index, Withdrawal, source_digest
 from .lease import Lease
 from .model import Release, parse_release
 from .receipts import (
@@ -322,6 +322,7 @@ class Publisher:
                     site_url=self.settings.site_url,
                     summary=rendered.summary,
                     revision=rendered.revision,
+                    source_digest=source_digest(obj.body),
                 )
                 wanted = _Wanted("published", release, entry, rendered.page)
         cache[obj.etag] = wanted

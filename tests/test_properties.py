@@ -57,7 +57,12 @@ documents = st.builds(
         st.sampled_from(["Water", "Schools", "Côte d'Ivoire"]), max_size=2, unique=True
     ),
     embargo=st.sampled_from([None, None, "2026-11-01T00:00:00Z", "2027-01-01T00:00:00Z"]),
-    summary=st.none() | st.text(min_size=1, max_size=30).filter(str.strip),
+    # valid documents only (an invalid overwrite keeps the live version, which
+    # a full build of the final sources cannot know): no control characters
+    summary=st.none()
+    | st.text(
+        st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=30
+    ).filter(str.strip),
 )
 
 change = st.tuples(st.integers(0, len(KEYS) - 1), st.none() | documents)  # None: delete
