@@ -159,6 +159,9 @@ def build_site(
         for key, _raw, release in parsed:
             if not release.is_embargoed(now) and current.slug_holder(release.slug) == key:
                 holders[release.slug] = key
+        for entry in reused:
+            if current.slug_holder(entry.slug) == entry.source_key:
+                holders[entry.slug] = entry.source_key
         result.kept = sorted(release_key(e.slug) for e in kept)
     live: list[tuple[str, bytes, Release]] = []
     reused_live: list[Entry] = []

@@ -98,7 +98,9 @@ class Rebuilder:
         max_attempts: int = 5,
         progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        reuse: bool = True,
     ) -> None:
+        self.reuse = reuse  # skip releases whose source and theme are unchanged
         self.source = source
         self.public = public
         self.renderer = renderer
@@ -148,7 +150,14 @@ class Rebuilder:
         report.seen = set(keys)  # a key deleted since the listing leaves the schedule
 
         result = build_site(
-            sources, self.renderer, now=self.clock(), workers=self.render_workers, current=live
+            sources,
+            self.renderer,
+            now=self.clock(),
+            workers=self.render_workers,
+            current=live,
+            previous=live if self.reuse else None,
+            # an object an earlier attempt wrote may hold that attempt's state
+            present=lambda key: key in existing and key not in written,
         )
         files = result.files
         report.releases = len(result.index.entries)
@@ -160,13 +169,13 @@ class Rebuilder:
             k for k in sorted(files) if k != INDEX_KEY and existing.get(k) != md5_etag(files[k])
         ]
         index_changed = existing.get(INDEX_KEY) != md5_etag(files[INDEX_KEY])
-        keep = set(result.kept)
+        keep = set(result.kept) | set(result.reused)
         stale = sorted(
             k
             for k in existing
             if k not in files and k not in keep and site_owned(k) and not k.startswith("media/")
         )
-        report.unchanged = len(files) - len(changed) - (1 if index_changed else 0)
+        report.unchanged = len(files) - len(changed) - (1 if index_changed else 0) + len(result.reused)
         if dry_run:
             written.update(changed + ([INDEX_KEY] if index_changed else []))
             report.deleted = stale
@@ -331,12 +340,18 @@ class _Bars:
     help="Parallel S3 requests.",
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option(
+    "--full", is_flag=True,
+    help="Render every release again, even those whose source and theme are unchanged "
+    "(to repair objects changed by hand in the bucket).",
+)  # fmt: skip
 def rebuild(
     source_bucket: str | None,
     public_bucket: str | None,
     site_url: str | None,
     workers: int,
     dry_run: bool,
+    full: bool,
 ) -> None:
     """Re-render the whole public bucket from the source bucket (after a template
     or settings change). Writes only objects whose bytes changed, then sends one
@@ -364,6 +379,7 @@ def rebuild(
         invalidator=invalidator,
         workers=workers,
         progress=bars,
+        reuse=not full,
     )
     try:
         report = rebuilder.run(dry_run=dry_run)

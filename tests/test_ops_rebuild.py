@@ -345,3 +345,22 @@ def test_a_release_whose_embargo_ran_out_still_gets_its_published_receipt(
         aws.get_object(Bucket=SOURCE, Key="receipts/schedule.json")["Body"].read()
     )
     assert schedule["releases"] == []
+
+
+def test_unchanged_releases_are_trusted_unless_full_is_asked(aws: Any, app_module: Any) -> None:
+    """A rebuild skips releases whose source and theme are unchanged (that is
+    what makes it cheap); --full renders everything and repairs hand edits."""
+    publish_all(aws, app_module, RELEASES)
+    key = "releases/clinics/index.html"
+    good = aws.get_object(Bucket=PUBLIC, Key=key)["Body"].read()
+    aws.put_object(
+        Bucket=PUBLIC, Key=key, Body=b"edited by hand", ContentType="text/html; charset=utf-8"
+    )
+
+    assert rebuild().exit_code == 0
+    assert aws.get_object(Bucket=PUBLIC, Key=key)["Body"].read() == b"edited by hand"
+
+    result = rebuild("--full")
+    assert result.exit_code == 0, result.output
+    assert "1 written" in result.stdout
+    assert aws.get_object(Bucket=PUBLIC, Key=key)["Body"].read() == good
