@@ -116,6 +116,7 @@ def build_site(
     sink: Callable[[str, bytes], None] | None = None,
     previous: Index | None = None,
     present: Callable[[str], bool] = lambda key: False,
+    listed: Iterable[str] = (),
 ) -> SiteBuild:
     """Render the whole public tree from ``(source_key, bytes)`` pairs.
 
@@ -133,7 +134,9 @@ def build_site(
     neither parsed nor rendered — its entry is reused and its page left as it is
     — and a shared object whose plan inputs did not change is not rendered
     either, as long as ``present(key)`` says the object is there (``reused``
-    lists both). The result is the same site as a full build."""
+    lists both). The result is the same site as a full build. ``listed`` names
+    sources the caller found unchanged without reading them (their listing's
+    ETag equals the entry's digest); they are reused the same way."""
     reusable: dict[str, Entry] = {}
     if previous is not None and previous.theme == renderer.theme:
         reusable = {e.source_key: e for e in previous.entries if e.source_digest}
@@ -141,10 +144,19 @@ def build_site(
     reused: list[Entry] = []
     for key, raw in sources:
         old = reusable.get(key)
-        if old is not None and old.source_digest == source_digest(raw) and present(release_key(old.slug)):
+        if (
+            old is not None
+            and old.source_digest == source_digest(raw)
+            and present(release_key(old.slug))
+        ):
             reused.append(old)
         else:
             to_parse.append((key, raw))
+    for key in listed:
+        old = reusable.get(key)
+        if old is None or not present(release_key(old.slug)):
+            raise ValueError(f"{key} was listed as unchanged but has no reusable entry")
+        reused.append(old)
     parsed, problems = parse_sources(to_parse)
     result = SiteBuild(problems=problems)
     # the earliest-published file keeps a contested slug; ties by source key
@@ -362,5 +374,7 @@ class FolderSink:
                         return
         except OSError:
             pass
-        self.storage.put(key, body, content_type=content_type(key), cache_control=cache_control(key))
+        self.storage.put(
+            key, body, content_type=content_type(key), cache_control=cache_control(key)
+        )
         self.stats.written.append(key)

@@ -148,7 +148,9 @@ class Entry:
 
 
 def source_digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()[:16]
+    """MD5 hex of the source bytes: the ETag S3 gives a single-part upload, so a
+    rebuild can tell an unchanged source from its listing without reading it."""
+    return hashlib.md5(raw, usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True)

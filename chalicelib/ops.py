@@ -44,7 +44,7 @@ from .receipts import (
 )
 from .render import Renderer
 from .settings import Settings
-from .site import cache_control, content_type, invalidation_paths
+from .site import cache_control, content_type, invalidation_paths, release_key
 from .storage import S3Storage, md5_etag, put_if_unchanged
 
 # What the site owns in the public bucket: only these are ever pruned. Media
@@ -145,8 +145,10 @@ class Rebuilder:
         etag = current.etag if current else None
         live = Index.from_bytes(current.body if current else None)
         existing = self.public.list_etags()
-        keys = [k for k in self.source.list(RELEASES_PREFIX) if is_release_key(k)]
-        sources = self._download(pool, keys)
+        listing = self.source.list_etags(RELEASES_PREFIX)
+        keys = [k for k in listing if is_release_key(k)]
+        unchanged = self._unchanged(live, listing, existing, written) if self.reuse else set()
+        sources = self._download(pool, [k for k in keys if k not in unchanged])
         report.seen = set(keys)  # a key deleted since the listing leaves the schedule
 
         result = build_site(
@@ -158,6 +160,7 @@ class Rebuilder:
             previous=live if self.reuse else None,
             # an object an earlier attempt wrote may hold that attempt's state
             present=lambda key: key in existing and key not in written,
+            listed=sorted(unchanged),
         )
         files = result.files
         report.releases = len(result.index.entries)
@@ -175,7 +178,9 @@ class Rebuilder:
             for k in existing
             if k not in files and k not in keep and site_owned(k) and not k.startswith("media/")
         )
-        report.unchanged = len(files) - len(changed) - (1 if index_changed else 0) + len(result.reused)
+        report.unchanged = (
+            len(files) - len(changed) - (1 if index_changed else 0) + len(result.reused)
+        )
         if dry_run:
             written.update(changed + ([INDEX_KEY] if index_changed else []))
             report.deleted = stale
@@ -205,6 +210,27 @@ class Rebuilder:
         self._delete(pool, stale)
         report.deleted = sorted(set(report.deleted) | set(stale))
         return True
+
+    def _unchanged(
+        self, live: Index, listing: dict[str, str], existing: dict[str, str], written: set[str]
+    ) -> set[str]:
+        """Sources whose listed ETag is the digest their live entry was built from
+        (S3's ETag of a single-part upload is the MD5 of its bytes): with the same
+        theme and the page in place, they need not even be downloaded."""
+        if live.theme != self.renderer.theme:
+            return set()
+        out = set()
+        for entry in live.entries:
+            page = release_key(entry.slug)
+            etag = listing.get(entry.source_key, "").strip('"')
+            if (
+                entry.source_digest
+                and etag == entry.source_digest
+                and page in existing
+                and page not in written
+            ):
+                out.add(entry.source_key)
+        return out
 
     def _download(self, pool: ThreadPoolExecutor, keys: list[str]) -> list[tuple[str, bytes]]:
         out: dict[str, bytes] = {}

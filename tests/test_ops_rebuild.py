@@ -364,3 +364,30 @@ def test_unchanged_releases_are_trusted_unless_full_is_asked(aws: Any, app_modul
     assert result.exit_code == 0, result.output
     assert "1 written" in result.stdout
     assert aws.get_object(Bucket=PUBLIC, Key=key)["Body"].read() == good
+
+
+def test_a_no_op_rebuild_does_not_download_unchanged_sources(aws: Any, app_module: Any) -> None:
+    """The source listing's ETag (the MD5 of the bytes) matches the digest each
+    index entry records, so unchanged sources are not even read."""
+    publish_all(aws, app_module, RELEASES)
+    read: list[str] = []
+    aws.meta.events.register(
+        "before-call.s3.GetObject", lambda params, **kw: read.append(params["url_path"])
+    )
+    rebuilder = Rebuilder(
+        S3Storage(aws, SOURCE), S3Storage(aws, PUBLIC), Renderer(Settings.from_env())
+    )
+    report = rebuilder.run()
+    assert report.written == []
+
+    def sources_read() -> list[str]:  # url paths; release sources are releases/*.json
+        return [p for p in read if p.startswith("/releases/") and p.endswith(".json")]
+
+    assert sources_read() == [], read
+
+    # one changed source is read (and only that one), and its page rewritten
+    upload(aws, "releases/clinics.json", make_release(slug="clinics", title="Clinics, corrected"))
+    read.clear()
+    report = rebuilder.run()
+    assert sources_read() == ["/releases/clinics.json"]
+    assert "releases/clinics/index.html" in report.written
