@@ -29,6 +29,8 @@ from .text import display_date, excerpt, topic_slug
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
+# the modules whose code decides what a page looks like (part of the theme)
+RENDERING_MODULES = ("render.py", "markup.py", "site.py", "text.py", "index.py", "model.py")
 
 
 def rfc3339(moment: datetime) -> str:
@@ -130,17 +132,20 @@ class Renderer:
     @cached_property
     def theme(self) -> str:
         """Fingerprint of everything besides the releases that shapes the output:
-        templates, stylesheet and the rendering settings. A change means every
-        shared page must be re-rendered."""
+        templates, stylesheet, the rendering settings and the code that renders.
+        A change means every shared page must be re-rendered, and no build may
+        reuse a page rendered before it."""
         h = hashlib.sha256()
         for path in sorted(self.template_dir.iterdir()):
             h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         h.update(self.stylesheet)
+        for module in RENDERING_MODULES:
+            h.update((PACKAGE_DIR / module).read_bytes() + b"\0")
         s = self.settings
         h.update(
             json.dumps(
                 [s.site_url, s.site_title, s.intro, s.organisation, s.press_email,
-                 s.press_phone, s.page_size, s.feed_size]
+                 s.press_phone, s.page_size, s.feed_size, s.default_image]
             ).encode()
         )  # fmt: skip
         return h.hexdigest()[:16]
