@@ -1,6 +1,7 @@
 """Golden output: a small fixture site, rendered and compared file for file.
 
-A template or renderer change shows up here as a readable diff. When the
+A template or rendering-code change shows up here as a readable diff (the
+`theme` fingerprint in index.json changes with any rendering module). When the
 change is intended, regenerate the expected tree and review it in the commit:
 
     UPDATE_GOLDEN=1 pytest tests/test_golden.py
