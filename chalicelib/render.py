@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -35,10 +34,6 @@ RENDERING_MODULES = ("render.py", "markup.py", "site.py", "text.py", "index.py",
 
 def rfc3339(moment: datetime) -> str:
     return moment.isoformat()
-
-
-def utc_rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def json_for_script(data: Any) -> Markup:
@@ -260,7 +255,3 @@ class Renderer:
 
     def news_sitemap(self, entries: tuple[Entry, ...]) -> bytes:
         return self._render("news_sitemap.xml", entries=entries)
-
-
-def quote_path(path: str) -> str:
-    return quote(path, safe="/")
