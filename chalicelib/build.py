@@ -9,7 +9,6 @@ there are many of them (Markdown is most of the cost).
 from __future__ import annotations
 
 import gc
-import hashlib
 import multiprocessing as mp
 import os
 from collections import deque
@@ -350,7 +349,7 @@ def file_etags(root: str, skip: Iterable[str] = ()) -> dict[str, str]:
                 out[key] = ""
                 continue
             with open(path, "rb") as fh:
-                out[key] = '"' + hashlib.md5(fh.read(), usedforsecurity=False).hexdigest() + '"'
+                out[key] = md5_etag(fh.read())
     return out
 
 

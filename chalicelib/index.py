@@ -8,13 +8,13 @@ being deleted, so a retry after a crash knows which page to remove.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from .model import KIND_LABELS, Release
+from .storage import md5_etag
 from .text import topic_slug
 
 INDEX_KEY = "index.json"
@@ -150,7 +150,7 @@ class Entry:
 def source_digest(raw: bytes) -> str:
     """MD5 hex of the source bytes: the ETag S3 gives a single-part upload, so a
     rebuild can tell an unchanged source from its listing without reading it."""
-    return hashlib.md5(raw, usedforsecurity=False).hexdigest()
+    return md5_etag(raw).strip('"')
 
 
 @dataclass(frozen=True)
