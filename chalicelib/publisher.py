@@ -123,6 +123,7 @@ class Publisher:
         self.source = source
         self.lease = lease  # queues bursts; correctness rests on the IfMatch commit
         self._index_cache: tuple[str, Index] | None = None
+        self._index_read = Index()  # the index as this sync's latest attempt read it
         self._plans: list[tuple[tuple[Entry, ...], dict[str, Page]]] = []
         self.public = public
         self.renderer = renderer
@@ -330,8 +331,8 @@ class Publisher:
 
     def _rejected(self, source_key: str, exc: InvalidRelease, slug: str | None = None) -> Receipt:
         message = "not published; fix the errors and upload again"
-        current = Index.from_bytes(self._read_index()[0])
-        live = current.by_source(source_key)
+        # the index this sync just read (a rejection is decided after reading it)
+        live = self._index_read.by_source(source_key)
         if live is not None:
             message += f"; the previously published version stays live at {live.url}"
         return Receipt(source_key, "rejected", slug=slug, errors=exc.errors, message=message)
@@ -344,8 +345,8 @@ class Publisher:
         warnings = []
         for loc, url in urls:
             key = unquote(url.split("?")[0].split("#")[0].lstrip("/"))
-            # a listing, not a GET: media files can be large
-            if url.startswith("/media/") and key not in set(self.public.list(key)):
+            # a HEAD, not a GET: media files can be large
+            if url.startswith("/media/") and self.public.head(key) is None:
                 warnings.append(
                     FieldError(
                         loc, f"{url} does not exist yet; upload it to media/ in the source bucket"
@@ -357,10 +358,12 @@ class Publisher:
         """``index.json`` parsed, reusing the last parse when the ETag is the one
         this publisher last read or wrote (a warm Lambda's next event)."""
         if etag is not None and self._index_cache is not None and self._index_cache[0] == etag:
-            return self._index_cache[1]
-        index = Index.from_bytes(raw)
-        if etag is not None:
-            self._index_cache = (etag, index)
+            index = self._index_cache[1]
+        else:
+            index = Index.from_bytes(raw)
+            if etag is not None:
+                self._index_cache = (etag, index)
+        self._index_read = index
         return index
 
     def _plan(self, index: Index) -> dict[str, Page]:
@@ -537,11 +540,12 @@ class Publisher:
             release = parse_release(obj.body, name=source_key)
         except InvalidRelease:
             return
+        key = release_key(release.slug)
         self.public.put(
-            release_key(release.slug),
+            key,
             self.renderer.release(release).page,
-            content_type=content_type("x.html"),
-            cache_control=cache_control("releases/"),
+            content_type=content_type(key),
+            cache_control=cache_control(key),
         )
 
     def _put(self, key: str, body: bytes, change: Change) -> None:

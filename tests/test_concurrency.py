@@ -43,7 +43,7 @@ from chalicelib.build import build_site
 from chalicelib.errors import StorageError
 from chalicelib.lease import Lease
 from chalicelib.publisher import Publisher
-from chalicelib.storage import S3Storage, StoredObject
+from chalicelib.storage import ObjectInfo, S3Storage, StoredObject
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOPICS = ["Clean Water", "Harbour", "Schools", "Côte d'Ivoire", "Storms", "Budget"]
@@ -344,6 +344,9 @@ class Interleave:
 
     def get(self, key: str) -> StoredObject | None:
         return self.inner.get(key)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        return self.inner.head(key)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         return self.inner.list(prefix)

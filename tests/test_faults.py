@@ -27,7 +27,7 @@ from invariants import link_problems, secrecy_problems
 from chalicelib.build import build_site
 from chalicelib.errors import TransientStorageError
 from chalicelib.publisher import Publisher
-from chalicelib.storage import Counters, S3Storage, StoredObject
+from chalicelib.storage import Counters, ObjectInfo, S3Storage, StoredObject
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SECRET = "EMBARGOED-SECRET-MARKER"
@@ -62,6 +62,9 @@ class FlakyStorage:
 
     def get(self, key: str) -> StoredObject | None:
         return self.inner.get(key)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        return self.inner.head(key)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         return self.inner.list(prefix)
