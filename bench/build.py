@@ -114,12 +114,11 @@ def measure_rebuild(size: int, runs: int) -> dict[str, Any]:
     """``newsroom rebuild``'s engine (ops.Rebuilder, as the command builds it)
     against in-process moto: a first rebuild publishes everything, then runs
     with nothing changed."""
-    import threading
 
     import boto3
     from moto import mock_aws
-    from moto.core.botocore_stubber import BotocoreStubber
 
+    from chalicelib.demo import atomic_moto_requests
     from chalicelib.ops import Rebuilder
     from chalicelib.render import Renderer
     from chalicelib.settings import Settings
@@ -129,41 +128,30 @@ def measure_rebuild(size: int, runs: int) -> dict[str, Any]:
 
     # moto's in-process backend is not thread-safe: one request at a time, as
     # the test suite does (the rebuild uses 16 threads of S3 requests)
-    lock = threading.RLock()
-    original = BotocoreStubber.process_request
+    with atomic_moto_requests(), environment(), mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=SOURCE)
+        s3.create_bucket(Bucket=PUBLIC)
+        for doc in corpus.generate(size):
+            s3.put_object(
+                Bucket=SOURCE,
+                Key=f"releases/{doc['slug']}.json",
+                Body=json.dumps(doc, ensure_ascii=False).encode(),
+            )
 
-    def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(self, *args, **kwargs)
+        def rebuild() -> tuple[float, Any]:
+            settings = Settings.from_env()
+            r = Rebuilder(S3Storage(s3, SOURCE), S3Storage(s3, PUBLIC), Renderer(settings))
+            started = time.perf_counter()
+            report = r.run()
+            return time.perf_counter() - started, report
 
-    BotocoreStubber.process_request = atomic  # type: ignore[method-assign]
-    try:
-        with environment(), mock_aws():
-            s3 = boto3.client("s3", region_name="us-east-1")
-            s3.create_bucket(Bucket=SOURCE)
-            s3.create_bucket(Bucket=PUBLIC)
-            for doc in corpus.generate(size):
-                s3.put_object(
-                    Bucket=SOURCE,
-                    Key=f"releases/{doc['slug']}.json",
-                    Body=json.dumps(doc, ensure_ascii=False).encode(),
-                )
-
-            def rebuild() -> tuple[float, Any]:
-                settings = Settings.from_env()
-                r = Rebuilder(S3Storage(s3, SOURCE), S3Storage(s3, PUBLIC), Renderer(settings))
-                started = time.perf_counter()
-                report = r.run()
-                return time.perf_counter() - started, report
-
-            full_s, full = rebuild()
-            times, written = [], []
-            for _ in range(runs):
-                t, report = rebuild()
-                times.append(t)
-                written.append(len(report.written) + len(report.deleted))
-    finally:
-        BotocoreStubber.process_request = original  # type: ignore[method-assign]
+        full_s, full = rebuild()
+        times, written = [], []
+        for _ in range(runs):
+            t, report = rebuild()
+            times.append(t)
+            written.append(len(report.written) + len(report.deleted))
     noop = statistics.median(times)
     return {
         "size": size,

@@ -22,7 +22,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -116,7 +117,28 @@ def s3_event(
 
 
 # The local S3 endpoint -----------------------------------------------------------
-def _moto_server_class() -> type:
+@contextmanager
+def atomic_moto_requests() -> Iterator[None]:
+    """moto's in-process backend with each request made atomic, as it is on real
+    S3 (its objects are not safe to overwrite while another thread reads them);
+    threads still interleave between requests. For tests and benchmarks."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.RLock()
+    original = BotocoreStubber.process_request
+
+    def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, *args, **kwargs)
+
+    BotocoreStubber.process_request = atomic  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BotocoreStubber.process_request = original  # type: ignore[method-assign]
+
+
+def atomic_moto_server_class() -> type:
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -162,7 +184,7 @@ class LocalS3:
         self.endpoint = ""
 
     def start(self) -> LocalS3:
-        self._server = _moto_server_class()(ip_address=self.host, port=self.port, verbose=False)
+        self._server = atomic_moto_server_class()(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"

@@ -6,7 +6,6 @@ import copy
 import functools
 import json
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -15,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from chalicelib.demo import atomic_moto_requests
 from chalicelib.render import Renderer
 from chalicelib.settings import Settings
 
@@ -105,24 +105,11 @@ def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.fixture
 def aws(env: dict[str, str]) -> Iterator[Any]:
     """moto S3 with the two buckets; each moto request made atomic (as real S3 is)."""
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    lock = threading.RLock()
-    original = BotocoreStubber.process_request
-
-    def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(self, *args, **kwargs)
-
-    BotocoreStubber.process_request = atomic  # type: ignore[method-assign]
-    try:
-        with mock_aws():
-            s3 = boto3.client("s3", region_name="us-east-1")
-            s3.create_bucket(Bucket=SOURCE)
-            s3.create_bucket(Bucket=PUBLIC)
-            yield s3
-    finally:
-        BotocoreStubber.process_request = original  # type: ignore[method-assign]
+    with atomic_moto_requests(), mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=SOURCE)
+        s3.create_bucket(Bucket=PUBLIC)
+        yield s3
 
 
 @pytest.fixture

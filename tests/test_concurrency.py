@@ -31,15 +31,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree, renderer
 from invariants import link_problems
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from werkzeug.serving import make_server
 
 from chalicelib.build import build_site
+from chalicelib.demo import atomic_moto_server_class
 from chalicelib.errors import StorageError
 from chalicelib.lease import Lease
 from chalicelib.publisher import Publisher
@@ -50,22 +44,9 @@ TOPICS = ["Clean Water", "Harbour", "Schools", "Côte d'Ivoire", "Storms", "Budg
 KINDS = ["press-release", "report", "statement", "campaign-update", "victory"]
 
 
-class AtomicMotoServer(ThreadedMotoServer):
-    """moto's threaded server, one request at a time (S3's per-request atomicity)."""
-
-    def _server_entry(self) -> None:
-        app = DomainDispatcherApplication(create_backend_app)
-        lock = threading.Lock()
-
-        def atomic(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-            with lock:
-                return list(app(environ, start_response))
-
-        self._server = make_server(
-            self._ip_address, self._port, atomic, True, request_handler=MotoRequestHandler
-        )
-        self._server_ready_event.set()
-        self._server.serve_forever()
+# moto's threaded server, one request at a time (S3's per-request atomicity);
+# the same local endpoint the demo runs
+AtomicMotoServer = atomic_moto_server_class()
 
 
 @pytest.fixture(scope="module")
