@@ -207,6 +207,7 @@ class Release(_Strict):
     contacts: tuple[Contact, ...] = ()
     attachments: tuple[Attachment, ...] = ()
     language: str = "en"
+    translation_key: str | None = None
 
     @field_validator("slug", mode="before")
     @classmethod
@@ -282,6 +283,19 @@ class Release(_Strict):
         if not isinstance(v, list):
             raise _err("list_type", "must be a list")
         return tuple(v)
+
+    @field_validator("translation_key", mode="before")
+    @classmethod
+    def _translation_key(cls, v: Any) -> str:
+        if not isinstance(v, str):
+            raise _err("translation_key_type", "must be text (a JSON string)")
+        if len(v) > SLUG_MAX or not SLUG_RE.fullmatch(v):
+            raise _err(
+                "translation_key_format",
+                f"{v!r} is not a valid translation key: use lower-case letters, digits and "
+                "single hyphens, like a slug",
+            )
+        return v
 
     @field_validator("language", mode="before")
     @classmethod

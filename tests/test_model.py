@@ -193,3 +193,25 @@ def test_size_limit_is_one_mebibyte() -> None:
 def test_utf8_bom_is_tolerated() -> None:
     raw = "\ufeff".encode() + json.dumps(make_release()).encode()
     assert parse_release(raw, name="a.json").title
+
+
+def test_translation_key_links_language_versions_and_follows_the_slug_rule() -> None:
+    from chalicelib.errors import InvalidRelease
+    from chalicelib.model import release_from_obj
+
+    base = {
+        "title": "T",
+        "kind": "statement",
+        "published_at": "2024-05-14T10:00:00+00:00",
+        "body": "Body.",
+    }
+    ok = release_from_obj({**base, "translation_key": "water-report-2024"}, default="a")
+    assert ok.translation_key == "water-report-2024"
+    assert release_from_obj(base, default="a").translation_key is None
+    for bad in ("Water Report", "water-report\n", "", 7):
+        try:
+            release_from_obj({**base, "translation_key": bad}, default="a")
+        except InvalidRelease as exc:
+            assert any(e.loc == "translation_key" for e in exc.errors), exc.errors
+        else:
+            raise AssertionError(f"{bad!r} accepted")
