@@ -57,6 +57,7 @@ class Settings:
     strapi_token: str = ""
     default_image: str = ""
     cms_field_map: str = ""  # JSON, see chalicelib/hooks/mapping.py and docs/cms.md
+    queue: str = "newsroom-publish"  # the publish queue sync_release consumes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +81,7 @@ class Settings:
             strapi_token=env.get("NEWSROOM_STRAPI_TOKEN", ""),
             default_image=_image_url(env.get("NEWSROOM_DEFAULT_IMAGE", "")),
             cms_field_map=env.get("NEWSROOM_CMS_FIELD_MAP", "").strip(),
+            queue=env.get("NEWSROOM_QUEUE", "").strip() or cls.queue,
         )
 
     def require_buckets(self) -> Settings:
