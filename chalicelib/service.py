@@ -10,11 +10,11 @@ import os
 from functools import lru_cache
 
 from .cloudfront import CloudFrontInvalidator
+from .core.render import Renderer
 from .errors import ConfigurationError
 from .hooks import HookService
 from .lease import Lease
 from .publisher import Publisher
-from .render import Renderer
 from .settings import Settings
 from .storage import S3Storage
 
