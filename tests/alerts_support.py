@@ -111,11 +111,19 @@ class Sent:
 
 @dataclass
 class Outbox:
-    """Every SendEmail request the SES client made (moto keeps only the HTML part)."""
+    """Every message SES accepted, as the SendEmail request carried it (moto
+    keeps only the HTML part and no headers): the request's parameters are
+    noted before it is built and kept once SES answered with a MessageId."""
 
     sent: list[Sent] = field(default_factory=list)
 
-    def record(self, params: dict[str, Any], **_: Any) -> None:
+    def note(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["outbox_params"] = json.loads(json.dumps(params))
+
+    def record(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        params = context.get("outbox_params")
+        if not params or not parsed.get("MessageId"):
+            return
         simple = params["Content"]["Simple"]
         self.sent.append(
             Sent(

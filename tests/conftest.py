@@ -218,9 +218,14 @@ def outbox() -> Iterator[Any]:
 
     box = Outbox()
     client = service.aws_client("sesv2")
-    event = "before-parameter-build.sesv2.SendEmail"
-    client.meta.events.register(event, box.record, unique_id="test-outbox")
+    hooks = [
+        ("before-parameter-build.sesv2.SendEmail", box.note),
+        ("after-call.sesv2.SendEmail", box.record),
+    ]
+    for event, handler in hooks:
+        client.meta.events.register(event, handler, unique_id=f"test-outbox-{event}")
     try:
         yield box
     finally:
-        client.meta.events.unregister(event, unique_id="test-outbox")
+        for event, _ in hooks:
+            client.meta.events.unregister(event, unique_id=f"test-outbox-{event}")
