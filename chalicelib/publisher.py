@@ -29,9 +29,20 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import unquote
 
+from .core.index import INDEX_KEY, Entry, Index, Withdrawal, source_digest
+from .core.model import Release, parse_release
+from .core.render import Renderer
+from .core.site import (
+    Page,
+    cache_control,
+    changed_keys,
+    content_type,
+    invalidation_paths,
+    plan,
+    release_key,
+    render_page,
+)
 from .errors import FieldError, InvalidRelease, SlugConflict, StorageError
-from .index import INDEX_KEY, Entry, Index, Withdrawal, source_digest
-from .model import Release, parse_release
 from .receipts import (
     RECEIPT_CACHE,
     SCHEDULE_KEY,
@@ -41,17 +52,6 @@ from .receipts import (
     receipt_key,
     schedule_from_bytes,
     update_schedule,
-)
-from .render import Renderer
-from .site import (
-    Page,
-    cache_control,
-    changed_keys,
-    content_type,
-    invalidation_paths,
-    plan,
-    release_key,
-    render_page,
 )
 from .storage import Storage, put_if_unchanged
 

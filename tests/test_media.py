@@ -19,8 +19,8 @@ from conftest import (
 )
 
 from chalicelib import service
-from chalicelib.cli import main
 from chalicelib.media import media_key_problem
+from newsroom.cli import main
 
 JPEG = (
     b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"

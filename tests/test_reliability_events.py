@@ -27,7 +27,7 @@ from conftest import (
 )
 from invariants import link_problems
 
-from chalicelib.build import build_site
+from newsroom.build import build_site
 
 
 def encoded(key: str) -> str:
