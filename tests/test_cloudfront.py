@@ -12,7 +12,6 @@ from conftest import (
     cloudfront_distribution,
     make_release,
     public_tree,
-    s3_event,
     sqs_event,
     upload,
 )
@@ -190,15 +189,15 @@ def test_unpublish_invalidates_the_deleted_and_changed_paths(app_module, aws, cl
 def test_media_changes_are_invalidated_unchanged_media_are_not(app_module, aws, cloudfront) -> None:
     sent = Sent(cloudfront)
     aws.put_object(Bucket=SOURCE, Key="media/clinic.jpg", Body=JPEG)
-    app_module.sync_media(s3_event("media/clinic.jpg"), None)
+    app_module.sync_release(sqs_event("media/clinic.jpg"), None)
     assert sent.new() == [{"/media/clinic.jpg"}]
-    app_module.sync_media(s3_event("media/clinic.jpg"), None)
+    app_module.sync_release(sqs_event("media/clinic.jpg"), None)
     assert sent.new() == []
     aws.put_object(Bucket=SOURCE, Key="media/clinic.jpg", Body=JPEG + b"\x00")
-    app_module.sync_media(s3_event("media/clinic.jpg"), None)
+    app_module.sync_release(sqs_event("media/clinic.jpg"), None)
     assert sent.new() == [{"/media/clinic.jpg"}]
     aws.delete_object(Bucket=SOURCE, Key="media/clinic.jpg")
-    app_module.sync_media(s3_event("media/clinic.jpg", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("media/clinic.jpg", "ObjectRemoved:Delete"), None)
     assert sent.new() == [{"/media/clinic.jpg"}]
 
 

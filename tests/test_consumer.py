@@ -26,7 +26,7 @@ from conftest import (
 from test_media import JPEG
 
 from chalicelib import service
-from chalicelib.build import build_site
+from newsroom.build import build_site
 
 OK = {"batchItemFailures": []}
 
