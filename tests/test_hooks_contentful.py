@@ -26,7 +26,8 @@ from hooks_support import (
 )
 
 from chalicelib.errors import TransientStorageError
-from chalicelib.hooks import HookService, verify
+from chalicelib.hooks import HookService
+from chalicelib.hooks.cms import contentful
 from chalicelib.model import parse_release
 from chalicelib.settings import Settings
 from chalicelib.storage import LocalStorage, S3Storage
@@ -85,6 +86,7 @@ def test_published_entry_becomes_a_release(api: Any, aws: Any) -> None:
         "entry": ENTRY,
         "slug": SLUG,
         "source_key": KEY,
+        "published_at": "2018-12-19T15:00:00.000Z",  # kept across re-publishes
     }
     doc = json.loads(tree[KEY])
     release = parse_release(tree[KEY], name=KEY)
@@ -205,7 +207,7 @@ def test_invalid_entry_is_422_naming_the_cms_fields(api: Any, aws: Any) -> None:
     entry = payload_obj("contentful_entry_publish.json")
     del entry["fields"]["title"]
     entry["fields"]["kind"] = {"en-US": "Opinion"}
-    entry["fields"]["publishedAt"] = {"en-US": "2018-12-19"}  # a Date-only field
+    entry["fields"]["publishedAt"] = {"en-US": "19/12/2018"}  # not ISO 8601
     resp = publish(api, json.dumps(entry).encode())
     assert resp.status_code == 422
     errors = {e["loc"]: e["msg"] for e in body_json(resp)["errors"]}
@@ -265,14 +267,14 @@ def test_stage_prefixed_path_verifies(tmp_path: Any) -> None:
         "contentful", headers, body, paths=["/api/hooks/contentful", "/hooks/contentful"]
     )
     assert status == 202
-    assert list(storage.list()) == [MAP, KEY]
+    assert [k for k in storage.list() if not k.startswith("cms/_order/")] == [MAP, KEY]
     status, _ = service.handle("contentful", headers, body, paths=["/hooks/contentful"])
     assert status == 401
 
 
 def test_canonical_request_form() -> None:
     """The string to sign, as Contentful documents it: method, path, headers, body."""
-    canonical = verify.contentful_canonical(
+    canonical = contentful.canonical(
         "post",
         "/api/hooks/contentful",
         [("x-contentful-timestamp", "1"), ("x-contentful-signed-headers", "a,b")],
@@ -316,6 +318,7 @@ def test_slug_change_deletes_the_old_file(api: Any, aws: Any, app_module: Any) -
         "entry": ENTRY,
         "slug": "water-points-back-in-bayline",
         "source_key": new_key,
+        "published_at": "2018-12-19T15:00:00.000Z",
     }
     # unpublishing now takes down the new file
     assert unpublish(api).status_code == 202
@@ -411,7 +414,7 @@ def test_a_failure_between_any_two_writes_converges_on_retry(aws: Any, after: bo
     for index, (topic, body) in enumerate(steps):
         n = 1
         while True:
-            for key in source_tree(aws):  # the state before this step
+            for key in source_tree(aws, orders=True):  # the state before this step
                 aws.delete_object(Bucket=SOURCE, Key=key)
             for key, value in (expected[index - 1] if index else {}).items():
                 aws.put_object(Bucket=SOURCE, Key=key, Body=value)
@@ -426,7 +429,10 @@ def test_a_failure_between_any_two_writes_converges_on_retry(aws: Any, after: bo
             status, resp = HookService(S3Storage(aws, SOURCE), settings).handle(
                 "contentful", headers, body
             )
-            assert status == 202, (index, n, resp)
+            # a retry after the last write (the request recorded as done) is a
+            # replay: 409, and the bucket is already where it should be
+            replay = after and status == 409 and "replay" in resp["error"]
+            assert status == 202 or replay, (index, n, resp)
             assert source_tree(aws) == expected[index], (index, n)
             n += 1
         assert n > 1
@@ -461,7 +467,8 @@ def test_concurrent_change_of_the_same_entry_is_503(aws: Any) -> None:
     assert stored_json(aws, MAP)["source_key"] == KEY
 
 
-@pytest.mark.parametrize("fail_at", [3, 4], ids=["deleting-old-file", "final-map"])
+# writes: order claim, new file, map with the old file retired, deleting it, final map
+@pytest.mark.parametrize("fail_at", [4, 5], ids=["deleting-old-file", "final-map"])
 def test_unpublish_after_a_failed_slug_change_removes_both_files(aws: Any, fail_at: int) -> None:
     """A slug change writes the new file, then the map listing the old file as
     retired, deletes it, then the final map. If it dies after the first map write

@@ -22,7 +22,7 @@ from chalicelib.model import parse_release
 TOKEN = "strapi-test-token-6b1f"
 SLUG = "volunteers-clear-harbour-road"
 KEY = f"releases/{SLUG}.json"
-MAP = "cms/strapi/press-release/h90lgohlzfpjf3bvan72mzll.json"
+MAP = "cms/strapi/press-release/h90lgohlzfpjf3bvan72mzll/en.json"  # per locale
 
 
 @pytest.fixture
@@ -50,6 +50,8 @@ def test_published_entry_becomes_a_release(api: Any, aws: Any) -> None:
         "entry": "press-release/h90lgohlzfpjf3bvan72mzll",
         "slug": SLUG,
         "source_key": KEY,
+        "locale": "en",
+        "published_at": "2018-12-19T15:00:00.000Z",  # kept across re-publishes
     }
     doc = json.loads(tree[KEY])
     release = parse_release(tree[KEY], name=KEY)
@@ -97,7 +99,7 @@ def test_entries_of_different_models_have_separate_maps(api: Any, aws: Any) -> N
         KEY,
         MAP,
         "releases/harbour-road-statement.json",
-        "cms/strapi/statement/h90lgohlzfpjf3bvan72mzll.json",
+        "cms/strapi/statement/h90lgohlzfpjf3bvan72mzll/en.json",
     }
 
 
@@ -146,7 +148,7 @@ def test_invalid_entry_is_422(api: Any, aws: Any) -> None:
     doc = payload_obj("strapi_entry_publish.json")
     del doc["entry"]["slug"]
     doc["entry"]["image"]["alternativeText"] = None
-    doc["entry"]["publishedAt"] = "2018-12-19T15:00:00"  # naive
+    doc["entry"]["publishedAt"] = "19/12/2018 15:00"  # not ISO 8601
     resp = publish(api, json.dumps(doc).encode())
     assert resp.status_code == 422
     assert {e["loc"] for e in body_json(resp)["errors"]} == {"slug", "image.alt", "published_at"}
