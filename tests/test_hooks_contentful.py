@@ -489,3 +489,101 @@ def test_unpublish_after_a_failed_slug_change_removes_both_files(aws: Any, fail_
     )
     assert status == 202
     assert source_tree(aws) == {}
+
+
+# ------------------------------------------------------------- locales
+TWO = "contentful_two_locales_publish.json"
+TWO_ID = "3hQyX1zGmBTd7Y0oLkcRzV"
+GB_KEY = "releases/flood-shelters-open-riverside.json"
+FR_KEY = "releases/flood-shelters-open-riverside-fr-fr.json"
+
+
+def test_space_with_en_gb_and_fr_fr_publishes_two_linked_releases(api: Any, aws: Any) -> None:
+    """The configured locale (en-US) is not in the space: the default locale is
+    the one every field carries; the non-localized slug is shared, so the French
+    version takes <slug>-fr-fr."""
+    resp = publish(api, payload(TWO))
+    assert resp.status_code == 202, resp.body
+    assert [r["key"] for r in body_json(resp)["releases"]] == [GB_KEY, FR_KEY]
+    tree = source_tree(aws)
+    assert set(tree) == {
+        GB_KEY,
+        FR_KEY,
+        f"cms/contentful/{TWO_ID}/en-GB.json",
+        f"cms/contentful/{TWO_ID}/fr-FR.json",
+    }
+    gb, fr = json.loads(tree[GB_KEY]), json.loads(tree[FR_KEY])
+    assert (gb["language"], fr["language"]) == ("en-GB", "fr-FR")
+    assert gb["title"] == "Flood shelters open in Riverside"
+    assert fr["title"] == "Des abris ouverts à Riverside"
+    assert gb["translation_key"] == fr["translation_key"]
+    # no date field, no sys.firstPublishedAt or publishedAt: sys.createdAt
+    assert gb["published_at"] == fr["published_at"] == "2024-05-14T08:12:44.197Z"
+    # metadata.tags become topics
+    assert gb["topics"] == ["floods", "shelter"]
+    # the resolved embedded asset is a figure; the bare link is left out
+    assert (
+        '<figure><img src="https://images.ctfassets.net/yadj1kx9rmg0/2Yk8hmBMmb4r9zWVdA0lZx/'
+        '0f1e2d3c4b5a69788796a5b4c3d2e1f0/gym.jpg" alt="Families in the school gym"></figure>'
+    ) in gb["body"]
+    assert gb["body"].count("<figure>") == 1
+    # re-publishing keeps both where they are
+    again = payload_obj(TWO)
+    again["sys"]["publishedAt"] = "2024-05-15T10:00:00.000Z"
+    assert publish(api, json.dumps(again).encode()).status_code == 202
+    tree2 = source_tree(aws)
+    assert set(tree2) == set(tree)
+    assert json.loads(tree2[GB_KEY])["updated_at"] == "2024-05-15T10:00:00.000Z"
+    # unpublishing the entry takes both down
+    gone = payload_obj("contentful_entry_unpublish.json")
+    gone["sys"]["id"] = TWO_ID
+    body = json.dumps(gone).encode()
+    assert post(api, body, contentful_headers(body, SECRET, topic=UNPUBLISH)).status_code == 202
+    assert source_tree(aws) == {}
+
+
+@pytest.mark.parametrize(
+    ("sys_dates", "expected"),
+    [
+        (
+            {"firstPublishedAt": "2024-05-10T08:00:00Z", "publishedAt": "2024-05-12T08:00:00Z"},
+            "2024-05-10T08:00:00Z",
+        ),
+        ({"publishedAt": "2024-05-12T08:00:00Z"}, "2024-05-12T08:00:00Z"),
+        ({}, "2024-05-14T08:12:44.197Z"),
+    ],
+    ids=["firstPublishedAt", "publishedAt", "createdAt"],
+)
+def test_published_at_fallback_order(
+    api: Any, aws: Any, sys_dates: dict[str, str], expected: str
+) -> None:
+    entry = payload_obj(TWO)
+    entry["sys"].update(sys_dates)
+    assert publish(api, json.dumps(entry).encode()).status_code == 202
+    assert json.loads(source_tree(aws)[GB_KEY])["published_at"] == expected
+
+
+@pytest.mark.parametrize(
+    ("zone", "value", "expected"),
+    [
+        ("", "2024-05-14", "2024-05-14T00:00:00+00:00"),
+        ("Europe/Paris", "2024-05-14", "2024-05-14T00:00:00+02:00"),
+        ("America/New_York", "2024-12-19T10:00", "2024-12-19T10:00:00-05:00"),
+    ],
+)
+def test_date_fields_without_offset_get_the_site_time_zone(
+    app_module: Any,
+    aws: Any,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    zone: str,
+    value: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv("NEWSROOM_CONTENTFUL_SECRET", SECRET)
+    monkeypatch.setenv("NEWSROOM_TIMEZONE", zone)
+    api = client(app_module, tmp_path)
+    entry = payload_obj(TWO)
+    entry["fields"]["publishedAt"] = {"en-GB": value}
+    assert publish(api, json.dumps(entry).encode()).status_code == 202
+    assert json.loads(source_tree(aws)[GB_KEY])["published_at"] == expected

@@ -88,6 +88,13 @@ _CF_UNRESOLVED_EMBEDS = {
 }
 
 
+def _one_locale(value: Any) -> Any:
+    """A resolved asset's field: a value, or a value per locale (the first)."""
+    if isinstance(value, dict):
+        return next((v for v in value.values() if isinstance(v, str)), None)
+    return value
+
+
 def is_contentful_document(value: Any) -> bool:
     return isinstance(value, dict) and value.get("nodeType") == "document"
 
@@ -120,7 +127,8 @@ def _cf_node(node: dict[str, Any], image_url: ImageUrl) -> str:
         target = data.get("target") if isinstance(data, dict) else None
         fields = target.get("fields") if isinstance(target, dict) else None
         fields = fields if isinstance(fields, dict) else {}
-        return figure(image_url(target), fields.get("description") or fields.get("title"))
+        alt = _one_locale(fields.get("description")) or _one_locale(fields.get("title"))
+        return figure(image_url(target), alt)
     if kind in _CF_UNRESOLVED_EMBEDS:
         return ""
     inner = _cf_children(node, image_url)

@@ -231,29 +231,28 @@ class HookService:
         self, change: mapping.Change, key: str, slug: str, payload: bytes
     ) -> dict[str, Any]:
         own = self._read(map_key(change.entry, change.locale), change.entry)
-        current = own if own.doc else self._adopt(change, slug, key)
-        old = current.doc
-        document = change.document
-        first = self._first_published(old)
-        if first or (old and change.published_now):
-            document = self._redate(change, first)
-        if document is not change.document:
-            change = replace(change, document=document)
-            key, slug, payload = self._validated(change)
+        current = own if own.doc else self._adopt(change, slug)
+        original = change
+        change, key, slug, payload = self._dated(original, current, key, slug, payload)
         try:
-            self._claim_file(key, payload, old)
+            self._claim_file(key, payload, current.doc)
         except SlugTaken:
-            sibling = change.locale and self._sibling_holds(change, key)
-            if not sibling:
+            held = None if own.doc else self._map_holding(change, key)
+            if held is not None:
+                # the entry under an older name (a CMS upgrade), found by the slug it holds
+                current = held
+                change, key, slug, payload = self._dated(original, current, key, slug, payload)
+            elif change.locale and self._sibling_holds(change, key):
+                # another language version of this entry holds the slug: <slug>-<locale>
+                suffixed = {**change.document, "slug": f"{slug}-{change.locale.lower()}"}
+                change = replace(change, document=suffixed)
+                key, slug, payload = self._validated(change)
+            else:
                 raise
-            # another language version of this entry holds the slug: take <slug>-<locale>
-            change = replace(
-                change, document={**change.document, "slug": f"{slug}-{change.locale.lower()}"}
-            )
-            key, slug, payload = self._validated(change)
-            self._claim_file(key, payload, old)
+            self._claim_file(key, payload, current.doc)
+        old = current.doc
         retired = sorted({*_owned(old)} - {key})
-        published_at = first or change.document.get("published_at")
+        published_at = change.document.get("published_at")
         written = self._put_map(change, slug, key, published_at, retired, own.obj)
         for old_key in retired:
             self.source.delete(old_key)
@@ -267,6 +266,19 @@ class HookService:
         if retired:
             body["removed"] = retired
         return body
+
+    def _dated(
+        self, change: mapping.Change, current: Found, key: str, slug: str, payload: bytes
+    ) -> tuple[mapping.Change, str, str, bytes]:
+        """A re-publish keeps the first publication date and sets ``updated_at``."""
+        if current.doc is None:
+            return change, key, slug, payload
+        first = self._first_published(current.doc)
+        document = self._redate(change, first)
+        if document == change.document:
+            return change, key, slug, payload
+        change = replace(change, document=document)
+        return (change, *self._validated(change))
 
     def _claim_file(self, key: str, payload: bytes, old: dict[str, Any] | None) -> None:
         if key in _owned(old):
@@ -311,8 +323,10 @@ class HookService:
             doc["updated_at"] = mapping.local_datetime(change.published_now, self.settings.timezone)
         return doc
 
-    def _adopt(self, change: mapping.Change, slug: str, key: str) -> Found:
-        """A map of this entry under an older name, to move to its new name."""
+    def _adopt(self, change: mapping.Change, slug: str) -> Found:
+        """A map of this entry under an older name, to move to its new name: the
+        map from before languages (if it holds the same slug), or one under an
+        alias (Strapi 4's ``id``)."""
         own_key = map_key(change.entry, change.locale)
         candidates: list[tuple[str, str, bool]] = []  # (map key, entry, only if same slug)
         if change.locale:
@@ -328,21 +342,23 @@ class HookService:
             found = self._read(cand_key, entry)
             if found.doc and (not same_slug or found.doc["slug"] == slug):
                 return found
-        if change.aliases and key and self.source.head(key) is not None:
-            held = self._map_holding(change.entry.rsplit("/", 1)[0], key)
-            if held:
-                return held
         return Found(own_key, None, None)
 
-    def _map_holding(self, folder: str, key: str) -> Found | None:
-        """The single-name map in ``cms/<folder>/`` whose entry holds ``key``
-        (an entry renamed by a CMS upgrade, found by the slug it holds)."""
-        prefix = f"{MAP_PREFIX}{folder}/"
+    def _map_holding(self, change: mapping.Change, key: str) -> Found | None:
+        """For a CMS that renames its entries (``aliases``): the map in the same
+        folder (of this language version, or from before languages) whose entry
+        holds ``key``."""
+        if not change.aliases:
+            return None
+        prefix = f"{MAP_PREFIX}{change.entry.rsplit('/', 1)[0]}/"
+        own = map_key(change.entry, change.locale)
         for cand in self.source.list(prefix):
-            rest = cand[len(prefix) :]
-            if "/" in rest or not rest.endswith(".json"):
+            name, _, locale = cand[len(prefix) : -len(".json")].partition("/")
+            if cand == own or not cand.endswith(".json") or "/" in locale:
                 continue
-            found = self._read(cand, f"{folder}/{rest[: -len('.json')]}")
+            if locale and locale != change.locale:
+                continue  # another language version of that entry
+            found = self._read(cand, cand)
             if found.doc and key in _owned(found.doc):
                 return found
         return None
@@ -364,7 +380,7 @@ class HookService:
             maps = [self._read(k, change.entry) for k in dict.fromkeys(keys)]
         else:
             own = self._read(map_key(change.entry, change.locale), change.entry)
-            maps = [own if own.doc else self._adopt(change, change.document.get("slug", ""), "")]
+            maps = [own if own.doc else self._adopt(change, change.document.get("slug", ""))]
         maps = [m for m in maps if m.doc]
         if not maps:
             return {
