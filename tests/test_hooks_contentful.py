@@ -25,10 +25,10 @@ from hooks_support import (
     stored_json,
 )
 
+from chalicelib.core.model import parse_release
 from chalicelib.errors import TransientStorageError
 from chalicelib.hooks import HookService
 from chalicelib.hooks.cms import contentful
-from chalicelib.model import parse_release
 from chalicelib.settings import Settings
 from chalicelib.storage import LocalStorage, S3Storage
 

@@ -26,9 +26,9 @@ from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from ..core.markup import sanitize
+from ..core.model import KIND_LABELS, SLUG_MAX, SLUG_RE
 from ..errors import ConfigurationError, FieldError, InvalidRelease
-from ..markup import sanitize
-from ..model import KIND_LABELS, SLUG_MAX, SLUG_RE
 from . import richtext
 
 Action = Literal["publish", "unpublish", "ignore"]

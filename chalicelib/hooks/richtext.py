@@ -7,7 +7,7 @@ Three input shapes, each a JSON tree the CMS sends instead of markup:
 - Strapi blocks: ``[{"type": "paragraph", "children": [{"type": "text", ...}]}, ...]``
 
 The converters escape every piece of text and every attribute, and emit only tags
-that ``chalicelib.markup`` allows; whatever they produce is sanitized again like
+that ``chalicelib.core.markup`` allows; whatever they produce is sanitized again like
 any other body. Images inside the rich text become ``<figure>`` elements pointing
 at the CMS's asset URL (its public CDN), resolved by the CMS module's own image
 rules (``image_url``); nodes that point at content the webhook does not carry

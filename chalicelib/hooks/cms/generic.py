@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...model import SLUG_MAX, SLUG_RE
+from ...core.model import SLUG_MAX, SLUG_RE
 from ...settings import Settings
 from .. import verify
 from ..base import Cms, Request
