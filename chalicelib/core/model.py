@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .errors import FieldError, InvalidRelease
+from ..errors import FieldError, InvalidRelease
 from .text import FORBIDDEN_CHARS, escape_forbidden, topic_slug
 
 MAX_BYTES = 1024 * 1024

@@ -34,7 +34,7 @@ from urllib.parse import quote_plus, unquote
 
 import click
 
-from .site import cache_control, content_type
+from chalicelib.core.site import cache_control, content_type
 
 SOURCE_BUCKET = "newsroom-demo-source"
 PUBLIC_BUCKET = "newsroom-demo-public"
