@@ -167,7 +167,7 @@ def test_release_page_directory_url_and_redirect(running: Running) -> None:
 def test_no_redirect_ever_leaves_the_site(running: Running, path: str) -> None:
     """``//evil.example/x`` is a path to the edge, but a Location of
     ``//evil.example/x/`` would be another site (an open redirect)."""
-    from chalicelib.demo import PublicSite
+    from newsroom.demo import PublicSite
 
     site = PublicSite(running.demo.client, PUBLIC_BUCKET)
     assert site.respond("/archive").status == 301  # the redirect still works for pages

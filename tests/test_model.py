@@ -293,7 +293,7 @@ def test_a_file_name_with_a_trailing_newline_is_no_slug() -> None:
 
 
 def test_email_pattern_covers_the_whole_value() -> None:
-    from chalicelib.model import EMAIL_RE, LANG_RE, SLUG_RE
+    from chalicelib.core.model import EMAIL_RE, LANG_RE, SLUG_RE
 
     assert SLUG_RE.match("statement\n") is None
     assert LANG_RE.match("en\n") is None
@@ -359,7 +359,7 @@ def test_deep_nesting_and_huge_numbers_are_invalid_files_not_crashes(raw: bytes)
 
 
 def test_deep_nesting_handed_over_decoded_is_invalid_too() -> None:
-    from chalicelib.model import release_from_obj
+    from chalicelib.core.model import release_from_obj
 
     deep: list = []
     for _ in range(5000):
