@@ -36,6 +36,8 @@ import click
 
 from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX, cache_control, content_type
 
+from .demo_cms import publish_from_cms
+
 SOURCE_BUCKET = "newsroom-demo-source"
 PUBLIC_BUCKET = "newsroom-demo-public"
 REGION = "us-east-1"
@@ -700,6 +702,14 @@ def command(
             f"{published} of {len(receipts)} sample releases published "
             f"in {time.perf_counter() - started:.1f}s"
         )
+        cms = publish_from_cms(demo)  # samples/cms: a two-locale entry via /hooks/strapi
+        if cms:
+            demo.say(
+                f"{sum(r['status'] == 'published' for r in cms)} of {len(cms)} CMS language "
+                "versions published, linked by their translation_key"
+            )
+        receipts += cms
+        published = sum(r["status"] == "published" for r in receipts)
         if no_serve:
             if published != len(receipts):
                 sys.exit(1)
