@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .media import MEDIA_PREFIX, MediaSync
+from .keys import MEDIA_PREFIX, RELEASES_PREFIX
+from .media import MediaSync
 from .publisher import Publisher
 from .queue import Message, batch_keys, batch_response, parse_batch
-from .receipts import RELEASES_PREFIX, Receipt
+from .receipts import Receipt
 
 log = logging.getLogger("newsroom.consumer")
 metrics_log = logging.getLogger("newsroom.metrics")

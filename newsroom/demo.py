@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -30,11 +31,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import click
 
-from chalicelib.core.site import cache_control, content_type
+from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX, cache_control, content_type
+
+from .demo_cms import publish_from_cms
 
 SOURCE_BUCKET = "newsroom-demo-source"
 PUBLIC_BUCKET = "newsroom-demo-public"
@@ -206,14 +209,23 @@ class PublicSite:
         }
 
     def respond(self, raw_path: str, if_none_match: str | None = None) -> Served:
-        parts = urlsplit(raw_path)
-        path = unquote(parts.path) or "/"
+        # split by hand: urlsplit reads "//evil.example/x" as a host and a path
+        raw, _, query = raw_path.split("#", 1)[0].partition("?")
+        path = unquote(raw) or "/"
         if not path.startswith("/"):
             return Served(400, b"bad request\n", {"Content-Type": "text/plain; charset=utf-8"})
+        # as the CloudFront function: no page starts with two slashes or holds
+        # a backslash, and a redirect to //evil.example/x/ would leave the site
+        foreign = "\\" in path or any(re.match(r"/[/\\]", p) for p in (raw, path))
         key = path[1:] + "index.html" if path.endswith("/") else path[1:]
-        obj = self._get(key)
-        if obj is None and not path.endswith("/") and self._get(key + "/index.html"):
-            location = parts.path + "/" + (f"?{parts.query}" if parts.query else "")
+        obj = None if foreign else self._get(key)
+        if (
+            obj is None
+            and not foreign
+            and not path.endswith("/")
+            and self._get(key + "/index.html")
+        ):
+            location = raw + "/" + (f"?{query}" if query else "")
             return Served(301, b"", {"Location": location, "Cache-Control": "no-cache"})
         status = 200
         if obj is None:
@@ -546,7 +558,7 @@ class Demo:
     def publish_media(self) -> int:
         """Upload ``samples/media/*`` to the source bucket's ``media/``."""
         files = _files(self.samples / "media", "**/*")
-        keys = ["media/" + p.relative_to(self.samples / "media").as_posix() for p in files]
+        keys = [MEDIA_PREFIX + p.relative_to(self.samples / "media").as_posix() for p in files]
         changes = [
             lambda k=k, p=p: self.put_source(k, p.read_bytes())
             for k, p in zip(keys, files, strict=True)
@@ -562,7 +574,7 @@ class Demo:
         media = self.publish_media()
         self.say(f"media: {media} files uploaded to media/")
         files = _files(self.samples / "releases", "*.json")
-        keys = [f"releases/{p.name}" for p in files]
+        keys = [RELEASES_PREFIX + p.name for p in files]
         changes = [
             lambda k=k, p=p: self.put_source(k, p.read_bytes())
             for k, p in zip(keys, files, strict=True)
@@ -681,10 +693,10 @@ class InboxWatcher:
             self._done[name] = Seen(signature, digest)
             if done is not None and done.digest == digest:
                 continue  # touched, not changed
-            self._handle(name, lambda n=name, b=body: self.demo.put_source(f"releases/{n}", b))
+            self._handle(name, lambda n=name, b=body: self.demo.put_source(RELEASES_PREFIX + n, b))
         for name in [n for n in self._done if n not in current]:
             del self._done[name]
-            self._handle(name, lambda n=name: self.demo.delete_source(f"releases/{n}"))
+            self._handle(name, lambda n=name: self.demo.delete_source(RELEASES_PREFIX + n))
         for name in [n for n in self._candidates if n not in current]:
             del self._candidates[name]
 
@@ -748,6 +760,14 @@ def command(
             f"{published} of {len(receipts)} sample releases published "
             f"in {time.perf_counter() - started:.1f}s"
         )
+        cms = publish_from_cms(demo)  # samples/cms: a two-locale entry via /hooks/strapi
+        if cms:
+            demo.say(
+                f"{sum(r['status'] == 'published' for r in cms)} of {len(cms)} CMS language "
+                "versions published, linked by their translation_key"
+            )
+        receipts += cms
+        published = sum(r["status"] == "published" for r in receipts)
         if no_serve:
             if published != len(receipts):
                 sys.exit(1)
