@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from ...core.model import SLUG_MAX, SLUG_RE
-from ...settings import Settings
 from .. import verify
 from ..base import Cms, Request
 from ..mapping import Change, CmsMap, invalid
@@ -22,10 +21,8 @@ HEADER = "x-newsroom-signature"
 class Generic(Cms):
     name = "generic"
     secret_setting = "NEWSROOM_WEBHOOK_SECRET"
+    secret_field = "webhook_secret"
     mapped = False
-
-    def secret(self, settings: Settings) -> str:
-        return settings.webhook_secret
 
     def verify(self, request: Request, secret: str, now: float) -> verify.Signed:
         verify.require_secret(secret, self.secret_setting)
