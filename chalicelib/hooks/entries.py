@@ -16,12 +16,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .. import keys
 from ..core.model import SLUG_MAX, SLUG_RE
 from ..storage import Storage, StoredObject, put_if_unchanged
 from .mapping import Change
 
 SOURCE_CACHE = "no-cache"
-MAP_PREFIX = "cms/"  # entry maps; outside releases/, so sync_release never sees them
+MAP_PREFIX = keys.CMS_PREFIX  # entry maps; sync_release never sees them
 
 
 def map_key(entry: str, locale: str = "") -> str:
@@ -31,7 +32,7 @@ def map_key(entry: str, locale: str = "") -> str:
 
 
 def release_key(slug: str) -> str:
-    return f"releases/{slug}.json"
+    return keys.source_key(slug)
 
 
 class BrokenMap(Exception):
@@ -147,9 +148,9 @@ class EntryMaps:
 
 
 def _valid_release_key(key: Any) -> bool:
-    if not isinstance(key, str) or not key.startswith("releases/") or not key.endswith(".json"):
+    if not isinstance(key, str) or not keys.is_release_key(key):
         return False
-    slug = key[len("releases/") : -len(".json")]
+    slug = keys.release_name(key)
     return len(slug) <= SLUG_MAX and bool(SLUG_RE.match(slug))
 
 

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from .. import keys
 from ..core.model import MAX_BYTES, parse_release, release_from_obj
 from ..errors import FieldError, InvalidRelease, PreconditionFailed
 from ..settings import Settings
@@ -263,7 +264,7 @@ class HookService:
             try:
                 self._put_release(key, payload, if_match=md5_etag(payload))
             except PreconditionFailed:
-                raise SlugTaken(key, key[len("releases/") : -len(".json")]) from None
+                raise SlugTaken(key, keys.release_name(key)) from None
 
     def _first_published(self, old: dict[str, Any] | None) -> str | None:
         """The date the entry first went live: kept in its map, or (for a map
@@ -296,9 +297,9 @@ class HookService:
 
     def _unpublish_entry(self, change: mapping.Change) -> dict[str, Any]:
         if change.locale == "*":  # the whole entry: every language version
-            keys = [map_key(change.entry), *self.source.list(f"{MAP_PREFIX}{change.entry}/")]
-            keys += [map_key(a) for a in change.aliases]
-            maps = [self.maps.read(k) for k in dict.fromkeys(keys)]
+            found = [map_key(change.entry), *self.source.list(f"{MAP_PREFIX}{change.entry}/")]
+            found += [map_key(a) for a in change.aliases]
+            maps = [self.maps.read(k) for k in dict.fromkeys(found)]
         else:
             own = self.maps.read(map_key(change.entry, change.locale))
             maps = [own if own.doc else self.maps.adopt(change, change.document.get("slug", ""))]

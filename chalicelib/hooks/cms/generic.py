@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ... import keys
 from ...core.model import SLUG_MAX, SLUG_RE
 from .. import verify
 from ..base import Cms, Request
@@ -63,7 +64,7 @@ class Generic(Cms):
                 "slug",
                 f"{slug!r} is not a valid slug: use lower-case letters, digits and single hyphens",
             )
-        key = f"releases/{slug}.json"
+        key = keys.source_key(slug)
         subject = f"generic/{slug}"
         if action == "unpublish":
             return [Change("unpublish", key, subject=subject)]
