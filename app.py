@@ -45,6 +45,12 @@ def publish_due_releases(event):
     return [r.to_json() for r in service.publisher().publish_due()]
 
 
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def update_search(event):
+    """Rebuild the search bundle when the site changed since the last run."""
+    return service.search_updater().run().to_json()
+
+
 # CMS webhooks (docs/cms.md): verify, map the entry, write or delete releases/<name>.json.
 HOOK_CONTENT_TYPES = ["application/json", "application/vnd.contentful.management.v1+json"]
 

@@ -14,6 +14,8 @@ from .index import Index
 from .media import media_key_problem
 from .model import parse_release
 from .render import Renderer
+from .search import records_from_sources
+from .search import site_files as site_search
 from .settings import Settings
 from .storage import LocalStorage
 
@@ -89,6 +91,7 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     settings = Settings.from_env().with_site_url(site_url)
     renderer = Renderer(settings)
     sources = collect_sources(src_dir)
+    raws = {key: raw for key, raw, _path in sources}
     paths = {key: path for key, _raw, path in sources}
     # release pages go to the folder as they are rendered (FolderSink), the
     # shared pages and index.json after them (write_site)
@@ -102,8 +105,9 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
         previous=_previous_index(out_dir),
         present=lambda key: (out_dir / key).is_file(),
     )
-    media = (src_dir / "media") if (src_dir / "media").is_dir() else (src_dir.parent / "media")
     files = dict(result.files)
+    files.update(site_search(records_from_sources(result.index.entries, raws), renderer))
+    media = (src_dir / "media") if (src_dir / "media").is_dir() else (src_dir.parent / "media")
     if media.is_dir() and media.resolve() != (out_dir / "media").resolve():
         for p in sorted(media.rglob("*")):
             if p.is_file() and not p.name.startswith("."):

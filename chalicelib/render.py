@@ -234,6 +234,14 @@ class Renderer:
     def not_found(self) -> bytes:
         return self._render("404.html")
 
+    def search_page(self) -> bytes:
+        """``search/index.html``: the form and the small script over Pagefind's
+        bundle (``templates/search.js``, inlined as is: it is not a template)."""
+        script = (self.template_dir / "search.js").read_text(encoding="utf-8")
+        if "</script" in script.lower():
+            raise ValueError("search.js must not contain '</script'")
+        return self._render("search.html", nav="search", script=Markup(script))
+
     # Feeds and sitemaps ------------------------------------------------------------
     def feed(self, *, entries: tuple[Entry, ...], title: str, path: str, alt_path: str) -> bytes:
         updated = max((e.modified for e in entries), default=datetime(1970, 1, 1, tzinfo=UTC))

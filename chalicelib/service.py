@@ -15,6 +15,8 @@ from .hooks import HookService
 from .lease import Lease
 from .publisher import Publisher
 from .render import Renderer
+from .search.corpus import SearchCorpus
+from .search.updater import SearchUpdater
 from .settings import Settings
 from .storage import S3Storage
 
@@ -77,3 +79,24 @@ def hooks() -> HookService:
     if not s.source_bucket:
         raise ConfigurationError("missing setting(s): NEWSROOM_SOURCE_BUCKET")
     return _hooks(s, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@lru_cache(maxsize=8)
+def _search(s: Settings, endpoint: str | None) -> SearchUpdater:
+    client = s3_client()
+    return SearchUpdater(
+        S3Storage(client, s.source_bucket), S3Storage(client, s.public_bucket), Renderer(s)
+    )
+
+
+def search_updater() -> SearchUpdater:
+    """``update_search``'s service: the corpus (source bucket) in, the bundle
+    (public bucket) out."""
+    s = settings().require_buckets()
+    return _search(s, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def search_corpus() -> SearchCorpus:
+    """The commit listener that keeps the search corpus in the source bucket."""
+    s = settings().require_buckets()
+    return SearchCorpus(S3Storage(s3_client(), s.source_bucket))
