@@ -46,7 +46,8 @@ POLL_INTERVAL = 0.5
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; img-src 'self' https:; style-src 'self'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; worker-src 'self'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "strict-origin-when-cross-origin",

@@ -110,8 +110,10 @@ def test_the_same_records_give_byte_identical_bundles_whatever_their_order():
 
 def test_no_records_no_bundle():
     assert build_bundle([]) == {}
-    files = site_files([], renderer())
-    assert list(files) == [SEARCH_PAGE_KEY]
+    r = renderer()
+    files = site_files([], r)
+    assert sorted(files) == [SEARCH_PAGE_KEY, r.search_script_key]
+    assert f'src="/{r.search_script_key}"'.encode() in files[SEARCH_PAGE_KEY]
 
 
 def test_build_indexes_public_releases_only(tmp_path: Path):

@@ -32,6 +32,7 @@ __all__ = [
     "build_bundle",
     "cache_control",
     "content_type",
+    "page_files",
     "records_from_sources",
     "site_files",
 ]
@@ -52,7 +53,7 @@ def cache_control(key: str) -> str:
     """Chunks named by their content never change; the entry point is
     revalidated on every load (a rebuild deletes the chunks it no longer
     names); the search page and the version-named scripts follow listings."""
-    if key.startswith(HASHED) or key.endswith(".pf_meta"):
+    if key.startswith(HASHED) or key.endswith(".pf_meta") or key.startswith("search/search."):
         return "public, max-age=31536000, immutable"
     if key == ENTRY_KEY:
         return "no-cache"
@@ -75,8 +76,16 @@ def records_from_sources(entries: Iterable[Any], sources: Mapping[str, bytes]) -
     return out
 
 
+def page_files(renderer: Any) -> dict[str, bytes]:
+    """The search page and its script (``search/…``)."""
+    return {
+        renderer.search_script_key: renderer.search_script,
+        SEARCH_PAGE_KEY: renderer.search_page(),
+    }
+
+
 def site_files(records: Iterable[dict[str, Any]], renderer: Any) -> dict[str, bytes]:
-    """The search page and the bundle of ``records``."""
+    """The search page, its script and the bundle of ``records``."""
     files = build_bundle(records)
-    files[SEARCH_PAGE_KEY] = renderer.search_page()
+    files.update(page_files(renderer))
     return files

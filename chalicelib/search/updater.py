@@ -12,8 +12,8 @@ embargoed, withdrawn or unknown to the site is ever indexed), and uploads:
    named by content, so most of a large index is untouched by one publish);
 2. ``pagefind/pagefind-entry.json``, the entry point, once everything it
    refers to is in place;
-3. ``search/index.html`` if it changed;
-4. then deletes the bundle files the new bundle does not use, so a withdrawn
+3. ``search/index.html`` if it changed (its script, named by content, before it);
+4. then deletes the bundle files (and older scripts) the new ones do not use, so a withdrawn
    release's words leave the bucket in the same run. The entry point is never
    cached (``no-cache``: revalidated by ETag), and the search page retries once
    with the new entry point when a chunk it asked for is gone.
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..storage import Storage, md5_etag
-from . import SEARCH_PAGE_KEY, cache_control, content_type
+from . import SEARCH_PAGE_KEY, cache_control, content_type, page_files
 from .bundle import ENTRY_KEY, PREFIX, build_bundle
 from .corpus import CORPUS_PREFIX, month_of_key, parse_month
 
@@ -99,9 +99,11 @@ class SearchUpdater:
         }
         index = self.public.head(INDEX_KEY)
         months[INDEX_KEY] = index.etag if index is not None else ""
-        page = self.renderer.search_page()
+        pages = page_files(self.renderer)
         fingerprint = hashlib.sha256(
-            json.dumps([sorted(corpus.items()), sorted(months.items()), md5_etag(page)]).encode()
+            json.dumps(
+                [sorted(corpus.items()), sorted(months.items()), md5_etag(pages[SEARCH_PAGE_KEY])]
+            ).encode()
         ).hexdigest()
         state_obj = self.source.get(STATE_KEY)
         state = json.loads(state_obj.body) if state_obj else {}
@@ -112,11 +114,9 @@ class SearchUpdater:
         records = self._records(corpus, self._listed(months))
         result.records = len(records)
         files = self.build(records)
-        files[SEARCH_PAGE_KEY] = page
+        files.update(pages)
         existing = _etags(self.public, PREFIX)
-        page_info = self.public.head(SEARCH_PAGE_KEY)
-        if page_info is not None:
-            existing[SEARCH_PAGE_KEY] = page_info.etag
+        existing.update(_etags(self.public, "search/"))
         last = [ENTRY_KEY, SEARCH_PAGE_KEY]  # the entry point once its chunks are in place
         for key in sorted(k for k in files if k not in last) + [k for k in last if k in files]:
             if existing.get(key) != md5_etag(files[key]):
@@ -128,7 +128,7 @@ class SearchUpdater:
                 )
                 result.uploaded.append(key)
         for key in sorted(existing):
-            if key.startswith(PREFIX) and key not in files:
+            if key.startswith((PREFIX, "search/search.")) and key not in files:
                 self.public.delete(key)
                 result.deleted.append(key)
         new_state = {
