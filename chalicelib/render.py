@@ -8,6 +8,7 @@ escaped for that context separately (``json_for_script``).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from .index import Entry
 from .markup import body_html, excerpt_source
 from .model import KIND_PLURALS, Release
 from .settings import Settings
-from .text import display_date, excerpt, topic_slug
+from .text import display_date, display_instant, excerpt, topic_slug
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
@@ -70,6 +71,7 @@ class SiteInfo:
     organisation: str
     press_email: str
     press_phone: str
+    signup_url: str = "/subscriptions"  # where the e-mail sign-up form posts
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class Renderer:
             organisation=settings.organisation,
             press_email=settings.press_email,
             press_phone=settings.press_phone,
+            signup_url=f"{settings.api_url}/subscriptions",
         )
         env = Environment(
             loader=FileSystemLoader(str(self.template_dir)),
@@ -100,6 +103,7 @@ class Renderer:
             keep_trailing_newline=True,
         )
         env.filters["display_date"] = display_date
+        env.filters["display_instant"] = display_instant
         env.filters["rfc3339"] = rfc3339
         env.filters["tel"] = _tel
         env.filters["news_language"] = _news_language
@@ -140,7 +144,7 @@ class Renderer:
         h.update(
             json.dumps(
                 [s.site_url, s.site_title, s.intro, s.organisation, s.press_email,
-                 s.press_phone, s.page_size, s.feed_size, s.default_image]
+                 s.press_phone, s.page_size, s.feed_size, s.default_image, s.api_url]
             ).encode()
         )  # fmt: skip
         return h.hexdigest()[:16]
@@ -153,6 +157,21 @@ class Renderer:
         return url if url.startswith("https://") else self.settings.site_url + url
 
     def release(self, release: Release) -> RenderedRelease:
+        context = self._release_context(release)
+        page = self._render("release.html", **context)
+        return RenderedRelease(page, context["summary"], hashlib.sha256(page).hexdigest()[:16])
+
+    def preview(self, release: Release, publish_at: datetime) -> bytes:
+        """The release page as it will look at ``publish_at``, for staff only:
+        same template (``preview.html`` extends ``release.html``) plus a
+        visible banner and ``noindex``. Links stay site paths; the preview
+        store points them somewhere a private page can reach."""
+        context = self._release_context(release)
+        # served from the source bucket, not the site: the stylesheet travels inline
+        inline = "data:text/css;base64," + base64.b64encode(self.stylesheet).decode("ascii")
+        return self._render("preview.html", publish_at=publish_at, stylesheet=inline, **context)
+
+    def _release_context(self, release: Release) -> dict[str, Any]:
         body = body_html(release.body, release.body_format)
         summary = release.summary or excerpt(excerpt_source(body))
         canonical = f"{self.settings.site_url}{release.url_path}"
@@ -181,17 +200,15 @@ class Renderer:
             ld["image"] = [image_url]
         if release.topics:
             ld["keywords"] = list(release.topics)
-        page = self._render(
-            "release.html",
-            release=release,
-            body=Markup(body),
-            summary=summary,
-            canonical=canonical,
-            image_url=image_url,
-            json_ld=json_for_script(ld),
-            topics=[(topic_slug(t), t) for t in release.topics],
-        )
-        return RenderedRelease(page, summary, hashlib.sha256(page).hexdigest()[:16])
+        return {
+            "release": release,
+            "body": Markup(body),
+            "summary": summary,
+            "canonical": canonical,
+            "image_url": image_url,
+            "json_ld": json_for_script(ld),
+            "topics": [(topic_slug(t), t) for t in release.topics],
+        }
 
     # Listings --------------------------------------------------------------------
     def front(self, entries: tuple[Entry, ...]) -> bytes:
