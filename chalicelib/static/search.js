@@ -36,8 +36,12 @@ function load() {
     const entry = await fetch(BASE + "pagefind-entry.json").then((r) => (r.ok ? r.json() : {}));
     const langs = Object.keys(entry.languages || {}).sort();
     if (!langs.length) return; // nothing published yet: no bundle
-    const pagefind = await import(BASE + "pagefind.js");
-    for (const lang of langs) instances[lang] = instanceFor(pagefind, lang);
+    for (const [n, lang] of langs.entries()) {
+      // Pagefind's WebAssembly glue is one per module (and per worker): each
+      // language gets its own copy of the module, or their indexes would mix.
+      const pagefind = await import(BASE + "pagefind.js" + (n ? "?" + encodeURIComponent(lang) : ""));
+      instances[lang] = instanceFor(pagefind, lang);
+    }
     fill(language, langs, (l) => { try { return languageNames.of(l); } catch { return l; } });
     const topics = new Set(), years = new Set();
     for (const inst of Object.values(instances)) {
@@ -119,8 +123,9 @@ async function show() {
 async function search(retry = true) {
   try {
     await find();
-  } catch {
+  } catch (error) {
     // a rebuild replaced the index under this page: start again from the new entry point
+    console.warn("search failed, starting again", error);
     Object.values(instances).forEach((inst) => inst.destroy());
     loading = null; instances = {};
     if (retry) return search(false);
@@ -148,9 +153,11 @@ async function find() {
   hits = found.flatMap((f) => (f ? f.results : [])).sort((a, b) => b.score - a.score);
   const pages = Math.max(1, Math.ceil(hits.length / PAGE));
   page = Math.min(page, pages - 1);
-  const what = term ? ` for “${term}”` : "";
-  status.textContent = hits.length === 1 ? `1 release found${what}.` : `${hits.length} releases found${what}.`;
   await show();
+  if (mine !== run) return;
+  const what = term ? ` for “${term}”` : "";
+  // announced once the results are on the page
+  status.textContent = hits.length === 1 ? `1 release found${what}.` : `${hits.length} releases found${what}.`;
 }
 
 let timer = 0;
