@@ -323,6 +323,12 @@ def _function_code(template: dict[str, Any]) -> str:
         ("/index.json", "/index.json"),
         ("/404.html", "/404.html"),
         ("/media/photo.jpg", "/media/photo.jpg"),
+        # never a redirect to another site: //evil.example/x/ is protocol-relative
+        ("//evil.example/x", "//evil.example/x"),
+        ("//evil.example/x/", "//evil.example/x/"),
+        ("///evil.example/x", "///evil.example/x"),
+        ("/\\evil.example/x", "/\\evil.example/x"),
+        ("/releases\\evil.example", "/releases\\evil.example"),
     ],
 )
 def test_cloudfront_function_rewrites(template: dict[str, Any], uri: str, expected: str) -> None:
@@ -343,6 +349,7 @@ def test_cloudfront_function_rewrites(template: dict[str, Any], uri: str, expect
     if expected.startswith("301 "):
         assert result["statusCode"] == 301
         assert result["headers"]["location"]["value"] == expected[4:]
+        assert not re.match(r"/[/\\]", expected[4:])  # stays on this site
     else:
         assert result["uri"] == expected
         assert "statusCode" not in result  # a rewrite, not a response
@@ -469,14 +476,15 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_webhook_policy_only_writes_releases(stage: str) -> None:
-    """The API handler (CMS webhooks) writes or deletes releases/<slug>.json (it
-    never reads a release) and keeps its entry maps under cms/; publishing still
-    goes through sync_release. s3:ListBucket, unconditional, so that a GET of a
+    """The API handler (CMS webhooks) writes or deletes releases/<slug>.json (and
+    reads the one an entry published, for its first publication date) and keeps
+    its entry maps under cms/; publishing still goes through sync_release. s3:ListBucket, unconditional, so that a GET of a
     missing entry map answers 404 rather than 403."""
     source, _ = _buckets(stage)
     grants = _grants(_policy(stage, "-api"))
     s3 = [(a, r, c) for a, r, c in grants if a.startswith("s3:")]
     assert {(a, r) for a, r, _ in s3} == {
+        ("s3:GetObject", f"arn:aws:s3:::{source}/releases/*"),
         ("s3:PutObject", f"arn:aws:s3:::{source}/releases/*"),
         ("s3:DeleteObject", f"arn:aws:s3:::{source}/releases/*"),
         ("s3:GetObject", f"arn:aws:s3:::{source}/cms/*"),

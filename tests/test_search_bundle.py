@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, dumps, make_release, renderer
 
-from chalicelib.model import parse_release
+from chalicelib.core.model import parse_release
 from chalicelib.search import ENTRY_KEY, SEARCH_PAGE_KEY, build_bundle, site_files
 from chalicelib.search.bundle import _decode
 from chalicelib.search.records import document, record

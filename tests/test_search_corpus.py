@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from conftest import SOURCE, dumps, make_release
 
+from chalicelib.core.model import parse_release
 from chalicelib.errors import StorageError
 from chalicelib.listeners import Commit, Published, Withdrawn
-from chalicelib.model import parse_release
 from chalicelib.search.corpus import SearchCorpus, corpus_key
 from chalicelib.storage import LocalStorage, S3Storage
 

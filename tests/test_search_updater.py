@@ -10,8 +10,8 @@ from typing import Any
 from conftest import PUBLIC, SOURCE, make_release, s3_event, upload
 
 from chalicelib import service
+from chalicelib.core.model import parse_release
 from chalicelib.listeners import Commit, Published, Withdrawn
-from chalicelib.model import parse_release
 from chalicelib.search import ENTRY_KEY, SEARCH_PAGE_KEY
 from chalicelib.search.corpus import SearchCorpus
 from chalicelib.storage import S3Storage

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..core.model import parse_release
 from ..errors import InvalidRelease
-from ..model import parse_release
 from .bundle import ENTRY_KEY, PREFIX, SearchIndexError, build_bundle
 from .records import record
 

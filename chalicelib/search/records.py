@@ -18,8 +18,8 @@ from typing import Any
 
 from markupsafe import escape
 
-from ..markup import body_html, plain_text
-from ..text import display_date
+from ..core.markup import body_html, plain_text
+from ..core.text import display_date
 
 RECORD_FIELDS = (
     "slug",

@@ -9,15 +9,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from test_pages import (  # noqa: F401  (fixtures)
-    WIDTHS,
-    Site,
-    browser,
-    check_page,
-    close,
-    site,
-    visit,
-)
+import test_pages
+from test_pages import WIDTHS, Site, check_page, close, visit
+
+# the demo's site and the browser, shared with the page tests' fixtures
+site = test_pages.site
+browser = test_pages.browser
 
 pytestmark = pytest.mark.browser
 FRENCH = "abidjan-inondations-relogement"
