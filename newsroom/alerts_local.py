@@ -131,7 +131,9 @@ class AlertPump:
     message is deleted only when the handler returned (else SQS delivers it
     again after its visibility timeout, as on AWS)."""
 
-    def __init__(self, sqs: Any, queue_url: str, handler: Callable[[dict[str, Any], Any], Any]) -> None:
+    def __init__(
+        self, sqs: Any, queue_url: str, handler: Callable[[dict[str, Any], Any], Any]
+    ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.handler = handler
@@ -146,7 +148,9 @@ class AlertPump:
         self.handler(sqs_event(got), None)
         self.sqs.delete_message_batch(
             QueueUrl=self.queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+            ],
         )
         return len(got)
 
@@ -189,7 +193,9 @@ class Outbox:
     def attach(self, client: Any) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         events = client.meta.events
-        events.register("before-parameter-build.sesv2.SendEmail", self._note, unique_id="outbox-note")
+        events.register(
+            "before-parameter-build.sesv2.SendEmail", self._note, unique_id="outbox-note"
+        )
         events.register("after-call.sesv2.SendEmail", self._write, unique_id="outbox-write")
 
     def detach(self, client: Any) -> None:
@@ -222,3 +228,45 @@ class Outbox:
             path.write_bytes(mail.as_mime(params["FromEmailAddress"], parsed["MessageId"], now))
             self.files.append(path)
         self.say(f"mail: {path}  {mail.subject!r}")
+
+
+class DemoAlerts:
+    """Everything the demo adds for alerts: resources on the local endpoint,
+    the local API, the queue pump and the outbox."""
+
+    def __init__(
+        self, outbox: Path, say: Callable[[str], None], warn: Callable[[str], None]
+    ) -> None:
+        self.outbox = Outbox(outbox, say)
+        self.warn = warn
+        self.api: LocalApi | None = None
+        self.pump: AlertPump | None = None
+        self._ses: Any = None
+
+    def start(self, endpoint: str, app_module: Any) -> None:
+        """After the demo's environment points at ``endpoint`` (alert settings included)."""
+        import boto3
+
+        from chalicelib import service
+
+        queue_url = create_resources(endpoint)
+        sqs = boto3.session.Session().client(
+            "sqs", endpoint_url=endpoint, region_name=REGION,
+            aws_access_key_id="demo", aws_secret_access_key="demo",
+        )  # fmt: skip
+        self.pump = AlertPump(sqs, queue_url, app_module.send_alerts)
+        self.api = LocalApi(app_module.app)
+        self._ses = service.aws_client("sesv2")  # the handlers' own client
+        self.outbox.attach(self._ses)
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        assert self.pump is not None
+        self.pump.run(stop, interval, self.warn)
+
+    def drain(self) -> int:
+        return self.pump.drain() if self.pump else 0
+
+    def stop(self) -> None:
+        if self._ses is not None:
+            self.outbox.detach(self._ses)
+            self._ses = None

@@ -55,7 +55,9 @@ def patch_operations(limits: dict[str, Any]) -> list[dict[str, str]]:
                 f"api_gateway_throttling: {key!r} needs numeric rate_limit and burst_limit"
             ) from None
         ops.append({"op": "replace", "path": f"{target}/throttling/rateLimit", "value": str(rate)})
-        ops.append({"op": "replace", "path": f"{target}/throttling/burstLimit", "value": str(burst)})
+        ops.append(
+            {"op": "replace", "path": f"{target}/throttling/burstLimit", "value": str(burst)}
+        )
     return ops
 
 
