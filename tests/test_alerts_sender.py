@@ -392,9 +392,7 @@ def test_unsubscribed_after_fan_out_gets_nothing(
     assert alerts_to(outbox) == {"stay@example.org": 1}
 
 
-@pytest.mark.parametrize(
-    "image", [None, {"url": "https://cdn.example.org/x.jpg", "alt": "A pier"}]
-)
+@pytest.mark.parametrize("image", [None, {"url": "https://cdn.example.org/x.jpg", "alt": "A pier"}])
 def test_release_without_image_credit_or_summary(
     app_module: Any, client: Client, outbox: Outbox, alerts: str, image: Any
 ) -> None:
