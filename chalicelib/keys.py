@@ -7,6 +7,9 @@ Source bucket (private)::
     receipts/releases/<name>.json    what happened to an upload (``receipt_key``)
     receipts/media/<path>.json       the same for a media file
     receipts/schedule.json           private state: releases waiting for their instant
+    state/index.json                 private state: every public entry with its source
+                                     key and digest, withdrawals, announcements (the
+                                     publisher's commit point)
     previews/<name>/index.html       private previews of scheduled releases
     cms/…                            private state of the CMS webhooks
 
@@ -28,6 +31,8 @@ MEDIA_PREFIX = "media/"
 RECEIPTS_PREFIX = "receipts/"
 SCHEDULE_KEY = RECEIPTS_PREFIX + "schedule.json"
 PREVIEW_PREFIX = "previews/"
+STATE_PREFIX = "state/"
+STATE_KEY = STATE_PREFIX + "index.json"
 CMS_PREFIX = "cms/"  # outside releases/, so sync_release never sees it
 
 
@@ -68,7 +73,9 @@ def preview_key(source_key: str) -> str:
 INDEX_KEY = "index.json"
 ASSETS_PREFIX = "assets/"
 # the prefixes the site plan (and so a full rebuild) owns; media follow releases
-SITE_PREFIXES = (RELEASES_PREFIX, "archive/", "topics/", "kinds/", "sitemaps/", ASSETS_PREFIX)
+SITE_PREFIXES = (
+    RELEASES_PREFIX, "archive/", "topics/", "kinds/", "sitemaps/", "index/", ASSETS_PREFIX
+)  # fmt: skip
 
 
 def release_key(slug: str) -> str:

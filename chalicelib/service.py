@@ -21,7 +21,9 @@ from .consumer import QueueConsumer
 from .core.render import Renderer
 from .errors import ConfigurationError
 from .hooks import HookService
+from .listeners import CommitListener
 from .media import MediaSync
+from .previews import Previews
 from .publisher import Publisher
 from .search.corpus import SearchCorpus
 from .search.updater import SearchUpdater
@@ -61,11 +63,19 @@ def _publisher(s: Settings, endpoint: str | None) -> Publisher:
             ),
             s.distribution_id,
         )
+    source = S3Storage(client, s.source_bucket)
+    renderer = Renderer(s)
+    listeners: list[CommitListener] = [SearchCorpus(source)]
+    announcer = alert_announcer(s)
+    if announcer is not None:
+        listeners.append(announcer)
     return Publisher(
-        S3Storage(client, s.source_bucket),
+        source,
         S3Storage(client, s.public_bucket),
-        Renderer(s),
+        renderer,
         invalidator=invalidator,
+        listeners=listeners,
+        previews=Previews(source, renderer),
     )
 
 

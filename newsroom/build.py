@@ -186,7 +186,7 @@ def build_site(
             key, _raw, release = item  # type: ignore[misc]
             slug = release.slug
             if release.is_embargoed(now):
-                result.scheduled.append(Scheduled(key, slug, release.embargo_until))  # type: ignore[arg-type]
+                result.scheduled.append(Scheduled(key, slug, release.publish_at))
                 continue
         holder = holders.get(slug)
         if holder is not None and holder != key:
@@ -236,7 +236,6 @@ def build_site(
     else:
         for key, page in pages.items():
             result.files[key] = render_page(key, page, renderer, index)
-    result.files[INDEX_KEY] = index.to_bytes()
     result.problems.sort(key=lambda p: p.source)
     return result
 

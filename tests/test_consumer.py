@@ -26,6 +26,7 @@ from conftest import (
 from test_media import JPEG
 
 from chalicelib import service
+from chalicelib.keys import STATE_KEY
 from newsroom.build import build_site
 
 OK = {"batchItemFailures": []}
@@ -154,7 +155,7 @@ def test_a_fault_in_the_shared_commit_sends_back_every_message(app_module: Any, 
     upload(aws, "releases/a.json", make_release(slug="a"))
     aws.put_object(Bucket=SOURCE, Key="media/clinic.jpg", Body=JPEG)
     event = queue_event(s3_event("releases/a.json"), s3_event("media/clinic.jpg"))
-    with failing_reads("index.json"):
+    with failing_reads(STATE_KEY):
         out = app_module.sync_release(event, None)
     assert out == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
     assert public_tree(aws) == {"media/clinic.jpg": JPEG}

@@ -342,8 +342,18 @@ class Release(_Strict):
     def url_path(self) -> str:
         return release_path(self.slug)
 
+    @property
+    def publish_at(self) -> datetime:
+        """The publication instant: the later of ``published_at`` and
+        ``embargo_until``. A future ``published_at`` schedules the release
+        exactly as an embargo does."""
+        if self.embargo_until is not None and self.embargo_until > self.published_at:
+            return self.embargo_until
+        return self.published_at
+
     def is_embargoed(self, now: datetime) -> bool:
-        return self.embargo_until is not None and now < self.embargo_until
+        """Scheduled: nothing of it is public before its publication instant."""
+        return now < self.publish_at
 
 
 _MESSAGES = {
