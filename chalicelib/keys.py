@@ -10,6 +10,8 @@ Source bucket (private)::
     state/index.json                 private state: every public entry with its source
                                      key and digest, withdrawals, announcements (the
                                      publisher's commit point)
+    state/waiting/<slug>.json        private state: files refused a slug another holds
+    state/invalidations/<id>.json    private state: CDN paths whose refresh failed
     previews/<name>/index.html       private previews of scheduled releases
     cms/…                            private state of the CMS webhooks
 
@@ -33,6 +35,13 @@ SCHEDULE_KEY = RECEIPTS_PREFIX + "schedule.json"
 PREVIEW_PREFIX = "previews/"
 STATE_PREFIX = "state/"
 STATE_KEY = STATE_PREFIX + "index.json"
+WAITING_PREFIX = STATE_PREFIX + "waiting/"
+INVALIDATIONS_PREFIX = STATE_PREFIX + "invalidations/"
+
+
+def waiting_key(slug: str) -> str:
+    """Who waits for ``slug`` to be freed (a slug is path-safe by its rule)."""
+    return f"{WAITING_PREFIX}{slug}.json"
 CMS_PREFIX = "cms/"  # outside releases/, so sync_release never sees it
 
 

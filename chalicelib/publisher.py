@@ -23,6 +23,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +36,9 @@ from .core.render import Renderer
 from .core.site import Page, changed_keys, plan, render_page
 from .errors import FieldError, InvalidRelease, SlugConflict, StorageError
 from .keys import (
+    INVALIDATIONS_PREFIX,
     PRIVATE_CACHE,
+    RELEASES_PREFIX,
     SCHEDULE_KEY,
     STATE_KEY,
     cache_control,
@@ -44,6 +47,7 @@ from .keys import (
     is_release_key,
     receipt_key,
     release_key,
+    waiting_key,
 )
 from .listeners import Commit, CommitListener, PreviewStore, Published, Withdrawn
 from .receipts import (
@@ -230,6 +234,7 @@ class Publisher:
                 receipts[key] = Receipt(key, "rejected", errors=[err])
             elif key in conflicts:
                 receipts[key] = self._rejected(key, conflicts[key], slug=conflicts[key].slug)
+                self._wait_for(conflicts[key].slug, key)
             else:
                 receipts[key] = self._receipt(key, wanted[key])
         scheduled = [k for k, r in receipts.items() if r.status == "scheduled"]
@@ -283,6 +288,16 @@ class Publisher:
         for key, exc in outcome.failed.items():
             if key not in receipts:
                 self._log_failure(key, exc, started, before)
+        freed = [
+            k[len(RELEASES_PREFIX) : -len("/index.html")]
+            for k in change.deleted
+            if k.startswith(RELEASES_PREFIX) and k.endswith("/index.html")
+        ]
+        claimants = [k for k in self._hand_over(freed) if k not in keys]
+        if claimants:
+            more = self.sync_batch(claimants)
+            outcome.receipts.extend(more.receipts)
+            outcome.failed.update(more.failed)
         return outcome
 
     def _invalidate(self, keys: list[str], paths: list[str], receipts: list[Receipt]) -> None:
@@ -309,6 +324,12 @@ class Publisher:
                             ensure_ascii=False,
                         )
                     )
+                self.source.put(
+                    f"{INVALIDATIONS_PREFIX}{uuid.uuid4().hex}.json",
+                    json.dumps({"paths": paths}).encode(),
+                    content_type="application/json",
+                    cache_control=PRIVATE_CACHE,
+                )  # the sweep sends it again
                 for receipt in receipts:
                     receipt.warnings.append(
                         FieldError(
@@ -396,6 +417,43 @@ class Publisher:
         if outcome.failed:
             raise next(iter(outcome.failed.values()))
         return outcome.receipts
+
+    def read_index(self) -> Index:
+        """The committed private index."""
+        raw, etag = self._read_index()
+        return self._parsed_index(raw, etag)
+
+    def drain_owed(self) -> None:
+        """Tell the listeners what an earlier commit still owes them."""
+        index = self.read_index()
+        if index.announce:
+            self._settle((), index.announce, {}, Change())
+
+    def waiting(self, slug: str) -> list[str]:
+        """Source keys refused ``slug`` while another file held it."""
+        obj = self.source.get(waiting_key(slug))
+        return list(json.loads(obj.body).get("waiting", [])) if obj else []
+
+    def _wait_for(self, slug: str, source_key: str) -> None:
+        waiting = self.waiting(slug)
+        if source_key not in waiting:
+            body = json.dumps({"slug": slug, "waiting": sorted([*waiting, source_key])})
+            self.source.put(
+                waiting_key(slug),
+                body.encode(),
+                content_type="application/json",
+                cache_control=PRIVATE_CACHE,
+            )
+
+    def _hand_over(self, freed: list[str]) -> list[str]:
+        """Claimants of slugs this batch freed: they get their turn now."""
+        out: list[str] = []
+        for slug in freed:
+            claimants = self.waiting(slug)
+            if claimants:
+                self.source.delete(waiting_key(slug))
+                out.extend(claimants)
+        return out
 
     def scheduled(self) -> list[Scheduled]:
         current = self.source.get(SCHEDULE_KEY)

@@ -29,6 +29,7 @@ from .search.corpus import SearchCorpus
 from .search.updater import SearchUpdater
 from .settings import Settings
 from .storage import S3Storage
+from .sweep import Sweeper
 
 
 def settings() -> Settings:
@@ -82,6 +83,11 @@ def _publisher(s: Settings, endpoint: str | None) -> Publisher:
 def publisher() -> Publisher:
     s = settings().require_buckets()
     return _publisher(s, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def sweeper() -> Sweeper:
+    """``publish_due_releases``' service: the schedule and the anti-entropy sweep."""
+    return Sweeper(publisher())
 
 
 def consumer() -> QueueConsumer:
