@@ -22,7 +22,7 @@ from .errors import FieldError, InvalidRelease, SlugConflict
 from .index import INDEX_KEY, Entry, Index, source_digest
 from .model import Release, parse_release
 from .receipts import Scheduled
-from .render import Renderer
+from .render import Renderer, Version, language_versions
 from .site import Page, cache_control, content_type, plan, release_key, render_page
 from .storage import Storage, md5_etag
 
@@ -82,8 +82,9 @@ def _fork_pool(workers: int, **shared: Any) -> ProcessPoolExecutor:
 def _render_range(bounds: tuple[int, int]) -> list[tuple[bytes, str, str]]:
     renderer: Renderer = _SHARED["renderer"]
     out = []
+    versions = _SHARED["versions"]
     for _key, _raw, release in _SHARED["live"][bounds[0] : bounds[1]]:
-        r = renderer.release(release)
+        r = renderer.release(release, versions.get(release.translation_key or "", ()))
         out.append((r.page, r.summary, r.revision))
     return out
 
@@ -202,8 +203,17 @@ def build_site(
     workers = workers if workers is not None else (os.cpu_count() or 1)
     parallel = workers > 1 and len(live) >= PARALLEL_THRESHOLD
     entries = []
+    # language versions among everything that will be live (index entries
+    # carry their translation key once the index does; until then only the
+    # releases parsed here link to each other)
+    items = [r for _k, _raw, r in live] + reused_live
+    versions = {
+        k: language_versions(k, items, renderer.settings.site_url)
+        for k in {getattr(i, "translation_key", None) for i in items}
+        if k
+    }
     for (key, raw, release), (page, summary, revision) in zip(
-        live, _render_all(live, renderer, workers if parallel else 1), strict=True
+        live, _render_all(live, renderer, workers if parallel else 1, versions), strict=True
     ):
         if sink is not None:
             sink(release_key(release.slug), page)
@@ -241,18 +251,22 @@ def build_site(
 
 
 def _render_all(
-    live: list[tuple[str, bytes, Release]], renderer: Renderer, workers: int
+    live: list[tuple[str, bytes, Release]],
+    renderer: Renderer,
+    workers: int,
+    versions: dict[str, tuple[Version, ...]] | None = None,
 ) -> Iterator[tuple[bytes, str, str]]:
     """``(page, summary, revision)`` per release, in order; with workers, chunks
     stream back as they finish (a few in flight per worker), so the parent
     writes pages while the workers render."""
+    versions = versions or {}
     if workers <= 1:
         for _key, _raw, release in live:
-            r = renderer.release(release)
+            r = renderer.release(release, versions.get(release.translation_key or "", ()))
             yield r.page, r.summary, r.revision
         return
     chunk = max(20, min(CHUNK, len(live) // (workers * 4) or 1))
-    pool = _fork_pool(workers, renderer=renderer, live=live)
+    pool = _fork_pool(workers, renderer=renderer, live=live, versions=versions)
     try:
         pending: deque[Future[list[tuple[bytes, str, str]]]] = deque()
         for i in range(0, len(live), chunk):

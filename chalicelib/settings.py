@@ -8,6 +8,7 @@ needs them is built, not at import time.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -38,6 +39,15 @@ def _image_url(raw: str) -> str:
     return url
 
 
+def _language(raw: str) -> str:
+    tag = raw.strip() or "en"
+    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", tag):
+        raise ConfigurationError(
+            f"NEWSROOM_LANGUAGE must be a language tag such as en, fr or pt-BR, got {raw!r}"
+        )
+    return tag
+
+
 @dataclass(frozen=True)
 class Settings:
     source_bucket: str = ""
@@ -57,6 +67,7 @@ class Settings:
     strapi_token: str = ""
     default_image: str = ""
     cms_field_map: str = ""  # JSON, see chalicelib/hooks/mapping.py and docs/cms.md
+    language: str = "en"  # site-wide pages (front, archives, topics); docs/languages.md
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +91,7 @@ class Settings:
             strapi_token=env.get("NEWSROOM_STRAPI_TOKEN", ""),
             default_image=_image_url(env.get("NEWSROOM_DEFAULT_IMAGE", "")),
             cms_field_map=env.get("NEWSROOM_CMS_FIELD_MAP", "").strip(),
+            language=_language(env.get("NEWSROOM_LANGUAGE", "")),
         )
 
     def require_buckets(self) -> Settings:
