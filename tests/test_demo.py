@@ -167,7 +167,7 @@ def test_unknown_path_gets_the_404_page(running: Running) -> None:
 @pytest.mark.parametrize(
     ("path", "content_type"),
     [
-        ("/feed.xml", "application/atom+xml"),
+        ("/feed.xml", "application/atom+xml; charset=utf-8"),
         ("/index.json", "application/json"),
         ("/sitemap.xml", "application/xml"),
         ("/favicon.svg", "image/svg+xml"),
