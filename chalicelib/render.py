@@ -8,6 +8,7 @@ escaped for that context separately (``json_for_script``).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from .index import Entry
 from .markup import body_html, excerpt_source
 from .model import KIND_LABELS, KIND_PLURALS, Release
 from .settings import Settings
-from .text import excerpt, topic_slug, typographic
+from .text import display_instant, excerpt, topic_slug, typographic
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
@@ -164,6 +165,7 @@ class Renderer:
         zone = getattr(self.settings, "timezone", "UTC")
         env.filters["display_date"] = loc.format_date
         env.filters["display_datetime"] = lambda m: loc.format_datetime(m, i18n.zone_label(m, zone))
+        env.filters["display_instant"] = display_instant
         env.filters["rfc3339"] = rfc3339
         env.filters["tel"] = _tel
         env.filters["news_language"] = _news_language
@@ -249,6 +251,25 @@ class Renderer:
     def release(self, release: Release, versions: tuple[Version, ...] = ()) -> RenderedRelease:
         """The release page. ``versions``: its language versions (``language_versions``),
         itself included; links to them need a key shared by at least two."""
+        context = self._release_context(release, versions)
+        page = self._render("release.html", **context)
+        return RenderedRelease(page, context["summary"], hashlib.sha256(page).hexdigest()[:16])
+
+    def preview(
+        self, release: Release, publish_at: datetime, versions: tuple[Version, ...] = ()
+    ) -> bytes:
+        """The release page as it will look at ``publish_at``, for staff only:
+        same template (``preview.html`` extends ``release.html``) plus a
+        visible banner and ``noindex``. Links stay site paths; the preview
+        store points them somewhere a private page can reach."""
+        context = self._release_context(release, versions)
+        # served from the source bucket, not the site: the stylesheet travels inline
+        inline = "data:text/css;base64," + base64.b64encode(self.stylesheet).decode("ascii")
+        return self._render("preview.html", publish_at=publish_at, stylesheet=inline, **context)
+
+    def _release_context(
+        self, release: Release, versions: tuple[Version, ...] = ()
+    ) -> dict[str, Any]:
         body = body_html(release.body, release.body_format)
         summary = release.summary or excerpt(excerpt_source(body))
         canonical = f"{self.settings.site_url}{release.url_path}"
@@ -279,20 +300,18 @@ class Renderer:
             ld["keywords"] = list(release.topics)
         if len(versions) < 2 or not any(v.slug == release.slug for v in versions):
             versions = ()
-        page = self._render(
-            "release.html",
-            language=release.language,
-            versions=versions,
-            others=tuple(v for v in versions if v.slug != release.slug),
-            release=release,
-            body=Markup(body),
-            summary=summary,
-            canonical=canonical,
-            image_url=image_url,
-            json_ld=json_for_script(ld),
-            topics=[(topic_slug(t), t) for t in release.topics],
-        )
-        return RenderedRelease(page, summary, hashlib.sha256(page).hexdigest()[:16])
+        return {
+            "language": release.language,
+            "versions": versions,
+            "others": tuple(v for v in versions if v.slug != release.slug),
+            "release": release,
+            "body": Markup(body),
+            "summary": summary,
+            "canonical": canonical,
+            "image_url": image_url,
+            "json_ld": json_for_script(ld),
+            "topics": [(topic_slug(t), t) for t in release.topics],
+        }
 
     # Listings --------------------------------------------------------------------
     def front(self, entries: tuple[Entry, ...], older: tuple[str, str] | None = None) -> bytes:

@@ -134,6 +134,15 @@ def _send_conditions(params: dict[str, Any], context: dict[str, Any], **_: Any) 
     params["headers"].update(context.pop(_CONDITIONS, {}))
 
 
+def _sigv4_presign(signature_version: str, **_: Any) -> str | None:
+    # botocore presigns S3 URLs with SigV2 unless the client was configured
+    # otherwise; buckets made since 2020 refuse SigV2, and only SigV4 bounds a
+    # link's life (7 days at most)
+    if signature_version in ("v4-query", "s3v4-query", "s3-query"):
+        return "s3v4-query"
+    return None
+
+
 class S3Storage:
     """S3 behind the port. Conditional writes use ``IfMatch``/``IfNoneMatch``;
     with an SDK older than S3's conditional writes (the boto3 built into a Lambda
@@ -145,6 +154,9 @@ class S3Storage:
         self.client = client
         self.bucket = bucket
         self.counters = Counters()
+        client.meta.events.register_first(
+            "choose-signer.s3.GetObject", _sigv4_presign, "newsroom-sigv4-presign"
+        )
         if native_conditions is None:
             members = client.meta.service_model.operation_model("PutObject").input_shape.members
             native_conditions = "IfMatch" in members and "IfNoneMatch" in members
@@ -228,6 +240,18 @@ class S3Storage:
         except Exception as exc:
             if _is_missing(exc):
                 return
+            raise self._translate(exc, key) from exc
+
+    def presign(self, key: str, expires_in: int) -> str:
+        """A URL anyone holding it may GET ``key`` with for ``expires_in``
+        seconds (at most 7 days, SigV4's limit); no request is made. It stops
+        working earlier if the signing credentials expire first (a Lambda
+        role's session does), which is why staff tools sign their own."""
+        try:
+            return self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+            )
+        except Exception as exc:
             raise self._translate(exc, key) from exc
 
     def list(self, prefix: str = "") -> Iterator[str]:

@@ -21,6 +21,19 @@ def display_date(moment: datetime) -> str:
     return f"{moment:%B} {moment.day}, {moment.year}"
 
 
+def display_instant(moment: datetime) -> str:
+    """``December 19, 2018, 22:30 UTC-05:00``: a date, a time and the offset
+    staff wrote, so nobody has to guess which zone an embargo lifts in."""
+    offset = moment.utcoffset()
+    zone = "UTC"
+    if offset:
+        minutes = int(offset.total_seconds()) // 60
+        sign = "+" if minutes > 0 else "-"
+        hours, rest = divmod(abs(minutes), 60)
+        zone += f"{sign}{hours:02d}:{rest:02d}"
+    return f"{display_date(moment)}, {moment:%H:%M} {zone}"
+
+
 def excerpt(text: str, words: int = 60) -> str:
     """About ``words`` words of plain text, cut at a word boundary, ending with '…'."""
     parts = text.split()
