@@ -15,9 +15,8 @@ from __future__ import annotations
 import io
 import json
 import sys
-from pathlib import Path
-
 from datetime import datetime
+from pathlib import Path
 
 from babel import Locale as BabelLocale
 from babel import localedata
