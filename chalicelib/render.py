@@ -118,6 +118,7 @@ class SiteInfo:
     organisation: str
     press_email: str
     press_phone: str
+    signup_url: str = "/subscriptions"  # where the e-mail sign-up form posts
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class Renderer:
             organisation=settings.organisation,
             press_email=settings.press_email,
             press_phone=settings.press_phone,
+            signup_url=f"{settings.api_url}/subscriptions",
         )
         self.language = settings.language
         self._envs: dict[str, Environment] = {}
@@ -234,8 +236,8 @@ class Renderer:
         h.update(
             json.dumps(
                 [s.site_url, s.site_title, s.intro, s.organisation, s.press_email,
-                 s.press_phone, s.page_size, s.feed_size, s.default_image, s.language,
-                 getattr(s, "timezone", "UTC")]
+                 s.press_phone, s.page_size, s.feed_size, s.default_image, s.api_url,
+                 s.language, getattr(s, "timezone", "UTC")]
             ).encode()
         )  # fmt: skip
         return h.hexdigest()[:16]
