@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from .build import FolderSink, build_site, file_etags, write_site
+from .build import FolderSink, SiteBuild, build_site, file_etags, write_site
 from .errors import InvalidRelease
 from .index import Index
+from .markup import body_html
 from .media import media_key_problem
-from .model import parse_release
+from .model import Release, parse_release
 from .render import Renderer
 from .settings import Settings
 from .storage import LocalStorage
@@ -22,14 +25,32 @@ def _err(line: str) -> None:
     click.echo(line, err=True)
 
 
+def json_files(folder: Path) -> list[Path]:
+    """Release files of a folder: every ``*.json`` in any case (``UPPER.JSON`` too),
+    hidden files and editor backups left out."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() == ".json" and not p.name.startswith(".")
+    )
+
+
 def _release_files(paths: list[Path]) -> list[Path]:
+    """A folder means its ``*.json`` files and those of its ``releases/``."""
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(sorted(p.glob("*.json")))
+            out.extend(json_files(p))
+            out.extend(json_files(p / "releases"))
         else:
             out.append(p)
     return out
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,9 +61,18 @@ def main() -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
-    """Check release files; print FILE: loc: message for each problem (exit 1 if any)."""
+    """Check release files without publishing anything.
+
+    FILES are release JSON files or folders; a folder means every *.json file
+    in it (any case) and in its releases/ folder. Prints one line per valid
+    file, and FILE: loc: message on stderr for each problem, including two
+    files claiming one slug. Exits 1 if anything is wrong or nothing was checked.
+    """
     bad = 0
-    for path in _release_files(list(files)):
+    paths = _release_files(list(files))
+    holders: dict[str, tuple[float, Path]] = {}
+    valid: list[tuple[Path, Release]] = []
+    for path in paths:
         try:
             raw = path.read_bytes()
         except OSError as exc:
@@ -56,10 +86,26 @@ def validate(files: tuple[Path, ...]) -> None:
             for e in exc.errors:
                 _err(f"{path}: {e.loc}: {e.msg}")
             continue
+        valid.append((path, release))
+    # as the publisher decides: the earliest published keeps a contested slug
+    for path, release in sorted(valid, key=lambda v: (v[1].published_at.timestamp(), str(v[0]))):
+        slug = release.slug
+        if slug in holders:
+            bad += 1
+            _err(f"{path}: slug: {slug!r} is already claimed by {holders[slug][1]}")
+            continue
+        holders[slug] = (release.published_at.timestamp(), path)
+    for path, release in valid:
+        if holders.get(release.slug, (0, None))[1] != path:
+            continue
         note = ""
         if release.embargo_until is not None:
             note = f" (embargoed until {release.embargo_until.isoformat()})"
         click.echo(f"{path}: ok: {release.kind_label} /releases/{release.slug}/{note}")
+    if not paths:
+        _err(f"{', '.join(map(str, files))}: (file): no release files (*.json) found")
+        sys.exit(1)
+    click.echo(f"checked {_plural(len(paths), 'file')}: {_plural(bad, 'problem')}")
     sys.exit(1 if bad else 0)
 
 
@@ -76,17 +122,55 @@ def collect_sources(src: Path) -> list[tuple[str, bytes, Path]]:
     """Release files of a folder: ``SRC/*.json`` or, if it mirrors the bucket,
     ``SRC/releases/*.json``. Keys are ``releases/<name>.json`` as in the bucket."""
     folder = src / "releases" if (src / "releases").is_dir() else src
-    return [(f"releases/{p.name}", p.read_bytes(), p) for p in sorted(folder.glob("*.json"))]
+    return [(f"releases/{p.name}", p.read_bytes(), p) for p in json_files(folder)]
+
+
+_MEDIA_LINK = re.compile(r"""(?:href|src)=["'](/media/[^"'#?]+)""")
+
+
+def media_references(release: Release) -> list[tuple[str, str]]:
+    """``(loc, /media/path)`` for every site media path the release points at."""
+    refs = []
+    if release.image is not None and release.image.url.startswith("/media/"):
+        refs.append(("image.url", release.image.url))
+    for i, a in enumerate(release.attachments):
+        if a.url.startswith("/media/"):
+            refs.append((f"attachments.{i}.url", a.url))
+    for path in _MEDIA_LINK.findall(body_html(release.body, release.body_format)):
+        refs.append(("body", path))
+    return refs
 
 
 @main.command()
 @click.argument("src_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--site-url", default=None, help="Absolute base URL (default: NEWSROOM_SITE_URL).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    metavar="OUT_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the site into (created if missing; a previous build there is updated).",
+)
+@click.option(
+    "--site-url",
+    default=None,
+    help="Absolute base URL of the published site, for canonical links, feeds and sitemaps "
+    "(default: NEWSROOM_SITE_URL).",
+)
 @click.option("--workers", type=int, default=None, help="Render processes (default: all cores).")
 def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | None) -> None:
-    """Render the whole site from a folder of release JSON into OUT_DIR."""
+    """Render the whole site from SRC_DIR into the --out folder.
+
+    SRC_DIR holds release JSON (or a releases/ folder of it), with its media/
+    beside it if present. Invalid files are reported as FILE: loc: message and
+    skipped (exit 1).
+    """
     settings = Settings.from_env().with_site_url(site_url)
+    if not site_url and not os.environ.get("NEWSROOM_SITE_URL", "").strip():
+        _err(
+            f"warning: no --site-url (or NEWSROOM_SITE_URL): canonical links, feeds and "
+            f"sitemaps will point at {settings.site_url}"
+        )
     renderer = Renderer(settings)
     sources = collect_sources(src_dir)
     paths = {key: path for key, _raw, path in sources}
@@ -130,16 +214,40 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
         click.echo(
             f"{paths.get(s.source_key, s.source_key)}: scheduled: embargoed until {s.embargo_until.isoformat()}"
         )
+    _warn_missing_media(sources, result, media)
+    skipped = len({p.source for p in result.problems})
     click.echo(
-        f"built {len(result.index.entries)} releases into {out_dir}: "
+        f"built {_plural(len(result.index.entries), 'release')} into {out_dir}: "
         f"{len(stats.written)} written, {stats.unchanged} unchanged, {len(stats.deleted)} removed"
-        + (
-            f"; {len({p.source for p in result.problems})} file(s) skipped"
-            if result.problems
-            else ""
-        )
+        + (f"; {_plural(skipped, 'file')} skipped" if skipped else "")
     )
     sys.exit(1 if result.problems else 0)
+
+
+def _warn_missing_media(
+    sources: list[tuple[str, bytes, Path]], result: SiteBuild, media: Path
+) -> None:
+    """A live release pointing at a /media/ file the media folder does not hold
+    would show a broken image or link: say so (the build still succeeds)."""
+    live = {e.source_key for e in result.index.entries}
+    missing = 0
+    for key, raw, path in sources:
+        if key not in live:
+            continue
+        try:
+            release = parse_release(raw, name=key)
+        except InvalidRelease:
+            continue
+        for loc, ref in media_references(release):
+            if not media.is_dir():
+                missing += 1
+            elif not (media / ref[len("/media/") :]).is_file():
+                _err(f"{path}: {loc}: warning: {ref} is not in {media}; the link will be broken")
+    if missing:
+        _err(
+            f"warning: {_plural(missing, 'link')} to /media/ files, but no media folder "
+            f"at {media}; those links will be broken"
+        )
 
 
 main.add_command(__import__("chalicelib.demo", fromlist=["command"]).command)
