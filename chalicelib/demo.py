@@ -184,7 +184,9 @@ class LocalS3:
         self.endpoint = ""
 
     def start(self) -> LocalS3:
-        self._server = atomic_moto_server_class()(ip_address=self.host, port=self.port, verbose=False)
+        self._server = atomic_moto_server_class()(
+            ip_address=self.host, port=self.port, verbose=False
+        )
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -287,13 +289,16 @@ class _SiteRequestHandler(BaseHTTPRequestHandler):
             served = self.site.respond(self.path, self.headers.get("If-None-Match"))
         except Exception as exc:  # the local S3 went away (shutdown) or failed
             served = Served(502, f"{exc}\n".encode(), {"Content-Type": "text/plain"})
-        self.send_response(served.status)
-        for name, value in served.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(served.body)))
-        self.end_headers()
-        if with_body and served.body:
-            self.wfile.write(served.body)
+        try:
+            self.send_response(served.status)
+            for name, value in served.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(served.body)))
+            self.end_headers()
+            if with_body and served.body:
+                self.wfile.write(served.body)
+        except CLIENT_GONE:
+            self.close_connection = True  # the browser cancelled: nothing to say
 
     def do_GET(self) -> None:  # noqa: N802
         self._serve(True)
@@ -305,9 +310,21 @@ class _SiteRequestHandler(BaseHTTPRequestHandler):
         return  # the terminal is for publishing news, not access logs
 
 
+MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".pdf")
+# a browser that cancels a request (a new click, a closed tab) is not an error
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], CLIENT_GONE):
+            return
+        super().handle_error(request, client_address)
+
+
 def make_http_server(site: PublicSite, host: str, port: int) -> ThreadingHTTPServer:
     handler = type("SiteRequestHandler", (_SiteRequestHandler,), {"site": site})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = _QuietServer((host, port), handler)
     server.daemon_threads = True
     return server
 
@@ -474,6 +491,28 @@ class Demo:
         """The deployed handler, called as Lambda calls it."""
         return self._app.sync_release(event, None)
 
+    def sync_media(self, event: dict[str, Any], label: str) -> None:
+        """A media file put or deleted: through the app's ``sync_media`` handler
+        when there is one, else mirrored to the public bucket here."""
+        record = event["Records"][0]
+        key = unquote(record["s3"]["object"]["key"].replace("+", " "))
+        handler: Callable[..., Any] | None = getattr(self._app, "sync_media", None)
+        if handler is not None:
+            for receipt in handler(event, None) or []:
+                if receipt.get("status") == "rejected":
+                    self.report(receipt, label)
+                    return
+        elif record["eventName"].startswith("ObjectRemoved"):
+            self.client.delete_object(Bucket=PUBLIC_BUCKET, Key=key)
+        else:
+            body = self.client.get_object(Bucket=SOURCE_BUCKET, Key=key)["Body"].read()
+            self.client.put_object(
+                Bucket=PUBLIC_BUCKET, Key=key, Body=body, ContentType=content_type(key),
+                CacheControl=cache_control(key),
+            )  # fmt: skip
+        gone = record["eventName"].startswith("ObjectRemoved")
+        self.say(f"{'media removed' if gone else 'media'}: {label}: /{key}")
+
     def publish_media(self) -> int:
         """Upload ``samples/media/*`` to the source bucket's ``media/``. With a
         ``sync_media`` handler in the app, each upload goes through it; without
@@ -513,15 +552,21 @@ class Demo:
         return receipts
 
     def report(self, receipt: dict[str, Any], label: str) -> None:
+        """One line per receipt, each naming the file: ``published: FILE: URL``.
+        The URL is a link only while the server runs (``--no-serve``: its path)."""
         status = receipt.get("status")
+        url = receipt.get("url") or ""
+        if url and self.http is None:
+            url = url.removeprefix(self.url)
         if status == "published":
-            self.say(f"published: {receipt['url']}")
+            self.say(f"published: {label}: {url}")
         elif status == "scheduled":
-            self.say(
-                f"scheduled: {receipt['url']} (embargoed until {receipt.get('embargo_until')})"
-            )
+            self.say(f"scheduled: {label}: {url} (embargoed until {receipt.get('embargo_until')})")
         elif status == "unpublished":
-            self.say(f"unpublished: {label}")
+            if receipt.get("slug"):
+                self.say(f"unpublished: {label}: /releases/{receipt['slug']}/ taken down")
+            else:
+                self.say(f"removed: {label} (it was not on the site)")
         else:
             for e in receipt.get("errors", []):
                 self.warn(f"{label}: {e['loc']}: {e['msg']}")
@@ -592,9 +637,22 @@ class InboxWatcher:
     def label(self, name: str) -> str:
         return _short(self.folder / name)
 
+    @staticmethod
+    def key(name: str) -> str | None:
+        """Where a dropped file goes: release JSON (any case) to ``releases/``,
+        photos and PDFs to ``media/``; anything else is left alone."""
+        suffix = Path(name).suffix.lower()
+        if suffix == ".json":
+            return f"releases/{name}"
+        if suffix in MEDIA_SUFFIXES:
+            return f"media/{name}"
+        return None
+
     def _stat(self) -> dict[str, tuple[int, int]]:
         out = {}
-        for p in _files(self.folder, "*.json"):
+        for p in _files(self.folder, "*"):
+            if self.key(p.name) is None:
+                continue
             try:
                 st = p.stat()
             except FileNotFoundError:
@@ -621,17 +679,21 @@ class InboxWatcher:
             self._done[name] = Seen(signature, digest)
             if done is not None and done.digest == digest:
                 continue  # touched, not changed
-            self._handle(name, lambda n=name, b=body: self.demo.put_source(f"releases/{n}", b))
+            self._handle(name, lambda n=name, b=body: self.demo.put_source(self.key(n), b))  # type: ignore[arg-type]
         for name in [n for n in self._done if n not in current]:
             del self._done[name]
-            self._handle(name, lambda n=name: self.demo.delete_source(f"releases/{n}"))
+            self._handle(name, lambda n=name: self.demo.delete_source(self.key(n)))  # type: ignore[arg-type]
         for name in [n for n in self._candidates if n not in current]:
             del self._candidates[name]
 
     def _handle(self, name: str, change: Callable[[], dict[str, Any]]) -> None:
         try:
-            for receipt in self.demo.sync_release(change()):
-                self.demo.report(receipt, self.label(name))
+            event = change()
+            if (self.key(name) or "").startswith("media/"):
+                self.demo.sync_media(event, self.label(name))
+            else:
+                for receipt in self.demo.sync_release(event):
+                    self.demo.report(receipt, self.label(name))
         except Exception as exc:  # an infrastructure fault: say so, keep watching
             self.demo.warn(f"{self.label(name)}: error: {exc}")
         self.events += 1
@@ -665,7 +727,12 @@ def _short(path: Path) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder with releases/ and media/ to publish first.",
 )
-@click.option("--no-serve", is_flag=True, help="Publish the samples, print the receipts, and exit.")
+@click.option(
+    "--no-serve",
+    is_flag=True,
+    help="Publish the samples and what the inbox holds, print the receipts, and exit "
+    "(nothing is served).",
+)
 @click.option("--verbose", is_flag=True, help="Also show the handler's structured log lines.")
 def command(
     port: int, host: str, inbox: Path, samples: Path, no_serve: bool, verbose: bool
@@ -689,10 +756,20 @@ def command(
             f"in {time.perf_counter() - started:.1f}s"
         )
         if no_serve:
+            # the inbox once, then exit: nothing is served, so no links are printed
+            if inbox.is_dir():
+                demo.say(f"inbox: {_short(inbox)} (read once)")
+                watcher = InboxWatcher(demo, inbox)
+                watcher.scan(settle=False)
+            demo.say(
+                "not serving (--no-serve): the site was published to the local S3 and is gone on exit"
+            )
             if published != len(receipts):
                 sys.exit(1)
             return
-        demo.say(f"inbox: {inbox.resolve()}  (drop, edit or delete release JSON here)")
+        demo.say(
+            f"inbox: {inbox.resolve()}  (drop, edit or delete release JSON, photos or PDFs here)"
+        )
         demo.watch()
         url = demo.serve()
         demo.say(f"newsroom: {url}  (Ctrl-C to stop)")
