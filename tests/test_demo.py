@@ -20,7 +20,7 @@ from urllib.parse import unquote_plus
 import click
 import pytest
 
-from chalicelib.demo import PUBLIC_BUCKET, SECURITY_HEADERS, SOURCE_BUCKET, Demo, s3_event
+from newsroom.demo import PUBLIC_BUCKET, SECURITY_HEADERS, SOURCE_BUCKET, Demo, s3_event
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -154,6 +154,31 @@ def test_release_page_directory_url_and_redirect(running: Running) -> None:
     assert headers["location"] == f"/releases/{slug}/?utm=x"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//evil.example/archive",
+        "//evil.example/x",
+        "/%2F/evil.example/archive",
+        "/\\evil.example/archive",
+        "///archive",
+    ],
+)
+def test_no_redirect_ever_leaves_the_site(running: Running, path: str) -> None:
+    """``//evil.example/x`` is a path to the edge, but a Location of
+    ``//evil.example/x/`` would be another site (an open redirect)."""
+    from newsroom.demo import PublicSite
+
+    site = PublicSite(running.demo.client, PUBLIC_BUCKET)
+    assert site.respond("/archive").status == 301  # the redirect still works for pages
+    served = site.respond(path)  # as the request target arrives, before any normalising
+    assert served.status == 404, (served.status, served.headers)
+    assert "Location" not in served.headers
+    # over HTTP, Python's server itself collapses leading slashes first
+    status, headers, _ = running.get(path)
+    assert not re.match(r"/[/\\]", headers.get("location", "/")), headers
+
+
 def test_unknown_path_gets_the_404_page(running: Running) -> None:
     not_found = running.public("404.html")["Body"]  # type: ignore[index]
     for path in ("/no/such/page", "/releases/no-such-release/", "/releases/nope", "/media/x.jpg"):
@@ -228,7 +253,7 @@ def _settle(running: Running) -> None:
 @pytest.fixture
 def watcher(running: Running) -> Iterator[Running]:
     """The inbox watcher without its thread, polled by hand (deterministic)."""
-    from chalicelib.demo import InboxWatcher
+    from newsroom.demo import InboxWatcher
 
     running.demo.watcher = InboxWatcher(running.demo, running.inbox)
     running.out.seek(0), running.out.truncate()
@@ -345,7 +370,7 @@ def test_demo_command_no_serve(tmp_path: Path) -> None:
     bad["published_at"] = "2025-01-01T10:00:00"  # no offset
     (samples / "releases" / "zz-bad.json").write_text(json.dumps(bad))
     proc = subprocess.run(
-        [sys.executable, "-m", "chalicelib.cli", "demo", "--no-serve", "--samples", str(samples)],
+        [sys.executable, "-m", "newsroom.cli", "demo", "--no-serve", "--samples", str(samples)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -365,7 +390,7 @@ def test_demo_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     sample = SAMPLE_FILES[0]
     (samples / "releases" / sample.name).write_bytes(sample.read_bytes())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.cli", "demo", "--port", "0", "--samples", str(samples)],
+        [sys.executable, "-m", "newsroom.cli", "demo", "--port", "0", "--samples", str(samples)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -19,11 +19,11 @@ from babel.messages.pofile import read_po
 from conftest import dumps, make_release
 
 from chalicelib.core import i18n
-from chalicelib.index import Entry, Index
-from chalicelib.model import KIND_LABELS, KIND_PLURALS, parse_release
-from chalicelib.render import Renderer, language_versions
+from chalicelib.core.index import Entry, Index
+from chalicelib.core.model import KIND_LABELS, KIND_PLURALS, parse_release
+from chalicelib.core.render import Renderer, language_versions
+from chalicelib.core.site import plan, render_page
 from chalicelib.settings import Settings
-from chalicelib.site import plan, render_page
 from newsroom import locales
 
 ROOT = Path(__file__).resolve().parents[1]

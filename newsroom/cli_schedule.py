@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import click
 
-from .errors import StorageError
-from .receipts import SCHEDULE_KEY, Scheduled, schedule_from_bytes
+from chalicelib.errors import StorageError
+from chalicelib.receipts import SCHEDULE_KEY, Scheduled, schedule_from_bytes
 
 
 def _until(moment: datetime, now: datetime) -> str:
@@ -53,8 +53,8 @@ def schedule(bucket: str) -> None:
     if not bucket:
         click.echo("schedule: --bucket (or NEWSROOM_SOURCE_BUCKET) is required", err=True)
         sys.exit(2)
-    from .service import s3_client
-    from .storage import S3Storage
+    from chalicelib.service import s3_client
+    from chalicelib.storage import S3Storage
 
     try:
         current = S3Storage(s3_client(), bucket).get(SCHEDULE_KEY)

@@ -20,18 +20,17 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from .core import i18n
+from ..settings import Settings
+from . import i18n
 from .index import Entry
 from .markup import body_html, excerpt_source
 from .model import KIND_LABELS, KIND_PLURALS, Release
-from .settings import Settings
-from .text import display_instant, excerpt, topic_slug, typographic
+from .text import display_instant, encode_xml_safe, excerpt, topic_slug, typographic, xml_safe
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+CORE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = CORE_DIR.parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
-# the modules whose code decides what a page looks like (part of the theme)
-RENDERING_MODULES = ("render.py", "markup.py", "site.py", "text.py", "index.py", "model.py")
 LOCALE_DIR = i18n.LOCALE_DIR
 
 
@@ -50,7 +49,9 @@ def json_for_script(data: Any) -> Markup:
         .replace("\u2028", "\\u2028")
         .replace("\u2029", "\\u2029")
     )
-    return Markup(text)
+    # json escapes control characters; a surrogate, U+FFFE or U+FFFF would be
+    # written as such (all three are outside ASCII)
+    return Markup(text if text.isascii() else xml_safe(text))
 
 
 def _tel(phone: str) -> str:
@@ -230,8 +231,10 @@ class Renderer:
         for path in sorted(LOCALE_DIR.rglob("*.mo")) + [LOCALE_DIR / "dates.json"]:
             h.update(path.relative_to(LOCALE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
         h.update(self.stylesheet)
-        for module in RENDERING_MODULES:
-            h.update((PACKAGE_DIR / module).read_bytes() + b"\0")
+        # the whole pure core decides what a page looks like: every module of it
+        for module in sorted(CORE_DIR.rglob("*.py")):
+            name = module.relative_to(CORE_DIR).as_posix()
+            h.update(name.encode() + b"\0" + module.read_bytes() + b"\0")
         s = self.settings
         h.update(
             json.dumps(
@@ -244,7 +247,15 @@ class Renderer:
 
     def _render(self, template: str, language: str | None = None, **context: Any) -> bytes:
         env = self.env if language is None else self.env_for(language)
-        return env.get_template(template).render(**context).encode("utf-8")
+        text = env.get_template(template).render(**context)
+        if template.endswith(".xml"):
+            # one forbidden character makes a whole feed or sitemap unreadable:
+            # whatever got into the data, none is ever written
+            return encode_xml_safe(text)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate that got past the model
+            return xml_safe(text).encode("utf-8")
 
     # Release pages -------------------------------------------------------------
     def absolute(self, url: str) -> str:
