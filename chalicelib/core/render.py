@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -173,6 +174,7 @@ class Renderer:
         env.filters["tel"] = _tel
         env.filters["news_language"] = _news_language
         env.filters["typographic"] = typographic
+        env.filters["mailto_quote"] = lambda v: quote(xml_safe(str(v)), safe="")
         env.filters["absolute"] = self.absolute
         env.filters["media_type"] = _media_type
         page_lang = i18n.primary(tag)
