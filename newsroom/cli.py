@@ -15,6 +15,7 @@ from chalicelib.core.markup import body_html
 from chalicelib.core.model import Release, parse_release
 from chalicelib.core.render import Renderer
 from chalicelib.errors import InvalidRelease
+from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX
 from chalicelib.media import media_key_problem
 from chalicelib.settings import Settings
 from chalicelib.storage import LocalStorage
@@ -102,7 +103,7 @@ def validate(files: tuple[Path, ...]) -> None:
         note = ""
         if release.embargo_until is not None:
             note = f" (embargoed until {release.embargo_until.isoformat()})"
-        click.echo(f"{path}: ok: {release.kind_label} /releases/{release.slug}/{note}")
+        click.echo(f"{path}: ok: {release.kind_label} {release.url_path}{note}")
     if not paths:
         _err(f"{', '.join(map(str, files))}: (file): no release files (*.json) found")
         sys.exit(1)
@@ -123,7 +124,7 @@ def collect_sources(src: Path) -> list[tuple[str, bytes, Path]]:
     """Release files of a folder: ``SRC/*.json`` or, if it mirrors the bucket,
     ``SRC/releases/*.json``. Keys are ``releases/<name>.json`` as in the bucket."""
     folder = src / "releases" if (src / "releases").is_dir() else src
-    return [(f"releases/{p.name}", p.read_bytes(), p) for p in json_files(folder)]
+    return [(RELEASES_PREFIX + p.name, p.read_bytes(), p) for p in json_files(folder)]
 
 
 _MEDIA_LINK = re.compile(r"""(?:href|src)=["'](/media/[^"'#?]+)""")
@@ -192,7 +193,7 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     if media.is_dir() and media.resolve() != (out_dir / "media").resolve():
         for p in sorted(media.rglob("*")):
             if p.is_file() and not p.name.startswith("."):
-                key = "media/" + p.relative_to(media).as_posix()
+                key = MEDIA_PREFIX + p.relative_to(media).as_posix()
                 if problem := media_key_problem(key):  # same allow-list as sync_media
                     _err(f"{p}: (file): {problem}; not copied")
                     continue

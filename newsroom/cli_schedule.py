@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import click
 
 from chalicelib.errors import StorageError
-from chalicelib.receipts import SCHEDULE_KEY, Scheduled, schedule_from_bytes
+from chalicelib.keys import SCHEDULE_KEY, release_path
+from chalicelib.receipts import Scheduled, schedule_from_bytes
 
 
 def _until(moment: datetime, now: datetime) -> str:
@@ -34,7 +35,7 @@ def schedule_lines(items: list[Scheduled], now: datetime) -> list[str]:
     """One line per scheduled release, soonest first."""
     items = sorted(items, key=lambda s: (s.embargo_until.timestamp(), s.source_key))
     return [
-        f"{s.source_key}: /releases/{s.slug}/: embargoed until "
+        f"{s.source_key}: {release_path(s.slug)}: embargoed until "
         f"{s.embargo_until.isoformat()} ({s.embargo_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{_until(s.embargo_until, now)})"
         for s in items

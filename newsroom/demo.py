@@ -34,7 +34,9 @@ from urllib.parse import quote_plus, unquote
 
 import click
 
-from chalicelib.core.site import cache_control, content_type
+from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX, cache_control, content_type
+
+from .demo_cms import publish_from_cms
 
 SOURCE_BUCKET = "newsroom-demo-source"
 PUBLIC_BUCKET = "newsroom-demo-public"
@@ -530,7 +532,7 @@ class Demo:
         handler: Callable[..., Any] | None = getattr(self._app, "sync_media", None)
         count = 0
         for path in _files(self.samples / "media", "**/*"):
-            key = "media/" + path.relative_to(self.samples / "media").as_posix()
+            key = MEDIA_PREFIX + path.relative_to(self.samples / "media").as_posix()
             body = path.read_bytes()
             event = self.put_source(key, body)
             if handler is not None:
@@ -555,7 +557,7 @@ class Demo:
         self.say(f"media: {media} files uploaded to media/")
         receipts = []
         for path in _files(self.samples / "releases", "*.json"):
-            key = f"releases/{path.name}"
+            key = RELEASES_PREFIX + path.name
             for receipt in self.sync_release(self.put_source(key, path.read_bytes())):
                 self.report(receipt, str(path))
                 receipts.append(receipt)
@@ -653,9 +655,9 @@ class InboxWatcher:
         photos and PDFs to ``media/``; anything else is left alone."""
         suffix = Path(name).suffix.lower()
         if suffix == ".json":
-            return f"releases/{name}"
+            return RELEASES_PREFIX + name
         if suffix in MEDIA_SUFFIXES:
-            return f"media/{name}"
+            return MEDIA_PREFIX + name
         return None
 
     def _stat(self) -> dict[str, tuple[int, int]]:
@@ -699,7 +701,7 @@ class InboxWatcher:
     def _handle(self, name: str, change: Callable[[], dict[str, Any]]) -> None:
         try:
             event = change()
-            if (self.key(name) or "").startswith("media/"):
+            if (self.key(name) or "").startswith(MEDIA_PREFIX):
                 self.demo.sync_media(event, self.label(name))
             else:
                 for receipt in self.demo.sync_release(event):
@@ -765,6 +767,14 @@ def command(
             f"{published} of {len(receipts)} sample releases published "
             f"in {time.perf_counter() - started:.1f}s"
         )
+        cms = publish_from_cms(demo)  # samples/cms: a two-locale entry via /hooks/strapi
+        if cms:
+            demo.say(
+                f"{sum(r['status'] == 'published' for r in cms)} of {len(cms)} CMS language "
+                "versions published, linked by their translation_key"
+            )
+        receipts += cms
+        published = sum(r["status"] == "published" for r in receipts)
         if no_serve:
             # the inbox once, then exit: nothing is served, so no links are printed
             if inbox.is_dir():

@@ -7,7 +7,6 @@ exactly as ``babel.dates`` formats them.
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -149,11 +148,9 @@ def test_other_languages_get_english_labels_and_their_own_dates() -> None:
 
 
 def test_time_and_zone_are_shown() -> None:
-    settings = Settings(site_url="https://news.example.org", timezone="America/New_York") if (
-        "timezone" in Settings.__dataclass_fields__
-    ) else SETTINGS
-    html = page(settings)
-    assert re.search(r"December 19, 2018, 10:00\u202fAM (EST|UTC\u221205:00)", html), html
+    settings = Settings(site_url="https://news.example.org", timezone="America/New_York")
+    assert "December 19, 2018, 10:00\u202fAM EST" in page(settings)
+    assert "December 19, 2018, 10:00\u202fAM UTC\u221205:00" in page(SETTINGS)
 
 
 # Language versions -------------------------------------------------------------------

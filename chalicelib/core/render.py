@@ -21,6 +21,7 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from ..keys import stylesheet_key
 from ..settings import Settings
 from . import i18n
 from .index import Entry
@@ -33,6 +34,16 @@ PACKAGE_DIR = CORE_DIR.parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 LOCALE_DIR = i18n.LOCALE_DIR
+
+
+def files_digest(root: Path, pattern: str = "*") -> str:
+    """SHA-256 over the files under ``root`` matching ``pattern`` (recursively),
+    each with its path relative to ``root``: adding, moving, removing or editing
+    one changes it."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob(pattern) if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def rfc3339(moment: datetime) -> str:
@@ -166,7 +177,7 @@ class Renderer:
         translations = i18n.translations(tag)
         env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
         loc = i18n.locale(tag)
-        zone = getattr(self.settings, "timezone", "UTC")
+        zone = self.settings.timezone
         env.filters["display_date"] = loc.format_date
         env.filters["display_datetime"] = lambda m: loc.format_datetime(m, i18n.zone_label(m, zone))
         env.filters["display_instant"] = display_instant
@@ -219,7 +230,7 @@ class Renderer:
     @cached_property
     def stylesheet_key(self) -> str:
         digest = hashlib.sha256(self.stylesheet).hexdigest()[:12]
-        return f"assets/style.{digest}.css"
+        return stylesheet_key(digest)
 
     @cached_property
     def theme(self) -> str:
@@ -228,21 +239,21 @@ class Renderer:
         A change means every shared page must be re-rendered, and no build may
         reuse a page rendered before it."""
         h = hashlib.sha256()
-        for path in sorted(self.template_dir.iterdir()):
-            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        for part in (
+            files_digest(self.template_dir),
+            files_digest(STATIC_DIR),
+            files_digest(CORE_DIR, "*.py"),  # the whole pure core, not a hand-kept list
+        ):
+            h.update(part.encode())
+        h.update((PACKAGE_DIR / "keys.py").read_bytes())  # URL and asset key shapes
         for path in sorted(LOCALE_DIR.rglob("*.mo")) + [LOCALE_DIR / "dates.json"]:
             h.update(path.relative_to(LOCALE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
-        h.update(self.stylesheet)
-        # the whole pure core decides what a page looks like: every module of it
-        for module in sorted(CORE_DIR.rglob("*.py")):
-            name = module.relative_to(CORE_DIR).as_posix()
-            h.update(name.encode() + b"\0" + module.read_bytes() + b"\0")
         s = self.settings
         h.update(
             json.dumps(
                 [s.site_url, s.site_title, s.intro, s.organisation, s.press_email,
                  s.press_phone, s.page_size, s.feed_size, s.default_image, s.api_url,
-                 s.language, getattr(s, "timezone", "UTC")]
+                 s.language, s.timezone]
             ).encode()
         )  # fmt: skip
         return h.hexdigest()[:16]
