@@ -46,6 +46,12 @@ def publish_due_releases(event):
     return [r.to_json() for r in service.publisher().publish_due()]
 
 
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def update_search(event):
+    """Rebuild the search bundle when the site changed since the last run."""
+    return service.search_updater().run().to_json()
+
+
 # CMS webhooks (docs/cms.md): one route for every CMS module in chalicelib/hooks/cms/
 # (/hooks/generic, /hooks/contentful, /hooks/sanity, /hooks/strapi); others answer 404.
 HOOK_CONTENT_TYPES = ["application/json", "application/vnd.contentful.management.v1+json"]

@@ -49,11 +49,25 @@ POLL_INTERVAL = 0.5
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; img-src 'self' https:; style-src 'self'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; worker-src 'self'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "X-Frame-Options": "DENY",
+}
+
+# What EventBridge delivers to a scheduled handler (``update_search``).
+SCHEDULED_EVENT = {
+    "version": "0",
+    "id": "00000000-0000-0000-0000-000000000000",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "1970-01-01T00:00:00Z",
+    "region": REGION,
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/newsroom-demo-update_search"],
+    "detail": {},
 }
 
 # The demo's own settings; a setting already in the environment wins for the
@@ -391,6 +405,7 @@ class Demo:
         self.watcher: InboxWatcher | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self.search_due = threading.Event()  # a change the search index has not seen
         self._saved_env: dict[str, str | None] = {}
         self._app: Any = None
 
@@ -525,6 +540,41 @@ class Demo:
         gone = record["eventName"].startswith("ObjectRemoved")
         self.say(f"{'media removed' if gone else 'media'}: {label}: /{key}")
 
+    def update_search(self) -> dict[str, Any]:
+        """The scheduled ``update_search`` handler, run at once after each change
+        (in AWS it runs every 5 minutes), so the demo's search finds it."""
+        self._feed_search_corpus()
+        return self._app.update_search(SCHEDULED_EVENT, None)
+
+    def _search_loop(self) -> None:
+        """The demo's schedule for ``update_search``: soon after each change,
+        in its own thread so the inbox is never held up by indexing."""
+        while not self._stop.is_set():
+            if self.search_due.wait(0.2):
+                self.search_due.clear()
+                try:
+                    self.update_search()
+                except Exception as exc:  # an infrastructure fault: say so, keep going
+                    self.warn(f"search: error: {exc}")
+
+    def _feed_search_corpus(self) -> None:
+        # Until the publisher calls its commit listeners, the demo keeps the
+        # search corpus whole from what the site lists (twelve releases).
+        from chalicelib.core.index import Index
+        from chalicelib.search import records_from_sources
+        from chalicelib.search.corpus import SearchCorpus
+        from chalicelib.storage import S3Storage
+
+        raw = self.client.get_object(Bucket=PUBLIC_BUCKET, Key="index.json")["Body"].read()
+        entries = Index.from_bytes(raw).entries
+        sources = {}
+        for e in entries:
+            obj = self.client.get_object(Bucket=SOURCE_BUCKET, Key=e.source_key)
+            sources[e.source_key] = obj["Body"].read()
+        SearchCorpus(S3Storage(self.client, SOURCE_BUCKET)).replace_all(
+            records_from_sources(entries, sources)
+        )
+
     def publish_media(self) -> int:
         """Upload ``samples/media/*`` to the source bucket's ``media/``. With a
         ``sync_media`` handler in the app, each upload goes through it; without
@@ -561,6 +611,8 @@ class Demo:
             for receipt in self.sync_release(self.put_source(key, path.read_bytes())):
                 self.report(receipt, str(path))
                 receipts.append(receipt)
+        found = self.update_search()
+        self.say(f"search: {found['records']} releases indexed ({self.url}/search/)")
         return receipts
 
     def report(self, receipt: dict[str, Any], label: str) -> None:
@@ -603,6 +655,7 @@ class Demo:
         self.watcher = InboxWatcher(self, self.inbox)
         self.watcher.scan(settle=False)  # files already there are published now
         self._thread("newsroom-inbox", lambda: self.watcher.run(self._stop, self.poll_interval))  # type: ignore[union-attr]
+        self._thread("newsroom-search", self._search_loop)
         return self.watcher
 
     def wait(self) -> None:
@@ -706,6 +759,7 @@ class InboxWatcher:
             else:
                 for receipt in self.demo.sync_release(event):
                     self.demo.report(receipt, self.label(name))
+                self.demo.search_due.set()
         except Exception as exc:  # an infrastructure fault: say so, keep watching
             self.demo.warn(f"{self.label(name)}: error: {exc}")
         self.events += 1
