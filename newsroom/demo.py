@@ -646,7 +646,8 @@ class Demo:
                 self.report(receipt, str(path))
                 receipts.append(receipt)
         found = self.update_search()
-        self.say(f"search: {found['records']} releases indexed ({self.url}/search/)")
+        where = f"{self.url}/search/" if self.http is not None else "/search/"
+        self.say(f"search: {found['records']} releases indexed ({where})")
         return receipts
 
     def report(self, receipt: dict[str, Any], label: str) -> None:
