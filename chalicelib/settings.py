@@ -80,6 +80,7 @@ class Settings:
     default_image: str = ""
     cms_field_map: str = ""  # JSON, see chalicelib/hooks/mapping.py and docs/cms.md
     language: str = "en"  # site-wide pages (front, archives, topics); docs/languages.md
+    queue: str = "newsroom-publish"  # the publish queue sync_release consumes
     timezone: str = "UTC"  # for CMS date fields without an offset (docs/cms.md)
     # e-mail alerts (docs/alerts.md)
     alert_queue: str = ""  # empty: no alert is queued
@@ -113,6 +114,7 @@ class Settings:
             default_image=_image_url(env.get("NEWSROOM_DEFAULT_IMAGE", "")),
             cms_field_map=env.get("NEWSROOM_CMS_FIELD_MAP", "").strip(),
             language=_language(env.get("NEWSROOM_LANGUAGE", "")),
+            queue=env.get("NEWSROOM_QUEUE", "").strip() or cls.queue,
             timezone=_timezone(env.get("NEWSROOM_TIMEZONE", "")),
             alert_queue=env.get("NEWSROOM_ALERT_QUEUE", "").strip(),
             subscribers_table=env.get("NEWSROOM_SUBSCRIBERS_TABLE", "").strip(),
