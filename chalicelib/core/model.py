@@ -344,6 +344,18 @@ class Release(_Strict):
     def is_embargoed(self, now: datetime) -> bool:
         return self.embargo_until is not None and now < self.embargo_until
 
+    @property
+    def publication_instant(self) -> datetime:
+        """When the release may become public: the later of ``published_at``
+        and ``embargo_until`` (a future-dated release is scheduled, like one
+        under embargo)."""
+        if self.embargo_until is not None and self.embargo_until > self.published_at:
+            return self.embargo_until
+        return self.published_at
+
+    def is_scheduled(self, now: datetime) -> bool:
+        return now < self.publication_instant
+
 
 _MESSAGES = {
     "missing": "is required",
