@@ -46,37 +46,26 @@ def publish_due_releases(event):
     return [r.to_json() for r in service.publisher().publish_due()]
 
 
-# CMS webhooks (docs/cms.md): verify, map the entry, write or delete releases/<name>.json.
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def update_search(event):
+    """Rebuild the search bundle when the site changed since the last run."""
+    return service.search_updater().run().to_json()
+
+
+# CMS webhooks (docs/cms.md): one route for every CMS module in chalicelib/hooks/cms/
+# (/hooks/generic, /hooks/contentful, /hooks/sanity, /hooks/strapi); others answer 404.
 HOOK_CONTENT_TYPES = ["application/json", "application/vnd.contentful.management.v1+json"]
 
 
-def _hook(cms):
+@app.route("/hooks/{cms}", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
+def hook(cms):
+    """Verify a CMS webhook, map its entry, write or delete releases/<slug>.json."""
     req = app.current_request
     paths = [req.context.get("path", ""), req.context.get("resourcePath", "")]
     status, body = service.hooks().handle(
         cms, dict(req.headers), req.raw_body or b"", method=req.method, paths=paths
     )
     return Response(body=body, status_code=status)
-
-
-@app.route("/hooks/generic", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
-def hook_generic():
-    return _hook("generic")
-
-
-@app.route("/hooks/contentful", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
-def hook_contentful():
-    return _hook("contentful")
-
-
-@app.route("/hooks/sanity", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
-def hook_sanity():
-    return _hook("sanity")
-
-
-@app.route("/hooks/strapi", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
-def hook_strapi():
-    return _hook("strapi")
 
 
 # E-mail alerts (docs/alerts.md): sign-up, double opt-in, one-click unsubscribe.
@@ -113,7 +102,9 @@ def unsubscribe():
     return _reply(subscriptions.unsubscribe(_token()))  # RFC 8058 one-click
 
 
-@app.on_sqs_message(queue=_ALERT_SETTINGS.alert_queue or "newsroom-alerts", batch_size=10)
+@app.on_sqs_message(
+    queue=_ALERT_SETTINGS.alert_queue or "newsroom-alerts", batch_size=10, maximum_concurrency=2
+)
 def send_alerts(event):
     """Fan a new release out to its subscribers and send each one e-mail, once."""
     return service.alert_sender().handle_batch(record.body for record in event)

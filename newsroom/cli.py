@@ -39,6 +39,8 @@ class _LazyGroup(click.Group):
         "schedule": "newsroom.cli_schedule:schedule",
         "rebuild": "newsroom.ops:rebuild",
         "publish": "newsroom.ops:publish",
+        "subscribers": "newsroom.alerts_cli:subscribers",
+        "api-throttling": "newsroom.alerts_cli:api_throttling",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -104,6 +106,7 @@ def _previous_index(out_dir: Path) -> Index | None:
 def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | None) -> None:
     """Render the whole site from a folder of release JSON into OUT_DIR."""
     from chalicelib.core.render import Renderer
+    from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX
     from chalicelib.media import media_key_problem
     from chalicelib.settings import Settings
 
@@ -114,14 +117,14 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     folder = src_dir / "releases" if (src_dir / "releases").is_dir() else src_dir
     # names only: each worker reads the files it renders
     names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".json") and e.is_file())
-    files = [(f"releases/{name}", os.path.join(folder, name)) for name in names]
+    files = [(RELEASES_PREFIX + name, os.path.join(folder, name)) for name in names]
     paths = dict(files)
     media_dir = (src_dir / "media") if (src_dir / "media").is_dir() else (src_dir.parent / "media")
     media: list[tuple[str, str]] = []
     if media_dir.is_dir() and media_dir.resolve() != (out_dir / "media").resolve():
         for p in sorted(media_dir.rglob("*")):
             if p.is_file() and not p.name.startswith("."):
-                key = "media/" + p.relative_to(media_dir).as_posix()
+                key = MEDIA_PREFIX + p.relative_to(media_dir).as_posix()
                 if problem := media_key_problem(key):  # same allow-list as the publisher
                     _err(f"{p}: (file): {problem}; not copied")
                     continue
