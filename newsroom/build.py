@@ -9,8 +9,12 @@ there are many of them (Markdown is most of the cost).
 from __future__ import annotations
 
 import gc
+import hashlib
 import multiprocessing as mp
 import os
+import shutil
+import subprocess
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -437,16 +441,19 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
         return ("problem", key, [FieldError("(file)", f"cannot be read ({exc.strerror})")])
     digest = source_digest(raw)
     old = _SHARED["reusable"].get(key) if reuse else None
-    if (
+    reused = (
         old is not None
         and old.source_digest == digest
         and os.path.isfile(os.path.join(root, release_key(old.slug)))
-    ):
-        return ("reused", key, old.slug)
+    )
     try:
         release = parse_release(raw, name=key)
     except InvalidRelease as exc:
         return ("problem", key, exc.errors)
+    if reused:
+        # the page stays as it is; only its search record is made again
+        _search_document(key, release, old.summary)  # type: ignore[union-attr]
+        return ("reused", key, old.slug)  # type: ignore[union-attr]
     if release.is_scheduled(_SHARED["now"]):
         return ("scheduled", key, Scheduled(key, release.slug, release.publication_instant))
     try:
@@ -468,7 +475,21 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
         revision=rendered.revision,
         source_digest=digest,
     )
+    _search_document(key, release, rendered.summary)
     return ("live", key, entry, written)
+
+
+def _search_document(key: str, release: Release, summary: str) -> None:
+    """The release's search document, written where only the parent looks:
+    named by its source file, moved to the release's URL if it keeps the slug."""
+    from chalicelib.search.records import document, record
+
+    with open(os.path.join(_SHARED["search"], "docs", _doc_name(key)), "w", encoding="utf-8") as fh:
+        fh.write(document(record(release, summary)))
+
+
+def _doc_name(key: str) -> str:
+    return hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest() + ".html"
 
 
 def _pages_of(items: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
@@ -546,115 +567,182 @@ def build_folder(
     for name in renderer.env.list_templates():
         renderer.env.get_template(name)
     held = {e.slug: e.source_key for e in previous.entries} if previous is not None else {}
-    shared = {
-        "renderer": renderer,
-        "root": root,
-        "fresh": fresh,
-        "now": now,
-        "reusable": reusable,
-        "held": held,
-    }
+    search = tempfile.mkdtemp(prefix="newsroom-search-")
+    try:
+        os.mkdir(os.path.join(search, "docs"))
+        shared = {
+            "search": search,
+            "renderer": renderer,
+            "root": root,
+            "fresh": fresh,
+            "now": now,
+            "reusable": reusable,
+            "held": held,
+        }
 
-    result = FolderBuild()
-    size = max(8, min(CHUNK, len(files) // (parallel * 8) or 1))
-    chunks = [files[i : i + size] for i in range(0, len(files), size)]
-    candidates: list[tuple[float, str, Entry, bool | bytes]] = []
-    for outcomes in _run(_pages_of, chunks, parallel, **shared):
-        for outcome in outcomes:
-            kind, key = outcome[0], outcome[1]
-            if kind == "live":
-                candidates.append(
-                    (outcome[2].published_at.timestamp(), key, outcome[2], outcome[3])
-                )
-            elif kind == "reused":
-                entry = reusable[key]
-                candidates.append((entry.published_at.timestamp(), key, entry, False))
-            elif kind == "scheduled":
-                result.scheduled.append(outcome[2])
+        result = FolderBuild()
+        size = max(8, min(CHUNK, len(files) // (parallel * 8) or 1))
+        chunks = [files[i : i + size] for i in range(0, len(files), size)]
+        candidates: list[tuple[float, str, Entry, bool | bytes]] = []
+        for outcomes in _run(_pages_of, chunks, parallel, **shared):
+            for outcome in outcomes:
+                kind, key = outcome[0], outcome[1]
+                if kind == "live":
+                    candidates.append(
+                        (outcome[2].published_at.timestamp(), key, outcome[2], outcome[3])
+                    )
+                elif kind == "reused":
+                    entry = reusable[key]
+                    candidates.append((entry.published_at.timestamp(), key, entry, False))
+                elif kind == "scheduled":
+                    result.scheduled.append(outcome[2])
+                else:
+                    result.problems.extend(Problem(key, e) for e in outcome[2])
+
+        # the earliest-published file keeps a contested slug; ties by source key
+        holders: dict[str, str] = {}
+        contested: set[str] = set()
+        entries: list[Entry] = []
+        for _ts, key, entry, written in sorted(candidates, key=lambda c: (c[0], c[1])):
+            holder = holders.get(entry.slug)
+            if holder is not None:
+                conflict = SlugConflict(entry.slug, holder, key)
+                result.problems.extend(Problem(key, e) for e in conflict.errors)
+                if written is True:  # it wrote over the holder's page
+                    contested.add(entry.slug)
+                continue
+            holders[entry.slug] = key
+            entries.append(entry)
+            if isinstance(written, bytes):
+                written = _write_file(root, release_key(entry.slug), written, fresh)
+            result.written += written
+            result.unchanged += not written
+        del candidates
+        if contested:
+            # a losing claimant may have written its page after the holder did
+            paths = dict(files)
+            _SHARED.update(shared)
+            try:
+                for slug in sorted(contested):
+                    outcome = _page_of(holders[slug], paths[holders[slug]], reuse=False)
+                    if outcome[0] == "live" and isinstance(outcome[3], bytes):
+                        _write_file(root, release_key(slug), outcome[3], fresh)
+                    if outcome[0] == "live":
+                        entries = [outcome[2] if e.slug == slug else e for e in entries]
+            finally:
+                _SHARED.clear()
+
+        index = Index.build(entries).with_theme(renderer.theme)
+        del entries
+        result.index = index
+        pages = plan(index, renderer)
+        keys = {release_key(e.slug) for e in index.entries} | set(pages) | {INDEX_KEY}
+        # if the plan holds index.json it is rendered like any page, but written last
+        index_page = pages.pop(INDEX_KEY, None)
+        index_body = (
+            index.to_bytes()
+            if index_page is None
+            else render_page(INDEX_KEY, index_page, renderer, index)
+        )
+        if reusable:
+            before = plan(previous, renderer)  # type: ignore[arg-type]
+            same = [
+                k
+                for k, p in pages.items()
+                if before.get(k) == p and os.path.isfile(os.path.join(root, k))
+            ]
+            result.unchanged += len(same)
+            for key in same:
+                del pages[key]
+        # the search index is built by Pagefind (its own threads) while the
+        # workers render the shared pages
+        indexing = _start_search(index, search)
+        groups = _balanced(pages, parallel * 2 if parallel > 1 else 1)
+        for written, unchanged in _run(
+            _shared_pages, groups, parallel, **shared, pages=pages, index=index
+        ):
+            result.written += written
+            result.unchanged += unchanged
+        from chalicelib.search import page_files
+
+        for key, body in [*_finish_search(indexing, search), *page_files(renderer).items()]:
+            keys.add(key)
+            written = _write_file(root, key, body, fresh)
+            result.written += written
+            result.unchanged += not written
+        for key, path in sorted(media):
+            keys.add(key)
+            with open(path, "rb") as fh:
+                written = _write_file(root, key, fh.read(), fresh)
+            result.written += written
+            result.unchanged += not written
+        # the index is the commit point: written last
+        written = _write_file(root, INDEX_KEY, index_body, fresh)
+        result.written += written
+        result.unchanged += not written
+        if built_before:
+            # only a folder that holds a newsroom build is pruned
+            for dirpath, _dirs, names in os.walk(root, topdown=False):
+                for name in names:
+                    key = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
+                    if key not in keys:
+                        os.unlink(os.path.join(dirpath, name))
+                        result.removed.append(key)
+                if dirpath != root and not os.listdir(dirpath):
+                    os.rmdir(dirpath)  # a removed page's folder goes with it
+        result.removed.sort()
+        result.problems.sort(key=lambda p: p.source)
+        return result
+
+    finally:
+        shutil.rmtree(search, ignore_errors=True)
+
+
+def _start_search(index: Index, search: str) -> subprocess.Popen[bytes] | None:
+    """Move each public release's search document to its URL and start
+    Pagefind on them (``None``: nothing to index)."""
+    from chalicelib.search.bundle import executable
+
+    site = os.path.join(search, "site")
+    for entry in index.entries:
+        doc = os.path.join(search, "docs", _doc_name(entry.source_key))
+        target = os.path.join(site, *entry.path.strip("/").split("/"))
+        os.makedirs(target)
+        os.replace(doc, os.path.join(target, "index.html"))
+    if not index.entries:
+        return None
+    cmd = [executable(), "--site", site, "--output-path", os.path.join(search, "out"), "--silent"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish_search(run: subprocess.Popen[bytes] | None, search: str) -> Iterator[tuple[str, bytes]]:
+    """The search bundle's files, one at a time, in the same canonical form as
+    ``chalicelib.search.build_bundle`` gives (the same bytes for the same records)."""
+    from chalicelib.search.bundle import _UNUSED, ENTRY_KEY, PREFIX, SearchIndexError, _canonical
+
+    if run is None:
+        return
+    try:
+        out, err = run.communicate(timeout=3600)
+    except subprocess.TimeoutExpired as exc:
+        run.kill()
+        raise SearchIndexError(f"pagefind failed to run: {exc}") from exc
+    folder = os.path.join(search, "out")
+    if run.returncode != 0 or not os.path.isdir(folder):
+        detail = (err or out).decode("utf-8", "replace").strip()[-500:]
+        raise SearchIndexError(f"pagefind exited with {run.returncode}: {detail}")
+    rewritten: dict[str, bytes] = {}
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in sorted(names):
+            rel = os.path.relpath(os.path.join(dirpath, name), folder).replace(os.sep, "/")
+            if rel.startswith(_UNUSED):
+                continue
+            with open(os.path.join(dirpath, name), "rb") as fh:
+                body = fh.read()
+            key = PREFIX + rel
+            # the few files whose bytes depend on hash-map order are made canonical
+            if key.startswith(PREFIX + "filter/") or key.endswith(".pf_meta") or key == ENTRY_KEY:
+                rewritten[key] = body
             else:
-                result.problems.extend(Problem(key, e) for e in outcome[2])
-
-    # the earliest-published file keeps a contested slug; ties by source key
-    holders: dict[str, str] = {}
-    contested: set[str] = set()
-    entries: list[Entry] = []
-    for _ts, key, entry, written in sorted(candidates, key=lambda c: (c[0], c[1])):
-        holder = holders.get(entry.slug)
-        if holder is not None:
-            conflict = SlugConflict(entry.slug, holder, key)
-            result.problems.extend(Problem(key, e) for e in conflict.errors)
-            if written is True:  # it wrote over the holder's page
-                contested.add(entry.slug)
-            continue
-        holders[entry.slug] = key
-        entries.append(entry)
-        if isinstance(written, bytes):
-            written = _write_file(root, release_key(entry.slug), written, fresh)
-        result.written += written
-        result.unchanged += not written
-    del candidates
-    if contested:
-        # a losing claimant may have written its page after the holder did
-        paths = dict(files)
-        _SHARED.update(shared)
-        try:
-            for slug in sorted(contested):
-                outcome = _page_of(holders[slug], paths[holders[slug]], reuse=False)
-                if outcome[0] == "live" and isinstance(outcome[3], bytes):
-                    _write_file(root, release_key(slug), outcome[3], fresh)
-                if outcome[0] == "live":
-                    entries = [outcome[2] if e.slug == slug else e for e in entries]
-        finally:
-            _SHARED.clear()
-
-    index = Index.build(entries).with_theme(renderer.theme)
-    del entries
-    result.index = index
-    pages = plan(index, renderer)
-    keys = {release_key(e.slug) for e in index.entries} | set(pages) | {INDEX_KEY}
-    # if the plan holds index.json it is rendered like any page, but written last
-    index_page = pages.pop(INDEX_KEY, None)
-    index_body = (
-        index.to_bytes()
-        if index_page is None
-        else render_page(INDEX_KEY, index_page, renderer, index)
-    )
-    if reusable:
-        before = plan(previous, renderer)  # type: ignore[arg-type]
-        same = [
-            k
-            for k, p in pages.items()
-            if before.get(k) == p and os.path.isfile(os.path.join(root, k))
-        ]
-        result.unchanged += len(same)
-        for key in same:
-            del pages[key]
-    groups = _balanced(pages, parallel * 2 if parallel > 1 else 1)
-    for written, unchanged in _run(
-        _shared_pages, groups, parallel, **shared, pages=pages, index=index
-    ):
-        result.written += written
-        result.unchanged += unchanged
-    for key, path in sorted(media):
-        keys.add(key)
-        with open(path, "rb") as fh:
-            written = _write_file(root, key, fh.read(), fresh)
-        result.written += written
-        result.unchanged += not written
-    # the index is the commit point: written last
-    written = _write_file(root, INDEX_KEY, index_body, fresh)
-    result.written += written
-    result.unchanged += not written
-    if built_before:
-        # only a folder that holds a newsroom build is pruned
-        for dirpath, _dirs, names in os.walk(root, topdown=False):
-            for name in names:
-                key = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
-                if key not in keys:
-                    os.unlink(os.path.join(dirpath, name))
-                    result.removed.append(key)
-            if dirpath != root and not os.listdir(dirpath):
-                os.rmdir(dirpath)  # a removed page's folder goes with it
-    result.removed.sort()
-    result.problems.sort(key=lambda p: p.source)
-    return result
+                yield key, body
+    yield from sorted(_canonical(rewritten).items())

@@ -46,9 +46,13 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def in_memory(files: list[tuple[str, str]]) -> build.SiteBuild:
-    return build.build_site(
-        [(key, Path(path).read_bytes()) for key, path in files], renderer(), now=NOW, workers=1
-    )
+    """The reference: the in-memory build plus the search bundle of its releases."""
+    from chalicelib.search import records_from_sources, site_files
+
+    raws = {key: Path(path).read_bytes() for key, path in files}
+    result = build.build_site(list(raws.items()), renderer(), now=NOW, workers=1)
+    result.files.update(site_files(records_from_sources(result.index.entries, raws), renderer()))
+    return result
 
 
 @pytest.mark.parametrize("workers", [1, 2])
