@@ -102,7 +102,9 @@ def unsubscribe():
     return _reply(subscriptions.unsubscribe(_token()))  # RFC 8058 one-click
 
 
-@app.on_sqs_message(queue=_ALERT_SETTINGS.alert_queue or "newsroom-alerts", batch_size=10)
+@app.on_sqs_message(
+    queue=_ALERT_SETTINGS.alert_queue or "newsroom-alerts", batch_size=10, maximum_concurrency=2
+)
 def send_alerts(event):
     """Fan a new release out to its subscribers and send each one e-mail, once."""
     return service.alert_sender().handle_batch(record.body for record in event)

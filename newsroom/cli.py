@@ -155,3 +155,5 @@ main.add_command(__import__("newsroom.ops", fromlist=["publish"]).publish)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+main.add_command(__import__("newsroom.alerts_cli", fromlist=["subscribers"]).subscribers)
+main.add_command(__import__("newsroom.alerts_cli", fromlist=["api_throttling"]).api_throttling)

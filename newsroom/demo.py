@@ -36,6 +36,7 @@ import click
 
 from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX, cache_control, content_type
 
+from .alerts_local import DemoAlerts, LocalApi, alert_settings
 from .demo_cms import publish_from_cms
 
 SOURCE_BUCKET = "newsroom-demo-source"
@@ -309,8 +310,12 @@ class PublicSite:
 class _SiteRequestHandler(BaseHTTPRequestHandler):
     server_version = "newsroom-demo"
     site: PublicSite  # set on the subclass made per server
+    api: LocalApi | None = None  # the subscription routes (API Gateway's part)
 
     def _serve(self, with_body: bool) -> None:
+        if self.api is not None and LocalApi.handles(self.path):
+            self._call_api()
+            return
         try:
             served = self.site.respond(self.path, self.headers.get("If-None-Match"))
         except Exception as exc:  # the local S3 went away (shutdown) or failed
@@ -328,6 +333,26 @@ class _SiteRequestHandler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:  # noqa: N802
         self._serve(False)
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.api is not None and LocalApi.handles(self.path):
+            self._call_api()
+        else:
+            self.send_error(405)
+
+    def _call_api(self) -> None:
+        assert self.api is not None
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        resp = self.api.handle(self.command, self.path, dict(self.headers.items()), body)
+        self.send_response(resp.status)
+        for name, value in resp.headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(resp.body)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return  # the terminal is for publishing news, not access logs
@@ -373,6 +398,7 @@ class Demo:
         verbose: bool = False,
         out: TextIO | None = None,
         err: TextIO | None = None,
+        outbox: Path = Path("outbox"),
     ) -> None:
         self.samples = Path(samples)
         self.inbox = Path(inbox) if inbox is not None else None
@@ -393,6 +419,7 @@ class Demo:
         self.search_due = threading.Event()  # a change the search index has not seen
         self._saved_env: dict[str, str | None] = {}
         self._app: Any = None
+        self.alerts = DemoAlerts(Path(outbox), self.say, self.warn)
 
     # output
     def say(self, line: str) -> None:
@@ -435,6 +462,9 @@ class Demo:
                 "NEWSROOM_SITE_URL": self.url,
                 "NEWSROOM_DISTRIBUTION_ID": None,
                 **{k: os.environ.get(k) or v for k, v in DEMO_DEFAULTS.items()},
+                # e-mail alerts: DynamoDB, SQS and SES on the same local endpoint,
+                # the subscription routes served by this demo's own host
+                **alert_settings(self.url),
             }
         )
         self.client = self.s3.client()
@@ -445,6 +475,9 @@ class Demo:
         import app  # the Chalice application, as deployed
 
         self._app = app
+        self.alerts.start(self.s3.endpoint, app)
+        if self.http is not None:
+            self.http.RequestHandlerClass.api = self.alerts.api  # type: ignore[attr-defined]
         if not self.verbose:
             # the handler's structured log lines go to CloudWatch in Lambda;
             # here the receipts printed below say the same in plain words
@@ -471,6 +504,7 @@ class Demo:
         for t in self._threads:
             t.join(timeout=10)
         self._threads.clear()
+        self.alerts.stop()
         self.s3.stop()
         if self._log_level is not None:
             logging.getLogger("newsroom").setLevel(self._log_level)
@@ -583,9 +617,11 @@ class Demo:
         if status == "published":
             self.say(f"published: {receipt['url']}")
         elif status == "scheduled":
-            self.say(
-                f"scheduled: {receipt['url']} (embargoed until {receipt.get('embargo_until')})"
-            )
+            instant = receipt.get("publish_at") or receipt.get("embargo_until")
+            line = f"scheduled: {receipt['url']} (not public until {instant})"
+            if receipt.get("preview_url"):
+                line += f" preview: {receipt['preview_url']}"
+            self.say(line)
         elif status == "unpublished":
             self.say(f"unpublished: {label}")
         else:
@@ -604,6 +640,7 @@ class Demo:
     def serve(self) -> str:
         assert self.http is not None, "start() binds the server first"
         self._thread("newsroom-http", self.http.serve_forever)
+        self._thread("newsroom-alerts", lambda: self.alerts.run(self._stop, self.poll_interval))
         return self.url + "/"
 
     def watch(self) -> InboxWatcher:
@@ -735,15 +772,28 @@ def _short(path: Path) -> str:
 )
 @click.option("--no-serve", is_flag=True, help="Publish the samples, print the receipts, and exit.")
 @click.option("--verbose", is_flag=True, help="Also show the handler's structured log lines.")
+@click.option(
+    "--outbox",
+    default="outbox",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder that receives every e-mail sent, as <time>-<to-hash>.eml.",
+)
 def command(
-    port: int, host: str, inbox: Path, samples: Path, no_serve: bool, verbose: bool
+    port: int, host: str, inbox: Path, samples: Path, no_serve: bool, verbose: bool, outbox: Path
 ) -> None:
     """Run the newsroom locally: local S3, the real handler, the site on HTTP."""
     if not (samples / "releases").is_dir():
         raise click.ClickException(f"no sample releases in {samples / 'releases'}")
     started = time.perf_counter()
     demo = Demo(
-        samples=samples, inbox=inbox, host=host, port=port, bind=not no_serve, verbose=verbose
+        samples=samples,
+        inbox=inbox,
+        host=host,
+        port=port,
+        bind=not no_serve,
+        verbose=verbose,
+        outbox=outbox,
     )
     try:
         demo.start()
@@ -769,6 +819,7 @@ def command(
                 sys.exit(1)
             return
         demo.say(f"inbox: {inbox.resolve()}  (drop, edit or delete release JSON here)")
+        demo.say(f"outbox: {outbox.resolve()}  (every e-mail sent, as .eml; sign up on any page)")
         demo.watch()
         url = demo.serve()
         demo.say(f"newsroom: {url}  (Ctrl-C to stop)")

@@ -221,7 +221,8 @@ def test_stylesheet_and_security_headers(running: Running) -> None:
     assert status == 200 and headers["content-type"] == "text/css"
     assert "immutable" in headers["cache-control"]
     # the same Content-Security-Policy the CloudFront distribution sends (the
-    # policy of a stage without an API: the demo has none)
+    # policy of a stage without a separate API host: the demo serves
+    # /subscriptions itself, which form-action 'self' allows)
     infra = (ROOT / "infra" / "newsroom.yaml").read_text()
     csp = re.search(
         r"ContentSecurityPolicy: !If\n(?:.*\n)*?\s+- >-\n((?:\s+.+\n)+?)\s+Override", infra

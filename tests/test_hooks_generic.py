@@ -212,3 +212,16 @@ def test_each_cms_is_one_module_of_the_registry() -> None:
     assert set(found) == {"generic", "contentful", "sanity", "strapi"}
     for name, cms in found.items():
         assert type(cms).__module__ == f"chalicelib.hooks.cms.{name}"
+
+
+def test_log_line_names_the_fields_not_their_values(
+    api: Any, aws: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    doc = json.loads(payload("generic_publish.json"))
+    doc["contacts"] = [{"name": "Ada Ode", "email": "ada.ode@harborlight"}]
+    body = json.dumps(doc).encode()
+    with caplog.at_level("INFO", logger="newsroom.hooks"):
+        assert post(api, body, generic_headers(body, SECRET)).status_code == 422
+    (record,) = [r for r in caplog.records if r.getMessage() == "webhook"]
+    assert record.errors == ["contacts.0.email"]  # type: ignore[attr-defined]
+    assert "ada.ode" not in caplog.text

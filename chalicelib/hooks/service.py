@@ -116,19 +116,17 @@ class HookService:
         started = time.perf_counter()
         status, body = self._handle(cms, headers, raw_body, method, list(paths))
         log.info(
-            json.dumps(
-                {
-                    "event": "webhook",
-                    "cms": cms,
-                    "status": status,
-                    "outcome": body.get("status") or body.get("error") or "rejected",
-                    "key": body.get("key"),
-                    "errors": body.get("errors", []),
-                    "bytes": len(raw_body),
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-                ensure_ascii=False,
-            )
+            "webhook",
+            extra={
+                "cms": cms,
+                "status": status,
+                "outcome": body.get("status") or body.get("error") or "rejected",
+                "key": body.get("key"),
+                # where, not what: a message may quote a value (an e-mail address)
+                "errors": [e.get("loc") for e in body.get("errors", [])],
+                "bytes": len(raw_body),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
         )
         return status, body
 
