@@ -159,7 +159,14 @@ def _previous_index(out_dir: Path) -> Index | None:
     "(default: NEWSROOM_SITE_URL).",
 )
 @click.option("--workers", type=int, default=None, help="Render processes (default: all cores).")
-def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | None) -> None:
+@click.option(
+    "--no-search",
+    is_flag=True,
+    help="Leave out the search page and its index (a quicker build of a site without search).",
+)
+def build(
+    src_dir: Path, out_dir: Path, site_url: str | None, workers: int | None, no_search: bool
+) -> None:
     """Render the whole site from SRC_DIR into the --out folder.
 
     SRC_DIR holds release JSON (or a releases/ folder of it), with its media/
@@ -207,6 +214,7 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
         workers=workers,
         previous=_previous_index(out_dir),
         media=media,
+        search=not no_search,
     )
     for problem in result.problems:
         _err(

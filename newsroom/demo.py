@@ -46,6 +46,7 @@ PUBLISH_QUEUE = "newsroom-demo-publish"
 REGION = "us-east-1"
 DEFAULT_SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 POLL_INTERVAL = 0.5
+SEARCH_SETTLE = 2.0  # seconds without a change before the demo re-indexes
 
 # The headers CloudFront adds to every response (infra/newsroom.yaml,
 # SecurityHeadersPolicy), minus HSTS, which means nothing over plain http.
@@ -640,6 +641,9 @@ class Demo:
         while not self._stop.is_set():
             if self.search_due.wait(0.2):
                 self.search_due.clear()
+                # let a burst of edits settle first: indexing shares the local S3
+                if self._stop.wait(SEARCH_SETTLE) or self.search_due.is_set():
+                    continue
                 try:
                     self.update_search()
                 except Exception as exc:  # an infrastructure fault: say so, keep going
