@@ -365,7 +365,7 @@ class Publisher:
         )
 
     def _scheduled(self, source_key: str, release: Release) -> Receipt:
-        instant = release.publish_at
+        instant = release.publication_instant
         live = self._index_read.by_source(source_key)
         message = f"not public until {instant.isoformat()}; nothing of it is public yet"
         if live is not None:
@@ -475,7 +475,7 @@ class Publisher:
         except Exception as exc:  # noqa: BLE001 - a poison file must not stop the batch
             wanted = _poison(source_key, exc)
         else:
-            if release.is_embargoed(now):
+            if release.is_scheduled(now):
                 wanted = _Wanted("scheduled", release=release)
             else:
                 try:
@@ -858,6 +858,6 @@ class Publisher:
             release = parse_release(obj.body, name=source_key)
         except InvalidRelease:
             return None
-        if not release.is_embargoed(now):
+        if not release.is_scheduled(now):
             return None
-        return Scheduled(source_key, release.slug, release.publish_at)
+        return Scheduled(source_key, release.slug, release.publication_instant)
