@@ -50,6 +50,7 @@ from .keys import (
     waiting_key,
 )
 from .listeners import Commit, CommitListener, PreviewStore, Published, Withdrawn
+from .media import MediaSync
 from .receipts import (
     RECEIPT_CACHE,
     Receipt,
@@ -157,6 +158,8 @@ class Publisher:
         self.source = source
         self.listeners = list(listeners)
         self.previews = previews
+        # media follow releases: the publisher decides when a media file is public
+        self.media = MediaSync(source, public, renderer.settings.site_url)
         self._index_cache: tuple[str, Index] | None = None
         self._index_read = Index()  # the index as this batch's latest attempt read it
         self._plans: list[tuple[tuple[Entry, ...], dict[str, Page]]] = []
@@ -513,7 +516,7 @@ class Publisher:
         for loc, url in urls:
             key = unquote(url.split("?")[0].split("#")[0].lstrip("/"))
             # a HEAD, not a GET: media files can be large
-            if url.startswith("/media/") and self.public.head(key) is None:
+            if url.startswith("/media/") and self.source.head(key) is None:
                 warnings.append(
                     FieldError(
                         loc, f"{url} does not exist yet; upload it to media/ in the source bucket"
@@ -658,6 +661,8 @@ class Publisher:
                 ):
                     pages.append((release_key(entry.slug), page, prev is None or prev.slug != entry.slug))
             new = new.with_announcements(tuple(owed))
+            media_before = old.media_keys()
+            media_after = new.media_keys()
             if new == old and not dirty:
                 # already converged (duplicate or late events), except perhaps
                 # for page deletions or announcements a crash interrupted after
@@ -673,6 +678,9 @@ class Publisher:
             to_delete = sorted(
                 (set(obsolete) | dirty) - new_plan.keys(), key=_write_order, reverse=True
             )
+            # media first: a release's photo or PDF is public before its page
+            for key in sorted(media_after - media_before):
+                self._publish_media(key, change)
             # new pages first: nothing links to them until the listings do
             for page_key, body, fresh in pages:
                 if fresh:
@@ -705,8 +713,8 @@ class Publisher:
                 continue
             self._index_cache = (committed, new)
             change.deleted = [k for k in change.deleted if k not in new_plan]
-            if gone or new.announce:
-                self._settle(gone, new.announce, wanted, change)
+            if gone or new.announce or media_before - media_after:
+                self._settle(gone, new.announce, wanted, change, media_before - media_after)
             return wanted, conflicts, change
         raise StorageError(
             f"the index kept changing under {self.max_attempts} attempts to publish "
@@ -720,6 +728,7 @@ class Publisher:
         owed: tuple[Announcement, ...],
         wanted: dict[str, _Wanted],
         change: Change,
+        media_gone: Iterable[str] = (),
     ) -> None:
         """After the commit: delete the withdrawn pages, tell the listeners what
         the commit changed, then clear both from the index (one conditional
@@ -742,13 +751,42 @@ class Publisher:
                     self._restore(holder.source_key)
                 cleared = cleared.without_withdrawal(w)
             if cleared == current:
-                return
+                break
             committed = self._put_index(cleared, etag)
             if committed is not None:
                 self._index_cache = (committed, cleared)
-                return
+                break
             self._contended(attempt)
-        raise StorageError("could not clear finished work from the index", STATE_KEY)
+        else:
+            raise StorageError("could not clear finished work from the index", STATE_KEY)
+        # the last reference went away: the media file leaves the site (unless
+        # a release committed since references it again)
+        still = current.media_keys()
+        for key in sorted(set(media_gone) - still):
+            self.media.sync(key, referenced=False)
+            change.deleted.extend(self.media.changed)
+
+    def _publish_media(self, key: str, change: Change) -> None:
+        if self.source.head(key) is None:
+            return  # not uploaded yet: its upload publishes it (the receipt warns)
+        self.media.sync(key, referenced=True)
+        change.written.extend(k for k in self.media.changed if k not in change.written)
+
+    def sync_media(self, keys: Iterable[str]) -> list[Receipt]:
+        """Converge media uploads and deletes: public exactly while a public
+        release references them."""
+        keys = list(keys)
+        if not keys:
+            return []
+        refs = self.read_index().media_keys()
+        receipts, changed = [], []
+        for key in keys:
+            receipts.append(self.media.sync(key, referenced=key in refs))
+            changed.extend(self.media.changed)
+        if changed and self.invalidator is not None:
+            paths = sorted({p for k in changed for p in invalidation_paths(k)})
+            self._invalidate(keys, paths, receipts)
+        return receipts
 
     def _announce(
         self, owed: tuple[Announcement, ...], wanted: dict[str, _Wanted]

@@ -22,7 +22,6 @@ from .core.render import Renderer
 from .errors import ConfigurationError
 from .hooks import HookService
 from .listeners import CommitListener
-from .media import MediaSync
 from .previews import Previews
 from .publisher import Publisher
 from .search.corpus import SearchCorpus
@@ -92,10 +91,7 @@ def sweeper() -> Sweeper:
 
 def consumer() -> QueueConsumer:
     """The publish queue's consumer: the publisher, and media through the same writer."""
-    p = publisher()
-    return QueueConsumer(
-        p, MediaSync(p.source, p.public, p.settings.site_url, invalidator=p.invalidator)
-    )
+    return QueueConsumer(publisher())
 
 
 @lru_cache(maxsize=8)

@@ -726,7 +726,10 @@ def build_folder(
             written = _write_file(root, key, body, fresh)
             result.written += written
             result.unchanged += not written
+        referenced = index.media_keys()  # media follow releases, as in the bucket
         for key, path in sorted(media):
+            if key not in referenced:
+                continue
             keys.add(key)
             with open(path, "rb") as fh:
                 written = _write_file(root, key, fh.read(), fresh)

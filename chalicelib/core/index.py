@@ -16,9 +16,11 @@ version 2 holds the newest ``NEWEST`` entries and the list of months, and one
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 from ..keys import release_path
 from ..storage import md5_etag
@@ -43,6 +45,9 @@ class Entry:
     source_key: str
     revision: str
     translation_key: str | None = None
+    # media/<name> keys the release references (image, attachments, body):
+    # private, they decide which media are public (media follow releases)
+    media: tuple[str, ...] = ()
     # fingerprint of the source file's bytes: an unchanged source under an
     # unchanged theme renders to the same page, so a build can skip it
     source_digest: str = ""
@@ -123,6 +128,7 @@ class Entry:
             "revision": self.revision,
             "source_digest": self.source_digest,
             "translation_key": self.translation_key,
+            "media": list(self.media),
         }
 
     @classmethod
@@ -144,6 +150,7 @@ class Entry:
             revision=data.get("revision", ""),
             source_digest=data.get("source_digest", ""),
             translation_key=data.get("translation_key"),
+            media=tuple(data.get("media", ())),
         )
 
     @classmethod
@@ -180,7 +187,29 @@ class Entry:
             revision=revision,
             source_digest=source_digest,
             translation_key=release.translation_key,
+            media=media_refs(release, site_url),
         )
+
+
+_MEDIA_PATH = re.compile(r"""(?:^|(?<=[\s("'=\[<]))/media/([^\s"'()<>\[\]?#]+)""")
+
+
+def media_refs(release: Release, site_url: str = "") -> tuple[str, ...]:
+    """``media/<name>`` keys a release references: its image, its attachments,
+    and any link or image in the body whose path is ``/media/<name>`` (written
+    as a site path, or absolute on the site's own URL)."""
+    urls = [release.image.url] if release.image is not None else []
+    urls += [a.url for a in release.attachments]
+    body = release.body.replace(site_url + "/media/", "/media/") if site_url else release.body
+    keys = set()
+    for url in urls:
+        if site_url and url.startswith(site_url + "/"):
+            url = url[len(site_url) :]
+        path = url.split("#", 1)[0].split("?", 1)[0]
+        if path.startswith("/media/") and len(path) > len("/media/"):
+            keys.add(unquote(path[1:]))
+    keys.update("media/" + unquote(m) for m in _MEDIA_PATH.findall(body))
+    return tuple(sorted(keys))
 
 
 def source_digest(raw: bytes) -> str:
@@ -258,6 +287,10 @@ class Index:
 
     def without_withdrawal(self, w: Withdrawal) -> Index:
         return replace(self, withdrawing=tuple(x for x in self.withdrawing if x != w))
+
+    def media_keys(self) -> frozenset[str]:
+        """Media public with this index: those at least one entry references."""
+        return frozenset(k for e in self.entries for k in e.media)
 
     def with_announcements(self, items: tuple[Announcement, ...]) -> Index:
         keep = tuple(a for a in self.announce if a not in items)
