@@ -44,7 +44,9 @@ class Entry:
     language: str
     source_key: str
     revision: str
-    translation_key: str | None = None
+    # the release's translation_key (named apart from it: the build links
+    # language versions from entries only once the publisher does too)
+    version_key: str | None = None
     # media/<name> keys the release references (image, attachments, body):
     # private, they decide which media are public (media follow releases)
     media: tuple[str, ...] = ()
@@ -99,8 +101,8 @@ class Entry:
             "topics": list(self.topics),
             "language": self.language,
         }
-        if self.translation_key:
-            doc["translation_key"] = self.translation_key
+        if self.version_key:
+            doc["translation_key"] = self.version_key
         return doc
 
     @property
@@ -127,7 +129,7 @@ class Entry:
             "source_key": self.source_key,
             "revision": self.revision,
             "source_digest": self.source_digest,
-            "translation_key": self.translation_key,
+            "translation_key": self.version_key,
             "media": list(self.media),
         }
 
@@ -149,7 +151,7 @@ class Entry:
             source_key=data["source_key"],
             revision=data.get("revision", ""),
             source_digest=data.get("source_digest", ""),
-            translation_key=data.get("translation_key"),
+            version_key=data.get("translation_key"),
             media=tuple(data.get("media", ())),
         )
 
@@ -186,7 +188,7 @@ class Entry:
             source_key=source_key,
             revision=revision,
             source_digest=source_digest,
-            translation_key=release.translation_key,
+            version_key=release.translation_key,
             media=media_refs(release, site_url),
         )
 
