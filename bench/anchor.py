@@ -86,13 +86,17 @@ def memory(size: int, *extra: str) -> dict[str, Any]:
     if here is None:
         raise RuntimeError("the anchor (../shared/bench/gen_corpus.py) is not there")
     with tempfile.TemporaryDirectory(prefix="newsroom-memory-") as tmp:
-        corpus = Path(tmp, "corpus")
-        subprocess.run(
-            [sys.executable, str(here / "gen_corpus.py"), str(size), str(corpus)],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        shutil.rmtree(corpus / "content", ignore_errors=True)  # Hugo's copy is not needed
-        shutil.rmtree(corpus / "json", ignore_errors=True)
+        # NEWSROOM_CORPORA: a folder keeping generated corpora (c<N>/releases)
+        # between runs; 100,000 releases take minutes to generate
+        kept = os.environ.get("NEWSROOM_CORPORA")
+        corpus = Path(kept, f"c{size}") if kept else Path(tmp, "corpus")
+        if not (corpus / "releases").is_dir():
+            subprocess.run(
+                [sys.executable, str(here / "gen_corpus.py"), str(size), str(corpus)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            shutil.rmtree(corpus / "content", ignore_errors=True)  # Hugo's copy is not needed
+            shutil.rmtree(corpus / "json", ignore_errors=True)
         cmd = [_newsroom_bin(), "build", str(corpus / "releases"), "--out", str(Path(tmp, "out"))]
         cmd += ["--site-url", "https://news.example.org", *extra]
         m = proc.run(cmd)

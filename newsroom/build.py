@@ -477,6 +477,7 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
         revision=rendered.revision,
         source_digest=digest,
     )
+    entry.json_text  # noqa: B018 - encoded here, in parallel, not in the parent
     _search_document(key, release, rendered.summary)
     return ("live", key, entry, written)
 
