@@ -85,10 +85,9 @@ def test_an_unreadable_lease_counts_as_abandoned(tmp_path: Path) -> None:
 
 
 def test_publish_through_the_handler_leaves_no_lease_behind(app_module, aws) -> None:
-    from conftest import SOURCE, make_release, receipt, s3_event, upload
+    from support import SOURCE, make_release, publish, receipt
 
-    upload(aws, "releases/clinics.json", make_release())
-    app_module.sync_release(s3_event("releases/clinics.json"), None)
+    publish(app_module, aws, "releases/clinics.json", make_release())
     assert receipt(aws, "releases/clinics.json")["status"] == "published"
     keys = {o["Key"] for o in aws.list_objects_v2(Bucket=SOURCE)["Contents"]}
     assert "receipts/publisher.lease" not in keys

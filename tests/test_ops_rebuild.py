@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import (
+from support import (
     PUBLIC,
     SOURCE,
     cloudfront_distribution,
     make_release,
     public_tree,
+    publish,
     receipt,
-    s3_event,
     upload,
 )
 
@@ -57,8 +57,7 @@ def encoded(key: str) -> str:
 
 def publish_all(aws: Any, app_module: Any, docs: dict[str, Any]) -> None:
     for key, doc in docs.items():
-        upload(aws, key, doc)
-        app_module.sync_release(s3_event(encoded(key)), None)
+        publish(app_module, aws, key, doc, encoded=encoded(key))
 
 
 def rebuild(*args: str) -> Any:
@@ -91,8 +90,9 @@ def test_rebuild_of_a_site_published_by_the_lambda_writes_nothing(
 ) -> None:
     cf, dist_id = cloudfront
     publish_all(aws, app_module, RELEASES)
-    upload(aws, "releases/later.json", make_release(embargo_until="2999-01-01T00:00:00Z"))
-    app_module.sync_release(s3_event("releases/later.json"), None)
+    publish(
+        app_module, aws, "releases/later.json", make_release(embargo_until="2999-01-01T00:00:00Z")
+    )
     before_tree, before_etags = public_tree(aws), etags(aws)
     before_schedule = aws.get_object(Bucket=SOURCE, Key="receipts/schedule.json")["Body"].read()
     sent_before = len(invalidations(cf, dist_id))
@@ -167,8 +167,9 @@ def test_a_live_release_whose_source_turned_invalid_stays_published(
 ) -> None:
     publish_all(aws, app_module, RELEASES)
     # an invalid update: the publisher rejects it and keeps the last good version live
-    upload(aws, "releases/statement.json", make_release(slug="statement", kind="opinion"))
-    receipts = app_module.sync_release(s3_event("releases/statement.json"), None)
+    receipts = publish(
+        app_module, aws, "releases/statement.json", make_release(slug="statement", kind="opinion")
+    )
     assert receipts[0]["status"] == "rejected"
     page = public_tree(aws)["releases/statement/index.html"]
 
@@ -279,8 +280,7 @@ def test_an_upload_processed_during_the_rebuild_is_not_clobbered(
         phases.append((phase, done, total))
         if phase == "write" and done == 0 and sum(p[0] == "write" for p in phases) == 1:
             # the Lambda processes an upload while the rebuild is writing
-            upload(aws, "releases/late.json", late)
-            receipts = app_module.sync_release(s3_event("releases/late.json"), None)
+            receipts = publish(app_module, aws, "releases/late.json", late)
             assert receipts[0]["status"] == "published"
 
     report = Rebuilder(

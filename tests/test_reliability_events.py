@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
-from conftest import SOURCE, dumps, make_release, public_tree, receipt, renderer, s3_event
 from invariants import link_problems
+from support import SOURCE, dumps, make_release, public_tree, receipt, renderer, s3_event
 
 from newsroom.build import build_site
 
