@@ -7,7 +7,6 @@ Source bucket (private)::
     receipts/releases/<name>.json    what happened to an upload (``receipt_key``)
     receipts/media/<path>.json       the same for a media file
     receipts/schedule.json           private state: releases waiting for their instant
-    receipts/publisher.lease         private state: the publisher's lease
     previews/<name>/index.html       private previews of scheduled releases
     cms/…                            private state of the CMS webhooks
 
@@ -28,7 +27,6 @@ RELEASES_PREFIX = "releases/"
 MEDIA_PREFIX = "media/"
 RECEIPTS_PREFIX = "receipts/"
 SCHEDULE_KEY = RECEIPTS_PREFIX + "schedule.json"
-LEASE_KEY = RECEIPTS_PREFIX + "publisher.lease"
 PREVIEW_PREFIX = "previews/"
 CMS_PREFIX = "cms/"  # outside releases/, so sync_release never sees it
 

@@ -17,11 +17,14 @@ from .alerts.store import SubscriberStore
 from .alerts.subscriptions import Subscriptions
 from .alerts.tokens import Keys
 from .cloudfront import CloudFrontInvalidator
+from .consumer import QueueConsumer
 from .core.render import Renderer
 from .errors import ConfigurationError
 from .hooks import HookService
-from .lease import Lease
+from .media import MediaSync
 from .publisher import Publisher
+from .search.corpus import SearchCorpus
+from .search.updater import SearchUpdater
 from .settings import Settings
 from .storage import S3Storage
 
@@ -58,19 +61,25 @@ def _publisher(s: Settings, endpoint: str | None) -> Publisher:
             ),
             s.distribution_id,
         )
-    source = S3Storage(client, s.source_bucket)
     return Publisher(
-        source,
+        S3Storage(client, s.source_bucket),
         S3Storage(client, s.public_bucket),
         Renderer(s),
         invalidator=invalidator,
-        lease=Lease(source),
     )
 
 
 def publisher() -> Publisher:
     s = settings().require_buckets()
     return _publisher(s, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def consumer() -> QueueConsumer:
+    """The publish queue's consumer: the publisher, and media through the same writer."""
+    p = publisher()
+    return QueueConsumer(
+        p, MediaSync(p.source, p.public, p.settings.site_url, invalidator=p.invalidator)
+    )
 
 
 @lru_cache(maxsize=8)
@@ -132,3 +141,25 @@ def mail_feedback() -> Feedback:
 def alert_announcer(s: Settings) -> AlertAnnouncer | None:
     """The publisher's alert listener, or None when no alert queue is configured."""
     return AlertAnnouncer(alert_queue(s), s.site_url) if s.alert_queue else None
+
+
+# Search (docs/search.md) ---------------------------------------------------------
+@lru_cache(maxsize=8)
+def _search(s: Settings, endpoint: str | None) -> SearchUpdater:
+    client = s3_client()
+    return SearchUpdater(
+        S3Storage(client, s.source_bucket), S3Storage(client, s.public_bucket), Renderer(s)
+    )
+
+
+def search_updater() -> SearchUpdater:
+    """``update_search``'s service: the corpus (source bucket) in, the bundle
+    (public bucket) out."""
+    s = settings().require_buckets()
+    return _search(s, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def search_corpus() -> SearchCorpus:
+    """The commit listener that keeps the search corpus in the source bucket."""
+    s = settings().require_buckets()
+    return SearchCorpus(S3Storage(s3_client(), s.source_bucket))

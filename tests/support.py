@@ -99,6 +99,28 @@ def s3_event(key_encoded: str, event_name: str = "ObjectCreated:Put", bucket: st
     return event
 
 
+_SQS_RECORD = json.loads((EVENTS / "sqs_put_encoded_key.json").read_text())["Records"][0]
+
+
+def queue_event(*notifications: dict) -> dict:
+    """An SQS event as Lambda delivers it from the publish queue: one message
+    per S3 notification (each body the notification's JSON text)."""
+    records = []
+    for n, notification in enumerate(notifications):
+        record = copy.deepcopy(_SQS_RECORD)
+        record["messageId"] = f"{record['messageId'][:-6]}{n:06d}"
+        record["body"] = json.dumps(notification)
+        records.append(record)
+    return {"Records": records}
+
+
+def sqs_event(
+    key_encoded: str, event_name: str = "ObjectCreated:Put", bucket: str = SOURCE
+) -> dict:
+    """The publish queue's delivery of one S3 notification for ``key_encoded``."""
+    return queue_event(s3_event(key_encoded, event_name, bucket))
+
+
 class Published(NamedTuple):
     tree: dict[str, bytes]
     types: dict[str, str]
@@ -178,10 +200,11 @@ def upload(s3: Any, key: str, doc: Any) -> None:
 
 def publish(app_module: Any, s3: Any, key: str, doc: Any, encoded: str | None = None) -> Any:
     """Upload ``doc`` (a dict or bytes) as ``key`` and run ``sync_release`` on the
-    event S3 sends for it (``encoded``: the key as it appears URL-encoded in the
-    event, when it differs); the handler's result."""
+    publish queue's delivery of the notification S3 sends for it (``encoded``:
+    the key as it appears URL-encoded in the event, when it differs); the
+    handler's result."""
     upload(s3, key, doc)
-    return app_module.sync_release(s3_event(encoded or key), None)
+    return app_module.sync_release(sqs_event(encoded or key), None)
 
 
 def log_docs(records: Iterable[logging.LogRecord], event: str | None = None) -> list[dict]:

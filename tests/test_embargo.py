@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 from click.testing import CliRunner
-from support import PUBLIC, SOURCE, make_release, public_tree, publish, receipt, s3_event, upload
+from support import PUBLIC, SOURCE, make_release, public_tree, publish, receipt, sqs_event, upload
 
 from chalicelib.core.render import Renderer
 from chalicelib.publisher import Publisher
@@ -201,15 +201,15 @@ def test_new_embargo_on_a_live_release_takes_it_down(app_module, aws) -> None:
 def test_schedule_follows_the_source(app_module, aws) -> None:
     upload(aws, "releases/a.json", embargoed_doc(slug="a-rel"))
     upload(aws, "releases/b.json", embargoed_doc(slug="b-rel"))
-    app_module.sync_release(s3_event("releases/a.json"), None)
-    app_module.sync_release(s3_event("releases/b.json"), None)
+    app_module.sync_release(sqs_event("releases/a.json"), None)
+    app_module.sync_release(sqs_event("releases/b.json"), None)
     assert [s["slug"] for s in schedule(aws)] == ["a-rel", "b-rel"]
 
     # a moved embargo replaces the entry
     upload(
         aws, "releases/a.json", embargoed_doc(slug="a-rel", embargo_until="2031-01-01T00:00:00Z")
     )
-    app_module.sync_release(s3_event("releases/a.json"), None)
+    app_module.sync_release(sqs_event("releases/a.json"), None)
     assert [(s["slug"], s["embargo_until"]) for s in schedule(aws)] == [
         ("b-rel", EMBARGO),
         ("a-rel", "2031-01-01T00:00:00+00:00"),
@@ -220,7 +220,7 @@ def test_schedule_follows_the_source(app_module, aws) -> None:
     assert [s["slug"] for s in schedule(aws)] == ["b-rel"]
     # a deleted scheduled file leaves the schedule too
     aws.delete_object(Bucket=SOURCE, Key="releases/b.json")
-    app_module.sync_release(s3_event("releases/b.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/b.json", "ObjectRemoved:Delete"), None)
     assert schedule(aws) == []
 
 
@@ -249,7 +249,7 @@ def test_newsroom_schedule_lists_embargoed_releases(app_module, aws) -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith(
-        f"releases/secret-report.json: /releases/secret-report/: embargoed until {EMBARGO} "
+        f"releases/secret-report.json: /releases/secret-report/: public at {EMBARGO} "
         "(2030-03-01 14:00 UTC, in "
     )
     assert lines[-1] == "1 release(s) scheduled"

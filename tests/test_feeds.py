@@ -16,7 +16,7 @@ from support import (
     public_tree,
     publish,
     publish_once,
-    s3_event,
+    sqs_event,
 )
 
 from chalicelib.core.render import Renderer
@@ -143,7 +143,7 @@ def test_feed_type_and_autodiscovery(published) -> None:
 def test_feed_follows_unpublish_and_stays_valid_when_empty(app_module, aws, site) -> None:
     for key in docs():
         aws.delete_object(Bucket=SOURCE, Key=key)
-        app_module.sync_release(s3_event(key, "ObjectRemoved:Delete"), None)
+        app_module.sync_release(sqs_event(key, "ObjectRemoved:Delete"), None)
     tree = public_tree(aws)
     feed = parse(tree["feed.xml"])
     assert feed.entries == []

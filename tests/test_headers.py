@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from support import PUBLIC, SOURCE, make_release, public_tree, publish, s3_event
+from support import PUBLIC, SOURCE, make_release, public_tree, publish, sqs_event
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 40 + b"\xff\xd9"
 PDF = b"%PDF-1.4\n%%EOF\n"
@@ -47,7 +47,7 @@ def populate(app_module, s3) -> dict[str, bytes]:
         publish(app_module, s3, f"releases/release-{n}.json", doc)
     for key, body in [("media/clinic.jpg", JPEG), ("media/report.pdf", PDF)]:
         s3.put_object(Bucket=SOURCE, Key=key, Body=body)
-        app_module.sync_media(s3_event(key), None)
+        app_module.sync_release(sqs_event(key), None)
     return public_tree(s3)
 
 

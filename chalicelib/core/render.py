@@ -189,8 +189,10 @@ class Renderer:
         visible banner and ``noindex``. Links stay site paths; the preview
         store points them somewhere a private page can reach."""
         context = self._release_context(release)
-        # served from the source bucket, not the site: the stylesheet travels inline
-        inline = "data:text/css;base64," + base64.b64encode(self.stylesheet).decode("ascii")
+        # served from the source bucket, not the site: the stylesheet travels
+        # inline, with the banner's rules (which the public stylesheet lacks)
+        css = self.stylesheet + (STATIC_DIR / "preview.css").read_bytes()
+        inline = "data:text/css;base64," + base64.b64encode(css).decode("ascii")
         return self._render("preview.html", publish_at=publish_at, stylesheet=inline, **context)
 
     def _release_context(self, release: Release) -> dict[str, Any]:
@@ -272,6 +274,20 @@ class Renderer:
 
     def not_found(self) -> bytes:
         return self._render("404.html")
+
+    @cached_property
+    def search_script(self) -> bytes:
+        return (STATIC_DIR / "search.js").read_bytes()
+
+    @cached_property
+    def search_script_key(self) -> str:
+        """Named by its content (like the stylesheet), next to the page."""
+        return f"search/search.{hashlib.sha256(self.search_script).hexdigest()[:12]}.js"
+
+    def search_page(self) -> bytes:
+        """``search/index.html``: the form; ``search_script`` (same origin, as the
+        CSP wants) asks Pagefind's bundle."""
+        return self._render("search.html", nav="search", script="/" + self.search_script_key)
 
     # Feeds and sitemaps ------------------------------------------------------------
     def feed(self, *, entries: tuple[Entry, ...], title: str, path: str, alt_path: str) -> bytes:
