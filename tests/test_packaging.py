@@ -185,6 +185,24 @@ def test_zip_holds_only_what_the_handlers_run(package: tuple[Path, float], tmp_p
     )
 
 
+def test_the_pagefind_binary_comes_only_as_update_search_s_layer(
+    package: tuple[Path, float],
+) -> None:
+    zip_path, _ = package
+    with zipfile.ZipFile(zip_path) as zf:
+        assert not [n for n in zf.namelist() if "pagefind" in n.lower()]
+    tf = json.loads((zip_path.parent / "chalice.tf.json").read_text())
+    functions = tf["resource"]["aws_lambda_function"]
+    layered = {name: f.get("layers") for name, f in functions.items() if f.get("layers")}
+    assert list(layered) == ["update_search"], layered
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    stage = next(iter(config["stages"]))
+    assert (
+        layered["update_search"]
+        == config["stages"][stage]["lambda_functions"]["update_search"]["layers"]
+    )
+
+
 def test_lambda_runs_from_the_unpacked_zip_alone(
     package: tuple[Path, float], tmp_path: Path
 ) -> None:
