@@ -25,12 +25,10 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from .core.render import Renderer
-from .keys import MEDIA_PREFIX, preview_key
+from .keys import HTML, MEDIA_PREFIX, PRIVATE_CACHE, preview_key
 from .storage import Storage
 
 PREVIEW_TTL_SECONDS = 7 * 24 * 3600  # SigV4's longest presigned URL
-PREVIEW_CONTENT_TYPE = "text/html; charset=utf-8"
-PREVIEW_CACHE = "private, no-store"
 
 # every URL-valued attribute our templates and the body sanitizer emit; the
 # renderer always double-quotes attribute values
@@ -82,6 +80,17 @@ def point_links(page: str, site_url: str, media_url: Callable[[str], str]) -> st
     return _URL_ATTR.sub(sub, page)
 
 
+def preview_url(
+    source: PresigningStorage, source_key: str, ttl: int = PREVIEW_TTL_SECONDS
+) -> str | None:
+    """A fresh link to the stored preview of ``source_key`` (signed with the
+    caller's credentials), or ``None`` when there is none."""
+    key = preview_key(source_key)
+    if source.head(key) is None:
+        return None
+    return source.presign(key, ttl)
+
+
 class Previews:
     """The ``listeners.PreviewStore`` the publisher calls: ``put`` when a
     release is scheduled (again), ``remove`` when it goes public or its source
@@ -105,8 +114,8 @@ class Previews:
         self.source.put(
             key,
             self.page(release, publish_at),
-            content_type=PREVIEW_CONTENT_TYPE,
-            cache_control=PREVIEW_CACHE,
+            content_type=HTML,
+            cache_control=PRIVATE_CACHE,
         )
         return self.source.presign(key, self.ttl)
 
@@ -114,9 +123,4 @@ class Previews:
         self.source.delete(preview_key(source_key))
 
     def url(self, source_key: str) -> str | None:
-        """A fresh link to the stored preview (signed with the caller's
-        credentials), or ``None`` when there is none."""
-        key = preview_key(source_key)
-        if self.source.head(key) is None:
-            return None
-        return self.source.presign(key, self.ttl)
+        return preview_url(self.source, source_key, self.ttl)

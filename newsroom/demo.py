@@ -1,21 +1,23 @@
 """``newsroom demo``: the whole newsroom on one machine.
 
-A local S3 endpoint (moto's server mode on 127.0.0.1) holds the source and
-public buckets. The sample releases and their media are uploaded to the source
-bucket, and each upload goes through the real ``sync_release`` handler with a
-genuine S3 event record, exactly as Lambda would receive it. The public bucket
+A local AWS endpoint (moto's server mode on 127.0.0.1) holds the source and
+public buckets and the publish queue. The source bucket notifies the queue of
+every ``releases/`` and ``media/`` change, as deployed; the demo plays the part
+of Lambda's event source mapping: it receives batches from the queue, hands
+each to the real ``sync_release`` handler as Lambda would, and deletes the
+messages the handler did not send back. The public bucket
 is then served over HTTP with CloudFront's semantics, and an inbox folder is
 watched so that a release dropped into it, changed or deleted flows through the
 same handler within a second or two.
 
 Nothing here is a second implementation of publishing: the demo only plays the
-parts AWS plays (S3, the event notification, CloudFront).
+parts AWS plays (S3, SQS and the event source mapping, CloudFront).
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
+import json
 import logging
 import os
 import re
@@ -26,23 +28,25 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote_plus, unquote
+from urllib.parse import unquote
 
 import click
 
 from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX, cache_control, content_type
 
+from .alerts_local import DemoAlerts, LocalApi, alert_settings
 from .demo_cms import publish_from_cms
 
 SOURCE_BUCKET = "newsroom-demo-source"
 PUBLIC_BUCKET = "newsroom-demo-public"
+PUBLISH_QUEUE = "newsroom-demo-publish"
 REGION = "us-east-1"
 DEFAULT_SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 POLL_INTERVAL = 0.5
+SEARCH_SETTLE = 2.0  # seconds without a change before the demo re-indexes
 
 # The headers CloudFront adds to every response (infra/newsroom.yaml,
 # SecurityHeadersPolicy), minus HSTS, which means nothing over plain http.
@@ -82,55 +86,6 @@ DEMO_DEFAULTS = {
     "NEWSROOM_PRESS_EMAIL": "press@harborlight.example",
     "NEWSROOM_PRESS_PHONE": "+1 305 555 0100",
 }
-
-
-# S3 event records ----------------------------------------------------------------
-_sequencer = itertools.count(1)
-
-
-def s3_event(
-    bucket: str,
-    key: str,
-    event_name: str = "ObjectCreated:Put",
-    *,
-    size: int | None = None,
-    etag: str | None = None,
-) -> dict[str, Any]:
-    """An S3 notification as S3 sends it to Lambda: the key URL-encoded
-    (``+`` for a space), one record, a per-process increasing sequencer."""
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/")}
-    if event_name.startswith("ObjectCreated"):
-        obj["size"] = size or 0
-        obj["eTag"] = (etag or "").strip('"')
-    obj["sequencer"] = f"{next(_sequencer):018X}"
-    now = datetime.now(UTC)
-    return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": REGION,
-                "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
-                "eventName": event_name,
-                "userIdentity": {"principalId": "AWS:NEWSROOMDEMO"},
-                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-                "responseElements": {
-                    "x-amz-request-id": f"DEMO{obj['sequencer']}",
-                    "x-amz-id-2": "newsroom-demo",
-                },
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "newsroom-demo-sync",
-                    "bucket": {
-                        "name": bucket,
-                        "ownerIdentity": {"principalId": "NEWSROOMDEMO"},
-                        "arn": f"arn:aws:s3:::{bucket}",
-                    },
-                    "object": obj,
-                },
-            }
-        ]
-    }
 
 
 # The local S3 endpoint -----------------------------------------------------------
@@ -216,11 +171,11 @@ class LocalS3:
         ).read()
         return self
 
-    def client(self) -> Any:
+    def client(self, service: str = "s3") -> Any:
         import boto3
 
         return boto3.session.Session().client(
-            "s3",
+            service,
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id="demo",
@@ -309,19 +264,26 @@ class PublicSite:
 class _SiteRequestHandler(BaseHTTPRequestHandler):
     server_version = "newsroom-demo"
     site: PublicSite  # set on the subclass made per server
+    api: LocalApi | None = None  # the subscription routes (API Gateway's part)
 
     def _serve(self, with_body: bool) -> None:
+        if self.api is not None and LocalApi.handles(self.path):
+            self._call_api()
+            return
         try:
             served = self.site.respond(self.path, self.headers.get("If-None-Match"))
         except Exception as exc:  # the local S3 went away (shutdown) or failed
             served = Served(502, f"{exc}\n".encode(), {"Content-Type": "text/plain"})
-        self.send_response(served.status)
-        for name, value in served.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(served.body)))
-        self.end_headers()
-        if with_body and served.body:
-            self.wfile.write(served.body)
+        try:
+            self.send_response(served.status)
+            for name, value in served.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(served.body)))
+            self.end_headers()
+            if with_body and served.body:
+                self.wfile.write(served.body)
+        except CLIENT_GONE:
+            self.close_connection = True  # the browser cancelled: nothing to say
 
     def do_GET(self) -> None:  # noqa: N802
         self._serve(True)
@@ -329,15 +291,143 @@ class _SiteRequestHandler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self._serve(False)
 
+    def do_POST(self) -> None:  # noqa: N802
+        if self.api is not None and LocalApi.handles(self.path):
+            self._call_api()
+        else:
+            self.send_error(405)
+
+    def _call_api(self) -> None:
+        assert self.api is not None
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        resp = self.api.handle(self.command, self.path, dict(self.headers.items()), body)
+        self.send_response(resp.status)
+        for name, value in resp.headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(resp.body)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return  # the terminal is for publishing news, not access logs
 
 
+MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".pdf")
+# a browser that cancels a request (a new click, a closed tab) is not an error
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], CLIENT_GONE):
+            return
+        super().handle_error(request, client_address)
+
+
 def make_http_server(site: PublicSite, host: str, port: int) -> ThreadingHTTPServer:
     handler = type("SiteRequestHandler", (_SiteRequestHandler,), {"site": site})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = _QuietServer((host, port), handler)
     server.daemon_threads = True
     return server
+
+
+# The publish queue and Lambda's part in it ----------------------------------------
+class PublishQueue:
+    """The publish queue on the local endpoint (moto's SQS, with a dead-letter
+    queue after 5 receives, as in infra/newsroom.yaml), the source bucket's
+    notification to it, and Lambda's event source mapping: ``drain`` receives
+    batches of up to 10 messages, hands each to the handler as the Lambda
+    event, and deletes the messages the handler did not name in its
+    ``batchItemFailures``."""
+
+    def __init__(self, sqs: Any, url: str, arn: str) -> None:
+        self.sqs = sqs
+        self.url = url
+        self.arn = arn
+        self.handler: Callable[[dict[str, Any]], Any] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, sqs: Any, s3: Any, name: str) -> PublishQueue:
+        dlq = sqs.create_queue(QueueName=name + "-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+        redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"], "maxReceiveCount": "5"}
+        url = sqs.create_queue(
+            QueueName=name,
+            Attributes={"VisibilityTimeout": "30", "RedrivePolicy": json.dumps(redrive)},
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        arn = arn["Attributes"]["QueueArn"]
+        events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+        rules = [
+            ("releases", [("prefix", "releases/"), ("suffix", ".json")]),
+            ("media", [("prefix", "media/")]),
+        ]
+        s3.put_bucket_notification_configuration(
+            Bucket=SOURCE_BUCKET,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "Id": f"newsroom-{rid}",
+                        "QueueArn": arn,
+                        "Events": events,
+                        "Filter": {
+                            "Key": {"FilterRules": [{"Name": n, "Value": v} for n, v in rules_]}
+                        },
+                    }
+                    for rid, rules_ in rules
+                ]
+            },
+        )
+        return cls(sqs, url, arn)
+
+    def drain(self) -> int:
+        """Deliver batches until the queue is empty; return the messages handled."""
+        assert self.handler is not None
+        handled = 0
+        with self._lock:
+            while True:
+                resp = self.sqs.receive_message(
+                    QueueUrl=self.url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=0,
+                    AttributeNames=["All"],
+                )
+                messages = resp.get("Messages", [])
+                if not messages:
+                    return handled
+                event = {"Records": [self._record(m) for m in messages]}
+                answer = self.handler(event) or {}
+                failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+                done = [m for m in messages if m["MessageId"] not in failed]
+                for n in range(0, len(done), 10):
+                    self.sqs.delete_message_batch(
+                        QueueUrl=self.url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(done[n : n + 10])
+                        ],
+                    )
+                handled += len(done)
+                if failed:
+                    return handled  # back after the visibility timeout, as in Lambda
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        """One SQS message as Lambda's event source mapping presents it."""
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.arn,
+            "awsRegion": REGION,
+        }
 
 
 # The demo ------------------------------------------------------------------------
@@ -373,6 +463,7 @@ class Demo:
         verbose: bool = False,
         out: TextIO | None = None,
         err: TextIO | None = None,
+        outbox: Path = Path("outbox"),
     ) -> None:
         self.samples = Path(samples)
         self.inbox = Path(inbox) if inbox is not None else None
@@ -393,6 +484,8 @@ class Demo:
         self.search_due = threading.Event()  # a change the search index has not seen
         self._saved_env: dict[str, str | None] = {}
         self._app: Any = None
+        self.queue: PublishQueue | None = None
+        self.alerts = DemoAlerts(Path(outbox), self.say, self.warn)
 
     # output
     def say(self, line: str) -> None:
@@ -432,19 +525,29 @@ class Demo:
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "NEWSROOM_SOURCE_BUCKET": SOURCE_BUCKET,
                 "NEWSROOM_PUBLIC_BUCKET": PUBLIC_BUCKET,
+                "NEWSROOM_QUEUE": PUBLISH_QUEUE,
                 "NEWSROOM_SITE_URL": self.url,
                 "NEWSROOM_DISTRIBUTION_ID": None,
                 **{k: os.environ.get(k) or v for k, v in DEMO_DEFAULTS.items()},
+                # e-mail alerts: DynamoDB, SQS and SES on the same local endpoint,
+                # the subscription routes served by this demo's own host
+                **alert_settings(self.url),
             }
         )
         self.client = self.s3.client()
         self.client.create_bucket(Bucket=SOURCE_BUCKET)
         self.client.create_bucket(Bucket=PUBLIC_BUCKET)
+        self.queue = PublishQueue.create(self.s3.client("sqs"), self.client, PUBLISH_QUEUE)
         if self.http is not None:
             self.http.RequestHandlerClass.site = PublicSite(self.client, PUBLIC_BUCKET)  # type: ignore[attr-defined]
         import app  # the Chalice application, as deployed
 
         self._app = app
+        self.queue.handler = lambda event: app.sync_release(event, None)
+        self.queue.drain()  # S3's test event, sent when the notification was configured
+        self.alerts.start(self.s3.endpoint, app)
+        if self.http is not None:
+            self.http.RequestHandlerClass.api = self.alerts.api  # type: ignore[attr-defined]
         if not self.verbose:
             # the handler's structured log lines go to CloudWatch in Lambda;
             # here the receipts printed below say the same in plain words
@@ -471,6 +574,7 @@ class Demo:
         for t in self._threads:
             t.join(timeout=10)
         self._threads.clear()
+        self.alerts.stop()
         self.s3.stop()
         if self._log_level is not None:
             logging.getLogger("newsroom").setLevel(self._log_level)
@@ -488,20 +592,42 @@ class Demo:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # publishing through the handlers
-    def put_source(self, key: str, body: bytes) -> dict[str, Any]:
-        resp = self.client.put_object(
+    # publishing through the queue
+    def put_source(self, key: str, body: bytes) -> None:
+        self.client.put_object(
             Bucket=SOURCE_BUCKET, Key=key, Body=body, ContentType=content_type(key)
         )
-        return s3_event(SOURCE_BUCKET, key, size=len(body), etag=resp.get("ETag"))
 
-    def delete_source(self, key: str) -> dict[str, Any]:
+    def delete_source(self, key: str) -> None:
         self.client.delete_object(Bucket=SOURCE_BUCKET, Key=key)
-        return s3_event(SOURCE_BUCKET, key, "ObjectRemoved:Delete")
 
-    def sync_release(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """The deployed handler, called as Lambda calls it."""
-        return self._app.sync_release(event, None)
+    def receipt(self, key: str) -> dict[str, Any] | None:
+        """The receipt the handler wrote for ``key`` (``None`` if it wrote none)."""
+        name = f"receipts/{key}.json" if key.startswith("media/") else f"receipts/{key}"
+        try:
+            obj = self.client.get_object(Bucket=SOURCE_BUCKET, Key=name)
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return json.loads(obj["Body"].read())
+
+    def publish(self, changes: list[Callable[[], None]], keys: list[str]) -> list[dict[str, Any]]:
+        """Make the ``changes`` in the source bucket, let S3 notify the queue,
+        deliver the queue to the handler until it is empty, and return the
+        receipts of ``keys``."""
+        for change in changes:
+            change()
+        assert self.queue is not None, "start() first"
+        self.queue.drain()
+        return [r for r in (self.receipt(k) for k in keys) if r is not None]
+
+    def report_media(self, receipt: dict[str, Any], label: str, key: str) -> None:
+        """One line per media file from the inbox: where it went, or why not."""
+        if receipt.get("status") == "rejected":
+            self.report(receipt, label)
+        elif receipt.get("status") in ("removed", "unpublished", "deleted"):
+            self.say(f"media removed: {label}: /{key}")
+        else:
+            self.say(f"media: {label}: /{key} ({receipt.get('message') or receipt.get('status')})")
 
     def update_search(self) -> dict[str, Any]:
         """The scheduled ``update_search`` handler, run at once after each change
@@ -515,6 +641,9 @@ class Demo:
         while not self._stop.is_set():
             if self.search_due.wait(0.2):
                 self.search_due.clear()
+                # let a burst of edits settle first: indexing shares the local S3
+                if self._stop.wait(SEARCH_SETTLE) or self.search_due.is_set():
+                    continue
                 try:
                     self.update_search()
                 except Exception as exc:  # an infrastructure fault: say so, keep going
@@ -539,55 +668,57 @@ class Demo:
         )
 
     def publish_media(self) -> int:
-        """Upload ``samples/media/*`` to the source bucket's ``media/``. With a
-        ``sync_media`` handler in the app, each upload goes through it; without
-        one, the objects are copied to the public bucket's ``media/`` here."""
-        handler: Callable[..., Any] | None = getattr(self._app, "sync_media", None)
-        count = 0
-        for path in _files(self.samples / "media", "**/*"):
-            key = MEDIA_PREFIX + path.relative_to(self.samples / "media").as_posix()
-            body = path.read_bytes()
-            event = self.put_source(key, body)
-            if handler is not None:
-                for receipt in handler(event, None) or []:
-                    if receipt.get("status") == "rejected":
-                        self.report(receipt, str(path))
-            else:
-                self.client.put_object(
-                    Bucket=PUBLIC_BUCKET,
-                    Key=key,
-                    Body=body,
-                    ContentType=content_type(key),
-                    CacheControl=cache_control(key),
-                )
-            count += 1
-        return count
+        """Upload ``samples/media/*`` to the source bucket's ``media/``."""
+        files = _files(self.samples / "media", "**/*")
+        keys = [MEDIA_PREFIX + p.relative_to(self.samples / "media").as_posix() for p in files]
+        changes = [
+            lambda k=k, p=p: self.put_source(k, p.read_bytes())
+            for k, p in zip(keys, files, strict=True)
+        ]
+        for receipt in self.publish(changes, keys):
+            if receipt.get("status") == "rejected":
+                self.report(receipt, receipt["source_key"])
+        return len(keys)
 
     def publish_samples(self) -> list[dict[str, Any]]:
         """Media first (so no release points at a missing image), then every
-        sample release, each through ``sync_release``. Returns the receipts."""
+        sample release, all through the publish queue. Returns the receipts."""
         media = self.publish_media()
         self.say(f"media: {media} files uploaded to media/")
-        receipts = []
-        for path in _files(self.samples / "releases", "*.json"):
-            key = RELEASES_PREFIX + path.name
-            for receipt in self.sync_release(self.put_source(key, path.read_bytes())):
-                self.report(receipt, str(path))
-                receipts.append(receipt)
+        files = _files(self.samples / "releases", "*.json")
+        keys = [RELEASES_PREFIX + p.name for p in files]
+        changes = [
+            lambda k=k, p=p: self.put_source(k, p.read_bytes())
+            for k, p in zip(keys, files, strict=True)
+        ]
+        receipts = self.publish(changes, keys)
+        for receipt, path in zip(receipts, files, strict=True):
+            self.report(receipt, str(path))
         found = self.update_search()
-        self.say(f"search: {found['records']} releases indexed ({self.url}/search/)")
+        where = f"{self.url}/search/" if self.http is not None else "/search/"
+        self.say(f"search: {found['records']} releases indexed ({where})")
         return receipts
 
     def report(self, receipt: dict[str, Any], label: str) -> None:
+        """One line per receipt, each naming the file: ``published: FILE: URL``.
+        The URL is a link only while the server runs (``--no-serve``: its path)."""
         status = receipt.get("status")
+        url = receipt.get("url") or ""
+        if url and self.http is None:
+            url = url.removeprefix(self.url)
         if status == "published":
-            self.say(f"published: {receipt['url']}")
+            self.say(f"published: {label}: {url}")
         elif status == "scheduled":
-            self.say(
-                f"scheduled: {receipt['url']} (embargoed until {receipt.get('embargo_until')})"
-            )
+            instant = receipt.get("publish_at") or receipt.get("embargo_until")
+            line = f"scheduled: {label}: {url} (not public until {instant})"
+            if receipt.get("preview_url"):
+                line += f" preview: {receipt['preview_url']}"
+            self.say(line)
         elif status == "unpublished":
-            self.say(f"unpublished: {label}")
+            if receipt.get("slug"):
+                self.say(f"unpublished: {label}: /releases/{receipt['slug']}/ taken down")
+            else:
+                self.say(f"removed: {label} (it was not on the site)")
         else:
             for e in receipt.get("errors", []):
                 self.warn(f"{label}: {e['loc']}: {e['msg']}")
@@ -604,6 +735,7 @@ class Demo:
     def serve(self) -> str:
         assert self.http is not None, "start() binds the server first"
         self._thread("newsroom-http", self.http.serve_forever)
+        self._thread("newsroom-alerts", lambda: self.alerts.run(self._stop, self.poll_interval))
         return self.url + "/"
 
     def watch(self) -> InboxWatcher:
@@ -659,9 +791,22 @@ class InboxWatcher:
     def label(self, name: str) -> str:
         return _short(self.folder / name)
 
+    @staticmethod
+    def key(name: str) -> str | None:
+        """Where a dropped file goes: release JSON (any case) to ``releases/``,
+        photos and PDFs to ``media/``; anything else is left alone."""
+        suffix = Path(name).suffix.lower()
+        if suffix == ".json":
+            return RELEASES_PREFIX + name
+        if suffix in MEDIA_SUFFIXES:
+            return MEDIA_PREFIX + name
+        return None
+
     def _stat(self) -> dict[str, tuple[int, int]]:
         out = {}
-        for p in _files(self.folder, "*.json"):
+        for p in _files(self.folder, "*"):
+            if self.key(p.name) is None:
+                continue
             try:
                 st = p.stat()
             except FileNotFoundError:
@@ -688,17 +833,21 @@ class InboxWatcher:
             self._done[name] = Seen(signature, digest)
             if done is not None and done.digest == digest:
                 continue  # touched, not changed
-            self._handle(name, lambda n=name, b=body: self.demo.put_source(RELEASES_PREFIX + n, b))
+            self._handle(name, lambda n=name, b=body: self.demo.put_source(self.key(n), b))  # type: ignore[arg-type]
         for name in [n for n in self._done if n not in current]:
             del self._done[name]
-            self._handle(name, lambda n=name: self.demo.delete_source(RELEASES_PREFIX + n))
+            self._handle(name, lambda n=name: self.demo.delete_source(self.key(n)))  # type: ignore[arg-type]
         for name in [n for n in self._candidates if n not in current]:
             del self._candidates[name]
 
-    def _handle(self, name: str, change: Callable[[], dict[str, Any]]) -> None:
+    def _handle(self, name: str, change: Callable[[], None]) -> None:
         try:
-            for receipt in self.demo.sync_release(change()):
-                self.demo.report(receipt, self.label(name))
+            key = self.key(name) or ""
+            for receipt in self.demo.publish([change], [key]):
+                if key.startswith(MEDIA_PREFIX):
+                    self.demo.report_media(receipt, self.label(name), key)
+                else:
+                    self.demo.report(receipt, self.label(name))
             self.demo.search_due.set()
         except Exception as exc:  # an infrastructure fault: say so, keep watching
             self.demo.warn(f"{self.label(name)}: error: {exc}")
@@ -733,17 +882,35 @@ def _short(path: Path) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder with releases/ and media/ to publish first.",
 )
-@click.option("--no-serve", is_flag=True, help="Publish the samples, print the receipts, and exit.")
+@click.option(
+    "--no-serve",
+    is_flag=True,
+    help="Publish the samples and what the inbox holds, print the receipts, and exit "
+    "(nothing is served).",
+)
 @click.option("--verbose", is_flag=True, help="Also show the handler's structured log lines.")
+@click.option(
+    "--outbox",
+    default="outbox",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder that receives every e-mail sent, as <time>-<to-hash>.eml.",
+)
 def command(
-    port: int, host: str, inbox: Path, samples: Path, no_serve: bool, verbose: bool
+    port: int, host: str, inbox: Path, samples: Path, no_serve: bool, verbose: bool, outbox: Path
 ) -> None:
     """Run the newsroom locally: local S3, the real handler, the site on HTTP."""
     if not (samples / "releases").is_dir():
         raise click.ClickException(f"no sample releases in {samples / 'releases'}")
     started = time.perf_counter()
     demo = Demo(
-        samples=samples, inbox=inbox, host=host, port=port, bind=not no_serve, verbose=verbose
+        samples=samples,
+        inbox=inbox,
+        host=host,
+        port=port,
+        bind=not no_serve,
+        verbose=verbose,
+        outbox=outbox,
     )
     try:
         demo.start()
@@ -765,10 +932,21 @@ def command(
         receipts += cms
         published = sum(r["status"] == "published" for r in receipts)
         if no_serve:
+            # the inbox once, then exit: nothing is served, so no links are printed
+            if inbox.is_dir():
+                demo.say(f"inbox: {_short(inbox)} (read once)")
+                watcher = InboxWatcher(demo, inbox)
+                watcher.scan(settle=False)
+            demo.say(
+                "not serving (--no-serve): the site was published to the local S3 and is gone on exit"
+            )
             if published != len(receipts):
                 sys.exit(1)
             return
-        demo.say(f"inbox: {inbox.resolve()}  (drop, edit or delete release JSON here)")
+        demo.say(
+            f"inbox: {inbox.resolve()}  (drop, edit or delete release JSON, photos or PDFs here)"
+        )
+        demo.say(f"outbox: {outbox.resolve()}  (every e-mail sent, as .eml; sign up on any page)")
         demo.watch()
         url = demo.serve()
         demo.say(f"newsroom: {url}  (Ctrl-C to stop)")

@@ -15,12 +15,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 import click
 import pytest
 
-from newsroom.demo import PUBLIC_BUCKET, SECURITY_HEADERS, SOURCE_BUCKET, Demo, s3_event
+from newsroom.demo import PUBLIC_BUCKET, PUBLISH_QUEUE, SECURITY_HEADERS, SOURCE_BUCKET, Demo
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -107,25 +106,19 @@ def test_media_reach_the_public_bucket(running: Running) -> None:
         assert obj["ContentType"] == {".jpg": "image/jpeg", ".pdf": "application/pdf"}[p.suffix]
 
 
-def test_event_records_match_s3s_shape() -> None:
-    real = json.loads((EVENTS / "s3_put.json").read_text())
-    made = s3_event(SOURCE_BUCKET, "releases/My Release (1)+x.json", size=3, etag='"abc"')
-
-    def shape(doc: Any) -> Any:
-        if isinstance(doc, dict):
-            return {k: shape(v) for k, v in doc.items()}
-        if isinstance(doc, list):
-            return [shape(v) for v in doc]
-        return type(doc).__name__
-
-    assert shape(made) == shape(real)
-    obj = made["Records"][0]["s3"]["object"]
-    assert obj["key"] == "releases/My+Release+%281%29%2Bx.json"
-    assert unquote_plus(obj["key"]) == "releases/My Release (1)+x.json"
-    assert obj["eTag"] == "abc"
-    removed = s3_event(SOURCE_BUCKET, "releases/a.json", "ObjectRemoved:Delete")
-    assert set(removed["Records"][0]["s3"]["object"]) == {"key", "sequencer"}
-    assert removed["Records"][0]["s3"]["object"]["sequencer"] > obj["sequencer"]
+def test_uploads_reach_the_handler_through_the_publish_queue(running: Running) -> None:
+    """The source bucket notifies the queue (with a dead-letter queue), the
+    handler consumed every message, and nothing went to the dead-letter queue."""
+    queue = running.demo.queue
+    assert queue is not None
+    config = running.demo.client.get_bucket_notification_configuration(Bucket=SOURCE_BUCKET)
+    assert {c["QueueArn"] for c in config["QueueConfigurations"]} == {queue.arn}
+    attrs = queue.sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["All"])["Attributes"]
+    assert json.loads(attrs["RedrivePolicy"])["maxReceiveCount"] in ("5", 5)
+    assert attrs["ApproximateNumberOfMessages"] == "0"
+    dlq = queue.sqs.get_queue_url(QueueName=PUBLISH_QUEUE + "-dlq")["QueueUrl"]
+    dlq_attrs = queue.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])
+    assert dlq_attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
 # Serving like CloudFront -------------------------------------------------------
@@ -192,7 +185,7 @@ def test_unknown_path_gets_the_404_page(running: Running) -> None:
 @pytest.mark.parametrize(
     ("path", "content_type"),
     [
-        ("/feed.xml", "application/atom+xml"),
+        ("/feed.xml", "application/atom+xml; charset=utf-8"),
         ("/index.json", "application/json"),
         ("/sitemap.xml", "application/xml"),
         ("/favicon.svg", "image/svg+xml"),
@@ -221,7 +214,8 @@ def test_stylesheet_and_security_headers(running: Running) -> None:
     assert status == 200 and headers["content-type"] == "text/css"
     assert "immutable" in headers["cache-control"]
     # the same Content-Security-Policy the CloudFront distribution sends (the
-    # policy of a stage without an API: the demo has none)
+    # policy of a stage without a separate API host: the demo serves
+    # /subscriptions itself, which form-action 'self' allows)
     infra = (ROOT / "infra" / "newsroom.yaml").read_text()
     csp = re.search(
         r"ContentSecurityPolicy: !If\n(?:.*\n)*?\s+- >-\n((?:\s+.+\n)+?)\s+Override", infra
@@ -275,7 +269,10 @@ def test_inbox_publishes_updates_and_unpublishes(watcher: Running) -> None:
     watcher.demo.watcher.scan()  # type: ignore[union-attr]
     status, _, body = watcher.get("/releases/ferry-service/")
     assert status == 200 and b"Night ferry returns" in body
-    assert f"published: {watcher.demo.url}/releases/ferry-service/" in watcher.out.getvalue()
+    assert (
+        f"published: {watcher.demo.watcher.label('ferry.json')}: "  # type: ignore[union-attr]
+        f"{watcher.demo.url}/releases/ferry-service/"
+    ) in watcher.out.getvalue()
     assert watcher.source_receipt("releases/ferry.json")["status"] == "published"
 
     path.write_text(json.dumps(_doc(slug="ferry-service", title="Night ferry returns early")))
@@ -290,6 +287,7 @@ def test_inbox_publishes_updates_and_unpublishes(watcher: Running) -> None:
     assert status == 404
     assert "ferry-service" not in {e["slug"] for e in watcher.index()}
     assert "unpublished: " in watcher.out.getvalue()
+    assert "/releases/ferry-service/ taken down" in watcher.out.getvalue()
     assert watcher.source_receipt("releases/ferry.json")["status"] == "unpublished"
 
 
@@ -376,7 +374,9 @@ def test_demo_command_no_serve(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 1, proc.stderr  # one sample rejected
-    assert proc.stdout.count("published: http://127.0.0.1:8000/releases/") == 3
+    assert proc.stdout.count("published: ") == 3
+    assert "http://127.0.0.1:8000" not in proc.stdout  # nothing is served, so no links
+    assert f"published: {samples / 'releases' / SAMPLE_FILES[0].name}: /releases/" in proc.stdout
     assert "3 of 4 sample releases published" in proc.stdout
     assert f"{samples / 'releases' / 'zz-bad.json'}: published_at:" in proc.stderr
 
@@ -416,3 +416,53 @@ def test_demo_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_deleting_a_file_that_never_went_live_says_so(watcher: Running) -> None:
+    path = watcher.inbox / "never.json"
+    path.write_text(json.dumps(_doc(slug="never-live", published_at="2025-01-01T10:00:00")))
+    _settle(watcher)
+    assert "rejected: " in watcher.out.getvalue()
+    path.unlink()
+    _settle(watcher)
+    out = watcher.out.getvalue()
+    assert "unpublished:" not in out
+    assert f"removed: {watcher.demo.watcher.label('never.json')} (it was not on the site)" in out  # type: ignore[union-attr]
+
+
+def test_media_dropped_into_the_inbox_are_handled(watcher: Running) -> None:
+    photo = watcher.inbox / "Harbour.JPG"
+    photo.write_bytes((SAMPLES / "media" / "coastal-clinics-reopen.jpg").read_bytes())
+    try:
+        _settle(watcher)
+        assert watcher.source_receipt  # the bucket is reachable
+        head = watcher.demo.client.head_object(Bucket=SOURCE_BUCKET, Key="media/Harbour.JPG")
+        assert head["ContentLength"] == photo.stat().st_size
+        assert "media: " in watcher.out.getvalue() and "Harbour.JPG" in watcher.out.getvalue()
+    finally:
+        photo.unlink()
+    _settle(watcher)
+    assert "media removed: " in watcher.out.getvalue()
+
+
+def test_a_cancelled_request_leaves_no_traceback(
+    running: Running, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import struct
+
+    host, port = running.demo.host, running.demo.port
+    for _ in range(20):
+        sock = socket.create_connection((host, port))
+        sock.sendall(b"GET /media/coastal-clinics-reopen.jpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        # close at once with a reset, as a browser does when a request is cancelled
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    time.sleep(0.5)
+    assert running.get("/")[0] == 200
+    err = capfd.readouterr().err
+    assert (
+        "Traceback" not in err
+        and "BrokenPipeError" not in err
+        and "ConnectionResetError" not in err
+    )

@@ -15,7 +15,7 @@ from conftest import (
     make_release,
     public_tree,
     publish_once,
-    s3_event,
+    sqs_event,
     upload,
 )
 
@@ -60,7 +60,7 @@ def site(app_module, aws, monkeypatch) -> dict[str, bytes]:
     monkeypatch.setenv("NEWSROOM_FEED_SIZE", "3")
     for key, doc in docs().items():
         upload(aws, key, doc)
-        app_module.sync_release(s3_event(key), None)
+        app_module.sync_release(sqs_event(key), None)
     return public_tree(aws)
 
 
@@ -136,7 +136,7 @@ def test_one_feed_per_topic_with_only_its_releases(published) -> None:
 def test_feed_type_and_autodiscovery(published) -> None:
     site = published.tree
     for key in ("feed.xml", "topics/clean-water/feed.xml"):
-        assert published.types[key] == "application/atom+xml", key
+        assert published.types[key] == "application/atom+xml; charset=utf-8", key
     assert b'type="application/atom+xml"' in site["index.html"]
     assert b'href="/feed.xml"' in site["index.html"]
 
@@ -144,7 +144,7 @@ def test_feed_type_and_autodiscovery(published) -> None:
 def test_feed_follows_unpublish_and_stays_valid_when_empty(app_module, aws, site) -> None:
     for key in docs():
         aws.delete_object(Bucket=SOURCE, Key=key)
-        app_module.sync_release(s3_event(key, "ObjectRemoved:Delete"), None)
+        app_module.sync_release(sqs_event(key, "ObjectRemoved:Delete"), None)
     tree = public_tree(aws)
     feed = parse(tree["feed.xml"])
     assert feed.entries == []

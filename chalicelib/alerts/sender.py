@@ -36,7 +36,7 @@ from ..errors import MailRejected, MailThrottled, NewsroomError, StorageError, T
 from ..keys import release_path
 from ..listeners import Commit
 from ..settings import Settings
-from .compose import Composer, scope_text
+from .compose import Composer, scope_text, subscription_link
 from .mail import SesMailer
 from .store import SubscriberStore
 from .tokens import UNSUBSCRIBE, Keys
@@ -68,7 +68,14 @@ def alert_payload(entry: dict[str, Any], site_url: str) -> dict[str, Any]:
         "published_at": entry["published_at"],
         "summary": entry.get("summary") or "",
         "url": absolute(entry.get("url") or release_path(entry["slug"])),
-        "image": {**image, "url": absolute(image["url"])} if image else None,
+        "image": {
+            "url": absolute(image["url"]),
+            "alt": image.get("alt") or "",
+            "caption": image.get("caption") or "",
+            "credit": image.get("credit") or "",
+        }
+        if image
+        else None,
         "topics": list(entry.get("topics") or []),
         "language": entry.get("language") or "en",
     }
@@ -245,15 +252,16 @@ class AlertSender:
                 continue
             if throttled is not None:
                 continue  # SES is saturated: leave the rest to the retried message
-            if not self.store.claim(rid, address_id, self.clock()):
-                counts["duplicate"] += 1
-                continue
+            # composed before the claim: a message that cannot be rendered claims nothing
             mail = self.composer.alert(
                 item["email"],
                 release,
                 self.unsubscribe_url(address_id, item.get("nonce", "")),
                 scope_text(item.get("topics") or [], item.get("kinds") or []),
             )
+            if not self.store.claim(rid, address_id, self.clock()):
+                counts["duplicate"] += 1
+                continue
             try:
                 message_id = self.mailer.send(mail)
             except MailRejected as exc:
@@ -284,7 +292,7 @@ class AlertSender:
 
     def unsubscribe_url(self, address_id: str, nonce: str) -> str:
         token = self.keys.make(UNSUBSCRIBE, address_id, nonce)
-        return f"{self.settings.links_url}/subscriptions/unsubscribe?token={token}"
+        return subscription_link(self.settings.links_url, "unsubscribe", token)
 
     def handle_batch(self, bodies: Iterable[str]) -> list[dict[str, Any]]:
         """Each message of a batch on its own: one that fails does not stop the
