@@ -446,6 +446,8 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
         and old.source_digest == digest
         and os.path.isfile(os.path.join(root, release_key(old.slug)))
     )
+    if reused and _SHARED["search"] is None:
+        return ("reused", key, old.slug)  # type: ignore[union-attr]
     try:
         release = parse_release(raw, name=key)
     except InvalidRelease as exc:
@@ -484,6 +486,8 @@ def _search_document(key: str, release: Release, summary: str) -> None:
     named by its source file, moved to the release's URL if it keeps the slug."""
     from chalicelib.search.records import document, record
 
+    if _SHARED["search"] is None:
+        return
     with open(os.path.join(_SHARED["search"], "docs", _doc_name(key)), "w", encoding="utf-8") as fh:
         fh.write(document(record(release, summary)))
 
@@ -547,13 +551,15 @@ def build_folder(
     workers: int | None = None,
     previous: Index | None = None,
     media: Iterable[tuple[str, str]] = (),
+    search: bool = True,
 ) -> FolderBuild:
     """Build the whole site from ``(source_key, path)`` pairs into the folder
     ``root`` (see the section comment). ``previous`` is the index a build left
     there: under the same theme, a release whose source is unchanged and whose
     page is present is neither parsed nor rendered, nor is a shared page whose
     inputs did not change. ``media`` ``(key, path)`` files are copied. Objects an
-    earlier build left that the site no longer has are removed."""
+    earlier build left that the site no longer has are removed. ``search``
+    false leaves out the search page and bundle."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
     parallel = workers if len(files) >= PARALLEL_THRESHOLD else 1
     fresh = not os.path.isdir(root) or not os.listdir(root)
@@ -567,11 +573,11 @@ def build_folder(
     for name in renderer.env.list_templates():
         renderer.env.get_template(name)
     held = {e.slug: e.source_key for e in previous.entries} if previous is not None else {}
-    search = tempfile.mkdtemp(prefix="newsroom-search-")
+    scratch = tempfile.mkdtemp(prefix="newsroom-search-")
     try:
-        os.mkdir(os.path.join(search, "docs"))
+        os.mkdir(os.path.join(scratch, "docs"))
         shared = {
-            "search": search,
+            "search": scratch if search else None,
             "renderer": renderer,
             "root": root,
             "fresh": fresh,
@@ -656,7 +662,7 @@ def build_folder(
                 del pages[key]
         # the search index is built by Pagefind (its own threads) while the
         # workers render the shared pages
-        indexing = _start_search(index, search)
+        indexing = _start_search(index, scratch) if search else None
         groups = _balanced(pages, parallel * 2 if parallel > 1 else 1)
         for written, unchanged in _run(
             _shared_pages, groups, parallel, **shared, pages=pages, index=index
@@ -665,7 +671,10 @@ def build_folder(
             result.unchanged += unchanged
         from chalicelib.search import page_files
 
-        for key, body in [*_finish_search(indexing, search), *page_files(renderer).items()]:
+        bundle = (
+            [*_finish_search(indexing, scratch), *page_files(renderer).items()] if search else []
+        )
+        for key, body in bundle:
             keys.add(key)
             written = _write_file(root, key, body, fresh)
             result.written += written
@@ -695,7 +704,7 @@ def build_folder(
         return result
 
     finally:
-        shutil.rmtree(search, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _start_search(index: Index, search: str) -> subprocess.Popen[bytes] | None:

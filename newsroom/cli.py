@@ -103,7 +103,14 @@ def _previous_index(out_dir: Path) -> Index | None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--site-url", default=None, help="Absolute base URL (default: NEWSROOM_SITE_URL).")
 @click.option("--workers", type=int, default=None, help="Render processes (default: all cores).")
-def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | None) -> None:
+@click.option(
+    "--no-search",
+    is_flag=True,
+    help="Leave out the search page and its index (a quicker build of a site without search).",
+)
+def build(
+    src_dir: Path, out_dir: Path, site_url: str | None, workers: int | None, no_search: bool
+) -> None:
     """Render the whole site from a folder of release JSON into OUT_DIR."""
     from chalicelib.core.render import Renderer
     from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX
@@ -137,6 +144,7 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
         workers=workers,
         previous=_previous_index(out_dir),
         media=media,
+        search=not no_search,
     )
     for problem in result.problems:
         _err(
