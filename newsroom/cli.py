@@ -58,6 +58,7 @@ class _LazyGroup(click.Group):
         "demo": "newsroom.demo:command",
         "schedule": "newsroom.cli_schedule:schedule",
         "rebuild": "newsroom.ops:rebuild",
+        "search-corpus": "newsroom.search_cli:search_corpus",
         "publish": "newsroom.ops:publish",
         "subscribers": "newsroom.alerts_cli:subscribers",
         "api-throttling": "newsroom.alerts_cli:api_throttling",

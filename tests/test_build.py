@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, dumps, make_release, renderer
+from support import SAMPLES, dumps, make_release, renderer
 
 from newsroom import build
 
