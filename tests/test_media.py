@@ -16,6 +16,7 @@ from support import (
     publish,
     receipt,
     sqs_event,
+    upload,
 )
 
 from chalicelib import service

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import PUBLIC, SOURCE, make_release, renderer, upload
+from support import PUBLIC, SOURCE, make_release, renderer, upload
 
 from chalicelib.keys import STATE_KEY
 from chalicelib.listeners import Commit

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree, receipt, renderer, sqs_event
+from support import PUBLIC, SOURCE, dumps, make_release, public_tree, receipt, renderer, sqs_event
 from test_embargo import Clock, make_publisher, scheduled_event
 
 from chalicelib.keys import waiting_key
