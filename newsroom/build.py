@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from chalicelib.core.i18n import Version, language_versions
 from chalicelib.core.index import Entry, Index, source_digest
 from chalicelib.core.model import Release, parse_release
-from chalicelib.core.render import Renderer, Version, language_versions
+from chalicelib.core.render import Renderer
 from chalicelib.core.site import Page, plan, render_page
 from chalicelib.errors import FieldError, InvalidRelease, SlugConflict
 from chalicelib.keys import INDEX_KEY, MEDIA_PREFIX, put_public, release_key
@@ -121,9 +122,7 @@ def _versions_may_change(
     parsed: list[tuple[str, bytes, Release]], reusable: dict[str, Entry], seen: set[str]
 ) -> bool:
     """A new or changed source is a language version, or a source has gone."""
-    return any(r.translation_key for _k, _raw, r in parsed) or any(
-        k not in seen for k in reusable
-    )
+    return any(r.translation_key for _k, _raw, r in parsed) or any(k not in seen for k in reusable)
 
 
 def build_site(
