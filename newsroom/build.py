@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import multiprocessing as mp
 import os
 import shutil
@@ -778,11 +779,14 @@ def build_folder(
         ):
             result.written += written
             result.unchanged += unchanged
-        from chalicelib.search import page_files
+        bundle: Iterable[tuple[str, bytes]] = ()
+        if search:
+            from chalicelib.search import page_files
 
-        bundle = (
-            [*_finish_search(indexing, scratch), *page_files(renderer).items()] if search else []
-        )
+            # one file at a time: the bundle of 100,000 releases is large
+            bundle = itertools.chain(
+                _finish_search(indexing, scratch), page_files(renderer).items()
+            )
         for key, body in bundle:
             keys.add(key)
             written = _write_file(root, key, body, fresh)
