@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from click.testing import CliRunner
-from conftest import SOURCE, make_release, sqs_event, upload
+from support import SOURCE, make_release, sqs_event, upload
 from test_search_updater import SCHEDULED, indexed
 
 from newsroom.cli import main
