@@ -390,6 +390,10 @@ def document(f: dict[str, Any], *, quick: bool = False) -> str:
             "but every page is still rendered to find that out.",
             "",
         ]
+    if f.get("anchor"):
+        from .anchor import section
+
+        out += [section(f["anchor"]), ""]
     if f.get("rebuild"):
         out += [
             "## No-op `newsroom rebuild`",

@@ -121,7 +121,8 @@ class Renderer:
             # a title or excerpt in another language than the page says so
             if i18n.primary(language) == page_lang:
                 return Markup("")
-            return Markup(' lang="{}"').format(language)
+            direction = "rtl" if i18n.is_rtl(language) else "ltr"
+            return Markup(' lang="{}" dir="{}"').format(language, direction)
 
         env.globals.update(
             site=self.site,
