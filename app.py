@@ -8,6 +8,7 @@ from chalice import Chalice, Rate, Response
 from chalicelib import media, service
 from chalicelib.events import s3_keys
 from chalicelib.logs import configure_logging
+from chalicelib.settings import Settings
 
 app = Chalice(app_name="newsroom")
 configure_logging(logging.INFO)  # one bare JSON object per line on stdout -> CloudWatch
@@ -76,3 +77,49 @@ def hook_sanity():
 @app.route("/hooks/strapi", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
 def hook_strapi():
     return _hook("strapi")
+
+
+# E-mail alerts (docs/alerts.md): sign-up, double opt-in, one-click unsubscribe.
+FORM_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data", "application/json"]
+_ALERT_SETTINGS = Settings.from_env()
+
+
+def _reply(reply):
+    return Response(body=reply.body, status_code=reply.status, headers=reply.headers)
+
+
+def _token():
+    return (app.current_request.query_params or {}).get("token")
+
+
+@app.route("/subscriptions", methods=["POST"], content_types=FORM_TYPES)
+def subscribe():
+    req = app.current_request
+    return _reply(
+        service.subscriptions().subscribe(req.raw_body or b"", req.headers.get("content-type", ""))
+    )
+
+
+@app.route("/subscriptions/confirm", methods=["GET"])
+def confirm_subscription():
+    return _reply(service.subscriptions().confirm(_token()))
+
+
+@app.route("/subscriptions/unsubscribe", methods=["GET", "POST"], content_types=FORM_TYPES)
+def unsubscribe():
+    subscriptions = service.subscriptions()
+    if app.current_request.method == "GET":
+        return _reply(subscriptions.unsubscribe_form(_token()))
+    return _reply(subscriptions.unsubscribe(_token()))  # RFC 8058 one-click
+
+
+@app.on_sqs_message(queue=_ALERT_SETTINGS.alert_queue or "newsroom-alerts", batch_size=10)
+def send_alerts(event):
+    """Fan a new release out to its subscribers and send each one e-mail, once."""
+    return service.alert_sender().handle_batch(record.body for record in event)
+
+
+@app.on_sns_message(topic=_ALERT_SETTINGS.mail_feedback_topic or "newsroom-mail-feedback")
+def mail_feedback(event):
+    """SES bounces and complaints: the address gets no more mail."""
+    return service.mail_feedback().handle(event.message)

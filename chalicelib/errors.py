@@ -4,9 +4,13 @@
     ├── ConfigurationError        a setting is missing or malformed
     ├── InvalidRelease            source bytes are not a valid release (bad input)
     │   └── SlugConflict          valid, but another source file holds the slug
-    └── StorageError              the storage backend failed (infrastructure)
-        ├── PreconditionFailed    a conditional write lost a race (412 / 409)
-        └── TransientStorageError throttling, timeouts, dropped connections
+    ├── StorageError              the storage backend failed (infrastructure)
+    │   ├── PreconditionFailed    a conditional write lost a race (412 / 409)
+    │   └── TransientStorageError throttling, timeouts, dropped connections
+    ├── InvalidToken              a subscription link is forged, mangled or expired
+    └── MailError                 the mail service did not take a message
+        ├── MailThrottled         over the sending rate: retry later (infrastructure)
+        └── MailRejected          this message will never go out (bad address, ...)
 
 Bad input (``InvalidRelease``) is recorded in a receipt and never raised out of
 a handler; ``StorageError`` is raised so Lambda retries the event.
@@ -63,3 +67,21 @@ class PreconditionFailed(StorageError):
 
 class TransientStorageError(StorageError):
     pass
+
+
+class InvalidToken(NewsroomError):
+    """A confirm or unsubscribe token that fails its signature, shape or expiry."""
+
+
+class MailError(NewsroomError):
+    def __init__(self, message: str, code: str = "") -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class MailThrottled(MailError):
+    """The mail service refused for now (rate or quota); the same message may be retried."""
+
+
+class MailRejected(MailError):
+    """The mail service will never send this message; retrying is pointless."""

@@ -71,6 +71,7 @@ class SiteInfo:
     organisation: str
     press_email: str
     press_phone: str
+    signup_url: str = "/subscriptions"  # where the e-mail sign-up form posts
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class Renderer:
             organisation=settings.organisation,
             press_email=settings.press_email,
             press_phone=settings.press_phone,
+            signup_url=f"{settings.api_url}/subscriptions",
         )
         env = Environment(
             loader=FileSystemLoader(str(self.template_dir)),
@@ -142,7 +144,7 @@ class Renderer:
         h.update(
             json.dumps(
                 [s.site_url, s.site_title, s.intro, s.organisation, s.press_email,
-                 s.press_phone, s.page_size, s.feed_size, s.default_image]
+                 s.press_phone, s.page_size, s.feed_size, s.default_image, s.api_url]
             ).encode()
         )  # fmt: skip
         return h.hexdigest()[:16]

@@ -9,6 +9,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
+from .alerts.compose import Composer
+from .alerts.feedback import Feedback
+from .alerts.mail import SesMailer
+from .alerts.sender import AlertAnnouncer, AlertQueue, AlertSender
+from .alerts.store import SubscriberStore
+from .alerts.subscriptions import Subscriptions
+from .alerts.tokens import Keys
 from .cloudfront import CloudFrontInvalidator
 from .errors import ConfigurationError
 from .hooks import HookService
@@ -77,3 +84,51 @@ def hooks() -> HookService:
     if not s.source_bucket:
         raise ConfigurationError("missing setting(s): NEWSROOM_SOURCE_BUCKET")
     return _hooks(s, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+# E-mail alerts (docs/alerts.md) ----------------------------------------------------
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def aws_client(service: str):  # noqa: ANN201
+    """A cached boto3 client; ``AWS_ENDPOINT_URL_<SERVICE>`` or ``AWS_ENDPOINT_URL`` points it
+    at a local endpoint (the demo)."""
+    env = "AWS_ENDPOINT_URL_" + service.upper()
+    return _client(service, os.environ.get(env) or os.environ.get("AWS_ENDPOINT_URL"), _region())
+
+
+def alert_queue(s: Settings) -> AlertQueue:
+    return AlertQueue(aws_client("sqs"), s.alert_queue)
+
+
+@lru_cache(maxsize=8)
+def _alert_parts(s: Settings, endpoint: str | None) -> tuple[SubscriberStore, SesMailer, Composer]:
+    store = SubscriberStore(aws_client("dynamodb"), s.subscribers_table)
+    mailer = SesMailer(aws_client("sesv2"), s.mail_from, s.ses_configuration_set)
+    return store, mailer, Composer(s)
+
+
+def subscriptions() -> Subscriptions:
+    s = settings().require_alerts()
+    store, mailer, composer = _alert_parts(s, os.environ.get("AWS_ENDPOINT_URL"))
+    return Subscriptions(s, store, mailer, composer=composer)
+
+
+def alert_sender() -> AlertSender:
+    s = settings().require_alerts()
+    if not s.alert_queue:
+        raise ConfigurationError("missing setting(s): NEWSROOM_ALERT_QUEUE")
+    store, mailer, composer = _alert_parts(s, os.environ.get("AWS_ENDPOINT_URL"))
+    return AlertSender(s, store, mailer, alert_queue(s), composer=composer)
+
+
+def mail_feedback() -> Feedback:
+    s = settings().require_alerts()
+    store, _, _ = _alert_parts(s, os.environ.get("AWS_ENDPOINT_URL"))
+    return Feedback(store, Keys(s.alert_secret))
+
+
+def alert_announcer(s: Settings) -> AlertAnnouncer | None:
+    """The publisher's alert listener, or None when no alert queue is configured."""
+    return AlertAnnouncer(alert_queue(s), s.site_url) if s.alert_queue else None

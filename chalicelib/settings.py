@@ -57,6 +57,14 @@ class Settings:
     strapi_token: str = ""
     default_image: str = ""
     cms_field_map: str = ""  # JSON, see chalicelib/hooks/mapping.py and docs/cms.md
+    # e-mail alerts (docs/alerts.md)
+    alert_queue: str = ""  # empty: no alert is queued
+    subscribers_table: str = ""
+    mail_from: str = ""
+    api_url: str = ""  # empty: the sign-up form posts to the site's own /subscriptions
+    alert_secret: str = ""  # keys the address hashes and signs the links
+    ses_configuration_set: str = ""
+    mail_feedback_topic: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +88,13 @@ class Settings:
             strapi_token=env.get("NEWSROOM_STRAPI_TOKEN", ""),
             default_image=_image_url(env.get("NEWSROOM_DEFAULT_IMAGE", "")),
             cms_field_map=env.get("NEWSROOM_CMS_FIELD_MAP", "").strip(),
+            alert_queue=env.get("NEWSROOM_ALERT_QUEUE", "").strip(),
+            subscribers_table=env.get("NEWSROOM_SUBSCRIBERS_TABLE", "").strip(),
+            mail_from=env.get("NEWSROOM_MAIL_FROM", "").strip(),
+            api_url=env.get("NEWSROOM_API_URL", "").strip().rstrip("/"),
+            alert_secret=env.get("NEWSROOM_ALERT_SECRET", ""),
+            ses_configuration_set=env.get("NEWSROOM_SES_CONFIGURATION_SET", "").strip(),
+            mail_feedback_topic=env.get("NEWSROOM_MAIL_FEEDBACK_TOPIC", "").strip(),
         )
 
     def require_buckets(self) -> Settings:
@@ -94,6 +109,28 @@ class Settings:
         if missing:
             raise ConfigurationError(f"missing setting(s): {', '.join(missing)}")
         return self
+
+    def require_alerts(self) -> Settings:
+        """The settings every subscription and alert service needs (Lambda)."""
+        missing = [
+            name
+            for name, value in (
+                ("NEWSROOM_SUBSCRIBERS_TABLE", self.subscribers_table),
+                ("NEWSROOM_MAIL_FROM", self.mail_from),
+                ("NEWSROOM_ALERT_SECRET", self.alert_secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigurationError(f"missing setting(s): {', '.join(missing)}")
+        if len(self.alert_secret) < 16:
+            raise ConfigurationError("NEWSROOM_ALERT_SECRET must be at least 16 characters")
+        return self
+
+    @property
+    def links_url(self) -> str:
+        """Absolute base of the subscription links in e-mails and pages."""
+        return self.api_url or self.site_url
 
     def with_site_url(self, url: str | None) -> Settings:
         return self if not url else replace(self, site_url=url.rstrip("/"))

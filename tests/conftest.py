@@ -195,3 +195,37 @@ def receipt(s3: Any, source_key: str) -> dict[str, Any]:
 def upload(s3: Any, key: str, doc: Any) -> None:
     body = doc if isinstance(doc, bytes) else dumps(doc)
     s3.put_object(Bucket=SOURCE, Key=key, Body=body)
+
+
+@pytest.fixture
+def alerts(aws: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """aws plus the alert resources (table, queue, verified sender) and settings;
+    the alert queue's URL."""
+    from alerts_support import ALERT_ENV, create_alert_resources
+
+    for name, value in ALERT_ENV.items():
+        monkeypatch.setenv(name, value)
+    return create_alert_resources()
+
+
+@pytest.fixture
+def outbox() -> Iterator[Any]:
+    """Every SES SendEmail request the handlers make, as sent (moto keeps only
+    the HTML part and no headers)."""
+    from alerts_support import Outbox
+
+    from chalicelib import service
+
+    box = Outbox()
+    client = service.aws_client("sesv2")
+    hooks = [
+        ("before-parameter-build.sesv2.SendEmail", box.note),
+        ("after-call.sesv2.SendEmail", box.record),
+    ]
+    for event, handler in hooks:
+        client.meta.events.register(event, handler, unique_id=f"test-outbox-{event}")
+    try:
+        yield box
+    finally:
+        for event, _ in hooks:
+            client.meta.events.unregister(event, unique_id=f"test-outbox-{event}")

@@ -1,0 +1,126 @@
+"""What subscribers read: the alert and confirmation e-mails and the pages of
+the subscription links, rendered from Jinja2 templates.
+
+The e-mails use their own templates (``alerts/templates``: a plain-text and an
+HTML part each, inline styles as mail clients need). The pages extend the
+site's ``base.html`` through the site's renderer, so they wear the site's
+theme; they are served by the API, so their stylesheet is linked by absolute
+URL and they tell browsers to send no referrer (the URL holds a token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from ..model import KIND_LABELS, KIND_PLURALS
+from ..settings import Settings
+from ..text import display_date
+from .mail import OutgoingMail
+
+MAIL_TEMPLATES = Path(__file__).resolve().parent / "templates"
+CONFIRM_VALID_DAYS = 7
+
+
+def scope_text(
+    topics: list[str], kinds: list[str], topic_names: dict[str, str] | None = None
+) -> str:
+    """``every release`` or e.g. ``Reports and Statements about Clean Water``."""
+    names = topic_names or {}
+    what = " and ".join(KIND_PLURALS.get(k, k) for k in kinds) if kinds else "every release"
+    if topics:
+        what += " about " + ", ".join(names.get(t, t.replace("-", " ")) for t in topics)
+    return what
+
+
+@dataclass(frozen=True)
+class Page:
+    status: int
+    html: str
+
+
+class Composer:
+    def __init__(self, settings: Settings, site_env: Environment | None = None) -> None:
+        self.settings = settings
+        self.mail_env = Environment(
+            loader=FileSystemLoader(str(MAIL_TEMPLATES)),
+            autoescape=select_autoescape(["html"], default_for_string=False, default=False),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self._site_env = site_env
+
+    @property
+    def site_env(self) -> Environment:
+        if self._site_env is None:
+            from ..render import Renderer
+
+            renderer = Renderer(self.settings)
+            env = renderer.env.overlay()
+            # served from the API's host: the stylesheet by absolute URL
+            env.globals["stylesheet"] = self.settings.site_url + "/" + renderer.stylesheet_key
+            self._site_env = env
+        return self._site_env
+
+    # e-mails
+    def _site(self) -> dict[str, str]:
+        return {"title": self.settings.site_title, "url": self.settings.site_url}
+
+    def confirmation(self, to: str, confirm_url: str, scope: str) -> OutgoingMail:
+        ctx = {
+            "site": self._site(),
+            "confirm_url": confirm_url,
+            "scope": scope,
+            "valid_days": CONFIRM_VALID_DAYS,
+        }
+        return OutgoingMail(
+            to=to,
+            subject=f"Confirm your subscription to {self.settings.site_title}",
+            text=self.mail_env.get_template("confirm.txt").render(ctx),
+            html=self.mail_env.get_template("confirm.html").render(ctx),
+        )
+
+    def alert(
+        self, to: str, release: dict[str, Any], unsubscribe_url: str, scope: str
+    ) -> OutgoingMail:
+        published = datetime.fromisoformat(release["published_at"])
+        view = {
+            **release,
+            "kind_label": release.get("kind_label")
+            or KIND_LABELS.get(release["kind"], release["kind"]),
+            "summary": release.get("summary") or "",
+        }
+        ctx = {
+            "site": self._site(),
+            "release": view,
+            "date": display_date(published),
+            "unsubscribe_url": unsubscribe_url,
+            "scope": scope,
+        }
+        return OutgoingMail(
+            to=to,
+            subject=f"{view['kind_label']}: {release['title']}",
+            text=self.mail_env.get_template("alert.txt").render(ctx),
+            html=self.mail_env.get_template("alert.html").render(ctx),
+            headers=(
+                ("List-Unsubscribe", f"<{unsubscribe_url}>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ),
+        )
+
+    # pages
+    def page(
+        self,
+        status: int,
+        heading: str,
+        *lines: str,
+        button: dict[str, str] | None = None,
+    ) -> Page:
+        html = self.site_env.get_template("subscription.html").render(
+            heading=heading, lines=list(lines), button=button
+        )
+        return Page(status, html)

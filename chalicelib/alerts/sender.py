@@ -1,0 +1,302 @@
+"""From a release going public to one e-mail per matching subscriber, exactly once.
+
+1. ``AlertAnnouncer`` (a ``CommitListener``) puts one ``release`` message on
+   the alert queue for every release public *for the first time* in a commit
+   (an update, ``first_time`` False, sends nothing).
+2. ``send_alerts`` takes a ``release`` message and pages through the
+   subscribers (16 Query partitions), queueing ``recipients`` messages of at
+   most ``PAGE`` matching address ids each, then marks the release fanned out.
+3. For a ``recipients`` message it reads those subscribers again (one
+   BatchGetItem: an unsubscribe since step 2 counts), and for each one that
+   still matches: a **conditional write** of the (release, subscriber) record,
+   then the SES send, then the record's outcome.
+
+Exactly once, never twice: a duplicated or retried message finds the record
+and skips the address. The one race left is a crash *between* the conditional
+write and the send (Lambda timeout, process killed): the record says
+``sending`` and no retry sends it, so that subscriber misses that one alert.
+We chose that side on purpose: SES has no idempotency key, so a retry cannot
+tell "sent, then crashed" from "crashed, then not sent", and a lost alert is
+better than a duplicate to a journalist's inbox (the release is on the site and
+in the feed anyway). Records left in ``sending`` are counted by ``newsroom
+subscribers``. When SES *certainly* did not take the message (throttled after
+the backoff), the record is removed again and the queue message retried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..errors import MailRejected, MailThrottled, NewsroomError, StorageError, TransientStorageError
+from ..listeners import Commit
+from ..settings import Settings
+from ..text import topic_slug
+from .compose import Composer, scope_text
+from .mail import SesMailer
+from .store import SubscriberStore
+from .tokens import UNSUBSCRIBE, Keys
+
+log = logging.getLogger("newsroom.alerts")
+
+PAGE = 50  # recipients per queue message: one BatchGetItem, well inside a Lambda's time
+
+
+def release_id(entry: dict[str, Any]) -> str:
+    """One release's identity for exactly-once: its slug and publication date.
+    A deleted and restored release is the same release (no second alert); a
+    different release that later takes a freed slug is not."""
+    return f"{entry['slug']}@{entry['published_at']}"
+
+
+def alert_payload(entry: dict[str, Any], site_url: str) -> dict[str, Any]:
+    """The public fields of an index entry an alert needs, with absolute URLs
+    (no source key or digest: the queue carries only what the site shows)."""
+
+    def absolute(url: str) -> str:
+        return url if url.startswith(("https://", "http://")) else site_url + url
+
+    image = entry.get("image")
+    return {
+        "slug": entry["slug"],
+        "title": entry["title"],
+        "kind": entry["kind"],
+        "published_at": entry["published_at"],
+        "summary": entry.get("summary") or "",
+        "url": absolute(entry.get("url") or f"/releases/{entry['slug']}/"),
+        "image": {**image, "url": absolute(image["url"])} if image else None,
+        "topics": list(entry.get("topics") or []),
+        "language": entry.get("language") or "en",
+    }
+
+
+def matches(subscriber: dict[str, Any], release: dict[str, Any]) -> bool:
+    """Empty topic or kind lists mean everything; otherwise any topic in common
+    (compared as topic slugs) and the release's kind among the kinds."""
+    kinds = subscriber.get("kinds") or []
+    if kinds and release["kind"] not in kinds:
+        return False
+    topics = subscriber.get("topics") or []
+    if topics and not {topic_slug(t) for t in release.get("topics", [])} & set(topics):
+        return False
+    return True
+
+
+class AlertQueue:
+    """SQS adapter for the alert queue: takes its boto3 client and the queue name."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+        self._url = ""
+        self.requests = 0
+
+    @property
+    def url(self) -> str:
+        if not self._url:
+            self.requests += 1
+            try:
+                self._url = self.client.get_queue_url(QueueName=self.name)["QueueUrl"]
+            except Exception as exc:
+                raise TransientStorageError(f"sqs {self.name}: {exc}") from exc
+        return self._url
+
+    def put(self, bodies: Iterable[dict[str, Any]]) -> None:
+        batch = [json.dumps(b, ensure_ascii=False, separators=(",", ":")) for b in bodies]
+        for i in range(0, len(batch), 10):
+            entries = [
+                {"Id": str(n), "MessageBody": body} for n, body in enumerate(batch[i : i + 10])
+            ]
+            for _attempt in range(5):
+                self.requests += 1
+                try:
+                    resp = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+                except Exception as exc:
+                    raise TransientStorageError(f"sqs {self.name}: {exc}") from exc
+                failed = {f["Id"] for f in resp.get("Failed", [])}
+                entries = [e for e in entries if e["Id"] in failed]
+                if not entries:
+                    break
+            else:
+                raise TransientStorageError(f"sqs {self.name}: {len(entries)} messages not queued")
+
+
+class AlertAnnouncer:
+    """The publisher's listener: one queue message per first-time-public release."""
+
+    def __init__(self, queue: AlertQueue, site_url: str) -> None:
+        self.queue = queue
+        self.site_url = site_url
+
+    def on_commit(self, commit: Commit) -> None:
+        messages = []
+        for p in commit.published:
+            if not p.first_time:
+                continue
+            payload = alert_payload(p.entry, self.site_url)
+            messages.append({"type": "release", "id": release_id(payload), "release": payload})
+        if messages:
+            self.queue.put(messages)
+            for m in messages:
+                log.info(json.dumps({"event": "alert_queued", "release": m["id"]}))
+
+
+class AlertSender:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SubscriberStore,
+        mailer: SesMailer,
+        queue: AlertQueue,
+        *,
+        composer: Composer | None = None,
+        clock: Callable[[], float] = time.time,
+        page: int = PAGE,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.mailer = mailer
+        self.queue = queue
+        self.keys = Keys(settings.alert_secret)
+        self.composer = composer or Composer(settings)
+        self.clock = clock
+        self.page = page
+
+    def handle(self, body: str) -> dict[str, Any]:
+        """One alert-queue message. Malformed ones are logged and dropped (no
+        retry can fix them); infrastructure faults raise, so SQS retries."""
+        try:
+            message = json.loads(body)
+            kind = message["type"]
+            rid = message["id"]
+            release = message["release"]
+        except (ValueError, KeyError, TypeError):
+            log.error(json.dumps({"event": "alert_message", "outcome": "malformed"}))
+            return {"outcome": "malformed"}
+        if kind == "release":
+            return self.fan_out(rid, release)
+        if kind == "recipients":
+            return self.deliver(rid, release, list(message.get("recipients") or []))
+        log.error(json.dumps({"event": "alert_message", "outcome": "unknown_type"}))
+        return {"outcome": "unknown_type"}
+
+    def fan_out(self, rid: str, release: dict[str, Any]) -> dict[str, Any]:
+        if self.store.fanned_out(rid):
+            log.info(json.dumps({"event": "alert_fanout", "release": rid, "outcome": "duplicate"}))
+            return {"outcome": "duplicate", "release": rid}
+        pages = 0
+        recipients = 0
+        chunk: list[str] = []
+        out: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            nonlocal pages
+            if chunk:
+                out.append(
+                    {"type": "recipients", "id": rid, "release": release, "recipients": list(chunk)}
+                )
+                chunk.clear()
+                pages += 1
+            if len(out) >= 10:
+                self.queue.put(out)
+                out.clear()
+
+        for items in self.store.pages():
+            for item in items:
+                if item.get("state") == "active" and matches(item, release):
+                    chunk.append(item["sk"])
+                    recipients += 1
+                    if len(chunk) >= self.page:
+                        flush()
+        flush()
+        if out:
+            self.queue.put(out)
+        self.store.mark_fanned_out(rid, self.clock(), pages)
+        log.info(
+            json.dumps(
+                {
+                    "event": "alert_fanout",
+                    "release": rid,
+                    "outcome": "queued",
+                    "pages": pages,
+                    "recipients": recipients,
+                }
+            )
+        )
+        return {"outcome": "queued", "release": rid, "pages": pages, "recipients": recipients}
+
+    def deliver(self, rid: str, release: dict[str, Any], recipients: list[str]) -> dict[str, Any]:
+        counts = {"sent": 0, "skipped": 0, "duplicate": 0, "failed": 0}
+        current = self.store.get_many(recipients)
+        throttled: MailThrottled | None = None
+        for address_id in recipients:
+            item = current.get(address_id)
+            if (
+                not item
+                or item.get("state") != "active"
+                or not item.get("email")
+                or not matches(item, release)
+            ):
+                counts["skipped"] += 1
+                continue
+            if throttled is not None:
+                continue  # SES is saturated: leave the rest to the retried message
+            if not self.store.claim(rid, address_id, self.clock()):
+                counts["duplicate"] += 1
+                continue
+            mail = self.composer.alert(
+                item["email"],
+                release,
+                self.unsubscribe_url(address_id, item.get("nonce", "")),
+                scope_text(item.get("topics") or [], item.get("kinds") or []),
+            )
+            try:
+                message_id = self.mailer.send(mail)
+            except MailRejected as exc:
+                self.store.settle(rid, address_id, "failed", exc.code or str(exc))
+                counts["failed"] += 1
+                log.warning(
+                    json.dumps(
+                        {
+                            "event": "alert_send",
+                            "release": rid,
+                            "subscriber": address_id[:16],
+                            "outcome": "rejected",
+                            "code": exc.code,
+                        }
+                    )
+                )
+                continue
+            except MailThrottled as exc:
+                self.store.unclaim(rid, address_id)
+                throttled = exc
+                continue
+            self.store.settle(rid, address_id, "sent", message_id)
+            counts["sent"] += 1
+        log.info(json.dumps({"event": "alert_deliver", "release": rid, **counts}))
+        if throttled is not None:
+            raise throttled  # the message comes back; what was sent is recorded
+        return {"outcome": "delivered", "release": rid, **counts}
+
+    def unsubscribe_url(self, address_id: str, nonce: str) -> str:
+        token = self.keys.make(UNSUBSCRIBE, address_id, nonce)
+        return f"{self.settings.links_url}/subscriptions/unsubscribe?token={token}"
+
+    def handle_batch(self, bodies: Iterable[str]) -> list[dict[str, Any]]:
+        """Each message of a batch on its own: one that fails does not stop the
+        others; the first failure is raised at the end so SQS redelivers the
+        batch, and the records make the redelivery send nothing twice."""
+        results: list[dict[str, Any]] = []
+        failure: Exception | None = None
+        for body in bodies:
+            try:
+                results.append(self.handle(body))
+            except (NewsroomError, StorageError) as exc:
+                failure = failure or exc
+                results.append({"outcome": "retry", "error": type(exc).__name__})
+        if failure is not None:
+            raise failure
+        return results

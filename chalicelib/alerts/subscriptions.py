@@ -1,0 +1,327 @@
+"""The subscription routes: sign up, confirm (double opt-in), unsubscribe.
+
+Every sign-up answers the same 202 whatever the address's state (new, pending,
+active, unsubscribed, suppressed, rate-limited, honeypot), so the answer
+reveals nothing about who subscribes; only a malformed address is a 400. The
+one confirmation e-mail per address per hour is claimed with a conditional
+write, so two racing sign-ups send one.
+
+Log lines name an address by the first 16 hex digits of its keyed id, never
+by the address itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from ..errors import InvalidToken, MailRejected, MailThrottled
+from ..model import EMAIL_RE, KIND_LABELS
+from ..settings import Settings
+from ..text import topic_slug
+from .compose import CONFIRM_VALID_DAYS, Composer, scope_text
+from .mail import SesMailer
+from .store import SubscriberStore
+from .tokens import CONFIRM, UNSUBSCRIBE, Keys, new_nonce
+
+log = logging.getLogger("newsroom.alerts")
+
+CONFIRM_INTERVAL = 3600  # one confirmation e-mail per address per hour
+MAX_BODY = 16 * 1024
+MAX_TOPICS = 20
+HONEYPOT = "website"
+ACCEPTED = {
+    "status": "accepted",
+    "message": "If this address can receive e-mail, a confirmation link is on its way. "
+    "Nothing is sent until it is followed.",
+}
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SignUp:
+    email: str
+    topics: list[str]
+    kinds: list[str]
+    honeypot: bool
+
+
+def now() -> float:
+    """The clock (a module function, so a test can move it forward an hour)."""
+    return time.time()
+
+
+class BadSignUp(ValueError):
+    def __init__(self, loc: str, msg: str) -> None:
+        self.loc = loc
+        self.msg = msg
+        super().__init__(f"{loc}: {msg}")
+
+
+def valid_address(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and 3 <= len(value.strip()) <= 254
+        and EMAIL_RE.match(value.strip()) is not None
+    )
+
+
+def parse_sign_up(raw: bytes, content_type: str) -> SignUp:
+    """A sign-up from JSON or an HTML form; ``BadSignUp`` names the field."""
+    if len(raw) > MAX_BODY:
+        raise BadSignUp("body", f"larger than {MAX_BODY} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadSignUp("email", "the request is not UTF-8") from None
+    if "json" in content_type.lower():
+        try:
+            doc = json.loads(text or "{}")
+        except ValueError:
+            raise BadSignUp("email", "the body is not JSON with an email field") from None
+        if not isinstance(doc, dict):
+            raise BadSignUp("email", "the body is not a JSON object with an email field")
+        email, topics, kinds = doc.get("email"), doc.get("topics"), doc.get("kinds")
+        honeypot = bool(doc.get(HONEYPOT))
+    else:
+        form = parse_qs(text, keep_blank_values=True)
+        email = (form.get("email") or [None])[0]
+        topics, kinds = form.get("topics", []), form.get("kinds", [])
+        honeypot = any(v.strip() for v in form.get(HONEYPOT, []))
+    if not valid_address(email):
+        raise BadSignUp("email", "not a valid e-mail address")
+    assert isinstance(email, str)
+    return SignUp(email.strip(), _topics(topics), _kinds(kinds), honeypot)
+
+
+def _strings(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _topics(value: Any) -> list[str]:
+    """Topic names or slugs, as slugs (contract section 9), at most 20."""
+    slugs = [topic_slug(v) for v in _strings(value) if len(v) <= 120]
+    return list(dict.fromkeys(s for s in slugs if s))[:MAX_TOPICS]
+
+
+def _kinds(value: Any) -> list[str]:
+    """Known kinds only: an unknown one is dropped (only the address can make a 400)."""
+    return list(dict.fromkeys(k.strip() for k in _strings(value) if k.strip() in KIND_LABELS))
+
+
+class Subscriptions:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SubscriberStore,
+        mailer: SesMailer,
+        *,
+        composer: Composer | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.mailer = mailer
+        self.keys = Keys(settings.alert_secret)
+        self.composer = composer or Composer(settings)
+        self.clock = clock or now
+
+    # links
+    def link(self, path: str, token: str) -> str:
+        return f"{self.settings.links_url}/subscriptions/{path}?token={quote(token, safe='')}"
+
+    def unsubscribe_url(self, address_id: str, nonce: str) -> str:
+        return self.link("unsubscribe", self.keys.make(UNSUBSCRIBE, address_id, nonce))
+
+    # replies
+    def _page(
+        self, status: int, heading: str, *lines: str, button: dict[str, str] | None = None
+    ) -> Reply:
+        page = self.composer.page(status, heading, *lines, button=button)
+        return Reply(
+            status, page.html, {"Content-Type": "text/html; charset=utf-8", **PAGE_HEADERS}
+        )
+
+    def _json(self, status: int, doc: dict[str, Any]) -> Reply:
+        return Reply(status, json.dumps(doc), {"Content-Type": "application/json", **PAGE_HEADERS})
+
+    def _accepted(self, as_json: bool) -> Reply:
+        if as_json:
+            return self._json(202, ACCEPTED)
+        return self._page(
+            202,
+            "Check your inbox",
+            "If this address can receive e-mail, a message with a confirmation link is on its way.",
+            "Nothing else is sent until you follow that link. It can take a few minutes to arrive.",
+        )
+
+    @staticmethod
+    def _log(event: str, outcome: str, address_id: str = "", **extra: Any) -> None:
+        doc = {"event": event, "outcome": outcome, **extra}
+        if address_id:
+            doc["subscriber"] = address_id[:16]
+        log.info(json.dumps(doc))
+
+    # POST /subscriptions
+    def subscribe(self, raw: bytes, content_type: str) -> Reply:
+        as_json = "json" in (content_type or "application/json").lower()
+        try:
+            sign_up = parse_sign_up(raw, content_type or "application/json")
+        except BadSignUp as exc:
+            self._log("subscribe", "bad_request", loc=exc.loc)
+            if as_json:
+                return self._json(400, {"errors": [{"loc": exc.loc, "msg": exc.msg}]})
+            return self._page(
+                400,
+                "That address does not look right",
+                f"The e-mail address could not be used ({exc.msg}). Please go back and check it.",
+            )
+        address_id = self.keys.address_id(sign_up.email)
+        if sign_up.honeypot:
+            self._log("subscribe", "honeypot", address_id)
+            return self._accepted(as_json)
+        outcome = self._sign_up(address_id, sign_up)
+        if outcome == "throttled":
+            return Reply(
+                503,
+                json.dumps({"status": "busy", "message": "Please try again in a minute."})
+                if as_json
+                else self._page(
+                    503,
+                    "Please try again in a minute",
+                    "We could not send the confirmation e-mail just now.",
+                ).body,
+                {
+                    "Content-Type": "application/json" if as_json else "text/html; charset=utf-8",
+                    "Retry-After": "60",
+                    **PAGE_HEADERS,
+                },
+            )
+        return self._accepted(as_json)
+
+    def _sign_up(self, address_id: str, sign_up: SignUp) -> str:
+        now = self.clock()
+        item = self.store.get(address_id)
+        if item and item.get("suppressed"):
+            self._log("subscribe", "suppressed", address_id)
+            return "suppressed"
+        last = (item or {}).get("confirm_sent_at")
+        if last is not None and now - last < CONFIRM_INTERVAL:
+            self._log("subscribe", "rate_limited", address_id)
+            return "rate_limited"
+        nonce = new_nonce()
+        if not self.store.put_pending(
+            address_id, sign_up.email, sign_up.topics, sign_up.kinds, nonce, now, item
+        ):
+            self._log("subscribe", "raced", address_id)
+            return "raced"
+        token = self.keys.make(CONFIRM, address_id, nonce, int(now) + CONFIRM_VALID_DAYS * 86400)
+        mail = self.composer.confirmation(
+            sign_up.email, self.link("confirm", token), scope_text(sign_up.topics, sign_up.kinds)
+        )
+        try:
+            self.mailer.send(mail)
+        except MailRejected as exc:
+            self._log("subscribe", "mail_rejected", address_id, code=exc.code)
+            return "rejected"
+        except MailThrottled as exc:
+            self.store.restore_stamp(address_id, now, last)
+            self._log("subscribe", "mail_throttled", address_id, code=exc.code)
+            return "throttled"
+        self._log("subscribe", "confirmation_sent", address_id)
+        return "sent"
+
+    # GET /subscriptions/confirm
+    def confirm(self, token: str | None) -> Reply:
+        now = self.clock()
+        try:
+            tok = self.keys.read(token, CONFIRM, now)
+        except InvalidToken as exc:
+            self._log("confirm", "invalid_token", reason=str(exc))
+            return self._invalid_link()
+        item = self.store.get(tok.address_id)
+        if item and item.get("pending_nonce") == tok.nonce:
+            if not self.store.confirm(tok.address_id, item, now):
+                item = self.store.get(tok.address_id)  # a second click raced this one
+            else:
+                item = self.store.get(tok.address_id)
+                self._log("confirm", "confirmed", tok.address_id)
+        if item and item.get("state") == "active" and item.get("confirmed_nonce") == tok.nonce:
+            return self._page(
+                200,
+                "You are subscribed",
+                f"From now on you get an e-mail for each new release: {scope_text(item.get('topics') or [], item.get('kinds') or [])}.",
+                "Every e-mail has a link to unsubscribe with one click.",
+            )
+        self._log("confirm", "stale_token", tok.address_id)
+        return self._invalid_link()
+
+    def _invalid_link(self) -> Reply:
+        return self._page(
+            400,
+            "This link is not valid",
+            "It may have expired, been replaced by a newer sign-up, or belong to an "
+            "address that has unsubscribed. You can sign up again on the newsroom.",
+        )
+
+    # GET and POST /subscriptions/unsubscribe
+    def unsubscribe_form(self, token: str | None) -> Reply:
+        try:
+            tok = self.keys.read(token, UNSUBSCRIBE, self.clock())
+        except InvalidToken as exc:
+            self._log("unsubscribe", "invalid_token", reason=str(exc))
+            return self._invalid_link()
+        return self._page(
+            200,
+            "Unsubscribe",
+            f"Stop all e-mail alerts from {self.settings.site_title} to this address?",
+            button={
+                "action": self.unsubscribe_url(tok.address_id, tok.nonce),
+                "label": "Unsubscribe",
+            },
+        )
+
+    def unsubscribe(self, token: str | None) -> Reply:
+        now = self.clock()
+        try:
+            tok = self.keys.read(token, UNSUBSCRIBE, now)
+        except InvalidToken as exc:
+            self._log("unsubscribe", "invalid_token", reason=str(exc))
+            return self._invalid_link()
+        item = self.store.get(tok.address_id)
+        if item is not None and item.get("state") != "gone":
+            if item.get("nonce") != tok.nonce:
+                # a link from an earlier subscription of an address that signed up again
+                self._log("unsubscribe", "stale_token", tok.address_id)
+                return self._invalid_link()
+            if self.store.remove(tok.address_id, "unsubscribed", now, nonce=tok.nonce):
+                self._log("unsubscribe", "unsubscribed", tok.address_id)
+        else:
+            self._log("unsubscribe", "already_gone", tok.address_id)
+        return self._page(
+            200,
+            "You are unsubscribed",
+            f"This address gets no more e-mail alerts from {self.settings.site_title}, "
+            "and we no longer keep it.",
+        )

@@ -1,0 +1,172 @@
+"""Shared pieces of the alert tests: moto's DynamoDB, SQS and SES set up as
+infra/newsroom.yaml sets them up, the real handlers called with real event
+JSON, and every SES SendEmail request recorded as it goes over the wire."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+
+TABLE = "newsroom-subscribers"
+QUEUE = "newsroom-alerts"
+MAIL_FROM = "alerts@harborlight.example"
+API_URL = "https://api.news.example.org/api"
+SECRET = "test-secret-0123456789abcdef"
+ALERT_ENV = {
+    "NEWSROOM_ALERT_QUEUE": QUEUE,
+    "NEWSROOM_SUBSCRIBERS_TABLE": TABLE,
+    "NEWSROOM_MAIL_FROM": MAIL_FROM,
+    "NEWSROOM_API_URL": API_URL,
+    "NEWSROOM_ALERT_SECRET": SECRET,
+}
+
+
+def create_alert_resources(region: str = "us-east-1") -> str:
+    """The table (pk/sk, on demand), the alert queue and the verified sender; the queue URL."""
+    ddb = boto3.client("dynamodb", region_name=region)
+    ddb.create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    boto3.client("ses", region_name=region).verify_email_identity(EmailAddress=MAIL_FROM)
+    return boto3.client("sqs", region_name=region).create_queue(QueueName=QUEUE)["QueueUrl"]
+
+
+def sqs_event(messages: list[dict[str, Any]], queue: str = QUEUE) -> dict[str, Any]:
+    """The event Lambda gives an SQS consumer for received messages."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1545082649183",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1545082649185",
+                },
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
+
+
+def sns_event(message: dict[str, Any], topic: str = "newsroom-mail-feedback") -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"arn:aws:sns:us-east-1:123456789012:{topic}:1",
+                "EventSource": "aws:sns",
+                "Sns": {
+                    "SignatureVersion": "1",
+                    "Timestamp": "2026-11-30T12:00:00.000Z",
+                    "Signature": "EXAMPLE",
+                    "SigningCertUrl": "https://sns.us-east-1.amazonaws.com/cert.pem",
+                    "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                    "Message": json.dumps(message),
+                    "MessageAttributes": {},
+                    "Type": "Notification",
+                    "UnsubscribeUrl": "https://sns.us-east-1.amazonaws.com/unsubscribe",
+                    "TopicArn": f"arn:aws:sns:us-east-1:123456789012:{topic}",
+                    "Subject": None,
+                },
+            }
+        ]
+    }
+
+
+@dataclass
+class Sent:
+    to: str
+    subject: str
+    text: str
+    html: str
+    headers: dict[str, str]
+
+    def link(self, path: str) -> str:
+        match = re.search(r"https?://\S+/subscriptions/" + path + r"\?token=[^\s\"<>]+", self.text)
+        assert match, f"no {path} link in {self.text!r}"
+        return match.group(0)
+
+
+@dataclass
+class Outbox:
+    """Every message SES accepted, as the SendEmail request carried it (moto
+    keeps only the HTML part and no headers): the request's parameters are
+    noted before it is built and kept once SES answered with a MessageId."""
+
+    sent: list[Sent] = field(default_factory=list)
+
+    def note(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["outbox_params"] = json.loads(json.dumps(params))
+
+    def record(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        params = context.get("outbox_params")
+        if not params or not parsed.get("MessageId"):
+            return
+        simple = params["Content"]["Simple"]
+        self.sent.append(
+            Sent(
+                to=params["Destination"]["ToAddresses"][0],
+                subject=simple["Subject"]["Data"],
+                text=simple["Body"]["Text"]["Data"],
+                html=simple["Body"]["Html"]["Data"],
+                headers={h["Name"]: h["Value"] for h in simple.get("Headers", [])},
+            )
+        )
+
+    def to(self, address: str) -> list[Sent]:
+        return [m for m in self.sent if m.to == address]
+
+
+def token_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["token"][0]
+
+
+def receive_all(queue_url: str, max_rounds: int = 1000) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    out: list[dict[str, Any]] = []
+    for _ in range(max_rounds):
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            break
+        out.extend(got)
+        for m in got:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return out
+
+
+def drain(app_module: Any, queue_url: str, *, twice: bool = False, rounds: int = 50) -> int:
+    """Deliver every message of the alert queue to ``send_alerts`` (each twice
+    with ``twice``) until the queue is empty; the number of handler calls."""
+    calls = 0
+    for _ in range(rounds):
+        messages = receive_all(queue_url)
+        if not messages:
+            return calls
+        for i in range(0, len(messages), 10):
+            batch = messages[i : i + 10]
+            for _ in range(2 if twice else 1):
+                app_module.send_alerts(sqs_event(batch), None)
+                calls += 1
+    raise AssertionError("the alert queue never emptied")

@@ -1,0 +1,411 @@
+"""From a commit to one e-mail per matching subscriber, exactly once: the
+listener, ``send_alerts`` on real SQS event JSON, DynamoDB and SES on moto."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from alerts_support import API_URL, TABLE, Outbox, drain, receive_all, sqs_event
+from botocore.exceptions import ClientError
+from chalice.test import Client
+
+from chalicelib import service
+from chalicelib.alerts.sender import alert_payload, matches, release_id
+from chalicelib.listeners import Commit, Published
+
+ENTRY = {
+    "slug": "clinics-reopen",
+    "title": "Coastal clinics reopen after the storm",
+    "kind": "report",
+    "kind_label": "Report",
+    "published_at": "2018-12-19T10:00:00-05:00",
+    "updated_at": None,
+    "summary": "Three clinics reopen in Bayline.",
+    "url": "https://news.example.org/releases/clinics-reopen/",
+    "image": {"url": "/media/clinic.jpg", "alt": "Nurses outside a clinic", "credit": "Mara Quint"},
+    "topics": ["Clean Water", "Côte d'Ivoire"],
+    "language": "en",
+    "source_key": "releases/clinics-reopen.json",
+    "revision": "abc",
+    "source_digest": "def",
+}
+
+
+def entry(**overrides: Any) -> dict[str, Any]:
+    return {**ENTRY, **overrides}
+
+
+@pytest.fixture
+def client(app_module: Any, alerts: str, tmp_path: Path) -> Client:
+    return Client(app_module.app, project_dir=str(tmp_path))
+
+
+def subscribe(client: Client, outbox: Outbox, email: str, **prefs: Any) -> None:
+    body = json.dumps({"email": email, **prefs}).encode()
+    resp = client.http.post(
+        "/subscriptions", headers={"Content-Type": "application/json"}, body=body
+    )
+    assert resp.status_code == 202
+    link = outbox.to(email)[-1].link("confirm")
+    assert client.http.get(link.removeprefix(API_URL)).status_code == 200
+
+
+def announce(*published: Published) -> None:
+    service.alert_announcer(service.settings()).on_commit(Commit(published=list(published)))
+
+
+def alerts_to(outbox: Outbox) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for m in outbox.sent:
+        if "List-Unsubscribe" in m.headers:
+            counts[m.to] = counts.get(m.to, 0) + 1
+    return counts
+
+
+def deliveries() -> dict[str, str]:
+    """state of every (release, subscriber) record"""
+    items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=TABLE)["Items"]
+    return {
+        i["pk"]["S"] + "|" + i["sk"]["S"]: i["state"]["S"]
+        for i in items
+        if i["pk"]["S"].startswith("sent#")
+    }
+
+
+# pure rules -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("topics", "kinds", "expected"),
+    [
+        ([], [], True),
+        (["clean-water"], [], True),
+        (["cote-d-ivoire", "other"], [], True),
+        (["other"], [], False),
+        ([], ["report"], True),
+        ([], ["statement", "victory"], False),
+        (["clean-water"], ["statement"], False),
+        (["clean-water"], ["report"], True),
+    ],
+)
+def test_topic_and_kind_filters(topics: list[str], kinds: list[str], expected: bool) -> None:
+    release = alert_payload(ENTRY, "https://news.example.org")
+    assert matches({"topics": topics, "kinds": kinds}, release) is expected
+
+
+def test_payload_has_absolute_urls_and_no_private_fields() -> None:
+    payload = alert_payload(ENTRY, "https://news.example.org")
+    assert payload["image"]["url"] == "https://news.example.org/media/clinic.jpg"
+    assert "source_key" not in payload and "source_digest" not in payload
+    assert release_id(payload) == "clinics-reopen@2018-12-19T10:00:00-05:00"
+
+
+# the listener ---------------------------------------------------------------------
+def test_first_time_public_queues_one_message_and_updates_none(alerts: str) -> None:
+    announce(
+        Published("releases/a.json", None, entry(slug="a"), True),
+        Published("releases/b.json", None, entry(slug="b"), False),
+    )
+    messages = [json.loads(m["Body"]) for m in receive_all(alerts)]
+    assert [(m["type"], m["release"]["slug"]) for m in messages] == [("release", "a")]
+    announce(Published("releases/b.json", None, entry(slug="b"), False))
+    assert receive_all(alerts) == []
+
+
+def test_no_queue_configured_means_no_listener(env: dict[str, str]) -> None:
+    assert service.alert_announcer(service.settings()) is None
+
+
+# sending --------------------------------------------------------------------------
+def test_alert_reaches_matching_subscribers_once_with_both_parts(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str
+) -> None:
+    subscribe(client, outbox, "all@example.org")
+    subscribe(client, outbox, "water@example.org", topics=["clean-water"])
+    subscribe(client, outbox, "reports@example.org", kinds=["report"])
+    subscribe(client, outbox, "statements@example.org", kinds=["statement"])
+    subscribe(client, outbox, "health@example.org", topics=["Health"])
+    client.http.post(
+        "/subscriptions",
+        headers={"Content-Type": "application/json"},
+        body=b'{"email": "pending@example.org"}',
+    )
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    drain(app_module, alerts)
+    assert alerts_to(outbox) == {
+        "all@example.org": 1,
+        "water@example.org": 1,
+        "reports@example.org": 1,
+    }
+
+    mail = outbox.to("water@example.org")[-1]
+    assert mail.subject == "Report: Coastal clinics reopen after the storm"
+    for part in (mail.text, mail.html):
+        assert "Coastal clinics reopen after the storm" in part
+        assert "Report" in part
+        assert "December 19, 2018" in part
+        assert "Three clinics reopen in Bayline." in part
+        assert "https://news.example.org/releases/clinics-reopen/" in part
+    assert 'src="https://news.example.org/media/clinic.jpg"' in mail.html
+    assert 'alt="Nurses outside a clinic"' in mail.html
+    unsubscribe = mail.headers["List-Unsubscribe"]
+    assert unsubscribe.startswith(
+        f"<{API_URL}/subscriptions/unsubscribe?token="
+    ) and unsubscribe.endswith(">")
+    assert mail.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "water@example.org" not in unsubscribe
+
+    # one click (RFC 8058) and the next release does not reach that address
+    path = unsubscribe[1:-1].removeprefix(API_URL)
+    resp = client.http.post(
+        path,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        body=b"List-Unsubscribe=One-Click",
+    )
+    assert resp.status_code == 200
+    announce(Published("releases/next.json", None, entry(slug="next"), True))
+    drain(app_module, alerts)
+    assert alerts_to(outbox) == {
+        "all@example.org": 2,
+        "water@example.org": 1,
+        "reports@example.org": 2,
+    }
+
+
+def test_every_message_delivered_twice_sends_once(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str
+) -> None:
+    for n in range(7):
+        subscribe(client, outbox, f"s{n}@example.org")
+    # the publisher may announce twice (at least once), SQS may deliver twice
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    drain(app_module, alerts, twice=True)
+    assert alerts_to(outbox) == {f"s{n}@example.org": 1 for n in range(7)}
+    assert set(deliveries().values()) == {"sent"}
+
+
+def test_duplicate_release_after_a_crashed_fan_out_sends_once(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fan-out that queued its pages but died before marking the release done
+    is repeated in full; the per-recipient records still stop every duplicate."""
+    monkeypatch.setattr("chalicelib.alerts.sender.PAGE", 2)
+    for n in range(5):
+        subscribe(client, outbox, f"f{n}@example.org")
+    from chalicelib.alerts.store import SubscriberStore
+
+    real = SubscriberStore.mark_fanned_out
+    monkeypatch.setattr(
+        SubscriberStore,
+        "mark_fanned_out",
+        lambda *a, **k: (_ for _ in ()).throw(TimeoutError("Lambda timed out")),
+    )
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    messages = receive_all(alerts)
+    with pytest.raises(TimeoutError):
+        app_module.send_alerts(sqs_event(messages), None)
+    monkeypatch.setattr(SubscriberStore, "mark_fanned_out", real)
+    app_module.send_alerts(sqs_event(messages), None)  # the release message again
+    drain(app_module, alerts)
+    assert alerts_to(outbox) == {f"f{n}@example.org": 1 for n in range(5)}
+
+
+def test_crash_between_record_and_send_never_sends_twice(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str
+) -> None:
+    """The documented side of the race: the subscriber whose send was cut off
+    misses that alert; nobody gets it twice; everyone else gets it."""
+    for n in range(4):
+        subscribe(client, outbox, f"c{n}@example.org")
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    drain_release_only(app_module, alerts)
+    page = receive_all(alerts)
+    assert len(page) == 1
+
+    class Killed(BaseException):
+        """the Lambda runtime stopping the process mid-invocation"""
+
+    sesv2 = service.aws_client("sesv2")
+    calls = {"n": 0}
+
+    def kill_on_second_send(**_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Killed()
+
+    sesv2.meta.events.register("before-call.sesv2.SendEmail", kill_on_second_send, unique_id="kill")
+    try:
+        with pytest.raises(Killed):
+            app_module.send_alerts(sqs_event(page), None)
+    finally:
+        sesv2.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="kill")
+    app_module.send_alerts(sqs_event(page), None)  # SQS redelivers after the visibility timeout
+    app_module.send_alerts(sqs_event(page), None)
+    counts = alerts_to(outbox)
+    assert sorted(counts.values()) == [1, 1, 1]  # 4 subscribers, 1 cut off, 0 twice
+    assert sorted(deliveries().values()) == ["sending", "sent", "sent", "sent"]
+
+
+def drain_release_only(app_module: Any, queue_url: str) -> None:
+    [message] = receive_all(queue_url)
+    assert json.loads(message["Body"])["type"] == "release"
+    app_module.send_alerts(sqs_event([message]), None)
+
+
+def _throttle(times: int) -> Any:
+    calls = {"n": 0}
+
+    def handler(**_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "TooManyRequestsException",
+                        "Message": "Maximum sending rate exceeded.",
+                    },
+                    "ResponseMetadata": {"HTTPStatusCode": 429},
+                },
+                "SendEmail",
+            )
+
+    return handler
+
+
+@pytest.fixture
+def fast_backoff(alerts: str) -> Any:
+    sender = service.alert_sender()
+    previous = sender.mailer.base_delay
+    sender.mailer.base_delay = 0.001
+    yield sender.mailer
+    sender.mailer.base_delay = previous
+
+
+def test_ses_throttling_is_retried_with_backoff(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, fast_backoff: Any
+) -> None:
+    for n in range(3):
+        subscribe(client, outbox, f"t{n}@example.org")
+    sesv2 = service.aws_client("sesv2")
+    sesv2.meta.events.register("before-call.sesv2.SendEmail", _throttle(3), unique_id="throttle")
+    try:
+        announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+        drain(app_module, alerts)
+    finally:
+        sesv2.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="throttle")
+    assert alerts_to(outbox) == {f"t{n}@example.org": 1 for n in range(3)}
+
+
+def test_persistent_throttling_retries_the_message_later(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, fast_backoff: Any
+) -> None:
+    for n in range(3):
+        subscribe(client, outbox, f"p{n}@example.org")
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    drain_release_only(app_module, alerts)
+    page = receive_all(alerts)
+    sesv2 = service.aws_client("sesv2")
+    # one sent, then SES refuses every attempt of the second
+    sesv2.meta.events.register(
+        "before-call.sesv2.SendEmail", _after(1, _throttle(100)), unique_id="t"
+    )
+    try:
+        with pytest.raises(Exception, match="TooManyRequests"):
+            app_module.send_alerts(sqs_event(page), None)
+    finally:
+        sesv2.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="t")
+    assert sorted(deliveries().values()) == ["sent"]  # the throttled claim was given back
+    app_module.send_alerts(sqs_event(page), None)
+    assert alerts_to(outbox) == {f"p{n}@example.org": 1 for n in range(3)}
+
+
+def _after(n: int, handler: Any) -> Any:
+    calls = {"n": 0}
+
+    def wrapped(**kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] > n:
+            handler(**kwargs)
+
+    return wrapped
+
+
+def test_permanent_failure_is_recorded_and_the_rest_go_on(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str
+) -> None:
+    for n in range(3):
+        subscribe(client, outbox, f"r{n}@example.org")
+
+    def reject_r1(params: dict[str, Any], **_: Any) -> None:
+        if params["Destination"]["ToAddresses"] == ["r1@example.org"]:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "MessageRejected",
+                        "Message": "Email address is not verified.",
+                    },
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "SendEmail",
+            )
+
+    sesv2 = service.aws_client("sesv2")
+    sesv2.meta.events.register(
+        "before-call.sesv2.SendEmail", _params(reject_r1), unique_id="reject"
+    )
+    try:
+        announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+        drain(app_module, alerts, twice=True)
+    finally:
+        sesv2.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="reject")
+    assert sorted(deliveries().values()) == ["failed", "sent", "sent"]
+    sent = [m.to for m in outbox.sent if "List-Unsubscribe" in m.headers]
+    assert sorted(set(sent) - {"r1@example.org"}) == ["r0@example.org", "r2@example.org"]
+
+
+def _params(check: Any) -> Any:
+    def handler(params: dict[str, Any] | None = None, model: Any = None, **kwargs: Any) -> None:
+        body = json.loads(params["body"]) if isinstance(params, dict) and "body" in params else {}
+        check(body)
+
+    return handler
+
+
+def test_unsubscribed_after_fan_out_gets_nothing(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str
+) -> None:
+    subscribe(client, outbox, "stay@example.org")
+    subscribe(client, outbox, "leave@example.org")
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    drain_release_only(app_module, alerts)
+    from chalicelib.alerts.tokens import Keys
+
+    keys = Keys(service.settings().alert_secret)
+    sid = keys.address_id("leave@example.org")
+    store = service.alert_sender().store
+    service.subscriptions().unsubscribe(keys.make("u", sid, store.get(sid)["nonce"]))
+    drain(app_module, alerts)
+    assert alerts_to(outbox) == {"stay@example.org": 1}
+
+
+def test_malformed_message_is_dropped_not_retried(
+    app_module: Any, alerts: str, caplog: Any
+) -> None:
+    fake = [{"MessageId": "1", "ReceiptHandle": "r", "Body": "not json"}]
+    assert app_module.send_alerts(sqs_event(fake), None) == [{"outcome": "malformed"}]
+
+
+def test_no_address_in_logs_while_sending(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscribe(client, outbox, "hidden.name@example.org")
+    caplog.set_level(logging.INFO)
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    drain(app_module, alerts)
+    assert alerts_to(outbox) == {"hidden.name@example.org": 1}
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "alert_deliver" in text and "hidden.name" not in text

@@ -1,0 +1,305 @@
+"""The subscription routes through the real Chalice app on moto (DynamoDB, SES)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import boto3
+import pytest
+from alerts_support import API_URL, SECRET, TABLE, Outbox, token_of
+from chalice.test import Client
+
+from chalicelib.alerts.tokens import CONFIRM, UNSUBSCRIBE, Keys
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def client(app_module: Any, alerts: str, tmp_path: Path) -> Client:
+    # no .chalice/config.json in the project dir: the test's environment stays
+    return Client(app_module.app, project_dir=str(tmp_path))
+
+
+def post_json(client: Client, doc: Any) -> Any:
+    return client.http.post("/subscriptions", headers=JSON, body=json.dumps(doc).encode())
+
+
+def post_form(client: Client, fields: list[tuple[str, str]]) -> Any:
+    return client.http.post("/subscriptions", headers=FORM, body=urlencode(fields).encode())
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    assert url.startswith(API_URL)
+    return parts.path.removeprefix("/api") + "?" + parts.query
+
+
+def items() -> list[dict[str, Any]]:
+    return boto3.client("dynamodb", region_name="us-east-1").scan(TableName=TABLE)["Items"]
+
+
+def subscribe_and_confirm(client: Client, outbox: Outbox, email: str, **prefs: Any) -> str:
+    assert post_json(client, {"email": email, **prefs}).status_code == 202
+    confirm = outbox.to(email)[-1].link("confirm")
+    assert client.http.get(path_of(confirm)).status_code == 200
+    return confirm
+
+
+# POST /subscriptions ------------------------------------------------------------
+def test_json_sign_up_sends_one_confirmation(client: Client, outbox: Outbox) -> None:
+    resp = post_json(
+        client, {"email": "ada@example.org", "topics": ["Clean Water"], "kinds": ["report"]}
+    )
+    assert resp.status_code == 202
+    assert json.loads(resp.body)["status"] == "accepted"
+    [mail] = outbox.sent
+    assert mail.to == "ada@example.org"
+    assert "Confirm" in mail.subject
+    link = mail.link("confirm")
+    assert link.startswith(f"{API_URL}/subscriptions/confirm?token=")
+    assert "ada" not in link and "example.org" not in token_of(link)
+    assert "Reports about clean water" in mail.text
+    # nothing is active before the link is followed
+    [item] = items()
+    assert item["state"]["S"] == "pending"
+    assert item["pk"]["S"].startswith("sub#") and "@" not in item["sk"]["S"]
+
+
+def test_form_sign_up_with_repeated_fields(client: Client, outbox: Outbox) -> None:
+    resp = post_form(
+        client,
+        [
+            ("email", "bo@example.org"),
+            ("topics", "clean-water"),
+            ("topics", "Côte d'Ivoire"),
+            ("kinds", "report"),
+            ("kinds", "statement"),
+            ("website", ""),
+        ],
+    )
+    assert resp.status_code == 202
+    assert resp.headers["Content-Type"].startswith("text/html")
+    assert "Check your inbox" in resp.body.decode()
+    subscribe_path = path_of(outbox.sent[0].link("confirm"))
+    page = client.http.get(subscribe_path)
+    assert page.status_code == 200
+    assert "Reports and Statements about clean water, cote d ivoire" in page.body.decode()
+
+
+def test_same_202_for_every_address_state(client: Client, outbox: Outbox) -> None:
+    """New, pending, active, rate-limited, unsubscribed, honeypot: one body."""
+    confirm = subscribe_and_confirm(client, outbox, "known@example.org")
+    bodies = set()
+    for doc in (
+        {"email": "new@example.org"},
+        {"email": "new@example.org"},  # pending and rate-limited
+        {"email": "known@example.org"},  # active
+        {"email": "bot@example.org", "website": "http://spam.example"},
+    ):
+        resp = post_json(client, doc)
+        assert resp.status_code == 202
+        bodies.add(resp.body)
+    unsub = outbox.to("known@example.org")
+    assert confirm and unsub
+    form = {post_form(client, [("email", e)]).body for e in ("x@example.org", "known@example.org")}
+    assert len(bodies) == 1 and len(form) == 1
+
+
+def test_one_confirmation_per_address_per_hour(
+    client: Client, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    for _ in range(3):
+        assert post_json(client, {"email": "Eve@Example.org"}).status_code == 202
+    assert post_json(client, {"email": "eve@example.org"}).status_code == 202
+    assert len(outbox.sent) == 1
+    later = time.time() + 3601
+    monkeypatch.setattr("chalicelib.alerts.subscriptions.now", lambda: later)
+    assert post_json(client, {"email": "eve@example.org", "kinds": ["report"]}).status_code == 202
+    assert len(outbox.sent) == 2
+    # the newer sign-up's link wins; the older one is refused
+    old, new = (m.link("confirm") for m in outbox.sent)
+    assert client.http.get(path_of(old)).status_code == 400
+    assert client.http.get(path_of(new)).status_code == 200
+    assert [k["S"] for k in items()[0]["kinds"]["L"]] == ["report"]
+
+
+def test_honeypot_sends_nothing(client: Client, outbox: Outbox) -> None:
+    resp = post_form(client, [("email", "bot@example.org"), ("website", "buy pills")])
+    assert resp.status_code == 202
+    assert outbox.sent == [] and items() == []
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"email": "not-an-address"},
+        {"email": "a@b"},
+        {"email": "two@example.org, three@example.org"},
+        {"email": "line@example.org\nBcc: x@example.org"},
+        {"email": ""},
+        {"email": 42},
+        {},
+        [],
+    ],
+)
+def test_malformed_address_is_400_naming_the_field(
+    client: Client, outbox: Outbox, doc: Any
+) -> None:
+    resp = post_json(client, doc)
+    assert resp.status_code == 400
+    assert json.loads(resp.body)["errors"][0]["loc"] == "email"
+    assert outbox.sent == [] and items() == []
+
+
+def test_malformed_json_and_form_are_400(client: Client) -> None:
+    assert client.http.post("/subscriptions", headers=JSON, body=b"{nope").status_code == 400
+    resp = post_form(client, [("email", "nope")])
+    assert resp.status_code == 400
+    assert "does not look right" in resp.body.decode()
+
+
+def test_unsupported_media_type(client: Client) -> None:
+    resp = client.http.post("/subscriptions", headers={"Content-Type": "text/xml"}, body=b"<x/>")
+    assert resp.status_code == 415
+
+
+def test_unknown_kinds_are_dropped(client: Client, outbox: Outbox) -> None:
+    subscribe_and_confirm(client, outbox, "k@example.org", kinds=["report", "gossip"])
+    [item] = items()
+    assert [k["S"] for k in item["kinds"]["L"]] == ["report"]
+
+
+# GET /subscriptions/confirm -----------------------------------------------------
+def test_confirm_activates_and_is_idempotent(client: Client, outbox: Outbox) -> None:
+    confirm = subscribe_and_confirm(client, outbox, "c@example.org")
+    [item] = items()
+    assert item["state"]["S"] == "active"
+    again = client.http.get(path_of(confirm))  # mail scanners and double clicks
+    assert again.status_code == 200
+    assert "You are subscribed" in again.body.decode()
+    assert again.headers["Referrer-Policy"] == "no-referrer"
+    assert again.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "garbage", "v1.c.abc.def.0.sig", None],
+)
+def test_confirm_refuses_bad_tokens(client: Client, token: str | None) -> None:
+    path = "/subscriptions/confirm" + ("" if token is None else "?" + urlencode({"token": token}))
+    resp = client.http.get(path)
+    assert resp.status_code == 400
+    assert "not valid" in resp.body.decode()
+
+
+def test_confirm_refuses_forged_expired_and_wrong_purpose(client: Client, outbox: Outbox) -> None:
+    post_json(client, {"email": "f@example.org"})
+    real = token_of(outbox.sent[0].link("confirm"))
+    _, purpose, sid, nonce, expires, _ = real.split(".")
+    other = Keys("another-secret-0123456789")
+    forged = other.make(CONFIRM, sid, nonce, int(expires))
+    expired = Keys(SECRET).make(CONFIRM, sid, nonce, 1_000_000)
+    wrong = Keys(SECRET).make(UNSUBSCRIBE, sid, nonce)
+    for token in (forged, expired, wrong, real[:-2] + "xx"):
+        assert (
+            client.http.get("/subscriptions/confirm?" + urlencode({"token": token})).status_code
+            == 400
+        )
+    assert items()[0]["state"]["S"] == "pending"
+    assert (
+        client.http.get("/subscriptions/confirm?" + urlencode({"token": real})).status_code == 200
+    )
+
+
+def test_active_subscriber_changes_preferences_only_by_confirming(
+    client: Client, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    subscribe_and_confirm(client, outbox, "p@example.org", kinds=["report"])
+    later = time.time() + 3601
+    monkeypatch.setattr("chalicelib.alerts.subscriptions.now", lambda: later)
+    assert post_json(client, {"email": "p@example.org", "kinds": ["victory"]}).status_code == 202
+    [item] = items()
+    assert item["state"]["S"] == "active"  # a sign-up by someone else changes nothing yet
+    assert [k["S"] for k in item["kinds"]["L"]] == ["report"]
+    nonce = item["nonce"]["S"]
+    assert client.http.get(path_of(outbox.sent[-1].link("confirm"))).status_code == 200
+    [item] = items()
+    assert [k["S"] for k in item["kinds"]["L"]] == ["victory"]
+    assert item["nonce"]["S"] == nonce  # unsubscribe links already sent keep working
+
+
+# unsubscribe --------------------------------------------------------------------
+def test_unsubscribe_page_and_one_click(client: Client, outbox: Outbox) -> None:
+    subscribe_and_confirm(client, outbox, "u@example.org")
+    sid = Keys(SECRET).address_id("u@example.org")
+    item = items()[0]
+    url = f"{API_URL}/subscriptions/unsubscribe?token=" + Keys(SECRET).make(
+        UNSUBSCRIBE, sid, item["nonce"]["S"]
+    )
+    page = client.http.get(path_of(url))
+    assert page.status_code == 200
+    html = page.body.decode()
+    assert 'method="post"' in html and "<button" in html
+    resp = client.http.post(path_of(url), headers=FORM, body=b"List-Unsubscribe=One-Click")
+    assert resp.status_code == 200
+    assert "unsubscribed" in resp.body.decode()
+    [tomb] = items()
+    assert tomb["state"]["S"] == "gone"
+    assert "email" not in tomb and "topics" not in tomb
+    assert "u@example.org" not in json.dumps(items())
+    # replayed: still 200, nothing comes back
+    assert (
+        client.http.post(path_of(url), headers=FORM, body=b"List-Unsubscribe=One-Click").status_code
+        == 200
+    )
+    # the old confirmation link cannot bring the address back
+    confirm = outbox.to("u@example.org")[0].link("confirm")
+    assert client.http.get(path_of(confirm)).status_code == 400
+    assert items()[0]["state"]["S"] == "gone"
+
+
+def test_unsubscribe_refuses_bad_tokens(client: Client, outbox: Outbox) -> None:
+    post_json(client, {"email": "z@example.org"})
+    confirm_token = token_of(outbox.sent[0].link("confirm"))
+    for token in ("", "nope", confirm_token):
+        q = "?" + urlencode({"token": token})
+        assert client.http.get("/subscriptions/unsubscribe" + q).status_code == 400
+        assert (
+            client.http.post("/subscriptions/unsubscribe" + q, headers=FORM, body=b"").status_code
+            == 400
+        )
+
+
+def test_resubscribe_after_unsubscribe(client: Client, outbox: Outbox) -> None:
+    subscribe_and_confirm(client, outbox, "r@example.org")
+    sid = Keys(SECRET).address_id("r@example.org")
+    old_nonce = items()[0]["nonce"]["S"]
+    old = "/subscriptions/unsubscribe?token=" + Keys(SECRET).make(UNSUBSCRIBE, sid, old_nonce)
+    assert client.http.post(old, headers=FORM, body=b"").status_code == 200
+    # signing up again within the hour sends nothing (rate limit survives the tombstone)
+    assert post_json(client, {"email": "r@example.org"}).status_code == 202
+    assert len(outbox.to("r@example.org")) == 1
+
+
+# privacy ------------------------------------------------------------------------
+def test_no_address_in_logs(
+    client: Client, outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # every logger: ours and the libraries they call
+    subscribe_and_confirm(client, outbox, "secret.person@example.org")
+    post_json(client, {"email": "secret.person@example.org"})
+    post_json(client, {"email": "secret.person@example.org", "website": "x"})
+    post_json(client, {"email": "bad address@example.org"})
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "secret.person" not in text and "bad address" not in text
+    sid = Keys(SECRET).address_id("secret.person@example.org")
+    assert sid[:16] in text
