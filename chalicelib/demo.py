@@ -517,9 +517,11 @@ class Demo:
         if status == "published":
             self.say(f"published: {receipt['url']}")
         elif status == "scheduled":
-            self.say(
-                f"scheduled: {receipt['url']} (embargoed until {receipt.get('embargo_until')})"
-            )
+            instant = receipt.get("publish_at") or receipt.get("embargo_until")
+            line = f"scheduled: {receipt['url']} (not public until {instant})"
+            if receipt.get("preview_url"):
+                line += f" preview: {receipt['preview_url']}"
+            self.say(line)
         elif status == "unpublished":
             self.say(f"unpublished: {label}")
         else:
