@@ -1,19 +1,35 @@
-"""``newsroom schedule``: what is embargoed, and when it goes live.
+"""``newsroom schedule``: what is scheduled, when it goes public, how to preview it.
 
-Reads the private schedule (``receipts/schedule.json`` in the source bucket),
-the same object ``publish_due_releases`` works from.
+Reads what the publisher keeps in the source bucket: its private schedule
+(``receipts/schedule.json``, the list ``publish_due_releases`` works from) and
+each scheduled file's receipt (warnings, preview). The preview link is signed
+afresh with the caller's credentials: the one in the receipt was signed by the
+Lambda's role, whose credentials can expire long before the link's 7 days.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
 from .errors import StorageError
-from .receipts import SCHEDULE_KEY, Scheduled, schedule_from_bytes
+from .previews import preview_url
+from .receipts import SCHEDULE_KEY, receipt_key
+
+
+@dataclass(frozen=True)
+class ScheduledRelease:
+    source_key: str
+    slug: str
+    publish_at: datetime
+    preview_url: str | None = None
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
 
 def _until(moment: datetime, now: datetime) -> str:
@@ -30,15 +46,51 @@ def _until(moment: datetime, now: datetime) -> str:
     return "in " + " ".join(parts)
 
 
-def schedule_lines(items: list[Scheduled], now: datetime) -> list[str]:
-    """One line per scheduled release, soonest first."""
-    items = sorted(items, key=lambda s: (s.embargo_until.timestamp(), s.source_key))
-    return [
-        f"{s.source_key}: /releases/{s.slug}/: embargoed until "
-        f"{s.embargo_until.isoformat()} ({s.embargo_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
-        f"{_until(s.embargo_until, now)})"
-        for s in items
-    ]
+def _json(storage: Any, key: str) -> dict[str, Any]:
+    found = storage.get(key)
+    if found is None:
+        return {}
+    try:
+        doc = json.loads(found.body)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def read_schedule(source: Any) -> list[ScheduledRelease]:
+    """Every scheduled release, soonest first, with what its receipt says."""
+    items = []
+    for entry in _json(source, SCHEDULE_KEY).get("releases", []):
+        key = entry["source_key"]
+        receipt = _json(source, receipt_key(key))
+        instant = entry.get("publish_at") or entry.get("embargo_until") or receipt.get("publish_at")
+        if not instant:
+            continue
+        items.append(
+            ScheduledRelease(
+                key,
+                entry.get("slug") or receipt.get("slug") or "",
+                datetime.fromisoformat(instant),
+                preview_url(source, key) or receipt.get("preview_url"),
+                [w for w in receipt.get("warnings", []) if isinstance(w, dict)],
+            )
+        )
+    return sorted(items, key=lambda s: (s.publish_at.timestamp(), s.source_key))
+
+
+def schedule_lines(items: list[ScheduledRelease], now: datetime) -> list[str]:
+    """An entry per release: what, when (as written, in UTC, how soon), then
+    its preview link and warnings on indented lines."""
+    lines = []
+    for s in items:
+        lines.append(
+            f"{s.source_key}: /releases/{s.slug}/: public at {s.publish_at.isoformat()} "
+            f"({s.publish_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, {_until(s.publish_at, now)})"
+        )
+        if s.preview_url:
+            lines.append(f"  preview: {s.preview_url}")
+        lines.extend(f"  warning: {w.get('loc')}: {w.get('msg')}" for w in s.warnings)
+    return lines
 
 
 @click.command()
@@ -49,7 +101,7 @@ def schedule_lines(items: list[Scheduled], now: datetime) -> list[str]:
     help="The source bucket staff upload to.",
 )
 def schedule(bucket: str) -> None:
-    """List embargoed releases and the time each one goes live."""
+    """List scheduled releases: when each goes public, a preview link, any warning."""
     if not bucket:
         click.echo("schedule: --bucket (or NEWSROOM_SOURCE_BUCKET) is required", err=True)
         sys.exit(2)
@@ -57,13 +109,10 @@ def schedule(bucket: str) -> None:
     from .storage import S3Storage
 
     try:
-        current = S3Storage(s3_client(), bucket).get(SCHEDULE_KEY)
+        items = read_schedule(S3Storage(s3_client(), bucket))
     except StorageError as exc:
         click.echo(f"schedule: cannot read s3://{bucket}/{SCHEDULE_KEY}: {exc}", err=True)
         sys.exit(1)
-    lines = schedule_lines(
-        schedule_from_bytes(current.body if current else None), datetime.now(UTC)
-    )
-    for line in lines:
+    for line in schedule_lines(items, datetime.now(UTC)):
         click.echo(line)
-    click.echo(f"{len(lines)} release(s) scheduled" if lines else "no releases are scheduled")
+    click.echo(f"{len(items)} release(s) scheduled" if items else "no releases are scheduled")

@@ -88,6 +88,17 @@ def point_links(page: str, site_url: str, media_url: Callable[[str], str]) -> st
     return _URL_ATTR.sub(sub, page)
 
 
+def preview_url(
+    source: PresigningStorage, source_key: str, ttl: int = PREVIEW_TTL_SECONDS
+) -> str | None:
+    """A fresh link to the stored preview of ``source_key`` (signed with the
+    caller's credentials), or ``None`` when there is none."""
+    key = preview_key(source_key)
+    if source.head(key) is None:
+        return None
+    return source.presign(key, ttl)
+
+
 class Previews:
     """The ``listeners.PreviewStore`` the publisher calls: ``put`` when a
     release is scheduled (again), ``remove`` when it goes public or its source
@@ -120,9 +131,4 @@ class Previews:
         self.source.delete(preview_key(source_key))
 
     def url(self, source_key: str) -> str | None:
-        """A fresh link to the stored preview (signed with the caller's
-        credentials), or ``None`` when there is none."""
-        key = preview_key(source_key)
-        if self.source.head(key) is None:
-            return None
-        return self.source.presign(key, self.ttl)
+        return preview_url(self.source, source_key, self.ttl)
