@@ -249,14 +249,25 @@ def test_security_headers(template: dict[str, Any]) -> None:
     for header in headers.values():
         assert header["Override"] is True
 
-    csp = _csp_directives(headers["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    # with and without an API: the sign-up form may post to <ApiUrl>/subscriptions only
+    condition, with_api, without_api = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"][
+        "Fn::If"
+    ]
+    assert condition == "HasApiUrl"
+    assert _csp_directives(with_api["Fn::Sub"])["form-action"] == ["${ApiUrl}/subscriptions"]
+    assert _csp_directives(without_api)["form-action"] == ["'none'"]
+    for policy in (with_api["Fn::Sub"], without_api):
+        _check_csp(policy)
+
+
+def _check_csp(policy: str) -> None:
+    csp = _csp_directives(policy)
     assert csp["default-src"] == ["'none'"]
     # No JavaScript at all: script-src falls back to default-src 'none'.
     assert csp.get("script-src", ["'none'"]) == ["'none'"]
     assert csp["style-src"] == ["'self'"]
     assert sorted(csp["img-src"]) == sorted(["'self'", "https:"])
     assert csp["base-uri"] == ["'none'"]
-    assert csp["form-action"] == ["'none'"]
     assert csp["frame-ancestors"] == ["'none'"]
     for sources in csp.values():
         assert "'unsafe-inline'" not in sources
@@ -359,7 +370,9 @@ def _buckets(stage: str) -> tuple[str, str]:
     return f"newsroom-{stage}-source", f"newsroom-{stage}-public"
 
 
-ALL_POLICIES = [(stage, suffix) for stage in STAGES for suffix in ("", "-api")]
+ALL_POLICIES = [
+    (stage, suffix) for stage in STAGES for suffix in ("", "-api", "-alerts", "-feedback")
+]
 
 
 @pytest.mark.parametrize(("stage", "suffix"), ALL_POLICIES)
@@ -437,8 +450,12 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
     assert {"s3", "cloudfront", "logs"} <= services <= {"s3", "cloudfront", "logs", "sqs"}
     for action, resource, _ in grants:
         if action.startswith("sqs:"):
-            assert action == "sqs:SendMessage"
             assert re.fullmatch(r"arn:aws:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+", resource)
+            # GetQueueUrl only for the alert queue the publisher announces releases on
+            assert action == "sqs:SendMessage" or (
+                action == "sqs:GetQueueUrl" and resource == _alert_queue(stage)
+            )
+    assert ("sqs:SendMessage", _alert_queue(stage)) in {(a, r) for a, r, _ in grants}
     logs = {a for a, _, _ in grants if a.startswith("logs:")}
     assert logs == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 
@@ -461,7 +478,123 @@ def test_webhook_policy_only_writes_releases(stage: str) -> None:
         ("s3:ListBucket", f"arn:aws:s3:::{source}"),
     }
     assert all(c == {} for _, _, c in s3)
-    assert {a.split(":")[0] for a, _, _ in grants} == {"s3", "logs"}
+    # the same function serves the subscription routes: the one table, the one sender
+    assert {a.split(":")[0] for a, _, _ in grants} == {"s3", "logs", "dynamodb", "ses"}
+    assert {(a, r) for a, r, _ in grants if a.startswith("dynamodb:")} == {
+        (a, _table(stage)) for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+    }
+    _check_mail_grants(grants, stage)
+
+
+def _alert_queue(stage: str) -> str:
+    return f"arn:aws:sqs:us-east-1:123456789012:newsroom-{stage}-alerts"
+
+
+def _table(stage: str) -> str:
+    return f"arn:aws:dynamodb:us-east-1:123456789012:table/newsroom-{stage}-subscribers"
+
+
+def _check_mail_grants(grants: list[tuple[str, str, dict[str, Any]]], stage: str) -> None:
+    """ses:SendEmail and nothing else of SES: on the one identity (and the stage's
+    configuration set, which SES also authorises), from the one sender address."""
+    ses = [(a, r, c) for a, r, c in grants if a.startswith("ses:")]
+    assert {a for a, _, _ in ses} == {"ses:SendEmail"}
+    assert {r for _, r, _ in ses} == {
+        "arn:aws:ses:us-east-1:123456789012:identity/harborlight.example",
+        f"arn:aws:ses:us-east-1:123456789012:configuration-set/newsroom-{stage}",
+    }
+    env = {**_config()["stages"][stage]["environment_variables"]}
+    for _, _, condition in ses:
+        assert condition == {"StringEquals": {"ses:FromAddress": env["NEWSROOM_MAIL_FROM"]}}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_alert_sender_policy_is_least_privilege(stage: str) -> None:
+    grants = _grants(_policy(stage, "-alerts"))
+    assert {a.split(":")[0] for a, _, _ in grants} == {"dynamodb", "sqs", "ses", "logs"}
+    assert {r for a, r, _ in grants if a.startswith("dynamodb:")} == {_table(stage)}
+    assert {a for a, _, _ in grants if a.startswith("dynamodb:")} == {
+        "dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem",
+        "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
+    }  # fmt: skip
+    assert {r for a, r, _ in grants if a.startswith("sqs:")} == {_alert_queue(stage)}
+    _check_mail_grants(grants, stage)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_mail_feedback_policy_only_suppresses(stage: str) -> None:
+    grants = _grants(_policy(stage, "-feedback"))
+    assert {(a, r) for a, r, _ in grants if not a.startswith("logs:")} == {
+        ("dynamodb:GetItem", _table(stage)),
+        ("dynamodb:PutItem", _table(stage)),
+    }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_alert_functions_use_their_policies_and_the_infra_names(
+    stage: str, template: dict[str, Any]
+) -> None:
+    stage_config = _config()["stages"][stage]
+    functions = stage_config["lambda_functions"]
+    assert functions["send_alerts"]["iam_policy_file"] == f"policy-{stage}-alerts.json"
+    assert functions["mail_feedback"]["iam_policy_file"] == f"policy-{stage}-feedback.json"
+    env = stage_config["environment_variables"]
+    resources = template["Resources"]
+    names = {
+        "NEWSROOM_SUBSCRIBERS_TABLE": resources["SubscribersTable"]["Properties"]["TableName"],
+        "NEWSROOM_ALERT_QUEUE": resources["AlertQueue"]["Properties"]["QueueName"],
+        "NEWSROOM_MAIL_FEEDBACK_TOPIC": resources["MailFeedbackTopic"]["Properties"]["TopicName"],
+        "NEWSROOM_SES_CONFIGURATION_SET": resources["MailConfigurationSet"]["Properties"]["Name"],
+    }
+    for setting, name in names.items():
+        assert name == {"Fn::Sub": name["Fn::Sub"]}
+        assert env[setting] == name["Fn::Sub"].replace("${Stage}", stage)
+    assert env["NEWSROOM_API_URL"].startswith("https://")
+    assert "NEWSROOM_ALERT_SECRET" not in env  # a secret: filled in on the deploy machine
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_api_gateway_throttling_in_the_stage_config(stage: str) -> None:
+    limits = _config()["stages"][stage]["api_gateway_throttling"]
+    assert limits["/subscriptions/POST"]["rate_limit"] <= 5
+    assert limits["/subscriptions/POST"]["burst_limit"] <= 10
+    for route in ("/subscriptions/confirm/GET", "/subscriptions/unsubscribe/POST"):
+        assert route in limits
+    assert "*/*" in limits
+
+
+def test_subscribers_table_alert_queue_and_feedback_topic(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    table = resources["SubscribersTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
+        ("pk", "S"),
+        ("sk", "S"),
+    }
+    assert "GlobalSecondaryIndexes" not in table  # the items need none (see store.py)
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert resources["SubscribersTable"]["DeletionPolicy"] == "Retain"
+
+    queue = resources["AlertQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["AlertDeadLetterQueue", "Arn"]
+    }
+    assert (
+        queue["VisibilityTimeout"]
+        >= 6 * _config()["stages"]["prod"]["lambda_functions"]["send_alerts"]["lambda_timeout"]
+    )
+
+    destination = resources["MailFeedbackDestination"]["Properties"]["EventDestination"]
+    assert sorted(destination["MatchingEventTypes"]) == ["bounce", "complaint"]
+    assert destination["SnsDestination"]["TopicARN"] == {"Ref": "MailFeedbackTopic"}
+    [statement] = resources["MailFeedbackTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert statement["Action"] == "sns:Publish"
 
 
 # ------------------------------------------------------ chalice config
