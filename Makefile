@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make demo PORT=8001` serves the site on another port (default 8000)
 demo: $(STAMP)
-	$(BIN)/newsroom demo
+	$(BIN)/newsroom demo $(if $(PORT),--port $(PORT))
 
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .

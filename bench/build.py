@@ -20,7 +20,7 @@ BUILT = re.compile(r"built (\d+) releases into .*?: (\d+) written, (\d+) unchang
 
 
 def newsroom_cmd(src: Path, out: Path, workers: int | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "chalicelib.cli", "build", str(src), "--out", str(out)]
+    cmd = [sys.executable, "-m", "newsroom.cli", "build", str(src), "--out", str(out)]
     cmd += ["--site-url", corpus.SITE_URL]
     if workers is not None:
         cmd += ["--workers", str(workers)]
@@ -118,11 +118,11 @@ def measure_rebuild(size: int, runs: int) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
-    from chalicelib.demo import atomic_moto_requests
-    from chalicelib.ops import Rebuilder
-    from chalicelib.render import Renderer
+    from chalicelib.core.render import Renderer
     from chalicelib.settings import Settings
     from chalicelib.storage import S3Storage
+    from newsroom.demo import atomic_moto_requests
+    from newsroom.ops import Rebuilder
 
     from .publish import PUBLIC, SOURCE, environment
 

@@ -183,7 +183,7 @@ HUGO_TERMS = """\
 def write_hugo_site(docs: list[dict[str, Any]], folder: Path, site_url: str = SITE_URL) -> Path:
     """The same corpus as a Hugo site: ``content/releases/*.md`` with front matter,
     a paginated listing (home, section, terms), RSS for home/section/terms, sitemap."""
-    from chalicelib.model import KIND_LABELS
+    from chalicelib.core.model import KIND_LABELS
 
     (folder / "content" / "releases").mkdir(parents=True, exist_ok=True)
     layouts = folder / "layouts" / "_default"

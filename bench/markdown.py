@@ -14,7 +14,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "releases"
 
 
 def measure(n: int) -> dict[str, Any]:
-    from chalicelib import markup
+    from chalicelib.core import markup
 
     bodies = [d["body"] for d in corpus.generate(n, seed=11)]
     samples = [

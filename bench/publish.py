@@ -104,10 +104,10 @@ class RequestCounter:
 
 def _seed(s3: Any, archive: int, seed: int) -> tuple[list[dict[str, Any]], datetime]:
     """Build an archive of ``archive`` releases and write it to the public bucket."""
-    from chalicelib.build import build_site
-    from chalicelib.render import Renderer
+    from chalicelib.core.render import Renderer
+    from chalicelib.core.site import cache_control, content_type
     from chalicelib.settings import Settings
-    from chalicelib.site import cache_control, content_type
+    from newsroom.build import build_site
 
     docs = corpus.generate(archive, seed=seed)
     sources = [

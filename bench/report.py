@@ -284,7 +284,7 @@ contract's single `index.json` rules out.
   600-word body; cmark-gfm takes under 0.1 ms with the same sanitized output
   (table above). `cmarkgfm`'s own Python wrapper leaks the document tree and
   the output string on every call (about 50 KB a call: a 10,000-release build
-  grew by half a gigabyte); `chalicelib/markup.py` calls the C functions
+  grew by half a gigabyte); `chalicelib/core/markup.py` calls the C functions
   itself and frees both.
 - **Both cores**: release pages render in forked worker processes that read
   the parsed releases they inherit from the parent (tasks are index ranges,
@@ -382,7 +382,7 @@ def document(f: dict[str, Any], *, quick: bool = False) -> str:
         out += [
             "## No-op `newsroom rebuild`",
             "",
-            "`chalicelib.ops.Rebuilder` (what `newsroom rebuild` runs) against moto's "
+            "`newsroom.ops.Rebuilder` (what `newsroom rebuild` runs) against moto's "
             "in-process S3, requests made one at a time as in the test suite. The first "
             "rebuild publishes the whole site; the next ones find nothing to change.",
             "",

@@ -1,6 +1,7 @@
-"""Newsroom publisher: release JSON in, static newsroom out.
+"""Newsroom publisher: what the Lambda handlers run, and nothing else.
 
-Data flows one way: source bytes -> ``model.parse_release`` -> ``render`` ->
-``storage``. ``publisher`` orchestrates one key at a time; ``build`` renders a
-whole folder; ``cli`` and ``app.py`` are thin adapters over both.
+Data flows one way: source bytes -> ``core.model.parse_release`` ->
+``core.render`` -> ``storage``. ``core`` is the pure part (no I/O);
+``publisher`` orchestrates a batch of keys; ``app.py`` and the ``newsroom``
+tool package (not shipped to Lambda) are thin adapters over it.
 """

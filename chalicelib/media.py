@@ -19,9 +19,9 @@ import re
 import time
 from typing import Protocol
 
+from .core.site import cache_control, content_type
 from .errors import FieldError
 from .receipts import RECEIPT_CACHE, Receipt
-from .site import cache_control, content_type
 from .storage import Storage, md5_etag
 
 log = logging.getLogger("newsroom.media")

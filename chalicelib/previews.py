@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from .render import Renderer
+from .core.render import Renderer
 from .storage import Storage
 
 PREVIEW_PREFIX = "previews/"

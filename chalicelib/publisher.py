@@ -30,10 +30,21 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import unquote
 
+from .core.index import INDEX_KEY, Entry, Index, Withdrawal, source_digest
+from .core.model import Release, parse_release
+from .core.render import Renderer
+from .core.site import (
+    Page,
+    cache_control,
+    changed_keys,
+    content_type,
+    invalidation_paths,
+    plan,
+    release_key,
+    render_page,
+)
 from .errors import FieldError, InvalidRelease, SlugConflict, StorageError
-from .index import INDEX_KEY, Entry, Index, Withdrawal, source_digest
 from .lease import Lease
-from .model import Release, parse_release
 from .receipts import (
     RECEIPT_CACHE,
     SCHEDULE_KEY,
@@ -43,17 +54,6 @@ from .receipts import (
     receipt_key,
     schedule_from_bytes,
     update_schedule,
-)
-from .render import Renderer
-from .site import (
-    Page,
-    cache_control,
-    changed_keys,
-    content_type,
-    invalidation_paths,
-    plan,
-    release_key,
-    render_page,
 )
 from .storage import Storage, put_if_unchanged
 

@@ -17,11 +17,11 @@ from .alerts.store import SubscriberStore
 from .alerts.subscriptions import Subscriptions
 from .alerts.tokens import Keys
 from .cloudfront import CloudFrontInvalidator
+from .core.render import Renderer
 from .errors import ConfigurationError
 from .hooks import HookService
 from .lease import Lease
 from .publisher import Publisher
-from .render import Renderer
 from .settings import Settings
 from .storage import S3Storage
 

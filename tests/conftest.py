@@ -14,9 +14,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.demo import atomic_moto_requests
-from chalicelib.render import Renderer
+from chalicelib.core.render import Renderer
 from chalicelib.settings import Settings
+from newsroom.demo import atomic_moto_requests
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = Path(__file__).resolve().parent / "events"

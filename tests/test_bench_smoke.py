@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/ is not
 
 from bench import corpus  # noqa: E402
 from bench.__main__ import main as bench_main  # noqa: E402
-from chalicelib import build  # noqa: E402
-from chalicelib.cli import main as cli  # noqa: E402
-from chalicelib.render import Renderer  # noqa: E402
+from chalicelib.core.render import Renderer  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
+from newsroom import build  # noqa: E402
+from newsroom.cli import main as cli  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +57,7 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str
 
 
 def test_corpus_is_deterministic_and_valid() -> None:
-    from chalicelib.model import parse_release
+    from chalicelib.core.model import parse_release
 
     a, b = corpus.generate(5), corpus.generate(5)
     assert a == b

@@ -19,7 +19,7 @@ def build(src: Path, out: Path, *extra: str) -> str:
         [
             sys.executable,
             "-m",
-            "chalicelib.cli",
+            "newsroom.cli",
             "build",
             str(src),
             "--out",
@@ -97,9 +97,9 @@ def test_a_theme_change_renders_everything_again(tmp_path: Path) -> None:
 def test_unchanged_sources_are_neither_parsed_nor_rendered() -> None:
     from datetime import datetime, timezone
 
-    from chalicelib.build import build_site
-    from chalicelib.render import Renderer
+    from chalicelib.core.render import Renderer
     from chalicelib.settings import Settings
+    from newsroom.build import build_site
 
     renderer = Renderer(Settings(site_url="https://n.example"))
     now = datetime(2030, 1, 1, tzinfo=timezone.utc)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def newsroom(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chalicelib.cli", *args],
+        [sys.executable, "-m", "newsroom.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd or ROOT,

@@ -32,12 +32,12 @@ from botocore.exceptions import ClientError
 from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree, renderer
 from invariants import link_problems
 
-from chalicelib.build import build_site
-from chalicelib.demo import atomic_moto_server_class
 from chalicelib.errors import StorageError
 from chalicelib.lease import Lease
 from chalicelib.publisher import Publisher
 from chalicelib.storage import ObjectInfo, S3Storage, StoredObject
+from newsroom.build import build_site
+from newsroom.demo import atomic_moto_server_class
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOPICS = ["Clean Water", "Harbour", "Schools", "Côte d'Ivoire", "Storms", "Budget"]

@@ -20,7 +20,7 @@ from urllib.parse import unquote_plus
 import click
 import pytest
 
-from chalicelib.demo import PUBLIC_BUCKET, SECURITY_HEADERS, SOURCE_BUCKET, Demo, s3_event
+from newsroom.demo import PUBLIC_BUCKET, SECURITY_HEADERS, SOURCE_BUCKET, Demo, s3_event
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -228,7 +228,7 @@ def _settle(running: Running) -> None:
 @pytest.fixture
 def watcher(running: Running) -> Iterator[Running]:
     """The inbox watcher without its thread, polled by hand (deterministic)."""
-    from chalicelib.demo import InboxWatcher
+    from newsroom.demo import InboxWatcher
 
     running.demo.watcher = InboxWatcher(running.demo, running.inbox)
     running.out.seek(0), running.out.truncate()
@@ -341,7 +341,7 @@ def test_demo_command_no_serve(tmp_path: Path) -> None:
     bad["published_at"] = "2025-01-01T10:00:00"  # no offset
     (samples / "releases" / "zz-bad.json").write_text(json.dumps(bad))
     proc = subprocess.run(
-        [sys.executable, "-m", "chalicelib.cli", "demo", "--no-serve", "--samples", str(samples)],
+        [sys.executable, "-m", "newsroom.cli", "demo", "--no-serve", "--samples", str(samples)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -359,7 +359,7 @@ def test_demo_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     sample = SAMPLE_FILES[0]
     (samples / "releases" / sample.name).write_bytes(sample.read_bytes())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.cli", "demo", "--port", "0", "--samples", str(samples)],
+        [sys.executable, "-m", "newsroom.cli", "demo", "--port", "0", "--samples", str(samples)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

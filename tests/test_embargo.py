@@ -11,11 +11,11 @@ import boto3
 from click.testing import CliRunner
 from conftest import PUBLIC, SOURCE, make_release, public_tree, receipt, s3_event, upload
 
-from chalicelib.cli import main
+from chalicelib.core.render import Renderer
 from chalicelib.publisher import Publisher
-from chalicelib.render import Renderer
 from chalicelib.settings import Settings
 from chalicelib.storage import S3Storage
+from newsroom.cli import main
 
 EMBARGO = "2030-03-01T09:00:00-05:00"
 EMBARGO_AT = datetime.fromisoformat(EMBARGO)

@@ -24,10 +24,10 @@ import pytest
 from conftest import PUBLIC, SOURCE, dumps, make_release, renderer
 from invariants import link_problems, secrecy_problems
 
-from chalicelib.build import build_site
 from chalicelib.errors import TransientStorageError
 from chalicelib.publisher import Publisher
 from chalicelib.storage import Counters, ObjectInfo, S3Storage, StoredObject
+from newsroom.build import build_site
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SECRET = "EMBARGOED-SECRET-MARKER"

@@ -19,9 +19,9 @@ from conftest import (
     upload,
 )
 
-from chalicelib.build import build_site
-from chalicelib.render import Renderer
+from chalicelib.core.render import Renderer
 from chalicelib.settings import Settings
+from newsroom.build import build_site
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

@@ -15,9 +15,9 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from chalicelib.build import build_site
-from chalicelib.render import Renderer
+from chalicelib.core.render import Renderer
 from chalicelib.settings import Settings
+from newsroom.build import build_site
 
 HERE = Path(__file__).resolve().parent / "golden"
 SETTINGS = Settings(

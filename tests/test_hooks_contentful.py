@@ -25,9 +25,9 @@ from hooks_support import (
     stored_json,
 )
 
+from chalicelib.core.model import parse_release
 from chalicelib.errors import TransientStorageError
 from chalicelib.hooks import HookService, verify
-from chalicelib.model import parse_release
 from chalicelib.settings import Settings
 from chalicelib.storage import LocalStorage, S3Storage
 

@@ -18,8 +18,8 @@ from hooks_support import (
     source_tree,
 )
 
+from chalicelib.core.model import parse_release, release_from_obj
 from chalicelib.hooks import verify
-from chalicelib.model import parse_release, release_from_obj
 
 SECRET = "generic-test-secret-0f9e8d7c"
 KEY = "releases/clinics-reopen-after-storm.json"

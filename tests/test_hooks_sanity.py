@@ -17,8 +17,8 @@ from hooks_support import (
     source_tree,
 )
 
+from chalicelib.core.model import parse_release
 from chalicelib.hooks import verify
-from chalicelib.model import parse_release
 
 SECRET = "sanity-test-secret"
 DOC_ID = "a1b2c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"

@@ -17,7 +17,7 @@ from hooks_support import (
     strapi_headers,
 )
 
-from chalicelib.model import parse_release
+from chalicelib.core.model import parse_release
 
 TOKEN = "strapi-test-token-6b1f"
 SLUG = "volunteers-clear-harbour-road"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from chalicelib.index import Entry, Index, Withdrawal
+from chalicelib.core.index import Entry, Index, Withdrawal
 
 
 def entry(slug: str, when: str, **kw: object) -> Entry:

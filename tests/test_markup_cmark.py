@@ -6,7 +6,7 @@ import resource
 
 import pytest
 
-from chalicelib import markup
+from chalicelib.core import markup
 
 markdown_it = pytest.importorskip("markdown_it")
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from conftest import PUBLIC, SITE_URL, SOURCE, make_release, public_tree, receipt, s3_event, upload
 
 from chalicelib import service
-from chalicelib.cli import main
 from chalicelib.media import media_key_problem
+from newsroom.cli import main
 
 JPEG = (
     b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"

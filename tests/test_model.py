@@ -7,8 +7,8 @@ import json
 import pytest
 from conftest import SAMPLES, dumps, make_release
 
+from chalicelib.core.model import MAX_BYTES, parse_release
 from chalicelib.errors import InvalidRelease
-from chalicelib.model import MAX_BYTES, parse_release
 
 
 def errors_of(doc: object, name: str = "releases/clinics.json") -> dict[str, str]:
@@ -196,8 +196,8 @@ def test_utf8_bom_is_tolerated() -> None:
 
 
 def test_translation_key_links_language_versions_and_follows_the_slug_rule() -> None:
+    from chalicelib.core.model import release_from_obj
     from chalicelib.errors import InvalidRelease
-    from chalicelib.model import release_from_obj
 
     base = {
         "title": "T",

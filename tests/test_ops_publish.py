@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import SITE_URL, SOURCE, dumps, make_release, s3_event, upload
 
-from chalicelib.cli import main
+from newsroom.cli import main
 
 
 def source_keys(aws: Any) -> list[str]:

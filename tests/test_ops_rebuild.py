@@ -21,14 +21,14 @@ from conftest import (
 )
 
 from chalicelib import service
-from chalicelib.build import build_site
-from chalicelib.cli import main
-from chalicelib.ops import Rebuilder
+from chalicelib.core.render import Renderer
+from chalicelib.core.site import invalidation_paths
 from chalicelib.publisher import Publisher
-from chalicelib.render import Renderer
 from chalicelib.settings import Settings
-from chalicelib.site import invalidation_paths
 from chalicelib.storage import S3Storage
+from newsroom.build import build_site
+from newsroom.cli import main
+from newsroom.ops import Rebuilder
 
 RELEASES = {
     "releases/clinics.json": make_release(slug="clinics"),

@@ -76,7 +76,7 @@ print(json.dumps({
     "modules": {
         name: getattr(sys.modules.get(name), "__file__", None)
         for name in ("app", "chalice", "jinja2", "markupsafe", "pydantic", "pydantic_core",
-                     "cmarkgfm", "_cffi_backend", "nh3", "chalicelib.render")
+                     "cmarkgfm", "_cffi_backend", "nh3", "chalicelib.core.render")
     },
     "outside": outside,
 }))

@@ -19,8 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import PUBLIC, SITE_URL, SOURCE, make_release, public_tree, renderer
 
-from chalicelib.demo import LocalS3
-from chalicelib.model import release_from_obj
+from chalicelib.core.model import release_from_obj
 from chalicelib.previews import (
     PREVIEW_TTL_SECONDS,
     Previews,
@@ -29,6 +28,7 @@ from chalicelib.previews import (
     preview_key,
 )
 from chalicelib.storage import S3Storage
+from newsroom.demo import LocalS3
 
 PUBLISH_AT = datetime.fromisoformat("2026-12-20T09:00:00-05:00")
 JPEG = b"\xff\xd8\xff\xe0" + b"clinic photo bytes"

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from invariants import link_problems, secrecy_problems
 
-from chalicelib.build import build_site
 from chalicelib.publisher import Publisher
 from chalicelib.storage import S3Storage
+from newsroom.build import build_site
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 KEYS = ["releases/alpha.json", "releases/Beta Two.json", "releases/gamma+(3).json"]

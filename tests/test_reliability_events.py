@@ -17,7 +17,7 @@ from urllib.parse import quote_plus
 from conftest import SOURCE, dumps, make_release, public_tree, receipt, renderer, s3_event
 from invariants import link_problems
 
-from chalicelib.build import build_site
+from newsroom.build import build_site
 
 
 def encoded(key: str) -> str:

@@ -8,10 +8,10 @@ import re
 import pytest
 from conftest import dumps, make_release
 
-from chalicelib.index import Entry, Index
-from chalicelib.markup import body_html, plain_text
-from chalicelib.model import parse_release
-from chalicelib.render import Renderer, json_for_script
+from chalicelib.core.index import Entry, Index
+from chalicelib.core.markup import body_html, plain_text
+from chalicelib.core.model import parse_release
+from chalicelib.core.render import Renderer, json_for_script
 from chalicelib.settings import Settings
 
 SETTINGS = Settings(

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from chalicelib.core.markup import ALLOWED_TAGS, sanitize
 from chalicelib.hooks import richtext
-from chalicelib.markup import ALLOWED_TAGS, sanitize
 
 
 def cf_text(value: str, *marks: str) -> dict[str, Any]:

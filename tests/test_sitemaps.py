@@ -18,9 +18,9 @@ from conftest import (
     upload,
 )
 
-from chalicelib.build import build_site
-from chalicelib.render import Renderer
+from chalicelib.core.render import Renderer
 from chalicelib.settings import Settings
+from newsroom.build import build_site
 
 SM = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"

@@ -18,9 +18,9 @@ from conftest import (
     upload,
 )
 
-from chalicelib.build import build_site
-from chalicelib.render import Renderer
+from chalicelib.core.render import Renderer
 from chalicelib.settings import Settings
+from newsroom.build import build_site
 
 
 def publish(app_module, s3, key: str, doc, encoded: str | None = None):

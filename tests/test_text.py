@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from chalicelib.text import display_date, excerpt, topic_slug
+from chalicelib.core.text import display_date, excerpt, topic_slug
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import re
 import pytest
 from conftest import SOURCE, make_release, public_tree, s3_event, upload
 
-from chalicelib.text import topic_slug
+from chalicelib.core.text import topic_slug
 
 KINDS = ["press-release", "report", "statement", "campaign-update", "victory"]
 
@@ -138,10 +138,10 @@ def test_the_kind_page_shows_the_newest_and_years_hold_the_rest(env) -> None:
 
     from conftest import dumps
 
-    from chalicelib.build import build_site
-    from chalicelib.render import Renderer
+    from chalicelib.core.render import Renderer
+    from chalicelib.core.site import KIND_PAGE_SIZE
     from chalicelib.settings import Settings
-    from chalicelib.site import KIND_PAGE_SIZE
+    from newsroom.build import build_site
 
     count = KIND_PAGE_SIZE + 5
     sources = [

@@ -17,9 +17,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from ..model import KIND_LABELS, KIND_PLURALS
+from ..core.model import KIND_LABELS, KIND_PLURALS
+from ..core.text import display_date
 from ..settings import Settings
-from ..text import display_date
 from .mail import OutgoingMail
 
 MAIL_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -57,7 +57,7 @@ class Composer:
     @property
     def site_env(self) -> Environment:
         if self._site_env is None:
-            from ..render import Renderer
+            from ..core.render import Renderer
 
             renderer = Renderer(self.settings)
             env = renderer.env.overlay()

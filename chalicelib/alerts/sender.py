@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..core.text import topic_slug
 from ..errors import MailRejected, MailThrottled, NewsroomError, StorageError, TransientStorageError
 from ..listeners import Commit
 from ..settings import Settings
-from ..text import topic_slug
 from .compose import Composer, scope_text
 from .mail import SesMailer
 from .store import SubscriberStore

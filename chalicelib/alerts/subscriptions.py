@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+from ..core.model import EMAIL_RE, KIND_LABELS
+from ..core.text import topic_slug
 from ..errors import InvalidToken, MailRejected, MailThrottled
-from ..model import EMAIL_RE, KIND_LABELS
 from ..settings import Settings
-from ..text import topic_slug
 from .compose import CONFIRM_VALID_DAYS, Composer, scope_text
 from .mail import SesMailer
 from .store import SubscriberStore

@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..core.markup import sanitize
+from ..core.model import KIND_LABELS, SLUG_MAX, SLUG_RE
 from ..errors import ConfigurationError, FieldError, InvalidRelease
-from ..markup import sanitize
-from ..model import KIND_LABELS, SLUG_MAX, SLUG_RE
 from . import richtext
 
 Action = Literal["publish", "unpublish", "ignore"]

@@ -7,7 +7,7 @@ Three input shapes, each a JSON tree the CMS sends instead of markup:
 - Strapi blocks: ``[{"type": "paragraph", "children": [{"type": "text", ...}]}, ...]``
 
 The converters escape every piece of text and every attribute, and emit only tags
-that ``chalicelib.markup`` allows; whatever they produce is sanitized again like
+that ``chalicelib.core.markup`` allows; whatever they produce is sanitized again like
 any other body. Nodes that point at content the webhook does not carry
 (embedded entries and assets, references) are left out; their text, if any, is kept.
 """

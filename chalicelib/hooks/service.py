@@ -37,8 +37,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ..core.model import MAX_BYTES, SLUG_MAX, SLUG_RE, parse_release, release_from_obj
 from ..errors import FieldError, InvalidRelease, PreconditionFailed
-from ..model import MAX_BYTES, SLUG_MAX, SLUG_RE, parse_release, release_from_obj
 from ..settings import Settings
 from ..storage import Storage, StoredObject, md5_etag, put_if_unchanged
 from . import mapping, verify

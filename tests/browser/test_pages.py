@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.demo import SOURCE_BUCKET, Demo
+from newsroom.demo import SOURCE_BUCKET, Demo
 
 pytestmark = pytest.mark.browser
 
@@ -299,7 +299,7 @@ def test_every_release_page_renders_cleanly(site: Site, browser: Any) -> None:
 def test_listing_pages(site: Site, browser: Any) -> None:
     """Archive, month, topic and kind listings at phone width (the narrow case):
     the same checks as the front page."""
-    from chalicelib.text import topic_slug
+    from chalicelib.core.text import topic_slug
 
     newest = site.releases[0]
     month = newest["published_at"][:7].replace("-", "/")

@@ -18,9 +18,9 @@ from typing import Any
 
 import click
 
-from .errors import StorageError
-from .previews import preview_url
-from .receipts import SCHEDULE_KEY, receipt_key
+from chalicelib.errors import StorageError
+from chalicelib.previews import preview_url
+from chalicelib.receipts import SCHEDULE_KEY, receipt_key
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,8 @@ def schedule(bucket: str) -> None:
     if not bucket:
         click.echo("schedule: --bucket (or NEWSROOM_SOURCE_BUCKET) is required", err=True)
         sys.exit(2)
-    from .service import s3_client
-    from .storage import S3Storage
+    from chalicelib.service import s3_client
+    from chalicelib.storage import S3Storage
 
     try:
         items = read_schedule(S3Storage(s3_client(), bucket))

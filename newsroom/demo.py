@@ -33,7 +33,7 @@ from urllib.parse import quote_plus, unquote, urlsplit
 
 import click
 
-from .site import cache_control, content_type
+from chalicelib.core.site import cache_control, content_type
 
 SOURCE_BUCKET = "newsroom-demo-source"
 PUBLIC_BUCKET = "newsroom-demo-public"

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .errors import FieldError, InvalidRelease, SlugConflict
-from .index import INDEX_KEY, Entry, Index, source_digest
-from .model import Release, parse_release
-from .receipts import Scheduled
-from .render import Renderer
-from .site import Page, cache_control, content_type, plan, release_key, render_page
-from .storage import Storage, md5_etag
+from chalicelib.core.index import INDEX_KEY, Entry, Index, source_digest
+from chalicelib.core.model import Release, parse_release
+from chalicelib.core.render import Renderer
+from chalicelib.core.site import Page, cache_control, content_type, plan, release_key, render_page
+from chalicelib.errors import FieldError, InvalidRelease, SlugConflict
+from chalicelib.receipts import Scheduled
+from chalicelib.storage import Storage, md5_etag
 
 PARALLEL_THRESHOLD = 400
 CHUNK = 100  # releases per task sent to a render worker

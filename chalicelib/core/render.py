@@ -20,17 +20,16 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from ..settings import Settings
 from .index import Entry
 from .markup import body_html, excerpt_source
 from .model import KIND_PLURALS, Release
-from .settings import Settings
 from .text import display_date, display_instant, excerpt, topic_slug
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+CORE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = CORE_DIR.parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
-# the modules whose code decides what a page looks like (part of the theme)
-RENDERING_MODULES = ("render.py", "markup.py", "site.py", "text.py", "index.py", "model.py")
 
 
 def rfc3339(moment: datetime) -> str:
@@ -138,8 +137,10 @@ class Renderer:
         for path in sorted(self.template_dir.iterdir()):
             h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         h.update(self.stylesheet)
-        for module in RENDERING_MODULES:
-            h.update((PACKAGE_DIR / module).read_bytes() + b"\0")
+        # the whole pure core decides what a page looks like: every module of it
+        for module in sorted(CORE_DIR.rglob("*.py")):
+            name = module.relative_to(CORE_DIR).as_posix()
+            h.update(name.encode() + b"\0" + module.read_bytes() + b"\0")
         s = self.settings
         h.update(
             json.dumps(

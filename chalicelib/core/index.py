@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from ..storage import md5_etag
 from .model import KIND_LABELS, Release
-from .storage import md5_etag
 from .text import topic_slug
 
 INDEX_KEY = "index.json"

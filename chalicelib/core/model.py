@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .errors import FieldError, InvalidRelease
+from ..errors import FieldError, InvalidRelease
 from .text import topic_slug
 
 MAX_BYTES = 1024 * 1024

@@ -29,23 +29,24 @@ from typing import Any
 
 import click
 
-from .build import Problem, build_site
-from .cloudfront import CloudFrontInvalidator
-from .errors import ConfigurationError, InvalidRelease, StorageError
-from .index import INDEX_KEY, Index
-from .model import parse_release
-from .publisher import Invalidator
-from .receipts import (
+from chalicelib.cloudfront import CloudFrontInvalidator
+from chalicelib.core.index import INDEX_KEY, Index
+from chalicelib.core.model import parse_release
+from chalicelib.core.render import Renderer
+from chalicelib.core.site import cache_control, content_type, invalidation_paths, release_key
+from chalicelib.errors import ConfigurationError, InvalidRelease, StorageError
+from chalicelib.publisher import Invalidator
+from chalicelib.receipts import (
     RELEASES_PREFIX,
     Scheduled,
     is_release_key,
     receipt_key,
     update_schedule,
 )
-from .render import Renderer
-from .settings import Settings
-from .site import cache_control, content_type, invalidation_paths, release_key
-from .storage import S3Storage, md5_etag, put_if_unchanged
+from chalicelib.settings import Settings
+from chalicelib.storage import S3Storage, md5_etag, put_if_unchanged
+
+from .build import Problem, build_site
 
 # What the site owns in the public bucket: only these are ever pruned. Media
 # files and anything ops put there by hand (verification files) stay.
@@ -314,7 +315,7 @@ def wait_for_receipt(
 
 # The commands ---------------------------------------------------------------------
 def _s3_client() -> Any:
-    from .service import s3_client
+    from chalicelib.service import s3_client
 
     return s3_client()
 

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import click
 
+from chalicelib.core.index import Index
+from chalicelib.core.model import parse_release
+from chalicelib.core.render import Renderer
+from chalicelib.errors import InvalidRelease
+from chalicelib.media import media_key_problem
+from chalicelib.settings import Settings
+from chalicelib.storage import LocalStorage
+
 from .build import FolderSink, build_site, file_etags, write_site
-from .errors import InvalidRelease
-from .index import Index
-from .media import media_key_problem
-from .model import parse_release
-from .render import Renderer
-from .settings import Settings
-from .storage import LocalStorage
 
 
 def _err(line: str) -> None:
@@ -142,10 +143,10 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     sys.exit(1 if result.problems else 0)
 
 
-main.add_command(__import__("chalicelib.demo", fromlist=["command"]).command)
-main.add_command(__import__("chalicelib.cli_schedule", fromlist=["schedule"]).schedule)
-main.add_command(__import__("chalicelib.ops", fromlist=["rebuild"]).rebuild)
-main.add_command(__import__("chalicelib.ops", fromlist=["publish"]).publish)
+main.add_command(__import__("newsroom.demo", fromlist=["command"]).command)
+main.add_command(__import__("newsroom.cli_schedule", fromlist=["schedule"]).schedule)
+main.add_command(__import__("newsroom.ops", fromlist=["rebuild"]).rebuild)
+main.add_command(__import__("newsroom.ops", fromlist=["publish"]).publish)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
