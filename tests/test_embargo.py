@@ -249,7 +249,7 @@ def test_newsroom_schedule_lists_embargoed_releases(app_module, aws) -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith(
-        f"releases/secret-report.json: /releases/secret-report/: embargoed until {EMBARGO} "
+        f"releases/secret-report.json: /releases/secret-report/: public at {EMBARGO} "
         "(2030-03-01 14:00 UTC, in "
     )
     assert lines[-1] == "1 release(s) scheduled"
