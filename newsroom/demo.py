@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote_plus, unquote, urlsplit
+from urllib.parse import quote_plus, unquote
 
 import click
 
@@ -184,7 +185,9 @@ class LocalS3:
         self.endpoint = ""
 
     def start(self) -> LocalS3:
-        self._server = atomic_moto_server_class()(ip_address=self.host, port=self.port, verbose=False)
+        self._server = atomic_moto_server_class()(
+            ip_address=self.host, port=self.port, verbose=False
+        )
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -251,14 +254,23 @@ class PublicSite:
         }
 
     def respond(self, raw_path: str, if_none_match: str | None = None) -> Served:
-        parts = urlsplit(raw_path)
-        path = unquote(parts.path) or "/"
+        # split by hand: urlsplit reads "//evil.example/x" as a host and a path
+        raw, _, query = raw_path.split("#", 1)[0].partition("?")
+        path = unquote(raw) or "/"
         if not path.startswith("/"):
             return Served(400, b"bad request\n", {"Content-Type": "text/plain; charset=utf-8"})
+        # as the CloudFront function: no page starts with two slashes or holds
+        # a backslash, and a redirect to //evil.example/x/ would leave the site
+        foreign = "\\" in path or any(re.match(r"/[/\\]", p) for p in (raw, path))
         key = path[1:] + "index.html" if path.endswith("/") else path[1:]
-        obj = self._get(key)
-        if obj is None and not path.endswith("/") and self._get(key + "/index.html"):
-            location = parts.path + "/" + (f"?{parts.query}" if parts.query else "")
+        obj = None if foreign else self._get(key)
+        if (
+            obj is None
+            and not foreign
+            and not path.endswith("/")
+            and self._get(key + "/index.html")
+        ):
+            location = raw + "/" + (f"?{query}" if query else "")
             return Served(301, b"", {"Location": location, "Cache-Control": "no-cache"})
         status = 200
         if obj is None:

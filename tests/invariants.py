@@ -136,10 +136,17 @@ class _Scanner(HTMLParser):
             self._script_type = None
 
 
+# what XML 1.0 forbids: no public object may carry one (a feed with one is unreadable)
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def markup_problems(key: str, body: bytes) -> list[str]:
-    """Executable markup in one public object (HTML, or HTML carried in a feed)."""
+    """Executable markup in one public object (HTML, or HTML carried in a feed),
+    or a character XML forbids (``decode`` already refuses a surrogate)."""
     text = body.decode("utf-8")
     problems: list[str] = []
+    if not key.startswith(("media/", "assets/")) and (found := _FORBIDDEN.search(text)):
+        problems.append(f"{key}: forbidden character U+{ord(found.group()):04X}")
     if key.endswith(".html"):
         scanner = _Scanner(key)
         scanner.feed(text)

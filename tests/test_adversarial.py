@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+import feedparser
 import pytest
 from conftest import SOURCE, dumps, make_release, public_tree, receipt, s3_event
 from invariants import all_markup_problems, link_problems, secrecy_problems
@@ -44,8 +45,34 @@ REJECTED = {
     "control-characters.json": "title",
     "duplicate-keys.json": "title",
     "bad-email.json": "contacts.0.email",
+    # poison: characters no page or feed can carry, named by their field
+    "lone-surrogate-body.json": "body",
+    "lone-surrogate-summary.json": "summary",
+    "noncharacter-caption.json": "image.caption",
+    "noncharacter-title.json": "title",
+    "control-character-topic.json": "topics.2",
+    "control-character-body-no-summary.json": "body",
+    "control-character-field-name.json": "ti\\u0001tle",
+    # every pattern covers the whole value; URLs are checked as written
+    "slug-trailing-newline.json": "slug",
+    "language-trailing-newline.json": "language",
+    "tab-in-site-path-url.json": "image.url",
+    "space-in-attachment-url.json": "attachments.0.url",
+    "newline-in-url.json": "attachments.0.url",
+    # bounded lists, and what the JSON decoder itself cannot take
+    "too-many-topics.json": "topics",
+    "too-many-contacts.json": "contacts",
+    "too-many-attachments.json": "attachments",
+    "deep-nesting.json": "(file)",
+    "huge-number.json": "(file)",
 }
-PUBLISHED = ["hostile-markup-everywhere.json", "hostile-html-body.json"]
+PUBLISHED = [
+    "hostile-markup-everywhere.json",
+    "hostile-html-body.json",
+    # character references to forbidden characters: published, without them
+    "character-references-body.json",
+    "character-references-html-body.json",
+]
 
 
 def test_the_corpus_is_covered() -> None:
@@ -153,6 +180,9 @@ def test_hostile_markup_is_published_sanitized(
         "<object",
     ):
         assert needle not in markup, needle
+    feed = feedparser.parse(tree["feed.xml"])
+    assert not feed.bozo, feed.bozo_exception
+    assert slug in {e.link.rstrip("/").rsplit("/", 1)[-1] for e in feed.entries}
     page = tree[f"releases/{slug}/index.html"].decode()
     # the text survives as text
     if name == "hostile-markup-everywhere.json":

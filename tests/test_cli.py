@@ -125,3 +125,49 @@ def test_build_prunes_pages_of_removed_releases(tmp_path: Path) -> None:
     (src / "rescue-ship-detention.json").unlink()
     assert newsroom("build", str(src), "--out", str(out_dir)).returncode == 0
     assert not (out_dir / "releases" / "rescue-ship-detention").exists()
+
+
+POISON = [
+    "lone-surrogate-body.json",
+    "noncharacter-title.json",
+    "control-character-topic.json",
+    "slug-trailing-newline.json",
+    "deep-nesting.json",
+    "huge-number.json",
+]
+ADVERSARIAL = ROOT / "tests" / "adversarial"
+
+
+def test_validate_names_the_field_of_every_poison_file(tmp_path: Path) -> None:
+    paths = [str(ADVERSARIAL / name) for name in POISON]
+    out = newsroom("validate", *paths)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    for path, loc in zip(
+        paths, ["body", "title", "topics.2", "slug", "(file)", "(file)"], strict=True
+    ):
+        assert f"{path}: {loc}: " in out.stderr, out.stderr
+
+
+def test_build_skips_poison_files_and_builds_the_rest(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    import feedparser
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "good.json").write_bytes(dumps(make_release(topics=["Water"])))
+    for name in [*POISON, "character-references-body.json"]:
+        shutil.copy(ADVERSARIAL / name, src / name)
+    out = newsroom("build", str(src), "--out", str(tmp_path / "out"))
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    for name in POISON:
+        assert f"{src / name}: " in out.stderr
+    site = tmp_path / "out"
+    assert (site / "releases/good/index.html").is_file()
+    assert (site / "releases/character-references-body/index.html").is_file()
+    for xml in site.rglob("*.xml"):
+        ET.fromstring(xml.read_bytes())
+    assert not feedparser.parse((site / "feed.xml").read_bytes()).bozo
+    assert "built 2 releases" in out.stdout

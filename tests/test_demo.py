@@ -175,6 +175,31 @@ def test_release_page_directory_url_and_redirect(running: Running) -> None:
     assert headers["location"] == f"/releases/{slug}/?utm=x"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//evil.example/archive",
+        "//evil.example/x",
+        "/%2F/evil.example/archive",
+        "/\\evil.example/archive",
+        "///archive",
+    ],
+)
+def test_no_redirect_ever_leaves_the_site(running: Running, path: str) -> None:
+    """``//evil.example/x`` is a path to the edge, but a Location of
+    ``//evil.example/x/`` would be another site (an open redirect)."""
+    from newsroom.demo import PublicSite
+
+    site = PublicSite(running.demo.client, PUBLIC_BUCKET)
+    assert site.respond("/archive").status == 301  # the redirect still works for pages
+    served = site.respond(path)  # as the request target arrives, before any normalising
+    assert served.status == 404, (served.status, served.headers)
+    assert "Location" not in served.headers
+    # over HTTP, Python's server itself collapses leading slashes first
+    status, headers, _ = running.get(path)
+    assert not re.match(r"/[/\\]", headers.get("location", "/")), headers
+
+
 def test_unknown_path_gets_the_404_page(running: Running) -> None:
     not_found = running.public("404.html")["Body"]  # type: ignore[index]
     for path in ("/no/such/page", "/releases/no-such-release/", "/releases/nope", "/media/x.jpg"):

@@ -316,6 +316,12 @@ def _function_code(template: dict[str, Any]) -> str:
         ("/index.json", "/index.json"),
         ("/404.html", "/404.html"),
         ("/media/photo.jpg", "/media/photo.jpg"),
+        # never a redirect to another site: //evil.example/x/ is protocol-relative
+        ("//evil.example/x", "//evil.example/x"),
+        ("//evil.example/x/", "//evil.example/x/"),
+        ("///evil.example/x", "///evil.example/x"),
+        ("/\\evil.example/x", "/\\evil.example/x"),
+        ("/releases\\evil.example", "/releases\\evil.example"),
     ],
 )
 def test_cloudfront_function_rewrites(template: dict[str, Any], uri: str, expected: str) -> None:
@@ -336,6 +342,7 @@ def test_cloudfront_function_rewrites(template: dict[str, Any], uri: str, expect
     if expected.startswith("301 "):
         assert result["statusCode"] == 301
         assert result["headers"]["location"]["value"] == expected[4:]
+        assert not re.match(r"/[/\\]", expected[4:])  # stays on this site
     else:
         assert result["uri"] == expected
         assert "statusCode" not in result  # a rewrite, not a response

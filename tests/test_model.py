@@ -215,3 +215,162 @@ def test_translation_key_links_language_versions_and_follows_the_slug_rule() -> 
             assert any(e.loc == "translation_key" for e in exc.errors), exc.errors
         else:
             raise AssertionError(f"{bad!r} accepted")
+
+
+# Poison-proof input: what no page or feed can carry, and values that only look valid
+
+BASE = {
+    "title": "T",
+    "kind": "statement",
+    "published_at": "2024-05-14T10:00:00+00:00",
+    "body": "Body.",
+}
+
+
+@pytest.mark.parametrize(
+    "char", ["\ud800", "\udfff", "\x00", "\x08", "\x0b", "\x1f", "\ufffe", "\uffff"]
+)
+@pytest.mark.parametrize(
+    ("doc", "loc"),
+    [
+        ({"body": "a{c}b"}, "body"),
+        ({"title": "a{c}b"}, "title"),
+        ({"summary": "a{c}b"}, "summary"),
+        ({"image": {"url": "/m/a.jpg", "alt": "A", "caption": "a{c}b"}}, "image.caption"),
+        ({"image": {"url": "/m/a.jpg", "alt": "A", "credit": "a{c}b"}}, "image.credit"),
+        ({"topics": ["Water", "Health", "a{c}b"]}, "topics.2"),
+        (
+            {"contacts": [{"name": "N", "email": "n@example.org", "phone": "1{c}"}]},
+            "contacts.0.phone",
+        ),
+        ({"attachments": [{"title": "a{c}b", "url": "/m/a.pdf"}]}, "attachments.0.title"),
+        ({"kind": "statement{c}"}, "kind"),
+        ({"published_at": "2024-05-14T10:00:00+00:00{c}"}, "published_at"),
+    ],
+)
+def test_a_forbidden_character_anywhere_is_an_error_naming_the_field(
+    char: str, doc: dict, loc: str
+) -> None:
+    filled = json.loads(json.dumps(doc).replace("{c}", json.dumps(char)[1:-1]))
+    raw = json.dumps({**BASE, **filled}).encode()  # ASCII: a surrogate travels as its escape
+    errs = errors_of(raw)
+    assert list(errs)[0] == loc, errs
+    assert f"U+{ord(char):04X}" in errs[loc] or f"\\u{ord(char):04x}" in errs[loc]
+    # every message is text a receipt, a log line and a terminal can carry
+    for where, msg in errs.items():
+        assert (where + msg).encode("utf-8").decode("utf-8")
+        assert not any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in where + msg)
+
+
+def test_tab_line_feed_and_carriage_return_stay_allowed_in_text() -> None:
+    release = parse_release(dumps({**BASE, "body": "a\tb\r\nc\n"}), name="a.json")
+    assert release.body == "a\tb\r\nc\n"
+
+
+def test_a_forbidden_character_in_a_field_name_is_named_printably() -> None:
+    errs = errors_of(json.dumps({**BASE, "ti\ud800tle": "x"}).encode())
+    assert "ti\\ud800tle" in errs
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("slug", "statement\n"),
+        ("slug", "statement\r\n"),
+        ("translation_key", "water\n"),
+        ("language", "en\n"),
+        ("language", "pt-BR\n"),
+        ("published_at", "2024-05-14T10:00:00+00:00\n"),
+        ("published_at", " 2024-05-14T10:00:00+00:00"),
+    ],
+)
+def test_every_pattern_matches_the_whole_value(field: str, value: str) -> None:
+    assert field in errors_of({**BASE, field: value})
+
+
+def test_a_file_name_with_a_trailing_newline_is_no_slug() -> None:
+    assert "slug" in errors_of(BASE, name="releases/statement\n.json")
+
+
+def test_email_pattern_covers_the_whole_value() -> None:
+    from chalicelib.core.model import EMAIL_RE, LANG_RE, SLUG_RE
+
+    assert SLUG_RE.match("statement\n") is None
+    assert LANG_RE.match("en\n") is None
+    assert EMAIL_RE.match("a@example.org\n") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/\t/evil.example/a.jpg",
+        "/media/a b.jpg",
+        "/media/a.jpg\n",
+        " /media/a.jpg",
+        "https://example.org/a\tb.jpg",
+        "https://example.org/a b.jpg",
+        "https://example.org/a.jpg ",
+        "https://example.org/a\u00a0b.jpg",
+    ],
+)
+def test_whitespace_in_a_url_is_an_error(url: str) -> None:
+    errs = errors_of(
+        {**BASE, "image": {"url": url, "alt": "A"}, "attachments": [{"title": "T", "url": url}]}
+    )
+    assert "spaces" in errs["image.url"]
+    assert "spaces" in errs["attachments.0.url"]
+
+
+@pytest.mark.parametrize(
+    ("field", "item", "limit"),
+    [
+        ("topics", None, 20),
+        ("contacts", {"name": "N", "email": "n@example.org"}, 10),
+        ("attachments", {"title": "T", "url": "/media/a.pdf"}, 50),
+    ],
+)
+def test_list_limits(field: str, item: dict | None, limit: int) -> None:
+    items = [item or f"Topic {i}" for i in range(limit)]
+    assert len(getattr(parse_release(dumps({**BASE, field: items}), name="a.json"), field)) == limit
+    errs = errors_of({**BASE, field: [*items, items[0]]})
+    assert f"at most {limit}" in errs[field]
+
+
+def test_two_thousand_topics_are_refused_before_anything_else() -> None:
+    errs = errors_of({**BASE, "topics": [f"Topic {i}" for i in range(2000)]})
+    assert list(errs) == ["topics"] and "2000" in errs["topics"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"title": "T", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"title": "T", "x": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}",
+        b"[" * 100000,
+        b'{"title": "T", "x": ' + b"[" * 50 + b"]" * 50 + b"}",
+        b'{"title": "T", "x": ' + b"9" * 4301 + b"}",
+        b'{"title": "T", "x": -' + b"1" * 100000 + b"}",
+    ],
+)
+def test_deep_nesting_and_huge_numbers_are_invalid_files_not_crashes(raw: bytes) -> None:
+    assert len(raw) <= MAX_BYTES
+    errs = errors_of(raw)
+    assert "(file)" in errs, errs
+
+
+def test_deep_nesting_handed_over_decoded_is_invalid_too() -> None:
+    from chalicelib.core.model import release_from_obj
+
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(InvalidRelease) as info:
+        release_from_obj({**BASE, "x": deep}, default="a")
+    assert info.value.errors[0].loc == "(file)"
+
+
+def test_a_future_publication_date_is_valid_it_is_only_scheduled() -> None:
+    release = parse_release(
+        dumps({**BASE, "published_at": "2999-01-01T00:00:00+00:00"}), name="a.json"
+    )
+    assert release.published_at.year == 2999

@@ -81,7 +81,7 @@ def report(**overrides: Any) -> Any:
             "[methodology](/media/method.pdf).\n\n![A chart](/media/chart.png)\n\n"
             "See also [our topics](/topics/) and [the UN](https://un.example.org/?a=1&b=2)."
         ),
-        attachments=[{"title": "Full report (PDF)", "url": "/media/unequal shores.pdf"}],
+        attachments=[{"title": "Full report (PDF)", "url": "/media/unequal%20shores.pdf"}],
     )
     doc.update(overrides)
     return release_from_obj(doc, source="releases/unequal-shores.json")

@@ -213,3 +213,64 @@ def test_rendering_is_deterministic() -> None:
 def test_theme_fingerprint_changes_with_rendering_settings() -> None:
     assert Renderer(SETTINGS).theme != Renderer(Settings(site_url="https://other.example")).theme
     assert Renderer(SETTINGS).theme == Renderer(SETTINGS).theme
+
+
+# Defence in depth: the model refuses characters XML forbids, but whatever gets
+# past it (an old index entry, a future code path) never reaches a feed,
+# sitemap or JSON-LD block.
+
+POISON = "a\x08b\x00c\ufffed\uffffe\ud800f\x1b"
+
+
+def test_feeds_and_sitemaps_never_carry_a_forbidden_character() -> None:
+    import dataclasses
+    import xml.etree.ElementTree as ET
+
+    import feedparser
+
+    good = entry(topics=["Water"])
+    bad = dataclasses.replace(
+        good, title="Title " + POISON, summary="Summary " + POISON, topics=("Water " + POISON,)
+    )
+    r = Renderer(dataclasses.replace(SETTINGS, site_title="Site " + POISON))
+    outputs = {
+        "feed.xml": r.feed(
+            entries=(bad, good), title="Feed " + POISON, path="/feed.xml", alt_path="/"
+        ),
+        "news-sitemap.xml": r.news_sitemap((bad, good)),
+        "sitemap.xml": r.urlset(((bad.url + POISON, bad.modified.isoformat()),)),
+        "sitemap-index.xml": r.sitemap_index(("https://news.example.org/s" + POISON + ".xml",)),
+    }
+    for key, body in outputs.items():
+        text = body.decode("utf-8")  # a lone surrogate could not have been encoded
+        assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]", text), key
+        ET.fromstring(body)  # well-formed XML
+    feed = feedparser.parse(outputs["feed.xml"])
+    assert not feed.bozo, feed.bozo_exception
+    assert [e.title for e in feed.entries][0].startswith("Title a")
+
+
+def test_json_ld_never_carries_a_forbidden_character() -> None:
+    import xml.etree.ElementTree as ET
+
+    r = release(topics=["Water"])
+    bad = r.model_copy(update={"title": "Title " + POISON, "topics": ("Water " + POISON,)})
+    html = Renderer(SETTINGS).release(bad).page.decode("utf-8")
+    block = re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1)
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]", block)
+    data = json.loads(block)
+    assert data["headline"].startswith("Title a")
+    ET.fromstring(f"<x>{block.replace('&', '&amp;')}</x>")  # XML can carry it
+    assert json_for_script({"a": "\ud800\ufffe"}) == '{"a": "\ufffd\ufffd"}'
+
+
+def test_character_references_to_forbidden_characters_are_dropped_from_bodies() -> None:
+    for body, fmt in [
+        ("A &#8; B &#xFFFE; C &#xffff; D &#x1F; E", "markdown"),
+        ("<p>A &#8; B &#xFFFE; C &#xffff; D &#xD800; E</p>", "html"),
+    ]:
+        html = body_html(body, fmt)
+        assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]", html), html
+        assert "A \ufffd B \ufffd C \ufffd D \ufffd E" in html
+    out = Renderer(SETTINGS).release(release(body="Tab &#8; here &#xFFFE;.", summary=None))
+    assert out.summary == "Tab \ufffd here \ufffd."

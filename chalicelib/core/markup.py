@@ -22,6 +22,8 @@ import nh3
 from cmarkgfm import _cmark
 from cmarkgfm.cmark import Options
 
+from .text import xml_safe
+
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt",
     "em", "figcaption", "figure", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol",
@@ -75,7 +77,9 @@ def markdown_html(body: str) -> str:
                 root, _CMARK_OPTIONS, _lib.cmark_parser_get_syntax_extensions(parser)
             )
             try:
-                return _ffi.string(raw).decode("utf-8")
+                # cmark-gfm writes a reference to U+FFFE or U+FFFF (``&#xFFFE;``)
+                # as bytes that are not UTF-8; they must not crash the render
+                return _ffi.string(raw).decode("utf-8", "replace")
             finally:
                 _c_free(_address(raw))
         finally:
@@ -102,7 +106,11 @@ def sanitize(fragment: str) -> str:
 
 def body_html(body: str, body_format: str) -> str:
     raw = markdown_html(body) if body_format == "markdown" else body
-    return sanitize(raw)
+    clean = sanitize(raw)
+    # The model refuses characters XML forbids written as such; a character
+    # reference (``&#8;``) is the one way to smuggle one in, and the excerpt
+    # would carry it into every feed, so such a body is cleaned.
+    return xml_safe(clean) if "&#" in body else clean
 
 
 def plain_text(fragment: str) -> str:

@@ -18,21 +18,33 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from ..errors import FieldError, InvalidRelease
-from .text import topic_slug
+from .text import FORBIDDEN_CHARS, escape_forbidden, topic_slug
 
 MAX_BYTES = 1024 * 1024
-SLUG_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+# Every pattern is anchored with \A…\Z (``$`` would accept a trailing newline:
+# "statement\n" would pass as a slug and publish at a key nothing links to), so
+# ``.match`` anywhere, including outside this module, checks the whole value.
+SLUG_RE = re.compile(r"\A[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 SLUG_MAX = 120
 EMAIL_RE = re.compile(
-    r"^[^@\s<>\"',;()]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+    r"\A[^@\s<>\"',;()]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+\Z"
 )
-LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+LANG_RE = re.compile(r"\A[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")
+_HTTPS_RE = re.compile(r"\Ahttps://[^/\\]+", re.IGNORECASE)
+_PHONE_RE = re.compile(r"\A[0-9+()./\- ]+(?:\s*(?:x|ext\.?)\s*[0-9]+)?\Z")
+MAX_TOPICS = 20
+MAX_CONTACTS = 10
+MAX_ATTACHMENTS = 50
+# The deepest a valid release nests is three (``contacts.0.name``); anything
+# far deeper is refused before validation walks it.
+MAX_DEPTH = 8
 
 KIND_LABELS: dict[str, str] = {
     "press-release": "Press Release",
@@ -63,18 +75,22 @@ def _plain(value: Any, *, field: str, max_len: int, min_len: int = 1) -> str:
         raise _err("text_empty", "must not be empty")
     if len(text) > max_len:
         raise _err("text_long", f"must be at most {max_len} characters (it has {len(text)})")
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+    if FORBIDDEN_CHARS.search(text):
         raise _err("text_control", "contains control characters")
     return text
 
 
 def _url(value: Any) -> str:
+    # checked as written, not trimmed: browsers drop a tab or line feed inside
+    # a URL, so "/\t/evil.example" would be read as "//evil.example"
     if not isinstance(value, str):
         raise _err("url_type", "must be a URL (a JSON string)")
-    url = value.strip()
+    url = value
+    if any(c.isspace() for c in url):
+        raise _err("url_space", "must not contain spaces, tabs or line breaks")
     if url.startswith("/") and not url.startswith("//") and "\\" not in url:
         return url
-    if re.match(r"^https://[^/\s\\]+", url, re.IGNORECASE) and not re.search(r"\s", url):
+    if _HTTPS_RE.match(url):
         return url
     raise _err(
         "url_scheme",
@@ -92,13 +108,14 @@ def _datetime(value: Any) -> datetime:
                 "datetime_type", "must be a date-time string such as 2018-12-19T10:00:00-05:00"
             )
         try:
-            parsed = datetime.fromisoformat(value.strip())
+            # as written, not trimmed: every format check covers the whole value
+            parsed = datetime.fromisoformat(value)
         except ValueError:
             raise _err(
                 "datetime_format",
                 "is not a valid ISO 8601 date-time; write it like 2018-12-19T10:00:00-05:00",
             ) from None
-        if "T" not in value and " " not in value.strip():
+        if "T" not in value and " " not in value:
             raise _err(
                 "datetime_date_only",
                 "needs a time and a UTC offset, e.g. 2018-12-19T10:00:00-05:00",
@@ -165,7 +182,7 @@ class Contact(_Strict):
     @classmethod
     def _email(cls, v: Any) -> str:
         text = _plain(v, field="email", max_len=254)
-        if not EMAIL_RE.match(text):
+        if not EMAIL_RE.fullmatch(text):
             raise _err("email", f"{text!r} is not a valid e-mail address")
         return text
 
@@ -175,7 +192,7 @@ class Contact(_Strict):
         if v is None:
             return None
         text = _plain(v, field="phone", max_len=50)
-        if not re.fullmatch(r"[0-9+()./\- ]+(?:\s*(?:x|ext\.?)\s*[0-9]+)?", text):
+        if not _PHONE_RE.match(text):
             raise _err("phone", "may contain only digits, spaces and + ( ) - . /")
         return text
 
@@ -216,7 +233,7 @@ class Release(_Strict):
             raise _err("slug_type", "must be text (a JSON string)")
         if len(v) > SLUG_MAX:
             raise _err("slug_long", f"must be at most {SLUG_MAX} characters")
-        if not SLUG_RE.match(v):
+        if not SLUG_RE.fullmatch(v):
             raise _err(
                 "slug_format",
                 f"{v!r} is not a valid slug: use lower-case letters, digits and single "
@@ -267,6 +284,8 @@ class Release(_Strict):
     def _topics(cls, v: Any) -> tuple[str, ...]:
         if not isinstance(v, list):
             raise _err("topics_type", "must be a list of topic names")
+        if len(v) > MAX_TOPICS:
+            raise _err("topics_many", f"may list at most {MAX_TOPICS} topics (it has {len(v)})")
         return tuple(v)
 
     @field_validator("topics", mode="after")
@@ -279,9 +298,12 @@ class Release(_Strict):
 
     @field_validator("contacts", "attachments", mode="before")
     @classmethod
-    def _lists(cls, v: Any) -> tuple[Any, ...]:
+    def _lists(cls, v: Any, info: ValidationInfo) -> tuple[Any, ...]:
         if not isinstance(v, list):
             raise _err("list_type", "must be a list")
+        limit = MAX_CONTACTS if info.field_name == "contacts" else MAX_ATTACHMENTS
+        if len(v) > limit:
+            raise _err("list_long", f"may list at most {limit} {info.field_name} (it has {len(v)})")
         return tuple(v)
 
     @field_validator("translation_key", mode="before")
@@ -300,7 +322,7 @@ class Release(_Strict):
     @field_validator("language", mode="before")
     @classmethod
     def _language(cls, v: Any) -> str:
-        if not isinstance(v, str) or not LANG_RE.match(v):
+        if not isinstance(v, str) or not LANG_RE.fullmatch(v):
             raise _err("language", "must be a language tag such as en, fr or pt-BR")
         return v
 
@@ -336,7 +358,52 @@ _MESSAGES = {
 
 
 def _loc(parts: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in parts) or "(file)"
+    # a field name may itself hold a forbidden character; the location must
+    # still be printable text a receipt, a log line and a terminal can carry
+    return escape_forbidden(".".join(str(p) for p in parts)) or "(file)"
+
+
+def _describe(char: str) -> str:
+    code = ord(char)
+    if 0xD800 <= code <= 0xDFFF:
+        return f"a lone surrogate (\\u{code:04x}), half of a character whose other half is missing"
+    if code < 32:
+        return f"the control character U+{code:04X}"
+    return f"U+{code:04X}, which is not a character"
+
+
+def character_problems(data: Any) -> list[FieldError]:
+    """Every string (and field name) holding a character no page or feed may
+    carry, named by its field: a lone surrogate cannot be encoded as UTF-8 and
+    XML 1.0 forbids the rest, so one of them would break every feed listing the
+    release. Walks without recursion and stops at ``MAX_DEPTH``."""
+    problems: list[FieldError] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if len(path) > MAX_DEPTH:
+            return [FieldError("(file)", "nests lists or objects deeper than a release can")]
+        if isinstance(value, str):
+            found = FORBIDDEN_CHARS.search(value)
+            if found:
+                problems.append(
+                    FieldError(
+                        _loc(path),
+                        f"character {found.start() + 1} is {_describe(found.group())}; "
+                        "remove it (web pages and feeds cannot carry it)",
+                    )
+                )
+        elif isinstance(value, dict):
+            items = list(value.items())
+            for key, item in reversed(items):
+                if isinstance(key, str) and FORBIDDEN_CHARS.search(key):
+                    problems.append(
+                        FieldError(_loc((*path, key)), "is a field name with a forbidden character")
+                    )
+                stack.append(((*path, key), item))
+        elif isinstance(value, list | tuple):
+            stack.extend(((*path, i), item) for i, item in reversed(list(enumerate(value))))
+    return problems
 
 
 def field_errors(exc: ValidationError) -> list[FieldError]:
@@ -349,7 +416,7 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
         msg = _MESSAGES.get(err["type"], err["msg"])
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        out.append(FieldError(_loc(loc), msg))
+        out.append(FieldError(_loc(loc), escape_forbidden(msg)))
     return out
 
 
@@ -367,9 +434,11 @@ def release_from_obj(data: Any, *, default: str | None = None, source: str = "")
             [FieldError("(file)", f"must be a JSON object with the release fields, not a {kind}")],
             source,
         )
-    problems: list[FieldError] = []
+    problems = character_problems(data)
+    if problems and problems[0].loc == "(file)":
+        raise InvalidRelease(problems, source)
     if "slug" not in data and default is not None:
-        if SLUG_RE.match(default) and len(default) <= SLUG_MAX:
+        if SLUG_RE.fullmatch(default) and len(default) <= SLUG_MAX:
             data = {"slug": default, **data}
         else:
             problems.append(
@@ -383,7 +452,10 @@ def release_from_obj(data: Any, *, default: str | None = None, source: str = "")
     try:
         release = Release.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRelease(problems + field_errors(exc), source) from None
+        # a field already named for its characters is not reported twice
+        named = {p.loc for p in problems}
+        rest = [e for e in field_errors(exc) if e.loc not in named]
+        raise InvalidRelease(problems + rest, source) from None
     if problems:
         raise InvalidRelease(problems, source)
     return release
@@ -406,7 +478,14 @@ def parse_release(raw: bytes, *, name: str) -> Release:
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as exc:
-        raise InvalidRelease([FieldError(str(exc), "appears twice in the file")], name) from None
+        raise InvalidRelease(
+            [FieldError(_loc((str(exc),)), "appears twice in the file")], name
+        ) from None
+    except RecursionError:
+        # thousands of nested brackets: the decoder gives up; bad input all the same
+        raise InvalidRelease(
+            [FieldError("(file)", "nests lists or objects deeper than a release can")], name
+        ) from None
     except json.JSONDecodeError as exc:
         raise InvalidRelease(
             [
@@ -415,6 +494,13 @@ def parse_release(raw: bytes, *, name: str) -> Release:
                     f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
                 )
             ],
+            name,
+        ) from None
+    except ValueError:
+        # the one other thing the decoder raises: an integer of more than
+        # 4,300 digits, which Python refuses to convert
+        raise InvalidRelease(
+            [FieldError("(file)", "holds a number too long to read (more than 4,300 digits)")],
             name,
         ) from None
     return release_from_obj(data, default=default_slug(name), source=name)

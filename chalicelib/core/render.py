@@ -24,7 +24,7 @@ from ..settings import Settings
 from .index import Entry
 from .markup import body_html, excerpt_source
 from .model import KIND_PLURALS, Release
-from .text import display_date, display_instant, excerpt, topic_slug
+from .text import display_date, display_instant, encode_xml_safe, excerpt, topic_slug, xml_safe
 
 CORE_DIR = Path(__file__).resolve().parent
 PACKAGE_DIR = CORE_DIR.parent
@@ -47,7 +47,9 @@ def json_for_script(data: Any) -> Markup:
         .replace("\u2028", "\\u2028")
         .replace("\u2029", "\\u2029")
     )
-    return Markup(text)
+    # json escapes control characters; a surrogate, U+FFFE or U+FFFF would be
+    # written as such (all three are outside ASCII)
+    return Markup(text if text.isascii() else xml_safe(text))
 
 
 def _tel(phone: str) -> str:
@@ -151,7 +153,15 @@ class Renderer:
         return h.hexdigest()[:16]
 
     def _render(self, template: str, **context: Any) -> bytes:
-        return self.env.get_template(template).render(**context).encode("utf-8")
+        text = self.env.get_template(template).render(**context)
+        if template.endswith(".xml"):
+            # one forbidden character makes a whole feed or sitemap unreadable:
+            # whatever got into the data, none is ever written
+            return encode_xml_safe(text)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate that got past the model
+            return xml_safe(text).encode("utf-8")
 
     # Release pages -------------------------------------------------------------
     def absolute(self, url: str) -> str:

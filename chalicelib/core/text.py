@@ -7,6 +7,41 @@ import unicodedata
 from datetime import datetime
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
+# Characters XML 1.0 forbids: C0 controls other than tab, line feed and
+# carriage return; surrogates (a lone one cannot even be encoded as UTF-8);
+# U+FFFE and U+FFFF. The model refuses them; outputs drop any that got through.
+FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape_forbidden(text: str) -> str:
+    """``text`` with each forbidden character spelled out (``\\u0008``), for messages."""
+    return FORBIDDEN_CHARS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with each character XML 1.0 forbids replaced by U+FFFD."""
+    return FORBIDDEN_CHARS.sub("\ufffd", text)
+
+
+_FORBIDDEN_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13))
+
+
+def encode_xml_safe(text: str) -> bytes:
+    """``text`` as UTF-8 without any character XML 1.0 forbids. Checked on the
+    bytes (a byte deletion and two substring searches, several times faster
+    than a regular expression over the text); only text that holds one pays
+    for the replacement."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return xml_safe(text).encode("utf-8")
+    if (
+        len(data.translate(None, _FORBIDDEN_BYTES)) != len(data)
+        or b"\xef\xbf\xbe" in data  # U+FFFE
+        or b"\xef\xbf\xbf" in data  # U+FFFF
+    ):
+        return xml_safe(text).encode("utf-8")
+    return data
 
 
 def topic_slug(name: str) -> str:
