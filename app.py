@@ -46,37 +46,20 @@ def publish_due_releases(event):
     return [r.to_json() for r in service.publisher().publish_due()]
 
 
-# CMS webhooks (docs/cms.md): verify, map the entry, write or delete releases/<name>.json.
+# CMS webhooks (docs/cms.md): one route for every CMS module in chalicelib/hooks/cms/
+# (/hooks/generic, /hooks/contentful, /hooks/sanity, /hooks/strapi); others answer 404.
 HOOK_CONTENT_TYPES = ["application/json", "application/vnd.contentful.management.v1+json"]
 
 
-def _hook(cms):
+@app.route("/hooks/{cms}", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
+def hook(cms):
+    """Verify a CMS webhook, map its entry, write or delete releases/<slug>.json."""
     req = app.current_request
     paths = [req.context.get("path", ""), req.context.get("resourcePath", "")]
     status, body = service.hooks().handle(
         cms, dict(req.headers), req.raw_body or b"", method=req.method, paths=paths
     )
     return Response(body=body, status_code=status)
-
-
-@app.route("/hooks/generic", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
-def hook_generic():
-    return _hook("generic")
-
-
-@app.route("/hooks/contentful", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
-def hook_contentful():
-    return _hook("contentful")
-
-
-@app.route("/hooks/sanity", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
-def hook_sanity():
-    return _hook("sanity")
-
-
-@app.route("/hooks/strapi", methods=["POST"], content_types=HOOK_CONTENT_TYPES)
-def hook_strapi():
-    return _hook("strapi")
 
 
 # E-mail alerts (docs/alerts.md): sign-up, double opt-in, one-click unsubscribe.

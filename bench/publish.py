@@ -105,7 +105,7 @@ class RequestCounter:
 def _seed(s3: Any, archive: int, seed: int) -> tuple[list[dict[str, Any]], datetime]:
     """Build an archive of ``archive`` releases and write it to the public bucket."""
     from chalicelib.core.render import Renderer
-    from chalicelib.core.site import cache_control, content_type
+    from chalicelib.keys import cache_control, content_type
     from chalicelib.settings import Settings
     from newsroom.build import build_site
 

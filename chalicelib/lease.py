@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from .errors import PreconditionFailed, StorageError
+from .keys import LEASE_KEY
 from .storage import Storage
 
 log = logging.getLogger("newsroom.lease")
 
-LEASE_KEY = "receipts/publisher.lease"
 
 
 class LeaseTimeout(StorageError):

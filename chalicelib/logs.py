@@ -1,12 +1,19 @@
 """Structured logs: one JSON object per line, as CloudWatch Logs Insights reads them.
 
-The publisher logs each processed key as a JSON document (``log.info(json.dumps(...))``).
+A call site names the event and passes its figures through the logging
+module's ``extra=``::
+
+    log.info("media_processed", extra={"source_key": key, "outcome": "published"})
+
+and ``JsonLineFormatter`` writes ``{"event": "media_processed", "source_key": …,
+"outcome": …, "level": "INFO"}``. A plain message becomes ``{"level", "logger",
+"message"}``; a message that already is a JSON object (older call sites) is
+written as is.
+
 Chalice gives the ``newsroom`` logger a stdout handler that prefixes every line
 with ``name - LEVEL - ``, which hides the JSON from Logs Insights' automatic
-field discovery. ``configure_logging`` keeps that handler (Lambda sends stdout to
-CloudWatch Logs) but formats each record as a bare JSON object: a message that
-already is one is written as is, any other message is wrapped as
-``{"level", "logger", "message"}``.
+field discovery. ``configure_logging`` keeps that handler (Lambda sends stdout
+to CloudWatch Logs) but formats each record as a bare JSON object.
 """
 
 from __future__ import annotations
@@ -14,20 +21,34 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 LOGGER = "newsroom"
+
+
+# what every LogRecord carries: anything else on a record came through ``extra=``
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The ``extra=`` fields of ``record``."""
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
 
 
 class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
-        if message.startswith("{") and message.endswith("}") and not record.exc_info:
+        extra = fields(record)
+        doc: dict[str, Any]
+        if extra:
+            doc = {"event": message, **extra, "level": record.levelname}
+        elif message.startswith("{") and message.endswith("}") and not record.exc_info:
             return message
-        doc = {"level": record.levelname, "logger": record.name, "message": message}
+        else:
+            doc = {"level": record.levelname, "logger": record.name, "message": message}
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc, ensure_ascii=False)
+        return json.dumps(doc, ensure_ascii=False, default=str)
 
 
 def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> logging.Logger:

@@ -13,20 +13,18 @@ could run or which could shadow the site's own objects.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from typing import Protocol
 
-from .core.site import cache_control, content_type
 from .errors import FieldError
+from .keys import MEDIA_PREFIX, media_receipt_key, put_public
 from .receipts import RECEIPT_CACHE, Receipt
 from .storage import Storage, md5_etag
 
 log = logging.getLogger("newsroom.media")
 
-MEDIA_PREFIX = "media/"
 MAX_MEDIA_BYTES = 50 * 1024 * 1024
 ALLOWED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".pdf")
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -76,10 +74,6 @@ def _matches_extension(key: str, head: bytes) -> bool:
     return False
 
 
-def media_receipt_key(key: str) -> str:
-    return f"receipts/{key}.json"
-
-
 class MediaSync:
     def __init__(
         self,
@@ -108,17 +102,14 @@ class MediaSync:
                 cache_control=RECEIPT_CACHE,
             )
         log.info(
-            json.dumps(
-                {
-                    "event": "media_processed",
-                    "source_key": key,
-                    "outcome": receipt.status,
-                    "errors": [e.as_dict() for e in receipt.errors],
-                    "changed": changed,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-                ensure_ascii=False,
-            )
+            "media_processed",
+            extra={
+                "source_key": key,
+                "outcome": receipt.status,
+                "errors": [e.as_dict() for e in receipt.errors],
+                "changed": changed,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
         )
         return receipt
 
@@ -159,9 +150,7 @@ class MediaSync:
         current = self.public.head(key)
         if current is not None and current.etag == md5_etag(obj.body):
             return Receipt(key, "published", url=url, message="live on the site (unchanged)"), []
-        self.public.put(
-            key, obj.body, content_type=content_type(key), cache_control=cache_control(key)
-        )
+        put_public(self.public, key, obj.body)
         return Receipt(key, "published", url=url, message="live on the site"), [key]
 
     def _reject(self, key: str, message: str) -> Receipt:

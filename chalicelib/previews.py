@@ -25,12 +25,10 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from .core.render import Renderer
+from .keys import HTML, MEDIA_PREFIX, PRIVATE_CACHE, preview_key
 from .storage import Storage
 
-PREVIEW_PREFIX = "previews/"
 PREVIEW_TTL_SECONDS = 7 * 24 * 3600  # SigV4's longest presigned URL
-PREVIEW_CONTENT_TYPE = "text/html; charset=utf-8"
-PREVIEW_CACHE = "private, no-store"
 
 # every URL-valued attribute our templates and the body sanitizer emit; the
 # renderer always double-quotes attribute values
@@ -41,20 +39,14 @@ class PresigningStorage(Storage, Protocol):
     def presign(self, key: str, expires_in: int) -> str: ...
 
 
-def preview_key(source_key: str) -> str:
-    """``releases/<name>.json`` -> ``previews/<name>/index.html``."""
-    name = source_key.removeprefix("releases/").removesuffix(".json")
-    return f"{PREVIEW_PREFIX}{name}/index.html"
-
-
 def media_source_key(path: str) -> str | None:
     """The source key a ``/media/…`` site path names (query and fragment
     dropped, percent-escapes decoded), or ``None`` for any other path."""
     path = path.split("#", 1)[0].split("?", 1)[0]
-    if not path.startswith("/media/"):
+    if not path.startswith("/" + MEDIA_PREFIX):
         return None
     key = unquote(path[1:])
-    return key if len(key) > len("media/") else None
+    return key if len(key) > len(MEDIA_PREFIX) else None
 
 
 def point_links(page: str, site_url: str, media_url: Callable[[str], str]) -> str:
@@ -122,8 +114,8 @@ class Previews:
         self.source.put(
             key,
             self.page(release, publish_at),
-            content_type=PREVIEW_CONTENT_TYPE,
-            cache_control=PREVIEW_CACHE,
+            content_type=HTML,
+            cache_control=PRIVATE_CACHE,
         )
         return self.source.presign(key, self.ttl)
 

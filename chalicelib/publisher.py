@@ -30,28 +30,26 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import unquote
 
-from .core.index import INDEX_KEY, Entry, Index, Withdrawal, source_digest
+from .core.index import Entry, Index, Withdrawal, source_digest
 from .core.model import Release, parse_release
 from .core.render import Renderer
-from .core.site import (
-    Page,
+from .core.site import Page, changed_keys, plan, render_page
+from .errors import FieldError, InvalidRelease, SlugConflict, StorageError
+from .keys import (
+    INDEX_KEY,
+    SCHEDULE_KEY,
     cache_control,
-    changed_keys,
     content_type,
     invalidation_paths,
-    plan,
+    is_release_key,
+    receipt_key,
     release_key,
-    render_page,
 )
-from .errors import FieldError, InvalidRelease, SlugConflict, StorageError
 from .lease import Lease
 from .receipts import (
     RECEIPT_CACHE,
-    SCHEDULE_KEY,
     Receipt,
     Scheduled,
-    is_release_key,
-    receipt_key,
     schedule_from_bytes,
     update_schedule,
 )

@@ -14,24 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from .errors import FieldError, StorageError
+from .keys import SCHEDULE_KEY
 from .storage import Storage, put_if_unchanged
 
-RELEASES_PREFIX = "releases/"
-RECEIPTS_PREFIX = "receipts/"
-SCHEDULE_KEY = "receipts/schedule.json"
 RECEIPT_CACHE = "no-store"
 
-
-def is_release_key(key: str) -> bool:
-    return (
-        key.startswith(RELEASES_PREFIX)
-        and key.endswith(".json")
-        and len(key) > len("releases/.json")
-    )
-
-
-def receipt_key(source_key: str) -> str:
-    return RECEIPTS_PREFIX + source_key
 
 
 @dataclass

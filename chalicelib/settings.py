@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigurationError
 
@@ -38,6 +39,17 @@ def _image_url(raw: str) -> str:
     return url
 
 
+def _timezone(raw: str) -> str:
+    name = raw.strip() or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"NEWSROOM_TIMEZONE must be an IANA time zone such as UTC or Europe/Paris, got {name!r}"
+        ) from None
+    return name
+
+
 @dataclass(frozen=True)
 class Settings:
     source_bucket: str = ""
@@ -57,6 +69,7 @@ class Settings:
     strapi_token: str = ""
     default_image: str = ""
     cms_field_map: str = ""  # JSON, see chalicelib/hooks/mapping.py and docs/cms.md
+    timezone: str = "UTC"  # for CMS date fields without an offset (docs/cms.md)
     # e-mail alerts (docs/alerts.md)
     alert_queue: str = ""  # empty: no alert is queued
     subscribers_table: str = ""
@@ -88,6 +101,7 @@ class Settings:
             strapi_token=env.get("NEWSROOM_STRAPI_TOKEN", ""),
             default_image=_image_url(env.get("NEWSROOM_DEFAULT_IMAGE", "")),
             cms_field_map=env.get("NEWSROOM_CMS_FIELD_MAP", "").strip(),
+            timezone=_timezone(env.get("NEWSROOM_TIMEZONE", "")),
             alert_queue=env.get("NEWSROOM_ALERT_QUEUE", "").strip(),
             subscribers_table=env.get("NEWSROOM_SUBSCRIBERS_TABLE", "").strip(),
             mail_from=env.get("NEWSROOM_MAIL_FROM", "").strip(),

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chalicelib.core.index import INDEX_KEY, Entry, Index, source_digest
+from chalicelib.core.index import Entry, Index, source_digest
 from chalicelib.core.model import Release, parse_release
 from chalicelib.core.render import Renderer
-from chalicelib.core.site import Page, cache_control, content_type, plan, release_key, render_page
+from chalicelib.core.site import Page, plan, render_page
 from chalicelib.errors import FieldError, InvalidRelease, SlugConflict
+from chalicelib.keys import INDEX_KEY, MEDIA_PREFIX, put_public, release_key
 from chalicelib.receipts import Scheduled
 from chalicelib.storage import Storage, md5_etag
 
@@ -302,7 +303,7 @@ def write_site(
     *,
     existing: dict[str, str],
     prune: bool,
-    keep: Callable[[str], bool] = lambda key: key.startswith("media/"),
+    keep: Callable[[str], bool] = lambda key: key.startswith(MEDIA_PREFIX),
     last: str | None = INDEX_KEY,
     put: Callable[[str, bytes], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -320,9 +321,7 @@ def write_site(
             if put is not None:
                 put(key, body)
             else:
-                storage.put(
-                    key, body, content_type=content_type(key), cache_control=cache_control(key)
-                )
+                put_public(storage, key, body)
             stats.written.append(key)
         if progress:
             progress(n, total)
@@ -373,7 +372,5 @@ class FolderSink:
                         return
         except OSError:
             pass
-        self.storage.put(
-            key, body, content_type=content_type(key), cache_control=cache_control(key)
-        )
+        put_public(self.storage, key, body)
         self.stats.written.append(key)

@@ -12,6 +12,7 @@ from chalicelib.core.index import Index
 from chalicelib.core.model import parse_release
 from chalicelib.core.render import Renderer
 from chalicelib.errors import InvalidRelease
+from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX
 from chalicelib.media import media_key_problem
 from chalicelib.settings import Settings
 from chalicelib.storage import LocalStorage
@@ -60,7 +61,7 @@ def validate(files: tuple[Path, ...]) -> None:
         note = ""
         if release.embargo_until is not None:
             note = f" (embargoed until {release.embargo_until.isoformat()})"
-        click.echo(f"{path}: ok: {release.kind_label} /releases/{release.slug}/{note}")
+        click.echo(f"{path}: ok: {release.kind_label} {release.url_path}{note}")
     sys.exit(1 if bad else 0)
 
 
@@ -77,7 +78,7 @@ def collect_sources(src: Path) -> list[tuple[str, bytes, Path]]:
     """Release files of a folder: ``SRC/*.json`` or, if it mirrors the bucket,
     ``SRC/releases/*.json``. Keys are ``releases/<name>.json`` as in the bucket."""
     folder = src / "releases" if (src / "releases").is_dir() else src
-    return [(f"releases/{p.name}", p.read_bytes(), p) for p in sorted(folder.glob("*.json"))]
+    return [(RELEASES_PREFIX + p.name, p.read_bytes(), p) for p in sorted(folder.glob("*.json"))]
 
 
 @main.command()
@@ -108,7 +109,7 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     if media.is_dir() and media.resolve() != (out_dir / "media").resolve():
         for p in sorted(media.rglob("*")):
             if p.is_file() and not p.name.startswith("."):
-                key = "media/" + p.relative_to(media).as_posix()
+                key = MEDIA_PREFIX + p.relative_to(media).as_posix()
                 if problem := media_key_problem(key):  # same allow-list as sync_media
                     _err(f"{p}: (file): {problem}; not copied")
                     continue

@@ -19,8 +19,8 @@ from typing import Any
 import click
 
 from chalicelib.errors import StorageError
+from chalicelib.keys import SCHEDULE_KEY, receipt_key, release_path
 from chalicelib.previews import preview_url
-from chalicelib.receipts import SCHEDULE_KEY, receipt_key
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def schedule_lines(items: list[ScheduledRelease], now: datetime) -> list[str]:
     lines = []
     for s in items:
         lines.append(
-            f"{s.source_key}: /releases/{s.slug}/: public at {s.publish_at.isoformat()} "
+            f"{s.source_key}: {release_path(s.slug)}: public at {s.publish_at.isoformat()} "
             f"({s.publish_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, {_until(s.publish_at, now)})"
         )
         if s.preview_url:

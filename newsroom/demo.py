@@ -34,7 +34,9 @@ from urllib.parse import quote_plus, unquote
 
 import click
 
-from chalicelib.core.site import cache_control, content_type
+from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX, cache_control, content_type
+
+from .demo_cms import publish_from_cms
 
 SOURCE_BUCKET = "newsroom-demo-source"
 PUBLIC_BUCKET = "newsroom-demo-public"
@@ -493,7 +495,7 @@ class Demo:
         handler: Callable[..., Any] | None = getattr(self._app, "sync_media", None)
         count = 0
         for path in _files(self.samples / "media", "**/*"):
-            key = "media/" + path.relative_to(self.samples / "media").as_posix()
+            key = MEDIA_PREFIX + path.relative_to(self.samples / "media").as_posix()
             body = path.read_bytes()
             event = self.put_source(key, body)
             if handler is not None:
@@ -518,7 +520,7 @@ class Demo:
         self.say(f"media: {media} files uploaded to media/")
         receipts = []
         for path in _files(self.samples / "releases", "*.json"):
-            key = f"releases/{path.name}"
+            key = RELEASES_PREFIX + path.name
             for receipt in self.sync_release(self.put_source(key, path.read_bytes())):
                 self.report(receipt, str(path))
                 receipts.append(receipt)
@@ -635,10 +637,10 @@ class InboxWatcher:
             self._done[name] = Seen(signature, digest)
             if done is not None and done.digest == digest:
                 continue  # touched, not changed
-            self._handle(name, lambda n=name, b=body: self.demo.put_source(f"releases/{n}", b))
+            self._handle(name, lambda n=name, b=body: self.demo.put_source(RELEASES_PREFIX + n, b))
         for name in [n for n in self._done if n not in current]:
             del self._done[name]
-            self._handle(name, lambda n=name: self.demo.delete_source(f"releases/{n}"))
+            self._handle(name, lambda n=name: self.demo.delete_source(RELEASES_PREFIX + n))
         for name in [n for n in self._candidates if n not in current]:
             del self._candidates[name]
 
@@ -702,6 +704,14 @@ def command(
             f"{published} of {len(receipts)} sample releases published "
             f"in {time.perf_counter() - started:.1f}s"
         )
+        cms = publish_from_cms(demo)  # samples/cms: a two-locale entry via /hooks/strapi
+        if cms:
+            demo.say(
+                f"{sum(r['status'] == 'published' for r in cms)} of {len(cms)} CMS language "
+                "versions published, linked by their translation_key"
+            )
+        receipts += cms
+        published = sum(r["status"] == "published" for r in receipts)
         if no_serve:
             if published != len(receipts):
                 sys.exit(1)

@@ -30,19 +30,24 @@ from typing import Any
 import click
 
 from chalicelib.cloudfront import CloudFrontInvalidator
-from chalicelib.core.index import INDEX_KEY, Index
+from chalicelib.core.index import Index
 from chalicelib.core.model import parse_release
 from chalicelib.core.render import Renderer
-from chalicelib.core.site import cache_control, content_type, invalidation_paths, release_key
 from chalicelib.errors import ConfigurationError, InvalidRelease, StorageError
-from chalicelib.publisher import Invalidator
-from chalicelib.receipts import (
+from chalicelib.keys import (
+    INDEX_KEY,
+    MEDIA_PREFIX,
     RELEASES_PREFIX,
-    Scheduled,
+    SITE_PREFIXES,
+    headers,
+    invalidation_paths,
     is_release_key,
+    put_public,
     receipt_key,
-    update_schedule,
+    release_key,
 )
+from chalicelib.publisher import Invalidator
+from chalicelib.receipts import Scheduled, update_schedule
 from chalicelib.settings import Settings
 from chalicelib.storage import S3Storage, md5_etag, put_if_unchanged
 
@@ -50,7 +55,6 @@ from .build import Problem, build_site
 
 # What the site owns in the public bucket: only these are ever pruned. Media
 # files and anything ops put there by hand (verification files) stay.
-SITE_PREFIXES = ("releases/", "archive/", "topics/", "kinds/", "sitemaps/", "assets/")
 SITE_FILES = frozenset(
     {"index.html", "404.html", "feed.xml", "sitemap.xml", "news-sitemap.xml", INDEX_KEY}
 )
@@ -177,7 +181,7 @@ class Rebuilder:
         stale = sorted(
             k
             for k in existing
-            if k not in files and k not in keep and site_owned(k) and not k.startswith("media/")
+            if k not in files and k not in keep and site_owned(k) and not k.startswith(MEDIA_PREFIX)
         )
         report.unchanged = (
             len(files) - len(changed) - (1 if index_changed else 0) + len(result.reused)
@@ -196,8 +200,7 @@ class Rebuilder:
                 INDEX_KEY,
                 files[INDEX_KEY],
                 etag,
-                content_type=content_type(INDEX_KEY),
-                cache_control=cache_control(INDEX_KEY),
+                **headers(INDEX_KEY),
             )
             if committed is None:
                 return False
@@ -246,9 +249,7 @@ class Rebuilder:
 
     def _write(self, pool: ThreadPoolExecutor, files: dict[str, bytes], keys: list[str]) -> None:
         def put(key: str) -> None:
-            self.public.put(
-                key, files[key], content_type=content_type(key), cache_control=cache_control(key)
-            )
+            put_public(self.public, key, files[key])
 
         if not keys:
             return

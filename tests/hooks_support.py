@@ -40,10 +40,17 @@ def client(app_module: Any, tmp_path: Path) -> Client:
     return Client(app_module.app, project_dir=str(tmp_path))
 
 
-def source_tree(s3: Any) -> dict[str, bytes]:
+ORDER_PREFIX = "cms/_order/"
+
+
+def source_tree(s3: Any, *, orders: bool = False) -> dict[str, bytes]:
+    """The source bucket's objects; the order-and-replay records
+    (``cms/_order/``) only with ``orders=True``."""
     out = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=SOURCE):
         for item in page.get("Contents", []):
+            if item["Key"].startswith(ORDER_PREFIX) and not orders:
+                continue
             out[item["Key"]] = s3.get_object(Bucket=SOURCE, Key=item["Key"])["Body"].read()
     return out
 
@@ -73,17 +80,18 @@ def contentful_headers(
     path: str = "/hooks/contentful",
     topic: str = "ContentManagement.Entry.publish",
     ts_ms: int | None = None,
+    signed_topic: bool = True,
 ) -> dict[str, str]:
     ts = int(time.time() * 1000) if ts_ms is None else ts_ms
-    signed = "x-contentful-signed-headers,x-contentful-timestamp,x-contentful-topic"
-    canonical = (
-        "POST\n"
-        + path
-        + "\n"
-        + f"x-contentful-signed-headers:{signed};x-contentful-timestamp:{ts};"
-        + f"x-contentful-topic:{topic}"
-        + "\n"
-    ).encode() + body
+    signed = "x-contentful-signed-headers,x-contentful-timestamp"
+    pairs = f"x-contentful-signed-headers:{signed};x-contentful-timestamp:{ts}"
+    if signed_topic:
+        signed += ",x-contentful-topic"
+        pairs = (
+            f"x-contentful-signed-headers:{signed};x-contentful-timestamp:{ts};"
+            f"x-contentful-topic:{topic}"
+        )
+    canonical = ("POST\n" + path + "\n" + pairs + "\n").encode() + body
     return {
         "Content-Type": "application/vnd.contentful.management.v1+json",
         "X-Contentful-Topic": topic,

@@ -20,6 +20,8 @@ from hooks_support import (
 
 from chalicelib.core.model import parse_release, release_from_obj
 from chalicelib.hooks import verify
+from chalicelib.hooks.base import Request
+from chalicelib.hooks.cms import generic
 
 SECRET = "generic-test-secret-0f9e8d7c"
 KEY = "releases/clinics-reopen-after-storm.json"
@@ -191,6 +193,8 @@ def test_verify_generic_accepts_any_of_several_v1_values() -> None:
     body = b'{"a": 1}'
     good = generic_headers(body, SECRET, t=now)["X-Newsroom-Signature"].split("v1=")[1]
     header = {"x-newsroom-signature": f"t={now},v1={'0' * 64},v1={good}"}
-    verify.verify_generic(header, body, SECRET, now)
+    generic.CMS.verify(Request(header, body), SECRET, now)
     with pytest.raises(verify.BadSignature):
-        verify.verify_generic({"x-newsroom-signature": f"t={now},v1={'0' * 64}"}, body, SECRET, now)
+        generic.CMS.verify(
+            Request({"x-newsroom-signature": f"t={now},v1={'0' * 64}"}, body), SECRET, now
+        )

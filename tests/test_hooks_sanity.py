@@ -19,6 +19,8 @@ from hooks_support import (
 
 from chalicelib.core.model import parse_release
 from chalicelib.hooks import verify
+from chalicelib.hooks.base import Request
+from chalicelib.hooks.cms import sanity
 
 SECRET = "sanity-test-secret"
 DOC_ID = "a1b2c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
@@ -60,11 +62,11 @@ def publish(api: Any, body: bytes | None = None, **kw: Any) -> Any:
 def test_signature_matches_sanity_toolkit(secret: str, body: bytes, header: str) -> None:
     t = int(header.split(",")[0][2:])
     headers = {"sanity-webhook-signature": header}
-    verify.verify_sanity(headers, body, secret, now=t / 1000)
+    sanity.CMS.verify(Request(headers, body), secret, now=t / 1000)
     with pytest.raises(verify.BadSignature):
-        verify.verify_sanity(headers, body + b" ", secret, now=t / 1000)
+        sanity.CMS.verify(Request(headers, body + b" "), secret, now=t / 1000)
     with pytest.raises(verify.StaleTimestamp):
-        verify.verify_sanity(headers, body, secret, now=t / 1000 + 301)
+        sanity.CMS.verify(Request(headers, body), secret, now=t / 1000 + 301)
 
 
 def test_document_becomes_a_release(api: Any, aws: Any) -> None:
@@ -77,6 +79,7 @@ def test_document_becomes_a_release(api: Any, aws: Any) -> None:
         "entry": DOC_ID,
         "slug": "mobile-clinic-reaches-islands",
         "source_key": KEY,
+        "published_at": "2018-12-19T15:00:00.000Z",
     }
     release = parse_release(tree[KEY], name=KEY)
     assert release.slug == "mobile-clinic-reaches-islands"  # from slug.current
@@ -182,7 +185,7 @@ def test_invalid_document_is_422(api: Any, aws: Any) -> None:
     doc = payload_obj("sanity_document.json")
     doc["kind"] = "opinion"
     doc["slug"] = {"_type": "slug", "current": "Not a slug"}
-    doc["body"] = [{"_type": "image", "asset": {"_ref": "image-x-1x1-png"}}]  # no text at all
+    doc["body"] = [{"_type": "youtube", "url": "https://youtu.be/x"}]  # no text at all
     resp = publish(api, json.dumps(doc).encode())
     assert resp.status_code == 422
     assert {e["loc"] for e in body_json(resp)["errors"]} == {"kind", "slug", "body"}
@@ -196,3 +199,52 @@ def test_projection_without_id_is_422(api: Any, aws: Any) -> None:
     assert resp.status_code == 422
     assert body_json(resp)["errors"][0]["loc"] == "_id"
     assert source_tree(aws) == {}
+
+
+# ------------------------------------------------------ translations, images
+EN_KEY = "releases/flood-shelters-open-riverside.json"
+FR_KEY = "releases/abris-ouverts-riverside.json"
+
+
+def test_document_internationalization_gives_linked_releases(api: Any, aws: Any) -> None:
+    for name in ("sanity_i18n_en.json", "sanity_i18n_fr.json"):
+        resp = publish(api, payload(name))
+        assert resp.status_code == 202, resp.body
+    tree = source_tree(aws)
+    en, fr = json.loads(tree[EN_KEY]), json.loads(tree[FR_KEY])
+    assert (en["language"], fr["language"]) == ("en", "fr")
+    assert en["translation_key"] == fr["translation_key"] == "c0ffee00-1234-4abc-9def-0123456789ab"
+    # a Sanity date field (no time): midnight in the site's time zone (UTC here)
+    assert en["published_at"] == "2024-05-14T00:00:00+00:00"
+    # the image inside Portable Text, at Sanity's CDN
+    assert (
+        '<figure><img src="https://cdn.sanity.io/images/abc123xy/production/'
+        'Tb9Ew8CXIwaY6R1kjMvI0uRR-1600x1067.jpg" alt="Families in the school gym">'
+        "<figcaption>The school gym on Tuesday night</figcaption></figure>"
+    ) in en["body"]
+    # deleting the French document leaves the English release
+    gone = json.dumps(
+        {
+            "_id": "0e9f8a7b-6c5d-4e3f-a2b1-c0d9e8f7a6b5",
+            "_type": "pressRelease",
+            "operation": "delete",
+        }
+    ).encode()
+    assert post(api, gone, sanity_headers(gone, SECRET, operation="delete")).status_code == 202
+    assert EN_KEY in source_tree(aws) and FR_KEY not in source_tree(aws)
+
+
+def test_tag_reference_error_names_the_cms_field(
+    app_module: Any, aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSROOM_SANITY_SECRET", SECRET)
+    monkeypatch.setenv("NEWSROOM_CMS_FIELD_MAP", json.dumps({"sanity": {"topics": "tags"}}))
+    api = client(app_module, tmp_path)
+    doc = payload_obj("sanity_document.json")
+    del doc["topics"]
+    doc["tags"] = [{"_type": "reference", "_ref": "tag-health", "_key": "k1"}]
+    resp = publish(api, json.dumps(doc).encode())
+    assert resp.status_code == 422
+    (error,) = body_json(resp)["errors"]
+    assert error["loc"] == "topics" and "CMS field 'tags'" in error["msg"]
+    assert "tags[]->name" in error["msg"]

@@ -469,14 +469,15 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_webhook_policy_only_writes_releases(stage: str) -> None:
-    """The API handler (CMS webhooks) writes or deletes releases/<slug>.json (it
-    never reads a release) and keeps its entry maps under cms/; publishing still
-    goes through sync_release. s3:ListBucket, unconditional, so that a GET of a
+    """The API handler (CMS webhooks) writes or deletes releases/<slug>.json (and
+    reads the one an entry published, for its first publication date) and keeps
+    its entry maps under cms/; publishing still goes through sync_release. s3:ListBucket, unconditional, so that a GET of a
     missing entry map answers 404 rather than 403."""
     source, _ = _buckets(stage)
     grants = _grants(_policy(stage, "-api"))
     s3 = [(a, r, c) for a, r, c in grants if a.startswith("s3:")]
     assert {(a, r) for a, r, _ in s3} == {
+        ("s3:GetObject", f"arn:aws:s3:::{source}/releases/*"),
         ("s3:PutObject", f"arn:aws:s3:::{source}/releases/*"),
         ("s3:DeleteObject", f"arn:aws:s3:::{source}/releases/*"),
         ("s3:GetObject", f"arn:aws:s3:::{source}/cms/*"),

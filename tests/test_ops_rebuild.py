@@ -22,7 +22,7 @@ from conftest import (
 
 from chalicelib import service
 from chalicelib.core.render import Renderer
-from chalicelib.core.site import invalidation_paths
+from chalicelib.keys import invalidation_paths
 from chalicelib.publisher import Publisher
 from chalicelib.settings import Settings
 from chalicelib.storage import S3Storage

@@ -115,7 +115,7 @@ def test_preview_is_the_release_page_with_a_banner_and_noindex(s3: Any, previews
     assert list(public_tree(s3, SOURCE)) == ["previews/unequal-shores/index.html"]
     assert public_tree(s3) == {}
     head = s3.head_object(Bucket=SOURCE, Key="previews/unequal-shores/index.html")
-    assert head["CacheControl"] == "private, no-store"
+    assert head["CacheControl"] == "no-store"
 
 
 def test_preview_url_is_a_sigv4_get_url_valid_seven_days(previews: Previews) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 from conftest import dumps, make_release
@@ -213,6 +215,33 @@ def test_rendering_is_deterministic() -> None:
 def test_theme_fingerprint_changes_with_rendering_settings() -> None:
     assert Renderer(SETTINGS).theme != Renderer(Settings(site_url="https://other.example")).theme
     assert Renderer(SETTINGS).theme == Renderer(SETTINGS).theme
+
+
+def test_theme_fingerprint_covers_every_core_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fingerprint hashes the whole ``chalicelib/core`` package: a module
+    added to it, or moved within it, changes the fingerprint without anyone
+    keeping a list of files up to date."""
+    from chalicelib.core import render
+
+    core = tmp_path / "core"
+    shutil.copytree(render.CORE_DIR, core, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(render, "CORE_DIR", core)
+    before = Renderer(SETTINGS).theme
+    assert before == Renderer(SETTINGS).theme
+
+    (core / "extra.py").write_text('"""A new core module."""\n')
+    added = Renderer(SETTINGS).theme
+    assert added != before
+
+    (core / "sub").mkdir()
+    (core / "extra.py").rename(core / "sub" / "extra.py")
+    moved = Renderer(SETTINGS).theme
+    assert moved not in (before, added)
+
+    (core / "sub" / "extra.py").unlink()
+    assert Renderer(SETTINGS).theme == before
 
 
 # Defence in depth: the model refuses characters XML forbids, but whatever gets

@@ -11,7 +11,8 @@ import pytest
 from conftest import PUBLIC
 
 from chalicelib.errors import PreconditionFailed, StorageError
-from chalicelib.receipts import SCHEDULE_KEY, Scheduled, schedule_from_bytes, update_schedule
+from chalicelib.keys import SCHEDULE_KEY
+from chalicelib.receipts import Scheduled, schedule_from_bytes, update_schedule
 from chalicelib.storage import LocalStorage, S3Storage, Storage, md5_etag, put_if_unchanged
 
 

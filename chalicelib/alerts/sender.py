@@ -33,6 +33,7 @@ from typing import Any
 
 from ..core.text import topic_slug
 from ..errors import MailRejected, MailThrottled, NewsroomError, StorageError, TransientStorageError
+from ..keys import release_path
 from ..listeners import Commit
 from ..settings import Settings
 from .compose import Composer, scope_text
@@ -66,7 +67,7 @@ def alert_payload(entry: dict[str, Any], site_url: str) -> dict[str, Any]:
         "kind": entry["kind"],
         "published_at": entry["published_at"],
         "summary": entry.get("summary") or "",
-        "url": absolute(entry.get("url") or f"/releases/{entry['slug']}/"),
+        "url": absolute(entry.get("url") or release_path(entry["slug"])),
         "image": {**image, "url": absolute(image["url"])} if image else None,
         "topics": list(entry.get("topics") or []),
         "language": entry.get("language") or "en",

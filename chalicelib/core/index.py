@@ -13,11 +13,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from ..keys import release_path
 from ..storage import md5_etag
 from .model import KIND_LABELS, Release
 from .text import topic_slug
-
-INDEX_KEY = "index.json"
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class Entry:
 
     @property
     def path(self) -> str:
-        return f"/releases/{self.slug}/"
+        return release_path(self.slug)
 
     @property
     def sort_key(self) -> tuple[float, str]:

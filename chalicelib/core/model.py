@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import FieldError, InvalidRelease
+from ..keys import release_path
 from .text import FORBIDDEN_CHARS, escape_forbidden, topic_slug
 
 MAX_BYTES = 1024 * 1024
@@ -339,7 +340,7 @@ class Release(_Strict):
 
     @property
     def url_path(self) -> str:
-        return f"/releases/{self.slug}/"
+        return release_path(self.slug)
 
     def is_embargoed(self, now: datetime) -> bool:
         return self.embargo_until is not None and now < self.embargo_until

@@ -20,6 +20,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from ..keys import stylesheet_key
 from ..settings import Settings
 from .index import Entry
 from .markup import body_html, excerpt_source
@@ -30,6 +31,16 @@ CORE_DIR = Path(__file__).resolve().parent
 PACKAGE_DIR = CORE_DIR.parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
+
+
+def files_digest(root: Path, pattern: str = "*") -> str:
+    """SHA-256 over the files under ``root`` matching ``pattern`` (recursively),
+    each with its path relative to ``root``: adding, moving, removing or editing
+    one changes it."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob(pattern) if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def rfc3339(moment: datetime) -> str:
@@ -127,7 +138,7 @@ class Renderer:
     @cached_property
     def stylesheet_key(self) -> str:
         digest = hashlib.sha256(self.stylesheet).hexdigest()[:12]
-        return f"assets/style.{digest}.css"
+        return stylesheet_key(digest)
 
     @cached_property
     def theme(self) -> str:
@@ -136,13 +147,13 @@ class Renderer:
         A change means every shared page must be re-rendered, and no build may
         reuse a page rendered before it."""
         h = hashlib.sha256()
-        for path in sorted(self.template_dir.iterdir()):
-            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        h.update(self.stylesheet)
-        # the whole pure core decides what a page looks like: every module of it
-        for module in sorted(CORE_DIR.rglob("*.py")):
-            name = module.relative_to(CORE_DIR).as_posix()
-            h.update(name.encode() + b"\0" + module.read_bytes() + b"\0")
+        for part in (
+            files_digest(self.template_dir),
+            files_digest(STATIC_DIR),
+            files_digest(CORE_DIR, "*.py"),  # the whole pure core, not a hand-kept list
+        ):
+            h.update(part.encode())
+        h.update((PACKAGE_DIR / "keys.py").read_bytes())  # URL and asset key shapes
         s = self.settings
         h.update(
             json.dumps(

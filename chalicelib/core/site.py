@@ -24,62 +24,6 @@ from .render import Renderer
 KIND_PAGE_SIZE = 60
 NEWS_WINDOW = timedelta(days=2)
 
-HTML = "text/html; charset=utf-8"
-CONTENT_TYPES = {
-    ".html": HTML,
-    ".json": "application/json",
-    ".xml": "application/xml",
-    ".css": "text/css",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-    ".avif": "image/avif",
-    ".svg": "image/svg+xml",
-    ".pdf": "application/pdf",
-    ".txt": "text/plain; charset=utf-8",
-}
-LISTING_CACHE = "public, max-age=60, s-maxage=300, stale-while-revalidate=60"
-PAGE_CACHE = "public, max-age=300, s-maxage=3600, stale-while-revalidate=300"
-ASSET_CACHE = "public, max-age=31536000, immutable"
-MEDIA_CACHE = "public, max-age=86400"
-
-
-def content_type(key: str) -> str:
-    if key.endswith("feed.xml"):
-        return "application/atom+xml"
-    dot = key.rfind(".")
-    return (
-        CONTENT_TYPES.get(key[dot:].lower(), "application/octet-stream")
-        if dot >= 0
-        else "application/octet-stream"
-    )
-
-
-def cache_control(key: str) -> str:
-    if key.startswith("assets/"):
-        return ASSET_CACHE
-    if key.startswith("media/"):
-        return MEDIA_CACHE
-    if key.startswith("releases/"):
-        return PAGE_CACHE
-    return LISTING_CACHE
-
-
-def release_key(slug: str) -> str:
-    return f"releases/{slug}/index.html"
-
-
-def invalidation_paths(key: str) -> list[str]:
-    """CloudFront paths that serve ``key`` (``/x/`` and ``/x/index.html``)."""
-    if key == "index.html":
-        return ["/", "/index.html"]
-    if key.endswith("/index.html"):
-        return ["/" + key[: -len("index.html")], "/" + key]
-    return ["/" + key]
-
-
 @dataclass(frozen=True)
 class Page:
     """What a shared object shows: a renderer name and its (hashable) inputs."""

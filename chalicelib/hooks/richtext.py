@@ -8,14 +8,32 @@ Three input shapes, each a JSON tree the CMS sends instead of markup:
 
 The converters escape every piece of text and every attribute, and emit only tags
 that ``chalicelib.core.markup`` allows; whatever they produce is sanitized again like
-any other body. Nodes that point at content the webhook does not carry
-(embedded entries and assets, references) are left out; their text, if any, is kept.
+any other body. Images inside the rich text become ``<figure>`` elements pointing
+at the CMS's asset URL (its public CDN), resolved by the CMS module's own image
+rules (``image_url``); nodes that point at content the webhook does not carry
+(embedded entries, an asset known only by its id) are left out, their text kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import Any
+
+ImageUrl = Callable[[Any], "str | None"]
+
+
+def _no_image(_: Any) -> str | None:
+    return None
+
+
+def figure(url: str | None, alt: Any = "", caption: Any = None) -> str:
+    """A figure for an image inside rich text; nothing when its URL is unknown."""
+    if not url:
+        return ""
+    alt_text = escape(str(alt or ""), quote=True)
+    cap = f"<figcaption>{_text(caption)}</figcaption>" if caption else ""
+    return f'<figure><img src="{escape(url, quote=True)}" alt="{alt_text}">{cap}</figure>'
 
 
 def _text(value: Any) -> str:
@@ -70,22 +88,29 @@ _CF_UNRESOLVED_EMBEDS = {
 }
 
 
+def _one_locale(value: Any) -> Any:
+    """A resolved asset's field: a value, or a value per locale (the first)."""
+    if isinstance(value, dict):
+        return next((v for v in value.values() if isinstance(v, str)), None)
+    return value
+
+
 def is_contentful_document(value: Any) -> bool:
     return isinstance(value, dict) and value.get("nodeType") == "document"
 
 
-def contentful_to_html(document: dict[str, Any]) -> str:
-    return _cf_children(document)
+def contentful_to_html(document: dict[str, Any], image_url: ImageUrl = _no_image) -> str:
+    return _cf_children(document, image_url)
 
 
-def _cf_children(node: dict[str, Any]) -> str:
+def _cf_children(node: dict[str, Any], image_url: ImageUrl) -> str:
     content = node.get("content")
     if not isinstance(content, list):
         return ""
-    return "".join(_cf_node(child) for child in content if isinstance(child, dict))
+    return "".join(_cf_node(child, image_url) for child in content if isinstance(child, dict))
 
 
-def _cf_node(node: dict[str, Any]) -> str:
+def _cf_node(node: dict[str, Any], image_url: ImageUrl) -> str:
     kind = node.get("nodeType")
     if kind == "text":
         out = _text(node.get("value", ""))
@@ -97,9 +122,16 @@ def _cf_node(node: dict[str, Any]) -> str:
         return out
     if kind == "hr":
         return "<hr>"
+    if kind == "embedded-asset-block":
+        data = node.get("data")
+        target = data.get("target") if isinstance(data, dict) else None
+        fields = target.get("fields") if isinstance(target, dict) else None
+        fields = fields if isinstance(fields, dict) else {}
+        alt = _one_locale(fields.get("description")) or _one_locale(fields.get("title"))
+        return figure(image_url(target), alt)
     if kind in _CF_UNRESOLVED_EMBEDS:
         return ""
-    inner = _cf_children(node)
+    inner = _cf_children(node, image_url)
     if kind == "hyperlink":
         data = node.get("data")
         return _link(data.get("uri") if isinstance(data, dict) else None, inner)
@@ -161,7 +193,7 @@ def _pt_inline(block: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def portable_text_to_html(blocks: list[Any]) -> str:
+def portable_text_to_html(blocks: list[Any], image_url: ImageUrl = _no_image) -> str:
     out: list[str] = []
     lists: list[tuple[str, int]] = []  # open lists: (tag, level), innermost last
 
@@ -172,7 +204,9 @@ def portable_text_to_html(blocks: list[Any]) -> str:
     for block in blocks:
         if not isinstance(block, dict) or block.get("_type") != "block":
             close_lists()
-            continue  # images and custom objects: not carried as markup
+            if isinstance(block, dict) and block.get("_type") == "image":
+                out.append(figure(image_url(block), block.get("alt"), block.get("caption")))
+            continue  # custom objects: not carried as markup
         item = block.get("listItem")
         if item:
             tag = "ol" if item == "number" else "ul"
@@ -207,25 +241,27 @@ _ST_MARKS = (
 
 
 def is_strapi_blocks(value: Any) -> bool:
+    # every block has a "type"; most have "children", an image block may not
     return (
         isinstance(value, list)
         and bool(value)
-        and all(isinstance(b, dict) and "type" in b and "children" in b for b in value)
+        and all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in value)
+        and any("children" in b or b.get("type") == "image" for b in value)
     )
 
 
-def strapi_blocks_to_html(blocks: list[Any]) -> str:
-    return "".join(_st_node(b) for b in blocks if isinstance(b, dict))
+def strapi_blocks_to_html(blocks: list[Any], image_url: ImageUrl = _no_image) -> str:
+    return "".join(_st_node(b, image_url) for b in blocks if isinstance(b, dict))
 
 
-def _st_children(node: dict[str, Any]) -> str:
+def _st_children(node: dict[str, Any], image_url: ImageUrl) -> str:
     children = node.get("children")
     if not isinstance(children, list):
         return ""
-    return "".join(_st_node(c) for c in children if isinstance(c, dict))
+    return "".join(_st_node(c, image_url) for c in children if isinstance(c, dict))
 
 
-def _st_node(node: dict[str, Any]) -> str:
+def _st_node(node: dict[str, Any], image_url: ImageUrl) -> str:
     kind = node.get("type")
     if kind == "text":
         html = _text(node.get("text", ""))
@@ -233,7 +269,11 @@ def _st_node(node: dict[str, Any]) -> str:
             if node.get(flag) is True:
                 html = f"<{tag}>{html}</{tag}>"
         return html
-    inner = _st_children(node)
+    if kind == "image":
+        media = node.get("image")
+        media = media if isinstance(media, dict) else {}
+        return figure(image_url(media), media.get("alternativeText"), media.get("caption"))
+    inner = _st_children(node, image_url)
     if kind == "link":
         return _link(node.get("url"), inner)
     if kind == "paragraph":
@@ -251,15 +291,15 @@ def _st_node(node: dict[str, Any]) -> str:
         return f"<blockquote>{inner}</blockquote>"
     if kind == "code":
         return f"<pre><code>{inner}</code></pre>"
-    return ""  # images (relative upload paths) and unknown blocks
+    return ""  # unknown blocks
 
 
-def to_html(value: Any) -> str | None:
+def to_html(value: Any, image_url: ImageUrl = _no_image) -> str | None:
     """HTML for a structured rich-text value, or ``None`` if it is not one."""
     if is_contentful_document(value):
-        return contentful_to_html(value)
+        return contentful_to_html(value, image_url)
     if is_portable_text(value):
-        return portable_text_to_html(value)
+        return portable_text_to_html(value, image_url)
     if is_strapi_blocks(value):
-        return strapi_blocks_to_html(value)
+        return strapi_blocks_to_html(value, image_url)
     return None

@@ -1,32 +1,41 @@
 """HookService: one CMS webhook request -> (HTTP status, JSON body).
 
 The order of checks is fixed and every rejection happens before anything is
-written: size (413), secret and signature (401), JSON and release validation
-(422). Every route writes a valid release to ``releases/<slug>.json`` (or deletes
-it); publishing itself then goes through ``sync_release`` like any upload.
+written: unknown CMS (404), size (413), secret and signature (401), JSON and
+release validation (422), order and replay (409, ``order.py``). Every route
+writes a valid release to ``releases/<slug>.json`` (or deletes it); publishing
+itself then goes through ``sync_release`` like any upload. What is written is
+re-read with ``model.parse_release`` (the function ``sync_release`` uses) first,
+so the webhook can never accept a file the publisher would reject for its form.
 
-What is written is re-read with ``model.parse_release`` (the function
-``sync_release`` uses) before the write, so the webhook can never accept a file
-the publisher would reject for its form.
-
-CMS entries (Contentful, Sanity, Strapi) also keep a small private map in the
-source bucket, ``cms/<cms>/<entry id>.json`` = ``{"cms", "entry", "slug",
-"source_key"}`` (``cms/`` is a prefix ``sync_release`` never sees), so that
+CMS entries also keep a small private map per entry and language version in
+the source bucket (``cms/`` is a prefix ``sync_release`` never sees):
+``cms/<cms>/<entry id>.json``, or ``cms/<cms>/<entry id>/<locale>.json`` for an
+entry in several languages, = ``{"cms", "entry", "slug", "source_key",
+"published_at"}``, so that
 
 - an unpublish or delete finds the file by entry id alone (Contentful sends no
   fields), and an unknown entry is a no-op: a slug in the payload is not trusted,
   since a file the entry never wrote may hold it;
 - a slug changed in the CMS deletes the old ``releases/<old>.json``;
 - an entry never overwrites a release file it did not write: a new slug is
-  written with ``If-None-Match: *``, and a file already there answers 409.
+  written with ``If-None-Match: *``, and a file already there answers 409,
+  unless another language version of the same entry holds it: then this version
+  takes ``<slug>-<locale>``;
+- a re-publish keeps the first publication date (the map's ``published_at``)
+  and sets ``updated_at``;
+- an entry known under an older name (a map from before languages, Strapi 4's
+  ``id`` before Strapi 5's ``documentId``, or the map holding the slug) has its
+  map moved to the new name.
 
 Write order for a publish, each step safe to repeat when the CMS retries:
 release file, map (listing the old file under ``retired``), delete the retired
-files, map without ``retired``. If the run dies after the release file and before
-the map, the retry finds its own file: the ``If-None-Match`` write fails, but an
-``If-Match`` on the MD5 of the very same bytes succeeds (S3's ETag of a plain
-PUT), which no other writer's file can match unless it is byte-identical.
-An unpublish deletes the files first and the map last.
+files and any map it replaces, map without ``retired``. If the run dies after
+the release file and before the map, the retry finds its own file: the
+``If-None-Match`` write fails, but an ``If-Match`` on the MD5 of the very same
+bytes succeeds (S3's ETag of a plain PUT), which no other writer's file can
+match unless it is byte-identical. An unpublish deletes the files first and the
+map last.
 """
 
 from __future__ import annotations
@@ -35,24 +44,27 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.model import MAX_BYTES, SLUG_MAX, SLUG_RE, parse_release, release_from_obj
 from ..errors import FieldError, InvalidRelease, PreconditionFailed
 from ..settings import Settings
 from ..storage import Storage, StoredObject, md5_etag, put_if_unchanged
-from . import mapping, verify
+from . import cms as registry
+from . import mapping, order, verify
+from .base import Request
 
 log = logging.getLogger("newsroom.hooks")
 
-CMS_NAMES = ("generic", *mapping.CMS_NAMES)
 SOURCE_CACHE = "no-cache"
 MAP_PREFIX = "cms/"  # entry maps; outside releases/, so sync_release never sees them
 
 
-def map_key(entry: str) -> str:
-    """``contentful/<id>`` -> ``cms/contentful/<id>.json``."""
-    return f"{MAP_PREFIX}{entry}.json"
+def map_key(entry: str, locale: str = "") -> str:
+    """``contentful/<id>`` -> ``cms/contentful/<id>.json``; with a locale
+    ``cms/contentful/<id>/<locale>.json``."""
+    return f"{MAP_PREFIX}{entry}/{locale}.json" if locale else f"{MAP_PREFIX}{entry}.json"
 
 
 def release_key(slug: str) -> str:
@@ -65,6 +77,22 @@ class BrokenMap(Exception):
 
 class MapChanged(Exception):
     """The entry map changed under a concurrent request for the same entry."""
+
+
+class SlugTaken(Exception):
+    def __init__(self, key: str, slug: str) -> None:
+        super().__init__(key)
+        self.key = key
+        self.slug = slug
+
+
+@dataclass
+class Found:
+    """An entry map read: where it is and what it says (``None``: no map)."""
+
+    key: str
+    obj: StoredObject | None
+    doc: dict[str, Any] | None
 
 
 def _decode(raw: bytes) -> Any:
@@ -83,6 +111,8 @@ def _decode(raw: bytes) -> Any:
                 )
             ]
         ) from None
+    except RecursionError:
+        raise InvalidRelease([FieldError("(file)", "is nested too deeply")]) from None
 
 
 class HookService:
@@ -95,7 +125,11 @@ class HookService:
         self.source = source
         self.settings = settings
         self.clock = clock
-        self.field_maps = mapping.parse_field_maps(settings.cms_field_map)
+        self.field_maps = mapping.parse_field_maps(
+            settings.cms_field_map,
+            {c.name: c.field_defaults for c in registry.registry().values() if c.mapped},
+            settings.timezone,
+        )
 
     # ---------------------------------------------------------------- entry
     def handle(
@@ -127,111 +161,277 @@ class HookService:
         return status, body
 
     def _handle(
-        self, cms: str, headers: Mapping[str, str], raw: bytes, method: str, paths: list[str]
+        self, name: str, headers: Mapping[str, str], raw: bytes, method: str, paths: list[str]
     ) -> tuple[int, dict[str, Any]]:
-        if cms not in CMS_NAMES:
-            return 404, {"error": f"no webhook for {cms!r}"}
+        cms = registry.get(name)
+        if cms is None:
+            return 404, {"error": f"no webhook for {name!r}"}
         if len(raw) > MAX_BYTES:
             return 413, {"error": f"body is {len(raw):,} bytes; at most 1 MiB (1,048,576) allowed"}
-        h = verify.normalize_headers(headers)
+        request = Request(verify.normalize_headers(headers), raw, method, paths)
         try:
-            self._verify(cms, h, raw, method, paths)
+            signed = cms.verify(request, cms.secret(self.settings), self.clock())
         except verify.VerificationError as exc:
             return 401, {"error": str(exc)}
         try:
-            data = _decode(raw)
-            change = self._change(cms, data, h)
-            if change.action == "ignore":
-                return 202, {"status": "ignored", "reason": change.reason, "key": None}
-            if change.action == "unpublish":
-                if change.entry:
-                    return self._unpublish_entry(change.entry)
-                self.source.delete(change.key)
-                return 202, {"status": "accepted", "action": "unpublish", "key": change.key}
-            key, slug, payload = self._validated(change)
-            if change.entry:
-                return self._publish_entry(change.entry, key, slug, payload)
+            changes = cms.changes(_decode(raw), request, self.field_maps.get(name))
+            acting = [c for c in changes if c.action != "ignore"]
+            if not acting:
+                reason = changes[0].reason if changes else "nothing to do"
+                return 202, {"status": "ignored", "reason": reason, "key": None}
+            prepared = [
+                (c, *self._validated(c)) if c.action == "publish" else (c, "", "", b"")
+                for c in acting
+            ]
+            subjects = list(dict.fromkeys(c.subject for c in acting if c.subject))
+            for subject in subjects:
+                order.claim(self.source, subject, signed)
+            results = [self._apply(c, key, slug, payload) for c, key, slug, payload in prepared]
+            for subject in subjects:
+                order.finish(self.source, subject, signed)
         except InvalidRelease as exc:
             return 422, {"errors": [e.as_dict() for e in exc.errors]}
+        except order.Stale as exc:
+            return 409, {"error": str(exc)}
+        except SlugTaken as exc:
+            msg = (
+                f"slug {exc.slug!r} is taken: {exc.key} already exists and was not "
+                "published from this entry; choose another slug, or remove that "
+                "release first"
+            )
+            return 409, {
+                "error": msg,
+                "errors": [{"loc": "slug", "msg": msg}],
+                "key": exc.key,
+                "slug": exc.slug,
+            }
         except BrokenMap as exc:
             return 500, {"error": str(exc)}
-        except MapChanged as exc:
+        except (MapChanged, order.Busy) as exc:
             return 503, {"error": str(exc)}  # the CMS retries
+        if len(results) == 1:
+            return 202, results[0]
+        first = dict(results[0])
+        first["releases"] = results
+        return 202, first
+
+    def _apply(self, change: mapping.Change, key: str, slug: str, payload: bytes) -> dict[str, Any]:
+        if change.action == "unpublish":
+            if change.entry:
+                return self._unpublish_entry(change)
+            self.source.delete(change.key)
+            return {"status": "accepted", "action": "unpublish", "key": change.key}
+        if change.entry:
+            return self._publish_entry(change, key, slug, payload)
         self._put_release(key, payload)
-        return 202, {"status": "accepted", "action": "publish", "key": key, "slug": slug}
+        return {"status": "accepted", "action": "publish", "key": key, "slug": slug}
 
     # ------------------------------------------------------- CMS entries
     def _publish_entry(
-        self, entry: str, key: str, slug: str, payload: bytes
-    ) -> tuple[int, dict[str, Any]]:
-        found = self.source.get(map_key(entry))
-        old = _read_map(found, entry)
-        if key in _owned(old):
-            self._put_release(key, payload)  # the entry's own file: overwrite
-        else:
-            try:
-                self._put_release(key, payload, if_none_match=True)
-            except PreconditionFailed:
-                # taken, unless it is this very release from a run that died before
-                # writing the map (the CMS retries with the same body)
-                try:
-                    self._put_release(key, payload, if_match=md5_etag(payload))
-                except PreconditionFailed:
-                    msg = (
-                        f"slug {slug!r} is taken: {key} already exists and was not "
-                        "published from this entry; choose another slug, or remove that "
-                        "release first"
-                    )
-                    return 409, {
-                        "error": msg,
-                        "errors": [{"loc": "slug", "msg": msg}],
-                        "key": key,
-                        "slug": slug,
-                    }
+        self, change: mapping.Change, key: str, slug: str, payload: bytes
+    ) -> dict[str, Any]:
+        own = self._read(map_key(change.entry, change.locale), change.entry)
+        current = own if own.doc else self._adopt(change, slug)
+        original = change
+        change, key, slug, payload = self._dated(original, current, key, slug, payload)
+        try:
+            self._claim_file(key, payload, current.doc)
+        except SlugTaken:
+            held = None if own.doc else self._map_holding(change, key)
+            if held is not None:
+                # the entry under an older name (a CMS upgrade), found by the slug it holds
+                current = held
+                change, key, slug, payload = self._dated(original, current, key, slug, payload)
+            elif change.locale and self._sibling_holds(change, key):
+                # another language version of this entry holds the slug: <slug>-<locale>
+                suffixed = {**change.document, "slug": f"{slug}-{change.locale.lower()}"}
+                change = replace(change, document=suffixed)
+                key, slug, payload = self._validated(change)
+            else:
+                raise
+            self._claim_file(key, payload, current.doc)
+        old = current.doc
         retired = sorted({*_owned(old)} - {key})
-        written = self._put_map(entry, slug, key, retired, found)
+        published_at = change.document.get("published_at")
+        written = self._put_map(change, slug, key, published_at, retired, own.obj)
         for old_key in retired:
             self.source.delete(old_key)
+        if current.key != own.key and current.doc is not None:
+            self.source.delete(current.key)  # the map this one replaces (moved)
         if retired:
-            self._put_map(entry, slug, key, [], written)
+            self._put_map(change, slug, key, published_at, [], written)
         body: dict[str, Any] = {"status": "accepted", "action": "publish", "key": key, "slug": slug}
+        if change.locale:
+            body["locale"] = change.locale
         if retired:
             body["removed"] = retired
-        return 202, body
+        return body
 
-    def _unpublish_entry(self, entry: str) -> tuple[int, dict[str, Any]]:
-        found = self.source.get(map_key(entry))
-        old = _read_map(found, entry)
+    def _dated(
+        self, change: mapping.Change, current: Found, key: str, slug: str, payload: bytes
+    ) -> tuple[mapping.Change, str, str, bytes]:
+        """A re-publish keeps the first publication date and sets ``updated_at``."""
+        if current.doc is None:
+            return change, key, slug, payload
+        first = self._first_published(current.doc)
+        document = self._redate(change, first)
+        if document == change.document:
+            return change, key, slug, payload
+        change = replace(change, document=document)
+        return (change, *self._validated(change))
+
+    def _claim_file(self, key: str, payload: bytes, old: dict[str, Any] | None) -> None:
+        if key in _owned(old):
+            self._put_release(key, payload)  # the entry's own file: overwrite
+            return
+        try:
+            self._put_release(key, payload, if_none_match=True)
+        except PreconditionFailed:
+            # taken, unless it is this very release from a run that died before
+            # writing the map (the CMS retries with the same body)
+            try:
+                self._put_release(key, payload, if_match=md5_etag(payload))
+            except PreconditionFailed:
+                raise SlugTaken(key, key[len("releases/") : -len(".json")]) from None
+
+    def _first_published(self, old: dict[str, Any] | None) -> str | None:
+        """The date the entry first went live: kept in its map, or (for a map
+        written before the date was kept) read from the release file it holds."""
         if old is None:
-            return 202, {
+            return None
+        if isinstance(old.get("published_at"), str):
+            return old["published_at"]
+        found = self.source.get(old["source_key"])
+        if found is None:
+            return None
+        try:
+            doc = json.loads(found.body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        value = doc.get("published_at") if isinstance(doc, dict) else None
+        return value if isinstance(value, str) else None
+
+    def _redate(self, change: mapping.Change, first: str | None) -> dict[str, Any]:
+        """A re-publish: the first publication date stays, ``updated_at`` is this
+        publish's time (unless the entry gives its own)."""
+        doc = dict(change.document)
+        if first:
+            doc["published_at"] = first
+        start = mapping.instant(doc.get("published_at"))
+        now = mapping.instant(mapping.local_datetime(change.published_now, self.settings.timezone))
+        if "updated_at" not in doc and start and now and now > start:
+            doc["updated_at"] = mapping.local_datetime(change.published_now, self.settings.timezone)
+        return doc
+
+    def _adopt(self, change: mapping.Change, slug: str) -> Found:
+        """A map of this entry under an older name, to move to its new name: the
+        map from before languages (if it holds the same slug), or one under an
+        alias (Strapi 4's ``id``)."""
+        own_key = map_key(change.entry, change.locale)
+        candidates: list[tuple[str, str, bool]] = []  # (map key, entry, only if same slug)
+        if change.locale:
+            candidates.append((map_key(change.entry), change.entry, True))
+        for alias in change.aliases:
+            candidates += [
+                (map_key(alias, change.locale), alias, False),
+                (map_key(alias), alias, False),
+            ]
+        for cand_key, entry, same_slug in dict.fromkeys(candidates):
+            if cand_key == own_key:
+                continue
+            found = self._read(cand_key, entry)
+            if found.doc and (not same_slug or found.doc["slug"] == slug):
+                return found
+        return Found(own_key, None, None)
+
+    def _map_holding(self, change: mapping.Change, key: str) -> Found | None:
+        """For a CMS that renames its entries (``aliases``): the map in the same
+        folder (of this language version, or from before languages) whose entry
+        holds ``key``."""
+        if not change.aliases:
+            return None
+        prefix = f"{MAP_PREFIX}{change.entry.rsplit('/', 1)[0]}/"
+        own = map_key(change.entry, change.locale)
+        for cand in self.source.list(prefix):
+            name, _, locale = cand[len(prefix) : -len(".json")].partition("/")
+            if cand == own or not cand.endswith(".json") or "/" in locale:
+                continue
+            if locale and locale != change.locale:
+                continue  # another language version of that entry
+            found = self._read(cand, cand)
+            if found.doc and key in _owned(found.doc):
+                return found
+        return None
+
+    def _sibling_holds(self, change: mapping.Change, key: str) -> bool:
+        prefix = f"{MAP_PREFIX}{change.entry}/"
+        for cand in [map_key(change.entry), *self.source.list(prefix)]:
+            if cand == map_key(change.entry, change.locale) or not cand.endswith(".json"):
+                continue
+            found = self._read(cand, change.entry)
+            if found.doc and key in _owned(found.doc):
+                return True
+        return False
+
+    def _unpublish_entry(self, change: mapping.Change) -> dict[str, Any]:
+        if change.locale == "*":  # the whole entry: every language version
+            keys = [map_key(change.entry), *self.source.list(f"{MAP_PREFIX}{change.entry}/")]
+            keys += [map_key(a) for a in change.aliases]
+            maps = [self._read(k, change.entry) for k in dict.fromkeys(keys)]
+        else:
+            own = self._read(map_key(change.entry, change.locale), change.entry)
+            maps = [own if own.doc else self._adopt(change, change.document.get("slug", ""))]
+        maps = [m for m in maps if m.doc]
+        if not maps:
+            return {
                 "status": "ignored",
-                "reason": f"no release was published from {entry}",
+                "reason": f"no release was published from {change.entry}",
                 "key": None,
             }
-        for key in _owned(old):
-            self.source.delete(key)
-        self.source.delete(map_key(entry))
-        return 202, {
+        for found in maps:
+            for key in _owned(found.doc):
+                self.source.delete(key)
+            self.source.delete(found.key)
+        first = maps[0].doc or {}
+        body: dict[str, Any] = {
             "status": "accepted",
             "action": "unpublish",
-            "key": old["source_key"],
-            "slug": old["slug"],
+            "key": first["source_key"],
+            "slug": first["slug"],
         }
+        if len(maps) > 1:
+            body["keys"] = [m.doc["source_key"] for m in maps if m.doc]
+        return body
+
+    def _read(self, key: str, entry: str) -> Found:
+        found = self.source.get(key)
+        return Found(key, found, _read_map(found, key))
 
     def _put_map(
-        self, entry: str, slug: str, key: str, retired: list[str], found: StoredObject | None
+        self,
+        change: mapping.Change,
+        slug: str,
+        key: str,
+        published_at: Any,
+        retired: list[str],
+        found: StoredObject | None,
     ) -> StoredObject:
         """Write the entry map unless unchanged, conditional on the version read."""
-        cms, _, ref = entry.partition("/")
+        cms, _, ref = change.entry.partition("/")
         doc: dict[str, Any] = {"cms": cms, "entry": ref, "slug": slug, "source_key": key}
+        if change.locale:
+            doc["locale"] = change.locale
+        if isinstance(published_at, str):
+            doc["published_at"] = published_at
         if retired:
             doc["retired"] = retired
         body = (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
+        mkey = map_key(change.entry, change.locale)
         if found is not None and found.body == body:
             return found
         etag = put_if_unchanged(
             self.source,
-            map_key(entry),
+            mkey,
             body,
             found.etag if found else None,
             content_type="application/json",
@@ -239,9 +439,10 @@ class HookService:
         )
         if etag is None:
             raise MapChanged(
-                f"{entry} changed during this request (another webhook for the same entry); retry"
+                f"{change.entry} changed during this request (another webhook for the same "
+                "entry); retry"
             )
-        return StoredObject(map_key(entry), body, etag)
+        return StoredObject(mkey, body, etag)
 
     def _put_release(
         self, key: str, payload: bytes, *, if_match: str | None = None, if_none_match: bool = False
@@ -256,41 +457,9 @@ class HookService:
         )
 
     # -------------------------------------------------------------- steps
-    def _verify(
-        self, cms: str, h: dict[str, str], raw: bytes, method: str, paths: list[str]
-    ) -> None:
-        now = self.clock()
-        s = self.settings
-        if cms == "generic":
-            verify.verify_generic(h, raw, s.webhook_secret, now)
-        elif cms == "contentful":
-            verify.verify_contentful(
-                h,
-                raw,
-                s.contentful_secret,
-                now,
-                method=method,
-                paths=paths or ["/hooks/contentful"],
-            )
-        elif cms == "sanity":
-            verify.verify_sanity(h, raw, s.sanity_secret, now)
-        else:
-            verify.verify_strapi(h, raw, s.strapi_token, now)
-
-    def _change(self, cms: str, data: Any, h: dict[str, str]) -> mapping.Change:
-        if cms == "generic":
-            return mapping.generic_change(data)
-        cmap = self.field_maps[cms]
-        build = {
-            "contentful": mapping.contentful_change,
-            "sanity": mapping.sanity_change,
-            "strapi": mapping.strapi_change,
-        }[cms]
-        return build(data, h, cmap)
-
     def _validated(self, change: mapping.Change) -> tuple[str, str, bytes]:
         """The source key, slug and bytes to write; ``InvalidRelease`` if invalid."""
-        where = change.key or map_key(change.entry)
+        where = change.key or map_key(change.entry, change.locale)
         try:
             release = release_from_obj(change.document, source=where)
         except InvalidRelease as exc:
@@ -311,7 +480,7 @@ def _valid_release_key(key: Any) -> bool:
     return len(slug) <= SLUG_MAX and bool(SLUG_RE.match(slug))
 
 
-def _read_map(found: StoredObject | None, entry: str) -> dict[str, Any] | None:
+def _read_map(found: StoredObject | None, key: str) -> dict[str, Any] | None:
     """The entry map, checked: it names the files this service may delete."""
     if found is None:
         return None
@@ -327,9 +496,7 @@ def _read_map(found: StoredObject | None, entry: str) -> dict[str, Any] | None:
         or not isinstance(doc.get("retired", []), list)
         or not all(_valid_release_key(k) for k in doc.get("retired", []))
     ):
-        raise BrokenMap(
-            f"{map_key(entry)} is not a valid entry map; fix or delete it (docs/cms.md)"
-        )
+        raise BrokenMap(f"{key} is not a valid entry map; fix or delete it (docs/cms.md)")
     return doc
 
 

@@ -1,0 +1,159 @@
+"""Where everything lives, and the headers it carries: the one owner of key shapes.
+
+Source bucket (private)::
+
+    releases/<name>.json             what staff upload
+    media/<path>                     photos and PDFs staff upload
+    receipts/releases/<name>.json    what happened to an upload (``receipt_key``)
+    receipts/media/<path>.json       the same for a media file
+    receipts/schedule.json           private state: releases waiting for their instant
+    receipts/publisher.lease         private state: the publisher's lease
+    previews/<name>/index.html       private previews of scheduled releases
+    cms/…                            private state of the CMS webhooks
+
+Public bucket: ``releases/<slug>/index.html`` (``release_key``), ``index.json``,
+the listings, feeds and sitemaps of the site plan (``core.site``),
+``assets/…`` (fingerprinted) and ``media/<path>`` (same key as the source).
+
+Every public write goes through ``put_public``, so no object reaches the public
+bucket without the Content-Type and Cache-Control its key calls for.
+"""
+
+from __future__ import annotations
+
+from .storage import Storage
+
+# Source bucket -----------------------------------------------------------------
+RELEASES_PREFIX = "releases/"
+MEDIA_PREFIX = "media/"
+RECEIPTS_PREFIX = "receipts/"
+SCHEDULE_KEY = RECEIPTS_PREFIX + "schedule.json"
+LEASE_KEY = RECEIPTS_PREFIX + "publisher.lease"
+PREVIEW_PREFIX = "previews/"
+CMS_PREFIX = "cms/"  # outside releases/, so sync_release never sees it
+
+
+def source_key(name: str) -> str:
+    """``releases/<name>.json``: the source key of a release file name (or slug)."""
+    return f"{RELEASES_PREFIX}{name.removesuffix('.json')}.json"
+
+
+def is_release_key(key: str) -> bool:
+    return (
+        key.startswith(RELEASES_PREFIX)
+        and key.endswith(".json")
+        and len(key) > len(RELEASES_PREFIX + ".json")
+    )
+
+
+def release_name(key: str) -> str:
+    """``releases/<name>.json`` -> ``<name>``."""
+    return key.removeprefix(RELEASES_PREFIX).removesuffix(".json")
+
+
+def receipt_key(source_key: str) -> str:
+    """The receipt of a release upload: ``receipts/releases/<name>.json``."""
+    return RECEIPTS_PREFIX + source_key
+
+
+def media_receipt_key(key: str) -> str:
+    """The receipt of a media upload: ``receipts/media/<path>.json``."""
+    return f"{RECEIPTS_PREFIX}{key}.json"
+
+
+def preview_key(source_key: str) -> str:
+    """``releases/<name>.json`` -> ``previews/<name>/index.html``."""
+    return f"{PREVIEW_PREFIX}{release_name(source_key)}/index.html"
+
+
+# Public bucket -----------------------------------------------------------------
+INDEX_KEY = "index.json"
+ASSETS_PREFIX = "assets/"
+# the prefixes the site plan (and so a full rebuild) owns; media follow releases
+SITE_PREFIXES = (RELEASES_PREFIX, "archive/", "topics/", "kinds/", "sitemaps/", ASSETS_PREFIX)
+
+
+def release_key(slug: str) -> str:
+    """The public page of a release."""
+    return f"{RELEASES_PREFIX}{slug}/index.html"
+
+
+def release_path(slug: str) -> str:
+    """The site path of a release page (what links and ``index.json`` carry)."""
+    return f"/{RELEASES_PREFIX}{slug}/"
+
+
+def stylesheet_key(digest: str) -> str:
+    return f"{ASSETS_PREFIX}style.{digest}.css"
+
+
+# Object headers ------------------------------------------------------------------
+HTML = "text/html; charset=utf-8"
+JSON = "application/json"
+CONTENT_TYPES = {
+    ".html": HTML,
+    ".json": JSON,
+    ".xml": "application/xml",
+    ".css": "text/css",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".svg": "image/svg+xml",
+    ".pdf": "application/pdf",
+    ".txt": "text/plain; charset=utf-8",
+}
+LISTING_CACHE = "public, max-age=60, s-maxage=300, stale-while-revalidate=60"
+PAGE_CACHE = "public, max-age=300, s-maxage=3600, stale-while-revalidate=300"
+ASSET_CACHE = "public, max-age=31536000, immutable"
+MEDIA_CACHE = "public, max-age=86400"
+PRIVATE_CACHE = "no-store"  # receipts and private state
+
+
+def content_type(key: str) -> str:
+    if key.endswith("feed.xml"):
+        return "application/atom+xml"
+    dot = key.rfind(".")
+    return (
+        CONTENT_TYPES.get(key[dot:].lower(), "application/octet-stream")
+        if dot >= 0
+        else "application/octet-stream"
+    )
+
+
+def cache_control(key: str) -> str:
+    if key.startswith(ASSETS_PREFIX):
+        return ASSET_CACHE
+    if key.startswith(MEDIA_PREFIX):
+        return MEDIA_CACHE
+    if key.startswith(RELEASES_PREFIX):
+        return PAGE_CACHE
+    return LISTING_CACHE
+
+
+def invalidation_paths(key: str) -> list[str]:
+    """CloudFront paths that serve ``key`` (``/x/`` and ``/x/index.html``)."""
+    if key == "index.html":
+        return ["/", "/index.html"]
+    if key.endswith("/index.html"):
+        return ["/" + key[: -len("index.html")], "/" + key]
+    return ["/" + key]
+
+
+def headers(key: str) -> dict[str, str]:
+    """The storage port's header arguments for public ``key``."""
+    return {"content_type": content_type(key), "cache_control": cache_control(key)}
+
+
+def put_public(
+    storage: Storage,
+    key: str,
+    body: bytes,
+    *,
+    if_match: str | None = None,
+    if_none_match: bool = False,
+) -> str:
+    """Write one public object with the headers its key calls for. Returns the new ETag."""
+    return storage.put(key, body, **headers(key), if_match=if_match, if_none_match=if_none_match)

@@ -1,0 +1,222 @@
+"""Order and replay of webhook requests (``chalicelib/hooks/order.py``), and that
+only signed data decides the action: through the routes, with each CMS's own
+signing written independently in ``hooks_support``."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from hooks_support import (
+    body_json,
+    client,
+    contentful_headers,
+    generic_headers,
+    payload,
+    payload_obj,
+    sanity_headers,
+    source_tree,
+    strapi_headers,
+)
+
+from chalicelib.hooks import order
+from chalicelib.hooks.verify import Signed
+from chalicelib.storage import LocalStorage
+
+SECRET = "order-test-secret-1f0c"
+CF_SECRET = "c" * 64
+TOKEN = "strapi-order-token"
+GENERIC_KEY = "releases/clinics-reopen-after-storm.json"
+CF_KEY = "releases/water-points-restored-bayline.json"
+UNPUBLISH = "ContentManagement.Entry.unpublish"
+
+
+@pytest.fixture
+def api(app_module: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("NEWSROOM_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("NEWSROOM_CONTENTFUL_SECRET", CF_SECRET)
+    monkeypatch.setenv("NEWSROOM_SANITY_SECRET", SECRET)
+    monkeypatch.setenv("NEWSROOM_STRAPI_TOKEN", TOKEN)
+    return client(app_module, tmp_path)
+
+
+def post(api: Any, cms: str, body: bytes, headers: dict[str, str]) -> Any:
+    return api.http.post(f"/hooks/{cms}", headers=headers, body=body)
+
+
+# ----------------------------------------------------------------- generic
+def test_replayed_generic_request_is_409_and_writes_nothing(api: Any, aws: Any) -> None:
+    body = payload("generic_publish.json")
+    headers = generic_headers(body, SECRET)
+    assert post(api, "generic", body, headers).status_code == 202
+    unpublish = payload("generic_unpublish.json")
+    assert post(api, "generic", unpublish, generic_headers(unpublish, SECRET)).status_code == 202
+    assert source_tree(aws) == {}
+    # the captured publish, sent again inside its 5-minute window
+    resp = post(api, "generic", body, headers)
+    assert resp.status_code == 409, resp.body
+    assert "replay" in body_json(resp)["error"]
+    assert source_tree(aws) == {}
+
+
+def test_late_generic_request_is_409(api: Any, aws: Any) -> None:
+    now = int(time.time())
+    body = payload("generic_publish.json")
+    unpublish = payload("generic_unpublish.json")
+    assert post(api, "generic", body, generic_headers(body, SECRET, t=now)).status_code == 202
+    # an unpublish signed 10 s earlier arrives after the publish: it is older
+    resp = post(api, "generic", unpublish, generic_headers(unpublish, SECRET, t=now - 10))
+    assert resp.status_code == 409
+    assert set(source_tree(aws)) == {GENERIC_KEY}
+    # a newer one is accepted
+    resp = post(api, "generic", unpublish, generic_headers(unpublish, SECRET, t=now + 1))
+    assert resp.status_code == 202
+    assert source_tree(aws) == {}
+
+
+def test_two_requests_in_the_same_second_are_both_accepted(api: Any, aws: Any) -> None:
+    now = int(time.time())
+    body = payload("generic_publish.json")
+    doc = json.loads(body) | {"title": "Coastal clinics reopen (corrected)"}
+    fixed = json.dumps(doc).encode()
+    assert post(api, "generic", body, generic_headers(body, SECRET, t=now)).status_code == 202
+    assert post(api, "generic", fixed, generic_headers(fixed, SECRET, t=now)).status_code == 202
+    assert json.loads(source_tree(aws)[GENERIC_KEY])["title"].endswith("(corrected)")
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["t=\u00b2,v1=00", "t=" + "9" * 5000 + ",v1=00", "t=-5,v1=00", "t=1e9,v1=00"],
+    ids=["superscript-digit", "5000-digits", "negative", "exponent"],
+)
+def test_malformed_generic_timestamp_is_401(api: Any, aws: Any, header: str) -> None:
+    body = payload("generic_publish.json")
+    headers = {"Content-Type": "application/json", "X-Newsroom-Signature": header}
+    resp = post(api, "generic", body, headers)
+    assert resp.status_code == 401, resp.body
+    assert source_tree(aws) == {}
+
+
+# -------------------------------------------------------------- contentful
+def test_replayed_contentful_unpublish_cannot_take_down_a_republish(api: Any, aws: Any) -> None:
+    body = payload("contentful_entry_publish.json")
+    gone = payload("contentful_entry_unpublish.json")
+    t = int(time.time() * 1000)
+    assert (
+        post(api, "contentful", body, contentful_headers(body, CF_SECRET, ts_ms=t)).status_code
+        == 202
+    )
+    captured = contentful_headers(gone, CF_SECRET, topic=UNPUBLISH, ts_ms=t + 1000)
+    assert post(api, "contentful", gone, captured).status_code == 202
+    republish = contentful_headers(body, CF_SECRET, ts_ms=t + 2000)
+    assert post(api, "contentful", body, republish).status_code == 202
+    # the unpublish, replayed: refused, the release stays
+    resp = post(api, "contentful", gone, captured)
+    assert resp.status_code == 409
+    assert CF_KEY in source_tree(aws)
+
+
+def test_contentful_topic_must_be_signed(api: Any, aws: Any) -> None:
+    """An auto-save signed without its topic, sent with a publish topic header."""
+    body = payload("contentful_entry_publish.json")
+    headers = contentful_headers(body, CF_SECRET, signed_topic=False)
+    headers["X-Contentful-Topic"] = "ContentManagement.Entry.publish"
+    resp = post(api, "contentful", body, headers)
+    assert resp.status_code == 401
+    assert "x-contentful-topic" in body_json(resp)["error"]
+    assert source_tree(aws) == {}
+
+
+def test_contentful_topic_changed_after_signing_is_401(api: Any, aws: Any) -> None:
+    body = payload("contentful_entry_publish.json")
+    headers = contentful_headers(body, CF_SECRET, topic="ContentManagement.Entry.auto_save")
+    assert post(api, "contentful", body, headers).status_code == 202  # ignored
+    headers["X-Contentful-Topic"] = "ContentManagement.Entry.publish"
+    assert post(api, "contentful", body, headers).status_code == 401
+    assert source_tree(aws) == {}
+
+
+@pytest.mark.parametrize(
+    "stamp", ["\uff11\uff12", "1" * 40, "12.5"], ids=["fullwidth", "40", "dot"]
+)
+def test_malformed_contentful_timestamp_is_401(api: Any, aws: Any, stamp: str) -> None:
+    body = payload("contentful_entry_publish.json")
+    headers = contentful_headers(body, CF_SECRET)
+    headers["X-Contentful-Timestamp"] = stamp
+    assert post(api, "contentful", body, headers).status_code == 401
+    assert source_tree(aws) == {}
+
+
+# ------------------------------------------------------------------ sanity
+def test_unsigned_sanity_operation_header_never_deletes(api: Any, aws: Any) -> None:
+    """The default projection (the whole document) carries no operation: a
+    delete header on a signed update is not trusted."""
+    body = payload("sanity_document.json")
+    assert post(api, "sanity", body, sanity_headers(body, SECRET)).status_code == 202
+    before = source_tree(aws)
+    doc = payload_obj("sanity_document.json") | {"title": "Mobile clinic reaches the islands!"}
+    update = json.dumps(doc).encode()
+    resp = post(api, "sanity", update, sanity_headers(update, SECRET, operation="delete"))
+    assert resp.status_code == 422
+    assert "delta::operation()" in body_json(resp)["errors"][0]["msg"]
+    assert source_tree(aws) == before
+
+
+def test_replayed_sanity_delete_is_409(api: Any, aws: Any) -> None:
+    body = payload("sanity_document.json")
+    gone = payload("sanity_delete.json")
+    t = int(time.time() * 1000)
+    assert post(api, "sanity", body, sanity_headers(body, SECRET, ts_ms=t)).status_code == 202
+    captured = sanity_headers(gone, SECRET, operation="delete", ts_ms=t + 1)
+    assert post(api, "sanity", gone, captured).status_code == 202
+    assert post(api, "sanity", body, sanity_headers(body, SECRET, ts_ms=t + 2)).status_code == 202
+    before = source_tree(aws)
+    assert post(api, "sanity", gone, captured).status_code == 409
+    assert source_tree(aws) == before
+
+
+@pytest.mark.parametrize("stamp", ["\u00b2" * 13, "9" * 30], ids=["superscript", "30-digits"])
+def test_malformed_sanity_timestamp_is_401(api: Any, aws: Any, stamp: str) -> None:
+    body = payload("sanity_document.json")
+    headers = sanity_headers(body, SECRET)
+    headers["sanity-webhook-signature"] = f"t={stamp},v1=abc"
+    assert post(api, "sanity", body, headers).status_code == 401
+    assert source_tree(aws) == {}
+
+
+# ------------------------------------------------------------------ strapi
+def test_replayed_strapi_event_is_409(api: Any, aws: Any) -> None:
+    body = payload("strapi_entry_publish.json")
+    assert post(api, "strapi", body, strapi_headers(TOKEN)).status_code == 202
+    gone = payload("strapi_entry_unpublish.json")
+    doc = json.loads(gone)
+    doc["createdAt"] = "2018-12-19T15:05:00.000Z"
+    gone = json.dumps(doc).encode()
+    assert post(api, "strapi", gone, strapi_headers(TOKEN, "entry.unpublish")).status_code == 202
+    assert post(api, "strapi", body, strapi_headers(TOKEN)).status_code == 409
+    assert source_tree(aws) == {}
+
+
+def test_strapi_event_header_never_decides(api: Any, aws: Any) -> None:
+    body = payload("strapi_entry_publish.json")
+    resp = post(api, "strapi", body, strapi_headers(TOKEN, event="entry.delete"))
+    assert resp.status_code == 202 and body_json(resp)["action"] == "publish"
+
+
+# --------------------------------------------------------------- primitive
+def test_claim_and_finish(tmp_path: Any) -> None:
+    store = LocalStorage(tmp_path)
+    a, b = Signed(1000, "a"), Signed(2000, "b")
+    order.claim(store, "x/1", a)
+    order.claim(store, "x/1", a)  # claimed, not finished: a retry may run again
+    order.finish(store, "x/1", a)
+    with pytest.raises(order.Stale):
+        order.claim(store, "x/1", a)
+    order.claim(store, "x/1", b)
+    order.finish(store, "x/1", b)
+    with pytest.raises(order.Stale):
+        order.claim(store, "x/1", Signed(1500, "c"))
+    order.claim(store, "x/1", Signed(2000, "d"))  # same instant, another request
+    order.claim(store, "x/2", a)  # another subject has its own order
