@@ -46,6 +46,12 @@ def publish_due_releases(event):
     return [r.to_json() for r in service.publisher().publish_due()]
 
 
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def update_search(event):
+    """Rebuild the search bundle when the site changed since the last run."""
+    return service.search_updater().run().to_json()
+
+
 # CMS webhooks (docs/cms.md): one route for every CMS module in chalicelib/hooks/cms/
 # (/hooks/generic, /hooks/contentful, /hooks/sanity, /hooks/strapi); others answer 404.
 HOOK_CONTENT_TYPES = ["application/json", "application/vnd.contentful.management.v1+json"]
@@ -96,7 +102,9 @@ def unsubscribe():
     return _reply(subscriptions.unsubscribe(_token()))  # RFC 8058 one-click
 
 
-@app.on_sqs_message(queue=_ALERT_SETTINGS.alert_queue or "newsroom-alerts", batch_size=10)
+@app.on_sqs_message(
+    queue=_ALERT_SETTINGS.alert_queue or "newsroom-alerts", batch_size=10, maximum_concurrency=2
+)
 def send_alerts(event):
     """Fan a new release out to its subscribers and send each one e-mail, once."""
     return service.alert_sender().handle_batch(record.body for record in event)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import build, coldstart, markdown, proc, publish, report
+from . import alerts, build, coldstart, markdown, proc, publish, report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-hugo", action="store_true", help="skip the Hugo comparison")
     p.add_argument("--no-install", action="store_true", help="do not apt-get install hugo")
     p.add_argument("--no-zip", action="store_true", help="skip chalice package")
-    p.add_argument("--only", default="", help="comma list: markdown,publish,build,rebuild,cold")
+    p.add_argument(
+        "--only", default="", help="comma list: markdown,publish,build,rebuild,cold,alerts"
+    )
+    p.add_argument("--alert-subscribers", type=int, default=10000)
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     p.add_argument("--json", type=Path, default=None, help="also write raw figures as JSON")
     args = p.parse_args(argv)
@@ -46,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.publish_sizes, args.publish_runs = [5, 10], 2
         args.build_sizes, args.runs = [30], 1
         args.no_install, args.no_zip = True, True
+        args.alert_subscribers = 40
     if args.rebuild_sizes is None:
         args.rebuild_sizes = args.build_sizes
     return args
@@ -55,7 +59,14 @@ def _save(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     """Write what is measured so far (a long run stopped midway keeps its figures)."""
     figures["machine"]["load_after"] = proc.load_average()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report.document(figures, quick=args.quick))
+    if args.only.strip() == "alerts" and args.out.exists() and "alerts" in figures:
+        # only the alerts measured: update their section, keep the other figures
+        text = report.splice(
+            args.out.read_text(), report.ALERTS_TITLE, report.alerts_section(figures["alerts"])
+        )
+        args.out.write_text(text)
+    else:
+        args.out.write_text(report.document(figures, quick=args.quick))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, default=str))
 
@@ -107,6 +118,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.no_zip:
             figures["zip"] = coldstart.measure_zip()
         print(report.cold_table(figures), flush=True)
+    if wanted("alerts"):
+        figures["alerts"] = alerts.measure(args.alert_subscribers)
+        print(report.alerts_section(figures["alerts"]), flush=True)
     figures["machine"]["load_after"] = proc.load_average()
     return figures
 

@@ -22,6 +22,8 @@ from .errors import ConfigurationError
 from .hooks import HookService
 from .lease import Lease
 from .publisher import Publisher
+from .search.corpus import SearchCorpus
+from .search.updater import SearchUpdater
 from .settings import Settings
 from .storage import S3Storage
 
@@ -132,3 +134,25 @@ def mail_feedback() -> Feedback:
 def alert_announcer(s: Settings) -> AlertAnnouncer | None:
     """The publisher's alert listener, or None when no alert queue is configured."""
     return AlertAnnouncer(alert_queue(s), s.site_url) if s.alert_queue else None
+
+
+# Search (docs/search.md) ---------------------------------------------------------
+@lru_cache(maxsize=8)
+def _search(s: Settings, endpoint: str | None) -> SearchUpdater:
+    client = s3_client()
+    return SearchUpdater(
+        S3Storage(client, s.source_bucket), S3Storage(client, s.public_bucket), Renderer(s)
+    )
+
+
+def search_updater() -> SearchUpdater:
+    """``update_search``'s service: the corpus (source bucket) in, the bundle
+    (public bucket) out."""
+    s = settings().require_buckets()
+    return _search(s, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def search_corpus() -> SearchCorpus:
+    """The commit listener that keeps the search corpus in the source bucket."""
+    s = settings().require_buckets()
+    return SearchCorpus(S3Storage(s3_client(), s.source_bucket))

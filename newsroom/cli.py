@@ -14,6 +14,8 @@ from chalicelib.core.render import Renderer
 from chalicelib.errors import InvalidRelease
 from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX
 from chalicelib.media import media_key_problem
+from chalicelib.search import records_from_sources
+from chalicelib.search import site_files as site_search
 from chalicelib.settings import Settings
 from chalicelib.storage import LocalStorage
 
@@ -91,6 +93,7 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     settings = Settings.from_env().with_site_url(site_url)
     renderer = Renderer(settings)
     sources = collect_sources(src_dir)
+    raws = {key: raw for key, raw, _path in sources}
     paths = {key: path for key, _raw, path in sources}
     # release pages go to the folder as they are rendered (FolderSink), the
     # shared pages and index.json after them (write_site)
@@ -104,8 +107,9 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
         previous=_previous_index(out_dir),
         present=lambda key: (out_dir / key).is_file(),
     )
-    media = (src_dir / "media") if (src_dir / "media").is_dir() else (src_dir.parent / "media")
     files = dict(result.files)
+    files.update(site_search(records_from_sources(result.index.entries, raws), renderer))
+    media = (src_dir / "media") if (src_dir / "media").is_dir() else (src_dir.parent / "media")
     if media.is_dir() and media.resolve() != (out_dir / "media").resolve():
         for p in sorted(media.rglob("*")):
             if p.is_file() and not p.name.startswith("."):
@@ -151,3 +155,5 @@ main.add_command(__import__("newsroom.ops", fromlist=["publish"]).publish)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+main.add_command(__import__("newsroom.alerts_cli", fromlist=["subscribers"]).subscribers)
+main.add_command(__import__("newsroom.alerts_cli", fromlist=["api_throttling"]).api_throttling)

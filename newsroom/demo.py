@@ -36,6 +36,7 @@ import click
 
 from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX, cache_control, content_type
 
+from .alerts_local import DemoAlerts, LocalApi, alert_settings
 from .demo_cms import publish_from_cms
 
 SOURCE_BUCKET = "newsroom-demo-source"
@@ -49,11 +50,25 @@ POLL_INTERVAL = 0.5
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; img-src 'self' https:; style-src 'self'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; worker-src 'self'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "X-Frame-Options": "DENY",
+}
+
+# What EventBridge delivers to a scheduled handler (``update_search``).
+SCHEDULED_EVENT = {
+    "version": "0",
+    "id": "00000000-0000-0000-0000-000000000000",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "1970-01-01T00:00:00Z",
+    "region": REGION,
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/newsroom-demo-update_search"],
+    "detail": {},
 }
 
 # The demo's own settings; a setting already in the environment wins for the
@@ -295,8 +310,12 @@ class PublicSite:
 class _SiteRequestHandler(BaseHTTPRequestHandler):
     server_version = "newsroom-demo"
     site: PublicSite  # set on the subclass made per server
+    api: LocalApi | None = None  # the subscription routes (API Gateway's part)
 
     def _serve(self, with_body: bool) -> None:
+        if self.api is not None and LocalApi.handles(self.path):
+            self._call_api()
+            return
         try:
             served = self.site.respond(self.path, self.headers.get("If-None-Match"))
         except Exception as exc:  # the local S3 went away (shutdown) or failed
@@ -314,6 +333,26 @@ class _SiteRequestHandler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:  # noqa: N802
         self._serve(False)
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.api is not None and LocalApi.handles(self.path):
+            self._call_api()
+        else:
+            self.send_error(405)
+
+    def _call_api(self) -> None:
+        assert self.api is not None
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        resp = self.api.handle(self.command, self.path, dict(self.headers.items()), body)
+        self.send_response(resp.status)
+        for name, value in resp.headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(resp.body)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return  # the terminal is for publishing news, not access logs
@@ -359,6 +398,7 @@ class Demo:
         verbose: bool = False,
         out: TextIO | None = None,
         err: TextIO | None = None,
+        outbox: Path = Path("outbox"),
     ) -> None:
         self.samples = Path(samples)
         self.inbox = Path(inbox) if inbox is not None else None
@@ -376,8 +416,10 @@ class Demo:
         self.watcher: InboxWatcher | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self.search_due = threading.Event()  # a change the search index has not seen
         self._saved_env: dict[str, str | None] = {}
         self._app: Any = None
+        self.alerts = DemoAlerts(Path(outbox), self.say, self.warn)
 
     # output
     def say(self, line: str) -> None:
@@ -420,6 +462,9 @@ class Demo:
                 "NEWSROOM_SITE_URL": self.url,
                 "NEWSROOM_DISTRIBUTION_ID": None,
                 **{k: os.environ.get(k) or v for k, v in DEMO_DEFAULTS.items()},
+                # e-mail alerts: DynamoDB, SQS and SES on the same local endpoint,
+                # the subscription routes served by this demo's own host
+                **alert_settings(self.url),
             }
         )
         self.client = self.s3.client()
@@ -430,6 +475,9 @@ class Demo:
         import app  # the Chalice application, as deployed
 
         self._app = app
+        self.alerts.start(self.s3.endpoint, app)
+        if self.http is not None:
+            self.http.RequestHandlerClass.api = self.alerts.api  # type: ignore[attr-defined]
         if not self.verbose:
             # the handler's structured log lines go to CloudWatch in Lambda;
             # here the receipts printed below say the same in plain words
@@ -456,6 +504,7 @@ class Demo:
         for t in self._threads:
             t.join(timeout=10)
         self._threads.clear()
+        self.alerts.stop()
         self.s3.stop()
         if self._log_level is not None:
             logging.getLogger("newsroom").setLevel(self._log_level)
@@ -487,6 +536,41 @@ class Demo:
     def sync_release(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """The deployed handler, called as Lambda calls it."""
         return self._app.sync_release(event, None)
+
+    def update_search(self) -> dict[str, Any]:
+        """The scheduled ``update_search`` handler, run at once after each change
+        (in AWS it runs every 5 minutes), so the demo's search finds it."""
+        self._feed_search_corpus()
+        return self._app.update_search(SCHEDULED_EVENT, None)
+
+    def _search_loop(self) -> None:
+        """The demo's schedule for ``update_search``: soon after each change,
+        in its own thread so the inbox is never held up by indexing."""
+        while not self._stop.is_set():
+            if self.search_due.wait(0.2):
+                self.search_due.clear()
+                try:
+                    self.update_search()
+                except Exception as exc:  # an infrastructure fault: say so, keep going
+                    self.warn(f"search: error: {exc}")
+
+    def _feed_search_corpus(self) -> None:
+        # Until the publisher calls its commit listeners, the demo keeps the
+        # search corpus whole from what the site lists (twelve releases).
+        from chalicelib.core.index import Index
+        from chalicelib.search import records_from_sources
+        from chalicelib.search.corpus import SearchCorpus
+        from chalicelib.storage import S3Storage
+
+        raw = self.client.get_object(Bucket=PUBLIC_BUCKET, Key="index.json")["Body"].read()
+        entries = Index.from_bytes(raw).entries
+        sources = {}
+        for e in entries:
+            obj = self.client.get_object(Bucket=SOURCE_BUCKET, Key=e.source_key)
+            sources[e.source_key] = obj["Body"].read()
+        SearchCorpus(S3Storage(self.client, SOURCE_BUCKET)).replace_all(
+            records_from_sources(entries, sources)
+        )
 
     def publish_media(self) -> int:
         """Upload ``samples/media/*`` to the source bucket's ``media/``. With a
@@ -524,6 +608,8 @@ class Demo:
             for receipt in self.sync_release(self.put_source(key, path.read_bytes())):
                 self.report(receipt, str(path))
                 receipts.append(receipt)
+        found = self.update_search()
+        self.say(f"search: {found['records']} releases indexed ({self.url}/search/)")
         return receipts
 
     def report(self, receipt: dict[str, Any], label: str) -> None:
@@ -554,6 +640,7 @@ class Demo:
     def serve(self) -> str:
         assert self.http is not None, "start() binds the server first"
         self._thread("newsroom-http", self.http.serve_forever)
+        self._thread("newsroom-alerts", lambda: self.alerts.run(self._stop, self.poll_interval))
         return self.url + "/"
 
     def watch(self) -> InboxWatcher:
@@ -562,6 +649,7 @@ class Demo:
         self.watcher = InboxWatcher(self, self.inbox)
         self.watcher.scan(settle=False)  # files already there are published now
         self._thread("newsroom-inbox", lambda: self.watcher.run(self._stop, self.poll_interval))  # type: ignore[union-attr]
+        self._thread("newsroom-search", self._search_loop)
         return self.watcher
 
     def wait(self) -> None:
@@ -648,6 +736,7 @@ class InboxWatcher:
         try:
             for receipt in self.demo.sync_release(change()):
                 self.demo.report(receipt, self.label(name))
+            self.demo.search_due.set()
         except Exception as exc:  # an infrastructure fault: say so, keep watching
             self.demo.warn(f"{self.label(name)}: error: {exc}")
         self.events += 1
@@ -683,15 +772,28 @@ def _short(path: Path) -> str:
 )
 @click.option("--no-serve", is_flag=True, help="Publish the samples, print the receipts, and exit.")
 @click.option("--verbose", is_flag=True, help="Also show the handler's structured log lines.")
+@click.option(
+    "--outbox",
+    default="outbox",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder that receives every e-mail sent, as <time>-<to-hash>.eml.",
+)
 def command(
-    port: int, host: str, inbox: Path, samples: Path, no_serve: bool, verbose: bool
+    port: int, host: str, inbox: Path, samples: Path, no_serve: bool, verbose: bool, outbox: Path
 ) -> None:
     """Run the newsroom locally: local S3, the real handler, the site on HTTP."""
     if not (samples / "releases").is_dir():
         raise click.ClickException(f"no sample releases in {samples / 'releases'}")
     started = time.perf_counter()
     demo = Demo(
-        samples=samples, inbox=inbox, host=host, port=port, bind=not no_serve, verbose=verbose
+        samples=samples,
+        inbox=inbox,
+        host=host,
+        port=port,
+        bind=not no_serve,
+        verbose=verbose,
+        outbox=outbox,
     )
     try:
         demo.start()
@@ -717,6 +819,7 @@ def command(
                 sys.exit(1)
             return
         demo.say(f"inbox: {inbox.resolve()}  (drop, edit or delete release JSON here)")
+        demo.say(f"outbox: {outbox.resolve()}  (every e-mail sent, as .eml; sign up on any page)")
         demo.watch()
         url = demo.serve()
         demo.say(f"newsroom: {url}  (Ctrl-C to stop)")

@@ -392,6 +392,18 @@ def test_unsubscribed_after_fan_out_gets_nothing(
     assert alerts_to(outbox) == {"stay@example.org": 1}
 
 
+@pytest.mark.parametrize("image", [None, {"url": "https://cdn.example.org/x.jpg", "alt": "A pier"}])
+def test_release_without_image_credit_or_summary(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, image: Any
+) -> None:
+    subscribe(client, outbox, "plain@example.org")
+    announce(Published("releases/x.json", None, entry(slug="x", image=image, summary=""), True))
+    drain(app_module, alerts)
+    [mail] = [m for m in outbox.to("plain@example.org") if "List-Unsubscribe" in m.headers]
+    assert ("https://cdn.example.org/x.jpg" in mail.html) is bool(image)
+    assert set(deliveries().values()) == {"sent"}
+
+
 def test_malformed_message_is_dropped_not_retried(
     app_module: Any, alerts: str, caplog: Any
 ) -> None:

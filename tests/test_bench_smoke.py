@@ -43,7 +43,8 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str
     doc = out.read_text()
     for heading in ("## Goals", "## Markdown library", "## Cost of one publish",
                     "## Full build, no-op build, Hugo", "## No-op `newsroom rebuild`",
-                    "## Cold start and package size"):  # fmt: skip
+                    "## Cold start and package size",
+                    "## E-mail alerts: one release to many subscribers"):  # fmt: skip
         assert heading in doc
     figures = json.loads(raw.read_text())
     for result in figures["publish"]:
@@ -54,6 +55,25 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str
     assert figures["build"][0]["noop"]["written"] == 0
     assert figures["rebuild"][0]["noop_written"] == 0
     assert figures["markdown"]["same_corpus"] == figures["markdown"]["bodies"]
+    alerts = figures["alerts"]
+    assert alerts["recipients"] == alerts["emails"] == alerts["subscribers"] == 40
+    assert alerts["duplicates"] == 0
+
+
+def test_alerts_only_run_updates_its_section_and_keeps_the_rest(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    out = tmp_path / "performance.md"
+    out.write_text(
+        "# Performance\n\n## Cost of one publish\n\nkept\n\n## How to read these figures\n\nnotes\n"
+    )
+    args = ["--only", "alerts", "--alert-subscribers", "12", "--out", str(out)]
+    assert bench_main(args) == 0
+    assert bench_main(args) == 0
+    doc = out.read_text()
+    assert doc.count("## E-mail alerts") == 1
+    assert "kept" in doc and "notes" in doc
+    assert doc.index("## E-mail alerts") < doc.index("## How to read these figures")
 
 
 def test_corpus_is_deterministic_and_valid() -> None:

@@ -21,7 +21,7 @@ from hooks_support import (
 from chalicelib.core.model import parse_release, release_from_obj
 from chalicelib.hooks import verify
 from chalicelib.hooks.base import Request
-from chalicelib.hooks.cms import generic
+from chalicelib.hooks.cms import generic, registry
 
 SECRET = "generic-test-secret-0f9e8d7c"
 KEY = "releases/clinics-reopen-after-storm.json"
@@ -198,3 +198,30 @@ def test_verify_generic_accepts_any_of_several_v1_values() -> None:
         generic.CMS.verify(
             Request({"x-newsroom-signature": f"t={now},v1={'0' * 64}"}, body), SECRET, now
         )
+
+
+def test_unknown_cms_is_404(api: Any, aws: Any) -> None:
+    body = payload("generic_publish.json")
+    resp = api.http.post("/hooks/wordpress", headers=generic_headers(body, SECRET), body=body)
+    assert resp.status_code == 404
+    assert source_tree(aws) == {}
+
+
+def test_each_cms_is_one_module_of_the_registry() -> None:
+    found = registry()
+    assert set(found) == {"generic", "contentful", "sanity", "strapi"}
+    for name, cms in found.items():
+        assert type(cms).__module__ == f"chalicelib.hooks.cms.{name}"
+
+
+def test_log_line_names_the_fields_not_their_values(
+    api: Any, aws: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    doc = json.loads(payload("generic_publish.json"))
+    doc["contacts"] = [{"name": "Ada Ode", "email": "ada.ode@harborlight"}]
+    body = json.dumps(doc).encode()
+    with caplog.at_level("INFO", logger="newsroom.hooks"):
+        assert post(api, body, generic_headers(body, SECRET)).status_code == 422
+    (record,) = [r for r in caplog.records if r.getMessage() == "webhook"]
+    assert record.errors == ["contacts.0.email"]  # type: ignore[attr-defined]
+    assert "ada.ode" not in caplog.text

@@ -248,3 +248,17 @@ def test_tag_reference_error_names_the_cms_field(
     (error,) = body_json(resp)["errors"]
     assert error["loc"] == "topics" and "CMS field 'tags'" in error["msg"]
     assert "tags[]->name" in error["msg"]
+
+
+def test_document_internationalization_1x_fields(api: Any, aws: Any) -> None:
+    """The plugin's first version: ``__i18n_lang`` and ``__i18n_base``."""
+    doc = payload_obj("sanity_i18n_fr.json")
+    del doc["language"], doc["translationKey"]
+    doc["_id"] = "7d1c2b3a-4e5f-4061-8273-9a8b7c6d5e4f__i18n_fr"
+    doc["__i18n_lang"] = "fr"
+    doc["__i18n_base"] = {"_type": "reference", "_ref": "7d1c2b3a-4e5f-4061-8273-9a8b7c6d5e4f"}
+    resp = publish(api, json.dumps(doc).encode())
+    assert resp.status_code == 202, resp.body
+    fr = json.loads(source_tree(aws)[FR_KEY])
+    assert fr["language"] == "fr"
+    assert fr["translation_key"] == "7d1c2b3a-4e5f-4061-8273-9a8b7c6d5e4f"

@@ -364,3 +364,30 @@ def test_model_not_in_content_types_is_ignored(
     assert resp.status_code == 202, resp.body
     assert body_json(resp)["status"] == "ignored"
     assert source_tree(aws) == {}
+
+
+def test_map_from_before_locales_moves_to_its_locale(api: Any, aws: Any) -> None:
+    """A deployment's map written before languages were kept
+    (``cms/strapi/<model>/<documentId>.json``) belongs to the locale holding its slug."""
+    legacy = "cms/strapi/press-release/h90lgohlzfpjf3bvan72mzll.json"
+    upload(aws, KEY, make_release(slug=SLUG, published_at="2018-12-01T09:00:00+00:00"))
+    doc = {"cms": "strapi", "entry": "press-release/h90lgohlzfpjf3bvan72mzll"}
+    upload(aws, legacy, doc | {"slug": SLUG, "source_key": KEY})
+    resp = publish(api)
+    assert resp.status_code == 202, resp.body
+    assert set(source_tree(aws)) == {KEY, MAP}
+    assert json.loads(source_tree(aws)[KEY])["published_at"] == "2018-12-01T09:00:00+00:00"
+    body = payload("strapi_entry_unpublish.json")
+    assert post(api, body, strapi_headers(TOKEN, "entry.unpublish")).status_code == 202
+    assert source_tree(aws) == {}
+
+
+def test_unpublish_finds_a_map_from_before_locales(api: Any, aws: Any) -> None:
+    legacy = "cms/strapi/press-release/h90lgohlzfpjf3bvan72mzll.json"
+    upload(aws, KEY, make_release(slug=SLUG))
+    doc = {"cms": "strapi", "entry": "press-release/h90lgohlzfpjf3bvan72mzll"}
+    upload(aws, legacy, doc | {"slug": SLUG, "source_key": KEY})
+    body = payload("strapi_entry_unpublish.json")
+    resp = post(api, body, strapi_headers(TOKEN, "entry.unpublish"))
+    assert resp.status_code == 202 and body_json(resp)["action"] == "unpublish", resp.body
+    assert source_tree(aws) == {}

@@ -249,13 +249,17 @@ def test_security_headers(template: dict[str, Any]) -> None:
     for header in headers.values():
         assert header["Override"] is True
 
-    # with and without an API: the sign-up form may post to <ApiUrl>/subscriptions only
+    # with and without an API: forms post to the site (the header's search box),
+    # and the sign-up form to <ApiUrl>/subscriptions only
     condition, with_api, without_api = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"][
         "Fn::If"
     ]
     assert condition == "HasApiUrl"
-    assert _csp_directives(with_api["Fn::Sub"])["form-action"] == ["${ApiUrl}/subscriptions"]
-    assert _csp_directives(without_api)["form-action"] == ["'none'"]
+    assert _csp_directives(with_api["Fn::Sub"])["form-action"] == [
+        "'self'",
+        "${ApiUrl}/subscriptions",
+    ]
+    assert _csp_directives(without_api)["form-action"] == ["'self'"]
     for policy in (with_api["Fn::Sub"], without_api):
         _check_csp(policy)
 
@@ -263,8 +267,11 @@ def test_security_headers(template: dict[str, Any]) -> None:
 def _check_csp(policy: str) -> None:
     csp = _csp_directives(policy)
     assert csp["default-src"] == ["'none'"]
-    # No JavaScript at all: script-src falls back to default-src 'none'.
-    assert csp.get("script-src", ["'none'"]) == ["'none'"]
+    # Same-origin scripts only (the search page and Pagefind: its index over
+    # fetch, its worker, its WebAssembly); never inline code or eval.
+    assert sorted(csp["script-src"]) == sorted(["'self'", "'wasm-unsafe-eval'"])
+    assert csp["connect-src"] == ["'self'"]
+    assert csp["worker-src"] == ["'self'"]
     assert csp["style-src"] == ["'self'"]
     assert sorted(csp["img-src"]) == sorted(["'self'", "https:"])
     assert csp["base-uri"] == ["'none'"]
@@ -665,8 +672,9 @@ TEMPLATE_DIRS = [ROOT / "chalicelib" / "templates", ROOT / "templates"]
 
 
 def test_templates_satisfy_the_csp() -> None:
-    """No executable script, inline style or event handler in any page template
-    (the CSP blocks them); JSON-LD data blocks are allowed."""
+    """No inline script, inline style or event handler in any page template
+    (the CSP blocks them); JSON-LD data blocks and same-origin script files
+    (the search page's) are allowed."""
     files = [
         p
         for d in TEMPLATE_DIRS
@@ -678,8 +686,14 @@ def test_templates_satisfy_the_csp() -> None:
         pytest.skip("no page templates yet")
     for path in files:
         text = path.read_text(encoding="utf-8")
-        for match in re.finditer(r"<script\b([^>]*)>", text, flags=re.IGNORECASE):
-            assert 'type="application/ld+json"' in match.group(1), f"{path}: {match.group(0)}"
+        for match in re.finditer(r"<script\b([^>]*)>(.*?)</script>", text, flags=re.I | re.S):
+            attrs, inline = match.group(1), match.group(2)
+            src = re.search(r'\ssrc="([^"]*)"', attrs)
+            if src:
+                assert not inline.strip(), f"{path}: a script with both src and content"
+                assert src.group(1).startswith(("/", "{{")), f"{path}: script {src.group(1)}"
+            else:
+                assert 'type="application/ld+json"' in attrs, f"{path}: {match.group(0)[:80]}"
         assert not re.search(r"<style\b", text, flags=re.IGNORECASE), f"{path}: inline <style>"
         assert not re.search(r"\sstyle\s*=", text, flags=re.IGNORECASE), f"{path}: style="
         assert not re.search(r"\son[a-z]+\s*=", text, flags=re.IGNORECASE), f"{path}: on*="

@@ -93,6 +93,9 @@ class Composer:
             "kind_label": release.get("kind_label")
             or KIND_LABELS.get(release["kind"], release["kind"]),
             "summary": release.get("summary") or "",
+            "image": {"alt": "", "caption": "", "credit": "", **release["image"]}
+            if release.get("image")
+            else None,
         }
         ctx = {
             "site": self._site(),

@@ -58,7 +58,8 @@ class OutgoingMail:
         msg["Message-ID"] = f"<{message_id}@email.amazonses.com>" if message_id else make_msgid()
         for name, value in self.headers:
             msg[name] = value
-        msg.set_content(self.text)
+        # the text part unencoded, so its links can be read (and followed) in the file
+        msg.set_content(self.text, cte="8bit" if _short_lines(self.text) else None)
         msg.add_alternative(self.html, subtype="html")
         return msg.as_bytes()
 
@@ -104,6 +105,10 @@ class SesMailer:
                     raise error from exc
             self.sleep(self.base_delay * 2**attempt)
         raise MailThrottled("still throttled")  # pragma: no cover (loop always returns or raises)
+
+
+def _short_lines(text: str) -> bool:
+    return all(len(line.encode()) < 990 for line in text.splitlines())
 
 
 def _translate(exc: Exception) -> MailError:

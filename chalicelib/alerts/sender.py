@@ -68,7 +68,14 @@ def alert_payload(entry: dict[str, Any], site_url: str) -> dict[str, Any]:
         "published_at": entry["published_at"],
         "summary": entry.get("summary") or "",
         "url": absolute(entry.get("url") or release_path(entry["slug"])),
-        "image": {**image, "url": absolute(image["url"])} if image else None,
+        "image": {
+            "url": absolute(image["url"]),
+            "alt": image.get("alt") or "",
+            "caption": image.get("caption") or "",
+            "credit": image.get("credit") or "",
+        }
+        if image
+        else None,
         "topics": list(entry.get("topics") or []),
         "language": entry.get("language") or "en",
     }
@@ -245,15 +252,16 @@ class AlertSender:
                 continue
             if throttled is not None:
                 continue  # SES is saturated: leave the rest to the retried message
-            if not self.store.claim(rid, address_id, self.clock()):
-                counts["duplicate"] += 1
-                continue
+            # composed before the claim: a message that cannot be rendered claims nothing
             mail = self.composer.alert(
                 item["email"],
                 release,
                 self.unsubscribe_url(address_id, item.get("nonce", "")),
                 scope_text(item.get("topics") or [], item.get("kinds") or []),
             )
+            if not self.store.claim(rid, address_id, self.clock()):
+                counts["duplicate"] += 1
+                continue
             try:
                 message_id = self.mailer.send(mail)
             except MailRejected as exc:

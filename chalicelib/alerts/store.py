@@ -242,6 +242,53 @@ class SubscriberStore:
                 if not start:
                     break
 
+    def summary(self) -> dict[str, Any]:
+        """Counts for staff (``newsroom subscribers``): by state, and among active
+        subscribers by topic and by kind (empty lists counted as "every ...")."""
+        states: Counter[str] = Counter()
+        topics: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
+        for items in self.pages():
+            for item in items:
+                states[item.get("state", "?")] += 1
+                if item.get("state") != "active":
+                    continue
+                for t in item.get("topics") or ["(every topic)"]:
+                    topics[t] += 1
+                for k in item.get("kinds") or ["(every kind)"]:
+                    kinds[k] += 1
+        return {"states": dict(states), "topics": dict(topics), "kinds": dict(kinds)}
+
+    def export(self) -> Iterator[dict[str, Any]]:
+        """Every address still held (pending or active), for an operator."""
+        for items in self.pages(projection=""):
+            for item in items:
+                if item.get("email"):
+                    yield {
+                        "email": item["email"],
+                        "state": item.get("state", ""),
+                        "topics": item.get("topics") or [],
+                        "kinds": item.get("kinds") or [],
+                        "confirmed_at": item.get("confirmed_at"),
+                    }
+
+    def unsettled_sends(self) -> int:
+        """Delivery records still ``sending``: alerts cut off between their record
+        and SES (each one a subscriber who missed that alert). A Scan: for operators."""
+        count = 0
+        kwargs: dict[str, Any] = {
+            "FilterExpression": "begins_with(pk, :p) AND #s = :s",
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": self._item({":p": "sent#", ":s": "sending"}),
+            "Select": "COUNT",
+        }
+        while True:
+            resp = self._call("scan", **kwargs) or {}
+            count += resp.get("Count", 0)
+            if not resp.get("LastEvaluatedKey"):
+                return count
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def get_many(self, address_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Current items of the given ids (consistent reads, 100 per request)."""
         found: dict[str, dict[str, Any]] = {}

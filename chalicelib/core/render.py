@@ -273,6 +273,20 @@ class Renderer:
     def not_found(self) -> bytes:
         return self._render("404.html")
 
+    @cached_property
+    def search_script(self) -> bytes:
+        return (STATIC_DIR / "search.js").read_bytes()
+
+    @cached_property
+    def search_script_key(self) -> str:
+        """Named by its content (like the stylesheet), next to the page."""
+        return f"search/search.{hashlib.sha256(self.search_script).hexdigest()[:12]}.js"
+
+    def search_page(self) -> bytes:
+        """``search/index.html``: the form; ``search_script`` (same origin, as the
+        CSP wants) asks Pagefind's bundle."""
+        return self._render("search.html", nav="search", script="/" + self.search_script_key)
+
     # Feeds and sitemaps ------------------------------------------------------------
     def feed(self, *, entries: tuple[Entry, ...], title: str, path: str, alt_path: str) -> bytes:
         updated = max((e.modified for e in entries), default=datetime(1970, 1, 1, tzinfo=UTC))

@@ -30,13 +30,14 @@ class Cms:
 
     name: ClassVar[str]
     secret_setting: ClassVar[str]  # the environment variable holding the secret
+    secret_field: ClassVar[str]  # the same, as a field of ``Settings``
     # departures from mapping.DEFAULT_FIELDS; None: the release field is not read.
     # A CMS without a field map (the generic webhook) sets ``mapped = False``.
     field_defaults: ClassVar[dict[str, str | None]] = {}
     mapped: ClassVar[bool] = True
 
     def secret(self, settings: Settings) -> str:
-        raise NotImplementedError
+        return str(getattr(settings, self.secret_field))
 
     def verify(self, request: Request, secret: str, now: float) -> Signed:
         raise NotImplementedError

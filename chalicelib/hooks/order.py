@@ -23,11 +23,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import keys
 from ..errors import NewsroomError
 from ..storage import Storage, put_if_unchanged
 from .verify import Signed
 
-PREFIX = "cms/_order/"
+PREFIX = keys.CMS_PREFIX + "_order/"
 ATTEMPTS = 5
 
 

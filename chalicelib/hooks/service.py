@@ -8,25 +8,14 @@ itself then goes through ``sync_release`` like any upload. What is written is
 re-read with ``model.parse_release`` (the function ``sync_release`` uses) first,
 so the webhook can never accept a file the publisher would reject for its form.
 
-CMS entries also keep a small private map per entry and language version in
-the source bucket (``cms/`` is a prefix ``sync_release`` never sees):
-``cms/<cms>/<entry id>.json``, or ``cms/<cms>/<entry id>/<locale>.json`` for an
-entry in several languages, = ``{"cms", "entry", "slug", "source_key",
-"published_at"}``, so that
-
-- an unpublish or delete finds the file by entry id alone (Contentful sends no
-  fields), and an unknown entry is a no-op: a slug in the payload is not trusted,
-  since a file the entry never wrote may hold it;
-- a slug changed in the CMS deletes the old ``releases/<old>.json``;
-- an entry never overwrites a release file it did not write: a new slug is
-  written with ``If-None-Match: *``, and a file already there answers 409,
-  unless another language version of the same entry holds it: then this version
-  takes ``<slug>-<locale>``;
-- a re-publish keeps the first publication date (the map's ``published_at``)
-  and sets ``updated_at``;
-- an entry known under an older name (a map from before languages, Strapi 4's
-  ``id`` before Strapi 5's ``documentId``, or the map holding the slug) has its
-  map moved to the new name.
+CMS entries also keep a small private map per entry and language version
+(``entries.py``), so that an unpublish finds the file by entry id alone, a slug
+changed in the CMS deletes the old file, an entry never overwrites a release
+file it did not write (a new slug is written with ``If-None-Match: *``; a file
+already there answers 409, unless another language version of the same entry
+holds it: then this version takes ``<slug>-<locale>``), a re-publish keeps the
+first publication date and sets ``updated_at``, and an entry renamed by its CMS
+keeps its release.
 
 Write order for a publish, each step safe to repeat when the CMS retries:
 release file, map (listing the old file under ``retired``), delete the retired
@@ -44,39 +33,30 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from ..core.model import MAX_BYTES, SLUG_MAX, SLUG_RE, parse_release, release_from_obj
+from .. import keys
+from ..core.model import MAX_BYTES, parse_release, release_from_obj
 from ..errors import FieldError, InvalidRelease, PreconditionFailed
 from ..settings import Settings
-from ..storage import Storage, StoredObject, md5_etag, put_if_unchanged
+from ..storage import Storage, md5_etag
 from . import cms as registry
 from . import mapping, order, verify
 from .base import Request
+from .entries import (
+    MAP_PREFIX,
+    SOURCE_CACHE,
+    BrokenMap,
+    EntryMaps,
+    Found,
+    MapChanged,
+    map_key,
+    owned,
+    release_key,
+)
 
 log = logging.getLogger("newsroom.hooks")
-
-SOURCE_CACHE = "no-cache"
-MAP_PREFIX = "cms/"  # entry maps; outside releases/, so sync_release never sees them
-
-
-def map_key(entry: str, locale: str = "") -> str:
-    """``contentful/<id>`` -> ``cms/contentful/<id>.json``; with a locale
-    ``cms/contentful/<id>/<locale>.json``."""
-    return f"{MAP_PREFIX}{entry}/{locale}.json" if locale else f"{MAP_PREFIX}{entry}.json"
-
-
-def release_key(slug: str) -> str:
-    return f"releases/{slug}.json"
-
-
-class BrokenMap(Exception):
-    """An entry map that is not what this service writes (edited by hand?)."""
-
-
-class MapChanged(Exception):
-    """The entry map changed under a concurrent request for the same entry."""
 
 
 class SlugTaken(Exception):
@@ -84,15 +64,6 @@ class SlugTaken(Exception):
         super().__init__(key)
         self.key = key
         self.slug = slug
-
-
-@dataclass
-class Found:
-    """An entry map read: where it is and what it says (``None``: no map)."""
-
-    key: str
-    obj: StoredObject | None
-    doc: dict[str, Any] | None
 
 
 def _decode(raw: bytes) -> Any:
@@ -123,6 +94,7 @@ class HookService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
+        self.maps = EntryMaps(source)
         self.settings = settings
         self.clock = clock
         self.field_maps = mapping.parse_field_maps(
@@ -144,19 +116,17 @@ class HookService:
         started = time.perf_counter()
         status, body = self._handle(cms, headers, raw_body, method, list(paths))
         log.info(
-            json.dumps(
-                {
-                    "event": "webhook",
-                    "cms": cms,
-                    "status": status,
-                    "outcome": body.get("status") or body.get("error") or "rejected",
-                    "key": body.get("key"),
-                    "errors": body.get("errors", []),
-                    "bytes": len(raw_body),
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-                ensure_ascii=False,
-            )
+            "webhook",
+            extra={
+                "cms": cms,
+                "status": status,
+                "outcome": body.get("status") or body.get("error") or "rejected",
+                "key": body.get("key"),
+                # where, not what: a message may quote a value (an e-mail address)
+                "errors": [e.get("loc") for e in body.get("errors", [])],
+                "bytes": len(raw_body),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
         )
         return status, body
 
@@ -230,19 +200,19 @@ class HookService:
     def _publish_entry(
         self, change: mapping.Change, key: str, slug: str, payload: bytes
     ) -> dict[str, Any]:
-        own = self._read(map_key(change.entry, change.locale), change.entry)
-        current = own if own.doc else self._adopt(change, slug)
+        own = self.maps.read(map_key(change.entry, change.locale))
+        current = own if own.doc else self.maps.adopt(change, slug)
         original = change
         change, key, slug, payload = self._dated(original, current, key, slug, payload)
         try:
             self._claim_file(key, payload, current.doc)
         except SlugTaken:
-            held = None if own.doc else self._map_holding(change, key)
+            held = None if own.doc else self.maps.holding(change, key)
             if held is not None:
                 # the entry under an older name (a CMS upgrade), found by the slug it holds
                 current = held
                 change, key, slug, payload = self._dated(original, current, key, slug, payload)
-            elif change.locale and self._sibling_holds(change, key):
+            elif change.locale and self.maps.sibling_holds(change, key):
                 # another language version of this entry holds the slug: <slug>-<locale>
                 suffixed = {**change.document, "slug": f"{slug}-{change.locale.lower()}"}
                 change = replace(change, document=suffixed)
@@ -251,15 +221,15 @@ class HookService:
                 raise
             self._claim_file(key, payload, current.doc)
         old = current.doc
-        retired = sorted({*_owned(old)} - {key})
+        retired = sorted({*owned(old)} - {key})
         published_at = change.document.get("published_at")
-        written = self._put_map(change, slug, key, published_at, retired, own.obj)
+        written = self.maps.put(change, slug, key, published_at, retired, own.obj)
         for old_key in retired:
             self.source.delete(old_key)
         if current.key != own.key and current.doc is not None:
             self.source.delete(current.key)  # the map this one replaces (moved)
         if retired:
-            self._put_map(change, slug, key, published_at, [], written)
+            self.maps.put(change, slug, key, published_at, [], written)
         body: dict[str, Any] = {"status": "accepted", "action": "publish", "key": key, "slug": slug}
         if change.locale:
             body["locale"] = change.locale
@@ -281,7 +251,7 @@ class HookService:
         return (change, *self._validated(change))
 
     def _claim_file(self, key: str, payload: bytes, old: dict[str, Any] | None) -> None:
-        if key in _owned(old):
+        if key in owned(old):
             self._put_release(key, payload)  # the entry's own file: overwrite
             return
         try:
@@ -292,7 +262,7 @@ class HookService:
             try:
                 self._put_release(key, payload, if_match=md5_etag(payload))
             except PreconditionFailed:
-                raise SlugTaken(key, key[len("releases/") : -len(".json")]) from None
+                raise SlugTaken(key, keys.release_name(key)) from None
 
     def _first_published(self, old: dict[str, Any] | None) -> str | None:
         """The date the entry first went live: kept in its map, or (for a map
@@ -323,64 +293,14 @@ class HookService:
             doc["updated_at"] = mapping.local_datetime(change.published_now, self.settings.timezone)
         return doc
 
-    def _adopt(self, change: mapping.Change, slug: str) -> Found:
-        """A map of this entry under an older name, to move to its new name: the
-        map from before languages (if it holds the same slug), or one under an
-        alias (Strapi 4's ``id``)."""
-        own_key = map_key(change.entry, change.locale)
-        candidates: list[tuple[str, str, bool]] = []  # (map key, entry, only if same slug)
-        if change.locale:
-            candidates.append((map_key(change.entry), change.entry, True))
-        for alias in change.aliases:
-            candidates += [
-                (map_key(alias, change.locale), alias, False),
-                (map_key(alias), alias, False),
-            ]
-        for cand_key, entry, same_slug in dict.fromkeys(candidates):
-            if cand_key == own_key:
-                continue
-            found = self._read(cand_key, entry)
-            if found.doc and (not same_slug or found.doc["slug"] == slug):
-                return found
-        return Found(own_key, None, None)
-
-    def _map_holding(self, change: mapping.Change, key: str) -> Found | None:
-        """For a CMS that renames its entries (``aliases``): the map in the same
-        folder (of this language version, or from before languages) whose entry
-        holds ``key``."""
-        if not change.aliases:
-            return None
-        prefix = f"{MAP_PREFIX}{change.entry.rsplit('/', 1)[0]}/"
-        own = map_key(change.entry, change.locale)
-        for cand in self.source.list(prefix):
-            name, _, locale = cand[len(prefix) : -len(".json")].partition("/")
-            if cand == own or not cand.endswith(".json") or "/" in locale:
-                continue
-            if locale and locale != change.locale:
-                continue  # another language version of that entry
-            found = self._read(cand, cand)
-            if found.doc and key in _owned(found.doc):
-                return found
-        return None
-
-    def _sibling_holds(self, change: mapping.Change, key: str) -> bool:
-        prefix = f"{MAP_PREFIX}{change.entry}/"
-        for cand in [map_key(change.entry), *self.source.list(prefix)]:
-            if cand == map_key(change.entry, change.locale) or not cand.endswith(".json"):
-                continue
-            found = self._read(cand, change.entry)
-            if found.doc and key in _owned(found.doc):
-                return True
-        return False
-
     def _unpublish_entry(self, change: mapping.Change) -> dict[str, Any]:
         if change.locale == "*":  # the whole entry: every language version
-            keys = [map_key(change.entry), *self.source.list(f"{MAP_PREFIX}{change.entry}/")]
-            keys += [map_key(a) for a in change.aliases]
-            maps = [self._read(k, change.entry) for k in dict.fromkeys(keys)]
+            found = [map_key(change.entry), *self.source.list(f"{MAP_PREFIX}{change.entry}/")]
+            found += [map_key(a) for a in change.aliases]
+            maps = [self.maps.read(k) for k in dict.fromkeys(found)]
         else:
-            own = self._read(map_key(change.entry, change.locale), change.entry)
-            maps = [own if own.doc else self._adopt(change, change.document.get("slug", ""))]
+            own = self.maps.read(map_key(change.entry, change.locale))
+            maps = [own if own.doc else self.maps.adopt(change, change.document.get("slug", ""))]
         maps = [m for m in maps if m.doc]
         if not maps:
             return {
@@ -389,7 +309,7 @@ class HookService:
                 "key": None,
             }
         for found in maps:
-            for key in _owned(found.doc):
+            for key in owned(found.doc):
                 self.source.delete(key)
             self.source.delete(found.key)
         first = maps[0].doc or {}
@@ -402,47 +322,6 @@ class HookService:
         if len(maps) > 1:
             body["keys"] = [m.doc["source_key"] for m in maps if m.doc]
         return body
-
-    def _read(self, key: str, entry: str) -> Found:
-        found = self.source.get(key)
-        return Found(key, found, _read_map(found, key))
-
-    def _put_map(
-        self,
-        change: mapping.Change,
-        slug: str,
-        key: str,
-        published_at: Any,
-        retired: list[str],
-        found: StoredObject | None,
-    ) -> StoredObject:
-        """Write the entry map unless unchanged, conditional on the version read."""
-        cms, _, ref = change.entry.partition("/")
-        doc: dict[str, Any] = {"cms": cms, "entry": ref, "slug": slug, "source_key": key}
-        if change.locale:
-            doc["locale"] = change.locale
-        if isinstance(published_at, str):
-            doc["published_at"] = published_at
-        if retired:
-            doc["retired"] = retired
-        body = (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
-        mkey = map_key(change.entry, change.locale)
-        if found is not None and found.body == body:
-            return found
-        etag = put_if_unchanged(
-            self.source,
-            mkey,
-            body,
-            found.etag if found else None,
-            content_type="application/json",
-            cache_control=SOURCE_CACHE,
-        )
-        if etag is None:
-            raise MapChanged(
-                f"{change.entry} changed during this request (another webhook for the same "
-                "entry); retry"
-            )
-        return StoredObject(mkey, body, etag)
 
     def _put_release(
         self, key: str, payload: bytes, *, if_match: str | None = None, if_none_match: bool = False
@@ -471,40 +350,6 @@ class HookService:
         # the very check sync_release makes (size, encoding, slug from the file name)
         parse_release(payload, name=key)
         return key, release.slug, payload
-
-
-def _valid_release_key(key: Any) -> bool:
-    if not isinstance(key, str) or not key.startswith("releases/") or not key.endswith(".json"):
-        return False
-    slug = key[len("releases/") : -len(".json")]
-    return len(slug) <= SLUG_MAX and bool(SLUG_RE.match(slug))
-
-
-def _read_map(found: StoredObject | None, key: str) -> dict[str, Any] | None:
-    """The entry map, checked: it names the files this service may delete."""
-    if found is None:
-        return None
-    try:
-        doc = json.loads(found.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        doc = None
-    if (
-        not isinstance(doc, dict)
-        or not isinstance(doc.get("slug"), str)
-        or doc.get("source_key") != release_key(doc["slug"])
-        or not _valid_release_key(doc["source_key"])
-        or not isinstance(doc.get("retired", []), list)
-        or not all(_valid_release_key(k) for k in doc.get("retired", []))
-    ):
-        raise BrokenMap(f"{key} is not a valid entry map; fix or delete it (docs/cms.md)")
-    return doc
-
-
-def _owned(doc: dict[str, Any] | None) -> list[str]:
-    """The release files an entry map says its entry wrote."""
-    if doc is None:
-        return []
-    return [doc["source_key"], *doc.get("retired", [])]
 
 
 def _name_source(error: FieldError, sources: Mapping[str, str]) -> FieldError:

@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
-from ...settings import Settings
 from .. import verify
 from ..base import Cms, Request
 from ..mapping import (
@@ -54,9 +53,7 @@ def canonical(method: str, path: str, signed: Iterable[tuple[str, str]], body: b
 class Contentful(Cms):
     name = "contentful"
     secret_setting = "NEWSROOM_CONTENTFUL_SECRET"
-
-    def secret(self, settings: Settings) -> str:
-        return settings.contentful_secret
+    secret_field = "contentful_secret"
 
     def verify(self, request: Request, secret: str, now: float) -> verify.Signed:
         verify.require_secret(secret, self.secret_setting)

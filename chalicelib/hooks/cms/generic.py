@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ... import keys
 from ...core.model import SLUG_MAX, SLUG_RE
-from ...settings import Settings
 from .. import verify
 from ..base import Cms, Request
 from ..mapping import Change, CmsMap, invalid
@@ -22,10 +22,8 @@ HEADER = "x-newsroom-signature"
 class Generic(Cms):
     name = "generic"
     secret_setting = "NEWSROOM_WEBHOOK_SECRET"
+    secret_field = "webhook_secret"
     mapped = False
-
-    def secret(self, settings: Settings) -> str:
-        return settings.webhook_secret
 
     def verify(self, request: Request, secret: str, now: float) -> verify.Signed:
         verify.require_secret(secret, self.secret_setting)
@@ -66,7 +64,7 @@ class Generic(Cms):
                 "slug",
                 f"{slug!r} is not a valid slug: use lower-case letters, digits and single hyphens",
             )
-        key = f"releases/{slug}.json"
+        key = keys.source_key(slug)
         subject = f"generic/{slug}"
         if action == "unpublish":
             return [Change("unpublish", key, subject=subject)]

@@ -21,7 +21,6 @@ import base64
 import re
 from typing import Any
 
-from ...settings import Settings
 from .. import verify
 from ..base import Cms, Request
 from ..mapping import (
@@ -59,9 +58,7 @@ def asset_url(ref: str, project: str, dataset: str) -> str | None:
 class Sanity(Cms):
     name = "sanity"
     secret_setting = "NEWSROOM_SANITY_SECRET"
-
-    def secret(self, settings: Settings) -> str:
-        return settings.sanity_secret
+    secret_field = "sanity_secret"
 
     def verify(self, request: Request, secret: str, now: float) -> verify.Signed:
         verify.require_secret(secret, self.secret_setting)

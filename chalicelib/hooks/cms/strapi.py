@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...settings import Settings
 from .. import verify
 from ..base import Cms, Request
 from ..mapping import (
@@ -44,12 +43,10 @@ EVENTS = {
 class Strapi(Cms):
     name = "strapi"
     secret_setting = "NEWSROOM_STRAPI_TOKEN"
+    secret_field = "strapi_token"
     # Strapi's own updatedAt changes on every save (and may precede publishedAt),
     # so it is not an "updated" notice
     field_defaults = {"updated_at": None}
-
-    def secret(self, settings: Settings) -> str:
-        return settings.strapi_token
 
     def verify(self, request: Request, secret: str, now: float) -> verify.Signed:
         verify.require_secret(secret, self.secret_setting)
@@ -87,9 +84,15 @@ class Strapi(Cms):
         locale = locale_of(entry.get("locale"))
         subject = f"{ref}@{locale}" if locale else ref
         if action == "unpublish":
+            slug = entry.get("slug")  # finds a map from before languages that holds it
             return [
                 Change(
-                    "unpublish", entry=ref, locale=locale or "*", aliases=aliases, subject=subject
+                    "unpublish",
+                    document={"slug": slug} if isinstance(slug, str) else {},
+                    entry=ref,
+                    locale=locale or "*",
+                    aliases=aliases,
+                    subject=subject,
                 )
             ]
         group: Any = None

@@ -1,0 +1,91 @@
+"""Full-text search over every public release, on Pagefind.
+
+- ``records``: the search record of a release and the HTML Pagefind indexes.
+- ``bundle``: records in, Pagefind bundle (``pagefind/…``) out, deterministic.
+- ``corpus``: the per-month search corpus in the source bucket, kept by a
+  commit listener, so the Lambda path never reads release pages.
+- ``updater``: ``update_search``, which rebuilds and uploads the bundle when the
+  site changed.
+
+``site_files`` is what ``newsroom build`` adds to a site: the search page and
+the bundle. Only public releases reach it (the caller passes the live index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..core.model import parse_release
+from ..errors import InvalidRelease
+from .bundle import ENTRY_KEY, PREFIX, SearchIndexError, build_bundle
+from .records import record
+
+SEARCH_PAGE_KEY = "search/index.html"
+HASHED = ("pagefind/fragment/", "pagefind/index/", "pagefind/filter/")
+
+__all__ = [
+    "ENTRY_KEY",
+    "PREFIX",
+    "SEARCH_PAGE_KEY",
+    "SearchIndexError",
+    "build_bundle",
+    "cache_control",
+    "content_type",
+    "page_files",
+    "records_from_sources",
+    "site_files",
+]
+
+
+def content_type(key: str) -> str:
+    """Headers of the bundle's files (the site's own keys keep theirs)."""
+    if key.endswith(".js"):
+        return "text/javascript; charset=utf-8"  # module scripts need a JS type
+    if key.endswith(".json"):
+        return "application/json"
+    if key.endswith(".html"):
+        return "text/html; charset=utf-8"
+    return "application/octet-stream"  # gzip-framed Pagefind data, fetched by the script
+
+
+def cache_control(key: str) -> str:
+    """Chunks named by their content never change; the entry point is
+    revalidated on every load (a rebuild deletes the chunks it no longer
+    names); the search page and the version-named scripts follow listings."""
+    if key.startswith(HASHED) or key.endswith(".pf_meta") or key.startswith("search/search."):
+        return "public, max-age=31536000, immutable"
+    if key == ENTRY_KEY:
+        return "no-cache"
+    return "public, max-age=60, s-maxage=300, stale-while-revalidate=60"
+
+
+def records_from_sources(entries: Iterable[Any], sources: Mapping[str, bytes]) -> list[dict]:
+    """Records of the index's (public) entries, parsed from their sources."""
+    out = []
+    for entry in entries:
+        raw = sources.get(entry.source_key)
+        if raw is None:
+            continue
+        try:
+            release = parse_release(raw, name=entry.source_key)
+        except InvalidRelease:  # a kept entry whose source went bad: not searchable
+            continue
+        if release.slug == entry.slug:
+            out.append(record(release, entry.summary))
+    return out
+
+
+def page_files(renderer: Any) -> dict[str, bytes]:
+    """The search page and its script (``search/…``)."""
+    return {
+        renderer.search_script_key: renderer.search_script,
+        SEARCH_PAGE_KEY: renderer.search_page(),
+    }
+
+
+def site_files(records: Iterable[dict[str, Any]], renderer: Any) -> dict[str, bytes]:
+    """The search page, its script and the bundle of ``records``."""
+    files = build_bundle(records)
+    files.update(page_files(renderer))
+    return files

@@ -1,0 +1,216 @@
+"""Records in, Pagefind bundle out: ``{"pagefind/<file>": bytes}``.
+
+The Pagefind binary (PyPI ``pagefind[bin]`` locally, the search layer in
+Lambda) indexes one small HTML document per record, written to a temporary
+folder, in one run; only the files the search page loads are kept (no Pagefind
+UI, no playground). (Pagefind's Python API answers one request per 0.1 s poll,
+about 100 s for 1,000 records, so the binary's own folder mode is used.)
+
+Pagefind names its chunks by content hash, but three of its files are not the
+same from run to run: the values of a filter come out in hash-map order, and so
+do the languages of ``pagefind-entry.json`` (and the metadata file that names
+the filter files follows them). ``_canonical`` sorts those and renames the
+files by their new content, so the same records always give byte-identical
+bundles: a build is deterministic, and ``update_search`` uploads only what
+really changed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .records import document
+
+PREFIX = "pagefind/"
+ENTRY_KEY = PREFIX + "pagefind-entry.json"
+# files of Pagefind's output the search page never loads
+_UNUSED = ("pagefind-ui.", "pagefind-component-ui.", "pagefind-modular-ui.", "pagefind-highlight.")
+_MAGIC = b"pagefind_dcd"
+
+
+class SearchIndexError(RuntimeError):
+    """Pagefind could not build the bundle (missing binary, failed run)."""
+
+
+def executable() -> str:
+    """The Pagefind binary: ``PAGEFIND_BINARY_PATH``, else the one ``pagefind[bin]``
+    installs (locally the pip package, in Lambda the search layer)."""
+    path = os.environ.get("PAGEFIND_BINARY_PATH", "")
+    if path:
+        return path
+    try:
+        from pagefind_bin import get_executable  # not in the release handler's zip
+    except ImportError:
+        raise SearchIndexError(
+            "the pagefind binary is missing: install 'pagefind[bin]' (Lambda: the search layer)"
+        ) from None
+    return str(get_executable())
+
+
+def build_bundle(records: Iterable[dict[str, Any]]) -> dict[str, bytes]:
+    """The search bundle of ``records`` (empty when there is nothing to index).
+
+    Each record becomes ``<url>index.html`` in a temporary site, so Pagefind
+    gives it the release's URL; the binary indexes that folder in one run."""
+    with tempfile.TemporaryDirectory(prefix="newsroom-search-") as tmp:
+        site, out = Path(tmp, "site"), Path(tmp, "pagefind")
+        count = 0
+        for rec in records:
+            url = rec["url"]
+            if not (url.startswith("/") and url.endswith("/")) or ".." in url.split("/"):
+                raise SearchIndexError(f"record url must be a folder path, got {url!r}")
+            path = site.joinpath(*url.strip("/").split("/"), "index.html")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(document(rec), encoding="utf-8")
+            count += 1
+        if not count:
+            return {}
+        cmd = [executable(), "--site", str(site), "--output-path", str(out), "--silent"]
+        try:
+            run = subprocess.run(cmd, capture_output=True, timeout=600, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SearchIndexError(f"pagefind failed to run: {exc}") from exc
+        if run.returncode != 0 or not out.is_dir():
+            detail = (run.stderr or run.stdout).decode("utf-8", "replace").strip()[-500:]
+            raise SearchIndexError(f"pagefind exited with {run.returncode}: {detail}")
+        files: dict[str, bytes] = {}
+        for path in sorted(out.rglob("*")):
+            rel = path.relative_to(out).as_posix()
+            if path.is_file() and not rel.startswith(_UNUSED):
+                files[PREFIX + rel] = path.read_bytes()
+    return _canonical(files)
+
+
+# Canonical form ---------------------------------------------------------------------
+def _canonical(files: dict[str, bytes]) -> dict[str, bytes]:
+    renamed: dict[str, str] = {}  # old hash name -> new
+    out = dict(files)
+    for key in sorted(k for k in files if k.startswith(PREFIX + "filter/")):
+        data = _decode(files[key])
+        if isinstance(data, list) and len(data) == 2 and isinstance(data[1], list):
+            data = [data[0], sorted(data[1], key=lambda v: str(v[0]))]
+        body = _encode(data)
+        lang, _old = key.rsplit("/", 1)[1].split(".")[0].rsplit("_", 1)
+        new = f"{lang}_{hashlib.sha256(body).hexdigest()[:7]}"
+        renamed[key.rsplit("/", 1)[1].split(".")[0]] = new
+        del out[key]
+        out[f"{PREFIX}filter/{new}.pf_filter"] = body
+    meta_names: dict[str, str] = {}
+    for key in sorted(k for k in files if k.endswith(".pf_meta")):
+        data = _replace(_decode(files[key]), renamed)
+        if isinstance(data, list) and len(data) > 3 and isinstance(data[3], list):
+            data[3] = sorted(data[3], key=lambda f: str(f[0]))  # the filter list
+        body = _encode(data)
+        old = key[len(PREFIX + "pagefind.") : -len(".pf_meta")]
+        lang = old.rsplit("_", 1)[0]
+        new = f"{lang}_{hashlib.sha256(body).hexdigest()[:10]}"
+        meta_names[old] = new
+        del out[key]
+        out[f"{PREFIX}pagefind.{new}.pf_meta"] = body
+    if ENTRY_KEY in files:
+        entry = json.loads(files[ENTRY_KEY])
+        languages = {}
+        for lang in sorted(entry.get("languages", {})):
+            info = dict(entry["languages"][lang])
+            info["hash"] = meta_names.get(info["hash"], info["hash"])
+            languages[lang] = info
+        entry["languages"] = languages
+        out[ENTRY_KEY] = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode()
+    return out
+
+
+def _replace(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, list):
+        return [_replace(v, names) for v in value]
+    return value
+
+
+def _decode(raw: bytes) -> Any:
+    data = gzip.decompress(raw)
+    if not data.startswith(_MAGIC):
+        raise SearchIndexError("unexpected Pagefind file (no pagefind_dcd header)")
+    value, end = _cbor_read(data, len(_MAGIC))
+    if end != len(data):
+        raise SearchIndexError("unexpected bytes after a Pagefind record")
+    return value
+
+
+def _encode(value: Any) -> bytes:
+    return gzip.compress(_MAGIC + _cbor_write(value), mtime=0)
+
+
+# The few CBOR types Pagefind's metadata and filter files use, in its minimal encoding.
+def _cbor_read(data: bytes, pos: int) -> tuple[Any, int]:
+    head = data[pos]
+    major, info = head >> 5, head & 0x1F
+    pos += 1
+    if info < 24:
+        arg = info
+    elif info in (24, 25, 26, 27):
+        size = 1 << (info - 24)
+        arg = int.from_bytes(data[pos : pos + size], "big")
+        pos += size
+    else:
+        raise SearchIndexError(f"unsupported CBOR item 0x{head:02x}")
+    if major == 0:
+        return arg, pos
+    if major == 1:
+        return -1 - arg, pos
+    if major == 2:
+        return bytes(data[pos : pos + arg]), pos + arg
+    if major == 3:
+        return data[pos : pos + arg].decode("utf-8"), pos + arg
+    if major == 4:
+        items = []
+        for _ in range(arg):
+            item, pos = _cbor_read(data, pos)
+            items.append(item)
+        return items, pos
+    if major == 5:
+        pairs = {}
+        for _ in range(arg):
+            k, pos = _cbor_read(data, pos)
+            v, pos = _cbor_read(data, pos)
+            pairs[k] = v
+        return pairs, pos
+    if major == 7 and arg in (20, 21, 22):
+        return {20: False, 21: True, 22: None}[arg], pos
+    raise SearchIndexError(f"unsupported CBOR item 0x{head:02x}")
+
+
+def _cbor_head(major: int, arg: int) -> bytes:
+    if arg < 24:
+        return bytes([major << 5 | arg])
+    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if arg < 1 << (8 * size):
+            return bytes([major << 5 | info]) + arg.to_bytes(size, "big")
+    raise SearchIndexError("CBOR integer too large")
+
+
+def _cbor_write(value: Any) -> bytes:
+    if value is False or value is True or value is None:
+        return bytes([0xE0 | {False: 20, True: 21, None: 22}[value]])
+    if isinstance(value, int):
+        return _cbor_head(0, value) if value >= 0 else _cbor_head(1, -1 - value)
+    if isinstance(value, bytes):
+        return _cbor_head(2, len(value)) + value
+    if isinstance(value, str):
+        raw = value.encode("utf-8")
+        return _cbor_head(3, len(raw)) + raw
+    if isinstance(value, list):
+        return _cbor_head(4, len(value)) + b"".join(_cbor_write(v) for v in value)
+    if isinstance(value, dict):
+        return _cbor_head(5, len(value)) + b"".join(
+            _cbor_write(k) + _cbor_write(v) for k, v in value.items()
+        )
+    raise SearchIndexError(f"cannot encode {type(value).__name__} as CBOR")

@@ -1,0 +1,142 @@
+"""The search corpus: one JSON file of search records per month, in the source bucket.
+
+``search/<yyyy>-<mm>.json`` holds ``{"version": 1, "month", "records": [...]}``,
+the records of that month's releases sorted by slug. It is private (the source
+bucket), never public. The publisher tells ``SearchCorpus`` what each commit
+made public or took down (``listeners.Commit``); the listener rewrites only the
+months those releases belong to, so a publish reads and writes one or two small
+files however large the archive. Each month is a read-modify-write with a
+conditional put, repeated on a lost race, and applying the same commit twice
+gives the same file (delivery is at least once).
+
+The corpus may hold more than the public site: a release whose date moved to
+another month leaves its old record behind, and a commit whose listener has
+not run yet is missing. ``update_search`` therefore indexes a record only when
+the public month file lists its slug, so the index never holds anything the
+site does not show.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import StorageError
+from ..listeners import Commit
+from ..storage import Storage, put_if_unchanged
+from .records import month_of, record
+
+CORPUS_PREFIX = "search/"
+_MONTH_KEY = re.compile(r"^search/(\d{4}-\d{2})\.json$")
+CONTENT_TYPE = "application/json"
+CACHE_CONTROL = "no-store"
+ATTEMPTS = 10
+
+
+def corpus_key(month: str) -> str:
+    return f"{CORPUS_PREFIX}{month}.json"
+
+
+def month_of_key(key: str) -> str | None:
+    m = _MONTH_KEY.match(key)
+    return m.group(1) if m else None
+
+
+@dataclass
+class _MonthChange:
+    upserts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    removals: set[str] = field(default_factory=set)
+
+
+def parse_month(raw: bytes | None) -> list[dict[str, Any]]:
+    if not raw:
+        return []
+    doc = json.loads(raw)
+    return list(doc.get("records", []))
+
+
+def month_bytes(month: str, records: Iterable[dict[str, Any]]) -> bytes:
+    ordered = sorted(records, key=lambda r: r["slug"])
+    doc = {"version": 1, "month": month, "records": ordered}
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+class SearchCorpus:
+    """The ``CommitListener`` that keeps the search corpus (see the module doc)."""
+
+    def __init__(self, storage: Storage, attempts: int = ATTEMPTS) -> None:
+        self.storage = storage
+        self.attempts = attempts
+
+    def on_commit(self, commit: Commit) -> None:
+        changes: dict[str, _MonthChange] = {}
+        for w in commit.withdrawn:
+            changes.setdefault(w.month, _MonthChange()).removals.add(w.slug)
+        for p in commit.published:
+            summary = (p.entry or {}).get("summary") or p.release.summary or ""
+            rec = record(p.release, summary)
+            change = changes.setdefault(month_of(rec), _MonthChange())
+            change.upserts[rec["slug"]] = rec  # public after the commit: wins over a removal
+        for month in sorted(changes):
+            self._edit(month, changes[month])
+
+    def _edit(self, month: str, change: _MonthChange) -> None:
+        key = corpus_key(month)
+        for _ in range(self.attempts):
+            current = self.storage.get(key)
+            records = {r["slug"]: r for r in parse_month(current.body if current else None)}
+            for slug in change.removals:
+                records.pop(slug, None)
+            records.update(change.upserts)
+            body = month_bytes(month, records.values())
+            if current is not None and current.body == body:
+                return
+            if not records and current is None:
+                return
+            etag = current.etag if current is not None else None
+            if put_if_unchanged(
+                self.storage,
+                key,
+                body,
+                etag,
+                content_type=CONTENT_TYPE,
+                cache_control=CACHE_CONTROL,
+            ):
+                return
+        raise StorageError(f"could not update the search corpus of {month}", key)
+
+    # Whole-corpus operations (backfill after a rebuild, the demo, update_search) ----------
+    def replace_all(self, records: Iterable[dict[str, Any]]) -> list[str]:
+        """Write the corpus of exactly ``records`` (every public release): each
+        month file whose content differs is rewritten, months with no release
+        left are deleted. Returns the keys written or deleted."""
+        by_month: dict[str, list[dict[str, Any]]] = {}
+        for rec in records:
+            by_month.setdefault(month_of(rec), []).append(rec)
+        touched = []
+        existing = {m for k in self.storage.list(CORPUS_PREFIX) if (m := month_of_key(k))}
+        for month in sorted(by_month):
+            key = corpus_key(month)
+            body = month_bytes(month, by_month[month])
+            current = self.storage.get(key)
+            if current is None or current.body != body:
+                self.storage.put(key, body, content_type=CONTENT_TYPE, cache_control=CACHE_CONTROL)
+                touched.append(key)
+        for month in sorted(existing - set(by_month)):
+            self.storage.delete(corpus_key(month))
+            touched.append(corpus_key(month))
+        return touched
+
+    def read_all(self) -> dict[str, list[dict[str, Any]]]:
+        out = {}
+        for key in sorted(self.storage.list(CORPUS_PREFIX)):
+            month = month_of_key(key)
+            if month is None:
+                continue
+            obj = self.storage.get(key)
+            if obj is not None:
+                out[month] = parse_month(obj.body)
+        return out

@@ -1,0 +1,176 @@
+// Search page: a small client of Pagefind's JS API (no Pagefind UI).
+// Each language has its own Pagefind index (its stemming); "All languages"
+// asks every index and merges the results by score.
+const BASE = "/pagefind/";
+const PAGE = 10;
+const form = document.getElementById("search");
+const field = (id) => document.getElementById(id);
+const [q, kind, topic, year, language] = ["q", "kind", "topic", "year", "language"].map(field);
+const status = field("status"), list = field("results"), pager = field("pager");
+const languageNames = new Intl.DisplayNames([document.documentElement.lang || "en"], { type: "language" });
+let loading = null, instances = {}, hits = [], page = 0, run = 0;
+
+function instanceFor(pagefind, lang) {
+  // Pagefind picks an instance's index (and stemmer) from <html lang> when it
+  // is created; lend it the wanted language for that moment.
+  const root = document.documentElement, own = root.getAttribute("lang");
+  root.setAttribute("lang", lang);
+  try { return pagefind.createInstance({ basePath: BASE }); }
+  finally { root.setAttribute("lang", own); }
+}
+
+function fill(select, values, label) {
+  const keep = select.value;
+  select.replaceChildren(select.options[0]);
+  for (const value of values) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = label ? label(value) : value;
+    select.append(option);
+  }
+  select.value = values.includes(keep) ? keep : "";
+}
+
+function load() {
+  loading ??= (async () => {
+    const entry = await fetch(BASE + "pagefind-entry.json").then((r) => (r.ok ? r.json() : {}));
+    const langs = Object.keys(entry.languages || {}).sort();
+    if (!langs.length) return; // nothing published yet: no bundle
+    for (const [n, lang] of langs.entries()) {
+      // Pagefind's WebAssembly glue is one per module (and per worker): each
+      // language gets its own copy of the module, or their indexes would mix.
+      const pagefind = await import(BASE + "pagefind.js" + (n ? "?" + encodeURIComponent(lang) : ""));
+      instances[lang] = instanceFor(pagefind, lang);
+    }
+    fill(language, langs, (l) => { try { return languageNames.of(l); } catch { return l; } });
+    const topics = new Set(), years = new Set();
+    for (const inst of Object.values(instances)) {
+      const filters = await inst.filters();
+      Object.keys(filters.topic || {}).forEach((t) => topics.add(t));
+      Object.keys(filters.year || {}).forEach((y) => years.add(y));
+    }
+    fill(topic, [...topics].sort((a, b) => a.localeCompare(b)));
+    fill(year, [...years].sort().reverse());
+    const wanted = new URLSearchParams(location.search);
+    for (const select of [topic, year, language]) {
+      const value = wanted.get(select.name);
+      if (value && [...select.options].some((o) => o.value === value)) select.value = value;
+    }
+  })();
+  return loading;
+}
+
+function excerptNodes(html) {
+  // Pagefind's excerpt is escaped text with <mark> around matches: keep only those.
+  const template = document.createElement("template");
+  template.innerHTML = html;
+  const out = document.createDocumentFragment();
+  for (const node of template.content.childNodes) {
+    if (node.nodeName === "MARK") {
+      const mark = document.createElement("mark");
+      mark.textContent = node.textContent;
+      out.append(mark);
+    } else {
+      out.append(document.createTextNode(node.textContent));
+    }
+  }
+  return out;
+}
+
+function resultItem(data) {
+  const li = document.createElement("li");
+  const lang = data.meta.language || "";
+  if (lang) li.lang = lang;
+  const label = document.createElement("span");
+  label.className = "kind";
+  label.textContent = data.meta.kind || "";
+  const h2 = document.createElement("h2");
+  const a = document.createElement("a");
+  a.href = data.url;
+  a.textContent = data.meta.title || data.url;
+  h2.append(a);
+  const when = document.createElement("p");
+  when.className = "meta";
+  when.textContent = data.meta.date || "";
+  const excerpt = document.createElement("p");
+  excerpt.append(excerptNodes(data.excerpt || ""));
+  li.append(label, h2, when, excerpt);
+  return li;
+}
+
+function remember() {
+  const params = new URLSearchParams();
+  for (const el of [q, kind, topic, year, language]) if (el.value) params.set(el.name, el.value);
+  if (page) params.set("page", String(page + 1));
+  const query = params.toString();
+  history.replaceState(null, "", location.pathname + (query ? "?" + query : ""));
+}
+
+async function show() {
+  const mine = run;
+  const slice = hits.slice(page * PAGE, (page + 1) * PAGE);
+  const data = await Promise.all(slice.map((hit) => hit.data()));
+  if (mine !== run) return;
+  list.replaceChildren(...data.map(resultItem));
+  const pages = Math.ceil(hits.length / PAGE);
+  pager.hidden = pages < 2;
+  field("page-of").textContent = `Page ${page + 1} of ${pages}`;
+  field("prev").disabled = page === 0;
+  field("next").disabled = page + 1 >= pages;
+  remember();
+}
+
+async function search(retry = true) {
+  try {
+    await find();
+  } catch (error) {
+    // a rebuild replaced the index under this page: start again from the new entry point
+    console.warn("search failed, starting again", error);
+    Object.values(instances).forEach((inst) => inst.destroy());
+    loading = null; instances = {};
+    if (retry) return search(false);
+    status.textContent = "Search is not available right now. Try again in a moment, or browse the archive.";
+  }
+}
+
+async function find() {
+  const mine = ++run;
+  await load(); // the topic and year choices come with the index
+  const term = q.value.trim();
+  const filters = {};
+  for (const select of [kind, topic, year]) if (select.value) filters[select.name] = select.value;
+  if (!term && !Object.keys(filters).length) {
+    hits = []; list.replaceChildren(); pager.hidden = true; status.textContent = "";
+    page = 0; remember();
+    return;
+  }
+  status.textContent = "Searching…";
+  const chosen = language.value ? [language.value] : Object.keys(instances);
+  const found = await Promise.all(
+    chosen.filter((l) => instances[l]).map((l) => instances[l].search(term || null, { filters })),
+  );
+  if (mine !== run) return;
+  hits = found.flatMap((f) => (f ? f.results : [])).sort((a, b) => b.score - a.score);
+  const pages = Math.max(1, Math.ceil(hits.length / PAGE));
+  page = Math.min(page, pages - 1);
+  await show();
+  if (mine !== run) return;
+  const what = term ? ` for “${term}”` : "";
+  // announced once the results are on the page
+  status.textContent = hits.length === 1 ? `1 release found${what}.` : `${hits.length} releases found${what}.`;
+}
+
+let timer = 0;
+q.addEventListener("input", () => { clearTimeout(timer); page = 0; timer = setTimeout(search, 250); });
+q.addEventListener("focus", () => load().catch(() => {}), { once: true });
+for (const select of [kind, topic, year, language]) select.addEventListener("change", () => { page = 0; search(); });
+form.addEventListener("submit", (event) => { event.preventDefault(); page = 0; search(); });
+const turn = (by) => { page += by; show().catch(() => search()); list.scrollIntoView(); };
+field("prev").addEventListener("click", () => { if (page > 0) turn(-1); });
+field("next").addEventListener("click", () => turn(1));
+
+const params = new URLSearchParams(location.search);
+q.value = params.get("q") || "";
+if ([...kind.options].some((o) => o.value === params.get("kind"))) kind.value = params.get("kind");
+page = Math.max(0, (parseInt(params.get("page") || "1", 10) || 1) - 1);
+if (q.value || ["kind", "topic", "year"].some((n) => params.get(n))) search();

@@ -1,0 +1,272 @@
+"""The e-mail alert path of ``newsroom demo``, on the demo's local AWS (moto).
+
+It plays the parts AWS plays, nothing more: the subscribers table, the alert
+queue and the verified sender exist on the local endpoint; API Gateway is
+``chalice.local`` dispatching ``/subscriptions*`` to the real Chalice routes;
+Lambda's event source mapping is ``AlertPump``, handing each alert-queue
+message to the real ``send_alerts`` as SQS event JSON; and the recipients'
+inboxes are ``Outbox``: every message SES accepted is written to
+``outbox/<time>-<to-hash>.eml`` exactly as the SendEmail request carried it,
+with one printed line per message (the address itself is never printed).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+TABLE = "newsroom-demo-subscribers"
+QUEUE = "newsroom-demo-alerts"
+MAIL_FROM = "alerts@harborlight.example"
+REGION = "us-east-1"
+
+
+def alert_settings(site_url: str) -> dict[str, str]:
+    """The demo's alert settings: the API is the demo's own host."""
+    return {
+        "NEWSROOM_ALERT_QUEUE": QUEUE,
+        "NEWSROOM_SUBSCRIBERS_TABLE": TABLE,
+        "NEWSROOM_MAIL_FROM": MAIL_FROM,
+        "NEWSROOM_API_URL": site_url,
+        "NEWSROOM_ALERT_SECRET": secrets.token_hex(32),
+    }
+
+
+def create_resources(endpoint: str) -> str:
+    """Table (pk/sk, on demand), queue and verified sender; the queue URL."""
+    import boto3
+
+    def client(name: str) -> Any:
+        return boto3.session.Session().client(
+            name, endpoint_url=endpoint, region_name=REGION,
+            aws_access_key_id="demo", aws_secret_access_key="demo",
+        )  # fmt: skip
+
+    client("dynamodb").create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client("ses").verify_email_identity(EmailAddress=MAIL_FROM)
+    return client("sqs").create_queue(QueueName=QUEUE)["QueueUrl"]
+
+
+# API Gateway ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class LocalApi:
+    """``/subscriptions*`` requests handed to the real routes through chalice.local."""
+
+    PREFIX = "/subscriptions"
+
+    def __init__(self, app: Any) -> None:
+        from chalice.config import Config
+        from chalice.local import LocalGateway
+
+        self.gateway = LocalGateway(app, Config())
+        self.lock = threading.Lock()  # one request at a time, like one Lambda instance
+
+    @classmethod
+    def handles(cls, path: str) -> bool:
+        return path == cls.PREFIX or path.startswith((cls.PREFIX + "/", cls.PREFIX + "?"))
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> ApiResponse:
+        from chalice.local import LocalGatewayException
+
+        try:
+            with self.lock:
+                resp = self.gateway.handle_request(method, path, headers, body or None)
+        except LocalGatewayException as exc:
+            return ApiResponse(exc.CODE, dict(exc.headers), exc.body or b"")
+        raw = resp.get("body") or b""
+        if resp.get("isBase64Encoded"):
+            raw = base64.b64decode(raw)
+        data = raw.encode() if isinstance(raw, str) else bytes(raw)
+        headers_out = {k: str(v) for k, v in (resp.get("headers") or {}).items()}
+        return ApiResponse(int(resp["statusCode"]), headers_out, data)
+
+
+# Lambda's event source mapping ----------------------------------------------------
+def sqs_event(messages: list[dict[str, Any]], queue: str = QUEUE) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue}",
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+class AlertPump:
+    """Receives alert-queue messages and invokes ``send_alerts`` with them; a
+    message is deleted only when the handler returned (else SQS delivers it
+    again after its visibility timeout, as on AWS)."""
+
+    def __init__(
+        self, sqs: Any, queue_url: str, handler: Callable[[dict[str, Any], Any], Any]
+    ) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.handler = handler
+
+    def once(self, wait: int = 0) -> int:
+        got = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
+            VisibilityTimeout=30,
+        ).get("Messages", [])  # fmt: skip
+        if not got:
+            return 0
+        self.handler(sqs_event(got), None)
+        self.sqs.delete_message_batch(
+            QueueUrl=self.queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+            ],
+        )
+        return len(got)
+
+    def drain(self, rounds: int = 100) -> int:
+        total = 0
+        for _ in range(rounds):
+            n = self.once()
+            if not n:
+                break
+            total += n
+        return total
+
+    def run(self, stop: threading.Event, interval: float, warn: Callable[[str], None]) -> None:
+        while not stop.is_set():
+            try:
+                if not self.once():
+                    stop.wait(interval)
+            except Exception as exc:  # the handler raised: SQS retries it, as on AWS
+                warn(f"send_alerts: {type(exc).__name__}: {exc} (retried)")
+                stop.wait(interval)
+
+
+# The recipients' inboxes ------------------------------------------------------------
+def to_hash(address: str) -> str:
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:12]
+
+
+class Outbox:
+    """Writes every message SES accepted as ``<time>-<to-hash>.eml`` and says one
+    line for it. Hooked on the handlers' own SES client: the parameters are
+    noted before the request is built and written once SES answered with a
+    MessageId, so a refused message leaves no file."""
+
+    def __init__(self, folder: Path, say: Callable[[str], None]) -> None:
+        self.folder = Path(folder)
+        self.say = say
+        self.files: list[Path] = []
+        self._lock = threading.Lock()
+
+    def attach(self, client: Any) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        events = client.meta.events
+        events.register(
+            "before-parameter-build.sesv2.SendEmail", self._note, unique_id="outbox-note"
+        )
+        events.register("after-call.sesv2.SendEmail", self._write, unique_id="outbox-write")
+
+    def detach(self, client: Any) -> None:
+        events = client.meta.events
+        events.unregister("before-parameter-build.sesv2.SendEmail", unique_id="outbox-note")
+        events.unregister("after-call.sesv2.SendEmail", unique_id="outbox-write")
+
+    @staticmethod
+    def _note(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["outbox_params"] = json.loads(json.dumps(params))
+
+    def _write(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        params = context.get("outbox_params")
+        if not params or not parsed.get("MessageId"):
+            return
+        from chalicelib.alerts.mail import OutgoingMail
+
+        simple = params["Content"]["Simple"]
+        to = params["Destination"]["ToAddresses"][0]
+        mail = OutgoingMail(
+            to=to,
+            subject=simple["Subject"]["Data"],
+            text=simple["Body"]["Text"]["Data"],
+            html=simple["Body"]["Html"]["Data"],
+            headers=tuple((h["Name"], h["Value"]) for h in simple.get("Headers", [])),
+        )
+        now = datetime.now(UTC)
+        with self._lock:
+            path = self.folder / f"{now:%Y%m%dT%H%M%S}.{now.microsecond:06d}Z-{to_hash(to)}.eml"
+            path.write_bytes(mail.as_mime(params["FromEmailAddress"], parsed["MessageId"], now))
+            self.files.append(path)
+        self.say(f"mail: {path}  {mail.subject!r}")
+
+
+class DemoAlerts:
+    """Everything the demo adds for alerts: resources on the local endpoint,
+    the local API, the queue pump and the outbox."""
+
+    def __init__(
+        self, outbox: Path, say: Callable[[str], None], warn: Callable[[str], None]
+    ) -> None:
+        self.outbox = Outbox(outbox, say)
+        self.warn = warn
+        self.api: LocalApi | None = None
+        self.pump: AlertPump | None = None
+        self._ses: Any = None
+
+    def start(self, endpoint: str, app_module: Any) -> None:
+        """After the demo's environment points at ``endpoint`` (alert settings included)."""
+        import boto3
+
+        from chalicelib import service
+
+        queue_url = create_resources(endpoint)
+        sqs = boto3.session.Session().client(
+            "sqs", endpoint_url=endpoint, region_name=REGION,
+            aws_access_key_id="demo", aws_secret_access_key="demo",
+        )  # fmt: skip
+        self.pump = AlertPump(sqs, queue_url, app_module.send_alerts)
+        self.api = LocalApi(app_module.app)
+        self._ses = service.aws_client("sesv2")  # the handlers' own client
+        self.outbox.attach(self._ses)
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        assert self.pump is not None
+        self.pump.run(stop, interval, self.warn)
+
+    def drain(self) -> int:
+        return self.pump.drain() if self.pump else 0
+
+    def stop(self) -> None:
+        if self._ses is not None:
+            self.outbox.detach(self._ses)
+            self._ses = None

@@ -1,0 +1,121 @@
+"""Search in a real browser, on the demo's site (published through the real
+handler, indexed by the real ``update_search``, served with the CSP CloudFront
+sends): typing a query, filters, result pages, opening a result, and the page
+without JavaScript."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import test_pages
+from test_pages import WIDTHS, Site, check_page, close, visit
+
+# the demo's site and the browser, shared with the page tests' fixtures
+site = test_pages.site
+browser = test_pages.browser
+
+pytestmark = pytest.mark.browser
+FRENCH = "abidjan-inondations-relogement"
+
+
+def results(page: Any) -> list[dict[str, str]]:
+    return page.evaluate(
+        """() => [...document.querySelectorAll('#results > li')].map(li => ({
+            kind: li.querySelector('.kind').textContent,
+            title: li.querySelector('h2 a').textContent,
+            href: li.querySelector('h2 a').getAttribute('href'),
+            lang: li.lang,
+            marks: [...li.querySelectorAll('mark')].map(m => m.textContent),
+        }))"""
+    )
+
+
+def wait_for_results(page: Any) -> None:
+    page.wait_for_function(
+        "() => /found/.test(document.getElementById('status').textContent)", timeout=15000
+    )
+
+
+@pytest.mark.parametrize("device", list(WIDTHS))
+def test_a_french_query_finds_the_french_release_and_opens_it(
+    site: Site, browser: Any, device: str
+) -> None:
+    v = visit(browser, site.url + "/search/", WIDTHS[device])
+    try:
+        v.page.fill("#q", "familles déplacées")
+        wait_for_results(v.page)
+        found = results(v.page)
+        assert found and found[0]["href"] == f"/releases/{FRENCH}/", found
+        assert found[0]["lang"] == "fr"
+        assert any(m.lower().startswith("famille") for m in found[0]["marks"])
+        assert "familles" in v.page.url  # the query is in the address, to share or reload
+        check_page(v, f"search-results-{device}")
+        v.page.click(f"#results a[href='/releases/{FRENCH}/']")
+        v.page.wait_for_url(f"**/releases/{FRENCH}/")
+        assert "Inondations à Abidjan" in v.page.inner_text("h1")
+    finally:
+        close(v)
+
+
+def test_header_box_leads_to_results(site: Site, browser: Any) -> None:
+    v = visit(browser, site.url + "/", WIDTHS["desktop"])
+    try:
+        v.page.fill("#site-q", "water")
+        v.page.press("#site-q", "Enter")
+        v.page.wait_for_url("**/search/?q=water")
+        wait_for_results(v.page)
+        assert v.page.input_value("#q") == "water"
+        assert len(results(v.page)) >= 3
+    finally:
+        close(v)
+
+
+def test_filters_and_result_pages(site: Site, browser: Any) -> None:
+    v = visit(browser, site.url + "/search/?q=" + quote("the"), WIDTHS["phone"])
+    try:
+        wait_for_results(v.page)
+        everything = results(v.page)
+        assert len(everything) == 10  # one page of results
+        assert v.page.is_visible("#pager")
+        v.page.click("#next")
+        v.page.wait_for_function("() => /Page 2/.test(document.getElementById('page-of').textContent)")
+        second = results(v.page)
+        assert second and not {r["href"] for r in second} & {r["href"] for r in everything}
+        # kind: only statements
+        v.page.select_option("#kind", "statement")
+        v.page.wait_for_function(
+            "() => [...document.querySelectorAll('#results .kind')].every(k => /statement/i.test(k.textContent))"
+        )
+        assert results(v.page) and "kind=statement" in v.page.url
+        # topic and year choices come from the index itself
+        v.page.select_option("#kind", "")
+        years = v.page.eval_on_selector_all("#year option", "os => os.map(o => o.value)")
+        assert "2026" in years and years[0] == ""
+        v.page.select_option("#year", "2025")
+        v.page.wait_for_function(
+            "() => document.getElementById('status').textContent.includes('found') && "
+            "new URLSearchParams(location.search).get('year') === '2025'"
+        )
+        dated = v.page.eval_on_selector_all("#results .meta", "ps => ps.map(p => p.textContent)")
+        assert dated and all("2025" in d for d in dated), dated
+        check_page(v, "search-filters-phone")
+    finally:
+        close(v)
+
+
+def test_without_javascript_the_page_says_so_and_links_to_the_archive(
+    site: Site, browser: Any
+) -> None:
+    if isinstance(browser, str):
+        pytest.fail(browser, pytrace=False)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(site.url + "/search/?q=water")
+        notice = page.locator("main .notice")
+        assert "Search needs JavaScript" in notice.inner_text()
+        assert notice.locator("a[href='/archive/']").count() == 1
+    finally:
+        context.close()

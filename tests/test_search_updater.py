@@ -1,0 +1,217 @@
+"""``update_search`` on moto: the real scheduled handler over the corpus the
+listener keeps, checked in the bundle files it leaves in the public bucket."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+from conftest import PUBLIC, SOURCE, make_release, s3_event, upload
+
+from chalicelib import service
+from chalicelib.core.model import parse_release
+from chalicelib.listeners import Commit, Published, Withdrawn
+from chalicelib.search import ENTRY_KEY, SEARCH_PAGE_KEY
+from chalicelib.search.corpus import SearchCorpus
+from chalicelib.storage import S3Storage
+
+SCHEDULED = {
+    "version": "0",
+    "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2030-03-01T14:05:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/newsroom-update_search"],
+    "detail": {},
+}
+
+
+def index_entries(s3: Any) -> dict[str, dict]:
+    index = json.loads(s3.get_object(Bucket=PUBLIC, Key="index.json")["Body"].read())
+    return {e["slug"]: e for e in index["releases"]}
+
+
+def publish(s3: Any, app: Any, name: str, **overrides: Any) -> None:
+    """Upload and sync a release, then tell the corpus what the commit did, as
+    the publisher does after each commit."""
+    key = f"releases/{name}.json"
+    upload(s3, key, make_release(**overrides))
+    app.sync_release(s3_event(key), None)
+    release = parse_release(s3.get_object(Bucket=SOURCE, Key=key)["Body"].read(), name=key)
+    entry = index_entries(s3).get(release.slug)
+    if entry is not None:  # public now (an embargoed one is not)
+        SearchCorpus(S3Storage(s3, SOURCE)).on_commit(
+            Commit(published=[Published(key, release, entry, True)])
+        )
+
+
+def unpublish(s3: Any, app: Any, name: str) -> None:
+    key = f"releases/{name}.json"
+    entry = next(e for e in index_entries(s3).values() if e["source_key"] == key)
+    s3.delete_object(Bucket=SOURCE, Key=key)
+    app.sync_release(s3_event(key, "ObjectRemoved:Delete"), None)
+    SearchCorpus(S3Storage(s3, SOURCE)).on_commit(
+        Commit(withdrawn=[Withdrawn(key, entry["slug"], entry["published_at"][:7])])
+    )
+
+
+def bundle(s3: Any) -> dict[str, bytes]:
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=PUBLIC, Prefix="pagefind/"):
+        for item in page.get("Contents", []):
+            out[item["Key"]] = s3.get_object(Bucket=PUBLIC, Key=item["Key"])["Body"].read()
+    return out
+
+
+def indexed(s3: Any) -> dict[str, str]:
+    """URL -> title of every page in the bundle's fragments (the search results)."""
+    out = {}
+    for key, body in bundle(s3).items():
+        if key.startswith("pagefind/fragment/"):
+            raw = gzip.decompress(body)
+            assert raw.startswith(b"pagefind_dcd")
+            doc = json.loads(raw[len(b"pagefind_dcd") :])
+            out[doc["url"]] = doc["meta"]["title"]
+    return out
+
+
+def referenced(s3: Any) -> set[str]:
+    """Meta files the current entry point names (what a new reader loads first)."""
+    entry = json.loads(s3.get_object(Bucket=PUBLIC, Key=ENTRY_KEY)["Body"].read())
+    return {f"pagefind/pagefind.{v['hash']}.pf_meta" for v in entry["languages"].values()}
+
+
+class Calls:
+    """The S3 writes the handlers' client sends to the public bucket, in order
+    (botocore's own events; unregistered on exit)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.client = service.s3_client()
+
+    def _record(self, params: dict, model: Any, **_: Any) -> None:
+        if params.get("Bucket") == PUBLIC:
+            op = "put" if model.name == "PutObject" else "delete"
+            self.calls.append((op, params["Key"]))
+
+    def __enter__(self) -> Calls:
+        for op in ("PutObject", "DeleteObject"):
+            self.client.meta.events.register(f"provide-client-params.s3.{op}", self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for op in ("PutObject", "DeleteObject"):
+            self.client.meta.events.unregister(f"provide-client-params.s3.{op}", self._record)
+
+
+def test_update_search_indexes_public_releases_and_serves_the_search_page(app_module: Any):
+    s3 = app_module and __import__("boto3").client("s3", region_name="us-east-1")
+    publish(s3, app_module, "clinics", slug="clinics", title="Coastal clinics reopen")
+    publish(
+        s3,
+        app_module,
+        "secret",
+        slug="secret",
+        title="Dredging permit report",
+        embargo_until="2999-01-01T00:00:00+00:00",
+    )
+    out = app_module.update_search(SCHEDULED, None)
+    assert out["changed"] is True and out["records"] == 1
+    assert indexed(s3) == {"/releases/clinics/": "Coastal clinics reopen"}
+    words = b"".join(gzip.decompress(b) for b in bundle(s3).values() if b[:2] == b"\x1f\x8b")
+    assert b"Dredging" not in words and b"dredg" not in words
+    head = s3.head_object(Bucket=PUBLIC, Key="pagefind/pagefind.js")
+    assert head["ContentType"].startswith("text/javascript")
+    page = s3.get_object(Bucket=PUBLIC, Key=SEARCH_PAGE_KEY)
+    assert page["ContentType"] == "text/html; charset=utf-8"
+    assert b"Search needs JavaScript" in page["Body"].read()
+
+
+def test_nothing_changed_nothing_written(app_module: Any):
+    s3 = __import__("boto3").client("s3", region_name="us-east-1")
+    publish(s3, app_module, "clinics", slug="clinics")
+    app_module.update_search(SCHEDULED, None)
+    with Calls() as calls:
+        out = app_module.update_search(SCHEDULED, None)
+    assert out == {
+        "changed": False,
+        "records": 0,
+        "uploaded": 0,
+        "deleted": 0,
+        "seconds": out["seconds"],
+    }
+    assert calls.calls == []
+
+
+def test_a_publish_uploads_only_changed_files_entry_point_first_then_stale_files_go(
+    app_module: Any,
+):
+    s3 = __import__("boto3").client("s3", region_name="us-east-1")
+    for i in range(12):
+        publish(s3, app_module, f"r{i}", slug=f"r{i}", title=f"Harbour report number {i}")
+    app_module.update_search(SCHEDULED, None)
+    first = bundle(s3)
+    first_meta = referenced(s3)
+    publish(s3, app_module, "new", slug="new", title="Lighthouse keepers strike")
+    with Calls() as calls:
+        app_module.update_search(SCHEDULED, None)
+    second = bundle(s3)
+    puts = [k for op, k in calls.calls if op == "put"]
+    deleted = [k for op, k in calls.calls if op == "delete"]
+    # the fragments of the twelve unchanged releases were not uploaded again
+    fragments = [k for k in first if k.startswith("pagefind/fragment/")]
+    assert len(fragments) == 12 and not set(fragments) & set(puts)
+    assert [k for k in puts if k.startswith("pagefind/fragment/")] == [
+        k for k in second if k.startswith("pagefind/fragment/") and k not in first
+    ]
+    assert "pagefind/pagefind.js" not in puts and "pagefind/wasm.en.pagefind" not in puts
+    # the entry point comes after every file it names, the deletions after it
+    bundle_puts = [k for k in puts if k.startswith("pagefind/")]
+    assert bundle_puts[-1] == ENTRY_KEY
+    assert referenced(s3) <= set(bundle_puts)
+    order = [k for _op, k in calls.calls]
+    assert first_meta <= set(deleted)
+    assert order.index(ENTRY_KEY) < min(order.index(k) for k in deleted)
+    # nothing left that the new entry point does not lead to, nothing missing
+    assert set(second) == (set(first) | set(puts)) - set(deleted)
+    assert referenced(s3) <= set(second) and not first_meta & set(second)
+    assert "/releases/new/" in indexed(s3)
+    entry = s3.head_object(Bucket=PUBLIC, Key=ENTRY_KEY)
+    assert entry["CacheControl"] == "no-cache"
+
+
+def test_a_deleted_release_leaves_the_index(app_module: Any):
+    s3 = __import__("boto3").client("s3", region_name="us-east-1")
+    publish(s3, app_module, "keep", slug="keep", title="Harbour wall finished")
+    publish(s3, app_module, "gone", slug="gone", title="Mistaken casualty figures")
+    app_module.update_search(SCHEDULED, None)
+    assert set(indexed(s3)) == {"/releases/keep/", "/releases/gone/"}
+    unpublish(s3, app_module, "gone")
+    app_module.update_search(SCHEDULED, None)
+    assert set(indexed(s3)) == {"/releases/keep/"}
+    text = b"".join(
+        gzip.decompress(b)
+        for k, b in bundle(s3).items()
+        if k.endswith((".pf_fragment", ".pf_index"))
+    )
+    assert b"casualty" not in text and b"Mistaken" not in text
+
+
+def test_a_record_the_site_does_not_list_is_never_indexed(app_module: Any):
+    """Even if the corpus wrongly holds an embargoed release (a listener bug, a
+    stale month), the public month files decide what is indexed."""
+    s3 = __import__("boto3").client("s3", region_name="us-east-1")
+    publish(s3, app_module, "open", slug="open", title="Open letter")
+    key = "releases/later.json"
+    doc = make_release(slug="later", title="Embargoed budget", embargo_until="2999-01-01T00:00:00Z")
+    upload(s3, key, doc)
+    app_module.sync_release(s3_event(key), None)
+    release = parse_release(s3.get_object(Bucket=SOURCE, Key=key)["Body"].read(), name=key)
+    SearchCorpus(S3Storage(s3, SOURCE)).on_commit(
+        Commit(published=[Published(key, release, {"summary": "x"}, True)])
+    )
+    app_module.update_search(SCHEDULED, None)
+    assert set(indexed(s3)) == {"/releases/open/"}
