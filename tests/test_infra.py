@@ -418,11 +418,15 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
     # embargo schedule and its lease), write only receipts/*, delete only the lease.
     lease = f"{src_arn}/receipts/publisher.lease"
     schedule = f"{src_arn}/receipts/schedule.json"
+    # private previews of scheduled releases: written, deleted, and readable by
+    # the role, since S3 checks a presigned GET against the signer's rights
+    previews = f"{src_arn}/previews/*"
     source_objects = {r: a for r, a in by_resource.items() if r.startswith(src_arn + "/")}
     assert set(source_objects) == {
         f"{src_arn}/releases/*",
         f"{src_arn}/media/*",
         f"{src_arn}/receipts/*",
+        previews,
         schedule,
         lease,
     }
@@ -430,17 +434,28 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
     assert source_objects[lease] == {"s3:GetObject", "s3:DeleteObject"}
     for resource, actions in source_objects.items():
         if "s3:GetObject" in actions or "s3:GetObjectVersion" in actions:
-            assert resource in {f"{src_arn}/releases/*", f"{src_arn}/media/*", schedule, lease}, (
-                resource
-            )
+            assert resource in {
+                f"{src_arn}/releases/*",
+                f"{src_arn}/media/*",
+                previews,
+                schedule,
+                lease,
+            }, resource
     assert source_objects[f"{src_arn}/releases/*"] <= {"s3:GetObject", "s3:GetObjectVersion"}
     assert "s3:GetObject" in source_objects[f"{src_arn}/releases/*"]
     assert source_objects[f"{src_arn}/media/*"] <= {"s3:GetObject", "s3:GetObjectVersion"}
     assert source_objects[f"{src_arn}/receipts/*"] == {"s3:PutObject"}
+    assert source_objects[previews] == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
     for action, resource, _ in grants:
         if resource.startswith(src_arn):
-            assert not action.startswith("s3:Delete") or resource == lease, (action, resource)
-            assert not action.startswith("s3:Put") or resource == f"{src_arn}/receipts/*"
+            assert not action.startswith("s3:Delete") or resource in (lease, previews), (
+                action,
+                resource,
+            )
+            assert not action.startswith("s3:Put") or resource in (
+                f"{src_arn}/receipts/*",
+                previews,
+            )
 
     # Listing the source bucket, unconditionally: without s3:ListBucket S3 answers a
     # GET of a deleted release with 403 instead of 404, and the takedown would fail.

@@ -7,6 +7,7 @@ staff see.
 
 from __future__ import annotations
 
+import base64
 import re
 import urllib.error
 import urllib.request
@@ -159,7 +160,8 @@ def test_media_in_the_preview_are_presigned_source_objects(s3: Any, previews: Pr
     assert f'href="{SITE_URL}/"' in page
     assert 'href="https://un.example.org/?a=1&amp;b=2"' in page
     # the stylesheet travels inline (the preview is not served by the site)
-    assert 'rel="stylesheet" href="data:text/css;base64,' in page
+    css = re.search(r'rel="stylesheet" href="data:text/css;base64,([^"]+)"', page)
+    assert css and b".preview-banner {" in base64.b64decode(css.group(1))
     assert public_tree(s3) == {}
 
 

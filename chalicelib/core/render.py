@@ -189,8 +189,10 @@ class Renderer:
         visible banner and ``noindex``. Links stay site paths; the preview
         store points them somewhere a private page can reach."""
         context = self._release_context(release)
-        # served from the source bucket, not the site: the stylesheet travels inline
-        inline = "data:text/css;base64," + base64.b64encode(self.stylesheet).decode("ascii")
+        # served from the source bucket, not the site: the stylesheet travels
+        # inline, with the banner's rules (which the public stylesheet lacks)
+        css = self.stylesheet + (STATIC_DIR / "preview.css").read_bytes()
+        inline = "data:text/css;base64," + base64.b64encode(css).decode("ascii")
         return self._render("preview.html", publish_at=publish_at, stylesheet=inline, **context)
 
     def _release_context(self, release: Release) -> dict[str, Any]:
