@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint stress bench browser-deps clean
+.PHONY: demo test lint stress bench browser-deps clean search-layer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,5 +37,16 @@ browser-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 	@test -f node_modules/axe-core/axe.min.js || npm install --no-save --no-audit --no-fund --silent axe-core@4
 
+# The Pagefind binary for update_search, as a Lambda layer (docs/deploy.md):
+# the pagefind-bin wheel for Lambda's platform, repacked under python/.
+PAGEFIND_VERSION := 1.5.2
+LAMBDA_PLATFORM  ?= manylinux2014_x86_64
+search-layer: $(STAMP)
+	rm -rf build/search-layer-wheels
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --platform $(LAMBDA_PLATFORM) \
+	  --python-version 3.11 --implementation cp --dest build/search-layer-wheels \
+	  'pagefind-bin==$(PAGEFIND_VERSION)'
+	$(BIN)/python -m newsroom.layer build/search-layer-wheels build/search-layer.zip
+
 clean:
-	rm -rf $(VENV) node_modules _site .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules _site .pytest_cache .ruff_cache build

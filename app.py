@@ -5,39 +5,27 @@ import os
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import media, service
-from chalicelib.events import s3_keys
+from chalicelib import service
 from chalicelib.logs import configure_logging
 from chalicelib.settings import Settings
 
 app = Chalice(app_name="newsroom")
 configure_logging(logging.INFO)  # one bare JSON object per line on stdout -> CloudWatch
 
-SOURCE_BUCKET = os.environ.get("NEWSROOM_SOURCE_BUCKET", "newsroom-source")
+# read at import (Chalice needs the name to declare the event source mapping)
+PUBLISH_QUEUE = os.environ.get("NEWSROOM_QUEUE", "").strip() or "newsroom-publish"
 
 
-@app.on_s3_event(
-    bucket=SOURCE_BUCKET,
-    events=["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
-    prefix="releases/",
-    suffix=".json",
+@app.on_sqs_message(
+    queue=PUBLISH_QUEUE,
+    batch_size=10,
+    maximum_batching_window_in_seconds=2,
+    maximum_concurrency=2,
 )
 def sync_release(event):
-    """Converge the public site to the current state of each key in the event."""
-    publisher = service.publisher()
-    receipts = [publisher.sync(key) for key in s3_keys(event.to_dict())]
-    return [r.to_json() for r in receipts]
-
-
-@app.on_s3_event(
-    bucket=SOURCE_BUCKET,
-    events=["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
-    prefix="media/",
-)
-def sync_media(event):
-    """Copy (or remove) each changed media file into the public bucket's media/."""
-    sync = media.service()
-    return [sync.sync(key).to_json() for key in s3_keys(event.to_dict())]
+    """Converge the public site to the current state of every key the batch names;
+    answer with the messages to deliver again (partial batch response)."""
+    return service.consumer().handle(event.to_dict())
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))

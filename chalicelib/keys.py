@@ -7,13 +7,17 @@ Source bucket (private)::
     receipts/releases/<name>.json    what happened to an upload (``receipt_key``)
     receipts/media/<path>.json       the same for a media file
     receipts/schedule.json           private state: releases waiting for their instant
-    receipts/publisher.lease         private state: the publisher's lease
     previews/<name>/index.html       private previews of scheduled releases
     cms/…                            private state of the CMS webhooks
+    search/<yyyy>-<mm>.json          the search corpus (``search_corpus_key``)
+    search/state.json                private state: what update_search last indexed
 
 Public bucket: ``releases/<slug>/index.html`` (``release_key``), ``index.json``,
 the listings, feeds and sitemaps of the site plan (``core.site``),
-``assets/…`` (fingerprinted) and ``media/<path>`` (same key as the source).
+``assets/…`` (fingerprinted), ``media/<path>`` (same key as the source), and
+search: ``search/index.html`` with its fingerprinted script, and Pagefind's
+bundle under ``pagefind/`` (chunks named by content, ``pagefind-entry.json``
+the entry point).
 
 Every public write goes through ``put_public``, so no object reaches the public
 bucket without the Content-Type and Cache-Control its key calls for.
@@ -28,9 +32,10 @@ RELEASES_PREFIX = "releases/"
 MEDIA_PREFIX = "media/"
 RECEIPTS_PREFIX = "receipts/"
 SCHEDULE_KEY = RECEIPTS_PREFIX + "schedule.json"
-LEASE_KEY = RECEIPTS_PREFIX + "publisher.lease"
 PREVIEW_PREFIX = "previews/"
 CMS_PREFIX = "cms/"  # outside releases/, so sync_release never sees it
+SEARCH_PREFIX = "search/"  # the search corpus and update_search's state
+SEARCH_STATE_KEY = SEARCH_PREFIX + "state.json"
 
 
 def source_key(name: str) -> str:
@@ -61,6 +66,11 @@ def media_receipt_key(key: str) -> str:
     return f"{RECEIPTS_PREFIX}{key}.json"
 
 
+def search_corpus_key(month: str) -> str:
+    """``search/<yyyy>-<mm>.json``: the search records of one month."""
+    return f"{SEARCH_PREFIX}{month}.json"
+
+
 def preview_key(source_key: str) -> str:
     """``releases/<name>.json`` -> ``previews/<name>/index.html``."""
     return f"{PREVIEW_PREFIX}{release_name(source_key)}/index.html"
@@ -87,6 +97,21 @@ def stylesheet_key(digest: str) -> str:
     return f"{ASSETS_PREFIX}style.{digest}.css"
 
 
+SEARCH_PAGE_KEY = "search/index.html"
+PAGEFIND_PREFIX = "pagefind/"
+PAGEFIND_ENTRY_KEY = PAGEFIND_PREFIX + "pagefind-entry.json"
+# Pagefind names these by their content: they never change
+PAGEFIND_HASHED = tuple(PAGEFIND_PREFIX + d for d in ("fragment/", "index/", "filter/"))
+
+
+def search_script_key(digest: str) -> str:
+    return f"search/search.{digest}.js"
+
+
+def is_search_script(key: str) -> bool:
+    return key.startswith("search/search.") and key.endswith(".js")
+
+
 # Object headers ------------------------------------------------------------------
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
@@ -104,12 +129,14 @@ CONTENT_TYPES = {
     ".svg": "image/svg+xml",
     ".pdf": "application/pdf",
     ".txt": "text/plain; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",  # module scripts need a JavaScript type
 }
 LISTING_CACHE = "public, max-age=60, s-maxage=300, stale-while-revalidate=60"
 PAGE_CACHE = "public, max-age=300, s-maxage=3600, stale-while-revalidate=300"
 ASSET_CACHE = "public, max-age=31536000, immutable"
 MEDIA_CACHE = "public, max-age=86400"
 PRIVATE_CACHE = "no-store"  # receipts and private state
+ENTRY_CACHE = "no-cache"  # revalidated on every load: a rebuild deletes what it no longer names
 
 
 def content_type(key: str) -> str:
@@ -124,8 +151,12 @@ def content_type(key: str) -> str:
 
 
 def cache_control(key: str) -> str:
-    if key.startswith(ASSETS_PREFIX):
+    if key.startswith((ASSETS_PREFIX, *PAGEFIND_HASHED)) or is_search_script(key):
         return ASSET_CACHE
+    if key.startswith(PAGEFIND_PREFIX) and key.endswith(".pf_meta"):
+        return ASSET_CACHE
+    if key == PAGEFIND_ENTRY_KEY:
+        return ENTRY_CACHE
     if key.startswith(MEDIA_PREFIX):
         return MEDIA_CACHE
     if key.startswith(RELEASES_PREFIX):

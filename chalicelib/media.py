@@ -164,12 +164,3 @@ class MediaSync:
             return []
         self.public.delete(key)
         return [key]
-
-
-def service() -> MediaSync:
-    """The media service the Lambda handler uses: same clients, buckets and
-    CloudFront invalidator as the publisher."""
-    from . import service as services
-
-    p = services.publisher()
-    return MediaSync(p.source, p.public, p.settings.site_url, invalidator=p.invalidator)

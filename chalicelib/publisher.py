@@ -24,10 +24,9 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from .core.index import Entry, Index, Withdrawal, source_digest
@@ -45,7 +44,6 @@ from .keys import (
     receipt_key,
     release_key,
 )
-from .lease import Lease
 from .receipts import (
     RECEIPT_CACHE,
     Receipt,
@@ -103,6 +101,23 @@ def _write_order(key: str) -> tuple[bool, int, str]:
     return (not key.startswith("topics/") or key.count("/") < 2, -key.count("/"), key)
 
 
+@dataclass
+class BatchOutcome:
+    """What one batch did: a receipt per key it processed, and the keys an
+    infrastructure fault stopped (their queue messages are retried)."""
+
+    receipts: list[Receipt] = field(default_factory=list)
+    failed: dict[str, Exception] = field(default_factory=dict)
+    change: Change = field(default_factory=Change)
+
+
+def _poison(source_key: str, exc: Exception) -> _Wanted:
+    """A file that parsed but could not be rendered: its own rejection, never
+    a crash of the batch (or of every later schedule run)."""
+    msg = f"could not be rendered ({type(exc).__name__}: {exc}); fix the file and upload it again"
+    return _Wanted("rejected", error=InvalidRelease([FieldError("(file)", msg)], source_key))
+
+
 class Publisher:
     def __init__(
         self,
@@ -116,12 +131,10 @@ class Publisher:
         max_attempts: int = 25,
         backoff: float = 0.05,
         max_backoff: float = 2.0,
-        lease: Lease | None = None,
     ) -> None:
         self.source = source
-        self.lease = lease  # queues bursts; correctness rests on the IfMatch commit
         self._index_cache: tuple[str, Index] | None = None
-        self._index_read = Index()  # the index as this sync's latest attempt read it
+        self._index_read = Index()  # the index as this batch's latest attempt read it
         self._plans: list[tuple[tuple[Entry, ...], dict[str, Page]]] = []
         self.public = public
         self.renderer = renderer
@@ -136,37 +149,122 @@ class Publisher:
 
     # Public entry points ---------------------------------------------------------
     def sync(self, source_key: str) -> Receipt:
-        """Converge the public site to what ``source_key`` holds now; write its receipt.
+        """Converge one key (a batch of one); an infrastructure fault is raised."""
+        outcome = self.sync_batch([source_key])
+        if source_key in outcome.failed:
+            raise outcome.failed[source_key]
+        return outcome.receipts[0]
 
-        An infrastructure failure is logged (``release_failed``: the source key,
-        the S3 key that failed, the error) and re-raised, so Lambda retries."""
+    def sync_batch(self, keys: Iterable[str]) -> BatchOutcome:
+        """Converge the public site to what every key of the batch holds now,
+        with one commit of the index; write each key's receipt.
+
+        Bad input ends as that key's ``rejected`` receipt. An infrastructure
+        fault reading one key fails only that key; one in the shared writes or
+        the commit fails the whole batch (raised). Both are logged
+        (``release_failed``) with the key that failed."""
         started = time.perf_counter()
-        before = self.source.counters.total + self.public.counters.total
+        before = self._requests()
+        keys = list(dict.fromkeys(keys))
         try:
-            with self.lease.held() if self.lease is not None else nullcontext():
-                return self._sync_and_record(source_key)
+            return self._sync_batch(keys, started, before)
         except Exception as exc:
-            log.error(
+            for key in keys:
+                self._log_failure(key, exc, started, before)
+            raise
+
+    def _requests(self) -> int:
+        return self.source.counters.total + self.public.counters.total
+
+    def _log_failure(self, key: str, exc: Exception, started: float, before: int) -> None:
+        log.error(
+            json.dumps(
+                {
+                    "event": "release_failed",
+                    "source_key": key,
+                    "failing_key": getattr(exc, "key", None) or None,
+                    "error_type": type(exc).__name__,
+                    "error": str(exc),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "s3_requests": self._requests() - before,
+                },
+                ensure_ascii=False,
+            )
+        )
+
+    def _sync_batch(self, keys: list[str], started: float, before: int) -> BatchOutcome:
+        before_bytes = self.public.counters.bytes_written
+        now = self.clock()
+        outcome = BatchOutcome()
+        release_keys = [k for k in keys if is_release_key(k)]
+        wanted, conflicts, change = self._converge(release_keys, now, outcome.failed)
+        outcome.change = change
+        receipts: dict[str, Receipt] = {}
+        for key in keys:
+            if key in outcome.failed:
+                continue
+            if not is_release_key(key):
+                err = FieldError(
+                    "(file)", "is not a release: only releases/<name>.json files are published"
+                )
+                receipts[key] = Receipt(key, "rejected", errors=[err])
+            elif key in conflicts:
+                receipts[key] = self._rejected(key, conflicts[key], slug=conflicts[key].slug)
+            else:
+                receipts[key] = self._receipt(key, wanted[key])
+        scheduled = [k for k, r in receipts.items() if r.status == "scheduled"]
+        settled = [k for k in release_keys if k in receipts]
+        if settled:
+            self._converge_schedule(settled, now, set(scheduled))
+        paths = change.paths
+        if self.invalidator is not None and paths:
+            for r in receipts.values():
+                r.changed = paths
+            self._invalidate(settled, paths, list(receipts.values()))
+        elif paths:
+            for r in receipts.values():
+                r.changed = paths
+        for key, receipt in receipts.items():
+            receipt.processed_at = self.clock()
+            try:
+                self.source.put(
+                    receipt_key(key),
+                    receipt.to_bytes(),
+                    content_type="application/json",
+                    cache_control=RECEIPT_CACHE,
+                )
+            except StorageError as exc:
+                outcome.failed[key] = exc
+                self._log_failure(key, exc, started, before)
+                continue
+            outcome.receipts.append(receipt)
+            log.info(
                 json.dumps(
                     {
-                        "event": "release_failed",
-                        "source_key": source_key,
-                        "failing_key": getattr(exc, "key", None) or None,
-                        "error_type": type(exc).__name__,
-                        "error": str(exc),
+                        "event": "release_processed",
+                        "source_key": key,
+                        "slug": receipt.slug,
+                        "outcome": receipt.status,
+                        "errors": [e.as_dict() for e in receipt.errors],
                         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                        "s3_requests": self.source.counters.total
-                        + self.public.counters.total
-                        - before,
+                        "s3_requests": self._requests() - before,
+                        "bytes_written": self.public.counters.bytes_written - before_bytes,
+                        "objects_written": len(change.written),
+                        "objects_deleted": len(change.deleted),
+                        "attempts": change.attempts,
+                        "batch_size": len(keys),
                     },
                     ensure_ascii=False,
                 )
             )
-            raise
+        for key, exc in outcome.failed.items():
+            if key not in receipts:
+                self._log_failure(key, exc, started, before)
+        return outcome
 
-    def _invalidate(self, source_key: str, paths: list[str], receipt: Receipt) -> None:
-        """Refresh CloudFront, retried in place: a Lambda retry would find the
-        site already converged and so would not know which paths to refresh.
+    def _invalidate(self, keys: list[str], paths: list[str], receipts: list[Receipt]) -> None:
+        """Refresh CloudFront, retried in place: a retry of the batch would find
+        the site already converged and so would not know which paths to refresh.
         A lasting failure becomes a receipt warning and an error log line."""
         for attempt in range(1, 4):
             try:
@@ -176,131 +274,84 @@ class Publisher:
                 if attempt < 3:
                     self._pause(attempt + 3)
                     continue
-                log.error(
-                    json.dumps(
-                        {
-                            "event": "invalidation_failed",
-                            "source_key": source_key,
-                            "paths": paths,
-                            "error": str(exc),
-                        },
-                        ensure_ascii=False,
+                for key in keys:
+                    log.error(
+                        json.dumps(
+                            {
+                                "event": "invalidation_failed",
+                                "source_key": key,
+                                "paths": paths,
+                                "error": str(exc),
+                            },
+                            ensure_ascii=False,
+                        )
                     )
-                )
-                receipt.warnings.append(
-                    FieldError(
-                        "(site)",
-                        "the pages are updated, but CloudFront could not be told to refresh "
-                        f"them ({exc}); cached copies may show for up to an hour — run "
-                        "`newsroom rebuild` or invalidate the paths listed in `changed`",
+                for receipt in receipts:
+                    receipt.warnings.append(
+                        FieldError(
+                            "(site)",
+                            "the pages are updated, but CloudFront could not be told to refresh "
+                            f"them ({exc}); cached copies may show for up to an hour — run "
+                            "`newsroom rebuild` or invalidate the paths listed in `changed`",
+                        )
                     )
-                )
 
-    def _sync_and_record(self, source_key: str) -> Receipt:
-        started = time.perf_counter()
-        before_requests = self.source.counters.total + self.public.counters.total
-        before_bytes = self.public.counters.bytes_written
-        now = self.clock()
-        receipt, change = self._sync(source_key, now)
-        if is_release_key(source_key):
-            self._converge_schedule(source_key, now, receipt.status == "scheduled")
-        receipt.changed = change.paths
-        if self.invalidator is not None and change.paths:
-            self._invalidate(source_key, change.paths, receipt)
-        receipt.processed_at = self.clock()
-        self.source.put(
-            receipt_key(source_key),
-            receipt.to_bytes(),
-            content_type="application/json",
-            cache_control=RECEIPT_CACHE,
-        )
-        log.info(
-            json.dumps(
-                {
-                    "event": "release_processed",
-                    "source_key": source_key,
-                    "slug": receipt.slug,
-                    "outcome": receipt.status,
-                    "errors": [e.as_dict() for e in receipt.errors],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                    "s3_requests": self.source.counters.total
-                    + self.public.counters.total
-                    - before_requests,
-                    "bytes_written": self.public.counters.bytes_written - before_bytes,
-                    "objects_written": len(change.written),
-                    "objects_deleted": len(change.deleted),
-                    "attempts": change.attempts,
-                },
-                ensure_ascii=False,
+    def _receipt(self, source_key: str, wanted: _Wanted) -> Receipt:
+        if wanted.status == "rejected":
+            return self._rejected(source_key, wanted.error)  # type: ignore[arg-type]
+        if wanted.status == "unpublished":
+            prev = self._index_read.by_source(source_key)
+            return Receipt(
+                source_key,
+                "unpublished",
+                slug=prev.slug if prev else None,
+                message="the source file is gone; removed from the site",
             )
+        release = wanted.release
+        assert release is not None
+        if wanted.status == "scheduled":
+            return Receipt(
+                source_key,
+                "scheduled",
+                slug=release.slug,
+                url=self.settings.site_url + release.url_path,
+                embargo_until=release.embargo_until,
+                message=f"embargoed until {release.embargo_until.isoformat()}; nothing is public yet",  # type: ignore[union-attr]
+            )
+        return Receipt(
+            source_key,
+            "published",
+            slug=release.slug,
+            url=wanted.entry.url,  # type: ignore[union-attr]
+            warnings=self._media_warnings(release),
+            message="live on the site",
         )
-        return receipt
 
     def publish_due(self) -> list[Receipt]:
-        """Publish every scheduled release whose embargo has passed."""
+        """Publish every scheduled release whose embargo has passed, as one batch."""
         now = self.clock()
         current = self.source.get(SCHEDULE_KEY)
         due = [
-            s
+            s.source_key
             for s in schedule_from_bytes(current.body if current else None)
             if s.embargo_until <= now
         ]
-        # each sync also takes its key off the schedule (see _converge_schedule)
-        return [self.sync(s.source_key) for s in due]
+        if not due:
+            return []
+        # the batch also takes its keys off the schedule (see _converge_schedule)
+        outcome = self.sync_batch(due)
+        if outcome.failed:
+            raise next(iter(outcome.failed.values()))
+        return outcome.receipts
 
     def scheduled(self) -> list[Scheduled]:
         current = self.source.get(SCHEDULE_KEY)
         return schedule_from_bytes(current.body if current else None)
 
     # The convergence -----------------------------------------------------------------
-    def _sync(self, source_key: str, now: datetime) -> tuple[Receipt, Change]:
-        if not is_release_key(source_key):
-            err = FieldError(
-                "(file)", "is not a release: only releases/<name>.json files are published"
-            )
-            return Receipt(source_key, "rejected", errors=[err]), Change()
-        try:
-            wanted, change = self._converge(source_key, now)
-        except SlugConflict as exc:
-            return self._rejected(source_key, exc, slug=exc.slug), Change()
-        release = wanted.release
-        if wanted.status == "rejected":
-            return self._rejected(source_key, wanted.error), change  # type: ignore[arg-type]
-        if release is None:
-            taken_down = [k.split("/")[1] for k in change.deleted if k.startswith("releases/")]
-            return Receipt(
-                source_key,
-                "unpublished",
-                slug=taken_down[0] if taken_down else None,
-                message="the source file is gone; the release is off the site",
-            ), change
-        if wanted.entry is None:
-            return (
-                Receipt(
-                    source_key,
-                    "scheduled",
-                    slug=release.slug,
-                    url=self.settings.site_url + release.url_path,
-                    embargo_until=release.embargo_until,
-                    message=f"embargoed until {release.embargo_until.isoformat()}; nothing is public yet",  # type: ignore[union-attr]
-                ),
-                change,
-            )
-        return (
-            Receipt(
-                source_key,
-                "published",
-                slug=release.slug,
-                url=wanted.entry.url,
-                warnings=self._media_warnings(release),
-                message="live on the site",
-            ),
-            change,
-        )
-
     def _wanted(self, source_key: str, now: datetime, cache: dict[str, _Wanted]) -> _Wanted:
         """Read the source now: what the public site should show for it.
-        Parsed and rendered once per version (the ETag) within one sync."""
+        Parsed and rendered once per version (the ETag) within one batch."""
         obj = self.source.get(source_key)
         if obj is None:
             return _Wanted("unpublished")
@@ -310,26 +361,33 @@ class Publisher:
             release = parse_release(obj.body, name=source_key)
         except InvalidRelease as exc:
             wanted = _Wanted("rejected", error=exc)
+        except Exception as exc:  # noqa: BLE001 - a poison file must not stop the batch
+            wanted = _poison(source_key, exc)
         else:
             if release.is_embargoed(now):
                 wanted = _Wanted("scheduled", release=release)
             else:
-                rendered = self.renderer.release(release)
-                entry = Entry.from_release(
-                    release,
-                    source_key=source_key,
-                    site_url=self.settings.site_url,
-                    summary=rendered.summary,
-                    revision=rendered.revision,
-                    source_digest=source_digest(obj.body),
-                )
-                wanted = _Wanted("published", release, entry, rendered.page)
+                try:
+                    rendered = self.renderer.release(release)
+                    entry = Entry.from_release(
+                        release,
+                        source_key=source_key,
+                        site_url=self.settings.site_url,
+                        summary=rendered.summary,
+                        revision=rendered.revision,
+                        source_digest=source_digest(obj.body),
+                    )
+                    entry.json_text  # noqa: B018 - an entry that cannot be encoded is poison too
+                except Exception as exc:  # noqa: BLE001
+                    wanted = _poison(source_key, exc)
+                else:
+                    wanted = _Wanted("published", release, entry, rendered.page)
         cache[obj.etag] = wanted
         return wanted
 
     def _rejected(self, source_key: str, exc: InvalidRelease, slug: str | None = None) -> Receipt:
         message = "not published; fix the errors and upload again"
-        # the index this sync just read (a rejection is decided after reading it)
+        # the index this batch just read (a rejection is decided after reading it)
         live = self._index_read.by_source(source_key)
         if live is not None:
             message += f"; the previously published version stays live at {live.url}"
@@ -354,7 +412,7 @@ class Publisher:
 
     def _parsed_index(self, raw: bytes | None, etag: str | None) -> Index:
         """``index.json`` parsed, reusing the last parse when the ETag is the one
-        this publisher last read or wrote (a warm Lambda's next event)."""
+        this publisher last read or wrote (a warm Lambda's next batch)."""
         if etag is not None and self._index_cache is not None and self._index_cache[0] == etag:
             index = self._index_cache[1]
         else:
@@ -378,65 +436,114 @@ class Publisher:
         current = self.public.get(INDEX_KEY)
         return (current.body, current.etag) if current else (None, None)
 
-    def _converge(self, source_key: str, now: datetime) -> tuple[_Wanted, Change]:
-        """Optimistic loop with ``index.json`` as the commit point. Each attempt
-        reads the index, *then* the source (so an attempt that commits after
-        another sync's commit also read the source after it: a stale read never
-        overwrites a newer version), writes what changed, deletes what is
-        obsolete, and commits with ``IfMatch``. On 412/409 it starts over; keys
-        an earlier attempt wrote or deleted are redone from the fresh state."""
+    def _read_sources(
+        self, keys: list[str], now: datetime, cache: dict[str, _Wanted], failed: dict[str, Exception]
+    ) -> dict[str, _Wanted]:
+        out: dict[str, _Wanted] = {}
+        for key in keys:
+            if key in failed:
+                continue
+            try:
+                out[key] = self._wanted(key, now, cache.setdefault(key, {}))  # type: ignore[arg-type]
+            except StorageError as exc:
+                failed[key] = exc  # only this key's messages come back
+        return out
+
+    def _converge(
+        self, keys: list[str], now: datetime, failed: dict[str, Exception]
+    ) -> tuple[dict[str, _Wanted], dict[str, SlugConflict], Change]:
+        """Optimistic loop with ``index.json`` as the commit point, for a whole
+        batch. Each attempt reads the index, *then* the sources (so an attempt
+        that commits after another batch's commit also read the sources after
+        it: a stale read never overwrites a newer version), writes what changed,
+        deletes what is obsolete, and commits with ``IfMatch``. On 412/409 it
+        starts over; keys an earlier attempt wrote or deleted are redone from
+        the fresh state."""
         change = Change()
         dirty: set[str] = set()
-        cache: dict[str, _Wanted] = {}
-        acting: _Wanted | None = None  # what the pages written so far were for
+        cache: dict[str, Any] = {}
+        acting: dict[str, _Wanted] = {}  # what the pages written so far were for
         renderer = self.renderer
+        wanted: dict[str, _Wanted] = {}
+        conflicts: dict[str, SlugConflict] = {}
+        if not keys:
+            return wanted, conflicts, change
         for attempt in range(1, self.max_attempts + 1):
             change.attempts = attempt
             raw, etag = self._read_index()
             old = self._parsed_index(raw, etag)
             fresh_theme = raw is not None and old.theme == renderer.theme
-            prev = old.by_source(source_key)
-            wanted = self._wanted(source_key, now, cache)
-            if wanted.status != "rejected":
-                acting = wanted
-            elif acting is None:
-                return wanted, change  # invalid: the live version (if any) stays
-            # else: replaced by an invalid file after an earlier attempt wrote
-            # pages; finish that version so the site stays consistent
-            entry, page = acting.entry, acting.page
-            if entry is not None:
-                holder = old.slug_holder(entry.slug)
-                if holder is not None and holder != source_key:
-                    if not dirty:
-                        raise SlugConflict(entry.slug, holder, source_key)
-                    entry, page = prev, None  # lost the slug mid-sync: keep what is live
+            wanted = self._read_sources(keys, now, cache, failed)
+            conflicts = {}
+            targets: dict[str, tuple[Entry | None, bytes | None]] = {}
+            for key, w in wanted.items():
+                if w.status != "rejected":
+                    acting[key] = w
+                # a file replaced by an invalid one after an earlier attempt
+                # wrote its pages: finish that version so the site stays consistent
+                if key in acting:
+                    targets[key] = (acting[key].entry, acting[key].page)
+            if not targets and not dirty:
+                return wanted, conflicts, change  # only rejections: the live site stays
+            # slugs: the earliest-published claimant in the batch first (as a build decides)
+            claims: list[Withdrawal] = []
+            claimed: dict[str, str] = {}
+            for key in sorted(
+                (k for k, t in targets.items() if t[0] is not None),
+                key=lambda k: (targets[k][0].published_at.timestamp(), k),  # type: ignore[union-attr]
+            ):
+                entry = targets[key][0]
+                assert entry is not None
+                holder = old.slug_holder(entry.slug) or claimed.get(entry.slug)
+                if holder is not None and holder != key:
+                    conflicts[key] = SlugConflict(entry.slug, holder, key)
+                    prev = old.by_source(key)
+                    targets[key] = (prev, None)  # the live version (if any) stays
                 elif holder is None:
                     # claim the slug in the index before writing its page, so a
                     # page is only ever written under a slug this source holds
-                    claimed = old.with_withdrawal(Withdrawal(entry.slug, source_key))
-                    etag = self._put_index(claimed, etag)
-                    if etag is None:
-                        self._contended(attempt)
-                        continue
-                    old = claimed
+                    claims.append(Withdrawal(entry.slug, key))
+                    claimed[entry.slug] = key
+            if claims:
+                claimed_index = old
+                for w in claims:
+                    claimed_index = claimed_index.with_withdrawal(w)
+                etag = self._put_index(claimed_index, etag)
+                if etag is None:
+                    self._contended(attempt)
+                    continue
+                old = claimed_index
             new = old.with_theme(renderer.theme)
-            new = new.with_entry(entry) if entry is not None else new.without_source(source_key)
-            # pages this source no longer owns: an unpublish, a slug change, or a
-            # withdrawal a crashed earlier run left unfinished
-            gone = {w for w in old.withdrawing if w.source_key == source_key}
-            if prev is not None and (entry is None or prev.slug != entry.slug):
-                gone.add(Withdrawal(prev.slug, source_key))
-            gone = {w for w in gone if entry is None or w.slug != entry.slug}
-            for w in {w for w in old.withdrawing if w.source_key == source_key} - gone:
-                new = new.without_withdrawal(w)  # (re)published under this slug
-            for w in gone:
-                new = new.with_withdrawal(w)
+            gone: set[Withdrawal] = set()
+            pages: list[tuple[str, bytes, bool]] = []  # (key, page, is a new slug)
+            for key, (entry, page) in targets.items():
+                prev = old.by_source(key)
+                new = new.with_entry(entry) if entry is not None else new.without_source(key)
+                # pages this source no longer owns: an unpublish, a slug change, or a
+                # withdrawal a crashed earlier run left unfinished
+                own = {w for w in old.withdrawing if w.source_key == key}
+                mine = set(own)
+                if prev is not None and (entry is None or prev.slug != entry.slug):
+                    mine.add(Withdrawal(prev.slug, key))
+                mine = {w for w in mine if entry is None or w.slug != entry.slug}
+                for w in own - mine:
+                    new = new.without_withdrawal(w)  # (re)published under this slug
+                for w in mine:
+                    new = new.with_withdrawal(w)
+                gone |= mine
+                if entry is not None and page is not None and (
+                    prev is None
+                    or prev.revision != entry.revision
+                    or prev.slug != entry.slug
+                    or not fresh_theme
+                ):
+                    pages.append((release_key(entry.slug), page, prev is None or prev.slug != entry.slug))
             if new == old and not dirty:
-                # already converged (a duplicate or late event), except perhaps
+                # already converged (duplicate or late events), except perhaps
                 # for page deletions a crash interrupted after the commit
                 if gone:
                     self._finish_withdrawals(gone, change)
-                return wanted, change
+                return wanted, conflicts, change
 
             old_plan = self._plan(old) if fresh_theme else {}
             new_plan = self._plan(new)
@@ -445,18 +552,10 @@ class Publisher:
             to_delete = sorted(
                 (set(obsolete) | dirty) - new_plan.keys(), key=_write_order, reverse=True
             )
-            page_key = release_key(entry.slug) if entry is not None else ""
-            if page is None or not (
-                prev is None
-                or prev.revision != entry.revision  # type: ignore[union-attr]
-                or prev.slug != entry.slug  # type: ignore[union-attr]
-                or not fresh_theme
-            ):
-                page_key = ""
-            if page_key and (prev is None or prev.slug != entry.slug):  # type: ignore[union-attr]
-                # a new page first: nothing links to it until the listings do
-                self._put(page_key, page, change)  # type: ignore[arg-type]
-                page_key = ""
+            # new pages first: nothing links to them until the listings do
+            for page_key, body, fresh in pages:
+                if fresh:
+                    self._put(page_key, body, change)
             for key in to_write:
                 body = render_page(key, new_plan[key], renderer, new)
                 # inputs changed but the bytes may not have (a body edit changes
@@ -467,9 +566,10 @@ class Publisher:
                         continue
                 self._put(key, body, change)
                 dirty.add(key)
-            if page_key:
-                # an updated page last: the topic pages it links to exist by now
-                self._put(page_key, page, change)  # type: ignore[arg-type]
+            # updated pages last: the topic pages they link to exist by now
+            for page_key, body, fresh in pages:
+                if not fresh:
+                    self._put(page_key, body, change)
             # obsolete pages go before the commit, inside this attempt: a
             # concurrent publish that needs one again commits after us and
             # rewrites it, and a crash cannot leave one behind
@@ -487,10 +587,10 @@ class Publisher:
             change.deleted = [k for k in change.deleted if k not in new_plan]
             if gone:
                 self._finish_withdrawals(gone, change)
-            return wanted, change
+            return wanted, conflicts, change
         raise StorageError(
-            f"index.json kept changing under {self.max_attempts} attempts to sync {source_key}; "
-            "giving up so Lambda retries the event",
+            f"index.json kept changing under {self.max_attempts} attempts to publish "
+            f"{len(keys)} key(s); giving up so the queue delivers them again",
             INDEX_KEY,
         )
 
@@ -560,18 +660,22 @@ class Publisher:
         ceiling = min(self.max_backoff, self.backoff * (2 ** min(attempt, 10)))
         self.sleep(random.uniform(0, ceiling))
 
-    def _converge_schedule(self, source_key: str, now: datetime, scheduled: bool) -> None:
-        """Make the schedule's entry for ``source_key`` match the source *now*:
-        listed while its embargo (as of ``now``) runs, gone otherwise. The source
-        is re-read after the schedule, and the write is conditional on the
-        schedule's ETag, so an upload racing this sync (or an overlapping
+    def _converge_schedule(self, keys: list[str], now: datetime, scheduled: set[str]) -> None:
+        """Make the schedule's entries for ``keys`` match the sources *now*:
+        listed while the embargo (as of ``now``) runs, gone otherwise. The
+        sources are re-read after the schedule, and the write is conditional on
+        the schedule's ETag, so an upload racing this batch (or an overlapping
         ``publish_due`` run) cannot lose a newer embargo."""
+        mine = set(keys)
 
         def edit(items: list[Scheduled]) -> list[Scheduled] | None:
-            if not scheduled and all(s.source_key != source_key for s in items):
+            listed = {s.source_key for s in items} & mine
+            if not scheduled and not listed:
                 return None  # the common case: one small read
-            want = self._wanted_schedule(source_key, now)
-            return [s for s in items if s.source_key != source_key] + ([want] if want else [])
+            recheck = sorted(listed | scheduled)
+            wants = [self._wanted_schedule(k, now) for k in recheck]
+            kept = [s for s in items if s.source_key not in set(recheck)]
+            return kept + [w for w in wants if w is not None]
 
         update_schedule(self.source, edit, attempts=self.max_attempts, on_conflict=self._contended)
 

@@ -17,10 +17,11 @@ from .alerts.store import SubscriberStore
 from .alerts.subscriptions import Subscriptions
 from .alerts.tokens import Keys
 from .cloudfront import CloudFrontInvalidator
+from .consumer import QueueConsumer
 from .core.render import Renderer
 from .errors import ConfigurationError
 from .hooks import HookService
-from .lease import Lease
+from .media import MediaSync
 from .publisher import Publisher
 from .search.corpus import SearchCorpus
 from .search.updater import SearchUpdater
@@ -60,19 +61,25 @@ def _publisher(s: Settings, endpoint: str | None) -> Publisher:
             ),
             s.distribution_id,
         )
-    source = S3Storage(client, s.source_bucket)
     return Publisher(
-        source,
+        S3Storage(client, s.source_bucket),
         S3Storage(client, s.public_bucket),
         Renderer(s),
         invalidator=invalidator,
-        lease=Lease(source),
     )
 
 
 def publisher() -> Publisher:
     s = settings().require_buckets()
     return _publisher(s, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def consumer() -> QueueConsumer:
+    """The publish queue's consumer: the publisher, and media through the same writer."""
+    p = publisher()
+    return QueueConsumer(
+        p, MediaSync(p.source, p.public, p.settings.site_url, invalidator=p.invalidator)
+    )
 
 
 @lru_cache(maxsize=8)

@@ -69,6 +69,7 @@ class Settings:
     strapi_token: str = ""
     default_image: str = ""
     cms_field_map: str = ""  # JSON, see chalicelib/hooks/mapping.py and docs/cms.md
+    queue: str = "newsroom-publish"  # the publish queue sync_release consumes
     timezone: str = "UTC"  # for CMS date fields without an offset (docs/cms.md)
     # e-mail alerts (docs/alerts.md)
     alert_queue: str = ""  # empty: no alert is queued
@@ -101,6 +102,7 @@ class Settings:
             strapi_token=env.get("NEWSROOM_STRAPI_TOKEN", ""),
             default_image=_image_url(env.get("NEWSROOM_DEFAULT_IMAGE", "")),
             cms_field_map=env.get("NEWSROOM_CMS_FIELD_MAP", "").strip(),
+            queue=env.get("NEWSROOM_QUEUE", "").strip() or cls.queue,
             timezone=_timezone(env.get("NEWSROOM_TIMEZONE", "")),
             alert_queue=env.get("NEWSROOM_ALERT_QUEUE", "").strip(),
             subscribers_table=env.get("NEWSROOM_SUBSCRIBERS_TABLE", "").strip(),

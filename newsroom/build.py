@@ -9,8 +9,12 @@ there are many of them (Markdown is most of the cost).
 from __future__ import annotations
 
 import gc
+import hashlib
 import multiprocessing as mp
 import os
+import shutil
+import subprocess
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -169,7 +173,7 @@ def build_site(
         kept = [e for e in current.entries if e.source_key in invalid]
         holders.update((e.slug, e.source_key) for e in kept)
         for key, _raw, release in parsed:
-            if not release.is_embargoed(now) and current.slug_holder(release.slug) == key:
+            if not release.is_scheduled(now) and current.slug_holder(release.slug) == key:
                 holders[release.slug] = key
         for entry in reused:
             if current.slug_holder(entry.slug) == entry.source_key:
@@ -185,8 +189,8 @@ def build_site(
         else:
             key, _raw, release = item  # type: ignore[misc]
             slug = release.slug
-            if release.is_embargoed(now):
-                result.scheduled.append(Scheduled(key, slug, release.embargo_until))  # type: ignore[arg-type]
+            if release.is_scheduled(now):
+                result.scheduled.append(Scheduled(key, slug, release.publication_instant))
                 continue
         holder = holders.get(slug)
         if holder is not None and holder != key:
@@ -374,3 +378,371 @@ class FolderSink:
             pass
         put_public(self.storage, key, body)
         self.stats.written.append(key)
+
+
+# ----------------------------------------------------------------- folder builds
+# ``newsroom build`` into a folder, for archives of 100,000 releases: the parent
+# never holds the sources nor the pages. Forked workers read, parse, render and
+# write each release page themselves and send back only its index entry; the
+# parent settles contested slugs, builds the index and plans the shared pages,
+# which a second set of forked workers renders and writes; ``index.json`` goes
+# last. Every worker is a fork of a parent that has already imported and
+# compiled everything, so nothing is imported twice.
+
+
+@dataclass
+class FolderBuild:
+    index: Index = field(default_factory=Index)
+    problems: list[Problem] = field(default_factory=list)
+    scheduled: list[Scheduled] = field(default_factory=list)
+    written: int = 0
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+
+
+def _write_file(root: str, key: str, body: bytes, fresh: bool) -> bool:
+    """Write ``body`` at ``key`` under ``root``; False when the file already
+    held those bytes (an unchanged file is read, never rewritten). In a fresh
+    folder the file is written in place; over an earlier build through a
+    temporary file, so a reader never meets half a page."""
+    path = os.path.join(root, key)
+    if not fresh:
+        try:
+            if os.path.getsize(path) == len(body):
+                with open(path, "rb") as fh:
+                    if fh.read() == body:
+                        return False
+        except OSError:
+            pass
+    target = path if fresh else f"{path}.{os.getpid()}.tmp"
+    try:
+        fh = open(target, "wb")  # noqa: SIM115
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fh = open(target, "wb")  # noqa: SIM115
+    with fh:
+        fh.write(body)
+    if not fresh:
+        os.replace(target, path)
+    return True
+
+
+def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
+    """One source file in a worker: ``("live", key, entry, written)`` (or the
+    page's bytes instead of ``written`` when another file held the slug),
+    ``("reused", key, slug)``, ``("scheduled", key, Scheduled)`` or
+    ``("problem", key, [FieldError])``."""
+    renderer: Renderer = _SHARED["renderer"]
+    root: str = _SHARED["root"]
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        return ("problem", key, [FieldError("(file)", f"cannot be read ({exc.strerror})")])
+    digest = source_digest(raw)
+    old = _SHARED["reusable"].get(key) if reuse else None
+    reused = (
+        old is not None
+        and old.source_digest == digest
+        and os.path.isfile(os.path.join(root, release_key(old.slug)))
+    )
+    try:
+        release = parse_release(raw, name=key)
+    except InvalidRelease as exc:
+        return ("problem", key, exc.errors)
+    if reused:
+        # the page stays as it is; only its search record is made again
+        _search_document(key, release, old.summary)  # type: ignore[union-attr]
+        return ("reused", key, old.slug)  # type: ignore[union-attr]
+    if release.is_scheduled(_SHARED["now"]):
+        return ("scheduled", key, Scheduled(key, release.slug, release.publication_instant))
+    try:
+        rendered = renderer.release(release)
+    except Exception as exc:  # noqa: BLE001 - one file that cannot be rendered is that file's problem
+        return ("problem", key, [FieldError("(file)", f"cannot be rendered ({exc!r:.200})")])
+    held = _SHARED["held"].get(release.slug)
+    if held is not None and held != key:
+        # another file held the slug in the last build: the parent decides, so
+        # a claimant that loses again never overwrites the holder's page
+        written: bool | bytes = rendered.page
+    else:
+        written = _write_file(root, release_key(release.slug), rendered.page, _SHARED["fresh"])
+    entry = Entry.from_release(
+        release,
+        source_key=key,
+        site_url=renderer.settings.site_url,
+        summary=rendered.summary,
+        revision=rendered.revision,
+        source_digest=digest,
+    )
+    _search_document(key, release, rendered.summary)
+    return ("live", key, entry, written)
+
+
+def _search_document(key: str, release: Release, summary: str) -> None:
+    """The release's search document, written where only the parent looks:
+    named by its source file, moved to the release's URL if it keeps the slug."""
+    from chalicelib.search.records import document, record
+
+    with open(os.path.join(_SHARED["search"], "docs", _doc_name(key)), "w", encoding="utf-8") as fh:
+        fh.write(document(record(release, summary)))
+
+
+def _doc_name(key: str) -> str:
+    return hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest() + ".html"
+
+
+def _pages_of(items: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+    return [_page_of(key, path) for key, path in items]
+
+
+def _shared_pages(keys: list[str]) -> tuple[int, int]:
+    """Render and write shared pages in a worker: (written, unchanged)."""
+    renderer, pages, index = _SHARED["renderer"], _SHARED["pages"], _SHARED["index"]
+    written = 0
+    for key in keys:
+        body = render_page(key, pages[key], renderer, index)
+        written += _write_file(_SHARED["root"], key, body, _SHARED["fresh"])
+    return written, len(keys) - written
+
+
+def _balanced(pages: dict[str, Page], buckets: int) -> list[list[str]]:
+    """Keys in ``buckets`` groups of about equal work (entries shown)."""
+
+    def weight(page: Page) -> int:
+        return 1 + sum(len(a) for a in page.args if isinstance(a, tuple))
+
+    groups: list[list[str]] = [[] for _ in range(buckets)]
+    loads = [0] * buckets
+    for key, page in sorted(pages.items(), key=lambda kv: (-weight(kv[1]), kv[0])):
+        i = loads.index(min(loads))
+        groups[i].append(key)
+        loads[i] += weight(page)
+    return [g for g in groups if g]
+
+
+def _run(fn: Callable[[Any], Any], tasks: list[Any], workers: int, **shared: Any) -> Iterator[Any]:
+    """``fn`` over ``tasks``: in forked workers that inherit ``shared``, or here."""
+    if workers > 1 and len(tasks) > 1:
+        pool = _fork_pool(workers, **shared)
+        try:
+            yield from pool.map(fn, tasks)
+        finally:
+            pool.shutdown(cancel_futures=True)
+        return
+    _SHARED.clear()
+    _SHARED.update(shared)
+    try:
+        yield from map(fn, tasks)
+    finally:
+        _SHARED.clear()
+
+
+def build_folder(
+    files: list[tuple[str, str]],
+    renderer: Renderer,
+    root: str,
+    *,
+    now: datetime,
+    workers: int | None = None,
+    previous: Index | None = None,
+    media: Iterable[tuple[str, str]] = (),
+) -> FolderBuild:
+    """Build the whole site from ``(source_key, path)`` pairs into the folder
+    ``root`` (see the section comment). ``previous`` is the index a build left
+    there: under the same theme, a release whose source is unchanged and whose
+    page is present is neither parsed nor rendered, nor is a shared page whose
+    inputs did not change. ``media`` ``(key, path)`` files are copied. Objects an
+    earlier build left that the site no longer has are removed."""
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    parallel = workers if len(files) >= PARALLEL_THRESHOLD else 1
+    fresh = not os.path.isdir(root) or not os.listdir(root)
+    built_before = os.path.isfile(os.path.join(root, INDEX_KEY))
+    os.makedirs(os.path.join(root, "releases"), exist_ok=True)
+    reusable: dict[str, Entry] = {}
+    if previous is not None and previous.theme == renderer.theme:
+        reusable = {e.source_key: e for e in previous.entries if e.source_digest}
+    # templates compiled once, before the fork; nothing re-checks their files
+    renderer.env.auto_reload = False
+    for name in renderer.env.list_templates():
+        renderer.env.get_template(name)
+    held = {e.slug: e.source_key for e in previous.entries} if previous is not None else {}
+    search = tempfile.mkdtemp(prefix="newsroom-search-")
+    try:
+        os.mkdir(os.path.join(search, "docs"))
+        shared = {
+            "search": search,
+            "renderer": renderer,
+            "root": root,
+            "fresh": fresh,
+            "now": now,
+            "reusable": reusable,
+            "held": held,
+        }
+
+        result = FolderBuild()
+        size = max(8, min(CHUNK, len(files) // (parallel * 8) or 1))
+        chunks = [files[i : i + size] for i in range(0, len(files), size)]
+        candidates: list[tuple[float, str, Entry, bool | bytes]] = []
+        for outcomes in _run(_pages_of, chunks, parallel, **shared):
+            for outcome in outcomes:
+                kind, key = outcome[0], outcome[1]
+                if kind == "live":
+                    candidates.append(
+                        (outcome[2].published_at.timestamp(), key, outcome[2], outcome[3])
+                    )
+                elif kind == "reused":
+                    entry = reusable[key]
+                    candidates.append((entry.published_at.timestamp(), key, entry, False))
+                elif kind == "scheduled":
+                    result.scheduled.append(outcome[2])
+                else:
+                    result.problems.extend(Problem(key, e) for e in outcome[2])
+
+        # the earliest-published file keeps a contested slug; ties by source key
+        holders: dict[str, str] = {}
+        contested: set[str] = set()
+        entries: list[Entry] = []
+        for _ts, key, entry, written in sorted(candidates, key=lambda c: (c[0], c[1])):
+            holder = holders.get(entry.slug)
+            if holder is not None:
+                conflict = SlugConflict(entry.slug, holder, key)
+                result.problems.extend(Problem(key, e) for e in conflict.errors)
+                if written is True:  # it wrote over the holder's page
+                    contested.add(entry.slug)
+                continue
+            holders[entry.slug] = key
+            entries.append(entry)
+            if isinstance(written, bytes):
+                written = _write_file(root, release_key(entry.slug), written, fresh)
+            result.written += written
+            result.unchanged += not written
+        del candidates
+        if contested:
+            # a losing claimant may have written its page after the holder did
+            paths = dict(files)
+            _SHARED.update(shared)
+            try:
+                for slug in sorted(contested):
+                    outcome = _page_of(holders[slug], paths[holders[slug]], reuse=False)
+                    if outcome[0] == "live" and isinstance(outcome[3], bytes):
+                        _write_file(root, release_key(slug), outcome[3], fresh)
+                    if outcome[0] == "live":
+                        entries = [outcome[2] if e.slug == slug else e for e in entries]
+            finally:
+                _SHARED.clear()
+
+        index = Index.build(entries).with_theme(renderer.theme)
+        del entries
+        result.index = index
+        pages = plan(index, renderer)
+        keys = {release_key(e.slug) for e in index.entries} | set(pages) | {INDEX_KEY}
+        # if the plan holds index.json it is rendered like any page, but written last
+        index_page = pages.pop(INDEX_KEY, None)
+        index_body = (
+            index.to_bytes()
+            if index_page is None
+            else render_page(INDEX_KEY, index_page, renderer, index)
+        )
+        if reusable:
+            before = plan(previous, renderer)  # type: ignore[arg-type]
+            same = [
+                k
+                for k, p in pages.items()
+                if before.get(k) == p and os.path.isfile(os.path.join(root, k))
+            ]
+            result.unchanged += len(same)
+            for key in same:
+                del pages[key]
+        # the search index is built by Pagefind (its own threads) while the
+        # workers render the shared pages
+        indexing = _start_search(index, search)
+        groups = _balanced(pages, parallel * 2 if parallel > 1 else 1)
+        for written, unchanged in _run(
+            _shared_pages, groups, parallel, **shared, pages=pages, index=index
+        ):
+            result.written += written
+            result.unchanged += unchanged
+        from chalicelib.search import page_files
+
+        for key, body in [*_finish_search(indexing, search), *page_files(renderer).items()]:
+            keys.add(key)
+            written = _write_file(root, key, body, fresh)
+            result.written += written
+            result.unchanged += not written
+        for key, path in sorted(media):
+            keys.add(key)
+            with open(path, "rb") as fh:
+                written = _write_file(root, key, fh.read(), fresh)
+            result.written += written
+            result.unchanged += not written
+        # the index is the commit point: written last
+        written = _write_file(root, INDEX_KEY, index_body, fresh)
+        result.written += written
+        result.unchanged += not written
+        if built_before:
+            # only a folder that holds a newsroom build is pruned
+            for dirpath, _dirs, names in os.walk(root, topdown=False):
+                for name in names:
+                    key = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
+                    if key not in keys:
+                        os.unlink(os.path.join(dirpath, name))
+                        result.removed.append(key)
+                if dirpath != root and not os.listdir(dirpath):
+                    os.rmdir(dirpath)  # a removed page's folder goes with it
+        result.removed.sort()
+        result.problems.sort(key=lambda p: p.source)
+        return result
+
+    finally:
+        shutil.rmtree(search, ignore_errors=True)
+
+
+def _start_search(index: Index, search: str) -> subprocess.Popen[bytes] | None:
+    """Move each public release's search document to its URL and start
+    Pagefind on them (``None``: nothing to index)."""
+    from chalicelib.search.bundle import executable
+
+    site = os.path.join(search, "site")
+    for entry in index.entries:
+        doc = os.path.join(search, "docs", _doc_name(entry.source_key))
+        target = os.path.join(site, *entry.path.strip("/").split("/"))
+        os.makedirs(target)
+        os.replace(doc, os.path.join(target, "index.html"))
+    if not index.entries:
+        return None
+    cmd = [executable(), "--site", site, "--output-path", os.path.join(search, "out"), "--silent"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish_search(run: subprocess.Popen[bytes] | None, search: str) -> Iterator[tuple[str, bytes]]:
+    """The search bundle's files, one at a time, in the same canonical form as
+    ``chalicelib.search.build_bundle`` gives (the same bytes for the same records)."""
+    from chalicelib.search.bundle import _UNUSED, ENTRY_KEY, PREFIX, SearchIndexError, _canonical
+
+    if run is None:
+        return
+    try:
+        out, err = run.communicate(timeout=3600)
+    except subprocess.TimeoutExpired as exc:
+        run.kill()
+        raise SearchIndexError(f"pagefind failed to run: {exc}") from exc
+    folder = os.path.join(search, "out")
+    if run.returncode != 0 or not os.path.isdir(folder):
+        detail = (err or out).decode("utf-8", "replace").strip()[-500:]
+        raise SearchIndexError(f"pagefind exited with {run.returncode}: {detail}")
+    rewritten: dict[str, bytes] = {}
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in sorted(names):
+            rel = os.path.relpath(os.path.join(dirpath, name), folder).replace(os.sep, "/")
+            if rel.startswith(_UNUSED):
+                continue
+            with open(os.path.join(dirpath, name), "rb") as fh:
+                body = fh.read()
+            key = PREFIX + rel
+            # the few files whose bytes depend on hash-map order are made canonical
+            if key.startswith(PREFIX + "filter/") or key.endswith(".pf_meta") or key == ENTRY_KEY:
+                rewritten[key] = body
+            else:
+                yield key, body
+    yield from sorted(_canonical(rewritten).items())

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from chalicelib.core.index import Index
-from chalicelib.core.model import parse_release
-from chalicelib.core.render import Renderer
-from chalicelib.errors import InvalidRelease
-from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX
-from chalicelib.media import media_key_problem
-from chalicelib.search import records_from_sources
-from chalicelib.search import site_files as site_search
-from chalicelib.settings import Settings
-from chalicelib.storage import LocalStorage
+if TYPE_CHECKING:
+    from chalicelib.core.index import Index
 
-from .build import FolderSink, build_site, file_etags, write_site
+# Commands import what they need when they run: ``newsroom build`` starts in
+# the time Python and the renderer's own imports take, nothing more.
 
 
 def _err(line: str) -> None:
@@ -36,7 +31,29 @@ def _release_files(paths: list[Path]) -> list[Path]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Subcommands defined in other modules, imported only when used (or listed)."""
+
+    LAZY = {
+        "demo": "newsroom.demo:command",
+        "schedule": "newsroom.cli_schedule:schedule",
+        "rebuild": "newsroom.ops:rebuild",
+        "publish": "newsroom.ops:publish",
+        "subscribers": "newsroom.alerts_cli:subscribers",
+        "api-throttling": "newsroom.alerts_cli:api_throttling",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Any:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            module, attr = self.LAZY[cmd_name].split(":")
+            self.add_command(getattr(__import__(module, fromlist=[attr]), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Newsroom publisher: release JSON in, static newsroom out."""
 
@@ -45,6 +62,9 @@ def main() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
     """Check release files; print FILE: loc: message for each problem (exit 1 if any)."""
+    from chalicelib.core.model import parse_release
+    from chalicelib.errors import InvalidRelease
+
     bad = 0
     for path in _release_files(list(files)):
         try:
@@ -63,24 +83,19 @@ def validate(files: tuple[Path, ...]) -> None:
         note = ""
         if release.embargo_until is not None:
             note = f" (embargoed until {release.embargo_until.isoformat()})"
-        click.echo(f"{path}: ok: {release.kind_label} {release.url_path}{note}")
+        click.echo(f"{path}: ok: {release.kind_label} /releases/{release.slug}/{note}")
     sys.exit(1 if bad else 0)
 
 
 def _previous_index(out_dir: Path) -> Index | None:
     """The index a previous build left in OUT_DIR, so unchanged releases are
     not rendered again (anything unreadable means a full build)."""
+    from chalicelib.core.index import Index
+
     try:
         return Index.from_bytes((out_dir / "index.json").read_bytes())
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def collect_sources(src: Path) -> list[tuple[str, bytes, Path]]:
-    """Release files of a folder: ``SRC/*.json`` or, if it mirrors the bucket,
-    ``SRC/releases/*.json``. Keys are ``releases/<name>.json`` as in the bucket."""
-    folder = src / "releases" if (src / "releases").is_dir() else src
-    return [(RELEASES_PREFIX + p.name, p.read_bytes(), p) for p in sorted(folder.glob("*.json"))]
 
 
 @main.command()
@@ -90,55 +105,50 @@ def collect_sources(src: Path) -> list[tuple[str, bytes, Path]]:
 @click.option("--workers", type=int, default=None, help="Render processes (default: all cores).")
 def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | None) -> None:
     """Render the whole site from a folder of release JSON into OUT_DIR."""
+    from chalicelib.core.render import Renderer
+    from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX
+    from chalicelib.media import media_key_problem
+    from chalicelib.settings import Settings
+
+    from .build import build_folder
+
     settings = Settings.from_env().with_site_url(site_url)
     renderer = Renderer(settings)
-    sources = collect_sources(src_dir)
-    raws = {key: raw for key, raw, _path in sources}
-    paths = {key: path for key, _raw, path in sources}
-    # release pages go to the folder as they are rendered (FolderSink), the
-    # shared pages and index.json after them (write_site)
-    sink = FolderSink(LocalStorage(out_dir), str(out_dir))
-    result = build_site(
-        [(k, raw) for k, raw, _ in sources],
-        renderer,
-        now=datetime.now(UTC),
-        workers=workers,
-        sink=sink,
-        previous=_previous_index(out_dir),
-        present=lambda key: (out_dir / key).is_file(),
-    )
-    files = dict(result.files)
-    files.update(site_search(records_from_sources(result.index.entries, raws), renderer))
-    media = (src_dir / "media") if (src_dir / "media").is_dir() else (src_dir.parent / "media")
-    if media.is_dir() and media.resolve() != (out_dir / "media").resolve():
-        for p in sorted(media.rglob("*")):
+    folder = src_dir / "releases" if (src_dir / "releases").is_dir() else src_dir
+    # names only: each worker reads the files it renders
+    names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".json") and e.is_file())
+    files = [(RELEASES_PREFIX + name, os.path.join(folder, name)) for name in names]
+    paths = dict(files)
+    media_dir = (src_dir / "media") if (src_dir / "media").is_dir() else (src_dir.parent / "media")
+    media: list[tuple[str, str]] = []
+    if media_dir.is_dir() and media_dir.resolve() != (out_dir / "media").resolve():
+        for p in sorted(media_dir.rglob("*")):
             if p.is_file() and not p.name.startswith("."):
-                key = MEDIA_PREFIX + p.relative_to(media).as_posix()
-                if problem := media_key_problem(key):  # same allow-list as sync_media
+                key = MEDIA_PREFIX + p.relative_to(media_dir).as_posix()
+                if problem := media_key_problem(key):  # same allow-list as the publisher
                     _err(f"{p}: (file): {problem}; not copied")
                     continue
-                files[key] = p.read_bytes()
-    untouched = set(result.streamed) | set(result.reused)
-    existing = file_etags(str(out_dir), skip=untouched)
-    # prune only a folder that already holds a newsroom build
-    prune = "index.json" in existing
-    stats = write_site(
-        files, LocalStorage(out_dir), existing=existing, prune=prune, keep=untouched.__contains__
+                media.append((key, str(p)))
+    result = build_folder(
+        files,
+        renderer,
+        str(out_dir),
+        now=datetime.now(UTC),
+        workers=workers,
+        previous=_previous_index(out_dir),
+        media=media,
     )
-    stats.unchanged += len(result.reused)
-    stats.written[:0] = sink.stats.written
-    stats.unchanged += sink.stats.unchanged
     for problem in result.problems:
         _err(
             f"{paths.get(problem.source, problem.source)}: {problem.error.loc}: {problem.error.msg}"
         )
-    for s in result.scheduled:
+    for s in sorted(result.scheduled, key=lambda s: s.source_key):
         click.echo(
-            f"{paths.get(s.source_key, s.source_key)}: scheduled: embargoed until {s.embargo_until.isoformat()}"
+            f"{paths.get(s.source_key, s.source_key)}: scheduled: not public until {s.embargo_until.isoformat()}"
         )
     click.echo(
         f"built {len(result.index.entries)} releases into {out_dir}: "
-        f"{len(stats.written)} written, {stats.unchanged} unchanged, {len(stats.deleted)} removed"
+        f"{result.written} written, {result.unchanged} unchanged, {len(result.removed)} removed"
         + (
             f"; {len({p.source for p in result.problems})} file(s) skipped"
             if result.problems
@@ -148,12 +158,5 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     sys.exit(1 if result.problems else 0)
 
 
-main.add_command(__import__("newsroom.demo", fromlist=["command"]).command)
-main.add_command(__import__("newsroom.cli_schedule", fromlist=["schedule"]).schedule)
-main.add_command(__import__("newsroom.ops", fromlist=["rebuild"]).rebuild)
-main.add_command(__import__("newsroom.ops", fromlist=["publish"]).publish)
-
 if __name__ == "__main__":  # pragma: no cover
     main()
-main.add_command(__import__("newsroom.alerts_cli", fromlist=["subscribers"]).subscribers)
-main.add_command(__import__("newsroom.alerts_cli", fromlist=["api_throttling"]).api_throttling)

@@ -1,21 +1,23 @@
 """``newsroom demo``: the whole newsroom on one machine.
 
-A local S3 endpoint (moto's server mode on 127.0.0.1) holds the source and
-public buckets. The sample releases and their media are uploaded to the source
-bucket, and each upload goes through the real ``sync_release`` handler with a
-genuine S3 event record, exactly as Lambda would receive it. The public bucket
+A local AWS endpoint (moto's server mode on 127.0.0.1) holds the source and
+public buckets and the publish queue. The source bucket notifies the queue of
+every ``releases/`` and ``media/`` change, as deployed; the demo plays the part
+of Lambda's event source mapping: it receives batches from the queue, hands
+each to the real ``sync_release`` handler as Lambda would, and deletes the
+messages the handler did not send back. The public bucket
 is then served over HTTP with CloudFront's semantics, and an inbox folder is
 watched so that a release dropped into it, changed or deleted flows through the
 same handler within a second or two.
 
 Nothing here is a second implementation of publishing: the demo only plays the
-parts AWS plays (S3, the event notification, CloudFront).
+parts AWS plays (S3, SQS and the event source mapping, CloudFront).
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
+import json
 import logging
 import os
 import re
@@ -26,11 +28,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote_plus, unquote
+from urllib.parse import unquote
 
 import click
 
@@ -41,9 +42,11 @@ from .demo_cms import publish_from_cms
 
 SOURCE_BUCKET = "newsroom-demo-source"
 PUBLIC_BUCKET = "newsroom-demo-public"
+PUBLISH_QUEUE = "newsroom-demo-publish"
 REGION = "us-east-1"
 DEFAULT_SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 POLL_INTERVAL = 0.5
+SEARCH_SETTLE = 2.0  # seconds without a change before the demo re-indexes
 
 # The headers CloudFront adds to every response (infra/newsroom.yaml,
 # SecurityHeadersPolicy), minus HSTS, which means nothing over plain http.
@@ -83,55 +86,6 @@ DEMO_DEFAULTS = {
     "NEWSROOM_PRESS_EMAIL": "press@harborlight.example",
     "NEWSROOM_PRESS_PHONE": "+1 305 555 0100",
 }
-
-
-# S3 event records ----------------------------------------------------------------
-_sequencer = itertools.count(1)
-
-
-def s3_event(
-    bucket: str,
-    key: str,
-    event_name: str = "ObjectCreated:Put",
-    *,
-    size: int | None = None,
-    etag: str | None = None,
-) -> dict[str, Any]:
-    """An S3 notification as S3 sends it to Lambda: the key URL-encoded
-    (``+`` for a space), one record, a per-process increasing sequencer."""
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/")}
-    if event_name.startswith("ObjectCreated"):
-        obj["size"] = size or 0
-        obj["eTag"] = (etag or "").strip('"')
-    obj["sequencer"] = f"{next(_sequencer):018X}"
-    now = datetime.now(UTC)
-    return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": REGION,
-                "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
-                "eventName": event_name,
-                "userIdentity": {"principalId": "AWS:NEWSROOMDEMO"},
-                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-                "responseElements": {
-                    "x-amz-request-id": f"DEMO{obj['sequencer']}",
-                    "x-amz-id-2": "newsroom-demo",
-                },
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "newsroom-demo-sync",
-                    "bucket": {
-                        "name": bucket,
-                        "ownerIdentity": {"principalId": "NEWSROOMDEMO"},
-                        "arn": f"arn:aws:s3:::{bucket}",
-                    },
-                    "object": obj,
-                },
-            }
-        ]
-    }
 
 
 # The local S3 endpoint -----------------------------------------------------------
@@ -217,11 +171,11 @@ class LocalS3:
         ).read()
         return self
 
-    def client(self) -> Any:
+    def client(self, service: str = "s3") -> Any:
         import boto3
 
         return boto3.session.Session().client(
-            "s3",
+            service,
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id="demo",
@@ -365,6 +319,102 @@ def make_http_server(site: PublicSite, host: str, port: int) -> ThreadingHTTPSer
     return server
 
 
+# The publish queue and Lambda's part in it ----------------------------------------
+class PublishQueue:
+    """The publish queue on the local endpoint (moto's SQS, with a dead-letter
+    queue after 5 receives, as in infra/newsroom.yaml), the source bucket's
+    notification to it, and Lambda's event source mapping: ``drain`` receives
+    batches of up to 10 messages, hands each to the handler as the Lambda
+    event, and deletes the messages the handler did not name in its
+    ``batchItemFailures``."""
+
+    def __init__(self, sqs: Any, url: str, arn: str) -> None:
+        self.sqs = sqs
+        self.url = url
+        self.arn = arn
+        self.handler: Callable[[dict[str, Any]], Any] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, sqs: Any, s3: Any, name: str) -> PublishQueue:
+        dlq = sqs.create_queue(QueueName=name + "-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+        redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"], "maxReceiveCount": "5"}
+        url = sqs.create_queue(
+            QueueName=name,
+            Attributes={"VisibilityTimeout": "30", "RedrivePolicy": json.dumps(redrive)},
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        arn = arn["Attributes"]["QueueArn"]
+        events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+        rules = [
+            ("releases", [("prefix", "releases/"), ("suffix", ".json")]),
+            ("media", [("prefix", "media/")]),
+        ]
+        s3.put_bucket_notification_configuration(
+            Bucket=SOURCE_BUCKET,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "Id": f"newsroom-{rid}",
+                        "QueueArn": arn,
+                        "Events": events,
+                        "Filter": {
+                            "Key": {"FilterRules": [{"Name": n, "Value": v} for n, v in rules_]}
+                        },
+                    }
+                    for rid, rules_ in rules
+                ]
+            },
+        )
+        return cls(sqs, url, arn)
+
+    def drain(self) -> int:
+        """Deliver batches until the queue is empty; return the messages handled."""
+        assert self.handler is not None
+        handled = 0
+        with self._lock:
+            while True:
+                resp = self.sqs.receive_message(
+                    QueueUrl=self.url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=0,
+                    AttributeNames=["All"],
+                )
+                messages = resp.get("Messages", [])
+                if not messages:
+                    return handled
+                event = {"Records": [self._record(m) for m in messages]}
+                answer = self.handler(event) or {}
+                failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+                done = [m for m in messages if m["MessageId"] not in failed]
+                for n in range(0, len(done), 10):
+                    self.sqs.delete_message_batch(
+                        QueueUrl=self.url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(done[n : n + 10])
+                        ],
+                    )
+                handled += len(done)
+                if failed:
+                    return handled  # back after the visibility timeout, as in Lambda
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        """One SQS message as Lambda's event source mapping presents it."""
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.arn,
+            "awsRegion": REGION,
+        }
+
+
 # The demo ------------------------------------------------------------------------
 def _files(folder: Path, pattern: str) -> list[Path]:
     if not folder.is_dir():
@@ -419,6 +469,7 @@ class Demo:
         self.search_due = threading.Event()  # a change the search index has not seen
         self._saved_env: dict[str, str | None] = {}
         self._app: Any = None
+        self.queue: PublishQueue | None = None
         self.alerts = DemoAlerts(Path(outbox), self.say, self.warn)
 
     # output
@@ -459,6 +510,7 @@ class Demo:
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "NEWSROOM_SOURCE_BUCKET": SOURCE_BUCKET,
                 "NEWSROOM_PUBLIC_BUCKET": PUBLIC_BUCKET,
+                "NEWSROOM_QUEUE": PUBLISH_QUEUE,
                 "NEWSROOM_SITE_URL": self.url,
                 "NEWSROOM_DISTRIBUTION_ID": None,
                 **{k: os.environ.get(k) or v for k, v in DEMO_DEFAULTS.items()},
@@ -470,11 +522,14 @@ class Demo:
         self.client = self.s3.client()
         self.client.create_bucket(Bucket=SOURCE_BUCKET)
         self.client.create_bucket(Bucket=PUBLIC_BUCKET)
+        self.queue = PublishQueue.create(self.s3.client("sqs"), self.client, PUBLISH_QUEUE)
         if self.http is not None:
             self.http.RequestHandlerClass.site = PublicSite(self.client, PUBLIC_BUCKET)  # type: ignore[attr-defined]
         import app  # the Chalice application, as deployed
 
         self._app = app
+        self.queue.handler = lambda event: app.sync_release(event, None)
+        self.queue.drain()  # S3's test event, sent when the notification was configured
         self.alerts.start(self.s3.endpoint, app)
         if self.http is not None:
             self.http.RequestHandlerClass.api = self.alerts.api  # type: ignore[attr-defined]
@@ -522,20 +577,33 @@ class Demo:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # publishing through the handlers
-    def put_source(self, key: str, body: bytes) -> dict[str, Any]:
-        resp = self.client.put_object(
+    # publishing through the queue
+    def put_source(self, key: str, body: bytes) -> None:
+        self.client.put_object(
             Bucket=SOURCE_BUCKET, Key=key, Body=body, ContentType=content_type(key)
         )
-        return s3_event(SOURCE_BUCKET, key, size=len(body), etag=resp.get("ETag"))
 
-    def delete_source(self, key: str) -> dict[str, Any]:
+    def delete_source(self, key: str) -> None:
         self.client.delete_object(Bucket=SOURCE_BUCKET, Key=key)
-        return s3_event(SOURCE_BUCKET, key, "ObjectRemoved:Delete")
 
-    def sync_release(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """The deployed handler, called as Lambda calls it."""
-        return self._app.sync_release(event, None)
+    def receipt(self, key: str) -> dict[str, Any] | None:
+        """The receipt the handler wrote for ``key`` (``None`` if it wrote none)."""
+        name = f"receipts/{key}.json" if key.startswith("media/") else f"receipts/{key}"
+        try:
+            obj = self.client.get_object(Bucket=SOURCE_BUCKET, Key=name)
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return json.loads(obj["Body"].read())
+
+    def publish(self, changes: list[Callable[[], None]], keys: list[str]) -> list[dict[str, Any]]:
+        """Make the ``changes`` in the source bucket, let S3 notify the queue,
+        deliver the queue to the handler until it is empty, and return the
+        receipts of ``keys``."""
+        for change in changes:
+            change()
+        assert self.queue is not None, "start() first"
+        self.queue.drain()
+        return [r for r in (self.receipt(k) for k in keys) if r is not None]
 
     def update_search(self) -> dict[str, Any]:
         """The scheduled ``update_search`` handler, run at once after each change
@@ -549,6 +617,9 @@ class Demo:
         while not self._stop.is_set():
             if self.search_due.wait(0.2):
                 self.search_due.clear()
+                # let a burst of edits settle first: indexing shares the local S3
+                if self._stop.wait(SEARCH_SETTLE) or self.search_due.is_set():
+                    continue
                 try:
                     self.update_search()
                 except Exception as exc:  # an infrastructure fault: say so, keep going
@@ -573,41 +644,32 @@ class Demo:
         )
 
     def publish_media(self) -> int:
-        """Upload ``samples/media/*`` to the source bucket's ``media/``. With a
-        ``sync_media`` handler in the app, each upload goes through it; without
-        one, the objects are copied to the public bucket's ``media/`` here."""
-        handler: Callable[..., Any] | None = getattr(self._app, "sync_media", None)
-        count = 0
-        for path in _files(self.samples / "media", "**/*"):
-            key = MEDIA_PREFIX + path.relative_to(self.samples / "media").as_posix()
-            body = path.read_bytes()
-            event = self.put_source(key, body)
-            if handler is not None:
-                for receipt in handler(event, None) or []:
-                    if receipt.get("status") == "rejected":
-                        self.report(receipt, str(path))
-            else:
-                self.client.put_object(
-                    Bucket=PUBLIC_BUCKET,
-                    Key=key,
-                    Body=body,
-                    ContentType=content_type(key),
-                    CacheControl=cache_control(key),
-                )
-            count += 1
-        return count
+        """Upload ``samples/media/*`` to the source bucket's ``media/``."""
+        files = _files(self.samples / "media", "**/*")
+        keys = [MEDIA_PREFIX + p.relative_to(self.samples / "media").as_posix() for p in files]
+        changes = [
+            lambda k=k, p=p: self.put_source(k, p.read_bytes())
+            for k, p in zip(keys, files, strict=True)
+        ]
+        for receipt in self.publish(changes, keys):
+            if receipt.get("status") == "rejected":
+                self.report(receipt, receipt["source_key"])
+        return len(keys)
 
     def publish_samples(self) -> list[dict[str, Any]]:
         """Media first (so no release points at a missing image), then every
-        sample release, each through ``sync_release``. Returns the receipts."""
+        sample release, all through the publish queue. Returns the receipts."""
         media = self.publish_media()
         self.say(f"media: {media} files uploaded to media/")
-        receipts = []
-        for path in _files(self.samples / "releases", "*.json"):
-            key = RELEASES_PREFIX + path.name
-            for receipt in self.sync_release(self.put_source(key, path.read_bytes())):
-                self.report(receipt, str(path))
-                receipts.append(receipt)
+        files = _files(self.samples / "releases", "*.json")
+        keys = [RELEASES_PREFIX + p.name for p in files]
+        changes = [
+            lambda k=k, p=p: self.put_source(k, p.read_bytes())
+            for k, p in zip(keys, files, strict=True)
+        ]
+        receipts = self.publish(changes, keys)
+        for receipt, path in zip(receipts, files, strict=True):
+            self.report(receipt, str(path))
         found = self.update_search()
         self.say(f"search: {found['records']} releases indexed ({self.url}/search/)")
         return receipts
@@ -732,9 +794,9 @@ class InboxWatcher:
         for name in [n for n in self._candidates if n not in current]:
             del self._candidates[name]
 
-    def _handle(self, name: str, change: Callable[[], dict[str, Any]]) -> None:
+    def _handle(self, name: str, change: Callable[[], None]) -> None:
         try:
-            for receipt in self.demo.sync_release(change()):
+            for receipt in self.demo.publish([change], [f"releases/{name}"]):
                 self.demo.report(receipt, self.label(name))
             self.demo.search_due.set()
         except Exception as exc:  # an infrastructure fault: say so, keep watching

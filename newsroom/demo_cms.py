@@ -3,8 +3,8 @@ app's own webhook route, then through ``sync_release`` like any upload.
 
 The route is the deployed Chalice handler, reached with Chalice's local HTTP
 client (the request API Gateway would hand it); the webhook writes the release
-files to the local source bucket, and the demo sends the S3 event records S3
-would send.
+files to the local source bucket, which notifies the publish queue as any
+upload does.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ DEMO_TOKEN = "demo-strapi-token"
 def publish_from_cms(demo: Demo) -> list[dict[str, Any]]:
     """Post every ``samples/cms/*.json`` to ``/hooks/strapi``; publish what each
     webhook wrote. Returns the publisher's receipts."""
-    from .demo import SOURCE_BUCKET, s3_event
-
     files = sorted((demo.samples / "cms").glob("*.json"))
     if not files:
         return []
@@ -54,10 +52,8 @@ def publish_from_cms(demo: Demo) -> list[dict[str, Any]]:
                 demo.warn(f"{label}: webhook answered {resp.status_code}: {answer}")
                 continue
             key = answer["key"]
-            head = demo.client.head_object(Bucket=SOURCE_BUCKET, Key=key)
-            event = s3_event(SOURCE_BUCKET, key, size=head["ContentLength"], etag=head["ETag"])
             demo.say(f"cms: strapi webhook ({answer.get('locale', '-')}) wrote {key}")
-            for receipt in demo.sync_release(event):
+            for receipt in demo.publish([], [key]):
                 demo.report(receipt, label)
                 receipts.append(receipt)
     return receipts

@@ -92,6 +92,26 @@ def s3_event(key_encoded: str, event_name: str = "ObjectCreated:Put", bucket: st
     return event
 
 
+_SQS_RECORD = json.loads((EVENTS / "sqs_put_encoded_key.json").read_text())["Records"][0]
+
+
+def queue_event(*notifications: dict) -> dict:
+    """An SQS event as Lambda delivers it from the publish queue: one message
+    per S3 notification (each body the notification's JSON text)."""
+    records = []
+    for n, notification in enumerate(notifications):
+        record = copy.deepcopy(_SQS_RECORD)
+        record["messageId"] = f"{record['messageId'][:-6]}{n:06d}"
+        record["body"] = json.dumps(notification)
+        records.append(record)
+    return {"Records": records}
+
+
+def sqs_event(key_encoded: str, event_name: str = "ObjectCreated:Put", bucket: str = SOURCE) -> dict:
+    """The publish queue's delivery of one S3 notification for ``key_encoded``."""
+    return queue_event(s3_event(key_encoded, event_name, bucket))
+
+
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name in list(os.environ):
@@ -140,7 +160,7 @@ def publish_once(sources: dict[str, dict], extra_env: dict[str, str]) -> Publish
 
         for key, doc in sources.items():
             upload(s3, key, doc)
-            app.sync_release(s3_event(key), None)
+            app.sync_release(sqs_event(key), None)
         tree = public_tree(s3)
         types = {k: s3.head_object(Bucket=PUBLIC, Key=k)["ContentType"] for k in tree}
     return Published(tree, types)

@@ -16,7 +16,7 @@ from urllib.parse import quote_plus
 
 import feedparser
 import pytest
-from conftest import SOURCE, dumps, make_release, public_tree, receipt, s3_event
+from conftest import SOURCE, dumps, make_release, public_tree, receipt, sqs_event
 from invariants import all_markup_problems, link_problems, secrecy_problems
 
 CORPUS = Path(__file__).resolve().parent / "adversarial"
@@ -88,19 +88,19 @@ def live_site(app_module: Any, aws: Any) -> dict[str, bytes]:
     aws.put_object(
         Bucket=SOURCE, Key="releases/holder.json", Body=dumps(make_release(slug="holder"))
     )
-    app_module.sync_release(s3_event("releases/holder.json"), None)
+    app_module.sync_release(sqs_event("releases/holder.json"), None)
     tree = public_tree(aws)
     assert "releases/holder/index.html" in tree
     return tree
 
 
-def handle(app_module: Any, aws: Any, key: str, body: bytes) -> list[dict]:
+def handle(app_module: Any, aws: Any, key: str, body: bytes) -> dict:
     aws.put_object(Bucket=SOURCE, Key=key, Body=body)
-    return app_module.sync_release(s3_event(quote_plus(key, safe="/")), None)
+    return app_module.sync_release(sqs_event(quote_plus(key, safe="/")), None)
 
 
-def assert_rejected(aws: Any, key: str, out: list[dict], loc: str, before: dict) -> None:
-    assert out[0]["status"] == "rejected"
+def assert_rejected(aws: Any, key: str, out: dict, loc: str, before: dict) -> None:
+    assert out == {"batchItemFailures": []}, "bad input is never sent back to the queue"
     r = receipt(aws, key)
     assert r["status"] == "rejected", r
     assert r["errors"], r
@@ -124,7 +124,8 @@ def test_bad_file_is_rejected_and_changes_nothing_public(
 def test_bad_files_on_an_empty_site_publish_nothing(app_module: Any, aws: Any) -> None:
     for name in sorted(REJECTED):
         out = handle(app_module, aws, f"releases/{name}", (CORPUS / name).read_bytes())
-        assert out[0]["status"] == "rejected"
+        assert out == {"batchItemFailures": []}
+        assert receipt(aws, f"releases/{name}")["status"] == "rejected"
     assert public_tree(aws) == {}
 
 
@@ -161,7 +162,8 @@ def test_hostile_markup_is_published_sanitized(
 ) -> None:
     key = f"releases/{name}"
     out = handle(app_module, aws, key, (CORPUS / name).read_bytes())
-    assert out[0]["status"] == "published", out
+    assert out == {"batchItemFailures": []}
+    assert receipt(aws, key)["status"] == "published"
     tree = public_tree(aws)
     slug = json.loads((CORPUS / name).read_bytes())["slug"]
     assert f"releases/{slug}/index.html" in tree

@@ -303,3 +303,32 @@ def test_no_address_in_logs(
     assert "secret.person" not in text and "bad address" not in text
     sid = Keys(SECRET).address_id("secret.person@example.org")
     assert sid[:16] in text
+
+
+def test_ses_busy_is_503_and_the_hour_is_not_spent(client: Client, outbox: Outbox) -> None:
+    from botocore.exceptions import ClientError
+
+    from chalicelib import service
+
+    mailer = service.subscriptions().mailer
+    mailer.base_delay, previous = 0.001, mailer.base_delay
+
+    def busy(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "TooManyRequestsException", "Message": "slow down"},
+             "ResponseMetadata": {"HTTPStatusCode": 429}},
+            "SendEmail",
+        )  # fmt: skip
+
+    ses = service.aws_client("sesv2")
+    ses.meta.events.register("before-call.sesv2.SendEmail", busy, unique_id="busy")
+    try:
+        resp = post_json(client, {"email": "later@example.org"})
+    finally:
+        ses.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="busy")
+        mailer.base_delay = previous
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "60"
+    assert outbox.sent == []
+    # the retry a minute later is not refused by the one-per-hour rule
+    assert post_json(client, {"email": "later@example.org"}).status_code == 202
+    assert len(outbox.to("later@example.org")) == 1

@@ -12,7 +12,7 @@ from conftest import (
     cloudfront_distribution,
     make_release,
     public_tree,
-    s3_event,
+    sqs_event,
     upload,
 )
 
@@ -92,7 +92,7 @@ def public_puts(aws) -> Iterator[list[str]]:
 
 def publish(app_module, s3, key: str, doc: Any) -> None:
     upload(s3, key, doc)
-    app_module.sync_release(s3_event(key), None)
+    app_module.sync_release(sqs_event(key), None)
 
 
 def test_each_publish_invalidates_exactly_the_changed_paths(
@@ -159,7 +159,7 @@ def test_republishing_identical_bytes_rewrites_and_invalidates_nothing(
     before = public_tree(aws)
     public_puts.clear()
     publish(app_module, aws, "releases/clinics.json", doc)
-    app_module.sync_release(s3_event("releases/clinics.json"), None)  # duplicate event
+    app_module.sync_release(sqs_event("releases/clinics.json"), None)  # duplicate event
     assert public_puts == []
     assert sent.new() == []
     assert public_tree(aws) == before
@@ -177,7 +177,7 @@ def test_unpublish_invalidates_the_deleted_and_changed_paths(app_module, aws, cl
     sent.new()
     before = public_tree(aws)
     aws.delete_object(Bucket=SOURCE, Key="releases/other.json")
-    app_module.sync_release(s3_event("releases/other.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/other.json", "ObjectRemoved:Delete"), None)
     after = public_tree(aws)
     diff = changed(before, after)
     gone = diff - after.keys()
@@ -189,15 +189,15 @@ def test_unpublish_invalidates_the_deleted_and_changed_paths(app_module, aws, cl
 def test_media_changes_are_invalidated_unchanged_media_are_not(app_module, aws, cloudfront) -> None:
     sent = Sent(cloudfront)
     aws.put_object(Bucket=SOURCE, Key="media/clinic.jpg", Body=JPEG)
-    app_module.sync_media(s3_event("media/clinic.jpg"), None)
+    app_module.sync_release(sqs_event("media/clinic.jpg"), None)
     assert sent.new() == [{"/media/clinic.jpg"}]
-    app_module.sync_media(s3_event("media/clinic.jpg"), None)
+    app_module.sync_release(sqs_event("media/clinic.jpg"), None)
     assert sent.new() == []
     aws.put_object(Bucket=SOURCE, Key="media/clinic.jpg", Body=JPEG + b"\x00")
-    app_module.sync_media(s3_event("media/clinic.jpg"), None)
+    app_module.sync_release(sqs_event("media/clinic.jpg"), None)
     assert sent.new() == [{"/media/clinic.jpg"}]
     aws.delete_object(Bucket=SOURCE, Key="media/clinic.jpg")
-    app_module.sync_media(s3_event("media/clinic.jpg", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("media/clinic.jpg", "ObjectRemoved:Delete"), None)
     assert sent.new() == [{"/media/clinic.jpg"}]
 
 

@@ -33,7 +33,6 @@ from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree, renderer
 from invariants import link_problems
 
 from chalicelib.errors import StorageError
-from chalicelib.lease import Lease
 from chalicelib.publisher import Publisher
 from chalicelib.storage import ObjectInfo, S3Storage, StoredObject
 from newsroom.build import build_site
@@ -84,19 +83,16 @@ def s3(endpoint: str, env: dict[str, str]) -> Iterator[Any]:
     yield c
 
 
-def new_publisher(endpoint: str, lease: bool = False) -> Publisher:
-    """A publisher as one Lambda has it; with ``lease`` as deployed (the lease
-    queues a burst), without it the bare optimistic protocol."""
+def new_publisher(endpoint: str) -> Publisher:
+    """A publisher as one Lambda has it."""
     c = client(endpoint)
-    source = S3Storage(c, SOURCE)
     return Publisher(
-        source,
+        S3Storage(c, SOURCE),
         S3Storage(c, PUBLIC),
         renderer(),
         clock=lambda: NOW,
         backoff=0.02,
         max_backoff=0.5,
-        lease=Lease(source) if lease else None,
     )
 
 
@@ -117,7 +113,6 @@ def run_parallel(
     jobs: list[Callable[[Publisher], Any]],
     endpoint: str,
     stats: bool = False,
-    lease: bool = False,
     retry_delay: float = 0.0,
 ) -> Any:
     """Run ``jobs`` on ``threads`` threads, each with its own Publisher; return
@@ -129,7 +124,7 @@ def run_parallel(
 
     def run(job: Callable[[Publisher], Any]) -> Any:
         if not hasattr(local, "pub"):
-            local.pub = new_publisher(endpoint, lease)
+            local.pub = new_publisher(endpoint)
             with guard:
                 publishers.append(local.pub)
         for attempt in range(3):  # Lambda's own retries of a failed invocation
@@ -148,8 +143,7 @@ def run_parallel(
     assert all(r is not None for r in results)
     conflicts = sum(p.conflicts for p in publishers)
     if stats:
-        waits = sum(p.lease.waits for p in publishers if p.lease is not None)
-        return {"conflicts": conflicts, "lambda_retries": len(lambda_retries), "lease_waits": waits}
+        return {"conflicts": conflicts, "lambda_retries": len(lambda_retries)}
     return conflicts
 
 
@@ -215,10 +209,10 @@ def test_server_enforces_conditional_writes_atomically(s3: Any, endpoint: str) -
     [24, pytest.param(100, marks=pytest.mark.stress)],
     ids=["24-releases", "100-releases"],
 )
-def test_twelve_threads_publish_without_the_lease_and_lose_nothing(
+def test_twelve_threads_publish_at_once_and_lose_nothing(
     s3: Any, endpoint: str, count: int
 ) -> None:
-    """The bare optimistic protocol (no lease): real races for index.json, and
+    """Far more concurrency than the queue allows: real races for index.json, and
     the IfMatch commit alone keeps every entry. The suite runs 24 releases; the
     100-release run is in the stress set (it takes about a minute here)."""
     rng = random.Random(7)
@@ -242,17 +236,25 @@ def test_twelve_threads_publish_without_the_lease_and_lose_nothing(
         assert json.loads(body)["status"] == "published"
 
 
-def test_a_burst_of_100_releases_on_16_threads_queues_on_the_lease(s3: Any, endpoint: str) -> None:
-    """As deployed: the lease queues the burst, so index.json races never
-    happen and no sync needs a Lambda retry."""
+def test_a_burst_of_100_releases_in_batches_on_two_consumers(s3: Any, endpoint: str) -> None:
+    """As deployed: the queue hands batches of 10 to at most two consumers at
+    once; each batch commits once, a lost race retries the batch in place."""
     rng = random.Random(8)
     keys = []
     for i in range(100):
         key = f"releases/burst-{i:03d}.json"
         s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(i, rng)))
         keys.append(key)
+    batches = [keys[i : i + 10] for i in range(0, len(keys), 10)]
+
+    def run_batch(p: Publisher, batch: list[str]) -> Any:
+        outcome = p.sync_batch(batch)
+        if outcome.failed:
+            raise next(iter(outcome.failed.values()))
+        return outcome
+
     figures = run_parallel(
-        16, [lambda p, k=k: p.sync(k) for k in keys], endpoint, stats=True, lease=True
+        2, [lambda p, b=b: run_batch(p, b) for b in batches], endpoint, stats=True
     )
     tree = public_tree(s3)
     slugs = index_slugs(tree)
@@ -260,12 +262,7 @@ def test_a_burst_of_100_releases_on_16_threads_queues_on_the_lease(s3: Any, endp
     assert front_slugs(tree) == slugs[:12]
     assert link_problems(tree) == []
     assert tree == full_build(s3)
-    assert figures["lambda_retries"] == 0, "no sync gave up"
-    assert figures["conflicts"] == 0, "the lease serialised the work"
-    assert figures["lease_waits"] > 0, "the threads did contend for the lease"
-    assert "receipts/publisher.lease" not in {
-        o["Key"] for o in s3.list_objects_v2(Bucket=SOURCE).get("Contents", [])
-    }
+    assert figures["lambda_retries"] == 0, "no batch gave up"
 
 
 def test_deletes_updates_and_slug_changes_mixed_with_publishes(s3: Any, endpoint: str) -> None:

@@ -15,12 +15,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 import click
 import pytest
 
-from newsroom.demo import PUBLIC_BUCKET, SECURITY_HEADERS, SOURCE_BUCKET, Demo, s3_event
+from newsroom.demo import PUBLIC_BUCKET, PUBLISH_QUEUE, SECURITY_HEADERS, SOURCE_BUCKET, Demo
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -128,25 +127,19 @@ def test_media_follow_the_releases_that_use_them(running: Running) -> None:
         assert obj["ContentType"] == {".jpg": "image/jpeg", ".pdf": "application/pdf"}[p.suffix]
 
 
-def test_event_records_match_s3s_shape() -> None:
-    real = json.loads((EVENTS / "s3_put.json").read_text())
-    made = s3_event(SOURCE_BUCKET, "releases/My Release (1)+x.json", size=3, etag='"abc"')
-
-    def shape(doc: Any) -> Any:
-        if isinstance(doc, dict):
-            return {k: shape(v) for k, v in doc.items()}
-        if isinstance(doc, list):
-            return [shape(v) for v in doc]
-        return type(doc).__name__
-
-    assert shape(made) == shape(real)
-    obj = made["Records"][0]["s3"]["object"]
-    assert obj["key"] == "releases/My+Release+%281%29%2Bx.json"
-    assert unquote_plus(obj["key"]) == "releases/My Release (1)+x.json"
-    assert obj["eTag"] == "abc"
-    removed = s3_event(SOURCE_BUCKET, "releases/a.json", "ObjectRemoved:Delete")
-    assert set(removed["Records"][0]["s3"]["object"]) == {"key", "sequencer"}
-    assert removed["Records"][0]["s3"]["object"]["sequencer"] > obj["sequencer"]
+def test_uploads_reach_the_handler_through_the_publish_queue(running: Running) -> None:
+    """The source bucket notifies the queue (with a dead-letter queue), the
+    handler consumed every message, and nothing went to the dead-letter queue."""
+    queue = running.demo.queue
+    assert queue is not None
+    config = running.demo.client.get_bucket_notification_configuration(Bucket=SOURCE_BUCKET)
+    assert {c["QueueArn"] for c in config["QueueConfigurations"]} == {queue.arn}
+    attrs = queue.sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["All"])["Attributes"]
+    assert json.loads(attrs["RedrivePolicy"])["maxReceiveCount"] in ("5", 5)
+    assert attrs["ApproximateNumberOfMessages"] == "0"
+    dlq = queue.sqs.get_queue_url(QueueName=PUBLISH_QUEUE + "-dlq")["QueueUrl"]
+    dlq_attrs = queue.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])
+    assert dlq_attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
 # Serving like CloudFront -------------------------------------------------------

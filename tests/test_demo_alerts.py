@@ -46,8 +46,9 @@ class Running:
     def publish(self, slug: str, **fields: Any) -> None:
         doc = make_release(slug=slug, image=None, **fields)
         body = json.dumps(doc).encode()
-        for receipt in self.demo.sync_release(self.demo.put_source(f"releases/{slug}.json", body)):
-            assert receipt["status"] == "published", receipt
+        key = f"releases/{slug}.json"
+        [receipt] = self.demo.publish([lambda: self.demo.put_source(key, body)], [key])
+        assert receipt["status"] == "published", receipt
         self.announce(slug)
 
     def alerts(self, expected: int, within: float = 15.0) -> list[email.message.EmailMessage]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 from click.testing import CliRunner
-from conftest import PUBLIC, SOURCE, make_release, public_tree, receipt, s3_event, upload
+from conftest import PUBLIC, SOURCE, make_release, public_tree, receipt, sqs_event, upload
 
 from chalicelib.core.render import Renderer
 from chalicelib.publisher import Publisher
@@ -84,9 +84,9 @@ def embargoed_doc(**overrides: Any) -> dict[str, Any]:
 def test_future_embargo_is_scheduled_and_entirely_private(app_module, aws) -> None:
     # something else is live, so every listing, feed and sitemap exists
     upload(aws, "releases/public-one.json", make_release(title="Public one"))
-    app_module.sync_release(s3_event("releases/public-one.json"), None)
+    app_module.sync_release(sqs_event("releases/public-one.json"), None)
     upload(aws, "releases/secret-report.json", embargoed_doc())
-    app_module.sync_release(s3_event("releases/secret-report.json"), None)
+    app_module.sync_release(sqs_event("releases/secret-report.json"), None)
 
     r = receipt(aws, "releases/secret-report.json")
     assert r["status"] == "scheduled"
@@ -106,7 +106,7 @@ def test_future_embargo_is_scheduled_and_entirely_private(app_module, aws) -> No
 
 def test_past_embargo_publishes_at_once(app_module, aws) -> None:
     upload(aws, "releases/old.json", make_release(embargo_until="2018-12-19T09:00:00-05:00"))
-    app_module.sync_release(s3_event("releases/old.json"), None)
+    app_module.sync_release(sqs_event("releases/old.json"), None)
     assert receipt(aws, "releases/old.json")["status"] == "published"
     assert "releases/old/index.html" in public_tree(aws)
     assert schedule(aws) == []
@@ -188,10 +188,10 @@ def test_overlapping_runs_publish_once_in_effect(aws) -> None:
 
 def test_new_embargo_on_a_live_release_takes_it_down(app_module, aws) -> None:
     upload(aws, "releases/x.json", make_release(slug="x-release"))
-    app_module.sync_release(s3_event("releases/x.json"), None)
+    app_module.sync_release(sqs_event("releases/x.json"), None)
     assert "releases/x-release/index.html" in public_tree(aws)
     upload(aws, "releases/x.json", make_release(slug="x-release", embargo_until=EMBARGO))
-    app_module.sync_release(s3_event("releases/x.json"), None)
+    app_module.sync_release(sqs_event("releases/x.json"), None)
     assert receipt(aws, "releases/x.json")["status"] == "scheduled"
     assert leaks(aws, "x-release") == []
 
@@ -199,27 +199,27 @@ def test_new_embargo_on_a_live_release_takes_it_down(app_module, aws) -> None:
 def test_schedule_follows_the_source(app_module, aws) -> None:
     upload(aws, "releases/a.json", embargoed_doc(slug="a-rel"))
     upload(aws, "releases/b.json", embargoed_doc(slug="b-rel"))
-    app_module.sync_release(s3_event("releases/a.json"), None)
-    app_module.sync_release(s3_event("releases/b.json"), None)
+    app_module.sync_release(sqs_event("releases/a.json"), None)
+    app_module.sync_release(sqs_event("releases/b.json"), None)
     assert [s["slug"] for s in schedule(aws)] == ["a-rel", "b-rel"]
 
     # a moved embargo replaces the entry
     upload(
         aws, "releases/a.json", embargoed_doc(slug="a-rel", embargo_until="2031-01-01T00:00:00Z")
     )
-    app_module.sync_release(s3_event("releases/a.json"), None)
+    app_module.sync_release(sqs_event("releases/a.json"), None)
     assert [(s["slug"], s["embargo_until"]) for s in schedule(aws)] == [
         ("b-rel", EMBARGO),
         ("a-rel", "2031-01-01T00:00:00+00:00"),
     ]
     # embargo lifted: published now, off the schedule
     upload(aws, "releases/a.json", make_release(slug="a-rel"))
-    app_module.sync_release(s3_event("releases/a.json"), None)
+    app_module.sync_release(sqs_event("releases/a.json"), None)
     assert receipt(aws, "releases/a.json")["status"] == "published"
     assert [s["slug"] for s in schedule(aws)] == ["b-rel"]
     # a deleted scheduled file leaves the schedule too
     aws.delete_object(Bucket=SOURCE, Key="releases/b.json")
-    app_module.sync_release(s3_event("releases/b.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/b.json", "ObjectRemoved:Delete"), None)
     assert schedule(aws) == []
 
 
@@ -244,7 +244,7 @@ def test_due_run_keeps_an_embargo_moved_later_meanwhile(aws) -> None:
 
 def test_newsroom_schedule_lists_embargoed_releases(app_module, aws) -> None:
     upload(aws, "releases/secret-report.json", embargoed_doc())
-    app_module.sync_release(s3_event("releases/secret-report.json"), None)
+    app_module.sync_release(sqs_event("releases/secret-report.json"), None)
     result = CliRunner().invoke(main, ["schedule", "--bucket", SOURCE])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()

@@ -15,7 +15,7 @@ from conftest import (
     make_release,
     public_tree,
     publish_once,
-    s3_event,
+    sqs_event,
     upload,
 )
 
@@ -60,7 +60,7 @@ def site(app_module, aws, monkeypatch) -> dict[str, bytes]:
     monkeypatch.setenv("NEWSROOM_FEED_SIZE", "3")
     for key, doc in docs().items():
         upload(aws, key, doc)
-        app_module.sync_release(s3_event(key), None)
+        app_module.sync_release(sqs_event(key), None)
     return public_tree(aws)
 
 
@@ -144,7 +144,7 @@ def test_feed_type_and_autodiscovery(published) -> None:
 def test_feed_follows_unpublish_and_stays_valid_when_empty(app_module, aws, site) -> None:
     for key in docs():
         aws.delete_object(Bucket=SOURCE, Key=key)
-        app_module.sync_release(s3_event(key, "ObjectRemoved:Delete"), None)
+        app_module.sync_release(sqs_event(key, "ObjectRemoved:Delete"), None)
     tree = public_tree(aws)
     feed = parse(tree["feed.xml"])
     assert feed.entries == []

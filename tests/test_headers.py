@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from conftest import PUBLIC, SOURCE, make_release, public_tree, s3_event, upload
+from conftest import PUBLIC, SOURCE, make_release, public_tree, sqs_event, upload
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 40 + b"\xff\xd9"
 PDF = b"%PDF-1.4\n%%EOF\n"
@@ -45,10 +45,10 @@ def populate(app_module, s3) -> dict[str, bytes]:
             attachments=[{"title": "Report", "url": "/media/report.pdf"}],
         )
         upload(s3, f"releases/release-{n}.json", doc)
-        app_module.sync_release(s3_event(f"releases/release-{n}.json"), None)
+        app_module.sync_release(sqs_event(f"releases/release-{n}.json"), None)
     for key, body in [("media/clinic.jpg", JPEG), ("media/report.pdf", PDF)]:
         s3.put_object(Bucket=SOURCE, Key=key, Body=body)
-        app_module.sync_media(s3_event(key), None)
+        app_module.sync_release(sqs_event(key), None)
     return public_tree(s3)
 
 

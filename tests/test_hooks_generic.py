@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import PUBLIC, public_tree, s3_event, upload
+from conftest import PUBLIC, public_tree, sqs_event, upload
 from hooks_support import (
     body_json,
     client,
@@ -56,7 +56,7 @@ def test_signed_release_writes_exactly_that_release(api: Any, aws: Any, app_modu
     assert parse_release(tree[KEY], name=KEY) == release_from_obj(sent)
 
     # and the normal publishing path picks it up
-    app_module.sync_release(s3_event(KEY), None)
+    app_module.sync_release(sqs_event(KEY), None)
     assert "releases/clinics-reopen-after-storm/index.html" in public_tree(aws, PUBLIC)
 
 

@@ -385,7 +385,9 @@ def _buckets(stage: str) -> tuple[str, str]:
 
 
 ALL_POLICIES = [
-    (stage, suffix) for stage in STAGES for suffix in ("", "-api", "-alerts", "-feedback")
+    (stage, suffix)
+    for stage in STAGES
+    for suffix in ("", "-api", "-alerts", "-feedback", "-search")
 ]
 
 
@@ -581,6 +583,36 @@ def test_alert_functions_use_their_policies_and_the_infra_names(
         assert env[setting] == name["Fn::Sub"].replace("${Stage}", stage)
     assert env["NEWSROOM_API_URL"].startswith("https://")
     assert "NEWSROOM_ALERT_SECRET" not in env  # a secret: filled in on the deploy machine
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_search_function_has_its_layer_and_a_least_privilege_policy(stage: str) -> None:
+    """``update_search`` alone carries the Pagefind layer (the release handler's
+    zip stays small); it reads the corpus and what the site lists, and writes
+    only the search page and the bundle."""
+    functions = _config()["stages"][stage]["lambda_functions"]
+    search = functions["update_search"]
+    assert search["iam_policy_file"] == f"policy-{stage}-search.json"
+    assert len(search["layers"]) == 1
+    assert re.fullmatch(
+        r"arn:aws:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", search["layers"][0]
+    )
+    assert [name for name, f in functions.items() if "layers" in f] == ["update_search"]
+    source, public = (f"arn:aws:s3:::{b}" for b in _buckets(stage))
+    grants = {(a, r) for a, r, _ in _grants(_policy(stage, "-search")) if not a.startswith("logs:")}
+    assert grants == {
+        ("s3:GetObject", f"{source}/search/*"),
+        ("s3:PutObject", f"{source}/search/*"),
+        ("s3:ListBucket", source),
+        ("s3:GetObject", f"{public}/index.json"),
+        ("s3:GetObject", f"{public}/index/*"),
+        ("s3:ListBucket", public),
+        *(
+            (action, f"{public}/{prefix}/*")
+            for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+            for prefix in ("search", "pagefind")
+        ),
+    }
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import PUBLIC, make_release, public_tree, s3_event, upload
+from conftest import PUBLIC, make_release, public_tree, sqs_event, upload
 
-from chalicelib.errors import StorageError
 from chalicelib.logs import JsonLineFormatter, configure_logging
 
 
@@ -42,7 +41,7 @@ def test_one_line_per_processed_key_with_its_figures(
     aws: Any, app_module: Any, records: list, caplog: pytest.LogCaptureFixture
 ) -> None:
     upload(aws, "releases/first one.json", make_release(slug="first-one"))
-    app_module.sync_release(s3_event("releases/first+one.json"), None)
+    app_module.sync_release(sqs_event("releases/first+one.json"), None)
 
     [doc] = _docs(caplog, "release_processed")
     assert doc["source_key"] == "releases/first one.json"
@@ -63,8 +62,8 @@ def test_rejected_release_logs_its_errors(
     aws: Any, app_module: Any, records: list, caplog: pytest.LogCaptureFixture
 ) -> None:
     upload(aws, "releases/bad.json", make_release(kind="opinion"))
-    receipts = app_module.sync_release(s3_event("releases/bad.json"), None)
-    assert receipts[0]["status"] == "rejected"
+    out = app_module.sync_release(sqs_event("releases/bad.json"), None)
+    assert out == {"batchItemFailures": []}
 
     [doc] = _docs(caplog, "release_processed")
     assert doc["outcome"] == "rejected"
@@ -74,14 +73,15 @@ def test_rejected_release_logs_its_errors(
     assert doc["objects_written"] == 0
 
 
-def test_infrastructure_failure_is_logged_with_context_then_raised(
+def test_infrastructure_failure_is_logged_with_context_and_its_message_comes_back(
     aws: Any, app_module: Any, records: list, caplog: pytest.LogCaptureFixture
 ) -> None:
     upload(aws, "releases/clinic.json", make_release())
     aws.delete_bucket(Bucket=PUBLIC)  # every public-bucket request now fails
 
-    with pytest.raises(StorageError):
-        app_module.sync_release(s3_event("releases/clinic.json"), None)
+    event = sqs_event("releases/clinic.json")
+    out = app_module.sync_release(event, None)
+    assert out == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
 
     assert _docs(caplog, "release_processed") == []
     [doc] = _docs(caplog, "release_failed")
@@ -104,15 +104,22 @@ def test_lines_reach_stdout_as_bare_json(aws: Any, app_module: Any) -> None:
     previous = handler.setStream(buffer)
     try:
         upload(aws, "releases/clinic.json", make_release())
-        app_module.sync_release(s3_event("releases/clinic.json"), None)
+        app_module.sync_release(sqs_event("releases/clinic.json"), None)
         logging.getLogger("newsroom.publisher").warning("plain text, not JSON")
     finally:
         handler.setStream(previous)
 
     lines = buffer.getvalue().splitlines()
     docs = [json.loads(line) for line in lines]  # every line parses on its own
-    assert [d.get("event") for d in docs[:-1]] == ["release_processed"]
+    assert [d.get("event") for d in docs[:-2]] == ["release_processed"]
     assert docs[0]["outcome"] == "published"
+    # the batch's metrics, in CloudWatch Embedded Metric Format
+    metrics = docs[-2]
+    assert metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Newsroom"
+    assert {m["Name"] for m in metrics["_aws"]["CloudWatchMetrics"][0]["Metrics"]} >= {
+        "Published", "Rejected", "BatchSize", "OldestMessageAge"
+    }  # fmt: skip
+    assert (metrics["Published"], metrics["Rejected"], metrics["BatchSize"]) == (1, 0, 1)
     assert docs[-1] == {
         "level": "WARNING",
         "logger": "newsroom.publisher",

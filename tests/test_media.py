@@ -1,4 +1,4 @@
-"""Media: media/ in the source bucket -> /media/ on the site, via sync_media."""
+"""Media: media/ in the source bucket -> /media/ on the site, through the publish queue."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import zlib
 
 import pytest
 from click.testing import CliRunner
-from conftest import PUBLIC, SITE_URL, SOURCE, make_release, public_tree, receipt, s3_event, upload
+from conftest import (
+    PUBLIC,
+    SITE_URL,
+    SOURCE,
+    make_release,
+    public_tree,
+    receipt,
+    sqs_event,
+    upload,
+)
 
 from chalicelib import service
 from chalicelib.media import media_key_problem
@@ -33,8 +42,11 @@ def png() -> bytes:
 
 
 def put_media(app_module, s3, key: str, body: bytes, encoded: str | None = None):
+    """Upload, deliver the notification through the publish queue's handler,
+    and return the media receipt it wrote."""
     s3.put_object(Bucket=SOURCE, Key=key, Body=body)
-    return app_module.sync_media(s3_event(encoded or key), None)
+    assert app_module.sync_release(sqs_event(encoded or key), None) == {"batchItemFailures": []}
+    return [media_receipt(s3, key)]
 
 
 def media_receipt(s3, key: str) -> dict:
@@ -112,10 +124,11 @@ def test_delete_removes_it_and_events_converge(app_module, aws) -> None:
     put_media(app_module, aws, "media/clinic.jpg", JPEG)
     # a duplicate, late create event after the delete: still converges to "gone"
     aws.delete_object(Bucket=SOURCE, Key="media/clinic.jpg")
-    app_module.sync_media(s3_event("media/clinic.jpg", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("media/clinic.jpg", "ObjectRemoved:Delete"), None)
     assert "media/clinic.jpg" not in public_tree(aws)
     assert media_receipt(aws, "media/clinic.jpg")["status"] == "unpublished"
-    [out] = app_module.sync_media(s3_event("media/clinic.jpg"), None)
+    app_module.sync_release(sqs_event("media/clinic.jpg"), None)
+    out = media_receipt(aws, "media/clinic.jpg")
     assert out["status"] == "unpublished"
     assert "media/clinic.jpg" not in public_tree(aws)
 
@@ -141,7 +154,7 @@ def test_a_replacement_that_is_refused_keeps_the_live_version(app_module, aws) -
 def test_release_pointing_at_missing_media_gets_a_warning(app_module, aws) -> None:
     doc = make_release(attachments=[{"title": "Full report", "url": "/media/report.pdf"}])
     upload(aws, "releases/clinics.json", doc)
-    app_module.sync_release(s3_event("releases/clinics.json"), None)
+    app_module.sync_release(sqs_event("releases/clinics.json"), None)
     r = receipt(aws, "releases/clinics.json")
     assert r["status"] == "published"
     locs = {w["loc"]: w["msg"] for w in r["warnings"]}
@@ -151,14 +164,14 @@ def test_release_pointing_at_missing_media_gets_a_warning(app_module, aws) -> No
 
     put_media(app_module, aws, "media/clinic.jpg", JPEG)
     put_media(app_module, aws, "media/report.pdf", PDF)
-    app_module.sync_release(s3_event("releases/clinics.json"), None)
+    app_module.sync_release(sqs_event("releases/clinics.json"), None)
     assert receipt(aws, "releases/clinics.json")["warnings"] == []
 
 
 def test_https_images_are_not_checked(app_module, aws) -> None:
     doc = make_release(image={"url": "https://cdn.example.org/x.jpg", "alt": "A clinic"})
     upload(aws, "releases/clinics.json", doc)
-    app_module.sync_release(s3_event("releases/clinics.json"), None)
+    app_module.sync_release(sqs_event("releases/clinics.json"), None)
     assert receipt(aws, "releases/clinics.json")["warnings"] == []
 
 

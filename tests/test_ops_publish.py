@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import SITE_URL, SOURCE, dumps, make_release, s3_event, upload
+from conftest import SITE_URL, SOURCE, dumps, make_release, sqs_event, upload
 
 from newsroom.cli import main
 
@@ -44,7 +44,7 @@ def lambda_on_upload(aws: Any, app_module: Any) -> Iterator[None]:
                 key, etag = item["Key"], item["ETag"]
                 if seen.get(key) != etag:
                     seen[key] = etag
-                    app_module.sync_release(s3_event(key.replace(" ", "+")), None)
+                    app_module.sync_release(sqs_event(key.replace(" ", "+")), None)
             stop.wait(0.05)
 
     for item in aws.list_objects_v2(Bucket=SOURCE, Prefix="releases/").get("Contents", []):
@@ -117,7 +117,7 @@ def test_a_rejection_by_the_publisher_is_shown_and_fails(
 ) -> None:
     # valid on its own, but the slug belongs to a release already live
     upload(aws, "releases/clinics.json", make_release())
-    app_module.sync_release(s3_event("releases/clinics.json"), None)
+    app_module.sync_release(sqs_event("releases/clinics.json"), None)
     other = write(tmp_path, "other.json", make_release(slug="clinics", title="Another"))
 
     result = publish(str(other), "--bucket", SOURCE, "--wait", "20")

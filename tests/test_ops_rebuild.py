@@ -16,7 +16,7 @@ from conftest import (
     make_release,
     public_tree,
     receipt,
-    s3_event,
+    sqs_event,
     upload,
 )
 
@@ -58,7 +58,7 @@ def encoded(key: str) -> str:
 def publish_all(aws: Any, app_module: Any, docs: dict[str, Any]) -> None:
     for key, doc in docs.items():
         upload(aws, key, doc)
-        app_module.sync_release(s3_event(encoded(key)), None)
+        app_module.sync_release(sqs_event(encoded(key)), None)
 
 
 def rebuild(*args: str) -> Any:
@@ -92,7 +92,7 @@ def test_rebuild_of_a_site_published_by_the_lambda_writes_nothing(
     cf, dist_id = cloudfront
     publish_all(aws, app_module, RELEASES)
     upload(aws, "releases/later.json", make_release(embargo_until="2999-01-01T00:00:00Z"))
-    app_module.sync_release(s3_event("releases/later.json"), None)
+    app_module.sync_release(sqs_event("releases/later.json"), None)
     before_tree, before_etags = public_tree(aws), etags(aws)
     before_schedule = aws.get_object(Bucket=SOURCE, Key="receipts/schedule.json")["Body"].read()
     sent_before = len(invalidations(cf, dist_id))
@@ -168,8 +168,8 @@ def test_a_live_release_whose_source_turned_invalid_stays_published(
     publish_all(aws, app_module, RELEASES)
     # an invalid update: the publisher rejects it and keeps the last good version live
     upload(aws, "releases/statement.json", make_release(slug="statement", kind="opinion"))
-    receipts = app_module.sync_release(s3_event("releases/statement.json"), None)
-    assert receipts[0]["status"] == "rejected"
+    app_module.sync_release(sqs_event("releases/statement.json"), None)
+    assert receipt(aws, "releases/statement.json")["status"] == "rejected"
     page = public_tree(aws)["releases/statement/index.html"]
 
     monkeypatch.setenv("NEWSROOM_SITE_TITLE", "Harbor Light Newsroom")
@@ -280,8 +280,8 @@ def test_an_upload_processed_during_the_rebuild_is_not_clobbered(
         if phase == "write" and done == 0 and sum(p[0] == "write" for p in phases) == 1:
             # the Lambda processes an upload while the rebuild is writing
             upload(aws, "releases/late.json", late)
-            receipts = app_module.sync_release(s3_event("releases/late.json"), None)
-            assert receipts[0]["status"] == "published"
+            app_module.sync_release(sqs_event("releases/late.json"), None)
+            assert receipt(aws, "releases/late.json")["status"] == "published"
 
     report = Rebuilder(
         S3Storage(client, SOURCE),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import make_release, public_tree, receipt, s3_event, upload
+from conftest import make_release, public_tree, receipt, sqs_event, upload
 
 
 def test_lasting_invalidation_failure_is_a_receipt_warning_not_a_retry(
@@ -13,8 +13,9 @@ def test_lasting_invalidation_failure_is_a_receipt_warning_not_a_retry(
     # a distribution id that does not exist: every create_invalidation fails
     monkeypatch.setenv("NEWSROOM_DISTRIBUTION_ID", "E0000NOSUCHDIST")
     upload(aws, "releases/clinics.json", make_release())
-    out = app_module.sync_release(s3_event("releases/clinics.json"), None)
-    assert out[0]["status"] == "published"
+    out = app_module.sync_release(sqs_event("releases/clinics.json"), None)
+    assert out == {"batchItemFailures": []}
+    assert receipt(aws, "releases/clinics.json")["status"] == "published"
     r = receipt(aws, "releases/clinics.json")
     assert r["status"] == "published"
     (warning,) = [w for w in r["warnings"] if w["loc"] == "(site)"]

@@ -14,7 +14,17 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
-from conftest import SOURCE, dumps, make_release, public_tree, receipt, renderer, s3_event
+from conftest import (
+    SOURCE,
+    dumps,
+    make_release,
+    public_tree,
+    queue_event,
+    receipt,
+    renderer,
+    s3_event,
+    sqs_event,
+)
 from invariants import link_problems
 
 from newsroom.build import build_site
@@ -27,7 +37,7 @@ def encoded(key: str) -> str:
 
 def deliver(app_module: Any, key: str, removed: bool = False) -> list[dict]:
     name = "ObjectRemoved:Delete" if removed else "ObjectCreated:Put"
-    return app_module.sync_release(s3_event(encoded(key), name), None)
+    return app_module.sync_release(sqs_event(encoded(key), name), None)
 
 
 def put(s3: Any, key: str, doc: Any) -> None:
@@ -66,12 +76,16 @@ def test_the_same_event_twice_changes_no_byte(app_module: Any, aws: Any) -> None
 def test_a_batched_event_with_duplicate_records(app_module: Any, aws: Any) -> None:
     put(aws, "releases/one.json", make_release(title="One"))
     put(aws, "releases/two two.json", make_release(title="Two", slug="two"))
-    event = s3_event("releases/one.json")
+    # one notification with three records, and the same notification again as
+    # a second message of the batch (S3 and SQS both deliver at least once)
+    notification = s3_event("releases/one.json")
     for k in ("releases/two+two.json", "releases/one.json"):
-        event["Records"].append(copy.deepcopy(event["Records"][0]))
-        event["Records"][-1]["s3"]["object"]["key"] = k
-    out = app_module.sync_release(event, None)
-    assert [r["status"] for r in out] == ["published", "published"]
+        notification["Records"].append(copy.deepcopy(notification["Records"][0]))
+        notification["Records"][-1]["s3"]["object"]["key"] = k
+    out = app_module.sync_release(queue_event(notification, notification), None)
+    assert out == {"batchItemFailures": []}
+    assert receipt(aws, "releases/one.json")["status"] == "published"
+    assert receipt(aws, "releases/two two.json")["status"] == "published"
     assert public_tree(aws) == build_now(aws)
 
 

@@ -7,7 +7,7 @@ import gzip
 import json
 from typing import Any
 
-from conftest import PUBLIC, SOURCE, make_release, s3_event, upload
+from conftest import PUBLIC, SOURCE, make_release, sqs_event, upload
 
 from chalicelib import service
 from chalicelib.core.model import parse_release
@@ -39,7 +39,7 @@ def publish(s3: Any, app: Any, name: str, **overrides: Any) -> None:
     the publisher does after each commit."""
     key = f"releases/{name}.json"
     upload(s3, key, make_release(**overrides))
-    app.sync_release(s3_event(key), None)
+    app.sync_release(sqs_event(key), None)
     release = parse_release(s3.get_object(Bucket=SOURCE, Key=key)["Body"].read(), name=key)
     entry = index_entries(s3).get(release.slug)
     if entry is not None:  # public now (an embargoed one is not)
@@ -52,7 +52,7 @@ def unpublish(s3: Any, app: Any, name: str) -> None:
     key = f"releases/{name}.json"
     entry = next(e for e in index_entries(s3).values() if e["source_key"] == key)
     s3.delete_object(Bucket=SOURCE, Key=key)
-    app.sync_release(s3_event(key, "ObjectRemoved:Delete"), None)
+    app.sync_release(sqs_event(key, "ObjectRemoved:Delete"), None)
     SearchCorpus(S3Storage(s3, SOURCE)).on_commit(
         Commit(withdrawn=[Withdrawn(key, entry["slug"], entry["published_at"][:7])])
     )
@@ -208,7 +208,7 @@ def test_a_record_the_site_does_not_list_is_never_indexed(app_module: Any):
     key = "releases/later.json"
     doc = make_release(slug="later", title="Embargoed budget", embargo_until="2999-01-01T00:00:00Z")
     upload(s3, key, doc)
-    app_module.sync_release(s3_event(key), None)
+    app_module.sync_release(sqs_event(key), None)
     release = parse_release(s3.get_object(Bucket=SOURCE, Key=key)["Body"].read(), name=key)
     SearchCorpus(S3Storage(s3, SOURCE)).on_commit(
         Commit(published=[Published(key, release, {"summary": "x"}, True)])

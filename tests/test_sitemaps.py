@@ -14,7 +14,7 @@ from conftest import (
     make_release,
     public_tree,
     publish_once,
-    s3_event,
+    sqs_event,
     upload,
 )
 
@@ -60,7 +60,7 @@ def published() -> Published:
 def site(app_module, aws) -> dict[str, bytes]:
     for key, doc in docs().items():
         upload(aws, key, doc)
-        app_module.sync_release(s3_event(key), None)
+        app_module.sync_release(sqs_event(key), None)
     return public_tree(aws)
 
 
@@ -115,7 +115,7 @@ def test_release_lastmod_is_the_last_change(published) -> None:
 
 def test_an_emptied_year_leaves_the_index(app_module, aws, site) -> None:
     aws.delete_object(Bucket=SOURCE, Key="releases/last-year.json")
-    app_module.sync_release(s3_event("releases/last-year.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/last-year.json", "ObjectRemoved:Delete"), None)
     tree = public_tree(aws)
     assert "sitemaps/releases-2017.xml" not in tree
     assert b"releases-2017" not in tree["sitemap.xml"]

@@ -47,7 +47,6 @@ def test_stress_publish(s3: Any, endpoint: str) -> None:  # noqa: F811
         [lambda p, k=k: p.sync(k) for k in keys],
         endpoint,
         stats=True,
-        lease=True,
         retry_delay=RETRY_DELAY,
     )
     wall = time.perf_counter() - started
@@ -61,7 +60,6 @@ def test_stress_publish(s3: Any, endpoint: str) -> None:  # noqa: F811
         "lost_entries": lost,
         "index_conflicts_retried": figures["conflicts"],
         "lambda_retries": figures["lambda_retries"],
-        "lease_waits": figures["lease_waits"],
         "wall_seconds": round(wall, 1),
         "releases_per_second": round(RELEASES / wall, 2),
     }

@@ -14,7 +14,7 @@ from conftest import (
     make_release,
     public_tree,
     receipt,
-    s3_event,
+    sqs_event,
     upload,
 )
 
@@ -25,7 +25,7 @@ from newsroom.build import build_site
 
 def publish(app_module, s3, key: str, doc, encoded: str | None = None):
     upload(s3, key, doc)
-    return app_module.sync_release(s3_event(encoded or key), None)
+    return app_module.sync_release(sqs_event(encoded or key), None)
 
 
 def index_slugs(s3) -> list[str]:
@@ -35,9 +35,10 @@ def index_slugs(s3) -> list[str]:
 
 def test_url_encoded_key_from_a_real_event_file(app_module, aws) -> None:
     upload(aws, "releases/My Release (1).json", make_release(slug="my-release"))
-    event = json.loads((EVENTS / "s3_put_encoded_key.json").read_text())
-    assert event["Records"][0]["s3"]["object"]["key"] == "releases/My+Release+%281%29.json"
-    app_module.sync_release(event, None)
+    event = json.loads((EVENTS / "sqs_put_encoded_key.json").read_text())
+    notification = json.loads(event["Records"][0]["body"])
+    assert notification["Records"][0]["s3"]["object"]["key"] == "releases/My+Release+%281%29.json"
+    assert app_module.sync_release(event, None) == {"batchItemFailures": []}
     r = receipt(aws, "releases/My Release (1).json")
     assert r["status"] == "published" and r["slug"] == "my-release"
     assert r["url"] == f"{SITE_URL}/releases/my-release/"
@@ -47,7 +48,7 @@ def test_url_encoded_key_from_a_real_event_file(app_module, aws) -> None:
 
 def test_plus_in_a_key_is_a_space_and_percent_2b_is_a_plus(app_module, aws) -> None:
     upload(aws, "releases/a b+c.json", make_release(slug="abc"))
-    app_module.sync_release(s3_event("releases/a+b%2Bc.json"), None)
+    app_module.sync_release(sqs_event("releases/a+b%2Bc.json"), None)
     assert receipt(aws, "releases/a b+c.json")["status"] == "published"
 
 
@@ -167,7 +168,7 @@ def test_delete_takes_the_release_down_everywhere(app_module, aws) -> None:
     )
     publish(app_module, aws, "releases/clinics.json", make_release(title="Remove me"))
     aws.delete_object(Bucket=SOURCE, Key="releases/clinics.json")
-    app_module.sync_release(s3_event("releases/clinics.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/clinics.json", "ObjectRemoved:Delete"), None)
     tree = public_tree(aws)
     assert "releases/clinics/index.html" not in tree
     assert "topics/clean-water/index.html" not in tree  # its only release is gone
@@ -184,7 +185,7 @@ def test_delete_takes_the_release_down_everywhere(app_module, aws) -> None:
 def test_deleting_the_last_release_leaves_an_empty_newsroom(app_module, aws) -> None:
     publish(app_module, aws, "releases/clinics.json", make_release())
     aws.delete_object(Bucket=SOURCE, Key="releases/clinics.json")
-    app_module.sync_release(s3_event("releases/clinics.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/clinics.json", "ObjectRemoved:Delete"), None)
     tree = public_tree(aws)
     assert index_slugs(aws) == []
     assert b"No releases have been published yet." in tree["index.html"]
@@ -200,7 +201,7 @@ def test_invalid_upload_is_rejected_with_field_errors_and_changes_nothing(app_mo
         "releases/bad.json",
         make_release(image={"url": "/media/a.jpg"}, kind="blog"),
     )
-    assert out[0]["status"] == "rejected"
+    assert out == {"batchItemFailures": []}, "bad input is not retried"
     r = receipt(aws, "releases/bad.json")
     assert r["status"] == "rejected"
     locs = {e["loc"] for e in r["errors"]}
@@ -227,8 +228,8 @@ def test_a_second_file_claiming_a_held_slug_is_rejected_naming_the_holder(app_mo
     assert public_tree(aws) == before
     # deleting the holder frees the slug
     aws.delete_object(Bucket=SOURCE, Key="releases/first.json")
-    app_module.sync_release(s3_event("releases/first.json", "ObjectRemoved:Delete"), None)
-    app_module.sync_release(s3_event("releases/second.json"), None)
+    app_module.sync_release(sqs_event("releases/first.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/second.json"), None)
     assert receipt(aws, "releases/second.json")["status"] == "published"
     page = aws.get_object(Bucket=PUBLIC, Key="releases/shared/index.html")["Body"].read()
     assert b"Second" in page
@@ -238,7 +239,7 @@ def test_duplicate_event_changes_no_byte(app_module, aws) -> None:
     publish(app_module, aws, "releases/clinics.json", make_release())
     before = {k: v for k, v in public_tree(aws).items()}
     etags = {o["Key"]: o["ETag"] for o in aws.list_objects_v2(Bucket=PUBLIC)["Contents"]}
-    app_module.sync_release(s3_event("releases/clinics.json"), None)
+    app_module.sync_release(sqs_event("releases/clinics.json"), None)
     assert public_tree(aws) == before
     assert {o["Key"]: o["ETag"] for o in aws.list_objects_v2(Bucket=PUBLIC)["Contents"]} == etags
 
@@ -246,23 +247,24 @@ def test_duplicate_event_changes_no_byte(app_module, aws) -> None:
 def test_late_created_event_after_delete_does_not_resurrect(app_module, aws) -> None:
     publish(app_module, aws, "releases/clinics.json", make_release())
     aws.delete_object(Bucket=SOURCE, Key="releases/clinics.json")
-    app_module.sync_release(s3_event("releases/clinics.json", "ObjectRemoved:Delete"), None)
-    app_module.sync_release(s3_event("releases/clinics.json", "ObjectCreated:Put"), None)  # late
+    app_module.sync_release(sqs_event("releases/clinics.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/clinics.json", "ObjectCreated:Put"), None)  # late
     assert "releases/clinics/index.html" not in public_tree(aws)
 
 
 def test_late_removed_event_after_reupload_does_not_take_it_down(app_module, aws) -> None:
     publish(app_module, aws, "releases/clinics.json", make_release())
-    app_module.sync_release(s3_event("releases/clinics.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/clinics.json", "ObjectRemoved:Delete"), None)
     assert "releases/clinics/index.html" in public_tree(aws)
     assert receipt(aws, "releases/clinics.json")["status"] == "published"
 
 
 def test_keys_outside_releases_are_ignored_by_the_handler(app_module, aws) -> None:
     aws.put_object(Bucket=SOURCE, Key="notes/readme.json", Body=b"{}")
-    out = app_module.sync_release(s3_event("notes/readme.json"), None)
-    assert out[0]["status"] == "rejected"
+    out = app_module.sync_release(sqs_event("notes/readme.json"), None)
+    assert out == {"batchItemFailures": []}
     assert public_tree(aws) == {}
+    assert "receipts/notes/readme.json" not in public_tree(aws, SOURCE)
 
 
 def test_every_object_has_content_type_and_cache_control(app_module, aws) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import SOURCE, make_release, public_tree, s3_event, upload
+from conftest import SOURCE, make_release, public_tree, sqs_event, upload
 
 from chalicelib.core.text import topic_slug
 
@@ -34,7 +34,7 @@ def links(body: bytes) -> list[str]:
 
 def publish(app_module, s3, slug: str, **fields) -> None:
     upload(s3, f"releases/{slug}.json", make_release(slug=slug, **fields))
-    app_module.sync_release(s3_event(f"releases/{slug}.json"), None)
+    app_module.sync_release(sqs_event(f"releases/{slug}.json"), None)
 
 
 @pytest.fixture
@@ -95,12 +95,12 @@ def test_every_page_links_to_every_kind(site) -> None:
 
 def test_a_topic_page_goes_when_its_last_release_does(app_module, aws, site) -> None:
     aws.delete_object(Bucket=SOURCE, Key="releases/r1.json")
-    app_module.sync_release(s3_event("releases/r1.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/r1.json", "ObjectRemoved:Delete"), None)
     tree = public_tree(aws)
     assert links(tree["topics/refugees-and-migrants/index.html"]) == ["/releases/r2/"]
     assert links(tree["kinds/report/index.html"]) == []
     aws.delete_object(Bucket=SOURCE, Key="releases/r2.json")
-    app_module.sync_release(s3_event("releases/r2.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/r2.json", "ObjectRemoved:Delete"), None)
     tree = public_tree(aws)
     assert not any(k.startswith("topics/refugees-and-migrants/") for k in tree)
     assert b"refugees-and-migrants" not in tree["topics/index.html"]
@@ -127,7 +127,7 @@ def test_every_release_of_a_kind_is_reachable_by_year(app_module, aws) -> None:
 
     # the last 2016 report goes: so does its year page and link
     aws.delete_object(Bucket=SOURCE, Key="releases/rep-0.json")
-    app_module.sync_release(s3_event("releases/rep-0.json", "ObjectRemoved:Delete"), None)
+    app_module.sync_release(sqs_event("releases/rep-0.json", "ObjectRemoved:Delete"), None)
     tree = public_tree(aws)
     assert "kinds/report/2016/index.html" not in tree
     assert b"/kinds/report/2016/" not in tree["kinds/report/index.html"]

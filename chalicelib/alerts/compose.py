@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -24,6 +25,12 @@ from .mail import OutgoingMail
 
 MAIL_TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIRM_VALID_DAYS = 7
+
+
+def subscription_link(base_url: str, path: str, token: str) -> str:
+    """``<API>/subscriptions/<path>?token=…``: the one shape of the links in
+    e-mails, pages and ``List-Unsubscribe``."""
+    return f"{base_url}/subscriptions/{path}?token={quote(token, safe='')}"
 
 
 def scope_text(

@@ -36,7 +36,7 @@ from ..errors import MailRejected, MailThrottled, NewsroomError, StorageError, T
 from ..keys import release_path
 from ..listeners import Commit
 from ..settings import Settings
-from .compose import Composer, scope_text
+from .compose import Composer, scope_text, subscription_link
 from .mail import SesMailer
 from .store import SubscriberStore
 from .tokens import UNSUBSCRIBE, Keys
@@ -292,7 +292,7 @@ class AlertSender:
 
     def unsubscribe_url(self, address_id: str, nonce: str) -> str:
         token = self.keys.make(UNSUBSCRIBE, address_id, nonce)
-        return f"{self.settings.links_url}/subscriptions/unsubscribe?token={token}"
+        return subscription_link(self.settings.links_url, "unsubscribe", token)
 
     def handle_batch(self, bodies: Iterable[str]) -> list[dict[str, Any]]:
         """Each message of a batch on its own: one that fails does not stop the

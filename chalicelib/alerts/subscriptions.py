@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 from ..core.model import EMAIL_RE, KIND_LABELS
 from ..core.text import topic_slug
 from ..errors import InvalidToken, MailRejected, MailThrottled
 from ..settings import Settings
-from .compose import CONFIRM_VALID_DAYS, Composer, scope_text
+from .compose import CONFIRM_VALID_DAYS, Composer, scope_text, subscription_link
 from .mail import SesMailer
 from .store import SubscriberStore
 from .tokens import CONFIRM, UNSUBSCRIBE, Keys, new_nonce
@@ -149,7 +149,7 @@ class Subscriptions:
 
     # links
     def link(self, path: str, token: str) -> str:
-        return f"{self.settings.links_url}/subscriptions/{path}?token={quote(token, safe='')}"
+        return subscription_link(self.settings.links_url, path, token)
 
     def unsubscribe_url(self, address_id: str, nonce: str) -> str:
         return self.link("unsubscribe", self.keys.make(UNSUBSCRIBE, address_id, nonce))
@@ -202,22 +202,17 @@ class Subscriptions:
             self._log("subscribe", "honeypot", address_id)
             return self._accepted(as_json)
         outcome = self._sign_up(address_id, sign_up)
-        if outcome == "throttled":
-            return Reply(
-                503,
-                json.dumps({"status": "busy", "message": "Please try again in a minute."})
+        if outcome == "throttled":  # SES is busy for everyone, not this address
+            reply = (
+                self._json(503, {"status": "busy", "message": "Please try again in a minute."})
                 if as_json
                 else self._page(
                     503,
                     "Please try again in a minute",
                     "We could not send the confirmation e-mail just now.",
-                ).body,
-                {
-                    "Content-Type": "application/json" if as_json else "text/html; charset=utf-8",
-                    "Retry-After": "60",
-                    **PAGE_HEADERS,
-                },
+                )
             )
+            return Reply(reply.status, reply.body, {**reply.headers, "Retry-After": "60"})
         return self._accepted(as_json)
 
     def _sign_up(self, address_id: str, sign_up: SignUp) -> str:

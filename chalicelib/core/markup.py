@@ -15,6 +15,7 @@ same sanitized HTML on the benchmark corpus and the sample releases.
 from __future__ import annotations
 
 import ctypes
+import functools
 import html
 import re
 
@@ -104,7 +105,10 @@ def sanitize(fragment: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4)
 def body_html(body: str, body_format: str) -> str:
+    """Safe HTML of a body. Cached for the few latest bodies: a build makes a
+    release's page and then its search record from the same body."""
     raw = markdown_html(body) if body_format == "markdown" else body
     clean = sanitize(raw)
     # The model refuses characters XML forbids written as such; a character

@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from ..errors import FieldError, InvalidRelease
 from ..keys import release_path
-from .text import FORBIDDEN_CHARS, escape_forbidden, topic_slug
+from .text import FORBIDDEN_CHARS, escape_forbidden, has_forbidden, topic_slug
 
 MAX_BYTES = 1024 * 1024
 # Every pattern is anchored with \A…\Z (``$`` would accept a trailing newline:
@@ -345,6 +345,18 @@ class Release(_Strict):
     def is_embargoed(self, now: datetime) -> bool:
         return self.embargo_until is not None and now < self.embargo_until
 
+    @property
+    def publication_instant(self) -> datetime:
+        """When the release may become public: the later of ``published_at``
+        and ``embargo_until`` (a future-dated release is scheduled, like one
+        under embargo)."""
+        if self.embargo_until is not None and self.embargo_until > self.published_at:
+            return self.embargo_until
+        return self.published_at
+
+    def is_scheduled(self, now: datetime) -> bool:
+        return now < self.publication_instant
+
 
 _MESSAGES = {
     "missing": "is required",
@@ -373,11 +385,12 @@ def _describe(char: str) -> str:
     return f"U+{code:04X}, which is not a character"
 
 
-def character_problems(data: Any) -> list[FieldError]:
+def character_problems(data: Any, *, strings: bool = True) -> list[FieldError]:
     """Every string (and field name) holding a character no page or feed may
     carry, named by its field: a lone surrogate cannot be encoded as UTF-8 and
     XML 1.0 forbids the rest, so one of them would break every feed listing the
-    release. Walks without recursion and stops at ``MAX_DEPTH``."""
+    release. Walks without recursion and stops at ``MAX_DEPTH``; with
+    ``strings`` false it checks the depth only."""
     problems: list[FieldError] = []
     stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
     while stack:
@@ -385,7 +398,9 @@ def character_problems(data: Any) -> list[FieldError]:
         if len(path) > MAX_DEPTH:
             return [FieldError("(file)", "nests lists or objects deeper than a release can")]
         if isinstance(value, str):
-            found = FORBIDDEN_CHARS.search(value)
+            if not strings:
+                continue
+            found = FORBIDDEN_CHARS.search(value) if has_forbidden(value) else None
             if found:
                 problems.append(
                     FieldError(
@@ -427,15 +442,18 @@ def default_slug(name: str) -> str:
     return base[: -len(".json")] if base.endswith(".json") else base
 
 
-def release_from_obj(data: Any, *, default: str | None = None, source: str = "") -> Release:
-    """Validate an already-decoded JSON value (used by the webhooks)."""
+def release_from_obj(
+    data: Any, *, default: str | None = None, source: str = "", checked: bool = False
+) -> Release:
+    """Validate an already-decoded JSON value (used by the webhooks). ``checked``:
+    the caller knows no string in it holds a forbidden character."""
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "null"
         raise InvalidRelease(
             [FieldError("(file)", f"must be a JSON object with the release fields, not a {kind}")],
             source,
         )
-    problems = character_problems(data)
+    problems = character_problems(data, strings=not checked)
     if problems and problems[0].loc == "(file)":
         raise InvalidRelease(problems, source)
     if "slug" not in data and default is not None:
@@ -504,7 +522,12 @@ def parse_release(raw: bytes, *, name: str) -> Release:
             [FieldError("(file)", "holds a number too long to read (more than 4,300 digits)")],
             name,
         ) from None
-    return release_from_obj(data, default=default_slug(name), source=name)
+    # JSON text cannot hold a raw control character inside a string, and UTF-8
+    # cannot hold a surrogate: without a \u, \b or \f escape or the bytes of
+    # U+FFFE or U+FFFF no string can hold a forbidden character (the walk is
+    # then skipped)
+    checked = not any(s in raw for s in (b"\\u", b"\\b", b"\\f", b"\xef\xbf\xbe", b"\xef\xbf\xbf"))
+    return release_from_obj(data, default=default_slug(name), source=name, checked=checked)
 
 
 class _DuplicateKey(ValueError):

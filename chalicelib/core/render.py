@@ -20,7 +20,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from ..keys import stylesheet_key
+from ..keys import search_script_key, stylesheet_key
 from ..settings import Settings
 from .index import Entry
 from .markup import body_html, excerpt_source
@@ -282,7 +282,7 @@ class Renderer:
     @cached_property
     def search_script_key(self) -> str:
         """Named by its content (like the stylesheet), next to the page."""
-        return f"search/search.{hashlib.sha256(self.search_script).hexdigest()[:12]}.js"
+        return search_script_key(hashlib.sha256(self.search_script).hexdigest()[:12])
 
     def search_page(self) -> bytes:
         """``search/index.html``: the form; ``search_script`` (same origin, as the

@@ -26,6 +26,20 @@ def xml_safe(text: str) -> str:
 _FORBIDDEN_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13))
 
 
+def has_forbidden(text: str) -> bool:
+    """Whether ``text`` holds a character XML 1.0 forbids; checked on the UTF-8
+    bytes, several times faster than a regular expression over the text."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return True
+    return (
+        len(data.translate(None, _FORBIDDEN_BYTES)) != len(data)
+        or b"\xef\xbf\xbe" in data  # U+FFFE
+        or b"\xef\xbf\xbf" in data  # U+FFFF
+    )
+
+
 def encode_xml_safe(text: str) -> bytes:
     """``text`` as UTF-8 without any character XML 1.0 forbids. Checked on the
     bytes (a byte deletion and two substring searches, several times faster

@@ -18,11 +18,9 @@ from typing import Any
 
 from ..core.model import parse_release
 from ..errors import InvalidRelease
+from ..keys import SEARCH_PAGE_KEY
 from .bundle import ENTRY_KEY, PREFIX, SearchIndexError, build_bundle
 from .records import record
-
-SEARCH_PAGE_KEY = "search/index.html"
-HASHED = ("pagefind/fragment/", "pagefind/index/", "pagefind/filter/")
 
 __all__ = [
     "ENTRY_KEY",
@@ -30,34 +28,10 @@ __all__ = [
     "SEARCH_PAGE_KEY",
     "SearchIndexError",
     "build_bundle",
-    "cache_control",
-    "content_type",
     "page_files",
     "records_from_sources",
     "site_files",
 ]
-
-
-def content_type(key: str) -> str:
-    """Headers of the bundle's files (the site's own keys keep theirs)."""
-    if key.endswith(".js"):
-        return "text/javascript; charset=utf-8"  # module scripts need a JS type
-    if key.endswith(".json"):
-        return "application/json"
-    if key.endswith(".html"):
-        return "text/html; charset=utf-8"
-    return "application/octet-stream"  # gzip-framed Pagefind data, fetched by the script
-
-
-def cache_control(key: str) -> str:
-    """Chunks named by their content never change; the entry point is
-    revalidated on every load (a rebuild deletes the chunks it no longer
-    names); the search page and the version-named scripts follow listings."""
-    if key.startswith(HASHED) or key.endswith(".pf_meta") or key.startswith("search/search."):
-        return "public, max-age=31536000, immutable"
-    if key == ENTRY_KEY:
-        return "no-cache"
-    return "public, max-age=60, s-maxage=300, stale-while-revalidate=60"
 
 
 def records_from_sources(entries: Iterable[Any], sources: Mapping[str, bytes]) -> list[dict]:

@@ -27,10 +27,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..keys import PAGEFIND_ENTRY_KEY, PAGEFIND_PREFIX
 from .records import document
 
-PREFIX = "pagefind/"
-ENTRY_KEY = PREFIX + "pagefind-entry.json"
+PREFIX = PAGEFIND_PREFIX
+ENTRY_KEY = PAGEFIND_ENTRY_KEY
 # files of Pagefind's output the search page never loads
 _UNUSED = ("pagefind-ui.", "pagefind-component-ui.", "pagefind-modular-ui.", "pagefind-highlight.")
 _MAGIC = b"pagefind_dcd"

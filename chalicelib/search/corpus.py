@@ -25,19 +25,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import StorageError
+from ..keys import PRIVATE_CACHE, SEARCH_PREFIX, search_corpus_key
 from ..listeners import Commit
 from ..storage import Storage, put_if_unchanged
 from .records import month_of, record
 
-CORPUS_PREFIX = "search/"
+CORPUS_PREFIX = SEARCH_PREFIX
 _MONTH_KEY = re.compile(r"^search/(\d{4}-\d{2})\.json$")
 CONTENT_TYPE = "application/json"
-CACHE_CONTROL = "no-store"
+CACHE_CONTROL = PRIVATE_CACHE
 ATTEMPTS = 10
 
 
-def corpus_key(month: str) -> str:
-    return f"{CORPUS_PREFIX}{month}.json"
+corpus_key = search_corpus_key
 
 
 def month_of_key(key: str) -> str | None:

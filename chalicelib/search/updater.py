@@ -33,15 +33,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..keys import (
+    INDEX_KEY,
+    PRIVATE_CACHE,
+    SEARCH_PAGE_KEY,
+    SEARCH_STATE_KEY,
+    is_search_script,
+    put_public,
+)
 from ..storage import Storage, md5_etag
-from . import SEARCH_PAGE_KEY, cache_control, content_type, page_files
+from . import page_files
 from .bundle import ENTRY_KEY, PREFIX, build_bundle
 from .corpus import CORPUS_PREFIX, month_of_key, parse_month
 
 log = logging.getLogger(__name__)
 
-STATE_KEY = "search/state.json"
-INDEX_KEY = "index.json"
+STATE_KEY = SEARCH_STATE_KEY
 PUBLIC_MONTHS = "index/"
 _PUBLIC_MONTH = re.compile(r"^index/(\d{4}-\d{2})\.json$")
 
@@ -120,15 +127,10 @@ class SearchUpdater:
         last = [ENTRY_KEY, SEARCH_PAGE_KEY]  # the entry point once its chunks are in place
         for key in sorted(k for k in files if k not in last) + [k for k in last if k in files]:
             if existing.get(key) != md5_etag(files[key]):
-                self.public.put(
-                    key,
-                    files[key],
-                    content_type=content_type(key),
-                    cache_control=cache_control(key),
-                )
+                put_public(self.public, key, files[key])
                 result.uploaded.append(key)
         for key in sorted(existing):
-            if key.startswith((PREFIX, "search/search.")) and key not in files:
+            if (key.startswith(PREFIX) or is_search_script(key)) and key not in files:
                 self.public.delete(key)
                 result.deleted.append(key)
         new_state = {
@@ -139,7 +141,7 @@ class SearchUpdater:
             STATE_KEY,
             json.dumps(new_state, separators=(",", ":")).encode(),
             content_type="application/json",
-            cache_control="no-store",
+            cache_control=PRIVATE_CACHE,
         )
         result.seconds = time.monotonic() - started
         log.info("search index updated", extra={"search": result.to_json()})

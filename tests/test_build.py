@@ -1,0 +1,120 @@
+"""The folder build behind ``newsroom build``: workers read, render and write
+the release pages and the shared pages themselves; the folder ends holding
+exactly the objects the in-memory build (the same renderer as the Lambda)
+gives, whether the work ran in forked workers or in one process."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES, dumps, make_release, renderer
+
+from newsroom import build
+
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+def sources(tmp_path: Path) -> list[tuple[str, str]]:
+    src = tmp_path / "src"
+    src.mkdir()
+    for p in sorted(SAMPLES.glob("*.json")):
+        (src / p.name).write_bytes(p.read_bytes())
+    extra = {
+        # an earlier claim on a sample's slug wins it; a later one is refused
+        "aaa-early-claim.json": make_release(
+            slug="youth-climate-delegation", published_at="2001-01-01T00:00:00Z"
+        ),
+        "zzz-late-claim.json": make_release(
+            slug="coastal-clinics-reopen", published_at="2026-11-01T00:00:00Z"
+        ),
+        "embargoed.json": make_release(slug="embargoed", embargo_until="2999-01-01T00:00:00Z"),
+        "future-dated.json": make_release(slug="future-dated", published_at="2999-01-01T00:00:00Z"),
+        "poison.json": make_release(slug="poison", body="half a character \ud800"),
+    }
+    for name, doc in extra.items():
+        (src / name).write_text(json.dumps(doc))  # ASCII: the surrogate as its escape
+    (src / "broken.json").write_bytes(b"{")
+    return [(f"releases/{p.name}", str(p)) for p in sorted(src.glob("*.json"))]
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def in_memory(files: list[tuple[str, str]]) -> build.SiteBuild:
+    """The reference: the in-memory build plus the search bundle of its releases."""
+    from chalicelib.search import records_from_sources, site_files
+
+    raws = {key: Path(path).read_bytes() for key, path in files}
+    result = build.build_site(list(raws.items()), renderer(), now=NOW, workers=1)
+    result.files.update(site_files(records_from_sources(result.index.entries, raws), renderer()))
+    return result
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_folder_build_equals_the_in_memory_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    monkeypatch.setattr(build, "PARALLEL_THRESHOLD", 2)  # fork even for a small site
+    files = sources(tmp_path)
+    expected = in_memory(files)
+    out = tmp_path / "out"
+    result = build.build_folder(files, renderer(), str(out), now=NOW, workers=workers)
+    assert tree(out) == expected.files
+    assert result.index == expected.index
+    assert sorted((p.source, p.error) for p in result.problems) == sorted(
+        (p.source, p.error) for p in expected.problems
+    )
+    assert {p.source for p in result.problems} == {
+        "releases/broken.json",
+        "releases/poison.json",
+        "releases/zzz-late-claim.json",
+        "releases/youth-climate-delegation.json",
+    }
+    assert sorted(s.source_key for s in result.scheduled) == [
+        "releases/embargoed.json",
+        "releases/future-dated.json",
+    ]
+    assert result.written == len(expected.files) and result.unchanged == 0
+
+
+def test_a_second_build_writes_nothing_and_an_edit_rewrites_only_what_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build, "PARALLEL_THRESHOLD", 2)
+    files = sources(tmp_path)
+    out = tmp_path / "out"
+    first = build.build_folder(files, renderer(), str(out), now=NOW, workers=2)
+    stamps = {p: os.stat(p).st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = build.build_folder(
+        files, renderer(), str(out), now=NOW, workers=2, previous=first.index
+    )
+    assert again.written == 0 and again.removed == []
+    assert stamps == {p: os.stat(p).st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    # an edit and a removal: the folder then equals a fresh build of the new sources
+    edited = dict(files)
+    Path(edited["releases/flood-season-appeal.json"]).write_bytes(
+        dumps(make_release(slug="flood-season-appeal", title="Appeal, corrected"))
+    )
+    del edited["releases/rescue-ship-detention.json"]
+    files = sorted(edited.items())
+    third = build.build_folder(
+        files, renderer(), str(out), now=NOW, workers=2, previous=again.index
+    )
+    assert tree(out) == in_memory(files).files
+    assert "releases/rescue-ship-detention/index.html" in third.removed
+    assert not (out / "releases" / "rescue-ship-detention").exists()
+    assert 0 < third.written < len(stamps) / 2
+
+
+def test_a_file_that_cannot_be_read_is_that_files_problem(tmp_path: Path) -> None:
+    files = [*sources(tmp_path), ("releases/gone.json", str(tmp_path / "gone.json"))]
+    result = build.build_folder(files, renderer(), str(tmp_path / "out"), now=NOW, workers=1)
+    assert any(
+        p.source == "releases/gone.json" and p.error.loc == "(file)" for p in result.problems
+    )
+    assert (tmp_path / "out" / "index.json").is_file()

@@ -1,0 +1,163 @@
+"""sync_release as the publish queue's consumer: real SQS event JSON (S3
+notifications inside), the real handler, moto S3. A batch converges together;
+bad input is a receipt; an infrastructure fault sends back only its messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from conftest import (
+    EVENTS,
+    PUBLIC,
+    SOURCE,
+    dumps,
+    make_release,
+    public_tree,
+    queue_event,
+    receipt,
+    renderer,
+    s3_event,
+    sqs_event,
+    upload,
+)
+from test_media import JPEG
+
+from chalicelib import service
+from newsroom.build import build_site
+
+OK = {"batchItemFailures": []}
+
+
+def build_now(s3: Any) -> dict[str, bytes]:
+    from datetime import UTC, datetime
+
+    sources = sorted(
+        (k, v) for k, v in public_tree(s3, SOURCE).items() if k.startswith("releases/")
+    )
+    return build_site(sources, renderer(), now=datetime.now(UTC), workers=1).files
+
+
+def site_pages(tree: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in tree.items() if not k.startswith("media/")}
+
+
+@contextmanager
+def failing_reads(key: str) -> Iterator[None]:
+    """S3 refuses every GET of ``key`` (a throttled or broken request): an
+    infrastructure fault injected at the SDK's edge, below our code."""
+    from botocore.exceptions import ClientError
+
+    def refuse(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == key:
+            raise ClientError(
+                {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
+                 "ResponseMetadata": {"HTTPStatusCode": 503}},
+                "GetObject",
+            )  # fmt: skip
+
+    events = service.s3_client().meta.events
+    events.register("before-parameter-build.s3.GetObject", refuse, "test-refuse")
+    try:
+        yield
+    finally:
+        events.unregister("before-parameter-build.s3.GetObject", unique_id="test-refuse")
+
+
+def test_a_mixed_batch_from_a_real_event_file_converges(app_module: Any, aws: Any) -> None:
+    """Deletes, a URL-encoded key delivered twice, media, S3's test event, all
+    out of order: the site is what a build of the sources gives."""
+    upload(aws, "releases/old news.json", make_release(slug="old-news", title="Old news"))
+    app_module.sync_release(sqs_event("releases/old+news.json"), None)
+    assert "releases/old-news/index.html" in public_tree(aws)
+    aws.delete_object(Bucket=SOURCE, Key="releases/old news.json")
+    upload(aws, "releases/Café (draft).json", make_release(slug="cafe", title="Café"))
+    aws.put_object(Bucket=SOURCE, Key="media/clinic.jpg", Body=JPEG)
+
+    event = json.loads((EVENTS / "sqs_mixed_batch.json").read_text())
+    assert app_module.sync_release(event, None) == OK
+
+    tree = public_tree(aws)
+    assert "releases/old-news/index.html" not in tree
+    assert receipt(aws, "releases/old news.json")["status"] == "unpublished"
+    assert receipt(aws, "releases/Café (draft).json")["status"] == "published"
+    assert tree["media/clinic.jpg"] == JPEG
+    assert site_pages(tree) == build_now(aws)
+    # one commit for the whole batch
+    index = json.loads(tree["index.json"])
+    assert [r["slug"] for r in index["releases"]] == ["cafe"]
+
+
+def test_the_s3_test_event_is_ignored(app_module: Any, aws: Any) -> None:
+    event = json.loads((EVENTS / "sqs_s3_test_event.json").read_text())
+    assert app_module.sync_release(event, None) == OK
+    assert public_tree(aws) == {}
+    assert public_tree(aws, SOURCE) == {}
+
+
+def test_a_batch_publishes_with_one_commit(app_module: Any, aws: Any) -> None:
+    keys = [f"releases/r{n}.json" for n in range(8)]
+    for n, key in enumerate(keys):
+        upload(aws, key, make_release(slug=f"r{n}", title=f"Release {n}"))
+    publisher = service.publisher()
+    puts_before = publisher.public.counters.requests.get("PutObject", 0)
+    out = app_module.sync_release(queue_event(*(s3_event(k) for k in keys)), None)
+    assert out == OK
+    assert all(receipt(aws, k)["status"] == "published" for k in keys)
+    tree = public_tree(aws)
+    assert tree == build_now(aws)
+    puts = publisher.public.counters.requests.get("PutObject", 0) - puts_before
+    # each page and listing once, plus the slug claim: not a rewrite per release
+    assert puts <= len(tree) + 1, (puts, len(tree))
+
+
+def test_a_poison_file_is_rejected_and_the_rest_of_the_batch_goes_on(
+    app_module: Any, aws: Any
+) -> None:
+    """A lone surrogate in the body (valid JSON, not encodable as UTF-8)."""
+    upload(aws, "releases/good.json", make_release(slug="good"))
+    raw = dumps(make_release(slug="poison", summary=None)).replace(
+        b"The clinics", b"The \\ud800 clinics"
+    )
+    upload(aws, "releases/poison.json", raw)
+    event = queue_event(s3_event("releases/poison.json"), s3_event("releases/good.json"))
+    assert app_module.sync_release(event, None) == OK
+    bad = receipt(aws, "releases/poison.json")
+    assert bad["status"] == "rejected" and bad["errors"]
+    assert receipt(aws, "releases/good.json")["status"] == "published"
+    tree = public_tree(aws)
+    assert "releases/good/index.html" in tree
+    assert not any("poison" in k for k in tree)
+
+
+def test_an_infrastructure_fault_sends_back_only_its_messages(app_module: Any, aws: Any) -> None:
+    upload(aws, "releases/ok.json", make_release(slug="ok"))
+    upload(aws, "releases/stuck.json", make_release(slug="stuck"))
+    event = queue_event(
+        s3_event("releases/ok.json"), s3_event("releases/stuck.json"), s3_event("releases/ok.json")
+    )
+    with failing_reads("releases/stuck.json"):
+        out = app_module.sync_release(event, None)
+    assert out == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    assert receipt(aws, "releases/ok.json")["status"] == "published"
+    assert "releases/stuck/index.html" not in public_tree(aws)
+    # the redelivered message converges
+    redelivered = {"Records": [event["Records"][1]]}
+    assert app_module.sync_release(redelivered, None) == OK
+    assert receipt(aws, "releases/stuck.json")["status"] == "published"
+    assert public_tree(aws) == build_now(aws)
+
+
+def test_a_fault_in_the_shared_commit_sends_back_every_message(app_module: Any, aws: Any) -> None:
+    upload(aws, "releases/a.json", make_release(slug="a"))
+    aws.put_object(Bucket=SOURCE, Key="media/clinic.jpg", Body=JPEG)
+    event = queue_event(s3_event("releases/a.json"), s3_event("media/clinic.jpg"))
+    with failing_reads("index.json"):
+        out = app_module.sync_release(event, None)
+    assert out == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert public_tree(aws) == {"media/clinic.jpg": JPEG}
+    assert app_module.sync_release({"Records": [event["Records"][0]]}, None) == OK
+    assert site_pages(public_tree(aws)) == build_now(aws)
+    assert public_tree(aws, PUBLIC)["media/clinic.jpg"] == JPEG
