@@ -151,6 +151,18 @@ def unwatch(client: Any) -> None:
         client.meta.events.unregister(f"after-call.s3.{op}", unique_id=f"secrecy-{op}")
 
 
+def backstop(s3: Any, world: World, seen: dict[str, str]) -> None:
+    """Check every public object new or changed since the last look, in case
+    a write went through a client the hook does not watch."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=PUBLIC):
+        for item in page.get("Contents", []):
+            if seen.get(item["Key"]) != item["ETag"]:
+                seen[item["Key"]] = item["ETag"]
+                world.check(
+                    item["Key"], s3.get_object(Bucket=PUBLIC, Key=item["Key"])["Body"].read()
+                )
+
+
 def notification(key: str, removed: bool) -> dict[str, Any]:
     name = "ObjectRemoved:Delete" if removed else "ObjectCreated:Put"
     return s3_event(quote_plus(key, safe="/"), name)
@@ -206,11 +218,11 @@ def reset(s3: Any) -> None:
 
 
 @settings(
-    max_examples=15,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(history=st.lists(steps, min_size=1, max_size=16))
+@given(history=st.lists(steps, min_size=1, max_size=14))
 def test_nothing_of_a_release_is_public_before_its_instant(
     handlers: Any, aws: Any, history: list
 ) -> None:
@@ -219,6 +231,7 @@ def test_nothing_of_a_release_is_public_before_its_instant(
     reset(aws)
     world = World()
     queued: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
     with time_machine.travel(T0, tick=False) as clock:
         unwatch(service.s3_client())
         watch_public_writes(service.s3_client(), aws, world)
@@ -265,9 +278,7 @@ def test_nothing_of_a_release_is_public_before_its_instant(
                 world.mark_due()
                 sweep()
             assert world.violations == [], (step, world.violations)
-            # a backstop for writes the hook might not see (another client)
-            for key, body in public_tree(aws).items():
-                world.check(key, body)
+            backstop(aws, world, seen)
             assert world.violations == [], (step, world.violations)
 
         # every event arrives, and time moves past every instant
