@@ -141,7 +141,7 @@ ENTRY_CACHE = "no-cache"  # revalidated on every load: a rebuild deletes what it
 
 def content_type(key: str) -> str:
     if key.endswith("feed.xml"):
-        return "application/atom+xml"
+        return "application/atom+xml; charset=utf-8"
     dot = key.rfind(".")
     return (
         CONTENT_TYPES.get(key[dot:].lower(), "application/octet-stream")

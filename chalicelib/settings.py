@@ -8,6 +8,7 @@ needs them is built, not at import time.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -37,6 +38,15 @@ def _image_url(raw: str) -> str:
             f"NEWSROOM_DEFAULT_IMAGE must start with https:// or /, got {url!r}"
         )
     return url
+
+
+def _language(raw: str) -> str:
+    tag = raw.strip() or "en"
+    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", tag):
+        raise ConfigurationError(
+            f"NEWSROOM_LANGUAGE must be a language tag such as en, fr or pt-BR, got {raw!r}"
+        )
+    return tag
 
 
 def _timezone(raw: str) -> str:
@@ -69,6 +79,7 @@ class Settings:
     strapi_token: str = ""
     default_image: str = ""
     cms_field_map: str = ""  # JSON, see chalicelib/hooks/mapping.py and docs/cms.md
+    language: str = "en"  # site-wide pages (front, archives, topics); docs/languages.md
     queue: str = "newsroom-publish"  # the publish queue sync_release consumes
     timezone: str = "UTC"  # for CMS date fields without an offset (docs/cms.md)
     # e-mail alerts (docs/alerts.md)
@@ -102,6 +113,7 @@ class Settings:
             strapi_token=env.get("NEWSROOM_STRAPI_TOKEN", ""),
             default_image=_image_url(env.get("NEWSROOM_DEFAULT_IMAGE", "")),
             cms_field_map=env.get("NEWSROOM_CMS_FIELD_MAP", "").strip(),
+            language=_language(env.get("NEWSROOM_LANGUAGE", "")),
             queue=env.get("NEWSROOM_QUEUE", "").strip() or cls.queue,
             timezone=_timezone(env.get("NEWSROOM_TIMEZONE", "")),
             alert_queue=env.get("NEWSROOM_ALERT_QUEUE", "").strip(),

@@ -24,7 +24,7 @@ from typing import Any
 
 from chalicelib.core.index import Entry, Index, source_digest
 from chalicelib.core.model import Release, parse_release
-from chalicelib.core.render import Renderer
+from chalicelib.core.render import Renderer, Version, language_versions
 from chalicelib.core.site import Page, plan, render_page
 from chalicelib.errors import FieldError, InvalidRelease, SlugConflict
 from chalicelib.keys import INDEX_KEY, MEDIA_PREFIX, put_public, release_key
@@ -32,6 +32,8 @@ from chalicelib.receipts import Scheduled
 from chalicelib.storage import Storage, md5_etag
 
 PARALLEL_THRESHOLD = 400
+# whether index entries carry ``translation_key`` (the publisher links versions from them)
+ENTRIES_NAME_VERSIONS = "translation_key" in Entry.__dataclass_fields__
 CHUNK = 100  # releases per task sent to a render worker
 
 
@@ -87,8 +89,9 @@ def _fork_pool(workers: int, **shared: Any) -> ProcessPoolExecutor:
 def _render_range(bounds: tuple[int, int]) -> list[tuple[bytes, str, str]]:
     renderer: Renderer = _SHARED["renderer"]
     out = []
+    versions = _SHARED["versions"]
     for _key, _raw, release in _SHARED["live"][bounds[0] : bounds[1]]:
-        r = renderer.release(release)
+        r = renderer.release(release, versions.get(release.translation_key or "", ()))
         out.append((r.page, r.summary, r.revision))
     return out
 
@@ -108,6 +111,19 @@ def parse_sources(
         except InvalidRelease as exc:
             problems.extend(Problem(key, e) for e in exc.errors)
     return parsed, problems
+
+
+def _has_translation_key(raw: bytes) -> bool:
+    return b'"translation_key"' in raw
+
+
+def _versions_may_change(
+    parsed: list[tuple[str, bytes, Release]], reusable: dict[str, Entry], seen: set[str]
+) -> bool:
+    """A new or changed source is a language version, or a source has gone."""
+    return any(r.translation_key for _k, _raw, r in parsed) or any(
+        k not in seen for k in reusable
+    )
 
 
 def build_site(
@@ -146,7 +162,10 @@ def build_site(
         reusable = {e.source_key: e for e in previous.entries if e.source_digest}
     to_parse: list[tuple[str, bytes]] = []
     reused: list[Entry] = []
+    reused_raw: dict[str, bytes] = {}
+    sources_seen: set[str] = set()
     for key, raw in sources:
+        sources_seen.add(key)
         old = reusable.get(key)
         if (
             old is not None
@@ -154,14 +173,26 @@ def build_site(
             and present(release_key(old.slug))
         ):
             reused.append(old)
+            reused_raw[key] = raw
         else:
             to_parse.append((key, raw))
+    sources_seen.update(listed)
     for key in listed:
         old = reusable.get(key)
         if old is None or not present(release_key(old.slug)):
             raise ValueError(f"{key} was listed as unchanged but has no reusable entry")
         reused.append(old)
     parsed, problems = parse_sources(to_parse)
+    if ENTRIES_NAME_VERSIONS and reused and _versions_may_change(parsed, reusable, sources_seen):
+        # a release page links to its language versions, which index entries
+        # cannot name: when a version may have appeared, changed or gone,
+        # every reusable source that is a version is rendered again
+        again = {k for k, raw in reused_raw.items() if _has_translation_key(raw)}
+        if again:
+            reused = [e for e in reused if e.source_key not in again]
+            more, more_problems = parse_sources((k, reused_raw[k]) for k in sorted(again))
+            parsed += more
+            problems += more_problems
     result = SiteBuild(problems=problems)
     # the earliest-published file keeps a contested slug; ties by source key
     parsed.sort(key=lambda p: (p[2].published_at.timestamp(), p[0]))
@@ -207,8 +238,21 @@ def build_site(
     workers = workers if workers is not None else (os.cpu_count() or 1)
     parallel = workers > 1 and len(live) >= PARALLEL_THRESHOLD
     entries = []
+    # language versions among everything that will be live, found as the
+    # publisher finds them: from what index entries carry (so a build and the
+    # Lambda path stay byte-identical; no links while entries carry no key)
+    items = [r for _k, _raw, r in live] + reused_live
+    versions = (
+        {
+            k: language_versions(k, items, renderer.settings.site_url)
+            for k in {getattr(i, "translation_key", None) for i in items}
+            if k
+        }
+        if ENTRIES_NAME_VERSIONS
+        else {}
+    )
     for (key, raw, release), (page, summary, revision) in zip(
-        live, _render_all(live, renderer, workers if parallel else 1), strict=True
+        live, _render_all(live, renderer, workers if parallel else 1, versions), strict=True
     ):
         if sink is not None:
             sink(release_key(release.slug), page)
@@ -246,18 +290,22 @@ def build_site(
 
 
 def _render_all(
-    live: list[tuple[str, bytes, Release]], renderer: Renderer, workers: int
+    live: list[tuple[str, bytes, Release]],
+    renderer: Renderer,
+    workers: int,
+    versions: dict[str, tuple[Version, ...]] | None = None,
 ) -> Iterator[tuple[bytes, str, str]]:
     """``(page, summary, revision)`` per release, in order; with workers, chunks
     stream back as they finish (a few in flight per worker), so the parent
     writes pages while the workers render."""
+    versions = versions or {}
     if workers <= 1:
         for _key, _raw, release in live:
-            r = renderer.release(release)
+            r = renderer.release(release, versions.get(release.translation_key or "", ()))
             yield r.page, r.summary, r.revision
         return
     chunk = max(20, min(CHUNK, len(live) // (workers * 4) or 1))
-    pool = _fork_pool(workers, renderer=renderer, live=live)
+    pool = _fork_pool(workers, renderer=renderer, live=live, versions=versions)
     try:
         pending: deque[Future[list[tuple[bytes, str, str]]]] = deque()
         for i in range(0, len(live), chunk):
@@ -446,6 +494,8 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
         and old.source_digest == digest
         and os.path.isfile(os.path.join(root, release_key(old.slug)))
     )
+    if reused and _SHARED["search"] is None:
+        return ("reused", key, old.slug)  # type: ignore[union-attr]
     try:
         release = parse_release(raw, name=key)
     except InvalidRelease as exc:
@@ -484,6 +534,8 @@ def _search_document(key: str, release: Release, summary: str) -> None:
     named by its source file, moved to the release's URL if it keeps the slug."""
     from chalicelib.search.records import document, record
 
+    if _SHARED["search"] is None:
+        return
     with open(os.path.join(_SHARED["search"], "docs", _doc_name(key)), "w", encoding="utf-8") as fh:
         fh.write(document(record(release, summary)))
 
@@ -547,13 +599,15 @@ def build_folder(
     workers: int | None = None,
     previous: Index | None = None,
     media: Iterable[tuple[str, str]] = (),
+    search: bool = True,
 ) -> FolderBuild:
     """Build the whole site from ``(source_key, path)`` pairs into the folder
     ``root`` (see the section comment). ``previous`` is the index a build left
     there: under the same theme, a release whose source is unchanged and whose
     page is present is neither parsed nor rendered, nor is a shared page whose
     inputs did not change. ``media`` ``(key, path)`` files are copied. Objects an
-    earlier build left that the site no longer has are removed."""
+    earlier build left that the site no longer has are removed. ``search``
+    false leaves out the search page and bundle."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
     parallel = workers if len(files) >= PARALLEL_THRESHOLD else 1
     fresh = not os.path.isdir(root) or not os.listdir(root)
@@ -567,11 +621,11 @@ def build_folder(
     for name in renderer.env.list_templates():
         renderer.env.get_template(name)
     held = {e.slug: e.source_key for e in previous.entries} if previous is not None else {}
-    search = tempfile.mkdtemp(prefix="newsroom-search-")
+    scratch = tempfile.mkdtemp(prefix="newsroom-search-")
     try:
-        os.mkdir(os.path.join(search, "docs"))
+        os.mkdir(os.path.join(scratch, "docs"))
         shared = {
-            "search": search,
+            "search": scratch if search else None,
             "renderer": renderer,
             "root": root,
             "fresh": fresh,
@@ -656,7 +710,7 @@ def build_folder(
                 del pages[key]
         # the search index is built by Pagefind (its own threads) while the
         # workers render the shared pages
-        indexing = _start_search(index, search)
+        indexing = _start_search(index, scratch) if search else None
         groups = _balanced(pages, parallel * 2 if parallel > 1 else 1)
         for written, unchanged in _run(
             _shared_pages, groups, parallel, **shared, pages=pages, index=index
@@ -665,7 +719,10 @@ def build_folder(
             result.unchanged += unchanged
         from chalicelib.search import page_files
 
-        for key, body in [*_finish_search(indexing, search), *page_files(renderer).items()]:
+        bundle = (
+            [*_finish_search(indexing, scratch), *page_files(renderer).items()] if search else []
+        )
+        for key, body in bundle:
             keys.add(key)
             written = _write_file(root, key, body, fresh)
             result.written += written
@@ -695,7 +752,7 @@ def build_folder(
         return result
 
     finally:
-        shutil.rmtree(search, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _start_search(index: Index, search: str) -> subprocess.Popen[bytes] | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +23,32 @@ def _err(line: str) -> None:
     click.echo(line, err=True)
 
 
+def json_files(folder: Path) -> list[Path]:
+    """Release files of a folder: every ``*.json`` in any case (``UPPER.JSON`` too),
+    hidden files left out."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() == ".json" and not p.name.startswith(".")
+    )
+
+
 def _release_files(paths: list[Path]) -> list[Path]:
+    """A folder means its ``*.json`` files and those of its ``releases/``."""
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(sorted(p.glob("*.json")))
+            out.extend(json_files(p))
+            out.extend(json_files(p / "releases"))
         else:
             out.append(p)
     return out
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 class _LazyGroup(click.Group):
@@ -61,12 +81,20 @@ def main() -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
-    """Check release files; print FILE: loc: message for each problem (exit 1 if any)."""
-    from chalicelib.core.model import parse_release
+    """Check release files without publishing anything.
+
+    FILES are release JSON files or folders; a folder means every *.json file
+    in it (any case) and in its releases/ folder. Prints one line per valid
+    file, and FILE: loc: message on stderr for each problem, including two
+    files claiming one slug. Exits 1 if anything is wrong or nothing was checked.
+    """
+    from chalicelib.core.model import Release, parse_release
     from chalicelib.errors import InvalidRelease
 
     bad = 0
-    for path in _release_files(list(files)):
+    paths = _release_files(list(files))
+    valid: list[tuple[Path, Release]] = []
+    for path in paths:
         try:
             raw = path.read_bytes()
         except OSError as exc:
@@ -80,10 +108,26 @@ def validate(files: tuple[Path, ...]) -> None:
             for e in exc.errors:
                 _err(f"{path}: {e.loc}: {e.msg}")
             continue
+        valid.append((path, release))
+    # as the publisher decides: the earliest published keeps a contested slug
+    holders: dict[str, Path] = {}
+    for path, release in sorted(valid, key=lambda v: (v[1].published_at.timestamp(), str(v[0]))):
+        if release.slug in holders:
+            bad += 1
+            _err(f"{path}: slug: {release.slug!r} is already claimed by {holders[release.slug]}")
+            continue
+        holders[release.slug] = path
+    for path, release in valid:
+        if holders.get(release.slug) != path:
+            continue
         note = ""
         if release.embargo_until is not None:
             note = f" (embargoed until {release.embargo_until.isoformat()})"
-        click.echo(f"{path}: ok: {release.kind_label} /releases/{release.slug}/{note}")
+        click.echo(f"{path}: ok: {release.kind_label} {release.url_path}{note}")
+    if not paths:
+        _err(f"{', '.join(map(str, files))}: (file): no release files (*.json) found")
+        sys.exit(1)
+    click.echo(f"checked {_plural(len(paths), 'file')}: {_plural(bad, 'problem')}")
     sys.exit(1 if bad else 0)
 
 
@@ -100,11 +144,35 @@ def _previous_index(out_dir: Path) -> Index | None:
 
 @main.command()
 @click.argument("src_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--site-url", default=None, help="Absolute base URL (default: NEWSROOM_SITE_URL).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    metavar="OUT_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the site into (created if missing; a previous build there is updated).",
+)
+@click.option(
+    "--site-url",
+    default=None,
+    help="Absolute base URL of the published site, for canonical links, feeds and sitemaps "
+    "(default: NEWSROOM_SITE_URL).",
+)
 @click.option("--workers", type=int, default=None, help="Render processes (default: all cores).")
-def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | None) -> None:
-    """Render the whole site from a folder of release JSON into OUT_DIR."""
+@click.option(
+    "--no-search",
+    is_flag=True,
+    help="Leave out the search page and its index (a quicker build of a site without search).",
+)
+def build(
+    src_dir: Path, out_dir: Path, site_url: str | None, workers: int | None, no_search: bool
+) -> None:
+    """Render the whole site from SRC_DIR into the --out folder.
+
+    SRC_DIR holds release JSON (or a releases/ folder of it), with its media/
+    beside it if present. Invalid files are reported as FILE: loc: message and
+    skipped (exit 1).
+    """
     from chalicelib.core.render import Renderer
     from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX
     from chalicelib.media import media_key_problem
@@ -113,10 +181,19 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
     from .build import build_folder
 
     settings = Settings.from_env().with_site_url(site_url)
+    if not site_url and not os.environ.get("NEWSROOM_SITE_URL", "").strip():
+        _err(
+            f"warning: no --site-url (or NEWSROOM_SITE_URL): canonical links, feeds and "
+            f"sitemaps will point at {settings.site_url}"
+        )
     renderer = Renderer(settings)
     folder = src_dir / "releases" if (src_dir / "releases").is_dir() else src_dir
     # names only: each worker reads the files it renders
-    names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".json") and e.is_file())
+    names = sorted(
+        e.name
+        for e in os.scandir(folder)
+        if e.name.lower().endswith(".json") and not e.name.startswith(".") and e.is_file()
+    )
     files = [(RELEASES_PREFIX + name, os.path.join(folder, name)) for name in names]
     paths = dict(files)
     media_dir = (src_dir / "media") if (src_dir / "media").is_dir() else (src_dir.parent / "media")
@@ -137,6 +214,7 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
         workers=workers,
         previous=_previous_index(out_dir),
         media=media,
+        search=not no_search,
     )
     for problem in result.problems:
         _err(
@@ -146,16 +224,55 @@ def build(src_dir: Path, out_dir: Path, site_url: str | None, workers: int | Non
         click.echo(
             f"{paths.get(s.source_key, s.source_key)}: scheduled: not public until {s.embargo_until.isoformat()}"
         )
+    _warn_missing_media(paths, {e.source_key for e in result.index.entries}, media_dir)
+    skipped = len({p.source for p in result.problems})
     click.echo(
-        f"built {len(result.index.entries)} releases into {out_dir}: "
+        f"built {_plural(len(result.index.entries), 'release')} into {out_dir}: "
         f"{result.written} written, {result.unchanged} unchanged, {len(result.removed)} removed"
-        + (
-            f"; {len({p.source for p in result.problems})} file(s) skipped"
-            if result.problems
-            else ""
-        )
+        + (f"; {_plural(skipped, 'file')} skipped" if skipped else "")
     )
     sys.exit(1 if result.problems else 0)
+
+
+_MEDIA_PATH = re.compile(r"""(?:\]\(|href=["']|src=["'])(/media/[^"'\s)#?]+)""")
+
+
+def media_references(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(loc, /media/path)`` for every site media path a release document points
+    at: its image, its attachments, and links or images in its body."""
+    refs = []
+    image = doc.get("image")
+    if isinstance(image, dict) and str(image.get("url", "")).startswith("/media/"):
+        refs.append(("image.url", image["url"]))
+    for i, a in enumerate(doc.get("attachments") or []):
+        if isinstance(a, dict) and str(a.get("url", "")).startswith("/media/"):
+            refs.append((f"attachments.{i}.url", a["url"]))
+    refs += [("body", p) for p in _MEDIA_PATH.findall(str(doc.get("body", "")))]
+    return refs
+
+
+def _warn_missing_media(paths: dict[str, str], live: set[str], media: Path) -> None:
+    """A live release pointing at a /media/ file the media folder does not hold
+    would show a broken image or link: say so (the build still succeeds)."""
+    missing = 0
+    for key in sorted(live):
+        path = paths.get(key)
+        if path is None:
+            continue
+        try:
+            doc = json.loads(Path(path).read_bytes())
+        except (OSError, ValueError):
+            continue
+        for loc, ref in media_references(doc):
+            if not media.is_dir():
+                missing += 1
+            elif not (media / ref[len("/media/") :]).is_file():
+                _err(f"{path}: {loc}: warning: {ref} is not in {media}; the link will be broken")
+    if missing:
+        _err(
+            f"warning: {_plural(missing, 'link')} to /media/ files, but no media folder "
+            f"at {media}; those links will be broken"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

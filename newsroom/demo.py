@@ -274,13 +274,16 @@ class _SiteRequestHandler(BaseHTTPRequestHandler):
             served = self.site.respond(self.path, self.headers.get("If-None-Match"))
         except Exception as exc:  # the local S3 went away (shutdown) or failed
             served = Served(502, f"{exc}\n".encode(), {"Content-Type": "text/plain"})
-        self.send_response(served.status)
-        for name, value in served.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(served.body)))
-        self.end_headers()
-        if with_body and served.body:
-            self.wfile.write(served.body)
+        try:
+            self.send_response(served.status)
+            for name, value in served.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(served.body)))
+            self.end_headers()
+            if with_body and served.body:
+                self.wfile.write(served.body)
+        except CLIENT_GONE:
+            self.close_connection = True  # the browser cancelled: nothing to say
 
     def do_GET(self) -> None:  # noqa: N802
         self._serve(True)
@@ -312,9 +315,21 @@ class _SiteRequestHandler(BaseHTTPRequestHandler):
         return  # the terminal is for publishing news, not access logs
 
 
+MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".pdf")
+# a browser that cancels a request (a new click, a closed tab) is not an error
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], CLIENT_GONE):
+            return
+        super().handle_error(request, client_address)
+
+
 def make_http_server(site: PublicSite, host: str, port: int) -> ThreadingHTTPServer:
     handler = type("SiteRequestHandler", (_SiteRequestHandler,), {"site": site})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = _QuietServer((host, port), handler)
     server.daemon_threads = True
     return server
 
@@ -605,6 +620,15 @@ class Demo:
         self.queue.drain()
         return [r for r in (self.receipt(k) for k in keys) if r is not None]
 
+    def report_media(self, receipt: dict[str, Any], label: str, key: str) -> None:
+        """One line per media file from the inbox: where it went, or why not."""
+        if receipt.get("status") == "rejected":
+            self.report(receipt, label)
+        elif receipt.get("status") in ("removed", "unpublished", "deleted"):
+            self.say(f"media removed: {label}: /{key}")
+        else:
+            self.say(f"media: {label}: /{key} ({receipt.get('message') or receipt.get('status')})")
+
     def update_search(self) -> dict[str, Any]:
         """The scheduled ``update_search`` handler, run at once after each change
         (in AWS it runs every 5 minutes), so the demo's search finds it."""
@@ -671,21 +695,30 @@ class Demo:
         for receipt, path in zip(receipts, files, strict=True):
             self.report(receipt, str(path))
         found = self.update_search()
-        self.say(f"search: {found['records']} releases indexed ({self.url}/search/)")
+        where = f"{self.url}/search/" if self.http is not None else "/search/"
+        self.say(f"search: {found['records']} releases indexed ({where})")
         return receipts
 
     def report(self, receipt: dict[str, Any], label: str) -> None:
+        """One line per receipt, each naming the file: ``published: FILE: URL``.
+        The URL is a link only while the server runs (``--no-serve``: its path)."""
         status = receipt.get("status")
+        url = receipt.get("url") or ""
+        if url and self.http is None:
+            url = url.removeprefix(self.url)
         if status == "published":
-            self.say(f"published: {receipt['url']}")
+            self.say(f"published: {label}: {url}")
         elif status == "scheduled":
             instant = receipt.get("publish_at") or receipt.get("embargo_until")
-            line = f"scheduled: {receipt['url']} (not public until {instant})"
+            line = f"scheduled: {label}: {url} (not public until {instant})"
             if receipt.get("preview_url"):
                 line += f" preview: {receipt['preview_url']}"
             self.say(line)
         elif status == "unpublished":
-            self.say(f"unpublished: {label}")
+            if receipt.get("slug"):
+                self.say(f"unpublished: {label}: /releases/{receipt['slug']}/ taken down")
+            else:
+                self.say(f"removed: {label} (it was not on the site)")
         else:
             for e in receipt.get("errors", []):
                 self.warn(f"{label}: {e['loc']}: {e['msg']}")
@@ -758,9 +791,22 @@ class InboxWatcher:
     def label(self, name: str) -> str:
         return _short(self.folder / name)
 
+    @staticmethod
+    def key(name: str) -> str | None:
+        """Where a dropped file goes: release JSON (any case) to ``releases/``,
+        photos and PDFs to ``media/``; anything else is left alone."""
+        suffix = Path(name).suffix.lower()
+        if suffix == ".json":
+            return RELEASES_PREFIX + name
+        if suffix in MEDIA_SUFFIXES:
+            return MEDIA_PREFIX + name
+        return None
+
     def _stat(self) -> dict[str, tuple[int, int]]:
         out = {}
-        for p in _files(self.folder, "*.json"):
+        for p in _files(self.folder, "*"):
+            if self.key(p.name) is None:
+                continue
             try:
                 st = p.stat()
             except FileNotFoundError:
@@ -787,17 +833,21 @@ class InboxWatcher:
             self._done[name] = Seen(signature, digest)
             if done is not None and done.digest == digest:
                 continue  # touched, not changed
-            self._handle(name, lambda n=name, b=body: self.demo.put_source(RELEASES_PREFIX + n, b))
+            self._handle(name, lambda n=name, b=body: self.demo.put_source(self.key(n), b))  # type: ignore[arg-type]
         for name in [n for n in self._done if n not in current]:
             del self._done[name]
-            self._handle(name, lambda n=name: self.demo.delete_source(RELEASES_PREFIX + n))
+            self._handle(name, lambda n=name: self.demo.delete_source(self.key(n)))  # type: ignore[arg-type]
         for name in [n for n in self._candidates if n not in current]:
             del self._candidates[name]
 
     def _handle(self, name: str, change: Callable[[], None]) -> None:
         try:
-            for receipt in self.demo.publish([change], [f"releases/{name}"]):
-                self.demo.report(receipt, self.label(name))
+            key = self.key(name) or ""
+            for receipt in self.demo.publish([change], [key]):
+                if key.startswith(MEDIA_PREFIX):
+                    self.demo.report_media(receipt, self.label(name), key)
+                else:
+                    self.demo.report(receipt, self.label(name))
             self.demo.search_due.set()
         except Exception as exc:  # an infrastructure fault: say so, keep watching
             self.demo.warn(f"{self.label(name)}: error: {exc}")
@@ -832,7 +882,12 @@ def _short(path: Path) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder with releases/ and media/ to publish first.",
 )
-@click.option("--no-serve", is_flag=True, help="Publish the samples, print the receipts, and exit.")
+@click.option(
+    "--no-serve",
+    is_flag=True,
+    help="Publish the samples and what the inbox holds, print the receipts, and exit "
+    "(nothing is served).",
+)
 @click.option("--verbose", is_flag=True, help="Also show the handler's structured log lines.")
 @click.option(
     "--outbox",
@@ -877,10 +932,20 @@ def command(
         receipts += cms
         published = sum(r["status"] == "published" for r in receipts)
         if no_serve:
+            # the inbox once, then exit: nothing is served, so no links are printed
+            if inbox.is_dir():
+                demo.say(f"inbox: {_short(inbox)} (read once)")
+                watcher = InboxWatcher(demo, inbox)
+                watcher.scan(settle=False)
+            demo.say(
+                "not serving (--no-serve): the site was published to the local S3 and is gone on exit"
+            )
             if published != len(receipts):
                 sys.exit(1)
             return
-        demo.say(f"inbox: {inbox.resolve()}  (drop, edit or delete release JSON here)")
+        demo.say(
+            f"inbox: {inbox.resolve()}  (drop, edit or delete release JSON, photos or PDFs here)"
+        )
         demo.say(f"outbox: {outbox.resolve()}  (every e-mail sent, as .eml; sign up on any page)")
         demo.watch()
         url = demo.serve()

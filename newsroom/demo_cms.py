@@ -25,7 +25,7 @@ DEMO_TOKEN = "demo-strapi-token"
 
 def publish_from_cms(demo: Demo) -> list[dict[str, Any]]:
     """Post every ``samples/cms/*.json`` to ``/hooks/strapi``; publish what each
-    webhook wrote. Returns the publisher's receipts."""
+    webhook wrote through the queue. Returns the publisher's receipts."""
     files = sorted((demo.samples / "cms").glob("*.json"))
     if not files:
         return []

@@ -456,8 +456,19 @@ def _print_rebuild(report: RebuildReport, distribution_id: str) -> None:
 )  # fmt: skip
 def publish(files: tuple[Path, ...], bucket: str, wait_s: float) -> None:
     """Validate release files locally, upload the valid ones to the source bucket
+    and print what the publisher made of each.
+
+    Exit status: 0 all published or scheduled; 1 a file was invalid, refused or
+    could not be uploaded; 2 uploaded, but no receipt came within --wait.
+    Uses the usual AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...).
+    """
+    _publish(files, bucket, wait_s)
+
+
+def _publish(files: tuple[Path, ...], bucket: str, wait_s: float) -> None:
+    """Validate release files locally, upload the valid ones to the source bucket
     as releases/<name>.json, and print what the publisher made of each."""
-    failed = False
+    failed = unknown = False
     valid: list[tuple[Path, str, bytes]] = []
     for path in files:
         try:
@@ -479,6 +490,9 @@ def publish(files: tuple[Path, ...], bucket: str, wait_s: float) -> None:
             continue
         valid.append((path, path.name, raw))
 
+    if valid and (problem := _credentials_problem()):
+        click.echo(f"error: {problem}; nothing was uploaded", err=True)
+        sys.exit(1)
     storage = S3Storage(_s3_client(), bucket) if valid else None
     pending: list[tuple[Path, str, str | None]] = []
     for path, name, raw in valid:
@@ -486,7 +500,7 @@ def publish(files: tuple[Path, ...], bucket: str, wait_s: float) -> None:
         try:
             key, before = upload_release(storage, name, raw)
         except StorageError as exc:
-            click.echo(f"{path}: (upload): {exc}", err=True)
+            click.echo(f"{path}: (upload): {_explain(exc, bucket)}", err=True)
             failed = True
             continue
         click.echo(f"{path}: uploaded to s3://{bucket}/{key}")
@@ -501,13 +515,41 @@ def publish(files: tuple[Path, ...], bucket: str, wait_s: float) -> None:
             )
             if doc is None:
                 click.echo(
-                    f"{path}: no receipt after {wait_s:g} s; it will appear at "
-                    f"s3://{bucket}/{receipt_key(key)}",
+                    f"{path}: no receipt after {wait_s:g} s: uploaded, but whether it is live "
+                    f"is not known. Is the publisher deployed and is this its source bucket? "
+                    f"The receipt will appear at s3://{bucket}/{receipt_key(key)}",
                     err=True,
                 )
+                unknown = True
                 continue
             failed |= _print_receipt(path, doc)
-    sys.exit(1 if failed else 0)
+    # 1: something was refused or failed; 2: uploaded, outcome unknown
+    sys.exit(1 if failed else 2 if unknown else 0)
+
+
+def _credentials_problem() -> str | None:
+    """Why boto3 cannot sign a request here, in words an operator can act on."""
+    import boto3
+
+    try:
+        found = boto3.session.Session().get_credentials()
+    except Exception as exc:  # a broken profile or config file
+        return f"AWS credentials could not be loaded ({exc})"
+    if found is None:
+        return (
+            "no AWS credentials found: set AWS_PROFILE (after `aws sso login` or "
+            "`aws configure`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    return None
+
+
+def _explain(exc: StorageError, bucket: str) -> str:
+    text = str(exc)
+    if "AccessDenied" in text or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+        return f"{text}: these AWS credentials may not write to s3://{bucket}/releases/"
+    if "NoSuchBucket" in text:
+        return f"{text}: there is no bucket {bucket!r} (check --bucket or NEWSROOM_SOURCE_BUCKET)"
+    return text
 
 
 def _print_receipt(path: Path, doc: dict[str, Any]) -> bool:

@@ -90,6 +90,18 @@ def secrecy_problems(tree: dict[str, bytes], secrets: list[str] = ()) -> list[st
     return problems
 
 
+def _site_form(attrs: dict[str, str | None]) -> bool:
+    """The site's own forms: the search box (GET /search/) and the e-mail
+    sign-up (POST <API>/subscriptions). Any other form came from content."""
+    action, method = attrs.get("action") or "", (attrs.get("method") or "get").lower()
+    if action == "/search/" and method == "get":
+        return True
+    return (
+        method == "post"
+        and re.fullmatch(r"(https?://[^\s\"<>]+)?/subscriptions", action) is not None
+    )
+
+
 class _Scanner(HTMLParser):
     def __init__(self, where: str) -> None:
         super().__init__(convert_charrefs=True)
@@ -100,8 +112,10 @@ class _Scanner(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         names = dict(attrs)
-        if tag in ("iframe", "object", "embed", "form", "base", "frame", "frameset", "applet"):
+        if tag in ("iframe", "object", "embed", "base", "frame", "frameset", "applet"):
             self.problems.append(f"{self.where}: <{tag}>")
+        if tag == "form" and not _site_form(names):
+            self.problems.append(f"{self.where}: <form {names}>")
         if tag == "script":
             self._script_type = names.get("type") or ""
             self._script_text = []

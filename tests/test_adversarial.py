@@ -178,10 +178,13 @@ def test_hostile_markup_is_published_sanitized(
         "<svg onload",
         "<iframe",
         "<style",
-        "<form",
+        "<form action=https://evil",
+        "evil.example>",
         "<object",
     ):
         assert needle not in markup, needle
+    # the only forms are the site's own (search box, e-mail sign-up): checked
+    # by all_markup_problems above
     feed = feedparser.parse(tree["feed.xml"])
     assert not feed.bozo, feed.bozo_exception
     assert slug in {e.link.rstrip("/").rsplit("/", 1)[-1] for e in feed.entries}

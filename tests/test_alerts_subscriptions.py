@@ -332,3 +332,32 @@ def test_ses_busy_is_503_and_the_hour_is_not_spent(client: Client, outbox: Outbo
     # the retry a minute later is not refused by the one-per-hour rule
     assert post_json(client, {"email": "later@example.org"}).status_code == 202
     assert len(outbox.to("later@example.org")) == 1
+
+
+def test_oversized_body_is_413(client: Client, outbox: Outbox) -> None:
+    body = json.dumps({"email": "big@example.org", "topics": ["x" * 100] * 200}).encode()
+    resp = client.http.post("/subscriptions", headers=JSON, body=body)
+    assert resp.status_code == 413
+    assert json.loads(resp.body)["errors"][0]["loc"] == "body"
+    assert outbox.sent == []
+
+
+def test_an_older_subscriptions_unsubscribe_link_still_stops_mail(
+    client: Client, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    subscribe_and_confirm(client, outbox, "again@example.org")
+    sid = Keys(SECRET).address_id("again@example.org")
+    old = "/subscriptions/unsubscribe?" + urlencode(
+        {"token": Keys(SECRET).make(UNSUBSCRIBE, sid, items()[0]["nonce"]["S"])}
+    )
+    assert client.http.post(old, headers=FORM, body=b"").status_code == 200
+    later = time.time() + 3601
+    monkeypatch.setattr("chalicelib.alerts.subscriptions.now", lambda: later)
+    subscribe_and_confirm(client, outbox, "again@example.org")
+    assert items()[0]["state"]["S"] == "active"
+    assert (
+        client.http.post(old, headers=FORM, body=b"List-Unsubscribe=One-Click").status_code == 200
+    )
+    assert items()[0]["state"]["S"] == "gone"

@@ -118,3 +118,13 @@ def test_a_file_that_cannot_be_read_is_that_files_problem(tmp_path: Path) -> Non
         p.source == "releases/gone.json" and p.error.loc == "(file)" for p in result.problems
     )
     assert (tmp_path / "out" / "index.json").is_file()
+
+
+def test_without_search_the_folder_holds_the_site_alone(tmp_path: Path) -> None:
+    files = sources(tmp_path)
+    out = tmp_path / "out"
+    build.build_folder(files, renderer(), str(out), now=NOW, workers=1, search=False)
+    site = in_memory(files).files
+    assert tree(out) == {
+        k: v for k, v in site.items() if not k.startswith(("pagefind/", "search/"))
+    }

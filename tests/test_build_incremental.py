@@ -62,7 +62,7 @@ def test_incremental_build_equals_a_full_build_after_edits(tmp_path: Path) -> No
     build(src, full)
     assert tree(inc) == tree(full)
     assert not (inc / "releases" / "rescue-ship-detention").exists()
-    assert b"corrected figures" in (inc / "index.html").read_bytes()
+    assert b"corrected figures" in (inc / "archive" / "2025" / "03" / "index.html").read_bytes()
 
 
 def test_a_no_op_build_reuses_every_page_and_writes_nothing(tmp_path: Path) -> None:

@@ -206,7 +206,7 @@ def test_unknown_path_gets_the_404_page(running: Running) -> None:
 @pytest.mark.parametrize(
     ("path", "content_type"),
     [
-        ("/feed.xml", "application/atom+xml"),
+        ("/feed.xml", "application/atom+xml; charset=utf-8"),
         ("/index.json", "application/json"),
         ("/sitemap.xml", "application/xml"),
         ("/favicon.svg", "image/svg+xml"),
@@ -290,7 +290,10 @@ def test_inbox_publishes_updates_and_unpublishes(watcher: Running) -> None:
     watcher.demo.watcher.scan()  # type: ignore[union-attr]
     status, _, body = watcher.get("/releases/ferry-service/")
     assert status == 200 and b"Night ferry returns" in body
-    assert f"published: {watcher.demo.url}/releases/ferry-service/" in watcher.out.getvalue()
+    assert (
+        f"published: {watcher.demo.watcher.label('ferry.json')}: "  # type: ignore[union-attr]
+        f"{watcher.demo.url}/releases/ferry-service/"
+    ) in watcher.out.getvalue()
     assert watcher.source_receipt("releases/ferry.json")["status"] == "published"
 
     path.write_text(json.dumps(_doc(slug="ferry-service", title="Night ferry returns early")))
@@ -305,6 +308,7 @@ def test_inbox_publishes_updates_and_unpublishes(watcher: Running) -> None:
     assert status == 404
     assert "ferry-service" not in {e["slug"] for e in watcher.index()}
     assert "unpublished: " in watcher.out.getvalue()
+    assert "/releases/ferry-service/ taken down" in watcher.out.getvalue()
     assert watcher.source_receipt("releases/ferry.json")["status"] == "unpublished"
 
 
@@ -391,7 +395,9 @@ def test_demo_command_no_serve(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 1, proc.stderr  # one sample rejected
-    assert proc.stdout.count("published: http://127.0.0.1:8000/releases/") == 3
+    assert proc.stdout.count("published: ") == 3
+    assert "http://127.0.0.1:8000" not in proc.stdout  # nothing is served, so no links
+    assert f"published: {samples / 'releases' / SAMPLE_FILES[0].name}: /releases/" in proc.stdout
     assert "3 of 4 sample releases published" in proc.stdout
     assert f"{samples / 'releases' / 'zz-bad.json'}: published_at:" in proc.stderr
 
@@ -431,3 +437,53 @@ def test_demo_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_deleting_a_file_that_never_went_live_says_so(watcher: Running) -> None:
+    path = watcher.inbox / "never.json"
+    path.write_text(json.dumps(_doc(slug="never-live", published_at="2025-01-01T10:00:00")))
+    _settle(watcher)
+    assert "rejected: " in watcher.out.getvalue()
+    path.unlink()
+    _settle(watcher)
+    out = watcher.out.getvalue()
+    assert "unpublished:" not in out
+    assert f"removed: {watcher.demo.watcher.label('never.json')} (it was not on the site)" in out  # type: ignore[union-attr]
+
+
+def test_media_dropped_into_the_inbox_are_handled(watcher: Running) -> None:
+    photo = watcher.inbox / "Harbour.JPG"
+    photo.write_bytes((SAMPLES / "media" / "coastal-clinics-reopen.jpg").read_bytes())
+    try:
+        _settle(watcher)
+        assert watcher.source_receipt  # the bucket is reachable
+        head = watcher.demo.client.head_object(Bucket=SOURCE_BUCKET, Key="media/Harbour.JPG")
+        assert head["ContentLength"] == photo.stat().st_size
+        assert "media: " in watcher.out.getvalue() and "Harbour.JPG" in watcher.out.getvalue()
+    finally:
+        photo.unlink()
+    _settle(watcher)
+    assert "media removed: " in watcher.out.getvalue()
+
+
+def test_a_cancelled_request_leaves_no_traceback(
+    running: Running, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import struct
+
+    host, port = running.demo.host, running.demo.port
+    for _ in range(20):
+        sock = socket.create_connection((host, port))
+        sock.sendall(b"GET /media/coastal-clinics-reopen.jpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        # close at once with a reset, as a browser does when a request is cancelled
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    time.sleep(0.5)
+    assert running.get("/")[0] == 200
+    err = capfd.readouterr().err
+    assert (
+        "Traceback" not in err
+        and "BrokenPipeError" not in err
+        and "ConnectionResetError" not in err
+    )

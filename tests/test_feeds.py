@@ -136,7 +136,7 @@ def test_one_feed_per_topic_with_only_its_releases(published) -> None:
 def test_feed_type_and_autodiscovery(published) -> None:
     site = published.tree
     for key in ("feed.xml", "topics/clean-water/feed.xml"):
-        assert published.types[key] == "application/atom+xml", key
+        assert published.types[key] == "application/atom+xml; charset=utf-8", key
     assert b'type="application/atom+xml"' in site["index.html"]
     assert b'href="/feed.xml"' in site["index.html"]
 

@@ -76,7 +76,7 @@ def test_fixture_covers_what_the_golden_test_is_for() -> None:
     assert b"<script>alert" not in page and b"onclick" not in page  # sanitized HTML body
     assert b"2023 &amp; found" in page
     assert (
-        b'<html lang="fr">' in files["releases/abidjan-digue/index.html"]
+        b'<html lang="fr" dir="ltr">' in files["releases/abidjan-digue/index.html"]
     )  # explicit slug, French
     # two releases at the same instant (14:00Z) are ordered by slug
     slugs = [r["slug"] for r in json.loads(files["index.json"])["releases"]]

@@ -13,7 +13,7 @@ PDF = b"%PDF-1.4\n%%EOF\n"
 
 def expected_type(key: str) -> str:
     if key.endswith("feed.xml"):
-        return "application/atom+xml"
+        return "application/atom+xml; charset=utf-8"
     ext = key.rsplit(".", 1)[-1]
     return {
         "html": "text/html; charset=utf-8",

@@ -232,13 +232,13 @@ def test_each_locale_is_its_own_release_linked_by_translation_key(api: Any, aws:
 
 
 def test_both_locales_reach_the_site_linked(api: Any, aws: Any, app_module: Any) -> None:
-    from conftest import PUBLIC, public_tree, s3_event
+    from conftest import PUBLIC, public_tree, receipt, sqs_event
 
     assert publish(api, payload(EN)).status_code == 202
     assert publish(api, payload(FR)).status_code == 202
     for key in (EN_KEY, FR_KEY):
-        (receipt,) = app_module.sync_release(s3_event(key), None)
-        assert receipt["status"] == "published", receipt
+        assert app_module.sync_release(sqs_event(key), None) == {"batchItemFailures": []}
+        assert receipt(aws, key)["status"] == "published"
     site = public_tree(aws, PUBLIC)
     en = site["releases/flood-shelters-open-riverside/index.html"].decode()
     fr = site["releases/abris-ouverts-riverside/index.html"].decode()

@@ -138,7 +138,31 @@ def test_an_older_receipt_is_not_taken_for_the_new_upload(aws: Any, tmp_path: Pa
 
     result = publish(str(path), "--bucket", SOURCE, "--wait", "0.6")
 
-    assert result.exit_code == 0
+    assert result.exit_code == 2  # uploaded, outcome unknown
     assert "published" not in result.stdout
+    assert "Is the publisher deployed" in result.stderr
     assert f"{path}: no receipt after 0.6 s" in result.stderr
     assert f"s3://{SOURCE}/receipts/releases/clinics.json" in result.stderr
+
+
+def test_without_credentials_nothing_is_uploaded_and_the_error_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+    path = write(tmp_path, "clinics.json", make_release())
+
+    result = publish(str(path), "--bucket", SOURCE)
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "error: no AWS credentials found: set AWS_PROFILE (after `aws sso login` or "
+        "`aws configure`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; nothing was uploaded"
+    )
+    assert "receipts/" not in result.stderr and "Unable to locate" not in result.stderr

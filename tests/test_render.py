@@ -122,7 +122,7 @@ def test_release_page_shows_everything_staff_wrote() -> None:
 
 def test_release_page_metadata() -> None:
     html = page(language="fr")
-    assert '<html lang="fr">' in html
+    assert '<html lang="fr" dir="ltr">' in html
     assert '<link rel="canonical" href="https://news.example.org/releases/clinics/">' in html
     assert '<meta property="og:image" content="https://news.example.org/media/clinic.jpg">' in html
     assert '<meta name="description" content="Three clinics reopen in Bayline.">' in html

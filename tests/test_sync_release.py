@@ -281,7 +281,7 @@ def test_every_object_has_content_type_and_cache_control(app_module, aws) -> Non
         head = aws.head_object(Bucket=PUBLIC, Key=key)
         assert head.get("CacheControl"), key
         if key.endswith("feed.xml"):
-            assert head["ContentType"] == "application/atom+xml"
+            assert head["ContentType"] == "application/atom+xml; charset=utf-8"
         elif key.endswith(".xml"):
             assert head["ContentType"] == "application/xml"
         else:

@@ -197,26 +197,19 @@ class SubscriberStore:
         )
         return resp is not None
 
-    def remove(self, address_id: str, reason: str, now: float, *, nonce: str | None = None) -> bool:
-        """Replace the address's item with a tombstone (id and dates only).
-        With ``nonce``, only if the item still belongs to that subscription."""
-        previous = self.get(address_id)
+    def remove(self, address_id: str, reason: str, now: float) -> None:
+        """Replace the address's item with a tombstone: the id and dates only,
+        and whether the address is suppressed (a bounce or complaint)."""
+        previous = self.get(address_id) or {}
         values = {
             **profile_key(address_id),
             "state": "gone",
             "gone_at": int(now),
             "gone_reason": reason,
-            "confirm_sent_at": (previous or {}).get("confirm_sent_at"),
-            "suppressed": reason in ("bounce", "complaint")
-            or bool((previous or {}).get("suppressed")),
+            "confirm_sent_at": previous.get("confirm_sent_at"),
+            "suppressed": reason in ("bounce", "complaint") or bool(previous.get("suppressed")),
         }
-        kwargs: dict[str, Any] = {}
-        if nonce is not None:
-            kwargs = {
-                "ConditionExpression": "nonce = :n",
-                "ExpressionAttributeValues": self._item({":n": nonce}),
-            }
-        return self._call("put_item", Item=self._item(values), **kwargs) is not None
+        self._call("put_item", Item=self._item(values))
 
     # many subscribers
     def pages(self, *, projection: str = "sk, #s, topics, kinds") -> Iterator[list[dict[str, Any]]]:

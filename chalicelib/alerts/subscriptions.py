@@ -69,9 +69,10 @@ def now() -> float:
 
 
 class BadSignUp(ValueError):
-    def __init__(self, loc: str, msg: str) -> None:
+    def __init__(self, loc: str, msg: str, status: int = 400) -> None:
         self.loc = loc
         self.msg = msg
+        self.status = status
         super().__init__(f"{loc}: {msg}")
 
 
@@ -86,7 +87,7 @@ def valid_address(value: Any) -> bool:
 def parse_sign_up(raw: bytes, content_type: str) -> SignUp:
     """A sign-up from JSON or an HTML form; ``BadSignUp`` names the field."""
     if len(raw) > MAX_BODY:
-        raise BadSignUp("body", f"larger than {MAX_BODY} bytes")
+        raise BadSignUp("body", f"larger than {MAX_BODY} bytes", status=413)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -191,9 +192,9 @@ class Subscriptions:
         except BadSignUp as exc:
             self._log("subscribe", "bad_request", loc=exc.loc)
             if as_json:
-                return self._json(400, {"errors": [{"loc": exc.loc, "msg": exc.msg}]})
+                return self._json(exc.status, {"errors": [{"loc": exc.loc, "msg": exc.msg}]})
             return self._page(
-                400,
+                exc.status,
                 "That address does not look right",
                 f"The e-mail address could not be used ({exc.msg}). Please go back and check it.",
             )
@@ -304,14 +305,13 @@ class Subscriptions:
         except InvalidToken as exc:
             self._log("unsubscribe", "invalid_token", reason=str(exc))
             return self._invalid_link()
+        # Any unsubscribe link ever sent to the address stops all mail to it, an
+        # older subscription's too (RFC 8058: the click must work); the nonce
+        # only matters for confirmation links, which must not revive an address.
         item = self.store.get(tok.address_id)
         if item is not None and item.get("state") != "gone":
-            if item.get("nonce") != tok.nonce:
-                # a link from an earlier subscription of an address that signed up again
-                self._log("unsubscribe", "stale_token", tok.address_id)
-                return self._invalid_link()
-            if self.store.remove(tok.address_id, "unsubscribed", now, nonce=tok.nonce):
-                self._log("unsubscribe", "unsubscribed", tok.address_id)
+            self.store.remove(tok.address_id, "unsubscribed", now)
+            self._log("unsubscribe", "unsubscribed", tok.address_id)
         else:
             self._log("unsubscribe", "already_gone", tok.address_id)
         return self._page(

@@ -16,21 +16,24 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from ..keys import search_script_key, stylesheet_key
 from ..settings import Settings
+from . import i18n
 from .index import Entry
 from .markup import body_html, excerpt_source
-from .model import KIND_PLURALS, Release
-from .text import display_date, display_instant, encode_xml_safe, excerpt, topic_slug, xml_safe
+from .model import KIND_LABELS, KIND_PLURALS, Release
+from .text import display_instant, encode_xml_safe, excerpt, topic_slug, typographic, xml_safe
 
 CORE_DIR = Path(__file__).resolve().parent
 PACKAGE_DIR = CORE_DIR.parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
+LOCALE_DIR = i18n.LOCALE_DIR
 
 
 def files_digest(root: Path, pattern: str = "*") -> str:
@@ -67,10 +70,55 @@ def _tel(phone: str) -> str:
     return "".join(c for c in phone if c.isdigit() or c == "+")
 
 
+def _media_type(url: str) -> str:
+    dot = url.rfind(".")
+    ext = url[dot:].lower() if dot >= 0 else ""
+    return {".png": "image/png", ".gif": "image/gif", ".webp": "image/webp",
+            ".avif": "image/avif", ".svg": "image/svg+xml"}.get(ext, "image/jpeg")  # fmt: skip
+
+
 def _news_language(tag: str) -> str:
     # Google News wants ISO 639 codes; zh-cn / zh-tw are the documented exceptions
     low = tag.lower()
     return low if low in ("zh-cn", "zh-tw") else low.split("-")[0]
+
+
+@dataclass(frozen=True)
+class Version:
+    """One language version of a release, for ``hreflang`` links and the switcher."""
+
+    language: str
+    slug: str
+    url: str  # absolute
+
+    @property
+    def path(self) -> str:
+        return f"/releases/{self.slug}/"
+
+    @property
+    def name(self) -> str:
+        name = i18n.locale(self.language).name if i18n.known(self.language) else self.language
+        return name[:1].upper() + name[1:]
+
+
+def language_versions(
+    translation_key: str | None, items: Any, site_url: str = ""
+) -> tuple[Version, ...]:
+    """Every version of a release among ``items`` (index entries or releases):
+    those sharing its ``translation_key``, one per language (the newest wins),
+    ordered by language tag. A release without a key has no versions."""
+    if not translation_key:
+        return ()
+    found: dict[str, tuple[float, Version]] = {}
+    for item in items:
+        if getattr(item, "translation_key", None) != translation_key:
+            continue
+        url = getattr(item, "url", None) or f"{site_url}/releases/{item.slug}/"
+        stamp = item.published_at.timestamp()
+        lang = item.language
+        if lang not in found or stamp > found[lang][0]:
+            found[lang] = (stamp, Version(lang, item.slug, url))
+    return tuple(v for _, (_, v) in sorted(found.items()))
 
 
 @dataclass(frozen=True)
@@ -106,6 +154,17 @@ class Renderer:
             press_phone=settings.press_phone,
             signup_url=f"{settings.api_url}/subscriptions",
         )
+        self.language = settings.language
+        self._envs: dict[str, Environment] = {}
+        self.env = self.env_for(self.language)
+
+    def env_for(self, tag: str) -> Environment:
+        """The templates in language ``tag``: its catalog (English labels when
+        there is none) and its dates. One environment per language, so macros
+        imported by a template see the same language as the page."""
+        key = tag.lower()
+        if key in self._envs:
+            return self._envs[key]
         env = Environment(
             loader=FileSystemLoader(str(self.template_dir)),
             autoescape=select_autoescape(["html", "xml"], default=True),
@@ -113,18 +172,51 @@ class Renderer:
             trim_blocks=False,
             lstrip_blocks=False,
             keep_trailing_newline=True,
+            extensions=["jinja2.ext.i18n"],
         )
-        env.filters["display_date"] = display_date
+        translations = i18n.translations(tag)
+        env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+        loc = i18n.locale(tag)
+        zone = self.settings.timezone
+        env.filters["display_date"] = loc.format_date
+        env.filters["display_datetime"] = lambda m: loc.format_datetime(m, i18n.zone_label(m, zone))
         env.filters["display_instant"] = display_instant
         env.filters["rfc3339"] = rfc3339
         env.filters["tel"] = _tel
         env.filters["news_language"] = _news_language
-        env.globals["site"] = self.site
-        env.globals["nav"] = ""
-        env.globals["lang"] = "en"
-        env.globals["kinds"] = list(KIND_PLURALS.items())
-        env.globals["stylesheet"] = "/" + self.stylesheet_key
-        self.env = env
+        env.filters["typographic"] = typographic
+        env.filters["mailto_quote"] = lambda v: quote(xml_safe(str(v)), safe="")
+        env.filters["absolute"] = self.absolute
+        env.filters["media_type"] = _media_type
+        page_lang = i18n.primary(tag)
+
+        def other_lang(language: str) -> Markup:
+            # a title or excerpt in another language than the page says so
+            if i18n.primary(language) == page_lang:
+                return Markup("")
+            return Markup(' lang="{}"').format(language)
+
+        env.globals.update(
+            site=self.site,
+            nav="",
+            lang=tag,
+            dir="rtl" if loc.rtl else "ltr",
+            kinds=[(k, translations.gettext(label)) for k, label in KIND_PLURALS.items()],
+            kind_label=lambda kind: translations.gettext(KIND_LABELS[kind]),
+            kind_plural=lambda kind: translations.gettext(KIND_PLURALS[kind]),
+            other_lang=other_lang,
+            stylesheet="/" + self.stylesheet_key,
+        )
+        self._envs[key] = env
+        return env
+
+    def gettext(self, message: str, **values: Any) -> str:
+        """A label in the site's language (headings the site plan builds)."""
+        text = i18n.translations(self.language).gettext(message)
+        return text % values if values else text
+
+    def month_name(self, year: int, month: int) -> str:
+        return i18n.locale(self.language).format_month(year, month)
 
     # Assets and fingerprints ---------------------------------------------------
     @cached_property
@@ -154,17 +246,21 @@ class Renderer:
         ):
             h.update(part.encode())
         h.update((PACKAGE_DIR / "keys.py").read_bytes())  # URL and asset key shapes
+        for path in sorted(LOCALE_DIR.rglob("*.mo")) + [LOCALE_DIR / "dates.json"]:
+            h.update(path.relative_to(LOCALE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
         s = self.settings
         h.update(
             json.dumps(
                 [s.site_url, s.site_title, s.intro, s.organisation, s.press_email,
-                 s.press_phone, s.page_size, s.feed_size, s.default_image, s.api_url]
+                 s.press_phone, s.page_size, s.feed_size, s.default_image, s.api_url,
+                 s.language, s.timezone]
             ).encode()
         )  # fmt: skip
         return h.hexdigest()[:16]
 
-    def _render(self, template: str, **context: Any) -> bytes:
-        text = self.env.get_template(template).render(**context)
+    def _render(self, template: str, language: str | None = None, **context: Any) -> bytes:
+        env = self.env if language is None else self.env_for(language)
+        text = env.get_template(template).render(**context)
         if template.endswith(".xml"):
             # one forbidden character makes a whole feed or sitemap unreadable:
             # whatever got into the data, none is ever written
@@ -178,24 +274,30 @@ class Renderer:
     def absolute(self, url: str) -> str:
         return url if url.startswith("https://") else self.settings.site_url + url
 
-    def release(self, release: Release) -> RenderedRelease:
-        context = self._release_context(release)
+    def release(self, release: Release, versions: tuple[Version, ...] = ()) -> RenderedRelease:
+        """The release page. ``versions``: its language versions (``language_versions``),
+        itself included; links to them need a key shared by at least two."""
+        context = self._release_context(release, versions)
         page = self._render("release.html", **context)
         return RenderedRelease(page, context["summary"], hashlib.sha256(page).hexdigest()[:16])
 
-    def preview(self, release: Release, publish_at: datetime) -> bytes:
+    def preview(
+        self, release: Release, publish_at: datetime, versions: tuple[Version, ...] = ()
+    ) -> bytes:
         """The release page as it will look at ``publish_at``, for staff only:
         same template (``preview.html`` extends ``release.html``) plus a
         visible banner and ``noindex``. Links stay site paths; the preview
         store points them somewhere a private page can reach."""
-        context = self._release_context(release)
+        context = self._release_context(release, versions)
         # served from the source bucket, not the site: the stylesheet travels
         # inline, with the banner's rules (which the public stylesheet lacks)
         css = self.stylesheet + (STATIC_DIR / "preview.css").read_bytes()
         inline = "data:text/css;base64," + base64.b64encode(css).decode("ascii")
         return self._render("preview.html", publish_at=publish_at, stylesheet=inline, **context)
 
-    def _release_context(self, release: Release) -> dict[str, Any]:
+    def _release_context(
+        self, release: Release, versions: tuple[Version, ...] = ()
+    ) -> dict[str, Any]:
         body = body_html(release.body, release.body_format)
         summary = release.summary or excerpt(excerpt_source(body))
         canonical = f"{self.settings.site_url}{release.url_path}"
@@ -212,7 +314,7 @@ class Renderer:
             "inLanguage": release.language,
             "mainEntityOfPage": canonical,
             "url": canonical,
-            "articleSection": release.kind_label,
+            "articleSection": i18n.translations(release.language).gettext(release.kind_label),
             "publisher": {
                 "@type": "Organization",
                 "name": self.settings.organisation,
@@ -224,7 +326,12 @@ class Renderer:
             ld["image"] = [image_url]
         if release.topics:
             ld["keywords"] = list(release.topics)
+        if len(versions) < 2 or not any(v.slug == release.slug for v in versions):
+            versions = ()
         return {
+            "language": release.language,
+            "versions": versions,
+            "others": tuple(v for v in versions if v.slug != release.slug),
             "release": release,
             "body": Markup(body),
             "summary": summary,
@@ -235,8 +342,8 @@ class Renderer:
         }
 
     # Listings --------------------------------------------------------------------
-    def front(self, entries: tuple[Entry, ...]) -> bytes:
-        return self._render("front.html", entries=entries)
+    def front(self, entries: tuple[Entry, ...], older: tuple[str, str] | None = None) -> bytes:
+        return self._render("front.html", entries=entries, older=older)
 
     def listing(
         self,
@@ -248,14 +355,25 @@ class Renderer:
         intro: str = "",
         feed: str = "",
         more: tuple[str, str] | None = None,
-        years: tuple[tuple[int, str], ...] = (),
+        years: tuple[tuple[int, str, int], ...] = (),
+        total: int | None = None,
+        months: tuple[tuple[str, str, int], ...] = (),
+        pager: tuple[tuple[str, str], ...] = (),
     ) -> bytes:
         return self._render(
             "listing.html",
             years=years,
+            months=months,
+            pager=pager,
+            total=len(entries) if total is None else total,
             path=path,
             heading=heading,
-            description=intro or f"{heading} from {self.settings.organisation}",
+            description=intro
+            or self.gettext(
+                "%(heading)s from %(organisation)s",
+                heading=heading,
+                organisation=self.settings.organisation,
+            ),
             entries=entries,
             nav=nav,
             intro=intro,
@@ -263,14 +381,22 @@ class Renderer:
             more=more,
         )
 
-    def archive_index(self, months: tuple[tuple[int, int], ...]) -> bytes:
-        years: dict[int, list[tuple[int, str]]] = {}
-        for year, month in months:
-            years.setdefault(year, []).append((month, datetime(year, month, 1).strftime("%B")))
-        return self._render("archive_index.html", years=list(years.items()))
+    def archive_index(self, months: tuple[tuple[int, int, int], ...]) -> bytes:
+        """``months``: (year, month, count), newest first."""
+        years: dict[int, list[tuple[int, str, int]]] = {}
+        for year, month, n in months:
+            years.setdefault(year, []).append((month, self.month_name(year, month), n))
+        rows = [(y, sum(n for _, _, n in ms), ms) for y, ms in years.items()]
+        return self._render("archive_index.html", years=rows)
 
-    def topics_index(self, topics: tuple[tuple[str, str], ...]) -> bytes:
+    def topics_index(self, topics: tuple[tuple[str, str, int], ...]) -> bytes:
+        """``topics``: (slug, name, count)."""
         return self._render("topics_index.html", topics=topics)
+
+    def kinds_index(self, counts: tuple[tuple[str, int], ...]) -> bytes:
+        t = i18n.translations(self.language)
+        rows = [(k, t.gettext(KIND_PLURALS[k]), n) for k, n in counts]
+        return self._render("kinds_index.html", counts=rows, nav="")
 
     def not_found(self) -> bytes:
         return self._render("404.html")
@@ -294,13 +420,18 @@ class Renderer:
         updated = max((e.modified for e in entries), default=datetime(1970, 1, 1, tzinfo=UTC))
         return self._render(
             "feed.xml",
-            entries=entries,
+            entries=[(e, self.feed_content(e)) for e in entries],
             title=title,
             feed_id=self.settings.site_url + path,
             self_url=self.settings.site_url + path,
             alt_url=self.settings.site_url + alt_path,
             updated=rfc3339(updated),
         )
+
+    def feed_content(self, e: Entry) -> str:
+        """An entry's ``<content>``: its lead image (with caption and credit) and
+        summary, as HTML; the page it links to has the full text."""
+        return self.env_for(e.language).get_template("feed_content.html").render(e=e).strip()
 
     def urlset(self, urls: tuple[tuple[str, str], ...]) -> bytes:
         return self._render("urlset.xml", urls=urls)

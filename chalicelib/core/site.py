@@ -32,20 +32,26 @@ class Page:
     args: tuple[Any, ...]
 
 
-def _months(entries: tuple[Entry, ...]) -> tuple[tuple[int, int], ...]:
-    return tuple(sorted({e.month for e in entries}, reverse=True))
+def _month_counts(entries: tuple[Entry, ...]) -> tuple[tuple[int, int, int], ...]:
+    counts: dict[tuple[int, int], int] = {}
+    for e in entries:
+        counts[e.month] = counts.get(e.month, 0) + 1
+    return tuple((y, m, n) for (y, m), n in sorted(counts.items(), reverse=True))
 
 
 def plan(index: Index, renderer: Renderer) -> dict[str, Page]:
     s = renderer.settings
     entries = index.entries
+    # the front page's path to what it no longer shows: the month of the newest
+    # release that did not fit
+    older = entries[s.page_size].month if len(entries) > s.page_size else None
     pages: dict[str, Page] = {
-        "index.html": Page("front", (entries[: s.page_size],)),
+        "index.html": Page("front", (entries[: s.page_size], older)),
         "404.html": Page("404", ()),
         renderer.stylesheet_key: Page("stylesheet", ()),
         "favicon.svg": Page("favicon", (hashlib.sha256(renderer.favicon).hexdigest(),)),
         "feed.xml": Page("feed", (entries[: s.feed_size],)),
-        "archive/index.html": Page("archive_index", (_months(entries),)),
+        "archive/index.html": Page("archive_index", (_month_counts(entries),)),
         "robots.txt": Page("robots", ()),
     }
     by_month: dict[tuple[int, int], list[Entry]] = {}
@@ -60,23 +66,37 @@ def plan(index: Index, renderer: Renderer) -> dict[str, Page]:
         for name, slug in zip(e.topics, e.topic_slugs, strict=True):
             by_topic.setdefault(slug, []).append(e)
             topic_names.setdefault(slug, name)  # newest entry's spelling wins
-    for (year, month), group in by_month.items():
+    months = sorted(by_month, reverse=True)
+    for i, (year, month) in enumerate(months):
+        later = months[i - 1] if i > 0 else None
+        earlier = months[i + 1] if i + 1 < len(months) else None
         pages[f"archive/{year}/{month:02d}/index.html"] = Page(
-            "archive_month", (year, month, tuple(group))
+            "archive_month", (year, month, tuple(by_month[(year, month)]), earlier, later)
         )
+    for year, group in by_year.items():
+        # a year: its months with their counts, and its newest releases
+        pages[f"archive/{year}/index.html"] = Page(
+            "archive_year",
+            (year, tuple(group[:KIND_PAGE_SIZE]), _month_counts(tuple(group)), len(group)),
+        )
+    pages["kinds/index.html"] = Page(
+        "kinds_index", (tuple((k, len(g)) for k, g in by_kind.items()),)
+    )
     for kind, group in by_kind.items():
         # the newest of a kind, then one complete page per year of that kind
         kind_years: dict[int, list[Entry]] = {}
         for e in group:
             kind_years.setdefault(e.published_at.year, []).append(e)
+        year_counts = tuple((y, len(g)) for y, g in kind_years.items())
         pages[f"kinds/{kind}/index.html"] = Page(
-            "kind", (kind, tuple(group[:KIND_PAGE_SIZE]), tuple(kind_years))
+            "kind", (kind, tuple(group[:KIND_PAGE_SIZE]), year_counts, len(group))
         )
+        pages[f"kinds/{kind}/feed.xml"] = Page("kind_feed", (kind, tuple(group[: s.feed_size])))
         for year, in_year in kind_years.items():
             pages[f"kinds/{kind}/{year}/index.html"] = Page(
-                "kind_year", (kind, year, tuple(in_year), tuple(kind_years))
+                "kind_year", (kind, year, tuple(in_year), year_counts)
             )
-    topics = tuple(sorted(topic_names.items()))
+    topics = tuple((slug, name, len(by_topic[slug])) for slug, name in sorted(topic_names.items()))
     pages["topics/index.html"] = Page("topics_index", (topics,))
     for slug, group in by_topic.items():
         name = topic_names[slug]
@@ -112,34 +132,80 @@ def render_page(key: str, page: Page, renderer: Renderer, index: Index) -> bytes
     return _RENDERERS[page.kind](renderer, index, *page.args)
 
 
-def _front(r: Renderer, index: Index, entries: tuple[Entry, ...]) -> bytes:
-    return r.front(entries)
+def _front(
+    r: Renderer, index: Index, entries: tuple[Entry, ...], older: tuple[int, int] | None
+) -> bytes:
+    link = None
+    if older is not None:
+        year, month = older
+        link = (f"/archive/{year}/{month:02d}/", r.month_name(year, month))
+    return r.front(entries, older=link)
+
+
+def _month_link(r: Renderer, ym: tuple[int, int] | None, label: str) -> tuple[str, str] | None:
+    if ym is None:
+        return None
+    return (f"/archive/{ym[0]}/{ym[1]:02d}/", f"{r.gettext(label)}: {r.month_name(*ym)}")
 
 
 def _archive_month(
-    r: Renderer, index: Index, year: int, month: int, group: tuple[Entry, ...]
+    r: Renderer,
+    index: Index,
+    year: int,
+    month: int,
+    group: tuple[Entry, ...],
+    earlier: tuple[int, int] | None = None,
+    later: tuple[int, int] | None = None,
 ) -> bytes:
-    from datetime import datetime
-
-    name = f"{datetime(year, month, 1):%B} {year}"
     return r.listing(
         path=f"/archive/{year}/{month:02d}/",
-        heading=f"Releases from {name}",
+        heading=r.gettext("Releases from %(period)s", period=r.month_name(year, month)),
         entries=group,
         nav="archive",
-        more=("/archive/", "All months"),
+        more=(f"/archive/{year}/", str(year)),
+        pager=tuple(
+            x for x in (_month_link(r, earlier, "Earlier"), _month_link(r, later, "Later")) if x
+        ),
+    )
+
+
+def _archive_year(
+    r: Renderer,
+    index: Index,
+    year: int,
+    newest: tuple[Entry, ...],
+    months: tuple[tuple[int, int, int], ...],
+    total: int,
+) -> bytes:
+    return r.listing(
+        path=f"/archive/{year}/",
+        heading=r.gettext("Releases from %(period)s", period=str(year)),
+        entries=newest,
+        nav="archive",
+        total=total,
+        more=("/archive/", r.gettext("All months")),
+        months=tuple(
+            (f"/archive/{y}/{m:02d}/", r.month_name(y, m), n) for y, m, n in months
+        ),
     )
 
 
 def _kind(
-    r: Renderer, index: Index, kind: str, group: tuple[Entry, ...], years: tuple[int, ...]
+    r: Renderer,
+    index: Index,
+    kind: str,
+    group: tuple[Entry, ...],
+    years: tuple[tuple[int, int], ...],
+    total: int | None = None,
 ) -> bytes:
     return r.listing(
         path=f"/kinds/{kind}/",
-        heading=KIND_PLURALS[kind],
+        heading=r.gettext(KIND_PLURALS[kind]),
         entries=group,
         nav=kind,
-        years=tuple((y, f"/kinds/{kind}/{y}/") for y in years),
+        total=total,
+        feed=f"/kinds/{kind}/feed.xml",
+        years=tuple((y, f"/kinds/{kind}/{y}/", n) for y, n in years),
     )
 
 
@@ -149,15 +215,26 @@ def _kind_year(
     kind: str,
     year: int,
     group: tuple[Entry, ...],
-    years: tuple[int, ...],
+    years: tuple[tuple[int, int], ...],
 ) -> bytes:
+    plural = r.gettext(KIND_PLURALS[kind])
     return r.listing(
         path=f"/kinds/{kind}/{year}/",
-        heading=f"{KIND_PLURALS[kind]} from {year}",
+        heading=r.gettext("%(kinds)s from %(year)s", kinds=plural, year=str(year)),
         entries=group,
         nav=kind,
-        more=(f"/kinds/{kind}/", f"Latest {KIND_PLURALS[kind].lower()}"),
-        years=tuple((y, f"/kinds/{kind}/{y}/") for y in years),
+        feed=f"/kinds/{kind}/feed.xml",
+        more=(f"/kinds/{kind}/", r.gettext("Latest of this kind")),
+        years=tuple((y, f"/kinds/{kind}/{y}/", n) for y, n in years),
+    )
+
+
+def _kind_feed(r: Renderer, index: Index, kind: str, group: tuple[Entry, ...]) -> bytes:
+    return r.feed(
+        entries=group,
+        title=f"{r.settings.site_title}: {r.gettext(KIND_PLURALS[kind])}",
+        path=f"/kinds/{kind}/feed.xml",
+        alt_path=f"/kinds/{kind}/",
     )
 
 
@@ -175,9 +252,9 @@ def _topic(r: Renderer, index: Index, slug: str, name: str, group: tuple[Entry, 
         heading=name,
         entries=group,
         nav="topics",
-        intro=f"Releases about {name}",
+        intro=r.gettext("Releases about %(topic)s", topic=name),
         feed=f"/topics/{slug}/feed.xml",
-        more=("/topics/", "All topics"),
+        more=("/topics/", r.gettext("All topics")),
     )
 
 
@@ -218,6 +295,9 @@ _RENDERERS: dict[str, Callable[..., bytes]] = {
     "feed": _feed,
     "archive_index": lambda r, index, months: r.archive_index(months),
     "archive_month": _archive_month,
+    "archive_year": _archive_year,
+    "kinds_index": lambda r, index, counts: r.kinds_index(counts),
+    "kind_feed": _kind_feed,
     "kind": _kind,
     "kind_year": _kind_year,
     "robots": _robots,

@@ -90,3 +90,17 @@ def excerpt(text: str, words: int = 60) -> str:
         return " ".join(parts)
     cut = " ".join(parts[:words]).rstrip(" ,;:.-–—")
     return cut + "…"
+
+
+_DOUBLE_OPEN = re.compile(r'(^|[\s(\[{\u2014\u2013-])"')
+_SINGLE_OPEN = re.compile(r"(^|[\s(\[{\u2014\u2013-])'")
+
+
+def typographic(text: str) -> str:
+    """Straight quotes to curly ones in plain text (“quoted”, it’s), as cmark's
+    smart punctuation does for bodies: an opening quote follows a space or an
+    opening bracket, every other one closes (or is an apostrophe)."""
+    if '"' not in text and "'" not in text:
+        return text
+    text = _DOUBLE_OPEN.sub("\\1\u201c", text).replace('"', "\u201d")
+    return _SINGLE_OPEN.sub("\\1\u2018", text).replace("'", "\u2019")

@@ -1,0 +1,199 @@
+"""Languages: gettext catalogs for the labels, CLDR patterns for the dates.
+
+The catalogs (``chalicelib/locale/<lang>/LC_MESSAGES/newsroom.mo``) and the
+date data (``chalicelib/locale/dates.json``) are compiled from the ``.po``
+files and Babel's CLDR data by ``python -m newsroom.locales``, and committed:
+Babel with every CLDR locale is bigger than the whole Lambda package, while
+the few kilobytes it produces here ship in it. A test checks that the compiled
+files match what Babel gives today, and that dates format as Babel formats them.
+
+Only the standard library is used at run time (``gettext`` reads ``.mo``).
+"""
+
+from __future__ import annotations
+
+import gettext
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+DOMAIN = "newsroom"
+# languages whose labels are translated; any other falls back to English labels
+CATALOG_LANGUAGES = ("en", "fr", "es", "de", "pt", "ar")
+
+
+def primary(tag: str) -> str:
+    """``pt-BR`` -> ``pt``: catalogs and dates are chosen by the language subtag."""
+    return tag.split("-")[0].lower()
+
+
+@cache
+def _dates() -> dict[str, dict]:
+    return json.loads((LOCALE_DIR / "dates.json").read_text("utf-8"))
+
+
+@cache
+def translations(tag: str) -> gettext.NullTranslations:
+    """The catalog for ``tag`` (English strings when there is none)."""
+    lang = primary(tag)
+    if lang == "en" or lang not in CATALOG_LANGUAGES:
+        return gettext.NullTranslations()
+    with open(LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.mo", "rb") as fh:
+        return gettext.GNUTranslations(fh)
+
+
+def known(tag: str) -> bool:
+    """Whether CLDR dates exist for ``tag``'s language (else English ones are used)."""
+    return primary(tag) in _dates()
+
+
+def has_catalog(tag: str) -> bool:
+    return primary(tag) in CATALOG_LANGUAGES
+
+
+@dataclass(frozen=True)
+class Locale:
+    """The CLDR data one language needs: long date, month-year, short time."""
+
+    tag: str
+    date: str
+    month_year: str
+    time: str
+    datetime: str  # how a date and a time join: ``{1} 'at' {0}``
+    months: tuple[str, ...]
+    months_standalone: tuple[str, ...]
+    day_periods: tuple[str, str]
+    rtl: bool
+    name: str = ""  # the language's name in itself (``français``), for the switcher
+
+    def format_date(self, moment: datetime) -> str:
+        """``December 19, 2018`` / ``19 décembre 2018`` in the offset staff wrote."""
+        return _format(self.date, moment, self)
+
+    def format_month(self, year: int, month: int) -> str:
+        """``December 2018`` / ``décembre 2018`` (archive headings)."""
+        return _format(self.month_year, datetime(year, month, 1), self)
+
+    def format_time(self, moment: datetime) -> str:
+        """``10:00 AM`` / ``10:00`` (the zone is added by ``zone_label``)."""
+        return _format(self.time, moment, self)
+
+    def format_datetime(self, moment: datetime, zone: str) -> str:
+        """``December 19, 2018 at 10:00 AM EST``: CLDR's long date-time join of
+        the long date and the short time, then the zone."""
+        time = f"{self.format_time(moment)} {zone}"
+        out = []
+        for part in re.split(r"(\{[01]\})", self.datetime):
+            if part == "{0}":
+                out.append(time)
+            elif part == "{1}":
+                out.append(self.format_date(moment))
+            else:
+                out.append(_format(part, moment, self))
+        return "".join(out)
+
+
+@cache
+def locale(tag: str) -> Locale:
+    """Date data for ``tag``: the exact locale if known, else its language, else English."""
+    data = _dates()
+    for key in (tag.replace("-", "_"), primary(tag), "en"):
+        if key in data:
+            d = data[key]
+            return Locale(
+                tag=key,
+                date=d["date"],
+                month_year=d["month_year"],
+                time=d["time"],
+                datetime=d["datetime"],
+                months=tuple(d["months"]),
+                months_standalone=tuple(d["months_standalone"]),
+                day_periods=tuple(d["day_periods"]),
+                rtl=d["rtl"],
+                name=d["name"],
+            )
+    raise LookupError(tag)  # pragma: no cover - "en" is always there
+
+
+def is_rtl(tag: str) -> bool:
+    return locale(tag).rtl
+
+
+def _format(pattern: str, moment: datetime, loc: Locale) -> str:
+    """The subset of CLDR date patterns the long date, month-year and short time
+    formats use: y, M/L, d, h/H/K/k, m, a/B, quoted literals."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "'":
+            j = pattern.find("'", i + 1)
+            if j == i + 1:  # '' is a literal quote
+                out.append("'")
+                i += 2
+                continue
+            j = n if j < 0 else j
+            out.append(pattern[i + 1 : j])
+            i = j + 1
+            continue
+        if not ("a" <= c <= "z" or "A" <= c <= "Z"):
+            out.append(c)
+            i += 1
+            continue
+        j = i
+        while j < n and pattern[j] == c:
+            j += 1
+        width = j - i
+        out.append(_field(c, width, moment, loc))
+        i = j
+    return "".join(out)
+
+
+def _field(c: str, width: int, m: datetime, loc: Locale) -> str:
+    if c in "yY":
+        return str(m.year % 100).zfill(2) if width == 2 else str(m.year).zfill(width)
+    if c in "ML":
+        if width >= 3:
+            return (loc.months if c == "M" else loc.months_standalone)[m.month - 1]
+        return str(m.month).zfill(width)
+    if c == "d":
+        return str(m.day).zfill(width)
+    if c == "H":
+        return str(m.hour).zfill(width)
+    if c == "k":
+        return str(m.hour or 24).zfill(width)
+    if c == "h":
+        return str(m.hour % 12 or 12).zfill(width)
+    if c == "K":
+        return str(m.hour % 12).zfill(width)
+    if c == "m":
+        return str(m.minute).zfill(width)
+    if c in "aBb":
+        return loc.day_periods[0 if m.hour < 12 else 1]
+    raise ValueError(f"unsupported date pattern field {c * width!r}")
+
+
+def zone_label(moment: datetime, timezone: str = "UTC") -> str:
+    """``EST`` when the site's zone has that offset at that instant and a
+    lettered name for it, else ``UTC−05:00`` (the offset is all a release says)."""
+    offset = moment.utcoffset() or timedelta(0)
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    if zone is not None:
+        local = moment.astimezone(zone)
+        name = local.tzname() or ""
+        if local.utcoffset() == offset and name.isalpha():
+            return name
+    if not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes > 0 else "\u2212"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours:02d}:{rest:02d}"
