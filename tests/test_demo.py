@@ -108,7 +108,8 @@ def test_the_scheduled_sample_is_printed_with_its_preview_link(running: Running)
     assert receipt["preview_url"].startswith(running.demo.s3.endpoint + "/")
     printed = running.demo.out.getvalue()  # type: ignore[union-attr]
     assert (
-        f"scheduled: {receipt['url']} (not public until 2040-06-08T09:00:00+00:00) "
+        f"scheduled: {SAMPLES / SCHEDULED_SAMPLE}: {receipt['url']} "
+        "(not public until 2040-06-08T09:00:00+00:00) "
         f"preview: {receipt['preview_url']}\n"
     ) in printed
 
