@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import alerts, build, coldstart, markdown, proc, publish, report
+from . import alerts, anchor, build, coldstart, markdown, proc, publish, report, search
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,9 +39,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-install", action="store_true", help="do not apt-get install hugo")
     p.add_argument("--no-zip", action="store_true", help="skip chalice package")
     p.add_argument(
-        "--only", default="", help="comma list: markdown,publish,build,rebuild,cold,alerts"
+        "--only",
+        default="",
+        help="comma list: markdown,publish,build,rebuild,cold,alerts,search,anchor",
     )
     p.add_argument("--alert-subscribers", type=int, default=10000)
+    p.add_argument("--search-sizes", type=_sizes, default=[1000, 10000])
+    p.add_argument("--anchor-sizes", type=_sizes, default=[1000, 10000])
+    p.add_argument("--memory-sizes", type=_sizes, default=[10000, 100000])
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     p.add_argument("--json", type=Path, default=None, help="also write raw figures as JSON")
     args = p.parse_args(argv)
@@ -50,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.build_sizes, args.runs = [30], 1
         args.no_install, args.no_zip = True, True
         args.alert_subscribers = 40
+        args.search_sizes = [30]
+        args.anchor_sizes, args.memory_sizes = [30], [30]
     if args.rebuild_sizes is None:
         args.rebuild_sizes = args.build_sizes
     return args
@@ -59,12 +66,14 @@ def _save(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     """Write what is measured so far (a long run stopped midway keeps its figures)."""
     figures["machine"]["load_after"] = proc.load_average()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.only.strip() == "alerts" and args.out.exists() and "alerts" in figures:
-        # only the alerts measured: update their section, keep the other figures
-        text = report.splice(
-            args.out.read_text(), report.ALERTS_TITLE, report.alerts_section(figures["alerts"])
-        )
-        args.out.write_text(text)
+    alone = {"alerts": (report.ALERTS_TITLE, report.alerts_section)}
+    alone["search"] = (report.SEARCH_TITLE, report.search_section)
+    alone["anchor"] = (anchor.TITLE, anchor.section)
+    only = args.only.strip()
+    if only in alone and args.out.exists() and only in figures:
+        # one section measured: update it, keep the other figures
+        title, section = alone[only]
+        args.out.write_text(report.splice(args.out.read_text(), title, section(figures[only])))
     else:
         args.out.write_text(report.document(figures, quick=args.quick))
     if args.json:
@@ -121,6 +130,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if wanted("alerts"):
         figures["alerts"] = alerts.measure(args.alert_subscribers)
         print(report.alerts_section(figures["alerts"]), flush=True)
+    if wanted("anchor") and anchor.anchor_dir() is not None and not args.no_hugo:
+        figures["anchor"] = anchor.measure(args.anchor_sizes, args.runs, args.memory_sizes)
+        print(anchor.section(figures["anchor"]), flush=True)
+        _save(args, figures)
+    if wanted("search"):
+        sizes = args.search_sizes
+        figures["search"] = search.measure(sizes, query_size=max(sizes), lambda_size=max(sizes))
+        print(report.search_section(figures["search"]), flush=True)
     figures["machine"]["load_after"] = proc.load_average()
     return figures
 

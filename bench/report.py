@@ -390,6 +390,10 @@ def document(f: dict[str, Any], *, quick: bool = False) -> str:
             "but every page is still rendered to find that out.",
             "",
         ]
+    if f.get("anchor"):
+        from .anchor import section
+
+        out += [section(f["anchor"]), ""]
     if f.get("rebuild"):
         out += [
             "## No-op `newsroom rebuild`",
@@ -422,11 +426,112 @@ def document(f: dict[str, Any], *, quick: bool = False) -> str:
         ]
     if "alerts" in f:
         out += [alerts_section(f["alerts"]), ""]
+    if "search" in f:
+        out += [search_section(f["search"]), ""]
     out += [NOTES]
     return "\n".join(out)
 
 
 ALERTS_TITLE = "## E-mail alerts: one release to many subscribers"
+SEARCH_TITLE = "## Search: bundle, query, publish to findable"
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:,.0f} KB"
+
+
+def search_section(f: dict[str, Any]) -> str:
+    """The search figures (bench/search.py); also spliced alone into an existing
+    document by ``python -m bench --only search``."""
+    build_rows = [
+        [f"{b['releases']:,}", f"{b['seconds']:.1f}", f"{b['bytes'] / 1024 / 1024:.1f} MB",
+         f"{b['files']:,}", f"{b['fragments']:,}", f"{b['index_chunks']:,}"]
+        for b in f["build"]
+    ]  # fmt: skip
+    out = [
+        SEARCH_TITLE,
+        "",
+        "`bench/search.py`. **Bundle**: the search records of the bench corpus, indexed "
+        "by `build_bundle` (the Pagefind binary over one small page per release, then the "
+        "canonical renaming that makes it deterministic).",
+        "",
+        _table(
+            ["releases", "build s", "bundle", "files", "fragments", "index chunks"],
+            build_rows,
+        ),
+        "",
+    ]
+    q = f.get("query", {})
+    if "skipped" in q:
+        out += [f"Query: not measured ({q['skipped']}).", ""]
+    elif q:
+        out += [
+            f"**One query** at {q['releases']:,} releases: Chromium opens `/search/`, types "
+            f"`{q['query']}`, and waits for the first page of results ({q['results_shown']} "
+            f"shown, {q['seconds_to_results']:.2f} s on 127.0.0.1). Bytes the browser "
+            "received after the page itself, as served (no HTTP compression on this server):",
+            "",
+            _table(
+                ["what", "bytes"],
+                [
+                    [
+                        "the search page, its script and stylesheet (before typing)",
+                        _kb(q["page_bytes"]),
+                    ],
+                    [
+                        "Pagefind's JavaScript (module and worker)",
+                        f"{_kb(q['js_bytes'])} ({_kb(q['js_gzip_bytes'])} gzipped, as CloudFront serves it)",
+                    ],
+                    ["Pagefind's WebAssembly (already compressed)", _kb(q["wasm_bytes"])],
+                    [
+                        "index: entry, metadata, filters, word chunks, result fragments",
+                        _kb(q["index_bytes"]),
+                    ],
+                    [
+                        f"**total of {q['requests']} requests, page included**",
+                        f"**{_kb(q['total_bytes'])}**",
+                    ],
+                ],
+            ),  # fmt: skip
+            "",
+            "The script and WebAssembly are the same for every query and cached (a week for "
+            "the content-named chunks, revalidated for the entry point); a second query costs "
+            "only the word chunks and fragments it needs.",
+            "",
+        ]
+    lam = f.get("lambda", {})
+    if lam:
+        out += [
+            f"**Lambda path** at {lam['releases']:,} releases (moto in-process, "
+            "`SearchUpdater.run()` as `update_search` calls it):",
+            "",
+            _table(
+                ["run", "seconds", "objects uploaded", "deleted"],
+                [
+                    [
+                        "first run, empty public bucket",
+                        f"{lam['first_seconds']:.1f}",
+                        f"{lam['first_uploaded']:,}",
+                        "0",
+                    ],
+                    [
+                        "after one publish",
+                        f"{lam['publish_seconds']:.1f}",
+                        f"{lam['publish_uploaded']:,} ({_kb(lam['publish_uploaded_bytes'])})",
+                        str(lam["publish_deleted"]),
+                    ],
+                    ["nothing changed", f"{lam['idle_seconds']:.2f}", "0", "0"],
+                ],
+            ),  # fmt: skip
+            "",
+            f"A release is findable at the end of the first `update_search` run after its "
+            f"publish: at worst one schedule period (5 minutes) plus one run, "
+            f"**{lam['findable_worst_seconds']:.0f} s**, on average "
+            f"{lam['findable_mean_seconds']:.0f} s. The run reads every month of the corpus "
+            "and of the public index (Pagefind rebuilds the whole index), but uploads only the "
+            "files whose bytes changed.",
+        ]
+    return "\n".join(out)
 
 
 def alerts_section(a: dict[str, Any]) -> str:

@@ -18,8 +18,9 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from chalicelib.core.index import Entry, Index, source_digest
@@ -121,9 +122,7 @@ def _versions_may_change(
     parsed: list[tuple[str, bytes, Release]], reusable: dict[str, Entry], seen: set[str]
 ) -> bool:
     """A new or changed source is a language version, or a source has gone."""
-    return any(r.translation_key for _k, _raw, r in parsed) or any(
-        k not in seen for k in reusable
-    )
+    return any(r.translation_key for _k, _raw, r in parsed) or any(k not in seen for k in reusable)
 
 
 def build_site(
@@ -511,10 +510,14 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
     except Exception as exc:  # noqa: BLE001 - one file that cannot be rendered is that file's problem
         return ("problem", key, [FieldError("(file)", f"cannot be rendered ({exc!r:.200})")])
     held = _SHARED["held"].get(release.slug)
-    if held is not None and held != key:
+    if ENTRIES_NAME_VERSIONS and release.translation_key:
+        # its page links to its language versions, known once every file is
+        # read: it is rendered again then (``_versioned_pages``)
+        written: bool | bytes | None = None
+    elif held is not None and held != key:
         # another file held the slug in the last build: the parent decides, so
         # a claimant that loses again never overwrites the holder's page
-        written: bool | bytes = rendered.page
+        written = rendered.page
     else:
         written = _write_file(root, release_key(release.slug), rendered.page, _SHARED["fresh"])
     entry = Entry.from_release(
@@ -525,8 +528,9 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
         revision=rendered.revision,
         source_digest=digest,
     )
+    entry.json_text  # noqa: B018 - encoded here, in parallel, not in the parent
     _search_document(key, release, rendered.summary)
-    return ("live", key, entry, written)
+    return ("live", key, entry, written, release.translation_key)
 
 
 def _search_document(key: str, release: Release, summary: str) -> None:
@@ -546,6 +550,23 @@ def _doc_name(key: str) -> str:
 
 def _pages_of(items: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
     return [_page_of(key, path) for key, path in items]
+
+
+def _versioned_pages(items: list[tuple[str, str]]) -> list[tuple[str, str, bool]]:
+    """Pages of language versions, with the links to the other versions:
+    ``(key, revision, written)`` each."""
+    renderer: Renderer = _SHARED["renderer"]
+    out = []
+    for key, path in items:
+        with open(path, "rb") as fh:
+            release = parse_release(fh.read(), name=key)
+        versions = _SHARED["versions"].get(release.translation_key or "", ())
+        rendered = renderer.release(release, versions)
+        written = _write_file(
+            _SHARED["root"], release_key(release.slug), rendered.page, _SHARED["fresh"]
+        )
+        out.append((key, rendered.revision, written))
+    return out
 
 
 def _shared_pages(keys: list[str]) -> tuple[int, int]:
@@ -637,7 +658,8 @@ def build_folder(
         result = FolderBuild()
         size = max(8, min(CHUNK, len(files) // (parallel * 8) or 1))
         chunks = [files[i : i + size] for i in range(0, len(files), size)]
-        candidates: list[tuple[float, str, Entry, bool | bytes]] = []
+        candidates: list[tuple[float, str, Entry, bool | bytes | None]] = []
+        keys_of: dict[str, str | None] = {}  # source key -> translation_key
         for outcomes in _run(_pages_of, chunks, parallel, **shared):
             for outcome in outcomes:
                 kind, key = outcome[0], outcome[1]
@@ -645,9 +667,11 @@ def build_folder(
                     candidates.append(
                         (outcome[2].published_at.timestamp(), key, outcome[2], outcome[3])
                     )
+                    keys_of[key] = outcome[4]
                 elif kind == "reused":
                     entry = reusable[key]
                     candidates.append((entry.published_at.timestamp(), key, entry, False))
+                    keys_of[key] = getattr(entry, "translation_key", None)
                 elif kind == "scheduled":
                     result.scheduled.append(outcome[2])
                 else:
@@ -655,6 +679,7 @@ def build_folder(
 
         # the earliest-published file keeps a contested slug; ties by source key
         holders: dict[str, str] = {}
+        versioned: list[str] = []  # language versions: rendered once all are known
         contested: set[str] = set()
         entries: list[Entry] = []
         for _ts, key, entry, written in sorted(candidates, key=lambda c: (c[0], c[1])):
@@ -667,6 +692,9 @@ def build_folder(
                 continue
             holders[entry.slug] = key
             entries.append(entry)
+            if ENTRIES_NAME_VERSIONS and keys_of[key]:
+                versioned.append(key)
+                continue
             if isinstance(written, bytes):
                 written = _write_file(root, release_key(entry.slug), written, fresh)
             result.written += written
@@ -686,6 +714,39 @@ def build_folder(
             finally:
                 _SHARED.clear()
 
+        if versioned:
+            # as build_site does: versions found among everything live, from
+            # what index entries carry, so the build and the Lambda path agree
+            live = [
+                SimpleNamespace(
+                    translation_key=keys_of[e.source_key],
+                    slug=e.slug,
+                    url=e.url,
+                    published_at=e.published_at,
+                    language=e.language,
+                )
+                for e in entries
+            ]
+            versions = {
+                k: language_versions(k, live, renderer.settings.site_url)
+                for k in {v.translation_key for v in live}
+                if k
+            }
+            paths = dict(files)
+            todo = [(key, paths[key]) for key in versioned]
+            chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+            revisions: dict[str, str] = {}
+            for done in _run(_versioned_pages, chunks, parallel, **shared, versions=versions):
+                for key, revision, written in done:
+                    revisions[key] = revision
+                    result.written += written
+                    result.unchanged += not written
+            entries = [
+                replace(e, revision=revisions[e.source_key], _json_text=None)
+                if e.source_key in revisions
+                else e
+                for e in entries
+            ]
         index = Index.build(entries).with_theme(renderer.theme)
         del entries
         result.index = index

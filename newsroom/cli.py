@@ -58,6 +58,7 @@ class _LazyGroup(click.Group):
         "demo": "newsroom.demo:command",
         "schedule": "newsroom.cli_schedule:schedule",
         "rebuild": "newsroom.ops:rebuild",
+        "search-corpus": "newsroom.search_cli:search_corpus",
         "publish": "newsroom.ops:publish",
         "subscribers": "newsroom.alerts_cli:subscribers",
         "api-throttling": "newsroom.alerts_cli:api_throttling",
@@ -142,6 +143,22 @@ def _previous_index(out_dir: Path) -> Index | None:
         return None
 
 
+def _cache_templates(renderer: Any) -> None:
+    """Keep the compiled templates between runs (Jinja's bytecode cache, keyed
+    by each template's source), so a build does not compile them again: about
+    60 ms of a small build's start. Without a writable cache folder, none."""
+    from jinja2 import FileSystemBytecodeCache
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "newsroom", "templates")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return
+    if os.access(folder, os.W_OK):
+        renderer.env.bytecode_cache = FileSystemBytecodeCache(folder)
+
+
 @main.command()
 @click.argument("src_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
@@ -187,6 +204,7 @@ def build(
             f"sitemaps will point at {settings.site_url}"
         )
     renderer = Renderer(settings)
+    _cache_templates(renderer)
     folder = src_dir / "releases" if (src_dir / "releases").is_dir() else src_dir
     # names only: each worker reads the files it renders
     names = sorted(

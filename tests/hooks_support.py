@@ -1,8 +1,7 @@
 """Helpers for the webhook route tests: recorded payloads, signing, bucket reads.
 
 The signing helpers build each CMS's string-to-sign by hand from its published
-description, independently of ``chalicelib.hooks.verify``. ``FlakyStorage`` is a
-test double of the infrastructure (S3 failing one request), not of our code.
+description, independently of ``chalicelib.hooks.verify``.
 """
 
 from __future__ import annotations
@@ -12,16 +11,11 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chalice.test import Client
-from conftest import SOURCE
-
-from chalicelib.errors import TransientStorageError
-from chalicelib.storage import Counters, Storage, StoredObject
+from support import SOURCE
 
 PAYLOADS = Path(__file__).resolve().parent / "cms_payloads"
 
@@ -132,44 +126,3 @@ def oversized(body: bytes) -> bytes:
     doc = json.loads(body)
     doc["padding"] = "x" * (1024 * 1024)
     return json.dumps(doc).encode()
-
-
-@dataclass
-class FlakyStorage:
-    """Forwards to ``inner``; the ``fail_at``-th write or delete raises
-    ``TransientStorageError``, before S3 applies it or (``after``) once it has:
-    a Lambda that dies, or loses the answer, between two requests."""
-
-    inner: Storage
-    fail_at: int | None = None
-    after: bool = False
-    writes: int = 0
-    failed: bool = False
-
-    @property
-    def counters(self) -> Counters:
-        return self.inner.counters
-
-    def _write(self, key: str, do: Callable[[], Any]) -> Any:
-        self.writes += 1
-        if self.writes != self.fail_at:
-            return do()
-        self.failed = True
-        if self.after:
-            do()
-        raise TransientStorageError(f"injected failure at write {self.writes}", key)
-
-    def get(self, key: str) -> StoredObject | None:
-        return self.inner.get(key)
-
-    def head(self, key: str) -> Any:
-        return self.inner.head(key)
-
-    def put(self, key: str, body: bytes, **kw: Any) -> str:
-        return self._write(key, lambda: self.inner.put(key, body, **kw))
-
-    def delete(self, key: str) -> None:
-        self._write(key, lambda: self.inner.delete(key))
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        return self.inner.list(prefix)

@@ -13,7 +13,7 @@ import re
 from html.parser import HTMLParser
 from xml.etree import ElementTree
 
-from conftest import SITE_URL
+from support import SITE_URL
 
 _ABS = re.compile(re.escape(SITE_URL) + r"(/[^\"'<>\s]*)")
 _HREF = re.compile(r"""(?:href|src)="(/[^"]*)\"""")

@@ -16,8 +16,8 @@ from urllib.parse import quote_plus
 
 import feedparser
 import pytest
-from conftest import SOURCE, dumps, make_release, public_tree, receipt, sqs_event
 from invariants import all_markup_problems, link_problems, secrecy_problems
+from support import SOURCE, dumps, make_release, public_tree, receipt, sqs_event
 
 CORPUS = Path(__file__).resolve().parent / "adversarial"
 

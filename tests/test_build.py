@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, dumps, make_release, renderer
+from support import SAMPLES, dumps, make_release, renderer
 
 from newsroom import build
 
@@ -128,3 +128,22 @@ def test_without_search_the_folder_holds_the_site_alone(tmp_path: Path) -> None:
     assert tree(out) == {
         k: v for k, v in site.items() if not k.startswith(("pagefind/", "search/"))
     }
+
+
+def test_language_versions_link_to_each_other_as_in_the_in_memory_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once index entries name their versions, a release page links to the
+    other language versions, known only after every file is read: the folder
+    build renders those pages again then, and still equals the reference."""
+    monkeypatch.setattr(build, "PARALLEL_THRESHOLD", 2)
+    monkeypatch.setattr(build, "ENTRIES_NAME_VERSIONS", True)
+    files = sources(tmp_path)
+    expected = in_memory(files)
+    out = tmp_path / "out"
+    build.build_folder(files, renderer(), str(out), now=NOW, workers=2)
+    assert tree(out) == expected.files
+    linked = [
+        k for k, v in expected.files.items() if k.startswith("releases/") and b'hreflang="fr"' in v
+    ]
+    assert len(linked) >= 2, "the samples hold language versions that link to each other"

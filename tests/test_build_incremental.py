@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import SAMPLES, dumps, make_release
+from support import SAMPLES, dumps, make_release
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from click.testing import CliRunner
-from conftest import SOURCE
+from support import SOURCE
 
 from newsroom.cli import main
 from newsroom.cli_schedule import ScheduledRelease, schedule_lines

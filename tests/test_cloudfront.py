@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import (
+from support import (
     PUBLIC,
     SOURCE,
     cloudfront_distribution,
     make_release,
     public_tree,
+    publish,
     sqs_event,
-    upload,
 )
 
 from chalicelib import service
@@ -88,11 +88,6 @@ def public_puts(aws) -> Iterator[list[str]]:
         yield seen
     finally:
         client.meta.events.unregister("before-parameter-build.s3.PutObject", record)
-
-
-def publish(app_module, s3, key: str, doc: Any) -> None:
-    upload(s3, key, doc)
-    app_module.sync_release(sqs_event(key), None)
 
 
 def test_each_publish_invalidates_exactly_the_changed_paths(

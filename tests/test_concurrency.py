@@ -29,12 +29,12 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree, renderer
 from invariants import link_problems
+from support import PUBLIC, SOURCE, Interleave, dumps, make_release, public_tree, renderer
 
 from chalicelib.errors import StorageError
 from chalicelib.publisher import Publisher
-from chalicelib.storage import ObjectInfo, S3Storage, StoredObject
+from chalicelib.storage import S3Storage
 from newsroom.build import build_site
 from newsroom.demo import atomic_moto_server_class
 
@@ -305,37 +305,6 @@ def test_deletes_updates_and_slug_changes_mixed_with_publishes(s3: Any, endpoint
 # A storage wrapper runs a second, complete sync at one chosen instant of the
 # first, the worst moment a parallel Lambda could pick. The wrapper stands in for
 # timing, not for any of our code: both syncs are real Publishers over moto.
-
-
-class Interleave:
-    """Forward to ``inner``; the first time ``when(op, key)`` holds, run ``then()``."""
-
-    def __init__(self, inner: S3Storage, when: Callable[[str, str], bool], then: Callable) -> None:
-        self.inner, self.when, self.then = inner, when, then
-        self.counters = inner.counters
-        self.fired = False
-
-    def _maybe(self, op: str, key: str) -> None:
-        if not self.fired and self.when(op, key):
-            self.fired = True
-            self.then()
-
-    def get(self, key: str) -> StoredObject | None:
-        return self.inner.get(key)
-
-    def head(self, key: str) -> ObjectInfo | None:
-        return self.inner.head(key)
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        return self.inner.list(prefix)
-
-    def put(self, key: str, body: bytes, **kwargs: Any) -> str:
-        self._maybe("put", key)
-        return self.inner.put(key, body, **kwargs)
-
-    def delete(self, key: str) -> None:
-        self._maybe("delete", key)
-        self.inner.delete(key)
 
 
 def plain(aws: Any) -> Publisher:

@@ -9,18 +9,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from conftest import (
+from support import (
     EVENTS,
     PUBLIC,
     SOURCE,
     dumps,
     make_release,
     public_tree,
+    publish,
     queue_event,
     receipt,
     renderer,
     s3_event,
-    sqs_event,
     upload,
 )
 from test_media import JPEG
@@ -69,8 +69,13 @@ def failing_reads(key: str) -> Iterator[None]:
 def test_a_mixed_batch_from_a_real_event_file_converges(app_module: Any, aws: Any) -> None:
     """Deletes, a URL-encoded key delivered twice, media, S3's test event, all
     out of order: the site is what a build of the sources gives."""
-    upload(aws, "releases/old news.json", make_release(slug="old-news", title="Old news"))
-    app_module.sync_release(sqs_event("releases/old+news.json"), None)
+    publish(
+        app_module,
+        aws,
+        "releases/old news.json",
+        make_release(slug="old-news", title="Old news"),
+        encoded="releases/old+news.json",
+    )
     assert "releases/old-news/index.html" in public_tree(aws)
     aws.delete_object(Bucket=SOURCE, Key="releases/old news.json")
     upload(aws, "releases/Café (draft).json", make_release(slug="cafe", title="Café"))

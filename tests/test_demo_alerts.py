@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from conftest import make_release
+from support import make_release
 
 from newsroom.demo import SECURITY_HEADERS, Demo
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 from click.testing import CliRunner
-from conftest import PUBLIC, SOURCE, make_release, public_tree, receipt, sqs_event, upload
+from support import PUBLIC, SOURCE, make_release, public_tree, publish, receipt, sqs_event, upload
 
 from chalicelib.core.render import Renderer
 from chalicelib.publisher import Publisher
@@ -83,10 +83,8 @@ def embargoed_doc(**overrides: Any) -> dict[str, Any]:
 
 def test_future_embargo_is_scheduled_and_entirely_private(app_module, aws) -> None:
     # something else is live, so every listing, feed and sitemap exists
-    upload(aws, "releases/public-one.json", make_release(title="Public one"))
-    app_module.sync_release(sqs_event("releases/public-one.json"), None)
-    upload(aws, "releases/secret-report.json", embargoed_doc())
-    app_module.sync_release(sqs_event("releases/secret-report.json"), None)
+    publish(app_module, aws, "releases/public-one.json", make_release(title="Public one"))
+    publish(app_module, aws, "releases/secret-report.json", embargoed_doc())
 
     r = receipt(aws, "releases/secret-report.json")
     assert r["status"] == "scheduled"
@@ -105,8 +103,12 @@ def test_future_embargo_is_scheduled_and_entirely_private(app_module, aws) -> No
 
 
 def test_past_embargo_publishes_at_once(app_module, aws) -> None:
-    upload(aws, "releases/old.json", make_release(embargo_until="2018-12-19T09:00:00-05:00"))
-    app_module.sync_release(sqs_event("releases/old.json"), None)
+    publish(
+        app_module,
+        aws,
+        "releases/old.json",
+        make_release(embargo_until="2018-12-19T09:00:00-05:00"),
+    )
     assert receipt(aws, "releases/old.json")["status"] == "published"
     assert "releases/old/index.html" in public_tree(aws)
     assert schedule(aws) == []
@@ -187,11 +189,11 @@ def test_overlapping_runs_publish_once_in_effect(aws) -> None:
 
 
 def test_new_embargo_on_a_live_release_takes_it_down(app_module, aws) -> None:
-    upload(aws, "releases/x.json", make_release(slug="x-release"))
-    app_module.sync_release(sqs_event("releases/x.json"), None)
+    publish(app_module, aws, "releases/x.json", make_release(slug="x-release"))
     assert "releases/x-release/index.html" in public_tree(aws)
-    upload(aws, "releases/x.json", make_release(slug="x-release", embargo_until=EMBARGO))
-    app_module.sync_release(sqs_event("releases/x.json"), None)
+    publish(
+        app_module, aws, "releases/x.json", make_release(slug="x-release", embargo_until=EMBARGO)
+    )
     assert receipt(aws, "releases/x.json")["status"] == "scheduled"
     assert leaks(aws, "x-release") == []
 
@@ -213,8 +215,7 @@ def test_schedule_follows_the_source(app_module, aws) -> None:
         ("a-rel", "2031-01-01T00:00:00+00:00"),
     ]
     # embargo lifted: published now, off the schedule
-    upload(aws, "releases/a.json", make_release(slug="a-rel"))
-    app_module.sync_release(sqs_event("releases/a.json"), None)
+    publish(app_module, aws, "releases/a.json", make_release(slug="a-rel"))
     assert receipt(aws, "releases/a.json")["status"] == "published"
     assert [s["slug"] for s in schedule(aws)] == ["b-rel"]
     # a deleted scheduled file leaves the schedule too
@@ -243,8 +244,7 @@ def test_due_run_keeps_an_embargo_moved_later_meanwhile(aws) -> None:
 
 
 def test_newsroom_schedule_lists_embargoed_releases(app_module, aws) -> None:
-    upload(aws, "releases/secret-report.json", embargoed_doc())
-    app_module.sync_release(sqs_event("releases/secret-report.json"), None)
+    publish(app_module, aws, "releases/secret-report.json", embargoed_doc())
     result = CliRunner().invoke(main, ["schedule", "--bucket", SOURCE])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()

@@ -15,65 +15,20 @@ connection: the write happened, the caller sees an error). After each failure:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import PUBLIC, SOURCE, dumps, make_release, renderer
 from invariants import link_problems, secrecy_problems
+from support import PUBLIC, SOURCE, Fault, FlakyStorage, dumps, make_release, renderer
 
 from chalicelib.errors import TransientStorageError
 from chalicelib.publisher import Publisher
-from chalicelib.storage import Counters, ObjectInfo, S3Storage, StoredObject
+from chalicelib.storage import S3Storage, StoredObject
 from newsroom.build import build_site
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SECRET = "EMBARGOED-SECRET-MARKER"
-
-
-@dataclass
-class Fault:
-    """Shared write counter of one run; ``fail_at`` = the write that fails."""
-
-    fail_at: int | None = None
-    after: bool = False
-    writes: int = 0
-    failed: bool = False
-
-    def around(self, key: str, do: Callable[[], Any]) -> Any:
-        self.writes += 1
-        if self.writes == self.fail_at:
-            self.failed = True
-            if self.after:
-                do()
-            raise TransientStorageError(f"injected fault on write {self.writes} ({key})", key)
-        return do()
-
-
-class FlakyStorage:
-    """The Storage protocol over a real storage, with one injected failure."""
-
-    def __init__(self, inner: S3Storage, fault: Fault) -> None:
-        self.inner = inner
-        self.fault = fault
-        self.counters: Counters = inner.counters
-
-    def get(self, key: str) -> StoredObject | None:
-        return self.inner.get(key)
-
-    def head(self, key: str) -> ObjectInfo | None:
-        return self.inner.head(key)
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        return self.inner.list(prefix)
-
-    def put(self, key: str, body: bytes, **kwargs: Any) -> str:
-        return self.fault.around(key, lambda: self.inner.put(key, body, **kwargs))
-
-    def delete(self, key: str) -> None:
-        self.fault.around(key, lambda: self.inner.delete(key))
 
 
 def publisher(s3: Any, fault: Fault) -> Publisher:

@@ -7,16 +7,16 @@ from datetime import UTC, datetime
 
 import feedparser
 import pytest
-from conftest import (
+from support import (
     SITE_URL,
     SOURCE,
     Published,
     dumps,
     make_release,
     public_tree,
+    publish,
     publish_once,
     sqs_event,
-    upload,
 )
 
 from chalicelib.core.render import Renderer
@@ -59,8 +59,7 @@ def published() -> Published:
 def site(app_module, aws, monkeypatch) -> dict[str, bytes]:
     monkeypatch.setenv("NEWSROOM_FEED_SIZE", "3")
     for key, doc in docs().items():
-        upload(aws, key, doc)
-        app_module.sync_release(sqs_event(key), None)
+        publish(app_module, aws, key, doc)
     return public_tree(aws)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from conftest import PUBLIC, SOURCE, make_release, public_tree, sqs_event, upload
+from support import PUBLIC, SOURCE, make_release, public_tree, publish, sqs_event
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 40 + b"\xff\xd9"
 PDF = b"%PDF-1.4\n%%EOF\n"
@@ -44,8 +44,7 @@ def populate(app_module, s3) -> dict[str, bytes]:
             published_at=f"201{7 + n}-06-0{n + 1}T09:00:00Z",
             attachments=[{"title": "Report", "url": "/media/report.pdf"}],
         )
-        upload(s3, f"releases/release-{n}.json", doc)
-        app_module.sync_release(sqs_event(f"releases/release-{n}.json"), None)
+        publish(app_module, s3, f"releases/release-{n}.json", doc)
     for key, body in [("media/clinic.jpg", JPEG), ("media/report.pdf", PDF)]:
         s3.put_object(Bucket=SOURCE, Key=key, Body=body)
         app_module.sync_release(sqs_event(key), None)

@@ -12,9 +12,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree, sqs_event, upload
 from hooks_support import (
-    FlakyStorage,
     body_json,
     client,
     contentful_headers,
@@ -23,6 +21,16 @@ from hooks_support import (
     payload_obj,
     source_tree,
     stored_json,
+)
+from support import (
+    PUBLIC,
+    SOURCE,
+    FlakyStorage,
+    dumps,
+    make_release,
+    public_tree,
+    sqs_event,
+    upload,
 )
 
 from chalicelib.core.model import parse_release

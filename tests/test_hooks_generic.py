@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import pytest
-from conftest import PUBLIC, public_tree, sqs_event, upload
 from hooks_support import (
     body_json,
     client,
@@ -17,6 +16,7 @@ from hooks_support import (
     payload_obj,
     source_tree,
 )
+from support import PUBLIC, public_tree, sqs_event, upload
 
 from chalicelib.core.model import parse_release, release_from_obj
 from chalicelib.hooks import verify

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from conftest import make_release, upload
 from hooks_support import (
     body_json,
     client,
@@ -16,6 +15,7 @@ from hooks_support import (
     source_tree,
     strapi_headers,
 )
+from support import make_release, upload
 
 from chalicelib.core.model import parse_release
 
@@ -232,7 +232,7 @@ def test_each_locale_is_its_own_release_linked_by_translation_key(api: Any, aws:
 
 
 def test_both_locales_reach_the_site_linked(api: Any, aws: Any, app_module: Any) -> None:
-    from conftest import PUBLIC, public_tree, receipt, sqs_event
+    from support import PUBLIC, public_tree, receipt, sqs_event
 
     assert publish(api, payload(EN)).status_code == 202
     assert publish(api, payload(FR)).status_code == 202

@@ -15,7 +15,7 @@ import pytest
 from babel.dates import format_date, format_skeleton
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
-from conftest import dumps, make_release
+from support import dumps, make_release
 
 from chalicelib.core import i18n
 from chalicelib.core.index import Entry, Index

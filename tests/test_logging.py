@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import PUBLIC, make_release, public_tree, sqs_event, upload
+from support import PUBLIC, log_docs, make_release, public_tree, publish, sqs_event, upload
 
 from chalicelib.logs import JsonLineFormatter, configure_logging
 
@@ -28,20 +28,19 @@ def records(caplog: pytest.LogCaptureFixture, app_module: Any) -> Iterator[list[
 
 
 def _docs(caplog: pytest.LogCaptureFixture, event: str) -> list[dict]:
-    docs = []
-    for r in caplog.records:
-        if r.name.startswith("newsroom"):
-            doc = json.loads(r.getMessage())
-            if doc.get("event") == event:
-                docs.append(doc)
-    return docs
+    return log_docs(caplog.records, event)
 
 
 def test_one_line_per_processed_key_with_its_figures(
     aws: Any, app_module: Any, records: list, caplog: pytest.LogCaptureFixture
 ) -> None:
-    upload(aws, "releases/first one.json", make_release(slug="first-one"))
-    app_module.sync_release(sqs_event("releases/first+one.json"), None)
+    publish(
+        app_module,
+        aws,
+        "releases/first one.json",
+        make_release(slug="first-one"),
+        encoded="releases/first+one.json",
+    )
 
     [doc] = _docs(caplog, "release_processed")
     assert doc["source_key"] == "releases/first one.json"
@@ -61,8 +60,7 @@ def test_one_line_per_processed_key_with_its_figures(
 def test_rejected_release_logs_its_errors(
     aws: Any, app_module: Any, records: list, caplog: pytest.LogCaptureFixture
 ) -> None:
-    upload(aws, "releases/bad.json", make_release(kind="opinion"))
-    out = app_module.sync_release(sqs_event("releases/bad.json"), None)
+    out = publish(app_module, aws, "releases/bad.json", make_release(kind="opinion"))
     assert out == {"batchItemFailures": []}
 
     [doc] = _docs(caplog, "release_processed")
@@ -103,8 +101,7 @@ def test_lines_reach_stdout_as_bare_json(aws: Any, app_module: Any) -> None:
     buffer = io.StringIO()
     previous = handler.setStream(buffer)
     try:
-        upload(aws, "releases/clinic.json", make_release())
-        app_module.sync_release(sqs_event("releases/clinic.json"), None)
+        publish(app_module, aws, "releases/clinic.json", make_release())
         logging.getLogger("newsroom.publisher").warning("plain text, not JSON")
     finally:
         handler.setStream(previous)
@@ -142,3 +139,39 @@ def test_configure_logging_is_idempotent() -> None:
         assert stream.getvalue() == '{"event": "x"}\n'
     finally:
         log.handlers, log.level, log.propagate = saved
+
+
+def test_fields_passed_with_extra_become_the_line() -> None:
+    """A call site names its event and passes its figures with ``extra=``; the
+    formatter writes them as one JSON object, no JSON built by hand."""
+    stream = io.StringIO()
+    log = logging.getLogger("newsroom")
+    saved = (list(log.handlers), log.level, log.propagate)
+    try:
+        log.handlers = []
+        configure_logging(logging.INFO, stream=stream)
+        logging.getLogger("newsroom.media").warning(
+            "media_processed", extra={"source_key": "media/a b.jpg", "changed": ["media/a b.jpg"]}
+        )
+        [line] = stream.getvalue().splitlines()
+        assert json.loads(line) == {
+            "event": "media_processed",
+            "source_key": "media/a b.jpg",
+            "changed": ["media/a b.jpg"],
+            "level": "WARNING",
+        }
+    finally:
+        log.handlers, log.level, log.propagate = saved
+
+
+def test_media_sync_logs_one_structured_line(
+    aws: Any, app_module: Any, records: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    upload(aws, "media/photo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 32)
+    app_module.sync_release(sqs_event("media/photo.png"), None)
+
+    [doc] = _docs(caplog, "media_processed")
+    assert doc["source_key"] == "media/photo.png"
+    assert doc["outcome"] in ("published", "unpublished")
+    assert doc["errors"] == [] and doc["level"] == "INFO"
+    assert doc["duration_ms"] >= 0

@@ -7,15 +7,15 @@ import zlib
 
 import pytest
 from click.testing import CliRunner
-from conftest import (
+from support import (
     PUBLIC,
     SITE_URL,
     SOURCE,
     make_release,
     public_tree,
+    publish,
     receipt,
     sqs_event,
-    upload,
 )
 
 from chalicelib import service
@@ -153,8 +153,7 @@ def test_a_replacement_that_is_refused_keeps_the_live_version(app_module, aws) -
 
 def test_release_pointing_at_missing_media_gets_a_warning(app_module, aws) -> None:
     doc = make_release(attachments=[{"title": "Full report", "url": "/media/report.pdf"}])
-    upload(aws, "releases/clinics.json", doc)
-    app_module.sync_release(sqs_event("releases/clinics.json"), None)
+    publish(app_module, aws, "releases/clinics.json", doc)
     r = receipt(aws, "releases/clinics.json")
     assert r["status"] == "published"
     locs = {w["loc"]: w["msg"] for w in r["warnings"]}
@@ -170,8 +169,7 @@ def test_release_pointing_at_missing_media_gets_a_warning(app_module, aws) -> No
 
 def test_https_images_are_not_checked(app_module, aws) -> None:
     doc = make_release(image={"url": "https://cdn.example.org/x.jpg", "alt": "A clinic"})
-    upload(aws, "releases/clinics.json", doc)
-    app_module.sync_release(sqs_event("releases/clinics.json"), None)
+    publish(app_module, aws, "releases/clinics.json", doc)
     assert receipt(aws, "releases/clinics.json")["warnings"] == []
 
 

@@ -6,7 +6,7 @@ import json
 from html.parser import HTMLParser
 from typing import Any
 
-from conftest import SITE_URL, make_release, public_tree, sqs_event, upload
+from support import SITE_URL, make_release, public_tree, publish
 
 
 class Head(HTMLParser):
@@ -46,8 +46,7 @@ class Head(HTMLParser):
 
 def page(app_module, s3, **overrides: Any) -> tuple[Head, dict[str, Any], bytes]:
     doc = make_release(slug="clinics", **overrides)
-    upload(s3, "releases/clinics.json", doc)
-    app_module.sync_release(sqs_event("releases/clinics.json"), None)
+    publish(app_module, s3, "releases/clinics.json", doc)
     body = public_tree(s3)["releases/clinics/index.html"]
     head = Head()
     head.feed(body.decode("utf-8"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SAMPLES, dumps, make_release
+from support import SAMPLES, dumps, make_release
 
 from chalicelib.core.model import MAX_BYTES, parse_release
 from chalicelib.errors import InvalidRelease

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import SITE_URL, SOURCE, dumps, make_release, sqs_event, upload
+from support import SITE_URL, SOURCE, dumps, make_release, sqs_event, upload
 
 from newsroom.cli import main
 

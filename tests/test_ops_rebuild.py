@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import (
+from support import (
     PUBLIC,
     SOURCE,
     cloudfront_distribution,
     make_release,
     public_tree,
+    publish,
     receipt,
     sqs_event,
     upload,
@@ -91,8 +92,9 @@ def test_rebuild_of_a_site_published_by_the_lambda_writes_nothing(
 ) -> None:
     cf, dist_id = cloudfront
     publish_all(aws, app_module, RELEASES)
-    upload(aws, "releases/later.json", make_release(embargo_until="2999-01-01T00:00:00Z"))
-    app_module.sync_release(sqs_event("releases/later.json"), None)
+    publish(
+        app_module, aws, "releases/later.json", make_release(embargo_until="2999-01-01T00:00:00Z")
+    )
     before_tree, before_etags = public_tree(aws), etags(aws)
     before_schedule = aws.get_object(Bucket=SOURCE, Key="receipts/schedule.json")["Body"].read()
     sent_before = len(invalidations(cf, dist_id))
@@ -167,8 +169,9 @@ def test_a_live_release_whose_source_turned_invalid_stays_published(
 ) -> None:
     publish_all(aws, app_module, RELEASES)
     # an invalid update: the publisher rejects it and keeps the last good version live
-    upload(aws, "releases/statement.json", make_release(slug="statement", kind="opinion"))
-    app_module.sync_release(sqs_event("releases/statement.json"), None)
+    publish(
+        app_module, aws, "releases/statement.json", make_release(slug="statement", kind="opinion")
+    )
     assert receipt(aws, "releases/statement.json")["status"] == "rejected"
     page = public_tree(aws)["releases/statement/index.html"]
 
@@ -279,8 +282,7 @@ def test_an_upload_processed_during_the_rebuild_is_not_clobbered(
         phases.append((phase, done, total))
         if phase == "write" and done == 0 and sum(p[0] == "write" for p in phases) == 1:
             # the Lambda processes an upload while the rebuild is writing
-            upload(aws, "releases/late.json", late)
-            app_module.sync_release(sqs_event("releases/late.json"), None)
+            publish(app_module, aws, "releases/late.json", late)
             assert receipt(aws, "releases/late.json")["status"] == "published"
 
     report = Rebuilder(

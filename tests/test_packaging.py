@@ -13,6 +13,7 @@ S3 is a moto server on 127.0.0.1 in this process; the child reaches it through
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -22,9 +23,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import PUBLIC, ROOT, SITE_URL, SOURCE, dumps, make_release, sqs_event
+from support import PUBLIC, ROOT, SITE_URL, SOURCE, dumps, make_release, sqs_event
 
 MAX_ZIP_BYTES = 5 * 1024 * 1024
+# Tool-only libraries: the CLI, the demo and its local S3 need them; Lambda never does.
+TOOL_ONLY = ("click", "moto", "werkzeug", "flask", "newsroom")
+# Modules that ship before a handler reaches them, each with the reason. The
+# test fails once one is reached, so the entry is removed when it is wired.
+NOT_YET_WIRED = {
+    "chalicelib.previews": "scheduled-release previews, wired into the service by the publish queue",
+}
 
 # What the Lambda Python runtime puts on the path besides the function's code.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
@@ -117,6 +125,64 @@ def test_deployment_zip_is_small(package: tuple[Path, float]) -> None:
         f"({unpacked / 1024 / 1024:.1f} MiB unpacked), chalice package took {elapsed:.1f} s"
     )
     assert size < MAX_ZIP_BYTES, f"deployment.zip is {size:,} bytes"
+
+
+def reachable_modules(folder: Path, start: str = "app") -> set[str]:
+    """Modules under ``folder`` that ``start`` imports, directly or through
+    others, at module level or inside a function; a package that discovers its
+    modules (``pkgutil.iter_modules(__path__)``, the CMS registry) reaches all
+    of them."""
+
+    def module_file(name: str) -> Path | None:
+        p = folder.joinpath(*name.split("."))
+        if (p / "__init__.py").is_file():
+            return p / "__init__.py"
+        return p.with_suffix(".py") if p.with_suffix(".py").is_file() else None
+
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or (file := module_file(name)) is None:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        package = parts if file.name == "__init__.py" else parts[:-1]
+        source = file.read_text()
+        if "pkgutil.iter_modules(__path__)" in source:
+            todo += [f"{name}.{p.stem}" for p in file.parent.glob("*.py") if p.stem != "__init__"]
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                module = ".".join([*base, *([node.module] if node.module else [])])
+                todo += [module, *(f"{module}.{a.name}" for a in node.names)]
+    return seen
+
+
+def test_zip_holds_only_what_the_handlers_run(package: tuple[Path, float], tmp_path: Path) -> None:
+    zip_path, _ = package
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+        zf.extractall(tmp_path)
+    top = {n.split("/", 1)[0].removesuffix(".py") for n in names}
+    assert not top & set(TOOL_ONLY), sorted(top & set(TOOL_ONLY))
+    assert not [n for n in top if n.startswith(tuple(f"{t}-" for t in TOOL_ONLY))]
+
+    shipped = {
+        ".".join(Path(n).with_suffix("").parts).removesuffix(".__init__")
+        for n in names
+        if n.startswith("chalicelib/") and n.endswith(".py")
+    }
+    reached = reachable_modules(tmp_path)
+    assert "chalicelib.core.render" in reached and "chalicelib.publisher" in reached
+    unreached = shipped - reached
+    assert unreached == set(NOT_YET_WIRED), (
+        f"shipped but never imported from app.py: {sorted(unreached - set(NOT_YET_WIRED))}; "
+        f"now reached, drop from NOT_YET_WIRED: {sorted(set(NOT_YET_WIRED) - unreached)}"
+    )
 
 
 def test_the_pagefind_binary_comes_only_as_update_search_s_layer(

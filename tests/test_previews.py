@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import PUBLIC, SITE_URL, SOURCE, make_release, public_tree, renderer
+from support import PUBLIC, SITE_URL, SOURCE, make_release, public_tree, renderer
 
 from chalicelib.core.model import release_from_obj
 from chalicelib.previews import (

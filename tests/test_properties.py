@@ -16,10 +16,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree, renderer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from invariants import link_problems, secrecy_problems
+from support import PUBLIC, SOURCE, dumps, make_release, public_tree, renderer
 
 from chalicelib.publisher import Publisher
 from chalicelib.storage import S3Storage

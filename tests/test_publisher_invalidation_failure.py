@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from conftest import make_release, public_tree, receipt, sqs_event, upload
+from support import log_docs, make_release, public_tree, publish, receipt
 
 
 def test_lasting_invalidation_failure_is_a_receipt_warning_not_a_retry(
@@ -12,8 +10,7 @@ def test_lasting_invalidation_failure_is_a_receipt_warning_not_a_retry(
 ) -> None:
     # a distribution id that does not exist: every create_invalidation fails
     monkeypatch.setenv("NEWSROOM_DISTRIBUTION_ID", "E0000NOSUCHDIST")
-    upload(aws, "releases/clinics.json", make_release())
-    out = app_module.sync_release(sqs_event("releases/clinics.json"), None)
+    out = publish(app_module, aws, "releases/clinics.json", make_release())
     assert out == {"batchItemFailures": []}
     assert receipt(aws, "releases/clinics.json")["status"] == "published"
     r = receipt(aws, "releases/clinics.json")
@@ -22,9 +19,5 @@ def test_lasting_invalidation_failure_is_a_receipt_warning_not_a_retry(
     assert "CloudFront" in warning["msg"]
     assert "/releases/clinics/" in r["changed"] and "/index.json" in r["changed"]
     assert "releases/clinics/index.html" in public_tree(aws)
-    failures = [
-        json.loads(rec.getMessage())
-        for rec in caplog.records
-        if "invalidation_failed" in rec.getMessage()
-    ]
+    failures = log_docs(caplog.records, "invalidation_failed")
     assert failures and failures[0]["source_key"] == "releases/clinics.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import EVENTS
+from support import EVENTS
 
 from chalicelib.queue import Message, batch_keys, batch_response, parse_batch, parse_record
 

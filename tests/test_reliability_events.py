@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
-from conftest import (
+from invariants import link_problems
+from support import (
     SOURCE,
     dumps,
     make_release,
@@ -25,7 +26,6 @@ from conftest import (
     s3_event,
     sqs_event,
 )
-from invariants import link_problems
 
 from newsroom.build import build_site
 

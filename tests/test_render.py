@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import dumps, make_release
+from support import dumps, make_release
 
 from chalicelib.core.index import Entry, Index
 from chalicelib.core.markup import body_html, plain_text

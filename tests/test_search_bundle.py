@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, dumps, make_release, renderer
+from support import ROOT, dumps, make_release, renderer
 
 from chalicelib.core.model import parse_release
 from chalicelib.search import ENTRY_KEY, SEARCH_PAGE_KEY, build_bundle, site_files

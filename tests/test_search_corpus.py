@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import SOURCE, dumps, make_release
+from support import SOURCE, dumps, make_release
 
 from chalicelib.core.model import parse_release
 from chalicelib.errors import StorageError

@@ -7,7 +7,7 @@ import gzip
 import json
 from typing import Any
 
-from conftest import PUBLIC, SOURCE, make_release, sqs_event, upload
+from support import PUBLIC, SOURCE, make_release, sqs_event, upload
 
 from chalicelib import service
 from chalicelib.core.model import parse_release

@@ -6,16 +6,16 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 import pytest
-from conftest import (
+from support import (
     SITE_URL,
     SOURCE,
     Published,
     dumps,
     make_release,
     public_tree,
+    publish,
     publish_once,
     sqs_event,
-    upload,
 )
 
 from chalicelib.core.render import Renderer
@@ -59,8 +59,7 @@ def published() -> Published:
 @pytest.fixture
 def site(app_module, aws) -> dict[str, bytes]:
     for key, doc in docs().items():
-        upload(aws, key, doc)
-        app_module.sync_release(sqs_event(key), None)
+        publish(app_module, aws, key, doc)
     return public_tree(aws)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PUBLIC
+from support import PUBLIC
 
 from chalicelib.errors import PreconditionFailed, StorageError
 from chalicelib.keys import SCHEDULE_KEY

@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 import pytest
-from conftest import SOURCE, dumps, public_tree
 from invariants import link_problems
+from support import SOURCE, dumps, public_tree
 from test_concurrency import (  # noqa: F401  (fixtures)
     endpoint,
     front_slugs,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from conftest import (
+from support import (
     EVENTS,
     PUBLIC,
     SAMPLES,
@@ -13,6 +13,7 @@ from conftest import (
     SOURCE,
     make_release,
     public_tree,
+    publish,
     receipt,
     sqs_event,
     upload,
@@ -21,11 +22,6 @@ from conftest import (
 from chalicelib.core.render import Renderer
 from chalicelib.settings import Settings
 from newsroom.build import build_site
-
-
-def publish(app_module, s3, key: str, doc, encoded: str | None = None):
-    upload(s3, key, doc)
-    return app_module.sync_release(sqs_event(encoded or key), None)
 
 
 def index_slugs(s3) -> list[str]:
@@ -47,8 +43,13 @@ def test_url_encoded_key_from_a_real_event_file(app_module, aws) -> None:
 
 
 def test_plus_in_a_key_is_a_space_and_percent_2b_is_a_plus(app_module, aws) -> None:
-    upload(aws, "releases/a b+c.json", make_release(slug="abc"))
-    app_module.sync_release(sqs_event("releases/a+b%2Bc.json"), None)
+    publish(
+        app_module,
+        aws,
+        "releases/a b+c.json",
+        make_release(slug="abc"),
+        encoded="releases/a+b%2Bc.json",
+    )
     assert receipt(aws, "releases/a b+c.json")["status"] == "published"
 
 

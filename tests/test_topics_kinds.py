@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import SOURCE, make_release, public_tree, sqs_event, upload
+from support import SOURCE, make_release, public_tree, publish, sqs_event
 
 from chalicelib.core.text import topic_slug
 
@@ -32,15 +32,14 @@ def links(body: bytes) -> list[str]:
     return re.findall(r'<a href="(/releases/[^"]+)"', body.decode())
 
 
-def publish(app_module, s3, slug: str, **fields) -> None:
-    upload(s3, f"releases/{slug}.json", make_release(slug=slug, **fields))
-    app_module.sync_release(sqs_event(f"releases/{slug}.json"), None)
+def publish_slug(app_module, s3, slug: str, **fields) -> None:
+    publish(app_module, s3, f"releases/{slug}.json", make_release(slug=slug, **fields))
 
 
 @pytest.fixture
 def site(app_module, aws) -> dict[str, bytes]:
-    publish(app_module, aws, "r1", kind="report", topics=["Refugees and Migrants"])
-    publish(
+    publish_slug(app_module, aws, "r1", kind="report", topics=["Refugees and Migrants"])
+    publish_slug(
         app_module,
         aws,
         "r2",
@@ -48,7 +47,7 @@ def site(app_module, aws) -> dict[str, bytes]:
         topics=["REFUGEES and migrants", "Clean Water"],
         published_at="2018-12-20T10:00:00-05:00",
     )
-    publish(app_module, aws, "r3", kind="statement", topics=["Clean Water"])
+    publish_slug(app_module, aws, "r3", kind="statement", topics=["Clean Water"])
     return public_tree(aws)
 
 
@@ -108,8 +107,8 @@ def test_a_topic_page_goes_when_its_last_release_does(app_module, aws, site) -> 
 
 def test_every_release_of_a_kind_is_reachable_by_year(app_module, aws) -> None:
     for n, when in enumerate(["2016-03-01", "2017-04-01", "2017-05-01", "2018-06-01"]):
-        publish(app_module, aws, f"rep-{n}", kind="report", published_at=f"{when}T09:00:00Z")
-    publish(app_module, aws, "pr-0", kind="press-release", published_at="2017-01-01T09:00:00Z")
+        publish_slug(app_module, aws, f"rep-{n}", kind="report", published_at=f"{when}T09:00:00Z")
+    publish_slug(app_module, aws, "pr-0", kind="press-release", published_at="2017-01-01T09:00:00Z")
     tree = public_tree(aws)
     kind_page = tree["kinds/report/index.html"].decode()
     assert links(tree["kinds/report/index.html"]) == [f"/releases/rep-{n}/" for n in (3, 2, 1, 0)]
@@ -136,7 +135,7 @@ def test_every_release_of_a_kind_is_reachable_by_year(app_module, aws) -> None:
 def test_the_kind_page_shows_the_newest_and_years_hold_the_rest(env) -> None:
     from datetime import UTC, datetime
 
-    from conftest import dumps
+    from support import dumps
 
     from chalicelib.core.render import Renderer
     from chalicelib.core.site import KIND_PAGE_SIZE

@@ -7,7 +7,6 @@ const form = document.getElementById("search");
 const field = (id) => document.getElementById(id);
 const [q, kind, topic, year, language] = ["q", "kind", "topic", "year", "language"].map(field);
 const status = field("status"), list = field("results"), pager = field("pager");
-const languageNames = new Intl.DisplayNames([document.documentElement.lang || "en"], { type: "language" });
 let loading = null, instances = {}, hits = [], page = 0, run = 0;
 
 function instanceFor(pagefind, lang) {
@@ -42,7 +41,9 @@ function load() {
       const pagefind = await import(BASE + "pagefind.js" + (n ? "?" + encodeURIComponent(lang) : ""));
       instances[lang] = instanceFor(pagefind, lang);
     }
-    fill(language, langs, (l) => { try { return languageNames.of(l); } catch { return l; } });
+    // created only now: Intl.DisplayNames loads locale data
+    const names = new Intl.DisplayNames([document.documentElement.lang || "en"], { type: "language" });
+    fill(language, langs, (l) => { try { return names.of(l); } catch { return l; } });
     const topics = new Set(), years = new Set();
     for (const inst of Object.values(instances)) {
       const filters = await inst.filters();
