@@ -30,9 +30,9 @@ from urllib.parse import quote_plus
 
 import pytest
 import time_machine
-from conftest import PUBLIC, SOURCE, dumps, make_release, public_tree, queue_event, s3_event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import PUBLIC, SOURCE, dumps, make_release, public_tree, queue_event, s3_event
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 RELEASE_KEYS = ["releases/alpha.json", "releases/beta two.json", "releases/gamma+3.json"]
