@@ -218,11 +218,11 @@ def reset(s3: Any) -> None:
 
 
 @settings(
-    max_examples=10,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(history=st.lists(steps, min_size=1, max_size=14))
+@given(history=st.lists(steps, min_size=1, max_size=16))
 def test_nothing_of_a_release_is_public_before_its_instant(
     handlers: Any, aws: Any, history: list
 ) -> None:
