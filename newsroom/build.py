@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import multiprocessing as mp
 import os
 import shutil
@@ -23,9 +24,10 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+from chalicelib.core.i18n import Version, language_versions
 from chalicelib.core.index import Entry, Index, source_digest
 from chalicelib.core.model import Release, parse_release
-from chalicelib.core.render import Renderer, Version, language_versions
+from chalicelib.core.render import Renderer
 from chalicelib.core.site import Page, plan, render_page
 from chalicelib.errors import FieldError, InvalidRelease, SlugConflict
 from chalicelib.keys import INDEX_KEY, MEDIA_PREFIX, put_public, release_key
@@ -778,11 +780,14 @@ def build_folder(
         ):
             result.written += written
             result.unchanged += unchanged
-        from chalicelib.search import page_files
+        bundle: Iterable[tuple[str, bytes]] = ()
+        if search:
+            from chalicelib.search import page_files
 
-        bundle = (
-            [*_finish_search(indexing, scratch), *page_files(renderer).items()] if search else []
-        )
+            # one file at a time: the bundle of 100,000 releases is large
+            bundle = itertools.chain(
+                _finish_search(indexing, scratch), page_files(renderer).items()
+            )
         for key, body in bundle:
             keys.add(key)
             written = _write_file(root, key, body, fresh)

@@ -120,10 +120,12 @@ class Visit:
     bad_responses: list[str] = field(default_factory=list)
 
 
-def visit(browser: Any, url: str, width: int, expect_status: int = 200) -> Visit:
+def visit(
+    browser: Any, url: str, width: int, expect_status: int = 200, scheme: str = "light"
+) -> Visit:
     if isinstance(browser, str):
         pytest.fail(browser, pytrace=False)
-    context = browser.new_context(viewport={"width": width, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
     page = context.new_page()
     v = Visit(page, 0)
 
@@ -378,6 +380,46 @@ def test_inbox_edit_shows_in_the_browser(site: Site, browser: Any) -> None:
         wait_for(lambda: v.page.reload().status == 404, "taking the page down")
     finally:
         close(v)
+
+
+SCREENSHOT_PAGES = {
+    "front": "/",
+    "release": "/releases/coastal-clinics-reopen/",
+    "release-ar": "/releases/coastal-clinics-reopen-ar/",
+    "topic": "/topics/coastal-communities/",
+    "archive": "/archive/",
+    "archive-year": "/archive/2025/",
+    "kinds": "/kinds/",
+    "search": "/search/",
+}
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_type_at_phone_and_desktop_width(site: Site, browser: Any, scheme: str) -> None:
+    """Screenshots of each page type (artifacts/screenshots/), light and dark,
+    with the same checks as the front page; dark pages really are dark."""
+    failures = []
+    for name, path in SCREENSHOT_PAGES.items():
+        for device, width in WIDTHS.items():
+            v = visit(browser, site.url + path, width, scheme=scheme)
+            try:
+                check_page(v, f"{name}-{device}-{scheme}")
+                background = v.page.evaluate("getComputedStyle(document.body).backgroundColor")
+                dark = background not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)")
+                if dark != (scheme == "dark"):
+                    failures.append(f"{path} {device} {scheme}: background {background}")
+                if name == "release-ar":
+                    assert v.page.evaluate("document.documentElement.dir") == "rtl"
+                    # mirrored: the kind label starts at the right edge of the article
+                    box = v.page.locator("article.release").bounding_box()
+                    kind = v.page.locator("article.release .kind").bounding_box()
+                    assert box and kind
+                    assert abs((box["x"] + box["width"]) - (kind["x"] + kind["width"])) < 2
+            except AssertionError as exc:
+                failures.append(str(exc))
+            finally:
+                close(v)
+    assert not failures, "\n".join(failures)
 
 
 def test_preview_link_from_a_receipt_shows_the_banner_and_the_image(
