@@ -285,7 +285,6 @@ def build_site(
     else:
         for key, page in pages.items():
             result.files[key] = render_page(key, page, renderer, index)
-    result.files[INDEX_KEY] = index.to_bytes()
     result.problems.sort(key=lambda p: p.source)
     return result
 
@@ -793,7 +792,10 @@ def build_folder(
             written = _write_file(root, key, body, fresh)
             result.written += written
             result.unchanged += not written
+        referenced = index.media_keys()  # media follow releases, as in the bucket
         for key, path in sorted(media):
+            if key not in referenced:
+                continue
             keys.add(key)
             with open(path, "rb") as fh:
                 written = _write_file(root, key, fh.read(), fresh)
