@@ -650,13 +650,16 @@ class Demo:
                     self.warn(f"search: error: {exc}")
 
     def _feed_search_corpus(self) -> None:
-        # Until the publisher calls its commit listeners, the demo keeps the
-        # search corpus whole from what the site lists (twelve releases).
+        # A publisher that calls its commit listeners keeps the corpus itself;
+        # without them the demo keeps it whole from what the site lists.
+        from chalicelib import service
         from chalicelib.core.index import Index
         from chalicelib.search import records_from_sources
         from chalicelib.search.corpus import SearchCorpus
         from chalicelib.storage import S3Storage
 
+        if any(isinstance(x, SearchCorpus) for x in getattr(service.publisher(), "listeners", ())):
+            return
         raw = self.client.get_object(Bucket=PUBLIC_BUCKET, Key="index.json")["Body"].read()
         entries = Index.from_bytes(raw).entries
         sources = {}

@@ -18,9 +18,10 @@ from babel.messages.pofile import read_po
 from support import dumps, make_release
 
 from chalicelib.core import i18n
+from chalicelib.core.i18n import language_versions
 from chalicelib.core.index import Entry, Index
 from chalicelib.core.model import KIND_LABELS, KIND_PLURALS, parse_release
-from chalicelib.core.render import Renderer, language_versions
+from chalicelib.core.render import Renderer
 from chalicelib.core.site import plan, render_page
 from chalicelib.settings import Settings
 from newsroom import locales

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from support import dumps, make_release
 
+from chalicelib.core.filters import json_for_script
 from chalicelib.core.index import Entry, Index
 from chalicelib.core.markup import body_html, plain_text
 from chalicelib.core.model import parse_release
-from chalicelib.core.render import Renderer, json_for_script
+from chalicelib.core.render import Renderer
 from chalicelib.settings import Settings
 
 SETTINGS = Settings(

@@ -36,7 +36,8 @@ def index_entries(s3: Any) -> dict[str, dict]:
 
 def publish(s3: Any, app: Any, name: str, **overrides: Any) -> None:
     """Upload and sync a release, then tell the corpus what the commit did, as
-    the publisher does after each commit."""
+    the publisher does after each commit (a second time where it is wired:
+    the listener is idempotent)."""
     key = f"releases/{name}.json"
     upload(s3, key, make_release(**overrides))
     app.sync_release(sqs_event(key), None)
@@ -48,14 +49,11 @@ def publish(s3: Any, app: Any, name: str, **overrides: Any) -> None:
         )
 
 
-def unpublish(s3: Any, app: Any, name: str) -> None:
+def unpublish(s3: Any, app: Any, name: str, month: str = "2018-12") -> None:
     key = f"releases/{name}.json"
-    entry = next(e for e in index_entries(s3).values() if e["source_key"] == key)
     s3.delete_object(Bucket=SOURCE, Key=key)
     app.sync_release(sqs_event(key, "ObjectRemoved:Delete"), None)
-    SearchCorpus(S3Storage(s3, SOURCE)).on_commit(
-        Commit(withdrawn=[Withdrawn(key, entry["slug"], entry["published_at"][:7])])
-    )
+    SearchCorpus(S3Storage(s3, SOURCE)).on_commit(Commit(withdrawn=[Withdrawn(key, name, month)]))
 
 
 def bundle(s3: Any) -> dict[str, bytes]:
