@@ -15,7 +15,9 @@ from xml.etree import ElementTree
 
 from support import SITE_URL
 
-_ABS = re.compile(re.escape(SITE_URL) + r"(/[^\"'<>\s]*)")
+# a path ends at a quote, bracket, space or entity: feeds carry HTML escaped
+# inside <content>, where a link's closing quote is written &#34;
+_ABS = re.compile(re.escape(SITE_URL) + r"(/[^\"'<>\s&]*)")
 _HREF = re.compile(r"""(?:href|src)="(/[^"]*)\"""")
 
 
