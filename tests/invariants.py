@@ -15,8 +15,8 @@ from xml.etree import ElementTree
 
 from support import SITE_URL
 
-# a URL ends at a quote, a bracket, white space or an entity (a feed's
-# escaped content writes the quote after an href as &#34;)
+# a path ends at a quote, bracket, space or entity: feeds carry HTML escaped
+# inside <content>, where a link's closing quote is written &#34;
 _ABS = re.compile(re.escape(SITE_URL) + r"(/[^\"'<>\s&]*)")
 _MONTH_FILE = re.compile(r"^index/\d{4}-\d{2}\.json$")
 _HREF = re.compile(r"""(?:href|src)="(/[^"]*)\"""")
