@@ -33,6 +33,7 @@ from invariants import link_problems
 from support import PUBLIC, SOURCE, Interleave, dumps, make_release, public_tree, renderer
 
 from chalicelib.errors import StorageError
+from chalicelib.keys import STATE_KEY
 from chalicelib.publisher import Publisher
 from chalicelib.storage import S3Storage
 from newsroom.build import build_site
@@ -351,8 +352,14 @@ def test_two_files_racing_for_one_slug_never_overwrite_the_holders_page(aws: Any
         Bucket=SOURCE, Key="releases/b.json", Body=dumps(make_release(slug="same", title="From B"))
     )
 
-    # B publishes completely at A's first write
-    a = interleaved(aws, lambda op, k: op == "put", lambda: plain(aws).sync("releases/b.json"))
+    # B publishes completely at A's first write (its claim of the slug in the
+    # private index, before any public object)
+    a = plain(aws)
+    a.source = Interleave(  # type: ignore[assignment]
+        a.source,
+        lambda op, k: op == "put" and k == STATE_KEY,
+        lambda: plain(aws).sync("releases/b.json"),
+    )
     receipt = a.sync("releases/a.json")
     assert receipt.status == "rejected"
     assert "releases/b.json" in receipt.errors[0].msg
