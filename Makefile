@@ -30,12 +30,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Browser tests use Debian's Chromium and axe-core from the npm registry.
+# Browser tests and the outside judges (tests/test_judges.py) use Debian's
+# Chromium and Java, and from the npm registry axe-core, the W3C Nu HTML
+# Checker (vnu-jar) and Lighthouse, installed into ./node_modules in one go.
+NPM_JUDGES := axe-core@4 vnu-jar lighthouse@12.2.3
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium (Debian packages) for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
-	@test -f node_modules/axe-core/axe.min.js || npm install --no-save --no-audit --no-fund --silent axe-core@4
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing Java (Debian package) for the Nu HTML Checker"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }
+	@test -f node_modules/axe-core/axe.min.js -a -f node_modules/vnu-jar/build/dist/vnu.jar \
+	  -a -f node_modules/lighthouse/package.json \
+	  || npm install --no-save --no-audit --no-fund --silent $(NPM_JUDGES)
 
 # The Pagefind binary for update_search, as a Lambda layer (docs/deploy.md):
 # the pagefind-bin wheel for Lambda's platform, repacked under python/.

@@ -30,8 +30,8 @@ def sync_release(event):
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def publish_due_releases(event):
-    """Publish releases whose embargo has passed (idempotent if runs overlap)."""
-    return [r.to_json() for r in service.publisher().publish_due()]
+    """Publish what has come due and converge whatever events were lost (the sweep)."""
+    return [r.to_json() for r in service.sweeper().run().receipts]
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))

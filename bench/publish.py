@@ -119,7 +119,8 @@ class RequestCounter:
 
 
 def _seed(s3: Any, archive: int, seed: int) -> tuple[list[dict[str, Any]], datetime]:
-    """Build an archive of ``archive`` releases and write it to the public bucket."""
+    """Build an archive of ``archive`` releases and write it to the public bucket
+    (and the private index to the source bucket)."""
     from chalicelib.core.render import Renderer
     from chalicelib.keys import cache_control, content_type
     from chalicelib.settings import Settings
@@ -138,6 +139,10 @@ def _seed(s3: Any, archive: int, seed: int) -> tuple[list[dict[str, Any]], datet
             ContentType=content_type(key),
             CacheControl=cache_control(key),
         )
+    # the publisher's private index (its commit point) in the source bucket
+    from chalicelib.keys import STATE_KEY
+
+    s3.put_object(Bucket=SOURCE, Key=STATE_KEY, Body=result.index.to_bytes())
     newest = max(datetime.fromisoformat(d["published_at"]) for d in docs)
     return docs, newest
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .keys import MEDIA_PREFIX, RELEASES_PREFIX
-from .media import MediaSync
 from .publisher import Publisher
 from .queue import Message, batch_keys, batch_response, parse_batch
 from .receipts import Receipt
@@ -53,12 +52,10 @@ class QueueConsumer:
     def __init__(
         self,
         publisher: Publisher,
-        media: MediaSync | None = None,
         *,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.publisher = publisher
-        self.media = media
         self.now_ms = now_ms
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -76,24 +73,16 @@ class QueueConsumer:
         else:
             failed.update(outcome.failed)
             receipts.extend(outcome.receipts)
-        for key in media:
-            if self.media is None:
-                continue
-            try:
-                receipts.append(self.media.sync(key))
-            except Exception as exc:  # noqa: BLE001
-                log.error(
-                    json.dumps(
-                        {
-                            "event": "media_failed",
-                            "source_key": key,
-                            "error_type": type(exc).__name__,
-                            "error": str(exc),
-                        },
-                        ensure_ascii=False,
-                    )
+        try:
+            receipts.extend(self.publisher.sync_media(media))
+        except Exception as exc:  # noqa: BLE001 - the messages come back
+            log.error(
+                json.dumps(
+                    {"event": "media_failed", "error_type": type(exc).__name__, "error": str(exc)},
+                    ensure_ascii=False,
                 )
-                failed.add(key)
+            )
+            failed.update(media)
         self._metrics(messages, receipts, failed)
         return batch_response(messages, failed)
 

@@ -7,6 +7,11 @@ Source bucket (private)::
     receipts/releases/<name>.json    what happened to an upload (``receipt_key``)
     receipts/media/<path>.json       the same for a media file
     receipts/schedule.json           private state: releases waiting for their instant
+    state/index.json                 private state: every public entry with its source
+                                     key and digest, withdrawals, announcements (the
+                                     publisher's commit point)
+    state/waiting/<slug>.json        private state: files refused a slug another holds
+    state/invalidations/<id>.json    private state: CDN paths whose refresh failed
     previews/<name>/index.html       private previews of scheduled releases
     cms/…                            private state of the CMS webhooks
     search/<yyyy>-<mm>.json          the search corpus (``search_corpus_key``)
@@ -33,6 +38,15 @@ MEDIA_PREFIX = "media/"
 RECEIPTS_PREFIX = "receipts/"
 SCHEDULE_KEY = RECEIPTS_PREFIX + "schedule.json"
 PREVIEW_PREFIX = "previews/"
+STATE_PREFIX = "state/"
+STATE_KEY = STATE_PREFIX + "index.json"
+WAITING_PREFIX = STATE_PREFIX + "waiting/"
+INVALIDATIONS_PREFIX = STATE_PREFIX + "invalidations/"
+
+
+def waiting_key(slug: str) -> str:
+    """Who waits for ``slug`` to be freed (a slug is path-safe by its rule)."""
+    return f"{WAITING_PREFIX}{slug}.json"
 CMS_PREFIX = "cms/"  # outside releases/, so sync_release never sees it
 SEARCH_PREFIX = "search/"  # the search corpus and update_search's state
 SEARCH_STATE_KEY = SEARCH_PREFIX + "state.json"
@@ -80,7 +94,9 @@ def preview_key(source_key: str) -> str:
 INDEX_KEY = "index.json"
 ASSETS_PREFIX = "assets/"
 # the prefixes the site plan (and so a full rebuild) owns; media follow releases
-SITE_PREFIXES = (RELEASES_PREFIX, "archive/", "topics/", "kinds/", "sitemaps/", ASSETS_PREFIX)
+SITE_PREFIXES = (
+    RELEASES_PREFIX, "archive/", "topics/", "kinds/", "sitemaps/", "index/", ASSETS_PREFIX
+)  # fmt: skip
 
 
 def release_key(slug: str) -> str:

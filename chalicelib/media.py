@@ -87,11 +87,16 @@ class MediaSync:
         self.public = public
         self.site_url = site_url
         self.invalidator = invalidator
+        self.changed: list[str] = []  # public keys the last sync wrote or deleted
 
-    def sync(self, key: str) -> Receipt:
-        """Converge ``media/<path>`` in the public bucket to the source's current state."""
+    def sync(self, key: str, *, referenced: bool = True) -> Receipt:
+        """Converge ``media/<path>`` in the public bucket to the source's current
+        state: public while ``referenced`` by a public release (and valid),
+        absent otherwise. Statuses: ``published``, ``held`` (valid, waiting for
+        a public release to reference it), ``removed``, ``rejected``."""
         started = time.perf_counter()
-        receipt, changed = self._sync(key)
+        receipt, changed = self._sync(key, referenced)
+        self.changed = changed
         if self.invalidator is not None and changed:
             self.invalidator.invalidate(["/" + k for k in changed])
         if key.startswith(MEDIA_PREFIX):
@@ -113,7 +118,7 @@ class MediaSync:
         )
         return receipt
 
-    def _sync(self, key: str) -> tuple[Receipt, list[str]]:
+    def _sync(self, key: str, referenced: bool) -> tuple[Receipt, list[str]]:
         url = self.site_url + "/" + key
         problem = media_key_problem(key)
         if problem is not None:
@@ -130,7 +135,7 @@ class MediaSync:
         info = self.source.head(key)
         if info is None:
             return Receipt(
-                key, "unpublished", message="the source file is gone; removed from the site"
+                key, "removed", message="the source file is gone; removed from the site"
             ), self._remove(key)
         if info.size > MAX_MEDIA_BYTES:
             return self._reject(
@@ -140,13 +145,22 @@ class MediaSync:
             ), []
         obj = self.source.get(key)
         if obj is None:  # deleted between the two reads: the delete event follows
-            return Receipt(key, "unpublished", message="the source file is gone"), self._remove(key)
+            return Receipt(key, "removed", message="the source file is gone"), self._remove(key)
         if not _matches_extension(key, obj.body[:16]):
             return self._reject(
                 key,
                 f"does not look like a {_extension(key).lstrip('.').upper()} file; "
                 "check the file type and its name",
             ), []
+        if not referenced:
+            removed = self._remove(key)
+            return Receipt(
+                key,
+                "removed" if removed else "held",
+                url=url,
+                message="not public: no public release references it (media follow "
+                "releases: it goes live with the first public release that uses it)",
+            ), removed
         current = self.public.head(key)
         if current is not None and current.etag == md5_etag(obj.body):
             return Receipt(key, "published", url=url, message="live on the site (unchanged)"), []

@@ -23,27 +23,34 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from .core.index import Entry, Index, Withdrawal, source_digest
+from .core.index import Announcement, Entry, Index, Withdrawal, source_digest
 from .core.model import Release, parse_release
 from .core.render import Renderer
 from .core.site import Page, changed_keys, plan, render_page
 from .errors import FieldError, InvalidRelease, SlugConflict, StorageError
 from .keys import (
-    INDEX_KEY,
+    INVALIDATIONS_PREFIX,
+    PRIVATE_CACHE,
+    RELEASES_PREFIX,
     SCHEDULE_KEY,
+    STATE_KEY,
     cache_control,
     content_type,
     invalidation_paths,
     is_release_key,
     receipt_key,
     release_key,
+    waiting_key,
 )
+from .listeners import Commit, CommitListener, PreviewStore, Published, Withdrawn
+from .media import MediaSync
 from .receipts import (
     RECEIPT_CACHE,
     Receipt,
@@ -118,6 +125,20 @@ def _poison(source_key: str, exc: Exception) -> _Wanted:
     return _Wanted("rejected", error=InvalidRelease([FieldError("(file)", msg)], source_key))
 
 
+def _announcements(key: str, prev: Entry | None, entry: Entry | None) -> list[Announcement]:
+    """What the listeners must hear of one key's change (nothing for no change)."""
+    out: list[Announcement] = []
+    if entry is not None and (
+        prev is None or prev.revision != entry.revision or prev.slug != entry.slug
+    ):
+        out.append(Announcement("published", key, entry.slug, entry.month_key, prev is None))
+    if prev is not None and (
+        entry is None or prev.slug != entry.slug or prev.month_key != entry.month_key
+    ):
+        out.append(Announcement("withdrawn", key, prev.slug, prev.month_key))
+    return out
+
+
 class Publisher:
     def __init__(
         self,
@@ -131,8 +152,14 @@ class Publisher:
         max_attempts: int = 25,
         backoff: float = 0.05,
         max_backoff: float = 2.0,
+        listeners: Sequence[CommitListener] = (),
+        previews: PreviewStore | None = None,
     ) -> None:
         self.source = source
+        self.listeners = list(listeners)
+        self.previews = previews
+        # media follow releases: the publisher decides when a media file is public
+        self.media = MediaSync(source, public, renderer.settings.site_url)
         self._index_cache: tuple[str, Index] | None = None
         self._index_read = Index()  # the index as this batch's latest attempt read it
         self._plans: list[tuple[tuple[Entry, ...], dict[str, Page]]] = []
@@ -210,12 +237,16 @@ class Publisher:
                 receipts[key] = Receipt(key, "rejected", errors=[err])
             elif key in conflicts:
                 receipts[key] = self._rejected(key, conflicts[key], slug=conflicts[key].slug)
+                self._wait_for(conflicts[key].slug, key)
             else:
                 receipts[key] = self._receipt(key, wanted[key])
         scheduled = [k for k, r in receipts.items() if r.status == "scheduled"]
         settled = [k for k in release_keys if k in receipts]
         if settled:
-            self._converge_schedule(settled, now, set(scheduled))
+            listed = self._converge_schedule(settled, now, set(scheduled))
+            if self.previews is not None:
+                for key in sorted(listed - set(scheduled)):
+                    self.previews.remove(key)  # public now, or deleted
         paths = change.paths
         if self.invalidator is not None and paths:
             for r in receipts.values():
@@ -260,6 +291,16 @@ class Publisher:
         for key, exc in outcome.failed.items():
             if key not in receipts:
                 self._log_failure(key, exc, started, before)
+        freed = [
+            k[len(RELEASES_PREFIX) : -len("/index.html")]
+            for k in change.deleted
+            if k.startswith(RELEASES_PREFIX) and k.endswith("/index.html")
+        ]
+        claimants = [k for k in self._hand_over(freed) if k not in keys]
+        if claimants:
+            more = self.sync_batch(claimants)
+            outcome.receipts.extend(more.receipts)
+            outcome.failed.update(more.failed)
         return outcome
 
     def _invalidate(self, keys: list[str], paths: list[str], receipts: list[Receipt]) -> None:
@@ -286,6 +327,12 @@ class Publisher:
                             ensure_ascii=False,
                         )
                     )
+                self.source.put(
+                    f"{INVALIDATIONS_PREFIX}{uuid.uuid4().hex}.json",
+                    json.dumps({"paths": paths}).encode(),
+                    content_type="application/json",
+                    cache_control=PRIVATE_CACHE,
+                )  # the sweep sends it again
                 for receipt in receipts:
                     receipt.warnings.append(
                         FieldError(
@@ -310,14 +357,7 @@ class Publisher:
         release = wanted.release
         assert release is not None
         if wanted.status == "scheduled":
-            return Receipt(
-                source_key,
-                "scheduled",
-                slug=release.slug,
-                url=self.settings.site_url + release.url_path,
-                embargo_until=release.embargo_until,
-                message=f"embargoed until {release.embargo_until.isoformat()}; nothing is public yet",  # type: ignore[union-attr]
-            )
+            return self._scheduled(source_key, release)
         return Receipt(
             source_key,
             "published",
@@ -325,6 +365,43 @@ class Publisher:
             url=wanted.entry.url,  # type: ignore[union-attr]
             warnings=self._media_warnings(release),
             message="live on the site",
+        )
+
+    def _scheduled(self, source_key: str, release: Release) -> Receipt:
+        instant = release.publication_instant
+        live = self._index_read.by_source(source_key)
+        message = f"not public until {instant.isoformat()}; nothing of it is public yet"
+        if live is not None:
+            message = (
+                f"this version is public at {instant.isoformat()}; until then the live "
+                f"version stays at {live.url}"
+            )
+        warnings: list[FieldError] = []
+        holder = self._index_read.slug_holder(release.slug)
+        if holder is not None and holder != source_key:
+            warnings.append(
+                FieldError(
+                    "slug",
+                    f"slug {release.slug!r} is held by {holder}; unless that file is deleted "
+                    "before the instant, this release will be rejected then",
+                )
+            )
+        preview = None
+        if self.previews is not None:
+            try:
+                preview = self.previews.put(source_key, release, instant)
+            except StorageError as exc:
+                warnings.append(FieldError("(preview)", f"no preview this time ({exc})"))
+        return Receipt(
+            source_key,
+            "scheduled",
+            slug=release.slug,
+            url=self.settings.site_url + release.url_path,
+            embargo_until=release.embargo_until,
+            publish_at=instant,
+            preview_url=preview,
+            warnings=warnings,
+            message=message,
         )
 
     def publish_due(self) -> list[Receipt]:
@@ -343,6 +420,43 @@ class Publisher:
         if outcome.failed:
             raise next(iter(outcome.failed.values()))
         return outcome.receipts
+
+    def read_index(self) -> Index:
+        """The committed private index."""
+        raw, etag = self._read_index()
+        return self._parsed_index(raw, etag)
+
+    def drain_owed(self) -> None:
+        """Tell the listeners what an earlier commit still owes them."""
+        index = self.read_index()
+        if index.announce:
+            self._settle((), index.announce, {}, Change())
+
+    def waiting(self, slug: str) -> list[str]:
+        """Source keys refused ``slug`` while another file held it."""
+        obj = self.source.get(waiting_key(slug))
+        return list(json.loads(obj.body).get("waiting", [])) if obj else []
+
+    def _wait_for(self, slug: str, source_key: str) -> None:
+        waiting = self.waiting(slug)
+        if source_key not in waiting:
+            body = json.dumps({"slug": slug, "waiting": sorted([*waiting, source_key])})
+            self.source.put(
+                waiting_key(slug),
+                body.encode(),
+                content_type="application/json",
+                cache_control=PRIVATE_CACHE,
+            )
+
+    def _hand_over(self, freed: list[str]) -> list[str]:
+        """Claimants of slugs this batch freed: they get their turn now."""
+        out: list[str] = []
+        for slug in freed:
+            claimants = self.waiting(slug)
+            if claimants:
+                self.source.delete(waiting_key(slug))
+                out.extend(claimants)
+        return out
 
     def scheduled(self) -> list[Scheduled]:
         current = self.source.get(SCHEDULE_KEY)
@@ -364,7 +478,7 @@ class Publisher:
         except Exception as exc:  # noqa: BLE001 - a poison file must not stop the batch
             wanted = _poison(source_key, exc)
         else:
-            if release.is_embargoed(now):
+            if release.is_scheduled(now):
                 wanted = _Wanted("scheduled", release=release)
             else:
                 try:
@@ -402,7 +516,7 @@ class Publisher:
         for loc, url in urls:
             key = unquote(url.split("?")[0].split("#")[0].lstrip("/"))
             # a HEAD, not a GET: media files can be large
-            if url.startswith("/media/") and self.public.head(key) is None:
+            if url.startswith("/media/") and self.source.head(key) is None:
                 warnings.append(
                     FieldError(
                         loc, f"{url} does not exist yet; upload it to media/ in the source bucket"
@@ -433,7 +547,7 @@ class Publisher:
         return planned
 
     def _read_index(self) -> tuple[bytes | None, str | None]:
-        current = self.public.get(INDEX_KEY)
+        current = self.source.get(STATE_KEY)
         return (current.body, current.etag) if current else (None, None)
 
     def _read_sources(
@@ -482,8 +596,13 @@ class Publisher:
                 # a file replaced by an invalid one after an earlier attempt
                 # wrote its pages: finish that version so the site stays consistent
                 if key in acting:
-                    targets[key] = (acting[key].entry, acting[key].page)
-            if not targets and not dirty:
+                    if acting[key].status == "scheduled":
+                        # an embargoed update of a live release: the live
+                        # version stays, unchanged, until the new instant
+                        targets[key] = (old.by_source(key), None)
+                    else:
+                        targets[key] = (acting[key].entry, acting[key].page)
+            if not targets and not dirty and not old.announce:
                 return wanted, conflicts, change  # only rejections: the live site stays
             # slugs: the earliest-published claimant in the batch first (as a build decides)
             claims: list[Withdrawal] = []
@@ -515,9 +634,12 @@ class Publisher:
                 old = claimed_index
             new = old.with_theme(renderer.theme)
             gone: set[Withdrawal] = set()
+            owed: list[Announcement] = []
             pages: list[tuple[str, bytes, bool]] = []  # (key, page, is a new slug)
             for key, (entry, page) in targets.items():
                 prev = old.by_source(key)
+                if self.listeners:
+                    owed.extend(_announcements(key, prev, entry))
                 new = new.with_entry(entry) if entry is not None else new.without_source(key)
                 # pages this source no longer owns: an unpublish, a slug change, or a
                 # withdrawal a crashed earlier run left unfinished
@@ -538,20 +660,32 @@ class Publisher:
                     or not fresh_theme
                 ):
                     pages.append((release_key(entry.slug), page, prev is None or prev.slug != entry.slug))
+            new = new.with_announcements(tuple(owed))
+            media_before = old.media_keys()
+            media_after = new.media_keys()
             if new == old and not dirty:
                 # already converged (duplicate or late events), except perhaps
-                # for page deletions a crash interrupted after the commit
-                if gone:
-                    self._finish_withdrawals(gone, change)
+                # for page deletions or announcements a crash interrupted after
+                # the commit
+                if gone or new.announce:
+                    self._settle(gone, new.announce, wanted, change)
                 return wanted, conflicts, change
 
             old_plan = self._plan(old) if fresh_theme else {}
             new_plan = self._plan(new)
             write, obsolete = changed_keys(old_plan, new_plan)
-            to_write = sorted((set(write) | dirty) & new_plan.keys(), key=_write_order)
+            # pages new to the site before pages that change: nothing links to a
+            # new page (a month's neighbours, a topic's index) until those change
+            to_write = sorted(
+                (set(write) | dirty) & new_plan.keys(),
+                key=lambda k: (k in old_plan, *_write_order(k)),
+            )
             to_delete = sorted(
                 (set(obsolete) | dirty) - new_plan.keys(), key=_write_order, reverse=True
             )
+            # media first: a release's photo or PDF is public before its page
+            for key in sorted(media_after - media_before):
+                self._publish_media(key, change)
             # new pages first: nothing links to them until the listings do
             for page_key, body, fresh in pages:
                 if fresh:
@@ -583,51 +717,127 @@ class Publisher:
                 self._contended(attempt)
                 continue
             self._index_cache = (committed, new)
-            change.written.append(INDEX_KEY)
             change.deleted = [k for k in change.deleted if k not in new_plan]
-            if gone:
-                self._finish_withdrawals(gone, change)
+            if gone or new.announce or media_before - media_after:
+                self._settle(gone, new.announce, wanted, change, media_before - media_after)
             return wanted, conflicts, change
         raise StorageError(
-            f"index.json kept changing under {self.max_attempts} attempts to publish "
+            f"the index kept changing under {self.max_attempts} attempts to publish "
             f"{len(keys)} key(s); giving up so the queue delivers them again",
-            INDEX_KEY,
+            STATE_KEY,
         )
 
-    def _finish_withdrawals(self, gone: Iterable[Withdrawal], change: Change) -> None:
+    def _settle(
+        self,
+        gone: Iterable[Withdrawal],
+        owed: tuple[Announcement, ...],
+        wanted: dict[str, _Wanted],
+        change: Change,
+        media_gone: Iterable[str] = (),
+    ) -> None:
+        """After the commit: delete the withdrawn pages, tell the listeners what
+        the commit changed, then clear both from the index (one conditional
+        write). A crash or a failing listener leaves them recorded, so the next
+        batch or sweep finishes them: at least once."""
         gone = set(gone)
         for w in sorted(gone, key=lambda w: w.slug):
             self.public.delete(release_key(w.slug))
             change.deleted.append(release_key(w.slug))
+        drained = self._announce(owed, wanted)
         for attempt in range(1, self.max_attempts + 1):
             raw, etag = self._read_index()
             current = Index.from_bytes(raw)
-            cleared = current
+            cleared = current.without_announcements(drained)
             for w in gone:
-                if current.by_slug(w.slug) is not None:
+                holder = current.by_slug(w.slug)
+                if holder is not None:
                     # someone republished this slug while we were deleting: put
                     # its page back by converging that source again
-                    holder = current.by_slug(w.slug)
-                    cleared = cleared.without_withdrawal(w)
-                    self._restore(holder.source_key)  # type: ignore[union-attr]
-                    continue
+                    self._restore(holder.source_key)
                 cleared = cleared.without_withdrawal(w)
             if cleared == current:
-                return
-            if self._put_index(cleared, etag) is not None:
-                return
+                break
+            committed = self._put_index(cleared, etag)
+            if committed is not None:
+                self._index_cache = (committed, cleared)
+                break
             self._contended(attempt)
-        raise StorageError("could not clear finished withdrawals from index.json", INDEX_KEY)
+        else:
+            raise StorageError("could not clear finished work from the index", STATE_KEY)
+        # the last reference went away: the media file leaves the site (unless
+        # a release committed since references it again)
+        still = current.media_keys()
+        for key in sorted(set(media_gone) - still):
+            self.media.sync(key, referenced=False)
+            change.deleted.extend(self.media.changed)
+
+    def _publish_media(self, key: str, change: Change) -> None:
+        if self.source.head(key) is None:
+            return  # not uploaded yet: its upload publishes it (the receipt warns)
+        self.media.sync(key, referenced=True)
+        change.written.extend(k for k in self.media.changed if k not in change.written)
+
+    def sync_media(self, keys: Iterable[str]) -> list[Receipt]:
+        """Converge media uploads and deletes: public exactly while a public
+        release references them."""
+        keys = list(keys)
+        if not keys:
+            return []
+        refs = self.read_index().media_keys()
+        receipts, changed = [], []
+        for key in keys:
+            receipts.append(self.media.sync(key, referenced=key in refs))
+            changed.extend(self.media.changed)
+        if changed and self.invalidator is not None:
+            paths = sorted({p for k in changed for p in invalidation_paths(k)})
+            self._invalidate(keys, paths, receipts)
+        return receipts
+
+    def _announce(
+        self, owed: tuple[Announcement, ...], wanted: dict[str, _Wanted]
+    ) -> tuple[Announcement, ...]:
+        """Call every listener with the commit; return what was delivered."""
+        if not owed or not self.listeners:
+            return owed if not self.listeners else ()
+        commit = Commit()
+        for a in owed:
+            if a.kind == "withdrawn":
+                commit.withdrawn.append(Withdrawn(a.source_key, a.slug, a.month))
+                continue
+            w = wanted.get(a.source_key)
+            if w is None or w.status != "published" or w.entry is None or w.entry.slug != a.slug:
+                w = self._wanted(a.source_key, self.clock(), {})  # owed by an earlier batch
+            if w.status == "published" and w.entry is not None:
+                commit.published.append(
+                    Published(a.source_key, w.release, w.entry.public_json(), a.first_time)
+                )
+        for listener in self.listeners:
+            try:
+                listener.on_commit(commit)
+            except Exception as exc:  # noqa: BLE001 - retried by the next batch or sweep
+                log.error(
+                    json.dumps(
+                        {
+                            "event": "listener_failed",
+                            "listener": type(listener).__name__,
+                            "error_type": type(exc).__name__,
+                            "error": str(exc),
+                        },
+                        ensure_ascii=False,
+                    )
+                )
+                return ()
+        return owed
 
     def _put_index(self, index: Index, etag: str | None) -> str | None:
-        """Write ``index.json`` over the version read; ``None`` if it changed since."""
+        """Commit the private index over the version read; ``None`` if it changed since."""
         return put_if_unchanged(
-            self.public,
-            INDEX_KEY,
+            self.source,
+            STATE_KEY,
             index.to_bytes(),
             etag,
             content_type="application/json",
-            cache_control=cache_control(INDEX_KEY),
+            cache_control=PRIVATE_CACHE,
         )
 
     def _restore(self, source_key: str) -> None:
@@ -660,16 +870,19 @@ class Publisher:
         ceiling = min(self.max_backoff, self.backoff * (2 ** min(attempt, 10)))
         self.sleep(random.uniform(0, ceiling))
 
-    def _converge_schedule(self, keys: list[str], now: datetime, scheduled: set[str]) -> None:
+    def _converge_schedule(self, keys: list[str], now: datetime, scheduled: set[str]) -> set[str]:
         """Make the schedule's entries for ``keys`` match the sources *now*:
         listed while the embargo (as of ``now``) runs, gone otherwise. The
         sources are re-read after the schedule, and the write is conditional on
         the schedule's ETag, so an upload racing this batch (or an overlapping
-        ``publish_due`` run) cannot lose a newer embargo."""
+        ``publish_due`` run) cannot lose a newer embargo. Returns the keys that
+        were listed before (their previews may have to go)."""
         mine = set(keys)
+        seen: set[str] = set()
 
         def edit(items: list[Scheduled]) -> list[Scheduled] | None:
             listed = {s.source_key for s in items} & mine
+            seen.update(listed)
             if not scheduled and not listed:
                 return None  # the common case: one small read
             recheck = sorted(listed | scheduled)
@@ -678,6 +891,7 @@ class Publisher:
             return kept + [w for w in wants if w is not None]
 
         update_schedule(self.source, edit, attempts=self.max_attempts, on_conflict=self._contended)
+        return seen
 
     def _wanted_schedule(self, source_key: str, now: datetime) -> Scheduled | None:
         obj = self.source.get(source_key)
@@ -687,6 +901,6 @@ class Publisher:
             release = parse_release(obj.body, name=source_key)
         except InvalidRelease:
             return None
-        if release.embargo_until is None or release.embargo_until <= now:
+        if not release.is_scheduled(now):
             return None
-        return Scheduled(source_key, release.slug, release.embargo_until)
+        return Scheduled(source_key, release.slug, release.publication_instant)

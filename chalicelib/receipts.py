@@ -33,6 +33,8 @@ class Receipt:
     embargo_until: datetime | None = None
     message: str = ""
     changed: list[str] = field(default_factory=list)
+    publish_at: datetime | None = None  # while scheduled: the publication instant
+    preview_url: str | None = None  # while scheduled: the private preview
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -48,6 +50,9 @@ class Receipt:
         }
         if self.embargo_until is not None:
             doc["embargo_until"] = self.embargo_until.isoformat()
+        if self.publish_at is not None:
+            doc["publish_at"] = self.publish_at.isoformat()
+            doc["preview_url"] = self.preview_url
         return doc
 
     def to_bytes(self) -> bytes:

@@ -21,12 +21,14 @@ from .consumer import QueueConsumer
 from .core.render import Renderer
 from .errors import ConfigurationError
 from .hooks import HookService
-from .media import MediaSync
+from .listeners import CommitListener
+from .previews import Previews
 from .publisher import Publisher
 from .search.corpus import SearchCorpus
 from .search.updater import SearchUpdater
 from .settings import Settings
 from .storage import S3Storage
+from .sweep import Sweeper
 
 
 def settings() -> Settings:
@@ -61,11 +63,19 @@ def _publisher(s: Settings, endpoint: str | None) -> Publisher:
             ),
             s.distribution_id,
         )
+    source = S3Storage(client, s.source_bucket)
+    renderer = Renderer(s)
+    listeners: list[CommitListener] = [SearchCorpus(source)]
+    announcer = alert_announcer(s)
+    if announcer is not None:
+        listeners.append(announcer)
     return Publisher(
-        S3Storage(client, s.source_bucket),
+        source,
         S3Storage(client, s.public_bucket),
-        Renderer(s),
+        renderer,
         invalidator=invalidator,
+        listeners=listeners,
+        previews=Previews(source, renderer),
     )
 
 
@@ -74,12 +84,14 @@ def publisher() -> Publisher:
     return _publisher(s, os.environ.get("AWS_ENDPOINT_URL"))
 
 
+def sweeper() -> Sweeper:
+    """``publish_due_releases``' service: the schedule and the anti-entropy sweep."""
+    return Sweeper(publisher())
+
+
 def consumer() -> QueueConsumer:
     """The publish queue's consumer: the publisher, and media through the same writer."""
-    p = publisher()
-    return QueueConsumer(
-        p, MediaSync(p.source, p.public, p.settings.site_url, invalidator=p.invalidator)
-    )
+    return QueueConsumer(publisher())
 
 
 @lru_cache(maxsize=8)

@@ -258,6 +258,13 @@ class S3Storage:
         for item in self._listing(prefix):
             yield item["Key"]
 
+    def list_modified(self, prefix: str = "") -> dict[str, tuple[str, float]]:
+        """Key -> (ETag, last-modified epoch seconds) of every object under ``prefix``."""
+        return {
+            item["Key"]: (item["ETag"], item["LastModified"].timestamp())
+            for item in self._listing(prefix)
+        }
+
     def list_etags(self, prefix: str = "") -> dict[str, str]:
         """Key -> ETag of every object under ``prefix`` (one request per 1,000 keys)."""
         return {item["Key"]: item["ETag"] for item in self._listing(prefix)}

@@ -24,9 +24,10 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+from chalicelib.core.i18n import Version, language_versions
 from chalicelib.core.index import Entry, Index, source_digest
 from chalicelib.core.model import Release, parse_release
-from chalicelib.core.render import Renderer, Version, language_versions
+from chalicelib.core.render import Renderer
 from chalicelib.core.site import Page, plan, render_page
 from chalicelib.errors import FieldError, InvalidRelease, SlugConflict
 from chalicelib.keys import INDEX_KEY, MEDIA_PREFIX, put_public, release_key
@@ -284,7 +285,6 @@ def build_site(
     else:
         for key, page in pages.items():
             result.files[key] = render_page(key, page, renderer, index)
-    result.files[INDEX_KEY] = index.to_bytes()
     result.problems.sort(key=lambda p: p.source)
     return result
 
@@ -815,7 +815,10 @@ def build_folder(
             written = _write_file(root, key, body, fresh)
             result.written += written
             result.unchanged += not written
+        referenced = index.media_keys()  # media follow releases, as in the bucket
         for key, path in sorted(media):
+            if key not in referenced:
+                continue
             keys.add(key)
             with open(path, "rb") as fh:
                 written = _write_file(root, key, fh.read(), fresh)

@@ -132,13 +132,23 @@ def validate(files: tuple[Path, ...]) -> None:
     sys.exit(1 if bad else 0)
 
 
+def build_state_path(out_dir: Path) -> Path:
+    """Where a build keeps its private index (source keys and digests of every
+    entry): beside OUT_DIR, never in it, since the public tree must not carry
+    private state and must be the same tree the Lambda path gives."""
+    out = out_dir.resolve()
+    return out.parent / f".{out.name}.newsroom-build.json"
+
+
 def _previous_index(out_dir: Path) -> Index | None:
-    """The index a previous build left in OUT_DIR, so unchanged releases are
-    not rendered again (anything unreadable means a full build)."""
+    """The index a previous build of OUT_DIR left, so unchanged releases are
+    not rendered again (anything unreadable, or no such build, means a full build)."""
+    if not (out_dir / "index.json").is_file():
+        return None
     from chalicelib.core.index import Index
 
     try:
-        return Index.from_bytes((out_dir / "index.json").read_bytes())
+        return Index.from_bytes(build_state_path(out_dir).read_bytes())
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -234,6 +244,7 @@ def build(
         media=media,
         search=not no_search,
     )
+    build_state_path(out_dir).write_bytes(result.index.to_bytes())
     for problem in result.problems:
         _err(
             f"{paths.get(problem.source, problem.source)}: {problem.error.loc}: {problem.error.msg}"

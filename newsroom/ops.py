@@ -37,9 +37,10 @@ from chalicelib.errors import ConfigurationError, InvalidRelease, StorageError
 from chalicelib.keys import (
     INDEX_KEY,
     MEDIA_PREFIX,
+    PRIVATE_CACHE,
     RELEASES_PREFIX,
     SITE_PREFIXES,
-    headers,
+    STATE_KEY,
     invalidation_paths,
     is_release_key,
     put_public,
@@ -144,9 +145,9 @@ class Rebuilder:
     def _attempt(
         self, pool: ThreadPoolExecutor, report: RebuildReport, written: set[str], dry_run: bool
     ) -> bool:
-        # the public state first, then the sources: a page published before the
-        # listing has its source in the (later) source listing, so it is kept
-        current = self.public.get(INDEX_KEY)
+        # the committed state first, then the sources: a page published before
+        # the listing has its source in the (later) source listing, so it is kept
+        current = self.source.get(STATE_KEY)
         etag = current.etag if current else None
         live = Index.from_bytes(current.body if current else None)
         existing = self.public.list_etags()
@@ -173,10 +174,15 @@ class Rebuilder:
         report.problems = result.problems
         report.scheduled = result.scheduled
         report.kept = result.kept
+        # what the listeners are still owed survives the rebuild
+        state = replace(result.index, announce=live.announce).to_bytes()
         changed = [
             k for k in sorted(files) if k != INDEX_KEY and existing.get(k) != md5_etag(files[k])
         ]
-        index_changed = existing.get(INDEX_KEY) != md5_etag(files[INDEX_KEY])
+        index_changed = INDEX_KEY in files and existing.get(INDEX_KEY) != md5_etag(
+            files[INDEX_KEY]
+        )
+        state_changed = (current.body if current else None) != state
         keep = set(result.kept) | set(result.reused)
         stale = sorted(
             k
@@ -193,22 +199,24 @@ class Rebuilder:
 
         self._write(pool, files, changed)
         written.update(changed)
-        if changed or index_changed:
+        if index_changed:  # after the pages it lists
+            put_public(self.public, INDEX_KEY, files[INDEX_KEY])
+            written.add(INDEX_KEY)
+        if changed or index_changed or state_changed:
             # the commit point: fails if a publish committed since our read
             committed = put_if_unchanged(
-                self.public,
-                INDEX_KEY,
-                files[INDEX_KEY],
+                self.source,
+                STATE_KEY,
+                state,
                 etag,
-                **headers(INDEX_KEY),
+                content_type="application/json",
+                cache_control=PRIVATE_CACHE,
             )
             if committed is None:
                 return False
-            if index_changed:
-                written.add(INDEX_KEY)
         elif stale:
             # nothing to write, but deletions must still follow the live index
-            latest = self.public.get(INDEX_KEY)
+            latest = self.source.get(STATE_KEY)
             if (latest.etag if latest else None) != etag:
                 return False
         self._delete(pool, stale)

@@ -125,7 +125,7 @@ def test_each_publish_invalidates_exactly_the_changed_paths(
     assert not any(k.startswith("assets/") for k in diff)
 
 
-def test_body_edit_touches_only_the_page_and_the_index(
+def test_body_edit_touches_only_the_page(
     app_module, aws, cloudfront, public_puts
 ) -> None:
     sent = Sent(cloudfront)
@@ -137,11 +137,12 @@ def test_body_edit_touches_only_the_page_and_the_index(
     publish(app_module, aws, "releases/clinics.json", doc)
     after = public_tree(aws)
     diff = changed(before, after)
-    # the listings show the summary, not the body: their bytes are the same
-    assert diff == {"releases/clinics/index.html", "index.json"}
+    # the listings and index.json show the summary, not the body: their bytes
+    # are the same (the page's new revision is private state)
+    assert diff == {"releases/clinics/index.html"}
     assert set(public_puts) == diff
     assert public_puts.count("releases/clinics/index.html") == 1
-    assert sent.new() == [{"/releases/clinics/", "/releases/clinics/index.html", "/index.json"}]
+    assert sent.new() == [{"/releases/clinics/", "/releases/clinics/index.html"}]
 
 
 def test_republishing_identical_bytes_rewrites_and_invalidates_nothing(
@@ -183,6 +184,9 @@ def test_unpublish_invalidates_the_deleted_and_changed_paths(app_module, aws, cl
 
 def test_media_changes_are_invalidated_unchanged_media_are_not(app_module, aws, cloudfront) -> None:
     sent = Sent(cloudfront)
+    # media follow releases: one public release uses the photo
+    publish(app_module, aws, "releases/clinics.json", make_release(slug="clinics"))
+    sent.new()
     aws.put_object(Bucket=SOURCE, Key="media/clinic.jpg", Body=JPEG)
     app_module.sync_release(sqs_event("media/clinic.jpg"), None)
     assert sent.new() == [{"/media/clinic.jpg"}]

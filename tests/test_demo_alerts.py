@@ -49,7 +49,6 @@ class Running:
         key = f"releases/{slug}.json"
         [receipt] = self.demo.publish([lambda: self.demo.put_source(key, body)], [key])
         assert receipt["status"] == "published", receipt
-        self.announce(slug)
 
     def alerts(self, expected: int, within: float = 15.0) -> list[email.message.EmailMessage]:
         """The alerts in the outbox once there are ``expected`` (the demo's pump
@@ -60,19 +59,6 @@ class Running:
             if len(found) >= expected or time.monotonic() > deadline:
                 return found
             time.sleep(0.1)
-
-    def announce(self, slug: str) -> None:
-        """What the publisher does after its commit (``CommitListener.on_commit``),
-        done here with the public index entry until the publisher is wired to
-        its listeners; once it is, this is a duplicate the sender must absorb."""
-        from chalicelib import service
-        from chalicelib.listeners import Commit, Published
-
-        obj = self.demo.client.get_object(Bucket="newsroom-demo-public", Key="index.json")
-        [entry] = [e for e in json.loads(obj["Body"].read())["releases"] if e["slug"] == slug]
-        announcer = service.alert_announcer(service.settings())
-        assert announcer is not None
-        announcer.on_commit(Commit([Published(f"releases/{slug}.json", None, entry, True)]))
 
 
 def text_of(mail: email.message.EmailMessage) -> str:

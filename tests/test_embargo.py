@@ -188,14 +188,48 @@ def test_overlapping_runs_publish_once_in_effect(aws) -> None:
     assert public_tree(aws) == settled
 
 
-def test_new_embargo_on_a_live_release_takes_it_down(app_module, aws) -> None:
-    publish(app_module, aws, "releases/x.json", make_release(slug="x-release"))
-    assert "releases/x-release/index.html" in public_tree(aws)
-    publish(
-        app_module, aws, "releases/x.json", make_release(slug="x-release", embargo_until=EMBARGO)
+def test_an_embargoed_update_keeps_the_live_version_until_its_instant(aws) -> None:
+    clock = Clock(EMBARGO_AT - timedelta(days=1))
+    pub = make_publisher(clock)
+    upload(aws, "releases/x.json", make_release(slug="x-release", title="Live version"))
+    assert pub.sync("releases/x.json").status == "published"
+    live = public_tree(aws)
+    upload(
+        aws,
+        "releases/x.json",
+        make_release(slug="x-release", title="Embargoed version", embargo_until=EMBARGO),
     )
-    assert receipt(aws, "releases/x.json")["status"] == "scheduled"
-    assert leaks(aws, "x-release") == []
+    r = pub.sync("releases/x.json")
+    assert r.status == "scheduled" and r.publish_at == EMBARGO_AT
+    assert "stays at" in r.message
+    assert public_tree(aws) == live, "the live version stays, unchanged"
+    assert leaks(aws, "Embargoed version") == []
+    clock.now = EMBARGO_AT
+    [done] = pub.publish_due()
+    assert done.status == "published"
+    page = public_tree(aws)["releases/x-release/index.html"]
+    assert b"Embargoed version" in page and b"Live version" not in page
+
+
+def test_a_future_published_at_schedules_like_an_embargo(app_module, aws) -> None:
+    upload(aws, "releases/future.json", make_release(slug="future", published_at=EMBARGO))
+    app_module.sync_release(sqs_event("releases/future.json"), None)
+    r = receipt(aws, "releases/future.json")
+    assert r["status"] == "scheduled" and r["publish_at"] == EMBARGO
+    assert r["preview_url"].startswith("http")
+    assert leaks(aws, "future") == []
+    assert [s["source_key"] for s in schedule(aws)] == ["releases/future.json"]
+
+
+def test_a_scheduled_release_claiming_a_held_slug_is_warned_at_once(app_module, aws) -> None:
+    upload(aws, "releases/holder.json", make_release(slug="shared"))
+    app_module.sync_release(sqs_event("releases/holder.json"), None)
+    upload(aws, "releases/later.json", embargoed_doc(slug="shared"))
+    app_module.sync_release(sqs_event("releases/later.json"), None)
+    r = receipt(aws, "releases/later.json")
+    assert r["status"] == "scheduled"
+    [w] = r["warnings"]
+    assert w["loc"] == "slug" and "releases/holder.json" in w["msg"]
 
 
 def test_schedule_follows_the_source(app_module, aws) -> None:

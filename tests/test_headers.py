@@ -86,5 +86,8 @@ def test_the_stylesheet_is_an_asset_with_a_hashed_name(app_module, aws) -> None:
 
 def test_no_source_json_is_public(app_module, aws) -> None:
     tree = populate(app_module, aws)
-    assert [k for k in tree if k.endswith(".json")] == ["index.json"]
+    # the index and its month files only: no source JSON, no private state
+    assert [k for k in tree if k.endswith(".json")] == [
+        "index.json", "index/2017-06.json", "index/2018-06.json"
+    ]  # fmt: skip
     assert not any(k.startswith(("receipts/", "releases/release-0.json")) for k in tree)

@@ -18,9 +18,10 @@ from babel.messages.pofile import read_po
 from support import dumps, make_release
 
 from chalicelib.core import i18n
+from chalicelib.core.i18n import language_versions
 from chalicelib.core.index import Entry, Index
 from chalicelib.core.model import KIND_LABELS, KIND_PLURALS, parse_release
-from chalicelib.core.render import Renderer, language_versions
+from chalicelib.core.render import Renderer
 from chalicelib.core.site import plan, render_page
 from chalicelib.settings import Settings
 from newsroom import locales
@@ -206,7 +207,7 @@ def test_site_wide_pages_use_the_site_language() -> None:
     front = site["index.html"].decode()
     assert '<html lang="fr" dir="ltr">' in front
     assert "Derniers communiqués" in front and "Communiqués de presse" in front
-    assert '<h3 lang="ar">' in front  # an Arabic title on a French page says so
+    assert '<h3 lang="ar" dir="rtl">' in front  # an Arabic title on a French page says so
     archive = site["archive/2018/12/index.html"].decode()
     assert "Publications de décembre 2018" in archive
     english = _site(SETTINGS, release("a"))["index.html"].decode()

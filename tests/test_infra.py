@@ -140,7 +140,7 @@ def test_bucket_is_private(buckets: dict[str, dict[str, Any]], name: str) -> Non
     assert sse[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
 
 
-def test_source_bucket_versioned_and_without_notifications(
+def test_source_bucket_versioned_and_notifies_the_publish_queue(
     buckets: dict[str, dict[str, Any]],
 ) -> None:
     props = buckets["SourceBucket"]["Properties"]
@@ -148,9 +148,49 @@ def test_source_bucket_versioned_and_without_notifications(
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
         "ServerSideEncryptionByDefault"
     ] == {"SSEAlgorithm": "AES256"}
-    # chalice deploy owns the bucket notification; a template-defined one
-    # would be reset by every stack update.
-    assert "NotificationConfiguration" not in props
+    rules = {
+        (q["Event"], tuple((r["Name"], r["Value"]) for r in q["Filter"]["S3Key"]["Rules"]))
+        for q in props["NotificationConfiguration"]["QueueConfigurations"]
+        if q["Queue"] == {"Fn::GetAtt": ["PublishQueue", "Arn"]}
+    }
+    releases = (("prefix", "releases/"), ("suffix", ".json"))
+    media = (("prefix", "media/"),)
+    assert rules == {
+        (event, filters)
+        for event in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
+        for filters in (releases, media)
+    }
+    assert buckets["SourceBucket"]["DependsOn"] == "PublishQueuePolicy"
+
+
+def test_publish_queue_dead_letters_and_alarms(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    queue = res["PublishQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["PublishDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert res["PublishDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 14 * 86400
+    assert queue["VisibilityTimeout"] >= 6 * 120  # six times sync_release's timeout
+    [statement] = res["PublishQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"]["StringEquals"] == {
+        "aws:SourceAccount": {"Ref": "AWS::AccountId"}
+    }
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    watched = {
+        (a["Properties"]["MetricName"], a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0])
+        for a in alarms.values()
+    }
+    assert ("ApproximateNumberOfMessagesVisible", "PublishDeadLetterQueue") in watched
+    assert ("ApproximateAgeOfOldestMessage", "PublishQueue") in watched
+    config = _config()
+    for stage in STAGES:
+        env = config["stages"][stage]["environment_variables"]
+        name = queue["QueueName"]["Fn::Sub"].replace("${Stage}", stage)
+        assert env["NEWSROOM_QUEUE"] == name
+        assert "sync_media" not in config["stages"][stage]["lambda_functions"]
 
 
 def _bucket_policy_for(template: dict[str, Any], bucket: str) -> dict[str, Any]:
@@ -417,8 +457,10 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
             by_resource.setdefault(resource, set()).add(action)
 
     # Source bucket: read only releases/* and media/* (plus the publisher's own
-    # embargo schedule and its lease), write only receipts/*, delete only the lease.
-    lease = f"{src_arn}/receipts/publisher.lease"
+    # embargo schedule and private state), write only receipts/*, its private
+    # state (state/*) and the search corpus it keeps (search/*).
+    state = f"{src_arn}/state/*"
+    corpus = f"{src_arn}/search/*"
     schedule = f"{src_arn}/receipts/schedule.json"
     # private previews of scheduled releases: written, deleted, and readable by
     # the role, since S3 checks a presigned GET against the signer's rights
@@ -430,10 +472,12 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
         f"{src_arn}/receipts/*",
         previews,
         schedule,
-        lease,
+        state,
+        corpus,
     }
     assert source_objects[schedule] == {"s3:GetObject"}
-    assert source_objects[lease] == {"s3:GetObject", "s3:DeleteObject"}
+    assert source_objects[state] == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert source_objects[corpus] == {"s3:GetObject", "s3:PutObject"}
     for resource, actions in source_objects.items():
         if "s3:GetObject" in actions or "s3:GetObjectVersion" in actions:
             assert resource in {
@@ -441,7 +485,8 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
                 f"{src_arn}/media/*",
                 previews,
                 schedule,
-                lease,
+                state,
+                corpus,
             }, resource
     assert source_objects[f"{src_arn}/releases/*"] <= {"s3:GetObject", "s3:GetObjectVersion"}
     assert "s3:GetObject" in source_objects[f"{src_arn}/releases/*"]
@@ -450,13 +495,15 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
     assert source_objects[previews] == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
     for action, resource, _ in grants:
         if resource.startswith(src_arn):
-            assert not action.startswith("s3:Delete") or resource in (lease, previews), (
+            assert not action.startswith("s3:Delete") or resource in (state, previews), (
                 action,
                 resource,
             )
             assert not action.startswith("s3:Put") or resource in (
                 f"{src_arn}/receipts/*",
                 previews,
+                state,
+                corpus,
             )
 
     # Listing the source bucket, unconditionally: without s3:ListBucket S3 answers a
@@ -477,16 +524,17 @@ def test_publisher_policy_is_least_privilege(stage: str) -> None:
     assert re.fullmatch(r"arn:aws:cloudfront::\d{12}:distribution/[A-Z0-9]+", resource)
 
     services = {a.split(":")[0] for a, _, _ in grants}
-    # sqs only for an on-failure destination (docs/deploy.md), send-only, one queue.
-    assert {"s3", "cloudfront", "logs"} <= services <= {"s3", "cloudfront", "logs", "sqs"}
-    for action, resource, _ in grants:
-        if action.startswith("sqs:"):
-            assert re.fullmatch(r"arn:aws:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+", resource)
-            # GetQueueUrl only for the alert queue the publisher announces releases on
-            assert action == "sqs:SendMessage" or (
-                action == "sqs:GetQueueUrl" and resource == _alert_queue(stage)
-            )
-    assert ("sqs:SendMessage", _alert_queue(stage)) in {(a, r) for a, r, _ in grants}
+    assert {"s3", "cloudfront", "logs", "sqs"} == services
+    # sqs: consume its own publish queue, announce on the alert queue; nothing else
+    publish_queue = _alert_queue(stage).replace("-alerts", "-publish")
+    sqs = {(a, r) for a, r, _ in grants if a.startswith("sqs:")}
+    assert sqs == {
+        ("sqs:ReceiveMessage", publish_queue),
+        ("sqs:DeleteMessage", publish_queue),
+        ("sqs:GetQueueAttributes", publish_queue),
+        ("sqs:GetQueueUrl", _alert_queue(stage)),
+        ("sqs:SendMessage", _alert_queue(stage)),
+    }
     logs = {a for a, _, _ in grants if a.startswith("logs:")}
     assert logs == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 
@@ -593,6 +641,7 @@ def test_search_function_has_its_layer_and_a_least_privilege_policy(stage: str) 
     functions = _config()["stages"][stage]["lambda_functions"]
     search = functions["update_search"]
     assert search["iam_policy_file"] == f"policy-{stage}-search.json"
+    assert search["reserved_concurrency"] == 1  # overlapping runs would delete each other's files
     assert len(search["layers"]) == 1
     assert re.fullmatch(
         r"arn:aws:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", search["layers"][0]

@@ -16,6 +16,7 @@ from support import (
     publish,
     receipt,
     sqs_event,
+    upload,
 )
 
 from chalicelib import service
@@ -49,6 +50,18 @@ def put_media(app_module, s3, key: str, body: bytes, encoded: str | None = None)
     return [media_receipt(s3, key)]
 
 
+def reference(app_module, s3, *keys: str, name: str = "uses-media", **fields) -> None:
+    """Publish a release whose attachments reference ``keys`` (media follow releases)."""
+    doc = make_release(
+        slug=name,
+        image=None,
+        attachments=[{"title": k, "url": "/" + k} for k in keys],
+        **fields,
+    )
+    upload(s3, f"releases/{name}.json", doc)
+    app_module.sync_release(sqs_event(f"releases/{name}.json"), None)
+
+
 def media_receipt(s3, key: str) -> dict:
     return receipt(s3, key + ".json")
 
@@ -67,6 +80,7 @@ def head(s3, key: str) -> dict:
     ],
 )
 def test_upload_appears_under_media_with_its_type(app_module, aws, key, body, ctype) -> None:
+    reference(app_module, aws, key)
     [out] = put_media(app_module, aws, key, body)
     assert out["status"] == "published"
     assert out["url"] == f"{SITE_URL}/{key}"
@@ -91,6 +105,7 @@ def test_upload_appears_under_media_with_its_type(app_module, aws, key, body, ct
     ],
 )
 def test_refused_files_never_reach_the_public_bucket(app_module, aws, key, body, why) -> None:
+    reference(app_module, aws, key)
     [out] = put_media(app_module, aws, key, body)
     assert out["status"] == "rejected"
     assert why in out["errors"][0]["msg"]
@@ -103,7 +118,7 @@ def test_unsafe_key_with_spaces_arrives_encoded_and_is_refused(app_module, aws) 
     assert out["source_key"] == "media/my photo (1).jpg"
     assert out["status"] == "rejected"
     assert "not a safe media path" in out["errors"][0]["msg"]
-    assert public_tree(aws) == {}
+    assert not any(k.startswith("media/") for k in public_tree(aws))
 
 
 @pytest.mark.parametrize(
@@ -121,19 +136,21 @@ def test_media_key_problem_refuses_unsafe_paths(key) -> None:
 
 
 def test_delete_removes_it_and_events_converge(app_module, aws) -> None:
+    reference(app_module, aws, "media/clinic.jpg")
     put_media(app_module, aws, "media/clinic.jpg", JPEG)
     # a duplicate, late create event after the delete: still converges to "gone"
     aws.delete_object(Bucket=SOURCE, Key="media/clinic.jpg")
     app_module.sync_release(sqs_event("media/clinic.jpg", "ObjectRemoved:Delete"), None)
     assert "media/clinic.jpg" not in public_tree(aws)
-    assert media_receipt(aws, "media/clinic.jpg")["status"] == "unpublished"
+    assert media_receipt(aws, "media/clinic.jpg")["status"] == "removed"
     app_module.sync_release(sqs_event("media/clinic.jpg"), None)
     out = media_receipt(aws, "media/clinic.jpg")
-    assert out["status"] == "unpublished"
+    assert out["status"] == "removed"
     assert "media/clinic.jpg" not in public_tree(aws)
 
 
 def test_same_bytes_again_are_not_rewritten(app_module, aws) -> None:
+    reference(app_module, aws, "media/clinic.jpg")
     put_media(app_module, aws, "media/clinic.jpg", JPEG)
     public = service.publisher().public
     before = public.counters.requests.get("PutObject", 0)
@@ -144,6 +161,7 @@ def test_same_bytes_again_are_not_rewritten(app_module, aws) -> None:
 
 
 def test_a_replacement_that_is_refused_keeps_the_live_version(app_module, aws) -> None:
+    reference(app_module, aws, "media/clinic.jpg")
     put_media(app_module, aws, "media/clinic.jpg", JPEG)
     [out] = put_media(app_module, aws, "media/clinic.jpg", b"not an image")
     assert out["status"] == "rejected"
@@ -178,12 +196,81 @@ def test_build_copies_only_allowed_media(tmp_path) -> None:
     (src / "media").mkdir(parents=True)
     (src / "media" / "clinic.jpg").write_bytes(JPEG)
     (src / "media" / "evil.svg").write_bytes(b"<svg/>")
-    (src / "clinics.json").write_text(
-        __import__("json").dumps(make_release(image=None)), encoding="utf-8"
-    )
+    (src / "media" / "unused.jpg").write_bytes(JPEG)
+    (src / "clinics.json").write_text(__import__("json").dumps(make_release()), encoding="utf-8")
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["build", str(src), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "media" / "clinic.jpg").read_bytes() == JPEG
     assert not (out / "media" / "evil.svg").exists()
+    assert not (out / "media" / "unused.jpg").exists(), "media follow releases"
     assert "evil.svg: (file): has a file type that is not published" in result.output
+
+
+# Media follow releases ---------------------------------------------------------
+def test_media_no_public_release_references_are_held(app_module, aws) -> None:
+    [out] = put_media(app_module, aws, "media/report.pdf", PDF)
+    assert out["status"] == "held"
+    assert "media/report.pdf" not in public_tree(aws)
+
+
+def test_upload_order_does_not_matter(app_module, aws) -> None:
+    # media first: held, then public with the release that uses it
+    put_media(app_module, aws, "media/first.pdf", PDF)
+    reference(app_module, aws, "media/first.pdf", name="a")
+    assert public_tree(aws)["media/first.pdf"] == PDF
+    assert media_receipt(aws, "media/first.pdf")["status"] == "published"
+    # release first: the upload goes public at once
+    reference(app_module, aws, "media/second.pdf", name="b")
+    assert "media/second.pdf" not in public_tree(aws)
+    [out] = put_media(app_module, aws, "media/second.pdf", PDF)
+    assert out["status"] == "published"
+    assert public_tree(aws)["media/second.pdf"] == PDF
+
+
+def test_the_last_reference_gone_removes_the_media(app_module, aws) -> None:
+    put_media(app_module, aws, "media/shared.pdf", PDF)
+    reference(app_module, aws, "media/shared.pdf", name="one")
+    reference(app_module, aws, "media/shared.pdf", name="two")
+    aws.delete_object(Bucket=SOURCE, Key="releases/one.json")
+    app_module.sync_release(sqs_event("releases/one.json", "ObjectRemoved:Delete"), None)
+    assert "media/shared.pdf" in public_tree(aws), "still referenced by the other"
+    aws.delete_object(Bucket=SOURCE, Key="releases/two.json")
+    app_module.sync_release(sqs_event("releases/two.json", "ObjectRemoved:Delete"), None)
+    assert "media/shared.pdf" not in public_tree(aws)
+    assert media_receipt(aws, "media/shared.pdf")["status"] == "removed"
+
+
+def test_body_links_and_images_reference_media(app_module, aws) -> None:
+    put_media(app_module, aws, "media/chart.png", png())
+    put_media(app_module, aws, "media/annex.pdf", PDF)
+    body = "![Chart](/media/chart.png)\n\nRead [the annex](" + SITE_URL + "/media/annex.pdf)."
+    upload(aws, "releases/body.json", make_release(slug="body", image=None, body=body))
+    app_module.sync_release(sqs_event("releases/body.json"), None)
+    tree = public_tree(aws)
+    assert "media/chart.png" in tree and "media/annex.pdf" in tree
+
+
+def test_an_embargoed_report_s_pdf_is_not_public_before_the_report(aws) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from test_embargo import Clock, make_publisher
+
+    instant = datetime(2030, 3, 1, 14, 0, tzinfo=UTC)
+    clock = Clock(instant - timedelta(days=2))
+    pub = make_publisher(clock)
+    aws.put_object(Bucket=SOURCE, Key="media/report.pdf", Body=PDF)
+    doc = make_release(
+        slug="report",
+        image=None,
+        attachments=[{"title": "Report", "url": "/media/report.pdf"}],
+        embargo_until=instant.isoformat(),
+    )
+    upload(aws, "releases/report.json", doc)
+    assert pub.sync("releases/report.json").status == "scheduled"
+    assert [r.status for r in pub.sync_media(["media/report.pdf"])] == ["held"]
+    assert "media/report.pdf" not in public_tree(aws)
+    clock.now = instant
+    [done] = pub.publish_due()
+    assert done.status == "published"
+    assert public_tree(aws)["media/report.pdf"] == PDF

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from support import dumps, make_release
 
+from chalicelib.core.filters import json_for_script
 from chalicelib.core.index import Entry, Index
 from chalicelib.core.markup import body_html, plain_text
 from chalicelib.core.model import parse_release
-from chalicelib.core.render import Renderer, json_for_script
+from chalicelib.core.render import Renderer
 from chalicelib.settings import Settings
 
 SETTINGS = Settings(
@@ -303,3 +304,29 @@ def test_character_references_to_forbidden_characters_are_dropped_from_bodies() 
         assert "A \ufffd B \ufffd C \ufffd D \ufffd E" in html
     out = Renderer(SETTINGS).release(release(body="Tab &#8; here &#xFFFE;.", summary=None))
     assert out.summary == "Tab \ufffd here \ufffd."
+
+
+def test_quotes_are_typographic_in_title_standfirst_and_body() -> None:
+    html = page(
+        title='The "Safe Harbor" act passes',
+        summary="It's law.",
+        body='She said: "We won." It\'s done -- finally...',
+    )
+    assert "<h1>The “Safe Harbor” act passes</h1>" in html
+    assert '<p class="standfirst">It’s law.</p>' in html
+    assert "“We won.” It’s done – finally…" in html
+
+
+def test_release_page_shows_standfirst_time_zone_updated_and_share_links() -> None:
+    html = page(updated_at="2018-12-20T09:30:00-05:00")
+    assert '<p class="standfirst">Three clinics reopen in Bayline.</p>' in html
+    assert "December 19, 2018, 10:00\u202fAM UTC\u221205:00" in html
+    assert '<p class="updated"><strong>Updated</strong>' in html
+    assert "December 20, 2018, 9:30\u202fAM" in html
+    assert (
+        'href="mailto:?subject=Coastal%20clinics%20reopen%20after%20the%20storm&amp;body=' in html
+    )
+    assert (
+        '<input id="share-url" type="url" value="https://news.example.org/releases/clinics/" readonly'
+        in html
+    )

@@ -93,6 +93,8 @@ def test_bundle_indexes_each_release_in_its_own_language_with_filters_and_meta()
     fr = frs[1]
     assert fr["meta"]["title"] == "Inondations à Abidjan"
     assert fr["meta"]["language"] == "fr"
+    # its kind and date as its own page shows them
+    assert (fr["meta"]["kind"], fr["meta"]["date"]) == ("Déclaration", "2 mars 2019")
     assert fr["filters"] == {"kind": ["statement"], "topic": ["Logement"], "year": ["2019"]}
     # "déplacées" is indexed under its French stem, in the French index only
     assert "deplace" in words(files, "fr")

@@ -71,7 +71,9 @@ def test_first_publish_writes_the_whole_tree(app_module, aws) -> None:
     ]:
         assert key in keys, key
     assert any(k.startswith("assets/style.") and k.endswith(".css") for k in keys)
-    assert not any(k.endswith(".json") and k != "index.json" for k in keys)
+    assert "index/2018-12.json" in keys
+    # no source JSON and no private state: only the index and its month files
+    assert {k for k in keys if k.endswith(".json")} == {"index.json", "index/2018-12.json"}
 
 
 def test_lambda_path_equals_local_build_byte_for_byte(app_module, aws) -> None:
@@ -133,8 +135,20 @@ def test_equal_instants_are_ordered_by_slug(app_module, aws) -> None:
 def test_index_json_entries(app_module, aws) -> None:
     publish(app_module, aws, "releases/clinics.json", make_release())
     doc = json.loads(aws.get_object(Bucket=PUBLIC, Key="index.json")["Body"].read())
-    assert doc["version"] == 1
+    assert doc["version"] == 2
+    assert doc["months"] == [
+        {"month": "2018-12", "url": f"{SITE_URL}/index/2018-12.json", "count": 1}
+    ]
+    month = json.loads(aws.get_object(Bucket=PUBLIC, Key="index/2018-12.json")["Body"].read())
+    assert month["version"] == 2 and month["month"] == "2018-12"
+    assert month["releases"] == doc["releases"]
     (e,) = doc["releases"]
+    # public fields only: no source file name, digest or revision
+    assert set(e) == {
+        "slug", "title", "kind", "kind_label", "published_at", "updated_at", "summary",
+        "url", "image", "topics", "language",
+    }  # fmt: skip
+    assert e["language"] == "en"
     assert e["slug"] == "clinics" and e["kind"] == "press-release"
     assert e["title"] == "Coastal clinics reopen after the storm"
     assert e["published_at"] == "2018-12-19T10:00:00-05:00"

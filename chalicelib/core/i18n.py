@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..keys import release_path
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DOMAIN = "newsroom"
@@ -197,3 +200,41 @@ def zone_label(moment: datetime, timezone: str = "UTC") -> str:
     sign = "+" if minutes > 0 else "\u2212"
     hours, rest = divmod(abs(minutes), 60)
     return f"UTC{sign}{hours:02d}:{rest:02d}"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One language version of a release, for ``hreflang`` links and the switcher."""
+
+    language: str
+    slug: str
+    url: str  # absolute
+
+    @property
+    def path(self) -> str:
+        return release_path(self.slug)
+
+    @property
+    def name(self) -> str:
+        name = locale(self.language).name if known(self.language) else self.language
+        return name[:1].upper() + name[1:]
+
+
+def language_versions(
+    translation_key: str | None, items: Any, site_url: str = ""
+) -> tuple[Version, ...]:
+    """Every version of a release among ``items`` (index entries or releases):
+    those sharing its ``translation_key``, one per language (the newest wins),
+    ordered by language tag. A release without a key has no versions."""
+    if not translation_key:
+        return ()
+    found: dict[str, tuple[float, Version]] = {}
+    for item in items:
+        if getattr(item, "translation_key", None) != translation_key:
+            continue
+        url = getattr(item, "url", None) or site_url + release_path(item.slug)
+        stamp = item.published_at.timestamp()
+        lang = item.language
+        if lang not in found or stamp > found[lang][0]:
+            found[lang] = (stamp, Version(lang, item.slug, url))
+    return tuple(v for _, (_, v) in sorted(found.items()))

@@ -1,22 +1,33 @@
-"""The index: every public release, newest first, as ``index.json`` carries it.
+"""The index: every public release, newest first, and what the public sees of it.
 
-``Index`` is an immutable value; ``with_entry`` and ``without`` return new ones,
-so the publisher can diff the index it read against the index it will write.
-``withdrawing`` lists releases taken out of the listings whose page is still
-being deleted, so a retry after a crash knows which page to remove.
+``Index`` is the publisher's private state (kept in the source bucket): every
+public entry with its source key, page revision and source digest, the
+releases being withdrawn (taken out of the listings, page still being
+deleted, so a retry after a crash knows which page to remove), and the
+announcements a commit still owes its listeners. It is an immutable value;
+``with_entry`` and ``without_source`` return new ones, so the publisher can
+diff the index it read against the index it will write.
+
+The public bucket gets only public fields (contract section 4): ``index.json``
+version 2 holds the newest ``NEWEST`` entries and the list of months, and one
+``index/<yyyy>-<mm>.json`` per month lists every release of that month.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 from ..keys import release_path
 from ..storage import md5_etag
 from .model import KIND_LABELS, Release
 from .text import topic_slug
+
+NEWEST = 100  # entries in the public index.json
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,12 @@ class Entry:
     language: str
     source_key: str
     revision: str
+    # the release's translation_key (named apart from it: the build links
+    # language versions from entries only once the publisher does too)
+    version_key: str | None = None
+    # media/<name> keys the release references (image, attachments, body):
+    # private, they decide which media are public (media follow releases)
+    media: tuple[str, ...] = ()
     # fingerprint of the source file's bytes: an unchanged source under an
     # unchanged theme renders to the same page, so a build can skip it
     source_digest: str = ""
@@ -65,6 +82,30 @@ class Entry:
         return (self.published_at.year, self.published_at.month)
 
     @property
+    def month_key(self) -> str:
+        """``yyyy-mm`` of ``published_at`` in the release's own offset."""
+        return f"{self.published_at.year:04d}-{self.published_at.month:02d}"
+
+    def public_json(self) -> dict[str, Any]:
+        """What readers see of the entry: no source file name, digest or revision."""
+        doc: dict[str, Any] = {
+            "slug": self.slug,
+            "title": self.title,
+            "kind": self.kind,
+            "kind_label": self.kind_label,
+            "published_at": self.published_at.isoformat(),
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "summary": self.summary,
+            "url": self.url,
+            "image": self.image,
+            "topics": list(self.topics),
+            "language": self.language,
+        }
+        if self.version_key:
+            doc["translation_key"] = self.version_key
+        return doc
+
+    @property
     def modified(self) -> datetime:
         return self.updated_at or self.published_at
 
@@ -88,6 +129,8 @@ class Entry:
             "source_key": self.source_key,
             "revision": self.revision,
             "source_digest": self.source_digest,
+            "translation_key": self.version_key,
+            "media": list(self.media),
         }
 
     @classmethod
@@ -108,6 +151,8 @@ class Entry:
             source_key=data["source_key"],
             revision=data.get("revision", ""),
             source_digest=data.get("source_digest", ""),
+            version_key=data.get("translation_key"),
+            media=tuple(data.get("media", ())),
         )
 
     @classmethod
@@ -143,7 +188,30 @@ class Entry:
             source_key=source_key,
             revision=revision,
             source_digest=source_digest,
+            version_key=release.translation_key,
+            media=media_refs(release, site_url),
         )
+
+
+_MEDIA_PATH = re.compile(r"""(?:^|(?<=[\s("'=\[<]))/media/([^\s"'()<>\[\]?#]+)""")
+
+
+def media_refs(release: Release, site_url: str = "") -> tuple[str, ...]:
+    """``media/<name>`` keys a release references: its image, its attachments,
+    and any link or image in the body whose path is ``/media/<name>`` (written
+    as a site path, or absolute on the site's own URL)."""
+    urls = [release.image.url] if release.image is not None else []
+    urls += [a.url for a in release.attachments]
+    body = release.body.replace(site_url + "/media/", "/media/") if site_url else release.body
+    keys = set()
+    for url in urls:
+        if site_url and url.startswith(site_url + "/"):
+            url = url[len(site_url) :]
+        path = url.split("#", 1)[0].split("?", 1)[0]
+        if path.startswith("/media/") and len(path) > len("/media/"):
+            keys.add(unquote(path[1:]))
+    keys.update("media/" + unquote(m) for m in _MEDIA_PATH.findall(body))
+    return tuple(sorted(keys))
 
 
 def source_digest(raw: bytes) -> str:
@@ -159,10 +227,31 @@ class Withdrawal:
 
 
 @dataclass(frozen=True)
+class Announcement:
+    """What a commit owes its listeners (recorded in the commit, drained after it)."""
+
+    kind: str  # "published" | "withdrawn"
+    source_key: str
+    slug: str
+    month: str
+    first_time: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "source_key": self.source_key,
+            "slug": self.slug,
+            "month": self.month,
+            "first_time": self.first_time,
+        }
+
+
+@dataclass(frozen=True)
 class Index:
     entries: tuple[Entry, ...] = ()
     withdrawing: tuple[Withdrawal, ...] = field(default=())
     theme: str = ""
+    announce: tuple[Announcement, ...] = ()
 
     @classmethod
     def build(cls, entries: list[Entry], withdrawing: tuple[Withdrawal, ...] = ()) -> Index:
@@ -201,11 +290,22 @@ class Index:
     def without_withdrawal(self, w: Withdrawal) -> Index:
         return replace(self, withdrawing=tuple(x for x in self.withdrawing if x != w))
 
+    def media_keys(self) -> frozenset[str]:
+        """Media public with this index: those at least one entry references."""
+        return frozenset(k for e in self.entries for k in e.media)
+
+    def with_announcements(self, items: tuple[Announcement, ...]) -> Index:
+        keep = tuple(a for a in self.announce if a not in items)
+        return replace(self, announce=keep + items)
+
+    def without_announcements(self, items: tuple[Announcement, ...]) -> Index:
+        return replace(self, announce=tuple(a for a in self.announce if a not in items))
+
     def to_bytes(self) -> bytes:
         # the same bytes as json.dumps of the whole document, assembled from the
         # entries' cached encodings (at 10,000 releases this is most of the cost)
         head = json.dumps(
-            {"version": 1, "theme": self.theme}, ensure_ascii=False, separators=(",", ":")
+            {"version": 2, "theme": self.theme}, ensure_ascii=False, separators=(",", ":")
         )
         parts = [head[:-1], ',"releases":[', ",".join(e.json_text for e in self.entries), "]"]
         if self.withdrawing:
@@ -213,6 +313,13 @@ class Index:
             parts += [
                 ',"withdrawing":',
                 json.dumps(withdrawing, ensure_ascii=False, separators=(",", ":")),
+            ]
+        if self.announce:
+            parts += [
+                ',"announce":',
+                json.dumps(
+                    [a.to_json() for a in self.announce], ensure_ascii=False, separators=(",", ":")
+                ),
             ]
         parts.append("}\n")
         return "".join(parts).encode()
@@ -226,4 +333,41 @@ class Index:
         withdrawing = tuple(
             Withdrawal(w["slug"], w["source_key"]) for w in doc.get("withdrawing", [])
         )
-        return cls(entries, withdrawing, doc.get("theme", ""))
+        announce = tuple(Announcement(**a) for a in doc.get("announce", []))
+        return cls(entries, withdrawing, doc.get("theme", ""), announce)
+
+
+def months(entries: tuple[Entry, ...]) -> tuple[tuple[str, int], ...]:
+    """``(yyyy-mm, count)`` for every month with a release, newest first."""
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e.month_key] = counts.get(e.month_key, 0) + 1
+    return tuple(sorted(counts.items(), reverse=True))
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def month_url(site_url: str, month: str) -> str:
+    return f"{site_url}/index/{month}.json"
+
+
+def public_index(
+    newest: tuple[Entry, ...], month_counts: tuple[tuple[str, int], ...], site_url: str
+) -> bytes:
+    """``index.json`` version 2: the newest releases and the month files."""
+    return _dumps(
+        {
+            "version": 2,
+            "releases": [e.public_json() for e in newest[:NEWEST]],
+            "months": [
+                {"month": m, "url": month_url(site_url, m), "count": n} for m, n in month_counts
+            ],
+        }
+    )
+
+
+def month_file(month: str, entries: tuple[Entry, ...]) -> bytes:
+    """``index/<yyyy>-<mm>.json``: every public release of one month, newest first."""
+    return _dumps({"version": 2, "month": month, "releases": [e.public_json() for e in entries]})

@@ -44,7 +44,12 @@ ALLOWED_ATTRIBUTES = {
 URL_SCHEMES = {"https", "http", "mailto", "tel"}
 
 
-_CMARK_OPTIONS = Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_STRIKETHROUGH_DOUBLE_TILDE
+# SMART: typographic quotes, dashes and ellipses, as readers expect in print
+_CMARK_OPTIONS = (
+    Options.CMARK_OPT_UNSAFE
+    | Options.CMARK_OPT_STRIKETHROUGH_DOUBLE_TILDE
+    | Options.CMARK_OPT_SMART
+)
 _lib, _ffi = _cmark.lib, _cmark.ffi
 _lib.cmark_gfm_core_extensions_ensure_registered()
 _EXTENSIONS = [_lib.cmark_find_syntax_extension(name) for name in (b"table", b"strikethrough")]

@@ -22,11 +22,20 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from ..errors import FieldError, InvalidRelease
 from ..keys import release_path
-from .text import FORBIDDEN_CHARS, escape_forbidden, has_forbidden, topic_slug
+from .fields import (
+    character_problems,
+    datetime_value,
+    fail,
+    field_errors,
+    field_loc,
+    text_value,
+    topic_value,
+    url_value,
+)
+from .text import topic_slug
 
 MAX_BYTES = 1024 * 1024
 # Every pattern is anchored with \A…\Z (``$`` would accept a trailing newline:
@@ -38,14 +47,10 @@ EMAIL_RE = re.compile(
     r"\A[^@\s<>\"',;()]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+\Z"
 )
 LANG_RE = re.compile(r"\A[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")
-_HTTPS_RE = re.compile(r"\Ahttps://[^/\\]+", re.IGNORECASE)
 _PHONE_RE = re.compile(r"\A[0-9+()./\- ]+(?:\s*(?:x|ext\.?)\s*[0-9]+)?\Z")
 MAX_TOPICS = 20
 MAX_CONTACTS = 10
 MAX_ATTACHMENTS = 50
-# The deepest a valid release nests is three (``contacts.0.name``); anything
-# far deeper is refused before validation walks it.
-MAX_DEPTH = 8
 
 KIND_LABELS: dict[str, str] = {
     "press-release": "Press Release",
@@ -64,79 +69,7 @@ KIND_PLURALS: dict[str, str] = {
 Kind = Literal["press-release", "report", "statement", "campaign-update", "victory"]
 
 
-def _err(kind: str, message: str) -> PydanticCustomError:
-    return PydanticCustomError(kind, message)
-
-
-def _plain(value: Any, *, field: str, max_len: int, min_len: int = 1) -> str:
-    if not isinstance(value, str):
-        raise _err("text_type", "must be text (a JSON string)")
-    text = value.strip()
-    if len(text) < min_len:
-        raise _err("text_empty", "must not be empty")
-    if len(text) > max_len:
-        raise _err("text_long", f"must be at most {max_len} characters (it has {len(text)})")
-    if FORBIDDEN_CHARS.search(text):
-        raise _err("text_control", "contains control characters")
-    return text
-
-
-def _url(value: Any) -> str:
-    # checked as written, not trimmed: browsers drop a tab or line feed inside
-    # a URL, so "/\t/evil.example" would be read as "//evil.example"
-    if not isinstance(value, str):
-        raise _err("url_type", "must be a URL (a JSON string)")
-    url = value
-    if any(c.isspace() for c in url):
-        raise _err("url_space", "must not contain spaces, tabs or line breaks")
-    if url.startswith("/") and not url.startswith("//") and "\\" not in url:
-        return url
-    if _HTTPS_RE.match(url):
-        return url
-    raise _err(
-        "url_scheme",
-        "must start with https:// or be a site path starting with / "
-        "(other schemes such as http:, javascript: or data: are not allowed)",
-    )
-
-
-def _datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        if not isinstance(value, str):
-            raise _err(
-                "datetime_type", "must be a date-time string such as 2018-12-19T10:00:00-05:00"
-            )
-        try:
-            # as written, not trimmed: every format check covers the whole value
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise _err(
-                "datetime_format",
-                "is not a valid ISO 8601 date-time; write it like 2018-12-19T10:00:00-05:00",
-            ) from None
-        if "T" not in value and " " not in value:
-            raise _err(
-                "datetime_date_only",
-                "needs a time and a UTC offset, e.g. 2018-12-19T10:00:00-05:00",
-            )
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise _err(
-            "datetime_naive",
-            "needs a UTC offset (add Z or -05:00, e.g. 2018-12-19T10:00:00-05:00)",
-        )
-    return parsed
-
-
-def _topic(value: Any) -> str:
-    text = _plain(value, field="topic", max_len=60)
-    if not topic_slug(text):
-        raise _err("topic", f"topic {text!r} needs at least one letter or digit")
-    return text
-
-
-Topic = Annotated[str, BeforeValidator(_topic)]
+Topic = Annotated[str, BeforeValidator(topic_value)]
 
 
 class _Strict(BaseModel):
@@ -149,24 +82,24 @@ class Image(_Strict):
     caption: str | None = None
     credit: str | None = None
 
-    _url = field_validator("url", mode="before")(classmethod(lambda cls, v: _url(v)))
+    _url = field_validator("url", mode="before")(classmethod(lambda cls, v: url_value(v)))
 
     @field_validator("alt", mode="before")
     @classmethod
     def _alt(cls, v: Any) -> str:
         if isinstance(v, str) and not v.strip():
-            raise _err("alt_empty", "must describe the image for readers who cannot see it")
-        return _plain(v, field="alt", max_len=500)
+            raise fail("alt_empty", "must describe the image for readers who cannot see it")
+        return text_value(v, field="alt", max_len=500)
 
     @field_validator("caption", mode="before")
     @classmethod
     def _caption(cls, v: Any) -> str | None:
-        return None if v is None else _plain(v, field="caption", max_len=1000)
+        return None if v is None else text_value(v, field="caption", max_len=1000)
 
     @field_validator("credit", mode="before")
     @classmethod
     def _credit(cls, v: Any) -> str | None:
-        return None if v is None else _plain(v, field="credit", max_len=300)
+        return None if v is None else text_value(v, field="credit", max_len=300)
 
 
 class Contact(_Strict):
@@ -177,14 +110,14 @@ class Contact(_Strict):
     @field_validator("name", mode="before")
     @classmethod
     def _name(cls, v: Any) -> str:
-        return _plain(v, field="name", max_len=200)
+        return text_value(v, field="name", max_len=200)
 
     @field_validator("email", mode="before")
     @classmethod
     def _email(cls, v: Any) -> str:
-        text = _plain(v, field="email", max_len=254)
+        text = text_value(v, field="email", max_len=254)
         if not EMAIL_RE.fullmatch(text):
-            raise _err("email", f"{text!r} is not a valid e-mail address")
+            raise fail("email", f"{text!r} is not a valid e-mail address")
         return text
 
     @field_validator("phone", mode="before")
@@ -192,9 +125,9 @@ class Contact(_Strict):
     def _phone(cls, v: Any) -> str | None:
         if v is None:
             return None
-        text = _plain(v, field="phone", max_len=50)
+        text = text_value(v, field="phone", max_len=50)
         if not _PHONE_RE.match(text):
-            raise _err("phone", "may contain only digits, spaces and + ( ) - . /")
+            raise fail("phone", "may contain only digits, spaces and + ( ) - . /")
         return text
 
 
@@ -202,12 +135,12 @@ class Attachment(_Strict):
     title: str
     url: str
 
-    _url = field_validator("url", mode="before")(classmethod(lambda cls, v: _url(v)))
+    _url = field_validator("url", mode="before")(classmethod(lambda cls, v: url_value(v)))
 
     @field_validator("title", mode="before")
     @classmethod
     def _title(cls, v: Any) -> str:
-        return _plain(v, field="title", max_len=300)
+        return text_value(v, field="title", max_len=300)
 
 
 class Release(_Strict):
@@ -231,11 +164,11 @@ class Release(_Strict):
     @classmethod
     def _slug(cls, v: Any) -> str:
         if not isinstance(v, str):
-            raise _err("slug_type", "must be text (a JSON string)")
+            raise fail("slug_type", "must be text (a JSON string)")
         if len(v) > SLUG_MAX:
-            raise _err("slug_long", f"must be at most {SLUG_MAX} characters")
+            raise fail("slug_long", f"must be at most {SLUG_MAX} characters")
         if not SLUG_RE.fullmatch(v):
-            raise _err(
+            raise fail(
                 "slug_format",
                 f"{v!r} is not a valid slug: use lower-case letters, digits and single "
                 "hyphens, e.g. 'clinics-reopen-2018'",
@@ -245,48 +178,48 @@ class Release(_Strict):
     @field_validator("title", mode="before")
     @classmethod
     def _title(cls, v: Any) -> str:
-        return _plain(v, field="title", max_len=300)
+        return text_value(v, field="title", max_len=300)
 
     @field_validator("kind", mode="before")
     @classmethod
     def _kind(cls, v: Any) -> str:
         if v not in KIND_LABELS:
-            raise _err("kind", "must be one of: " + ", ".join(KIND_LABELS))
+            raise fail("kind", "must be one of: " + ", ".join(KIND_LABELS))
         return v
 
     @field_validator("published_at", "updated_at", "embargo_until", mode="before")
     @classmethod
     def _dates(cls, v: Any) -> datetime | None:
-        return None if v is None else _datetime(v)
+        return None if v is None else datetime_value(v)
 
     @field_validator("summary", mode="before")
     @classmethod
     def _summary(cls, v: Any) -> str | None:
-        return None if v is None else _plain(v, field="summary", max_len=600)
+        return None if v is None else text_value(v, field="summary", max_len=600)
 
     @field_validator("body", mode="before")
     @classmethod
     def _body(cls, v: Any) -> str:
         if not isinstance(v, str):
-            raise _err("body_type", "must be text (a JSON string)")
+            raise fail("body_type", "must be text (a JSON string)")
         if not v.strip():
-            raise _err("body_empty", "must not be empty")
+            raise fail("body_empty", "must not be empty")
         return v
 
     @field_validator("body_format", mode="before")
     @classmethod
     def _body_format(cls, v: Any) -> str:
         if v not in ("markdown", "html"):
-            raise _err("body_format", "must be 'markdown' or 'html'")
+            raise fail("body_format", "must be 'markdown' or 'html'")
         return v
 
     @field_validator("topics", mode="before")
     @classmethod
     def _topics(cls, v: Any) -> tuple[str, ...]:
         if not isinstance(v, list):
-            raise _err("topics_type", "must be a list of topic names")
+            raise fail("topics_type", "must be a list of topic names")
         if len(v) > MAX_TOPICS:
-            raise _err("topics_many", f"may list at most {MAX_TOPICS} topics (it has {len(v)})")
+            raise fail("topics_many", f"may list at most {MAX_TOPICS} topics (it has {len(v)})")
         return tuple(v)
 
     @field_validator("topics", mode="after")
@@ -301,19 +234,19 @@ class Release(_Strict):
     @classmethod
     def _lists(cls, v: Any, info: ValidationInfo) -> tuple[Any, ...]:
         if not isinstance(v, list):
-            raise _err("list_type", "must be a list")
+            raise fail("list_type", "must be a list")
         limit = MAX_CONTACTS if info.field_name == "contacts" else MAX_ATTACHMENTS
         if len(v) > limit:
-            raise _err("list_long", f"may list at most {limit} {info.field_name} (it has {len(v)})")
+            raise fail("list_long", f"may list at most {limit} {info.field_name} (it has {len(v)})")
         return tuple(v)
 
     @field_validator("translation_key", mode="before")
     @classmethod
     def _translation_key(cls, v: Any) -> str:
         if not isinstance(v, str):
-            raise _err("translation_key_type", "must be text (a JSON string)")
+            raise fail("translation_key_type", "must be text (a JSON string)")
         if len(v) > SLUG_MAX or not SLUG_RE.fullmatch(v):
-            raise _err(
+            raise fail(
                 "translation_key_format",
                 f"{v!r} is not a valid translation key: use lower-case letters, digits and "
                 "single hyphens, like a slug",
@@ -324,13 +257,13 @@ class Release(_Strict):
     @classmethod
     def _language(cls, v: Any) -> str:
         if not isinstance(v, str) or not LANG_RE.fullmatch(v):
-            raise _err("language", "must be a language tag such as en, fr or pt-BR")
+            raise fail("language", "must be a language tag such as en, fr or pt-BR")
         return v
 
     @model_validator(mode="after")
     def _order(self) -> Release:
         if self.updated_at is not None and self.updated_at < self.published_at:
-            raise _err("updated_before", "updated_at must not be before published_at")
+            raise fail("updated_before", "updated_at must not be before published_at")
         return self
 
     # Derived, display-oriented properties -----------------------------------
@@ -356,84 +289,6 @@ class Release(_Strict):
 
     def is_scheduled(self, now: datetime) -> bool:
         return now < self.publication_instant
-
-
-_MESSAGES = {
-    "missing": "is required",
-    "extra_forbidden": "is not a known field; check the spelling (see the release format)",
-    "string_type": "must be text (a JSON string)",
-    "model_type": "must be an object with named fields",
-    "model_attributes_type": "must be an object with named fields",
-    "dataclass_type": "must be an object with named fields",
-    "tuple_type": "must be a list",
-    "list_type": "must be a list",
-}
-
-
-def _loc(parts: tuple[Any, ...]) -> str:
-    # a field name may itself hold a forbidden character; the location must
-    # still be printable text a receipt, a log line and a terminal can carry
-    return escape_forbidden(".".join(str(p) for p in parts)) or "(file)"
-
-
-def _describe(char: str) -> str:
-    code = ord(char)
-    if 0xD800 <= code <= 0xDFFF:
-        return f"a lone surrogate (\\u{code:04x}), half of a character whose other half is missing"
-    if code < 32:
-        return f"the control character U+{code:04X}"
-    return f"U+{code:04X}, which is not a character"
-
-
-def character_problems(data: Any, *, strings: bool = True) -> list[FieldError]:
-    """Every string (and field name) holding a character no page or feed may
-    carry, named by its field: a lone surrogate cannot be encoded as UTF-8 and
-    XML 1.0 forbids the rest, so one of them would break every feed listing the
-    release. Walks without recursion and stops at ``MAX_DEPTH``; with
-    ``strings`` false it checks the depth only."""
-    problems: list[FieldError] = []
-    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
-    while stack:
-        path, value = stack.pop()
-        if len(path) > MAX_DEPTH:
-            return [FieldError("(file)", "nests lists or objects deeper than a release can")]
-        if isinstance(value, str):
-            if not strings:
-                continue
-            found = FORBIDDEN_CHARS.search(value) if has_forbidden(value) else None
-            if found:
-                problems.append(
-                    FieldError(
-                        _loc(path),
-                        f"character {found.start() + 1} is {_describe(found.group())}; "
-                        "remove it (web pages and feeds cannot carry it)",
-                    )
-                )
-        elif isinstance(value, dict):
-            items = list(value.items())
-            for key, item in reversed(items):
-                if isinstance(key, str) and FORBIDDEN_CHARS.search(key):
-                    problems.append(
-                        FieldError(_loc((*path, key)), "is a field name with a forbidden character")
-                    )
-                stack.append(((*path, key), item))
-        elif isinstance(value, list | tuple):
-            stack.extend(((*path, i), item) for i, item in reversed(list(enumerate(value))))
-    return problems
-
-
-def field_errors(exc: ValidationError) -> list[FieldError]:
-    out: list[FieldError] = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err.get("loc", ()))
-        # the model-level validator reports on the whole object; name the field
-        if err["type"] == "updated_before":
-            loc = ("updated_at",)
-        msg = _MESSAGES.get(err["type"], err["msg"])
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        out.append(FieldError(_loc(loc), escape_forbidden(msg)))
-    return out
 
 
 def default_slug(name: str) -> str:
@@ -498,7 +353,7 @@ def parse_release(raw: bytes, *, name: str) -> Release:
         data = json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as exc:
         raise InvalidRelease(
-            [FieldError(_loc((str(exc),)), "appears twice in the file")], name
+            [FieldError(field_loc((str(exc),)), "appears twice in the file")], name
         ) from None
     except RecursionError:
         # thousands of nested brackets: the decoder gives up; bad input all the same

@@ -24,6 +24,8 @@ from markupsafe import Markup
 from ..keys import search_script_key, stylesheet_key
 from ..settings import Settings
 from . import i18n
+from .filters import json_for_script, media_type, news_language, rfc3339, tel
+from .i18n import Version
 from .index import Entry
 from .markup import body_html, excerpt_source
 from .model import KIND_LABELS, KIND_PLURALS, Release
@@ -44,81 +46,6 @@ def files_digest(root: Path, pattern: str = "*") -> str:
     for path in sorted(p for p in root.rglob(pattern) if p.is_file()):
         h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.isoformat()
-
-
-def json_for_script(data: Any) -> Markup:
-    """JSON safe inside ``<script type="application/ld+json">``: no ``</script>``,
-    no ``<!--``, no raw ``&`` — the HTML parser sees only inert characters."""
-    text = json.dumps(data, ensure_ascii=False, sort_keys=True)
-    text = (
-        text.replace("&", "\\u0026")
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
-    # json escapes control characters; a surrogate, U+FFFE or U+FFFF would be
-    # written as such (all three are outside ASCII)
-    return Markup(text if text.isascii() else xml_safe(text))
-
-
-def _tel(phone: str) -> str:
-    return "".join(c for c in phone if c.isdigit() or c == "+")
-
-
-def _media_type(url: str) -> str:
-    dot = url.rfind(".")
-    ext = url[dot:].lower() if dot >= 0 else ""
-    return {".png": "image/png", ".gif": "image/gif", ".webp": "image/webp",
-            ".avif": "image/avif", ".svg": "image/svg+xml"}.get(ext, "image/jpeg")  # fmt: skip
-
-
-def _news_language(tag: str) -> str:
-    # Google News wants ISO 639 codes; zh-cn / zh-tw are the documented exceptions
-    low = tag.lower()
-    return low if low in ("zh-cn", "zh-tw") else low.split("-")[0]
-
-
-@dataclass(frozen=True)
-class Version:
-    """One language version of a release, for ``hreflang`` links and the switcher."""
-
-    language: str
-    slug: str
-    url: str  # absolute
-
-    @property
-    def path(self) -> str:
-        return f"/releases/{self.slug}/"
-
-    @property
-    def name(self) -> str:
-        name = i18n.locale(self.language).name if i18n.known(self.language) else self.language
-        return name[:1].upper() + name[1:]
-
-
-def language_versions(
-    translation_key: str | None, items: Any, site_url: str = ""
-) -> tuple[Version, ...]:
-    """Every version of a release among ``items`` (index entries or releases):
-    those sharing its ``translation_key``, one per language (the newest wins),
-    ordered by language tag. A release without a key has no versions."""
-    if not translation_key:
-        return ()
-    found: dict[str, tuple[float, Version]] = {}
-    for item in items:
-        if getattr(item, "translation_key", None) != translation_key:
-            continue
-        url = getattr(item, "url", None) or f"{site_url}/releases/{item.slug}/"
-        stamp = item.published_at.timestamp()
-        lang = item.language
-        if lang not in found or stamp > found[lang][0]:
-            found[lang] = (stamp, Version(lang, item.slug, url))
-    return tuple(v for _, (_, v) in sorted(found.items()))
 
 
 @dataclass(frozen=True)
@@ -182,19 +109,20 @@ class Renderer:
         env.filters["display_datetime"] = lambda m: loc.format_datetime(m, i18n.zone_label(m, zone))
         env.filters["display_instant"] = display_instant
         env.filters["rfc3339"] = rfc3339
-        env.filters["tel"] = _tel
-        env.filters["news_language"] = _news_language
+        env.filters["tel"] = tel
+        env.filters["news_language"] = news_language
         env.filters["typographic"] = typographic
         env.filters["mailto_quote"] = lambda v: quote(xml_safe(str(v)), safe="")
         env.filters["absolute"] = self.absolute
-        env.filters["media_type"] = _media_type
+        env.filters["media_type"] = media_type
         page_lang = i18n.primary(tag)
 
         def other_lang(language: str) -> Markup:
             # a title or excerpt in another language than the page says so
             if i18n.primary(language) == page_lang:
                 return Markup("")
-            return Markup(' lang="{}"').format(language)
+            direction = "rtl" if i18n.is_rtl(language) else "ltr"
+            return Markup(' lang="{}" dir="{}"').format(language, direction)
 
         env.globals.update(
             site=self.site,

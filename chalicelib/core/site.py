@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from .index import Entry, Index
+from .index import NEWEST, Entry, Index, month_file, public_index
+from .index import months as index_months
 from .model import KIND_LABELS, KIND_PLURALS
 from .render import Renderer
 
 KIND_PAGE_SIZE = 60
 NEWS_WINDOW = timedelta(days=2)
+
 
 @dataclass(frozen=True)
 class Page:
@@ -53,6 +55,7 @@ def plan(index: Index, renderer: Renderer) -> dict[str, Page]:
         "feed.xml": Page("feed", (entries[: s.feed_size],)),
         "archive/index.html": Page("archive_index", (_month_counts(entries),)),
         "robots.txt": Page("robots", ()),
+        "index.json": Page("index_json", (entries[:NEWEST], index_months(entries))),
     }
     by_month: dict[tuple[int, int], list[Entry]] = {}
     by_year: dict[int, list[Entry]] = {}
@@ -72,6 +75,9 @@ def plan(index: Index, renderer: Renderer) -> dict[str, Page]:
         earlier = months[i + 1] if i + 1 < len(months) else None
         pages[f"archive/{year}/{month:02d}/index.html"] = Page(
             "archive_month", (year, month, tuple(by_month[(year, month)]), earlier, later)
+        )
+        pages[month_key(year, month)] = Page(
+            "index_month", (f"{year:04d}-{month:02d}", tuple(by_month[(year, month)]))
         )
     for year, group in by_year.items():
         # a year: its months with their counts, and its newest releases
@@ -119,6 +125,11 @@ def plan(index: Index, renderer: Renderer) -> dict[str, Page]:
     )
     pages["news-sitemap.xml"] = Page("news_sitemap", (news[:1000],))
     return pages
+
+
+def month_key(year: int, month: int) -> str:
+    """The public month file of ``index.json`` version 2."""
+    return f"index/{year:04d}-{month:02d}.json"
 
 
 def changed_keys(old: dict[str, Page], new: dict[str, Page]) -> tuple[list[str], list[str]]:
@@ -288,6 +299,10 @@ def _sitemap_index(r: Renderer, index: Index, years: tuple[int, ...]) -> bytes:
 
 
 _RENDERERS: dict[str, Callable[..., bytes]] = {
+    "index_json": lambda r, index, newest, counts: public_index(
+        newest, counts, r.settings.site_url
+    ),
+    "index_month": lambda r, index, month, group: month_file(month, group),
     "front": _front,
     "404": lambda r, index: r.not_found(),
     "stylesheet": lambda r, index: r.stylesheet,

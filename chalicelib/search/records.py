@@ -18,8 +18,8 @@ from typing import Any
 
 from markupsafe import escape
 
+from ..core.i18n import locale, translations
 from ..core.markup import body_html, plain_text
-from ..core.text import display_date
 
 RECORD_FIELDS = (
     "slug",
@@ -46,9 +46,10 @@ def record(release: Any, summary: str) -> dict[str, Any]:
         "text": plain_text(body_html(release.body, release.body_format)),
         "topics": list(release.topics),
         "kind": release.kind,
-        "kind_label": release.kind_label,
+        # shown (and searched) in the release's language, as on its page
+        "kind_label": translations(release.language).gettext(release.kind_label),
         "published_at": release.published_at.isoformat(),
-        "date": display_date(release.published_at),
+        "date": locale(release.language).format_date(release.published_at),
         "language": release.language,
     }
 

@@ -68,19 +68,7 @@ class Demoed:
                 releases = json.load(resp)["releases"]
             return next((e for e in releases if e["slug"] == doc["slug"]), None)
 
-        found = self.wait(f"{doc['slug']} on the site", entry)
-        self.announce(found)
-        return found
-
-    def announce(self, entry: dict[str, Any]) -> None:
-        """The publisher's ``on_commit`` for a first-time-public release, until
-        the publisher calls its listeners itself (then a duplicate to absorb)."""
-        from chalicelib import service
-        from chalicelib.listeners import Commit, Published
-
-        announcer = service.alert_announcer(service.settings())
-        assert announcer is not None
-        announcer.on_commit(Commit([Published(entry["source_key"], None, entry, True)]))
+        return self.wait(f"{doc['slug']} on the site", entry)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,132 @@
+"""The anti-entropy sweep: what ``publish_due_releases`` runs every five minutes.
+
+Events are hints and can be lost (a dropped notification, a message that went
+to the dead-letter queue). The sweep needs none of them: it compares what the
+source bucket holds with what the publisher recorded and converges every
+difference through the same batch path as the queue, so a change is live
+within one sweep even if every event for it was lost:
+
+- releases whose publication instant has passed (the schedule);
+- a source whose receipt is missing or older than the source object, or whose
+  ETag differs from the digest its public entry was built from; an entry whose
+  source is gone; a withdrawal a crash left unfinished;
+- a slug freed while another file waited for it (``state/waiting/``);
+- announcements the listeners are still owed;
+- CloudFront invalidations that failed (``state/invalidations/``), sent again.
+
+Each batch isolates its keys, so one poison file is its own ``rejected``
+receipt and never stops the sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import StorageError
+from .keys import (
+    INVALIDATIONS_PREFIX,
+    RELEASES_PREFIX,
+    WAITING_PREFIX,
+    is_release_key,
+    receipt_key,
+)
+from .publisher import Publisher
+from .receipts import Receipt
+
+log = logging.getLogger("newsroom.sweep")
+
+BATCH = 25
+
+
+@dataclass
+class SweepReport:
+    due: list[str] = field(default_factory=list)
+    drifted: list[str] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    invalidations_resent: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "sweep",
+            "due": len(self.due),
+            "drifted": self.drifted,
+            "published": sum(1 for r in self.receipts if r.status == "published"),
+            "rejected": sum(1 for r in self.receipts if r.status == "rejected"),
+            "failed": self.failed,
+            "invalidations_resent": self.invalidations_resent,
+        }
+
+
+class Sweeper:
+    def __init__(self, publisher: Publisher, *, batch: int = BATCH) -> None:
+        self.publisher = publisher
+        self.source: Any = publisher.source  # needs list_modified (S3Storage)
+        self.batch = batch
+
+    def run(self) -> SweepReport:
+        report = SweepReport()
+        now = self.publisher.clock()
+        report.due = sorted(
+            s.source_key for s in self.publisher.scheduled() if s.embargo_until <= now
+        )
+        report.drifted = sorted(self._drifted() - set(report.due))
+        keys = report.due + report.drifted
+        for i in range(0, len(keys), self.batch):
+            outcome = self.publisher.sync_batch(keys[i : i + self.batch])
+            report.receipts.extend(outcome.receipts)
+            report.failed.extend(sorted(outcome.failed))
+        self.publisher.drain_owed()
+        report.invalidations_resent = self._resend_invalidations()
+        log.info(json.dumps(report.to_json(), ensure_ascii=False))
+        if report.failed:
+            raise StorageError(
+                f"{len(report.failed)} key(s) met an infrastructure fault; the next sweep "
+                "tries them again",
+                report.failed[0],
+            )
+        return report
+
+    def _drifted(self) -> set[str]:
+        """Source keys whose current content the public site may not show."""
+        sources = {
+            k: v for k, v in self.source.list_modified(RELEASES_PREFIX).items() if is_release_key(k)
+        }
+        receipts = self.source.list_modified(receipt_key(RELEASES_PREFIX))
+        index = self.publisher.read_index()
+        digests = {e.source_key: e.source_digest for e in index.entries}
+        scheduled = {s.source_key for s in self.publisher.scheduled()}
+        out: set[str] = set()
+        for key, (etag, modified) in sources.items():
+            receipt = receipts.get(receipt_key(key))
+            if receipt is None or receipt[1] < modified:
+                out.add(key)  # never processed, or changed since
+            elif key in digests and digests[key] and digests[key] != etag.strip('"'):
+                out.add(key)  # the public entry is of another version
+        out.update(k for k in digests if k not in sources)  # deleted, event lost
+        out.update(k for k in scheduled if k not in sources)
+        out.update(w.source_key for w in index.withdrawing if w.source_key not in sources)
+        for key in self.source.list(WAITING_PREFIX):
+            slug = key[len(WAITING_PREFIX) : -len(".json")]
+            if index.slug_holder(slug) is None:
+                out.update(self.publisher.waiting(slug))
+                self.source.delete(key)  # claimants still refused record themselves again
+        return out
+
+    def _resend_invalidations(self) -> int:
+        if self.publisher.invalidator is None:
+            return 0
+        sent = 0
+        for key in list(self.source.list(INVALIDATIONS_PREFIX)):
+            obj = self.source.get(key)
+            if obj is None:
+                continue
+            paths = json.loads(obj.body).get("paths", [])
+            if paths:
+                self.publisher.invalidator.invalidate(paths)  # raises: next sweep again
+            self.source.delete(key)
+            sent += 1
+        return sent

@@ -1,0 +1,77 @@
+"""Alerts through the publisher: an embargoed release alerts at its instant and
+not before; an update, a re-upload or a repeated sweep sends nothing more."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from alerts_support import API_URL, Outbox, drain, receive_all
+from chalice.test import Client
+from support import PUBLIC, SOURCE, make_release, public_tree, sqs_event, upload
+from test_embargo import Clock, scheduled_event
+
+from chalicelib import service
+from chalicelib.core.render import Renderer
+from chalicelib.publisher import Publisher
+from chalicelib.settings import Settings
+from chalicelib.storage import S3Storage
+
+
+@pytest.fixture
+def client(app_module: Any, alerts: str, tmp_path: Path) -> Client:
+    return Client(app_module.app, project_dir=str(tmp_path))
+
+
+def subscribe(client: Client, outbox: Outbox, email: str, **prefs: Any) -> None:
+    body = json.dumps({"email": email, **prefs}).encode()
+    resp = client.http.post(
+        "/subscriptions", headers={"Content-Type": "application/json"}, body=body
+    )
+    assert resp.status_code == 202
+    link = outbox.to(email)[-1].link("confirm")
+    assert client.http.get(link.removeprefix(API_URL)).status_code == 200
+
+
+def alert_subjects(outbox: Outbox) -> list[str]:
+    return [m.subject for m in outbox.sent if "List-Unsubscribe" in m.headers]
+
+
+def test_embargoed_release_alerts_at_its_instant_and_updates_send_nothing(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, aws: Any
+) -> None:
+    subscribe(client, outbox, "desk@example.org")
+    # scheduled by a publisher whose clock is before the embargo (as on upload day)
+    before = Publisher(
+        S3Storage(boto3.client("s3", region_name="us-east-1"), SOURCE),
+        S3Storage(boto3.client("s3", region_name="us-east-1"), PUBLIC),
+        Renderer(Settings.from_env()),
+        clock=Clock(datetime(2020, 1, 1, tzinfo=UTC)),
+        sleep=lambda s: None,
+        listeners=[service.alert_announcer(service.settings())],
+    )
+    doc = make_release(
+        slug="harbour-report", title="Harbour report", embargo_until="2020-06-01T00:00:00Z"
+    )
+    upload(aws, "releases/harbour-report.json", doc)
+    assert before.sync("releases/harbour-report.json").status == "scheduled"
+    assert receive_all(alerts) == []  # nothing queued while embargoed
+    assert alert_subjects(outbox) == []
+
+    # the instant has passed: the scheduled run publishes it, and it alerts once
+    out = app_module.publish_due_releases(scheduled_event(), None)
+    assert "releases/harbour-report/index.html" in public_tree(aws)
+    assert out
+    drain(app_module, alerts)
+    assert alert_subjects(outbox) == ["Press Release: Harbour report"]
+
+    # an update: published again, no e-mail
+    upload(aws, "releases/harbour-report.json", {**doc, "summary": "Corrected figures."})
+    app_module.sync_release(sqs_event("releases/harbour-report.json"), None)
+    app_module.publish_due_releases(scheduled_event(), None)
+    drain(app_module, alerts, twice=True)
+    assert alert_subjects(outbox) == ["Press Release: Harbour report"]
