@@ -674,7 +674,12 @@ class Publisher:
             old_plan = self._plan(old) if fresh_theme else {}
             new_plan = self._plan(new)
             write, obsolete = changed_keys(old_plan, new_plan)
-            to_write = sorted((set(write) | dirty) & new_plan.keys(), key=_write_order)
+            # pages new to the site before pages that change: nothing links to a
+            # new page (a month's neighbours, a topic's index) until those change
+            to_write = sorted(
+                (set(write) | dirty) & new_plan.keys(),
+                key=lambda k: (k in old_plan, *_write_order(k)),
+            )
             to_delete = sorted(
                 (set(obsolete) | dirty) - new_plan.keys(), key=_write_order, reverse=True
             )

@@ -78,6 +78,27 @@ def read_schedule(source: Any) -> list[ScheduledRelease]:
     return sorted(items, key=lambda s: (s.publish_at.timestamp(), s.source_key))
 
 
+def refresh_previews(source: Any) -> None:
+    """Re-render the preview of every scheduled release that still has one,
+    from its current source: links signed now, valid 7 days from now."""
+    from chalicelib.core.model import parse_release
+    from chalicelib.core.render import Renderer
+    from chalicelib.errors import InvalidRelease
+    from chalicelib.previews import Previews
+    from chalicelib.settings import Settings
+
+    previews = Previews(source, Renderer(Settings.from_env()))
+    for item in read_schedule(source):
+        found = source.get(item.source_key)
+        if found is None or preview_url(source, item.source_key) is None:
+            continue
+        try:
+            release = parse_release(found.body, name=item.source_key)
+        except InvalidRelease:
+            continue  # its receipt says why; the publisher keeps the schedule
+        previews.put(item.source_key, release, item.publish_at)
+
+
 def schedule_lines(items: list[ScheduledRelease], now: datetime) -> list[str]:
     """An entry per release: what, when (as written, in UTC, how soon), then
     its preview link and warnings on indented lines."""
@@ -100,7 +121,12 @@ def schedule_lines(items: list[ScheduledRelease], now: datetime) -> list[str]:
     show_default="NEWSROOM_SOURCE_BUCKET",
     help="The source bucket staff upload to.",
 )
-def schedule(bucket: str) -> None:
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Render each preview again, so its page and image links last another 7 days.",
+)
+def schedule(bucket: str, refresh: bool) -> None:
     """List scheduled releases: when each goes public, a preview link, any warning."""
     if not bucket:
         click.echo("schedule: --bucket (or NEWSROOM_SOURCE_BUCKET) is required", err=True)
@@ -108,8 +134,11 @@ def schedule(bucket: str) -> None:
     from chalicelib.service import s3_client
     from chalicelib.storage import S3Storage
 
+    source = S3Storage(s3_client(), bucket)
     try:
-        items = read_schedule(S3Storage(s3_client(), bucket))
+        if refresh:
+            refresh_previews(source)
+        items = read_schedule(source)
     except StorageError as exc:
         click.echo(f"schedule: cannot read s3://{bucket}/{SCHEDULE_KEY}: {exc}", err=True)
         sys.exit(1)

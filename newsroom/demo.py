@@ -631,8 +631,8 @@ class Demo:
 
     def update_search(self) -> dict[str, Any]:
         """The scheduled ``update_search`` handler, run at once after each change
-        (in AWS it runs every 5 minutes), so the demo's search finds it."""
-        self._feed_search_corpus()
+        (in AWS it runs every 5 minutes), so the demo's search finds it. The
+        publisher has kept the search corpus at each commit."""
         return self._app.update_search(SCHEDULED_EVENT, None)
 
     def _search_loop(self) -> None:
@@ -648,27 +648,6 @@ class Demo:
                     self.update_search()
                 except Exception as exc:  # an infrastructure fault: say so, keep going
                     self.warn(f"search: error: {exc}")
-
-    def _feed_search_corpus(self) -> None:
-        # A publisher that calls its commit listeners keeps the corpus itself;
-        # without them the demo keeps it whole from what the site lists.
-        from chalicelib import service
-        from chalicelib.core.index import Index
-        from chalicelib.search import records_from_sources
-        from chalicelib.search.corpus import SearchCorpus
-        from chalicelib.storage import S3Storage
-
-        if any(isinstance(x, SearchCorpus) for x in getattr(service.publisher(), "listeners", ())):
-            return
-        raw = self.client.get_object(Bucket=PUBLIC_BUCKET, Key="index.json")["Body"].read()
-        entries = Index.from_bytes(raw).entries
-        sources = {}
-        for e in entries:
-            obj = self.client.get_object(Bucket=SOURCE_BUCKET, Key=e.source_key)
-            sources[e.source_key] = obj["Body"].read()
-        SearchCorpus(S3Storage(self.client, SOURCE_BUCKET)).replace_all(
-            records_from_sources(entries, sources)
-        )
 
     def publish_media(self) -> int:
         """Upload ``samples/media/*`` to the source bucket's ``media/``."""

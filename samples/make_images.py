@@ -468,6 +468,26 @@ def youth_climate_delegation(rng):
     return img
 
 
+def ocean_heat_report(rng):
+    img = vgradient(
+        (W, H),
+        [(0, (250, 190, 120)), (0.45, (255, 225, 170)), (0.47, (40, 100, 140)), (1, (15, 55, 90))],
+    )
+    glow(img, 900, 250, 60, (255, 210, 140), 0.9)
+    clouds(img, rng, 4, (40, 200), (255, 230, 200), 90)
+    reflection(img, 900, 318, 675, (255, 200, 140), 55, 110)
+    waves(img, rng, 318, 675, (255, 215, 170), 130, 60)
+    d = ImageDraw.Draw(img)
+    # a moored research buoy with its mast and sensor, and a skiff beside it
+    d.polygon([(300, 470), (330, 400), (430, 400), (460, 470)], fill=(230, 180, 40))
+    d.rectangle((372, 250, 388, 400), fill=(60, 60, 70))
+    d.rectangle((350, 240, 410, 262), fill=(210, 60, 40))
+    d.ellipse((366, 215, 394, 243), fill=(245, 245, 240))
+    d.line((380, 470, 380, 600), fill=(40, 40, 50), width=3)
+    boat(d, 620, 520, 1.2, (240, 240, 235))
+    return img
+
+
 SCENES = {
     "coastal-clinics-reopen.jpg": coastal_clinics_reopen,
     "clean-water-unequal-shores.jpg": clean_water_unequal_shores,
@@ -479,6 +499,7 @@ SCENES = {
     "ridgeport-water-campaign.jpg": ridgeport_water,
     "saltmarsh-brine-ruling.jpg": saltmarsh_brine,
     "youth-climate-delegation.jpg": youth_climate_delegation,
+    "ocean-heat-report.jpg": ocean_heat_report,
 }
 
 
@@ -502,6 +523,11 @@ PDFS = {
         "Clean Water, Unequal Shores: methodology annex",
         "Harbor Light Alliance - fictional sample attachment",
         "Sampling design, field test protocols and data cleaning.",
+    ],
+    "ocean-heat-report.pdf": [
+        "Warming Waters: ocean heat along the Bayline coast (2040)",
+        "Harbor Light Alliance - fictional sample attachment",
+        "Embargoed: not for publication before the date on the release.",
     ],
 }
 

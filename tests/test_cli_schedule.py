@@ -109,3 +109,29 @@ def test_lines_say_how_soon() -> None:
     lines = schedule_lines(items, now)
     assert lines[0].endswith("(2030-01-03 15:30 UTC, in 2d 3h 30m)")
     assert lines[1].endswith("due now; publishes on the next run (every 5 minutes))")
+
+
+def test_refresh_renders_each_preview_again_with_new_links(app_module: Any, aws: Any) -> None:
+    import time_machine
+    from support import make_release, queue_event, s3_event
+
+    aws.put_object(Bucket=SOURCE, Key="media/shore.jpg", Body=b"\xff\xd8\xff\xe0 shore")
+    doc = make_release(
+        slug="shore-report",
+        embargo_until="2030-03-01T09:00:00Z",
+        image={"url": "/media/shore.jpg", "alt": "A shore"},
+    )
+    put_json(aws, "releases/shore.json", doc)
+    with time_machine.travel(datetime(2030, 1, 1, tzinfo=UTC), tick=False) as clock:
+        app_module.sync_release(queue_event(s3_event("releases/shore.json")), None)
+        key = "previews/shore/index.html"
+        before = aws.get_object(Bucket=SOURCE, Key=key)["Body"].read()
+        assert b"X-Amz-Date=20300101T000000Z" in before
+        clock.move_to(datetime(2030, 1, 6, tzinfo=UTC))
+        result = CliRunner().invoke(main, ["schedule", "--bucket", SOURCE, "--refresh"])
+    assert result.exit_code == 0, result.output
+    after = aws.get_object(Bucket=SOURCE, Key=key)["Body"].read()
+    assert b"X-Amz-Date=20300101" not in after
+    assert b"X-Amz-Date=20300106T000000Z" in after  # the photo's link, signed again
+    assert b"Preview \xe2\x80\x94 not public until" in after and doc["title"].encode() in after
+    assert "  preview: https://" in result.output

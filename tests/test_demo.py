@@ -24,6 +24,7 @@ from newsroom.demo import PUBLIC_BUCKET, PUBLISH_QUEUE, SECURITY_HEADERS, SOURCE
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 SAMPLE_FILES = sorted((SAMPLES / "releases").glob("*.json"))
+SCHEDULED_SAMPLE = "releases/ocean-heat-report.json"  # under embargo until 2040
 EVENTS = Path(__file__).resolve().parent / "events"
 
 
@@ -84,21 +85,42 @@ def test_every_sample_is_published_through_the_handler(running: Running) -> None
     assert [r["source_key"] for r in running.receipts] == [
         f"releases/{p.name}" for p in SAMPLE_FILES
     ]
-    assert {r["status"] for r in running.receipts} == {"published"}
+    statuses = {r["source_key"]: r["status"] for r in running.receipts}
+    assert statuses.pop(SCHEDULED_SAMPLE) == "scheduled"
+    assert set(statuses.values()) == {"published"}
     assert all(r["warnings"] == [] for r in running.receipts), "a sample points at missing media"
     # the handler wrote each receipt beside the sources, as in the bucket
     for p in SAMPLE_FILES:
-        assert running.source_receipt(f"releases/{p.name}")["status"] == "published"
+        key = f"releases/{p.name}"
+        assert running.source_receipt(key)["status"] == (
+            "scheduled" if key == SCHEDULED_SAMPLE else "published"
+        )
     slugs = {e["slug"] for e in running.index()}
-    assert slugs == {r["slug"] for r in running.receipts}
+    assert slugs == {r["slug"] for r in running.receipts if r["status"] == "published"}
     assert all(r["url"].startswith(running.demo.url + "/releases/") for r in running.receipts)
     kinds = {e["kind"] for e in running.index()}
     assert kinds == {"press-release", "report", "statement", "campaign-update", "victory"}
 
 
-def test_media_reach_the_public_bucket(running: Running) -> None:
+def test_the_scheduled_sample_is_printed_with_its_preview_link(running: Running) -> None:
+    receipt = running.source_receipt(SCHEDULED_SAMPLE)
+    assert receipt["publish_at"] == "2040-06-08T09:00:00+00:00"
+    assert receipt["preview_url"].startswith(running.demo.s3.endpoint + "/")
+    printed = running.demo.out.getvalue()  # type: ignore[union-attr]
+    assert (
+        f"scheduled: {SAMPLES / SCHEDULED_SAMPLE}: {receipt['url']} "
+        "(not public until 2040-06-08T09:00:00+00:00) "
+        f"preview: {receipt['preview_url']}\n"
+    ) in printed
+
+
+def test_media_follow_the_releases_that_use_them(running: Running) -> None:
     media = sorted(p for p in (SAMPLES / "media").iterdir() if p.is_file())
     assert media
+    # the scheduled report's photo and PDF wait for it
+    for name in ("ocean-heat-report.jpg", "ocean-heat-report.pdf"):
+        assert running.public(f"media/{name}") is None, name
+    media = [p for p in media if not p.name.startswith("ocean-heat-report.")]
     for p in media:
         obj = running.public(f"media/{p.name}")
         assert obj is not None, p.name

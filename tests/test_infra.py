@@ -641,6 +641,7 @@ def test_search_function_has_its_layer_and_a_least_privilege_policy(stage: str) 
     functions = _config()["stages"][stage]["lambda_functions"]
     search = functions["update_search"]
     assert search["iam_policy_file"] == f"policy-{stage}-search.json"
+    assert search["reserved_concurrency"] == 1  # overlapping runs would delete each other's files
     assert len(search["layers"]) == 1
     assert re.fullmatch(
         r"arn:aws:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", search["layers"][0]

@@ -11,7 +11,7 @@ from support import PUBLIC, SOURCE, make_release, sqs_event, upload
 
 from chalicelib import service
 from chalicelib.core.model import parse_release
-from chalicelib.listeners import Commit, Published, Withdrawn
+from chalicelib.listeners import Commit, Published
 from chalicelib.search import ENTRY_KEY, SEARCH_PAGE_KEY
 from chalicelib.search.corpus import SearchCorpus
 from chalicelib.storage import S3Storage
@@ -29,31 +29,18 @@ SCHEDULED = {
 }
 
 
-def index_entries(s3: Any) -> dict[str, dict]:
-    index = json.loads(s3.get_object(Bucket=PUBLIC, Key="index.json")["Body"].read())
-    return {e["slug"]: e for e in index["releases"]}
-
-
 def publish(s3: Any, app: Any, name: str, **overrides: Any) -> None:
-    """Upload and sync a release, then tell the corpus what the commit did, as
-    the publisher does after each commit (a second time where it is wired:
-    the listener is idempotent)."""
+    """Upload a release and hand its event to the publisher, which tells the
+    search corpus what its commit did."""
     key = f"releases/{name}.json"
     upload(s3, key, make_release(**overrides))
     app.sync_release(sqs_event(key), None)
-    release = parse_release(s3.get_object(Bucket=SOURCE, Key=key)["Body"].read(), name=key)
-    entry = index_entries(s3).get(release.slug)
-    if entry is not None:  # public now (an embargoed one is not)
-        SearchCorpus(S3Storage(s3, SOURCE)).on_commit(
-            Commit(published=[Published(key, release, entry, True)])
-        )
 
 
-def unpublish(s3: Any, app: Any, name: str, month: str = "2018-12") -> None:
+def unpublish(s3: Any, app: Any, name: str) -> None:
     key = f"releases/{name}.json"
     s3.delete_object(Bucket=SOURCE, Key=key)
     app.sync_release(sqs_event(key, "ObjectRemoved:Delete"), None)
-    SearchCorpus(S3Storage(s3, SOURCE)).on_commit(Commit(withdrawn=[Withdrawn(key, name, month)]))
 
 
 def bundle(s3: Any) -> dict[str, bytes]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from newsroom.demo import Demo
+from newsroom.demo import SOURCE_BUCKET, Demo
 
 pytestmark = pytest.mark.browser
 
@@ -43,6 +43,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WIDTHS = {"desktop": 1280, "phone": 375}
+SCHEDULED_SAMPLE = "releases/ocean-heat-report.json"  # under embargo until 2040
 HOW_TO_INSTALL = (
     "run `make browser-deps` (it installs Debian's chromium and chromium-driver "
     "and `npm install --no-save axe-core@4`), or use `make test`, which does it first"
@@ -71,7 +72,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     try:
         demo.start()
         receipts = demo.publish_samples()
-        assert [r["status"] for r in receipts] == ["published"] * len(receipts), receipts
+        statuses = {r["source_key"]: r["status"] for r in receipts}
+        assert statuses.pop(SCHEDULED_SAMPLE) == "scheduled", receipts
+        assert set(statuses.values()) == {"published"}, receipts
         url = demo.serve().rstrip("/")
         demo.watch()
         with urllib.request.urlopen(url + "/index.json") as resp:
@@ -417,3 +420,37 @@ def test_every_page_type_at_phone_and_desktop_width(site: Site, browser: Any, sc
             finally:
                 close(v)
     assert not failures, "\n".join(failures)
+
+
+def test_preview_link_from_a_receipt_shows_the_banner_and_the_image(
+    site: Site, browser: Any
+) -> None:
+    """Staff open the ``preview_url`` of a scheduled release's receipt: the page
+    as it will look, banner on top, its photo and PDF served privately; the
+    public site has none of it."""
+    obj = site.demo.client.get_object(Bucket=SOURCE_BUCKET, Key=f"receipts/{SCHEDULED_SAMPLE}")
+    receipt = json.loads(obj["Body"].read())
+    assert receipt["status"] == "scheduled"
+    v = visit(browser, receipt["preview_url"], WIDTHS["desktop"])
+    try:
+        check_page(v, "preview-desktop")  # loads cleanly, every image loaded, axe
+        banner = v.page.locator(".preview-banner")
+        assert banner.is_visible()
+        assert banner.inner_text().startswith("Preview — not public until June 8, 2040")
+        assert v.page.locator('meta[name="robots"]').get_attribute("content") == "noindex"
+        lead = v.page.locator("figure.lead img")
+        assert lead.evaluate("i => i.complete && i.naturalWidth > 0")
+        assert "/media/ocean-heat-report.jpg?" in lead.get_attribute("src")
+        pdf = v.page.get_by_role("link", name="Warming Waters: full report (PDF)")
+        with urllib.request.urlopen(pdf.first.get_attribute("href")) as resp:
+            assert resp.read(5) == b"%PDF-"
+    finally:
+        close(v)
+    for path in (
+        "/releases/ocean-heat-report/",
+        "/media/ocean-heat-report.jpg",
+        "/media/ocean-heat-report.pdf",
+    ):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(site.url + path)
+        assert err.value.code == 404, path
