@@ -595,6 +595,29 @@ def _balanced(pages: dict[str, Page], buckets: int) -> list[list[str]]:
     return [g for g in groups if g]
 
 
+def _run_with_parent(
+    fn: Callable[[Any], Any], tasks: list[Any], workers: int, **shared: Any
+) -> list[Any]:
+    """``fn`` over ``tasks``, the first here and the others in ``workers - 1``
+    forked workers at the same time. For the shared pages: every worker that
+    renders listings touches (and so copies) most of the index it inherited;
+    the parent touching its own copies nothing, which saves one copy of the
+    index (about a third of the peak at 100,000 releases)."""
+    if workers <= 1 or len(tasks) <= 1:
+        return list(_run(fn, tasks, 1, **shared))
+    pool = _fork_pool(workers - 1, **shared)
+    try:
+        futures = [pool.submit(fn, task) for task in tasks[1:]]
+        _SHARED.update(shared)
+        try:
+            mine = fn(tasks[0])
+        finally:
+            _SHARED.clear()
+        return [mine, *(f.result() for f in futures)]
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
 def _run(fn: Callable[[Any], Any], tasks: list[Any], workers: int, **shared: Any) -> Iterator[Any]:
     """``fn`` over ``tasks``: in forked workers that inherit ``shared``, or here."""
     if workers > 1 and len(tasks) > 1:
@@ -773,8 +796,8 @@ def build_folder(
         # the search index is built by Pagefind (its own threads) while the
         # workers render the shared pages
         indexing = _start_search(index, scratch) if search else None
-        groups = _balanced(pages, parallel * 2 if parallel > 1 else 1)
-        for written, unchanged in _run(
+        groups = _balanced(pages, parallel)
+        for written, unchanged in _run_with_parent(
             _shared_pages, groups, parallel, **shared, pages=pages, index=index
         ):
             result.written += written

@@ -99,7 +99,8 @@ def test_date_modified_defaults_to_date_published(app_module, aws) -> None:
 def test_updated_date_is_shown_when_set(app_module, aws) -> None:
     head, _, _ = page(app_module, aws, updated_at="2018-12-22T23:30:00-05:00")
     text = " ".join("".join(head.text).split())
-    assert "December 19, 2018 · Updated December 22, 2018" in text
+    assert "December 19, 2018, 10:00 AM UTC\u221205:00" in text  # text: spaces collapsed
+    assert "Updated December 22, 2018, 11:30 PM UTC\u221205:00" in text
     assert head.meta["article:modified_time"] == "2018-12-22T23:30:00-05:00"
 
 
