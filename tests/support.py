@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -81,6 +82,17 @@ def _renderer(settings: Settings) -> Renderer:
 def renderer() -> Renderer:
     """One renderer per settings: templates compile once per test session."""
     return _renderer(Settings.from_env())
+
+
+def public_samples(now: datetime) -> list[Path]:
+    """The sample release files that are public at ``now`` (a scheduled sample is not)."""
+    from chalicelib.core.model import parse_release
+
+    return [
+        p
+        for p in sorted(SAMPLES.glob("*.json"))
+        if not parse_release(p.read_bytes(), name=f"releases/{p.name}").is_scheduled(now)
+    ]
 
 
 def dumps(doc: Any) -> bytes:
