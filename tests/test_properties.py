@@ -26,6 +26,10 @@ from chalicelib.storage import S3Storage
 from newsroom.build import build_site
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+# past every embargo the strategy draws: a live release given an embargoed
+# update stays live as it was until then (contract), which a full build of the
+# final sources cannot know, so the sites are compared once every embargo is over
+LATER = datetime(2027, 6, 1, tzinfo=UTC)
 KEYS = ["releases/alpha.json", "releases/Beta Two.json", "releases/gamma+(3).json"]
 EMBARGO_MARK = "EMBARGO-MARK"
 
@@ -86,11 +90,12 @@ def reset(s3: Any) -> None:
 @given(history=st.lists(step, min_size=1, max_size=14))
 def test_any_event_history_converges_to_a_full_build(aws: Any, history: list) -> None:
     reset(aws)
+    clock = [NOW]
     publisher = Publisher(
         S3Storage(aws, SOURCE),
         S3Storage(aws, PUBLIC),
         renderer(),
-        clock=lambda: NOW,
+        clock=lambda: clock[0],
         sleep=lambda _s: None,
     )
     queued: list[str] = []
@@ -113,11 +118,13 @@ def test_any_event_history_converges_to_a_full_build(aws: Any, history: list) ->
             assert secrecy_problems(tree, [EMBARGO_MARK]) == []
     for key in queued:
         publisher.sync(key)
+    clock[0] = LATER
+    publisher.publish_due()
 
     sources = sorted(
         (k, v) for k, v in public_tree(aws, SOURCE).items() if k.startswith("releases/")
     )
-    expected = build_site(sources, renderer(), now=NOW, workers=1).files
+    expected = build_site(sources, renderer(), now=LATER, workers=1).files
     tree = public_tree(aws)
     if not any(kind == "change" for kind, _ in history):
         assert tree == {}  # no upload, no event, nothing public
