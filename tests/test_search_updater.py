@@ -75,7 +75,9 @@ class Calls:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
-        self.client = service.s3_client()
+        # the client of the updater the handler runs (not a fresh one: the
+        # service's client cache may have built a newer client since)
+        self.client = service.search_updater().public.client
 
     def _record(self, params: dict, model: Any, **_: Any) -> None:
         if params.get("Bucket") == PUBLIC:
