@@ -30,10 +30,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from .core.index import Announcement, Entry, Index, Withdrawal, source_digest
+from .core.index import Announcement, Entry, Withdrawal, source_digest
 from .core.model import Release, parse_release
 from .core.render import Renderer
-from .core.site import Page, changed_keys, plan, render_page
+from .core.site import Groups, Page, changed_keys, plan, plan_groups, render_page
 from .errors import FieldError, InvalidRelease, SlugConflict, StorageError
 from .keys import (
     INVALIDATIONS_PREFIX,
@@ -58,7 +58,15 @@ from .receipts import (
     schedule_from_bytes,
     update_schedule,
 )
-from .storage import Storage, put_if_unchanged
+from .state import (
+    Draft,
+    Snapshot,
+    StaleState,
+    add_media_refs,
+    drop_media_refs,
+    media_referenced,
+)
+from .storage import Storage
 
 log = logging.getLogger("newsroom.publisher")
 
@@ -106,6 +114,37 @@ def _write_order(key: str) -> tuple[bool, int, str]:
     # that link to it, a topic's feed before the topic page that links to it.
     # Deletions run in the reverse order.
     return (not key.startswith("topics/") or key.count("/") < 2, -key.count("/"), key)
+
+
+def _with(items: tuple[Withdrawal, ...], w: Withdrawal) -> tuple[Withdrawal, ...]:
+    keep = tuple(x for x in items if x != w)
+    return tuple(sorted((*keep, w), key=lambda x: (x.slug, x.source_key)))
+
+
+def _without(items: tuple[Withdrawal, ...], w: Withdrawal) -> tuple[Withdrawal, ...]:
+    return tuple(x for x in items if x != w)
+
+
+def _with_announcements(
+    items: tuple[Announcement, ...], more: tuple[Announcement, ...]
+) -> tuple[Announcement, ...]:
+    return tuple(a for a in items if a not in more) + more
+
+
+def _without_announcements(
+    items: tuple[Announcement, ...], done: tuple[Announcement, ...]
+) -> tuple[Announcement, ...]:
+    return tuple(a for a in items if a not in done)
+
+
+def _neighbours(groups: Groups, old: Draft, new: Draft) -> None:
+    """A month that appears or goes changes its neighbours' earlier/later links."""
+    before = [m for m, _n in old.months]
+    after = [m for m, _n in new.months]
+    for month in set(before) ^ set(after):
+        months = after if month in after else before
+        i = months.index(month)
+        groups.months.update(months[j] for j in (i - 1, i + 1) if 0 <= j < len(months))
 
 
 @dataclass
@@ -160,9 +199,7 @@ class Publisher:
         self.previews = previews
         # media follow releases: the publisher decides when a media file is public
         self.media = MediaSync(source, public, renderer.settings.site_url)
-        self._index_cache: tuple[str, Index] | None = None
-        self._index_read = Index()  # the index as this batch's latest attempt read it
-        self._plans: list[tuple[tuple[Entry, ...], dict[str, Page]]] = []
+        self._read_state: Draft | None = None  # the state this batch's latest attempt read
         self.public = public
         self.renderer = renderer
         self.settings = renderer.settings
@@ -347,7 +384,7 @@ class Publisher:
         if wanted.status == "rejected":
             return self._rejected(source_key, wanted.error)  # type: ignore[arg-type]
         if wanted.status == "unpublished":
-            prev = self._index_read.by_source(source_key)
+            prev = self._live(source_key)
             return Receipt(
                 source_key,
                 "unpublished",
@@ -369,7 +406,7 @@ class Publisher:
 
     def _scheduled(self, source_key: str, release: Release) -> Receipt:
         instant = release.publication_instant
-        live = self._index_read.by_source(source_key)
+        live = self._live(source_key)
         message = f"not public until {instant.isoformat()}; nothing of it is public yet"
         if live is not None:
             message = (
@@ -377,7 +414,7 @@ class Publisher:
                 f"version stays at {live.url}"
             )
         warnings: list[FieldError] = []
-        holder = self._index_read.slug_holder(release.slug)
+        holder = self._holder(release.slug)
         if holder is not None and holder != source_key:
             warnings.append(
                 FieldError(
@@ -421,16 +458,32 @@ class Publisher:
             raise next(iter(outcome.failed.values()))
         return outcome.receipts
 
-    def read_index(self) -> Index:
-        """The committed private index."""
-        raw, etag = self._read_index()
-        return self._parsed_index(raw, etag)
+    def read_state(self) -> Snapshot:
+        """The committed private state (its objects are read on demand)."""
+        return Snapshot.read(self.source)
 
     def drain_owed(self) -> None:
         """Tell the listeners what an earlier commit still owes them."""
-        index = self.read_index()
-        if index.announce:
-            self._settle((), index.announce, {}, Change())
+        head = self.read_state().head
+        if head.announce:
+            self._settle((), head.announce, {}, Change())
+
+    def _live(self, source_key: str) -> Entry | None:
+        """The committed entry of ``source_key``, as this batch last read the state."""
+        try:
+            if self._read_state is not None:
+                return self._read_state.entry_of(source_key)
+        except StaleState:
+            pass  # replaced by a commit since: read again
+        return self.read_state().entry_of(source_key)
+
+    def _holder(self, slug: str) -> str | None:
+        try:
+            if self._read_state is not None:
+                return self._read_state.holder(slug)
+        except StaleState:
+            pass
+        return self.read_state().holder(slug)
 
     def waiting(self, slug: str) -> list[str]:
         """Source keys refused ``slug`` while another file held it."""
@@ -502,7 +555,7 @@ class Publisher:
     def _rejected(self, source_key: str, exc: InvalidRelease, slug: str | None = None) -> Receipt:
         message = "not published; fix the errors and upload again"
         # the index this batch just read (a rejection is decided after reading it)
-        live = self._index_read.by_source(source_key)
+        live = self._live(source_key)
         if live is not None:
             message += f"; the previously published version stays live at {live.url}"
         return Receipt(source_key, "rejected", slug=slug, errors=exc.errors, message=message)
@@ -524,32 +577,6 @@ class Publisher:
                 )
         return warnings
 
-    def _parsed_index(self, raw: bytes | None, etag: str | None) -> Index:
-        """``index.json`` parsed, reusing the last parse when the ETag is the one
-        this publisher last read or wrote (a warm Lambda's next batch)."""
-        if etag is not None and self._index_cache is not None and self._index_cache[0] == etag:
-            index = self._index_cache[1]
-        else:
-            index = Index.from_bytes(raw)
-            if etag is not None:
-                self._index_cache = (etag, index)
-        self._index_read = index
-        return index
-
-    def _plan(self, index: Index) -> dict[str, Page]:
-        """``site.plan`` memoised on the entries (the only input besides the
-        renderer), so an unchanged index is not planned twice."""
-        for entries, planned in self._plans:
-            if entries is index.entries:
-                return planned
-        planned = plan(index, self.renderer)
-        self._plans = [(index.entries, planned), *self._plans[:1]]
-        return planned
-
-    def _read_index(self) -> tuple[bytes | None, str | None]:
-        current = self.source.get(STATE_KEY)
-        return (current.body, current.etag) if current else (None, None)
-
     def _read_sources(
         self, keys: list[str], now: datetime, cache: dict[str, _Wanted], failed: dict[str, Exception]
     ) -> dict[str, _Wanted]:
@@ -566,166 +593,221 @@ class Publisher:
     def _converge(
         self, keys: list[str], now: datetime, failed: dict[str, Exception]
     ) -> tuple[dict[str, _Wanted], dict[str, SlugConflict], Change]:
-        """Optimistic loop with ``index.json`` as the commit point, for a whole
-        batch. Each attempt reads the index, *then* the sources (so an attempt
+        """Optimistic loop with the state's head as the commit point, for a whole
+        batch. Each attempt reads the head, *then* the sources (so an attempt
         that commits after another batch's commit also read the sources after
-        it: a stale read never overwrites a newer version), writes what changed,
+        it: a stale read never overwrites a newer version), plans the page
+        groups the batch touches from the bounded state, writes what changed,
         deletes what is obsolete, and commits with ``IfMatch``. On 412/409 it
         starts over; keys an earlier attempt wrote or deleted are redone from
-        the fresh state."""
+        the fresh state (the groups of every attempt are planned, so each of
+        those keys is decided again)."""
         change = Change()
         dirty: set[str] = set()
         cache: dict[str, Any] = {}
         acting: dict[str, _Wanted] = {}  # what the pages written so far were for
-        renderer = self.renderer
         wanted: dict[str, _Wanted] = {}
         conflicts: dict[str, SlugConflict] = {}
+        groups = Groups()
         if not keys:
             return wanted, conflicts, change
         for attempt in range(1, self.max_attempts + 1):
             change.attempts = attempt
-            raw, etag = self._read_index()
-            old = self._parsed_index(raw, etag)
-            fresh_theme = raw is not None and old.theme == renderer.theme
-            wanted = self._read_sources(keys, now, cache, failed)
-            conflicts = {}
-            targets: dict[str, tuple[Entry | None, bytes | None]] = {}
-            for key, w in wanted.items():
-                if w.status != "rejected":
-                    acting[key] = w
-                # a file replaced by an invalid one after an earlier attempt
-                # wrote its pages: finish that version so the site stays consistent
-                if key in acting:
-                    if acting[key].status == "scheduled":
-                        # an embargoed update of a live release: the live
-                        # version stays, unchanged, until the new instant
-                        targets[key] = (old.by_source(key), None)
-                    else:
-                        targets[key] = (acting[key].entry, acting[key].page)
-            if not targets and not dirty and not old.announce:
-                return wanted, conflicts, change  # only rejections: the live site stays
-            # slugs: the earliest-published claimant in the batch first (as a build decides)
-            claims: list[Withdrawal] = []
-            claimed: dict[str, str] = {}
-            for key in sorted(
-                (k for k, t in targets.items() if t[0] is not None),
-                key=lambda k: (targets[k][0].published_at.timestamp(), k),  # type: ignore[union-attr]
-            ):
-                entry = targets[key][0]
-                assert entry is not None
-                holder = old.slug_holder(entry.slug) or claimed.get(entry.slug)
-                if holder is not None and holder != key:
-                    conflicts[key] = SlugConflict(entry.slug, holder, key)
-                    prev = old.by_source(key)
-                    targets[key] = (prev, None)  # the live version (if any) stays
-                elif holder is None:
-                    # claim the slug in the index before writing its page, so a
-                    # page is only ever written under a slug this source holds
-                    claims.append(Withdrawal(entry.slug, key))
-                    claimed[entry.slug] = key
-            if claims:
-                claimed_index = old
-                for w in claims:
-                    claimed_index = claimed_index.with_withdrawal(w)
-                etag = self._put_index(claimed_index, etag)
-                if etag is None:
-                    self._contended(attempt)
-                    continue
-                old = claimed_index
-            new = old.with_theme(renderer.theme)
-            gone: set[Withdrawal] = set()
-            owed: list[Announcement] = []
-            pages: list[tuple[str, bytes, bool]] = []  # (key, page, is a new slug)
-            for key, (entry, page) in targets.items():
-                prev = old.by_source(key)
-                if self.listeners:
-                    owed.extend(_announcements(key, prev, entry))
-                new = new.with_entry(entry) if entry is not None else new.without_source(key)
-                # pages this source no longer owns: an unpublish, a slug change, or a
-                # withdrawal a crashed earlier run left unfinished
-                own = {w for w in old.withdrawing if w.source_key == key}
-                mine = set(own)
-                if prev is not None and (entry is None or prev.slug != entry.slug):
-                    mine.add(Withdrawal(prev.slug, key))
-                mine = {w for w in mine if entry is None or w.slug != entry.slug}
-                for w in own - mine:
-                    new = new.without_withdrawal(w)  # (re)published under this slug
-                for w in mine:
-                    new = new.with_withdrawal(w)
-                gone |= mine
-                if entry is not None and page is not None and (
-                    prev is None
-                    or prev.revision != entry.revision
-                    or prev.slug != entry.slug
-                    or not fresh_theme
-                ):
-                    pages.append((release_key(entry.slug), page, prev is None or prev.slug != entry.slug))
-            new = new.with_announcements(tuple(owed))
-            media_before = old.media_keys()
-            media_after = new.media_keys()
-            if new == old and not dirty:
-                # already converged (duplicate or late events), except perhaps
-                # for page deletions or announcements a crash interrupted after
-                # the commit
-                if gone or new.announce:
-                    self._settle(gone, new.announce, wanted, change)
-                return wanted, conflicts, change
-
-            old_plan = self._plan(old) if fresh_theme else {}
-            new_plan = self._plan(new)
-            write, obsolete = changed_keys(old_plan, new_plan)
-            # pages new to the site before pages that change: nothing links to a
-            # new page (a month's neighbours, a topic's index) until those change
-            to_write = sorted(
-                (set(write) | dirty) & new_plan.keys(),
-                key=lambda k: (k in old_plan, *_write_order(k)),
-            )
-            to_delete = sorted(
-                (set(obsolete) | dirty) - new_plan.keys(), key=_write_order, reverse=True
-            )
-            # media first: a release's photo or PDF is public before its page
-            for key in sorted(media_after - media_before):
-                self._publish_media(key, change)
-            # new pages first: nothing links to them until the listings do
-            for page_key, body, fresh in pages:
-                if fresh:
-                    self._put(page_key, body, change)
-            for key in to_write:
-                body = render_page(key, new_plan[key], renderer, new)
-                # inputs changed but the bytes may not have (a body edit changes
-                # the entry, not the front page): the public object was rendered
-                # from old_plan under this theme, so compare bytes, no I/O
-                if key not in dirty and key in old_plan:
-                    if render_page(key, old_plan[key], renderer, old) == body:
-                        continue
-                self._put(key, body, change)
-                dirty.add(key)
-            # updated pages last: the topic pages they link to exist by now
-            for page_key, body, fresh in pages:
-                if not fresh:
-                    self._put(page_key, body, change)
-            # obsolete pages go before the commit, inside this attempt: a
-            # concurrent publish that needs one again commits after us and
-            # rewrites it, and a crash cannot leave one behind
-            for key in to_delete:
-                self.public.delete(key)
-                dirty.add(key)
-                if key not in change.deleted:
-                    change.deleted.append(key)
-            committed = self._put_index(new, etag)
-            if committed is None:
+            try:
+                done = self._attempt(keys, now, failed, cache, acting, dirty, groups, change)
+            except StaleState:
+                done = None  # a newer commit replaced what this attempt read
+            if done is None:
                 self._contended(attempt)
                 continue
-            self._index_cache = (committed, new)
-            change.deleted = [k for k in change.deleted if k not in new_plan]
-            if gone or new.announce or media_before - media_after:
-                self._settle(gone, new.announce, wanted, change, media_before - media_after)
+            wanted, conflicts = done
             return wanted, conflicts, change
         raise StorageError(
-            f"the index kept changing under {self.max_attempts} attempts to publish "
+            f"the state kept changing under {self.max_attempts} attempts to publish "
             f"{len(keys)} key(s); giving up so the queue delivers them again",
             STATE_KEY,
         )
+
+    def _attempt(
+        self,
+        keys: list[str],
+        now: datetime,
+        failed: dict[str, Exception],
+        cache: dict[str, Any],
+        acting: dict[str, _Wanted],
+        dirty: set[str],
+        groups: Groups,
+        change: Change,
+    ) -> tuple[dict[str, _Wanted], dict[str, SlugConflict]] | None:
+        """One attempt of ``_converge``; ``None`` when it lost a race."""
+        renderer = self.renderer
+        snap = Snapshot.read(self.source)
+        old = self._read_state = Draft(snap)
+        fresh_theme = snap.etag is not None and snap.head.theme == renderer.theme
+        first = snap.etag is None  # a first commit writes the whole tree
+        if first:
+            groups.everything = True
+        wanted = self._read_sources(keys, now, cache, failed)
+        conflicts: dict[str, SlugConflict] = {}
+        targets: dict[str, tuple[Entry | None, bytes | None]] = {}
+        for key, w in wanted.items():
+            if w.status != "rejected":
+                acting[key] = w
+            # a file replaced by an invalid one after an earlier attempt
+            # wrote its pages: finish that version so the site stays consistent
+            if key in acting:
+                if acting[key].status == "scheduled":
+                    # an embargoed update of a live release: the live
+                    # version stays, unchanged, until the new instant
+                    targets[key] = (old.entry_of(key), None)
+                else:
+                    targets[key] = (acting[key].entry, acting[key].page)
+        if not targets and not dirty and not old.announce:
+            return wanted, conflicts  # only rejections: the live site stays
+        # slugs: the earliest-published claimant in the batch first (as a build decides)
+        claims: list[Withdrawal] = []
+        claimed: dict[str, str] = {}
+        for key in sorted(
+            (k for k, t in targets.items() if t[0] is not None),
+            key=lambda k: (targets[k][0].published_at.timestamp(), k),  # type: ignore[union-attr]
+        ):
+            entry = targets[key][0]
+            assert entry is not None
+            holder = old.holder(entry.slug) or claimed.get(entry.slug)
+            if holder is not None and holder != key:
+                conflicts[key] = SlugConflict(entry.slug, holder, key)
+                targets[key] = (old.entry_of(key), None)  # the live version (if any) stays
+            elif holder is None:
+                # claim the slug in the head before writing its page, so a
+                # page is only ever written under a slug this source holds
+                claims.append(Withdrawal(entry.slug, key))
+                claimed[entry.slug] = key
+        if claims:
+            claim = Draft(snap)
+            for w in claims:
+                claim.withdrawing = _with(claim.withdrawing, w)
+            if snap.etag is None:
+                claim.theme = renderer.theme
+            etag = claim.commit_head(snap.etag)
+            if etag is None:
+                return None
+            snap = snap.with_head(claim.head(), etag)
+            old = self._read_state = Draft(snap)
+        new = Draft(snap)
+        gone: set[Withdrawal] = set()
+        owed: list[Announcement] = []
+        pages: list[tuple[str, bytes, bool]] = []  # (key, page, is a new slug)
+        media_new: set[str] = set()
+        media_dropped: dict[str, set[str]] = {}
+        unchanged = True
+        for key, (entry, page) in targets.items():
+            prev = old.entry_of(key)
+            for e in (prev, entry):
+                if e is not None:
+                    groups.add(e)
+            if prev != entry:
+                unchanged = False
+                new.put(prev, entry)
+            if self.listeners:
+                owed.extend(_announcements(key, prev, entry))
+            before = set(prev.media) if prev is not None else set()
+            after = set(entry.media) if entry is not None else set()
+            media_new |= after - before
+            if before - after:
+                media_dropped[key] = before - after
+            if after - before:
+                add_media_refs(self.source, key, sorted(after - before))
+            # pages this source no longer owns: an unpublish, a slug change, or a
+            # withdrawal a crashed earlier run left unfinished
+            own = {w for w in old.withdrawing if w.source_key == key}
+            mine = set(own)
+            if prev is not None and (entry is None or prev.slug != entry.slug):
+                mine.add(Withdrawal(prev.slug, key))
+            mine = {w for w in mine if entry is None or w.slug != entry.slug}
+            for w in own - mine:
+                new.withdrawing = _without(new.withdrawing, w)  # (re)published under this slug
+            for w in mine:
+                new.withdrawing = _with(new.withdrawing, w)
+            gone |= mine
+            if entry is not None and page is not None and (
+                prev is None
+                or prev.revision != entry.revision
+                or prev.slug != entry.slug
+                or not fresh_theme
+            ):
+                pages.append((release_key(entry.slug), page, prev is None or prev.slug != entry.slug))
+        new.announce = _with_announcements(new.announce, tuple(owed))
+        if first:
+            new.theme = renderer.theme
+        if (
+            unchanged
+            and new.withdrawing == old.withdrawing
+            and new.announce == old.announce
+            and not first
+            and not dirty
+        ):
+            # already converged (duplicate or late events), except perhaps
+            # for page deletions or announcements a crash interrupted after
+            # the commit
+            if gone or new.announce:
+                self._settle(gone, new.announce, wanted, change)
+            return wanted, conflicts
+
+        _neighbours(groups, old, new)
+        if groups.everything:
+            old_plan: dict[str, Page] = {} if first else plan(old, renderer)
+            new_plan = plan(new, renderer)
+        else:
+            old_plan = plan_groups(old, renderer, groups)
+            new_plan = plan_groups(new, renderer, groups)
+        write, obsolete = changed_keys(old_plan if fresh_theme else {}, new_plan)
+        # pages new to the site before pages that change: nothing links to a
+        # new page (a month's neighbours, a topic's index) until those change
+        to_write = sorted(
+            (set(write) | dirty) & new_plan.keys(),
+            key=lambda k: (k in old_plan, *_write_order(k)),
+        )
+        to_delete = sorted(
+            (set(obsolete) | (dirty - new_plan.keys())) - new_plan.keys(),
+            key=_write_order,
+            reverse=True,
+        )
+        # media first: a release's photo or PDF is public before its page
+        for key in sorted(media_new):
+            self._publish_media(key, change)
+        # new pages first: nothing links to them until the listings do
+        for page_key, body, fresh in pages:
+            if fresh:
+                self._put(page_key, body, change)
+        for key in to_write:
+            body = render_page(key, new_plan[key], renderer)
+            # inputs changed but the bytes may not have (a body edit changes
+            # the entry, not the front page): the public object was rendered
+            # from old_plan under this theme, so compare bytes, no I/O
+            if key not in dirty and key in old_plan and fresh_theme:
+                if render_page(key, old_plan[key], renderer) == body:
+                    continue
+            self._put(key, body, change)
+            dirty.add(key)
+        # updated pages last: the topic pages they link to exist by now
+        for page_key, body, fresh in pages:
+            if not fresh:
+                self._put(page_key, body, change)
+        # obsolete pages go before the commit, inside this attempt: a
+        # concurrent publish that needs one again commits after us and
+        # rewrites it, and a crash cannot leave one behind
+        for key in to_delete:
+            self.public.delete(key)
+            dirty.add(key)
+            if key not in change.deleted:
+                change.deleted.append(key)
+        committed = new.commit(snap.etag)
+        if committed is None:
+            return None
+        change.deleted = [k for k in change.deleted if k not in new_plan]
+        if gone or new.announce or media_dropped:
+            self._settle(gone, new.announce, wanted, change, media_dropped)
+        return wanted, conflicts
 
     def _settle(
         self,
@@ -733,10 +815,10 @@ class Publisher:
         owed: tuple[Announcement, ...],
         wanted: dict[str, _Wanted],
         change: Change,
-        media_gone: Iterable[str] = (),
+        media_dropped: dict[str, set[str]] | None = None,
     ) -> None:
         """After the commit: delete the withdrawn pages, tell the listeners what
-        the commit changed, then clear both from the index (one conditional
+        the commit changed, then clear both from the head (one conditional
         write). A crash or a failing listener leaves them recorded, so the next
         batch or sweep finishes them: at least once."""
         gone = set(gone)
@@ -745,31 +827,36 @@ class Publisher:
             change.deleted.append(release_key(w.slug))
         drained = self._announce(owed, wanted)
         for attempt in range(1, self.max_attempts + 1):
-            raw, etag = self._read_index()
-            current = Index.from_bytes(raw)
-            cleared = current.without_announcements(drained)
-            for w in gone:
-                holder = current.by_slug(w.slug)
-                if holder is not None:
-                    # someone republished this slug while we were deleting: put
-                    # its page back by converging that source again
-                    self._restore(holder.source_key)
-                cleared = cleared.without_withdrawal(w)
-            if cleared == current:
+            try:
+                current = Draft(Snapshot.read(self.source))
+                cleared = _without_announcements(current.announce, drained)
+                withdrawing = current.withdrawing
+                for w in gone:
+                    if current.by_slug(w.slug) is not None:
+                        # someone republished this slug while we were deleting: put
+                        # its page back by converging that source again
+                        self._restore(current.by_slug(w.slug).source_key)  # type: ignore[union-attr]
+                    withdrawing = _without(withdrawing, w)
+            except StaleState:
+                self._contended(attempt)
+                continue
+            if cleared == current.announce and withdrawing == current.withdrawing:
                 break
-            committed = self._put_index(cleared, etag)
-            if committed is not None:
-                self._index_cache = (committed, cleared)
+            current.announce, current.withdrawing = cleared, withdrawing
+            if current.commit_head(current.snap.etag) is not None:
                 break
             self._contended(attempt)
         else:
-            raise StorageError("could not clear finished work from the index", STATE_KEY)
+            raise StorageError("could not clear finished work from the state", STATE_KEY)
         # the last reference went away: the media file leaves the site (unless
         # a release committed since references it again)
-        still = current.media_keys()
-        for key in sorted(set(media_gone) - still):
-            self.media.sync(key, referenced=False)
-            change.deleted.extend(self.media.changed)
+        lookup = Snapshot.read(self.source).entry_of
+        for source_key, media in sorted((media_dropped or {}).items()):
+            drop_media_refs(self.source, source_key, sorted(media))
+        for key in sorted({k for m in (media_dropped or {}).values() for k in m}):
+            if not media_referenced(self.source, key, lookup):
+                self.media.sync(key, referenced=False)
+                change.deleted.extend(self.media.changed)
 
     def _publish_media(self, key: str, change: Change) -> None:
         if self.source.head(key) is None:
@@ -783,10 +870,11 @@ class Publisher:
         keys = list(keys)
         if not keys:
             return []
-        refs = self.read_index().media_keys()
+        lookup = self.read_state().entry_of
         receipts, changed = [], []
         for key in keys:
-            receipts.append(self.media.sync(key, referenced=key in refs))
+            referenced = media_referenced(self.source, key, lookup)
+            receipts.append(self.media.sync(key, referenced=referenced))
             changed.extend(self.media.changed)
         if changed and self.invalidator is not None:
             paths = sorted({p for k in changed for p in invalidation_paths(k)})
@@ -828,17 +916,6 @@ class Publisher:
                 )
                 return ()
         return owed
-
-    def _put_index(self, index: Index, etag: str | None) -> str | None:
-        """Commit the private index over the version read; ``None`` if it changed since."""
-        return put_if_unchanged(
-            self.source,
-            STATE_KEY,
-            index.to_bytes(),
-            etag,
-            content_type="application/json",
-            cache_control=PRIVATE_CACHE,
-        )
 
     def _restore(self, source_key: str) -> None:
         obj = self.source.get(source_key)

@@ -37,7 +37,6 @@ from chalicelib.errors import ConfigurationError, InvalidRelease, StorageError
 from chalicelib.keys import (
     INDEX_KEY,
     MEDIA_PREFIX,
-    PRIVATE_CACHE,
     RELEASES_PREFIX,
     SITE_PREFIXES,
     STATE_KEY,
@@ -50,7 +49,8 @@ from chalicelib.keys import (
 from chalicelib.publisher import Invalidator
 from chalicelib.receipts import Scheduled, update_schedule
 from chalicelib.settings import Settings
-from chalicelib.storage import S3Storage, md5_etag, put_if_unchanged
+from chalicelib.state import Snapshot, commit_full_state
+from chalicelib.storage import S3Storage, md5_etag
 
 from .build import Problem, build_site
 
@@ -147,9 +147,9 @@ class Rebuilder:
     ) -> bool:
         # the committed state first, then the sources: a page published before
         # the listing has its source in the (later) source listing, so it is kept
-        current = self.source.get(STATE_KEY)
-        etag = current.etag if current else None
-        live = Index.from_bytes(current.body if current else None)
+        snap = Snapshot.read(self.source)
+        etag = snap.etag
+        live = snap.index()
         existing = self.public.list_etags()
         listing = self.source.list_etags(RELEASES_PREFIX)
         keys = [k for k in listing if is_release_key(k)]
@@ -175,14 +175,18 @@ class Rebuilder:
         report.scheduled = result.scheduled
         report.kept = result.kept
         # what the listeners are still owed survives the rebuild
-        state = replace(result.index, announce=live.announce).to_bytes()
+        state = replace(result.index, announce=live.announce)
         changed = [
             k for k in sorted(files) if k != INDEX_KEY and existing.get(k) != md5_etag(files[k])
         ]
         index_changed = INDEX_KEY in files and existing.get(INDEX_KEY) != md5_etag(
             files[INDEX_KEY]
         )
-        state_changed = (current.body if current else None) != state
+        state_changed = etag is None or (live.entries, live.withdrawing, live.theme) != (
+            state.entries,
+            state.withdrawing,
+            state.theme,
+        )
         keep = set(result.kept) | set(result.reused)
         stale = sorted(
             k
@@ -204,14 +208,7 @@ class Rebuilder:
             written.add(INDEX_KEY)
         if changed or index_changed or state_changed:
             # the commit point: fails if a publish committed since our read
-            committed = put_if_unchanged(
-                self.source,
-                STATE_KEY,
-                state,
-                etag,
-                content_type="application/json",
-                cache_control=PRIVATE_CACHE,
-            )
+            committed = commit_full_state(self.source, state, etag, previous=snap)
             if committed is None:
                 return False
         elif stale:

@@ -106,7 +106,9 @@ def test_one_sitemap_per_month_of_releases(published) -> None:
     assert [u.find(f"{SM}loc").text for u in m2017] == [
         f"{SITE_URL}/releases/last-year/",
         f"{SITE_URL}/archive/2017/03/",
+        f"{SITE_URL}/kinds/press-release/2017/",
         f"{SITE_URL}/kinds/press-release/2017/03/",
+        f"{SITE_URL}/topics/topic-last-year/2017/",
         f"{SITE_URL}/topics/topic-last-year/2017/03/",
     ]
 

@@ -79,7 +79,7 @@ def _kind(
     r: Renderer,
     kind: str,
     group: tuple[Entry, ...],
-    months: tuple[tuple[str, int], ...],
+    years: tuple[tuple[int, int], ...],
     total: int,
 ) -> bytes:
     return r.listing(
@@ -89,6 +89,20 @@ def _kind(
         nav=kind,
         total=total,
         feed=f"/kinds/{kind}/feed.xml",
+        years=tuple((y, f"/kinds/{kind}/{y}/", n) for y, n in years),
+    )
+
+
+def _kind_year(r: Renderer, kind: str, year: int, months: tuple[tuple[str, int], ...]) -> bytes:
+    plural = r.gettext(KIND_PLURALS[kind])
+    return r.listing(
+        path=f"/kinds/{kind}/{year}/",
+        heading=r.gettext("%(kinds)s from %(year)s", kinds=plural, year=str(year)),
+        entries=(),
+        nav=kind,
+        total=sum(n for _m, n in months),
+        feed=f"/kinds/{kind}/feed.xml",
+        more=(f"/kinds/{kind}/", r.gettext("Latest of this kind")),
         months=_month_links(r, f"/kinds/{kind}/", months),
     )
 
@@ -127,7 +141,7 @@ def _topic(
     slug: str,
     name: str,
     group: tuple[Entry, ...],
-    months: tuple[tuple[str, int], ...],
+    years: tuple[tuple[int, int], ...],
     total: int,
 ) -> bytes:
     return r.listing(
@@ -139,6 +153,22 @@ def _topic(
         intro=r.gettext("Releases about %(topic)s", topic=name),
         feed=f"/topics/{slug}/feed.xml",
         more=("/topics/", r.gettext("All topics")),
+        years=tuple((y, f"/topics/{slug}/{y}/", n) for y, n in years),
+    )
+
+
+def _topic_year(
+    r: Renderer, slug: str, name: str, year: int, months: tuple[tuple[str, int], ...]
+) -> bytes:
+    return r.listing(
+        path=f"/topics/{slug}/{year}/",
+        heading=f"{name}: {year}",
+        entries=(),
+        nav="topics",
+        total=sum(n for _m, n in months),
+        intro=r.gettext("Releases about %(topic)s", topic=name),
+        feed=f"/topics/{slug}/feed.xml",
+        more=(f"/topics/{slug}/", name),
         months=_month_links(r, f"/topics/{slug}/", months),
     )
 
@@ -194,17 +224,19 @@ _RENDERERS: dict[str, Callable[..., bytes]] = {
     "stylesheet": lambda r: r.stylesheet,
     "favicon": lambda r, digest: r.favicon,
     "feed": _feed,
-    "archive_index": lambda r, months: r.archive_index(months),
+    "archive_index": lambda r, years: r.archive_index(years),
     "archive_month": _archive_month,
     "archive_year": _archive_year,
     "kinds_index": lambda r, counts: r.kinds_index(counts),
     "kind_feed": _kind_feed,
     "kind": _kind,
     "kind_month": _kind_month,
+    "kind_year": _kind_year,
     "robots": _robots,
     "topics_index": lambda r, topics: r.topics_index(topics),
     "topic": _topic,
     "topic_month": _topic_month,
+    "topic_year": _topic_year,
     "topic_feed": _topic_feed,
     "sitemap_pages": _sitemap_pages,
     "sitemap_month": _sitemap_month,

@@ -55,6 +55,7 @@ class Groups:
     months: set[str] = field(default_factory=set)
     topics: set[str] = field(default_factory=set)
     kinds: set[str] = field(default_factory=set)
+    everything: bool = False  # the whole site (a first commit)
 
     def add(self, entry: Entry) -> None:
         self.years.add(entry.published_at.year)
@@ -69,6 +70,20 @@ def _ym(month: str) -> tuple[int, int]:
 
 def _year_month_counts(months: Iterable[tuple[str, int]]) -> tuple[tuple[int, int, int], ...]:
     return tuple((*_ym(m), n) for m, n in months)
+
+
+def _year_counts(months: Iterable[tuple[str, int]]) -> tuple[tuple[int, int], ...]:
+    counts: dict[int, int] = {}
+    for m, n in months:
+        counts[_ym(m)[0]] = counts.get(_ym(m)[0], 0) + n
+    return tuple(sorted(counts.items(), reverse=True))
+
+
+def _years_of(months: tuple[tuple[str, int], ...]) -> dict[int, tuple[tuple[str, int], ...]]:
+    out: dict[int, list[tuple[str, int]]] = {}
+    for m, n in months:
+        out.setdefault(_ym(m)[0], []).append((m, n))
+    return {y: tuple(ms) for y, ms in out.items()}
 
 
 def plan(view: View | Index, renderer: Renderer) -> dict[str, Page]:
@@ -130,7 +145,7 @@ def plan_site(view: View, renderer: Renderer) -> dict[str, Page]:
         renderer.stylesheet_key: Page("stylesheet", ()),
         "favicon.svg": Page("favicon", (hashlib.sha256(renderer.favicon).hexdigest(),)),
         "feed.xml": Page("feed", (newest[: s.feed_size],)),
-        "archive/index.html": Page("archive_index", (_year_month_counts(view.months),)),
+        "archive/index.html": Page("archive_index", (_year_counts(view.months),)),
         "robots.txt": Page("robots", ()),
         "index.json": Page("index_json", (newest[:NEWEST], view.months)),
         "kinds/index.html": Page("kinds_index", (view.kinds,)),
@@ -165,12 +180,12 @@ def plan_month(
         pages[f"topics/{slug}/{year}/{mm:02d}/index.html"] = Page(
             "topic_month", (slug, topic_name(group, slug), year, mm, tuple(group))
         )
-        listing.append(f"/topics/{slug}/{year}/{mm:02d}/")
+        listing += [f"/topics/{slug}/{year}/{mm:02d}/", f"/topics/{slug}/{year}/"]
     for kind, group in sorted(by_kind.items()):
         pages[f"kinds/{kind}/{year}/{mm:02d}/index.html"] = Page(
             "kind_month", (kind, year, mm, tuple(group))
         )
-        listing.append(f"/kinds/{kind}/{year}/{mm:02d}/")
+        listing += [f"/kinds/{kind}/{year}/{mm:02d}/", f"/kinds/{kind}/{year}/"]
     pages[f"sitemaps/{month}.xml"] = Page("sitemap_month", (entries, tuple(sorted(listing))))
     return pages
 
@@ -179,24 +194,35 @@ def plan_topic(view: View, renderer: Renderer, slug: str) -> dict[str, Page]:
     topic = view.topic(slug)
     if not topic.months:
         return {}
-    return {
+    years = _years_of(topic.months)
+    pages = {
         f"topics/{slug}/index.html": Page(
-            "topic", (slug, topic.name, topic.newest, topic.months, topic.total)
+            "topic", (slug, topic.name, topic.newest, _year_counts(topic.months), topic.total)
         ),
         f"topics/{slug}/feed.xml": Page(
             "topic_feed", (slug, topic.name, topic.newest[: renderer.settings.feed_size])
         ),
     }
+    for year, months in years.items():
+        pages[f"topics/{slug}/{year}/index.html"] = Page(
+            "topic_year", (slug, topic.name, year, months)
+        )
+    return pages
 
 
 def plan_kind(view: View, renderer: Renderer, kind: str) -> dict[str, Page]:
     group = view.kind(kind)
-    return {
-        f"kinds/{kind}/index.html": Page("kind", (kind, group.newest, group.months, group.total)),
+    pages = {
+        f"kinds/{kind}/index.html": Page(
+            "kind", (kind, group.newest, _year_counts(group.months), group.total)
+        ),
         f"kinds/{kind}/feed.xml": Page(
             "kind_feed", (kind, group.newest[: renderer.settings.feed_size])
         ),
     }
+    for year, months in _years_of(group.months).items():
+        pages[f"kinds/{kind}/{year}/index.html"] = Page("kind_year", (kind, year, months))
+    return pages
 
 
 def month_key(year: int, month: int) -> str:

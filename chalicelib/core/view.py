@@ -19,7 +19,7 @@ from typing import Protocol
 from .index import NEWEST, Entry
 from .model import KIND_LABELS
 
-SLICE_SIZE = 60  # newest entries a topic or kind front page shows (and its feed draws on)
+SLICE_SIZE = 20  # newest entries a topic or kind front page shows (and its feed draws on)
 
 
 @dataclass(frozen=True)
