@@ -4,147 +4,63 @@ An S3 event is only a hint that ``releases/<name>.json`` changed. ``sync`` reads
 what the source bucket holds now and converges the public bucket to it, so
 duplicated, late and reordered events all end in the same site.
 
-Write order (so no reader sees a listing that links to a missing page, and a
-Lambda retry of the same event completes the job):
-
-1. the release page;
-2. every shared object whose inputs changed (``site.plan`` diff), rendered
-   from the index as it will be;
-3. ``index.json`` with ``IfMatch`` on the ETag read in this attempt — the
-   commit point. On 412/409 the attempt starts over from a fresh read, and the
-   final attempt rewrites every shared object an earlier attempt touched;
-4. deletions: obsolete shared objects, then withdrawn release pages (tracked in
-   the index's ``withdrawing`` list until gone, so a crash cannot orphan them).
+A ``Publisher`` is assembled from parts with one job each: reading the
+sources (``sources``), the convergence loop and its commit (``convergence``,
+over the bounded state of ``state``), what follows a commit (``settle``), the
+receipts (``outcomes``), CloudFront (``invalidation``), embargoes
+(``schedule``) and files waiting for a slug (``waiting``). This module holds
+the batch: one call converges every key of a queue batch and writes their
+receipts and one log line per key.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
-from urllib.parse import unquote
 
-from .core.index import Announcement, Entry, Withdrawal, source_digest
-from .core.model import Release, parse_release
+from .convergence import (
+    Change,  # noqa: F401 - re-exported
+    Convergence,
+)
 from .core.render import Renderer
-from .core.site import Groups, Page, changed_keys, plan, plan_groups, render_page
-from .errors import FieldError, InvalidRelease, SlugConflict, StorageError
+from .errors import FieldError, StorageError
+from .invalidation import (
+    Invalidation,
+    Invalidator,  # noqa: F401 - re-exported
+)
 from .keys import (
-    INVALIDATIONS_PREFIX,
-    PRIVATE_CACHE,
     RELEASES_PREFIX,
-    SCHEDULE_KEY,
-    STATE_KEY,
-    cache_control,
-    content_type,
-    invalidation_paths,
     is_release_key,
     receipt_key,
-    release_key,
-    waiting_key,
 )
-from .listeners import Commit, CommitListener, PreviewStore, Published, Withdrawn
+from .listeners import CommitListener, PreviewStore
 from .media import MediaSync
+from .outcomes import Outcomes
 from .receipts import (
     RECEIPT_CACHE,
     Receipt,
-    Scheduled,
-    schedule_from_bytes,
-    update_schedule,
+)
+from .schedule import Scheduling
+from .settle import Settling
+from .sources import (
+    SourceReading,
+    _Wanted,  # noqa: F401
 )
 from .state import (
     Draft,
     Snapshot,
-    StaleState,
-    add_media_refs,
-    drop_media_refs,
-    media_referenced,
 )
 from .storage import Storage
+from .waiting import Waiting
 
 log = logging.getLogger("newsroom.publisher")
 
 
-class Invalidator(Protocol):
-    def invalidate(self, paths: list[str]) -> None: ...
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class Change:
-    """What one convergence wrote and deleted in the public bucket."""
-
-    written: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    attempts: int = 0
-
-    @property
-    def paths(self) -> list[str]:
-        out: list[str] = []
-        for key in [*self.written, *self.deleted]:
-            out.extend(invalidation_paths(key))
-        return sorted(set(out))
-
-
-@dataclass(frozen=True)
-class _Wanted:
-    """One read of a source key: ``published`` (entry and page set),
-    ``scheduled`` (release set, nothing public), ``unpublished`` (the file is
-    gone) or ``rejected`` (error set)."""
-
-    status: str
-    release: Release | None = None
-    entry: Entry | None = None
-    page: bytes | None = None
-    error: InvalidRelease | None = None
-
-
-def _write_order(key: str) -> tuple[bool, int, str]:
-    # topic pages first (a new release page links to them), then deeper keys
-    # before shallower: a month or year page exists before the index pages
-    # that link to it, a topic's feed before the topic page that links to it.
-    # Deletions run in the reverse order.
-    return (not key.startswith("topics/") or key.count("/") < 2, -key.count("/"), key)
-
-
-def _with(items: tuple[Withdrawal, ...], w: Withdrawal) -> tuple[Withdrawal, ...]:
-    keep = tuple(x for x in items if x != w)
-    return tuple(sorted((*keep, w), key=lambda x: (x.slug, x.source_key)))
-
-
-def _without(items: tuple[Withdrawal, ...], w: Withdrawal) -> tuple[Withdrawal, ...]:
-    return tuple(x for x in items if x != w)
-
-
-def _with_announcements(
-    items: tuple[Announcement, ...], more: tuple[Announcement, ...]
-) -> tuple[Announcement, ...]:
-    return tuple(a for a in items if a not in more) + more
-
-
-def _without_announcements(
-    items: tuple[Announcement, ...], done: tuple[Announcement, ...]
-) -> tuple[Announcement, ...]:
-    return tuple(a for a in items if a not in done)
-
-
-def _neighbours(groups: Groups, old: Draft, new: Draft) -> None:
-    """A month that appears or goes changes its neighbours' earlier/later links."""
-    before = [m for m, _n in old.months]
-    after = [m for m, _n in new.months]
-    for month in set(before) ^ set(after):
-        months = after if month in after else before
-        i = months.index(month)
-        groups.months.update(months[j] for j in (i - 1, i + 1) if 0 <= j < len(months))
 
 
 @dataclass
@@ -157,28 +73,7 @@ class BatchOutcome:
     change: Change = field(default_factory=Change)
 
 
-def _poison(source_key: str, exc: Exception) -> _Wanted:
-    """A file that parsed but could not be rendered: its own rejection, never
-    a crash of the batch (or of every later schedule run)."""
-    msg = f"could not be rendered ({type(exc).__name__}: {exc}); fix the file and upload it again"
-    return _Wanted("rejected", error=InvalidRelease([FieldError("(file)", msg)], source_key))
-
-
-def _announcements(key: str, prev: Entry | None, entry: Entry | None) -> list[Announcement]:
-    """What the listeners must hear of one key's change (nothing for no change)."""
-    out: list[Announcement] = []
-    if entry is not None and (
-        prev is None or prev.revision != entry.revision or prev.slug != entry.slug
-    ):
-        out.append(Announcement("published", key, entry.slug, entry.month_key, prev is None))
-    if prev is not None and (
-        entry is None or prev.slug != entry.slug or prev.month_key != entry.month_key
-    ):
-        out.append(Announcement("withdrawn", key, prev.slug, prev.month_key))
-    return out
-
-
-class Publisher:
+class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Scheduling, Waiting):
     def __init__(
         self,
         source: Storage,
@@ -242,18 +137,15 @@ class Publisher:
 
     def _log_failure(self, key: str, exc: Exception, started: float, before: int) -> None:
         log.error(
-            json.dumps(
-                {
-                    "event": "release_failed",
-                    "source_key": key,
-                    "failing_key": getattr(exc, "key", None) or None,
-                    "error_type": type(exc).__name__,
-                    "error": str(exc),
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                    "s3_requests": self._requests() - before,
-                },
-                ensure_ascii=False,
-            )
+            "release_failed",
+            extra={
+                "source_key": key,
+                "failing_key": getattr(exc, "key", None) or None,
+                "error_type": type(exc).__name__,
+                "error": str(exc),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "s3_requests": self._requests() - before,
+            },
         )
 
     def _sync_batch(self, keys: list[str], started: float, before: int) -> BatchOutcome:
@@ -307,23 +199,20 @@ class Publisher:
                 continue
             outcome.receipts.append(receipt)
             log.info(
-                json.dumps(
-                    {
-                        "event": "release_processed",
-                        "source_key": key,
-                        "slug": receipt.slug,
-                        "outcome": receipt.status,
-                        "errors": [e.as_dict() for e in receipt.errors],
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                        "s3_requests": self._requests() - before,
-                        "bytes_written": self.public.counters.bytes_written - before_bytes,
-                        "objects_written": len(change.written),
-                        "objects_deleted": len(change.deleted),
-                        "attempts": change.attempts,
-                        "batch_size": len(keys),
-                    },
-                    ensure_ascii=False,
-                )
+                "release_processed",
+                extra={
+                    "source_key": key,
+                    "slug": receipt.slug,
+                    "outcome": receipt.status,
+                    "errors": [e.as_dict() for e in receipt.errors],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "s3_requests": self._requests() - before,
+                    "bytes_written": self.public.counters.bytes_written - before_bytes,
+                    "objects_written": len(change.written),
+                    "objects_deleted": len(change.deleted),
+                    "attempts": change.attempts,
+                    "batch_size": len(keys),
+                },
             )
         for key, exc in outcome.failed.items():
             if key not in receipts:
@@ -340,644 +229,8 @@ class Publisher:
             outcome.failed.update(more.failed)
         return outcome
 
-    def _invalidate(self, keys: list[str], paths: list[str], receipts: list[Receipt]) -> None:
-        """Refresh CloudFront, retried in place: a retry of the batch would find
-        the site already converged and so would not know which paths to refresh.
-        A lasting failure becomes a receipt warning and an error log line."""
-        for attempt in range(1, 4):
-            try:
-                self.invalidator.invalidate(paths)  # type: ignore[union-attr]
-                return
-            except StorageError as exc:
-                if attempt < 3:
-                    self._pause(attempt + 3)
-                    continue
-                for key in keys:
-                    log.error(
-                        json.dumps(
-                            {
-                                "event": "invalidation_failed",
-                                "source_key": key,
-                                "paths": paths,
-                                "error": str(exc),
-                            },
-                            ensure_ascii=False,
-                        )
-                    )
-                self.source.put(
-                    f"{INVALIDATIONS_PREFIX}{uuid.uuid4().hex}.json",
-                    json.dumps({"paths": paths}).encode(),
-                    content_type="application/json",
-                    cache_control=PRIVATE_CACHE,
-                )  # the sweep sends it again
-                for receipt in receipts:
-                    receipt.warnings.append(
-                        FieldError(
-                            "(site)",
-                            "the pages are updated, but CloudFront could not be told to refresh "
-                            f"them ({exc}); cached copies may show for up to an hour — run "
-                            "`newsroom rebuild` or invalidate the paths listed in `changed`",
-                        )
-                    )
-
-    def _receipt(self, source_key: str, wanted: _Wanted) -> Receipt:
-        if wanted.status == "rejected":
-            return self._rejected(source_key, wanted.error)  # type: ignore[arg-type]
-        if wanted.status == "unpublished":
-            prev = self._live(source_key)
-            return Receipt(
-                source_key,
-                "unpublished",
-                slug=prev.slug if prev else None,
-                message="the source file is gone; removed from the site",
-            )
-        release = wanted.release
-        assert release is not None
-        if wanted.status == "scheduled":
-            return self._scheduled(source_key, release)
-        return Receipt(
-            source_key,
-            "published",
-            slug=release.slug,
-            url=wanted.entry.url,  # type: ignore[union-attr]
-            warnings=self._media_warnings(release),
-            message="live on the site",
-        )
-
-    def _scheduled(self, source_key: str, release: Release) -> Receipt:
-        instant = release.publication_instant
-        live = self._live(source_key)
-        message = f"not public until {instant.isoformat()}; nothing of it is public yet"
-        if live is not None:
-            message = (
-                f"this version is public at {instant.isoformat()}; until then the live "
-                f"version stays at {live.url}"
-            )
-        warnings: list[FieldError] = []
-        holder = self._holder(release.slug)
-        if holder is not None and holder != source_key:
-            warnings.append(
-                FieldError(
-                    "slug",
-                    f"slug {release.slug!r} is held by {holder}; unless that file is deleted "
-                    "before the instant, this release will be rejected then",
-                )
-            )
-        preview = None
-        if self.previews is not None:
-            try:
-                preview = self.previews.put(source_key, release, instant)
-            except StorageError as exc:
-                warnings.append(FieldError("(preview)", f"no preview this time ({exc})"))
-        return Receipt(
-            source_key,
-            "scheduled",
-            slug=release.slug,
-            url=self.settings.site_url + release.url_path,
-            embargo_until=release.embargo_until,
-            publish_at=instant,
-            preview_url=preview,
-            warnings=warnings,
-            message=message,
-        )
-
-    def publish_due(self) -> list[Receipt]:
-        """Publish every scheduled release whose embargo has passed, as one batch."""
-        now = self.clock()
-        current = self.source.get(SCHEDULE_KEY)
-        due = [
-            s.source_key
-            for s in schedule_from_bytes(current.body if current else None)
-            if s.embargo_until <= now
-        ]
-        if not due:
-            return []
-        # the batch also takes its keys off the schedule (see _converge_schedule)
-        outcome = self.sync_batch(due)
-        if outcome.failed:
-            raise next(iter(outcome.failed.values()))
-        return outcome.receipts
-
     def read_state(self) -> Snapshot:
         """The committed private state (its objects are read on demand)."""
         return Snapshot.read(self.source)
 
-    def drain_owed(self) -> None:
-        """Tell the listeners what an earlier commit still owes them."""
-        head = self.read_state().head
-        if head.announce:
-            self._settle((), head.announce, {}, Change())
-
-    def _live(self, source_key: str) -> Entry | None:
-        """The committed entry of ``source_key``, as this batch last read the state."""
-        try:
-            if self._read_state is not None:
-                return self._read_state.entry_of(source_key)
-        except StaleState:
-            pass  # replaced by a commit since: read again
-        return self.read_state().entry_of(source_key)
-
-    def _holder(self, slug: str) -> str | None:
-        try:
-            if self._read_state is not None:
-                return self._read_state.holder(slug)
-        except StaleState:
-            pass
-        return self.read_state().holder(slug)
-
-    def waiting(self, slug: str) -> list[str]:
-        """Source keys refused ``slug`` while another file held it."""
-        obj = self.source.get(waiting_key(slug))
-        return list(json.loads(obj.body).get("waiting", [])) if obj else []
-
-    def _wait_for(self, slug: str, source_key: str) -> None:
-        waiting = self.waiting(slug)
-        if source_key not in waiting:
-            body = json.dumps({"slug": slug, "waiting": sorted([*waiting, source_key])})
-            self.source.put(
-                waiting_key(slug),
-                body.encode(),
-                content_type="application/json",
-                cache_control=PRIVATE_CACHE,
-            )
-
-    def _hand_over(self, freed: list[str]) -> list[str]:
-        """Claimants of slugs this batch freed: they get their turn now."""
-        out: list[str] = []
-        for slug in freed:
-            claimants = self.waiting(slug)
-            if claimants:
-                self.source.delete(waiting_key(slug))
-                out.extend(claimants)
-        return out
-
-    def scheduled(self) -> list[Scheduled]:
-        current = self.source.get(SCHEDULE_KEY)
-        return schedule_from_bytes(current.body if current else None)
-
     # The convergence -----------------------------------------------------------------
-    def _wanted(self, source_key: str, now: datetime, cache: dict[str, _Wanted]) -> _Wanted:
-        """Read the source now: what the public site should show for it.
-        Parsed and rendered once per version (the ETag) within one batch."""
-        obj = self.source.get(source_key)
-        if obj is None:
-            return _Wanted("unpublished")
-        if obj.etag in cache:
-            return cache[obj.etag]
-        try:
-            release = parse_release(obj.body, name=source_key)
-        except InvalidRelease as exc:
-            wanted = _Wanted("rejected", error=exc)
-        except Exception as exc:  # noqa: BLE001 - a poison file must not stop the batch
-            wanted = _poison(source_key, exc)
-        else:
-            if release.is_scheduled(now):
-                wanted = _Wanted("scheduled", release=release)
-            else:
-                try:
-                    rendered = self.renderer.release(release)
-                    entry = Entry.from_release(
-                        release,
-                        source_key=source_key,
-                        site_url=self.settings.site_url,
-                        summary=rendered.summary,
-                        revision=rendered.revision,
-                        source_digest=source_digest(obj.body),
-                    )
-                    entry.json_text  # noqa: B018 - an entry that cannot be encoded is poison too
-                except Exception as exc:  # noqa: BLE001
-                    wanted = _poison(source_key, exc)
-                else:
-                    wanted = _Wanted("published", release, entry, rendered.page)
-        cache[obj.etag] = wanted
-        return wanted
-
-    def _rejected(self, source_key: str, exc: InvalidRelease, slug: str | None = None) -> Receipt:
-        message = "not published; fix the errors and upload again"
-        # the index this batch just read (a rejection is decided after reading it)
-        live = self._live(source_key)
-        if live is not None:
-            message += f"; the previously published version stays live at {live.url}"
-        return Receipt(source_key, "rejected", slug=slug, errors=exc.errors, message=message)
-
-    def _media_warnings(self, release: Release) -> list[FieldError]:
-        urls: list[tuple[str, str]] = []
-        if release.image is not None:
-            urls.append(("image.url", release.image.url))
-        urls.extend((f"attachments.{i}.url", a.url) for i, a in enumerate(release.attachments))
-        warnings = []
-        for loc, url in urls:
-            key = unquote(url.split("?")[0].split("#")[0].lstrip("/"))
-            # a HEAD, not a GET: media files can be large
-            if url.startswith("/media/") and self.source.head(key) is None:
-                warnings.append(
-                    FieldError(
-                        loc, f"{url} does not exist yet; upload it to media/ in the source bucket"
-                    )
-                )
-        return warnings
-
-    def _read_sources(
-        self, keys: list[str], now: datetime, cache: dict[str, _Wanted], failed: dict[str, Exception]
-    ) -> dict[str, _Wanted]:
-        out: dict[str, _Wanted] = {}
-        for key in keys:
-            if key in failed:
-                continue
-            try:
-                out[key] = self._wanted(key, now, cache.setdefault(key, {}))  # type: ignore[arg-type]
-            except StorageError as exc:
-                failed[key] = exc  # only this key's messages come back
-        return out
-
-    def _converge(
-        self, keys: list[str], now: datetime, failed: dict[str, Exception]
-    ) -> tuple[dict[str, _Wanted], dict[str, SlugConflict], Change]:
-        """Optimistic loop with the state's head as the commit point, for a whole
-        batch. Each attempt reads the head, *then* the sources (so an attempt
-        that commits after another batch's commit also read the sources after
-        it: a stale read never overwrites a newer version), plans the page
-        groups the batch touches from the bounded state, writes what changed,
-        deletes what is obsolete, and commits with ``IfMatch``. On 412/409 it
-        starts over; keys an earlier attempt wrote or deleted are redone from
-        the fresh state (the groups of every attempt are planned, so each of
-        those keys is decided again)."""
-        change = Change()
-        dirty: set[str] = set()
-        cache: dict[str, Any] = {}
-        acting: dict[str, _Wanted] = {}  # what the pages written so far were for
-        wanted: dict[str, _Wanted] = {}
-        conflicts: dict[str, SlugConflict] = {}
-        groups = Groups()
-        if not keys:
-            return wanted, conflicts, change
-        for attempt in range(1, self.max_attempts + 1):
-            change.attempts = attempt
-            try:
-                done = self._attempt(keys, now, failed, cache, acting, dirty, groups, change)
-            except StaleState:
-                done = None  # a newer commit replaced what this attempt read
-            if done is None:
-                self._contended(attempt)
-                continue
-            wanted, conflicts = done
-            return wanted, conflicts, change
-        raise StorageError(
-            f"the state kept changing under {self.max_attempts} attempts to publish "
-            f"{len(keys)} key(s); giving up so the queue delivers them again",
-            STATE_KEY,
-        )
-
-    def _attempt(
-        self,
-        keys: list[str],
-        now: datetime,
-        failed: dict[str, Exception],
-        cache: dict[str, Any],
-        acting: dict[str, _Wanted],
-        dirty: set[str],
-        groups: Groups,
-        change: Change,
-    ) -> tuple[dict[str, _Wanted], dict[str, SlugConflict]] | None:
-        """One attempt of ``_converge``; ``None`` when it lost a race."""
-        renderer = self.renderer
-        snap = Snapshot.read(self.source)
-        old = self._read_state = Draft(snap)
-        fresh_theme = snap.etag is not None and snap.head.theme == renderer.theme
-        first = snap.etag is None  # a first commit writes the whole tree
-        if first:
-            groups.everything = True
-        wanted = self._read_sources(keys, now, cache, failed)
-        conflicts: dict[str, SlugConflict] = {}
-        targets: dict[str, tuple[Entry | None, bytes | None]] = {}
-        for key, w in wanted.items():
-            if w.status != "rejected":
-                acting[key] = w
-            # a file replaced by an invalid one after an earlier attempt
-            # wrote its pages: finish that version so the site stays consistent
-            if key in acting:
-                if acting[key].status == "scheduled":
-                    # an embargoed update of a live release: the live
-                    # version stays, unchanged, until the new instant
-                    targets[key] = (old.entry_of(key), None)
-                else:
-                    targets[key] = (acting[key].entry, acting[key].page)
-        if not targets and not dirty and not old.announce:
-            return wanted, conflicts  # only rejections: the live site stays
-        # slugs: the earliest-published claimant in the batch first (as a build decides)
-        claims: list[Withdrawal] = []
-        claimed: dict[str, str] = {}
-        for key in sorted(
-            (k for k, t in targets.items() if t[0] is not None),
-            key=lambda k: (targets[k][0].published_at.timestamp(), k),  # type: ignore[union-attr]
-        ):
-            entry = targets[key][0]
-            assert entry is not None
-            holder = old.holder(entry.slug) or claimed.get(entry.slug)
-            if holder is not None and holder != key:
-                conflicts[key] = SlugConflict(entry.slug, holder, key)
-                targets[key] = (old.entry_of(key), None)  # the live version (if any) stays
-            elif holder is None:
-                # claim the slug in the head before writing its page, so a
-                # page is only ever written under a slug this source holds
-                claims.append(Withdrawal(entry.slug, key))
-                claimed[entry.slug] = key
-        if claims:
-            claim = Draft(snap)
-            for w in claims:
-                claim.withdrawing = _with(claim.withdrawing, w)
-            if snap.etag is None:
-                claim.theme = renderer.theme
-            etag = claim.commit_head(snap.etag)
-            if etag is None:
-                return None
-            snap = snap.with_head(claim.head(), etag)
-            old = self._read_state = Draft(snap)
-        new = Draft(snap)
-        gone: set[Withdrawal] = set()
-        owed: list[Announcement] = []
-        pages: list[tuple[str, bytes, bool]] = []  # (key, page, is a new slug)
-        media_new: set[str] = set()
-        media_dropped: dict[str, set[str]] = {}
-        unchanged = True
-        for key, (entry, page) in targets.items():
-            prev = old.entry_of(key)
-            for e in (prev, entry):
-                if e is not None:
-                    groups.add(e)
-            if prev != entry:
-                unchanged = False
-                new.put(prev, entry)
-            if self.listeners:
-                owed.extend(_announcements(key, prev, entry))
-            before = set(prev.media) if prev is not None else set()
-            after = set(entry.media) if entry is not None else set()
-            media_new |= after - before
-            if before - after:
-                media_dropped[key] = before - after
-            if after - before:
-                add_media_refs(self.source, key, sorted(after - before))
-            # pages this source no longer owns: an unpublish, a slug change, or a
-            # withdrawal a crashed earlier run left unfinished
-            own = {w for w in old.withdrawing if w.source_key == key}
-            mine = set(own)
-            if prev is not None and (entry is None or prev.slug != entry.slug):
-                mine.add(Withdrawal(prev.slug, key))
-            mine = {w for w in mine if entry is None or w.slug != entry.slug}
-            for w in own - mine:
-                new.withdrawing = _without(new.withdrawing, w)  # (re)published under this slug
-            for w in mine:
-                new.withdrawing = _with(new.withdrawing, w)
-            gone |= mine
-            if entry is not None and page is not None and (
-                prev is None
-                or prev.revision != entry.revision
-                or prev.slug != entry.slug
-                or not fresh_theme
-            ):
-                pages.append((release_key(entry.slug), page, prev is None or prev.slug != entry.slug))
-        new.announce = _with_announcements(new.announce, tuple(owed))
-        if first:
-            new.theme = renderer.theme
-        if (
-            unchanged
-            and new.withdrawing == old.withdrawing
-            and new.announce == old.announce
-            and not first
-            and not dirty
-        ):
-            # already converged (duplicate or late events), except perhaps
-            # for page deletions or announcements a crash interrupted after
-            # the commit
-            if gone or new.announce:
-                self._settle(gone, new.announce, wanted, change)
-            return wanted, conflicts
-
-        _neighbours(groups, old, new)
-        if groups.everything:
-            old_plan: dict[str, Page] = {} if first else plan(old, renderer)
-            new_plan = plan(new, renderer)
-        else:
-            old_plan = plan_groups(old, renderer, groups)
-            new_plan = plan_groups(new, renderer, groups)
-        write, obsolete = changed_keys(old_plan if fresh_theme else {}, new_plan)
-        # pages new to the site before pages that change: nothing links to a
-        # new page (a month's neighbours, a topic's index) until those change
-        to_write = sorted(
-            (set(write) | dirty) & new_plan.keys(),
-            key=lambda k: (k in old_plan, *_write_order(k)),
-        )
-        to_delete = sorted(
-            (set(obsolete) | (dirty - new_plan.keys())) - new_plan.keys(),
-            key=_write_order,
-            reverse=True,
-        )
-        # media first: a release's photo or PDF is public before its page
-        for key in sorted(media_new):
-            self._publish_media(key, change)
-        # new pages first: nothing links to them until the listings do
-        for page_key, body, fresh in pages:
-            if fresh:
-                self._put(page_key, body, change)
-        for key in to_write:
-            body = render_page(key, new_plan[key], renderer)
-            # inputs changed but the bytes may not have (a body edit changes
-            # the entry, not the front page): the public object was rendered
-            # from old_plan under this theme, so compare bytes, no I/O
-            if key not in dirty and key in old_plan and fresh_theme:
-                if render_page(key, old_plan[key], renderer) == body:
-                    continue
-            self._put(key, body, change)
-            dirty.add(key)
-        # updated pages last: the topic pages they link to exist by now
-        for page_key, body, fresh in pages:
-            if not fresh:
-                self._put(page_key, body, change)
-        # obsolete pages go before the commit, inside this attempt: a
-        # concurrent publish that needs one again commits after us and
-        # rewrites it, and a crash cannot leave one behind
-        for key in to_delete:
-            self.public.delete(key)
-            dirty.add(key)
-            if key not in change.deleted:
-                change.deleted.append(key)
-        committed = new.commit(snap.etag)
-        if committed is None:
-            return None
-        change.deleted = [k for k in change.deleted if k not in new_plan]
-        if gone or new.announce or media_dropped:
-            self._settle(gone, new.announce, wanted, change, media_dropped)
-        return wanted, conflicts
-
-    def _settle(
-        self,
-        gone: Iterable[Withdrawal],
-        owed: tuple[Announcement, ...],
-        wanted: dict[str, _Wanted],
-        change: Change,
-        media_dropped: dict[str, set[str]] | None = None,
-    ) -> None:
-        """After the commit: delete the withdrawn pages, tell the listeners what
-        the commit changed, then clear both from the head (one conditional
-        write). A crash or a failing listener leaves them recorded, so the next
-        batch or sweep finishes them: at least once."""
-        gone = set(gone)
-        for w in sorted(gone, key=lambda w: w.slug):
-            self.public.delete(release_key(w.slug))
-            change.deleted.append(release_key(w.slug))
-        drained = self._announce(owed, wanted)
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                current = Draft(Snapshot.read(self.source))
-                cleared = _without_announcements(current.announce, drained)
-                withdrawing = current.withdrawing
-                for w in gone:
-                    if current.by_slug(w.slug) is not None:
-                        # someone republished this slug while we were deleting: put
-                        # its page back by converging that source again
-                        self._restore(current.by_slug(w.slug).source_key)  # type: ignore[union-attr]
-                    withdrawing = _without(withdrawing, w)
-            except StaleState:
-                self._contended(attempt)
-                continue
-            if cleared == current.announce and withdrawing == current.withdrawing:
-                break
-            current.announce, current.withdrawing = cleared, withdrawing
-            if current.commit_head(current.snap.etag) is not None:
-                break
-            self._contended(attempt)
-        else:
-            raise StorageError("could not clear finished work from the state", STATE_KEY)
-        # the last reference went away: the media file leaves the site (unless
-        # a release committed since references it again)
-        lookup = Snapshot.read(self.source).entry_of
-        for source_key, media in sorted((media_dropped or {}).items()):
-            drop_media_refs(self.source, source_key, sorted(media))
-        for key in sorted({k for m in (media_dropped or {}).values() for k in m}):
-            if not media_referenced(self.source, key, lookup):
-                self.media.sync(key, referenced=False)
-                change.deleted.extend(self.media.changed)
-
-    def _publish_media(self, key: str, change: Change) -> None:
-        if self.source.head(key) is None:
-            return  # not uploaded yet: its upload publishes it (the receipt warns)
-        self.media.sync(key, referenced=True)
-        change.written.extend(k for k in self.media.changed if k not in change.written)
-
-    def sync_media(self, keys: Iterable[str]) -> list[Receipt]:
-        """Converge media uploads and deletes: public exactly while a public
-        release references them."""
-        keys = list(keys)
-        if not keys:
-            return []
-        lookup = self.read_state().entry_of
-        receipts, changed = [], []
-        for key in keys:
-            referenced = media_referenced(self.source, key, lookup)
-            receipts.append(self.media.sync(key, referenced=referenced))
-            changed.extend(self.media.changed)
-        if changed and self.invalidator is not None:
-            paths = sorted({p for k in changed for p in invalidation_paths(k)})
-            self._invalidate(keys, paths, receipts)
-        return receipts
-
-    def _announce(
-        self, owed: tuple[Announcement, ...], wanted: dict[str, _Wanted]
-    ) -> tuple[Announcement, ...]:
-        """Call every listener with the commit; return what was delivered."""
-        if not owed or not self.listeners:
-            return owed if not self.listeners else ()
-        commit = Commit()
-        for a in owed:
-            if a.kind == "withdrawn":
-                commit.withdrawn.append(Withdrawn(a.source_key, a.slug, a.month))
-                continue
-            w = wanted.get(a.source_key)
-            if w is None or w.status != "published" or w.entry is None or w.entry.slug != a.slug:
-                w = self._wanted(a.source_key, self.clock(), {})  # owed by an earlier batch
-            if w.status == "published" and w.entry is not None:
-                commit.published.append(
-                    Published(a.source_key, w.release, w.entry.public_json(), a.first_time)
-                )
-        for listener in self.listeners:
-            try:
-                listener.on_commit(commit)
-            except Exception as exc:  # noqa: BLE001 - retried by the next batch or sweep
-                log.error(
-                    json.dumps(
-                        {
-                            "event": "listener_failed",
-                            "listener": type(listener).__name__,
-                            "error_type": type(exc).__name__,
-                            "error": str(exc),
-                        },
-                        ensure_ascii=False,
-                    )
-                )
-                return ()
-        return owed
-
-    def _restore(self, source_key: str) -> None:
-        obj = self.source.get(source_key)
-        if obj is None:
-            return
-        try:
-            release = parse_release(obj.body, name=source_key)
-        except InvalidRelease:
-            return
-        key = release_key(release.slug)
-        self.public.put(
-            key,
-            self.renderer.release(release).page,
-            content_type=content_type(key),
-            cache_control=cache_control(key),
-        )
-
-    def _put(self, key: str, body: bytes, change: Change) -> None:
-        self.public.put(key, body, content_type=content_type(key), cache_control=cache_control(key))
-        if key not in change.written:
-            change.written.append(key)
-
-    def _contended(self, attempt: int) -> None:
-        """A conditional write lost a race: count it, wait a jittered, growing pause."""
-        self.conflicts += 1
-        self._pause(attempt)
-
-    def _pause(self, attempt: int) -> None:
-        ceiling = min(self.max_backoff, self.backoff * (2 ** min(attempt, 10)))
-        self.sleep(random.uniform(0, ceiling))
-
-    def _converge_schedule(self, keys: list[str], now: datetime, scheduled: set[str]) -> set[str]:
-        """Make the schedule's entries for ``keys`` match the sources *now*:
-        listed while the embargo (as of ``now``) runs, gone otherwise. The
-        sources are re-read after the schedule, and the write is conditional on
-        the schedule's ETag, so an upload racing this batch (or an overlapping
-        ``publish_due`` run) cannot lose a newer embargo. Returns the keys that
-        were listed before (their previews may have to go)."""
-        mine = set(keys)
-        seen: set[str] = set()
-
-        def edit(items: list[Scheduled]) -> list[Scheduled] | None:
-            listed = {s.source_key for s in items} & mine
-            seen.update(listed)
-            if not scheduled and not listed:
-                return None  # the common case: one small read
-            recheck = sorted(listed | scheduled)
-            wants = [self._wanted_schedule(k, now) for k in recheck]
-            kept = [s for s in items if s.source_key not in set(recheck)]
-            return kept + [w for w in wants if w is not None]
-
-        update_schedule(self.source, edit, attempts=self.max_attempts, on_conflict=self._contended)
-        return seen
-
-    def _wanted_schedule(self, source_key: str, now: datetime) -> Scheduled | None:
-        obj = self.source.get(source_key)
-        if obj is None:
-            return None
-        try:
-            release = parse_release(obj.body, name=source_key)
-        except InvalidRelease:
-            return None
-        if not release.is_scheduled(now):
-            return None
-        return Scheduled(source_key, release.slug, release.publication_instant)

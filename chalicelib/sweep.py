@@ -81,7 +81,8 @@ class Sweeper:
             report.failed.extend(sorted(outcome.failed))
         self.publisher.drain_owed()
         report.invalidations_resent = self._resend_invalidations()
-        log.info(json.dumps(report.to_json(), ensure_ascii=False))
+        doc = report.to_json()
+        log.info(doc.pop("event"), extra=doc)
         if report.failed:
             raise StorageError(
                 f"{len(report.failed)} key(s) met an infrastructure fault; the next sweep "
