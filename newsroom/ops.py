@@ -49,7 +49,7 @@ from chalicelib.keys import (
 from chalicelib.publisher import Invalidator
 from chalicelib.receipts import Scheduled, update_schedule
 from chalicelib.settings import Settings
-from chalicelib.state import Snapshot, commit_full_state
+from chalicelib.state import Snapshot, StaleState, commit_full_state
 from chalicelib.storage import S3Storage, md5_etag
 
 from .build import Problem, build_site
@@ -149,7 +149,10 @@ class Rebuilder:
         # the listing has its source in the (later) source listing, so it is kept
         snap = Snapshot.read(self.source)
         etag = snap.etag
-        live = snap.index()
+        try:
+            live = snap.index()
+        except StaleState:
+            return False  # a publish committed while the state was read: read again
         existing = self.public.list_etags()
         listing = self.source.list_etags(RELEASES_PREFIX)
         keys = [k for k in listing if is_release_key(k)]
