@@ -278,8 +278,7 @@ class Renderer:
             ld["image"] = [image_url]
         if release.topics:
             ld["keywords"] = list(release.topics)
-        if len(versions) < 2 or not any(v.slug == release.slug for v in versions):
-            versions = ()
+        versions = i18n.linked_versions(release.slug, versions)
         return {
             "language": release.language,
             "versions": versions,
