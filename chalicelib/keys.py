@@ -18,6 +18,8 @@ Source bucket (private)::
                                      private state: a release referencing a media file
     state/waiting/<slug>.json        private state: files refused a slug another holds
     state/invalidations/<id>.json    private state: CDN paths whose refresh failed
+    state/versions/<key>.json        private state: the live language versions sharing
+                                     one translation_key (``versions_key``)
     previews/<name>/index.html       private previews of scheduled releases
     cms/…                            private state of the CMS webhooks
     search/<yyyy>-<mm>.json          the search corpus (``search_corpus_key``)
@@ -53,6 +55,12 @@ SLUG_HINTS_PREFIX = STATE_PREFIX + "slugs/"
 MEDIA_REFS_PREFIX = STATE_PREFIX + "media-refs/"
 WAITING_PREFIX = STATE_PREFIX + "waiting/"
 INVALIDATIONS_PREFIX = STATE_PREFIX + "invalidations/"
+VERSIONS_PREFIX = STATE_PREFIX + "versions/"
+
+
+def versions_key(translation_key: str) -> str:
+    """The record of one translation key's versions (the key is path-safe by its rule)."""
+    return f"{VERSIONS_PREFIX}{translation_key}.json"
 
 
 def source_hint_key(source_key: str) -> str:

@@ -68,7 +68,8 @@ class Outcomes:
         preview = None
         if self.previews is not None:
             try:
-                preview = self.previews.put(source_key, release, instant)
+                versions = self.versions.lookup(source_key, release)
+                preview = self.previews.put(source_key, release, instant, versions)
             except StorageError as exc:
                 warnings.append(FieldError("(preview)", f"no preview this time ({exc})"))
         return Receipt(

@@ -47,13 +47,14 @@ from .schedule import Scheduling
 from .settle import Settling
 from .sources import (
     SourceReading,
-    _Wanted,  # noqa: F401
+    _Wanted,
 )
 from .state import (
     Draft,
     Snapshot,
 )
 from .storage import Storage
+from .versions import VersionRecords
 from .waiting import Waiting
 
 log = logging.getLogger("newsroom.publisher")
@@ -105,6 +106,11 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.conflicts = 0  # retried conditional writes, for stress figures
+        self._depth = 0  # nested batches re-rendering language versions
+        # language versions: one small record per translation key (versions.py)
+        self.versions = VersionRecords(
+            source, self.settings.site_url, max_attempts=max_attempts, on_conflict=self._contended
+        )
 
     # Public entry points ---------------------------------------------------------
     def sync(self, source_key: str) -> Receipt:
@@ -153,8 +159,10 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         now = self.clock()
         outcome = BatchOutcome()
         release_keys = [k for k in keys if is_release_key(k)]
+        self.versions.begin()
         wanted, conflicts, change = self._converge(release_keys, now, outcome.failed)
         outcome.change = change
+        siblings = self._reconcile_versions(release_keys, wanted, outcome.failed)
         receipts: dict[str, Receipt] = {}
         for key in keys:
             if key in outcome.failed:
@@ -227,7 +235,45 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
             more = self.sync_batch(claimants)
             outcome.receipts.extend(more.receipts)
             outcome.failed.update(more.failed)
+        if siblings:
+            self._rerender_versions(siblings)
         return outcome
+
+    def _reconcile_versions(
+        self, keys: list[str], wanted: dict[str, _Wanted], failed: dict[str, Exception]
+    ) -> list[str]:
+        """After the commit: the records of the translation keys this batch
+        touched follow the committed state; returns the sources whose page
+        links to other versions than the record now lists."""
+        keys = [k for k in keys if k not in failed]
+        touched = {
+            e.translation_key
+            for e in (self._live(k) for k in keys)  # before the commit
+            if e is not None and e.translation_key
+        }
+        touched |= {
+            w.release.translation_key
+            for w in (wanted.get(k) for k in keys)
+            if w is not None and w.release is not None and w.release.translation_key
+        }
+        if not touched:
+            return []
+        # the state as committed now: a bounded lookup per member
+        return self.versions.reconcile(keys, touched, self.read_state().entry_of)
+
+    def _rerender_versions(self, siblings: list[str]) -> None:
+        """Converge the sibling versions again, so their pages link to the
+        versions as they are now; a failure fails this batch (its retry finds
+        the same siblings stale and tries again)."""
+        if self._depth >= 3:
+            return  # versions changing under every round: the next change finishes it
+        self._depth += 1
+        try:
+            more = self.sync_batch(siblings)
+        finally:
+            self._depth -= 1
+        if more.failed:
+            raise next(iter(more.failed.values()))
 
     def read_state(self) -> Snapshot:
         """The committed private state (its objects are read on demand)."""

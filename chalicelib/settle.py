@@ -161,9 +161,10 @@ class Settling:
         except InvalidRelease:
             return
         key = release_key(release.slug)
+        versions = self.versions.lookup(source_key, release)
         self.public.put(
             key,
-            self.renderer.release(release).page,
+            self.renderer.release(release, versions).page,
             content_type=content_type(key),
             cache_control=cache_control(key),
         )

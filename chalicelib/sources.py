@@ -55,7 +55,9 @@ class SourceReading:
                 wanted = _Wanted("scheduled", release=release)
             else:
                 try:
-                    rendered = self.renderer.release(release)
+                    versions = self.versions.lookup(source_key, release)
+                    rendered = self.renderer.release(release, versions)
+                    self.versions.rendered(source_key, release.slug, rendered.revision, versions)
                     entry = Entry.from_release(
                         release,
                         source_key=source_key,

@@ -51,6 +51,7 @@ from chalicelib.receipts import Scheduled, update_schedule
 from chalicelib.settings import Settings
 from chalicelib.state import Snapshot, StaleState, commit_full_state
 from chalicelib.storage import S3Storage, md5_etag
+from chalicelib.versions import write_records
 
 from .build import Problem, build_site
 
@@ -221,6 +222,8 @@ class Rebuilder:
                 return False
         self._delete(pool, stale)
         report.deleted = sorted(set(report.deleted) | set(stale))
+        # the publisher's records of language versions follow the rebuilt pages
+        write_records(self.source, result.index.entries, self.renderer.settings.site_url)
         return True
 
     def _unchanged(
@@ -237,6 +240,7 @@ class Rebuilder:
             etag = listing.get(entry.source_key, "").strip('"')
             if (
                 entry.source_digest
+                and not entry.translation_key  # its page links to versions that may change
                 and etag == entry.source_digest
                 and page in existing
                 and page not in written
