@@ -10,6 +10,7 @@ from ..keys import (
 )
 from ..storage import Storage
 from .draft import Draft
+from .media_refs import add_media_refs
 from .objects import Head, Snapshot, _forget, object_key
 
 
@@ -26,7 +27,9 @@ def commit_full_state(
     commit of ``newsroom rebuild``. Hints are written only for entries whose
     slug or month differ from ``previous`` (the snapshot the caller read), so
     a rebuild that changed nothing writes one object per month, topic and kind
-    and the head (``hints=False`` writes none: a benchmark's seeded archive).
+    and the head (``hints=False`` writes no hints and no media markers: a
+    benchmark's seeded archive). Media markers are written for what an entry
+    references that its ``previous`` entry did not.
     Returns the new ETag, or ``None`` if a publish committed
     since the read (run again)."""
     snap = Snapshot(storage, Head(theme=index.theme), None)
@@ -45,6 +48,11 @@ def commit_full_state(
         for s in dict.fromkeys(e.topic_slugs):
             groups.setdefault(("topic", s), []).append(e)
         old = known.get(e.source_key)
+        if hints and e.media:
+            # the media markers of what it references (those of ``previous`` exist)
+            add_media_refs(
+                storage, e.source_key, sorted(set(e.media) - set(old.media if old else ()))
+            )
         if hints and (old is None or old.slug != e.slug or old.month_key != e.month_key):
             hint = list(dict.fromkeys(m for m in (e.month_key, old and old.month_key) if m))
             draft.hints[source_hint_key(e.source_key)] = hint
@@ -72,5 +80,3 @@ def _object_keys(head: Head) -> list[str]:
         for kind, refs in (("month", head.months), ("topic", head.topics), ("kind", head.kinds))
         for name, ref in refs.items()
     ]
-
-
