@@ -205,6 +205,7 @@ def measure(archive: int, runs: int = 5, seed: int = 7) -> dict[str, Any]:
         service._client.cache_clear()
     return {
         "archive": archive,
+        "load": round(os.getloadavg()[0], 2),
         "months": seeded.months,
         "density": DENSITY,
         "runs": runs,
@@ -284,7 +285,9 @@ def section(results: list[dict[str, Any]], command: str = "make bench") -> str:
         "per operation and bytes from the PutObject bodies and GetObject responses, with "
         "botocore event hooks on the handler's client (the release, its receipt, the "
         "state and the public pages; the source file itself is read too). Each figure "
-        f"is the median of {base['runs']} publishes; the last column adds a 20 ms "
+        f"is the median of {base['runs']} publishes (load average at the end of each size: "
+        + ", ".join(f"{r.get('load', 0):.1f}" for r in results)
+        + f", on {os.cpu_count()} cores); the last column adds a 20 ms "
         "sleep to every request (a `before-send` hook), so sequential requests cost "
         "about what they do from Lambda.",
         "",
