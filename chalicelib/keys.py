@@ -42,6 +42,13 @@ STATE_PREFIX = "state/"
 STATE_KEY = STATE_PREFIX + "index.json"
 WAITING_PREFIX = STATE_PREFIX + "waiting/"
 INVALIDATIONS_PREFIX = STATE_PREFIX + "invalidations/"
+REBUILDS_PREFIX = STATE_PREFIX + "rebuilds/"  # one folder per fanned-out rebuild
+
+
+def rebuild_key(rebuild_id: str, name: str) -> str:
+    """A private object of one rebuild: ``manifest.json``, ``chunks/<n>.json``,
+    ``failures/<n>.json``, ``report.json``."""
+    return f"{REBUILDS_PREFIX}{rebuild_id}/{name}"
 
 
 def waiting_key(slug: str) -> str:
