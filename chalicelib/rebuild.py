@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from .core.i18n import Version, language_versions
 from .core.index import Entry, Index, source_digest
 from .core.model import parse_release
 from .core.render import Renderer
@@ -63,6 +64,7 @@ from .keys import (
 from .media import MediaSync
 from .receipts import Scheduled, update_schedule
 from .storage import Storage, md5_etag, put_if_unchanged
+from .versions import VersionRecords, links_digest, write_records
 
 log = logging.getLogger("newsroom.rebuild")
 
@@ -230,6 +232,8 @@ class ChunkResult:
     other: dict[str, str] = field(default_factory=dict)  # key -> scheduled|rejected|gone|changing
     written: list[str] = field(default_factory=list)  # pages written (to invalidate)
     unchanged: int = 0
+    # source key -> what its page links to (``links_digest``), for language versions
+    links: dict[str, str] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         doc = {
@@ -238,6 +242,7 @@ class ChunkResult:
             "other": self.other,
             "written": self.written,
             "unchanged": self.unchanged,
+            "links": self.links,
         }
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -250,6 +255,7 @@ class ChunkResult:
             dict(doc["other"]),
             list(doc.get("written", [])),
             doc.get("unchanged", 0),
+            dict(doc.get("links", {})),
         )
 
 
@@ -298,6 +304,7 @@ class _Outcome:
     errors: tuple[FieldError, ...] = ()
     scheduled: Scheduled | None = None
     etag: str = ""
+    links: str = ""  # links_digest of the page's language versions
 
 
 class RebuildService:
@@ -327,6 +334,7 @@ class RebuildService:
         self.io_threads = max(1, io_threads)
         self.media = MediaSync(source, public, renderer.settings.site_url)
         self._seen: set[str] = set()  # the source keys the last commit attempt listed
+        self._committed = Index()  # the index the last commit attempt wrote
 
     # The queue's messages ---------------------------------------------------------------
     def handle(self, event: dict[str, Any]) -> None:
@@ -437,6 +445,7 @@ class RebuildService:
             e
             for e in live.entries
             if e.source_digest
+            and not e.translation_key  # its page links to versions that may change
             and listing.get(e.source_key) == e.source_digest
             and release_key(e.slug) in pages
         ]
@@ -472,11 +481,12 @@ class RebuildService:
     def _render(self, chunk: int, keys: list[str]) -> ChunkResult:
         now = self.clock()
         result = ChunkResult(chunk)
+        records = self._records()
 
         def one(key: str) -> tuple[str, _Outcome, bool]:
             wrote = False
             for _check in range(CHUNK_RECHECKS):
-                outcome = self._read(key, now)
+                outcome = self._read(key, now, records)
                 if outcome.status == "published":
                     assert outcome.entry is not None and outcome.page is not None
                     page_key = release_key(outcome.entry.slug)
@@ -496,6 +506,8 @@ class RebuildService:
                 if outcome.status == "published":
                     assert outcome.entry is not None
                     result.entries.append(outcome.entry)
+                    if outcome.entry.translation_key:
+                        result.links[key] = outcome.links
                     if wrote:
                         result.written.append(release_key(outcome.entry.slug))
                     else:
@@ -504,8 +516,20 @@ class RebuildService:
                     result.other[key] = outcome.status
         return result
 
-    def _read(self, key: str, now: datetime) -> _Outcome:
-        """What the site should show for ``key`` now, as the publisher decides it."""
+    def _records(self) -> VersionRecords:
+        """The publisher's records of language versions, read afresh."""
+        return VersionRecords(self.source, self.renderer.settings.site_url)
+
+    def _read(
+        self,
+        key: str,
+        now: datetime,
+        records: VersionRecords,
+        versions: tuple[Version, ...] | None = None,
+    ) -> _Outcome:
+        """What the site should show for ``key`` now, as the publisher decides it.
+        A release page links to its language versions: ``versions`` when given
+        (the commit knows them all), else as the publisher's record lists them."""
         obj = self.source.get(key)
         if obj is None:
             return _Outcome("gone")
@@ -519,7 +543,9 @@ class RebuildService:
             s = Scheduled(key, release.slug, release.publication_instant)
             return _Outcome("scheduled", scheduled=s, etag=obj.etag)
         try:
-            rendered = self.renderer.release(release)
+            if versions is None:
+                versions = records.lookup(key, release)
+            rendered = self.renderer.release(release, versions)
             entry = Entry.from_release(
                 release,
                 source_key=key,
@@ -531,7 +557,8 @@ class RebuildService:
             entry.json_text  # noqa: B018 - an entry that cannot be encoded is poison too
         except Exception as exc:  # noqa: BLE001
             return _Outcome("rejected", errors=(_poison(exc),), etag=obj.etag)
-        return _Outcome("published", entry=entry, page=rendered.page, etag=obj.etag)
+        links = links_digest(release.slug, versions) if release.translation_key else ""
+        return _Outcome("published", entry=entry, page=rendered.page, etag=obj.etag, links=links)
 
     def _record_failure(self, rebuild_id: str, chunk: int, exc: Exception) -> None:
         """Best effort: the reason ``newsroom rebuild`` prints for a failed chunk."""
@@ -583,6 +610,8 @@ class RebuildService:
                 STATE_KEY,
             )
         self._write_schedule(report)
+        # the publisher's records of language versions follow the rebuilt pages
+        write_records(self.source, self._committed.entries, self.renderer.settings.site_url)
         if self.invalidator is not None and paths:
             self.invalidator.invalidate(sorted(paths))
             report.invalidated = len(paths)
@@ -634,7 +663,10 @@ class RebuildService:
                     rendered.pop(holder, None)
         again = sorted(k for k in listing if k not in rendered)
         report.reread = len(again)
-        outcomes = self._read_all(again, now)
+        records = self._records()
+        outcomes = self._read_all(again, now, records)
+        links = {k: d for c in chunks for k, d in c.links.items() if k in rendered}
+        links.update((k, o.links) for k, o in outcomes.items() if o.status == "published")
 
         # the publisher's rules, as a full build applies them: a live release whose
         # source is invalid now stays as published; whoever holds a slug keeps it;
@@ -667,6 +699,7 @@ class RebuildService:
                 continue
             holders[entry.slug] = entry.source_key
             winners.append((entry, page))
+        winners = self._with_versions(winners, links, now, records)
         index = Index.build([e for e, _ in winners] + kept).with_theme(self.renderer.theme)
         # what the listeners are still owed survives the rebuild
         index = replace(index, announce=live.announce)
@@ -694,6 +727,7 @@ class RebuildService:
             key=lambda k: (k.count("/"), k),
         )
         state = index.to_bytes()
+        self._committed = index
         if not new_pages and not shared and not stale and current and current.body == state:
             return True  # the site is what this rebuild would write
         # media first: a release's photo or PDF is public before its page
@@ -719,6 +753,34 @@ class RebuildService:
             paths.update(invalidation_paths(key))
         return self._commit_state(state, etag)
 
+    def _with_versions(
+        self,
+        winners: list[tuple[Entry, bytes | None]],
+        links: dict[str, str],
+        now: datetime,
+        records: VersionRecords,
+    ) -> list[tuple[Entry, bytes | None]]:
+        """Pages that link to other language versions than the final set has
+        (a version rendered in another chunk appeared, changed or went) are
+        rendered again, with the versions of every live release, as a full
+        build links them."""
+        site_url = self.renderer.settings.site_url
+        entries = [e for e, _ in winners]
+        versions = {
+            k: language_versions(k, entries, site_url)
+            for k in {e.translation_key for e in entries if e.translation_key}
+        }
+        out = []
+        for entry, page in winners:
+            key = entry.translation_key
+            if key and links.get(entry.source_key) != links_digest(entry.slug, versions[key]):
+                again = self._read(entry.source_key, now, records, versions[key])
+                if again.status == "published" and again.entry is not None:
+                    if again.entry.slug == entry.slug:
+                        entry, page = again.entry, again.page
+            out.append((entry, page))
+        return out
+
     def _commit_state(self, state: bytes, etag: str | None) -> bool:
         """The commit point, as the publisher's: the private state written only
         over the version this attempt read."""
@@ -734,11 +796,14 @@ class RebuildService:
             is not None
         )
 
-    def _read_all(self, keys: list[str], now: datetime) -> dict[str, _Outcome]:
+    def _read_all(
+        self, keys: list[str], now: datetime, records: VersionRecords
+    ) -> dict[str, _Outcome]:
         if not keys:
             return {}
         with ThreadPoolExecutor(max_workers=min(self.io_threads, len(keys))) as pool:
-            return dict(zip(keys, pool.map(lambda k: self._read(k, now), keys), strict=True))
+            outcomes = pool.map(lambda k: self._read(k, now, records), keys)
+            return dict(zip(keys, outcomes, strict=True))
 
     def _parallel(self, fn: Callable[[str], Any], keys: list[str]) -> None:
         if not keys:

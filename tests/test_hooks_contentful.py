@@ -550,6 +550,24 @@ def test_space_with_en_gb_and_fr_fr_publishes_two_linked_releases(api: Any, aws:
     assert source_tree(aws) == {}
 
 
+def test_both_locales_reach_the_site_linked(api: Any, aws: Any, app_module: Any) -> None:
+    assert publish(api, payload(TWO)).status_code == 202
+    event = sqs_event(GB_KEY)
+    event["Records"] += sqs_event(FR_KEY)["Records"]
+    assert app_module.sync_release(event, None) == {"batchItemFailures": []}
+    site = public_tree(aws, PUBLIC)
+    for slug in ("flood-shelters-open-riverside", "flood-shelters-open-riverside-fr-fr"):
+        page = site[f"releases/{slug}/index.html"].decode()
+        assert (
+            '<link rel="alternate" hreflang="en-GB" '
+            'href="https://news.example.org/releases/flood-shelters-open-riverside/">'
+        ) in page
+        assert (
+            '<link rel="alternate" hreflang="fr-FR" '
+            'href="https://news.example.org/releases/flood-shelters-open-riverside-fr-fr/">'
+        ) in page
+
+
 @pytest.mark.parametrize(
     ("sys_dates", "expected"),
     [
