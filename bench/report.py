@@ -394,6 +394,10 @@ def document(f: dict[str, Any], *, quick: bool = False) -> str:
         from .anchor import section
 
         out += [section(f["anchor"]), ""]
+    if f.get("fanout"):
+        from .fanout import section as fanout_section
+
+        out += [fanout_section(f["fanout"]), ""]
     if f.get("rebuild"):
         out += [
             "## No-op `newsroom rebuild`",

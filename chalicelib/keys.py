@@ -47,6 +47,8 @@ STATE_KEY = STATE_PREFIX + "index.json"
 WAITING_PREFIX = STATE_PREFIX + "waiting/"
 INVALIDATIONS_PREFIX = STATE_PREFIX + "invalidations/"
 REBUILDS_PREFIX = STATE_PREFIX + "rebuilds/"  # one folder per fanned-out rebuild
+# the theme every release page was last rendered under, by a rebuild's commit
+REBUILT_THEME_KEY = REBUILDS_PREFIX + "theme.json"
 
 
 def rebuild_key(rebuild_id: str, name: str) -> str:

@@ -52,6 +52,7 @@ from .errors import FieldError, InvalidRelease, SlugConflict, StorageError, Tran
 from .keys import (
     INDEX_KEY,
     PRIVATE_CACHE,
+    REBUILT_THEME_KEY,
     RELEASES_PREFIX,
     SITE_PREFIXES,
     STATE_KEY,
@@ -435,7 +436,14 @@ class RebuildService:
         return manifest
 
     def _reusable(self, listing: dict[str, str]) -> list[Entry]:
-        """Live entries whose source and theme are unchanged and whose page is there."""
+        """Live entries whose source and theme are unchanged and whose page is there.
+        The theme is the one the last rebuild rendered every page under: the
+        private state's theme alone does not tell, since a publish under a new
+        theme renders only its own release pages."""
+        marker = self.source.get(REBUILT_THEME_KEY)
+        theme = json.loads(marker.body).get("theme") if marker else None
+        if theme != self.renderer.theme:
+            return []
         current = self.source.get(STATE_KEY)
         live = Index.from_bytes(current.body if current else None)
         if not live.entries or live.theme != self.renderer.theme:
@@ -610,6 +618,12 @@ class RebuildService:
                 STATE_KEY,
             )
         self._write_schedule(report)
+        self.source.put(
+            REBUILT_THEME_KEY,
+            json.dumps({"theme": self.renderer.theme, "rebuild": rebuild_id}).encode(),
+            content_type="application/json",
+            cache_control=PRIVATE_CACHE,
+        )
         # the publisher's records of language versions follow the rebuilt pages
         write_records(self.source, self._committed.entries, self.renderer.settings.site_url)
         if self.invalidator is not None and paths:

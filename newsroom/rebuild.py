@@ -75,13 +75,16 @@ def work(
     queue_name: str,
     *,
     stop: Callable[[], bool],
-    wait_seconds: int = 1,
+    wait_seconds: int = 0,
+    idle_pause: float = 0.1,
 ) -> int:
     """Receive one message at a time (the function's batch size), hand it to
     ``handler`` as a Lambda event, delete it when the handler returns. A
     failure leaves it on the queue: it is visible again after the visibility
     timeout and goes to the dead-letter queue after the redrive's receives.
-    Returns the messages handled."""
+    Returns the messages handled. Short polling by default: a long poll holds
+    a local endpoint that serves one request at a time (moto's, as the demo
+    runs it) for its whole wait."""
     url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -93,6 +96,8 @@ def work(
             QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=wait_seconds,
             AttributeNames=["All"],
         )  # fmt: skip
+        if not resp.get("Messages") and idle_pause and not wait_seconds:
+            time.sleep(idle_pause)
         for message in resp.get("Messages", []):
             try:
                 handler({"Records": [lambda_record(message, arn, region)]})
