@@ -12,6 +12,7 @@ import gc
 import itertools
 import multiprocessing as mp
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -694,6 +695,7 @@ def build_folder(
         candidates: list[tuple[float, str, Entry, bool | bytes | None]] = []
         keys_of: dict[str, str | None] = {}  # source key -> translation_key
         docs: dict[str, tuple[str, int, int]] = {}  # source key -> its search document
+        feed = _SearchFeed() if search else None
         for outcomes in _run(_pages_of, chunks, parallel, **shared):
             for outcome in outcomes:
                 kind, key = outcome[0], outcome[1]
@@ -704,9 +706,11 @@ def build_folder(
                     keys_of[key] = outcome[4]
                     if outcome[5] is not None:
                         docs[key] = outcome[5]
+                        feed.offer(outcome[2].path, key, outcome[5])  # type: ignore[union-attr]
                 elif kind == "reused":
                     if outcome[3] is not None:
                         docs[key] = outcome[3]
+                        feed.offer(reusable[key].path, key, outcome[3])  # type: ignore[union-attr]
                     entry = reusable[key]
                     candidates.append((entry.published_at.timestamp(), key, entry, False))
                     keys_of[key] = getattr(entry, "translation_key", None)
@@ -812,7 +816,11 @@ def build_folder(
         # the search index is built by Pagefind (its own threads) while the
         # workers render the shared pages
         pagefind_out = os.path.join(root, "pagefind") if fresh else os.path.join(scratch, "out")
-        indexing = _start_search(index, docs) if search else None
+        if feed is not None:
+            feed.complete(
+                sorted((e.path, e.source_key, docs[e.source_key]) for e in index.entries
+                       if e.source_key in docs)
+            )  # fmt: skip
         groups = _balanced(pages, parallel)
         for written, unchanged in _run_with_parent(
             _shared_pages, groups, parallel, **shared, pages=pages, index=index
@@ -825,7 +833,7 @@ def build_folder(
 
             # one file at a time: the bundle of 100,000 releases is large
             bundle = itertools.chain(
-                _finish_search(indexing, pagefind_out, fresh), page_files(renderer).items()
+                _finish_search(feed, pagefind_out, fresh), page_files(renderer).items()
             )
         for key, body in bundle:
             keys.add(key)
@@ -866,38 +874,95 @@ def build_folder(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _start_search(index: Index, docs: dict[str, tuple[str, int, int]]) -> Any:
-    """Start Pagefind and feed it every public release's search document, in
-    URL order (the order is in the bundle's bytes, as in ``build_bundle``),
-    from a thread, while the caller renders the shared pages. ``None``:
-    nothing to index."""
-    from chalicelib.search.bundle import Indexer
+class _SearchFeed:
+    """Pagefind fed while the release pages are still being rendered.
 
-    todo = sorted((e.path, docs[e.source_key]) for e in index.entries if e.source_key in docs)
-    if not todo:
-        return None
-    indexer = Indexer()
-    failed: list[BaseException] = []
+    Pagefind numbers pages in the order they are added, and that order is in
+    the bundle's bytes; it must be URL order (as ``build_bundle`` adds them).
+    Release files arrive in file-name order, which is URL order when each file
+    is named after its slug: documents are fed as they arrive, from a thread,
+    for as long as their URLs keep increasing. ``complete`` gets the documents
+    of the releases that ended up public, in URL order: if that is what was
+    fed, only the end of the stream is left to send; otherwise (files not named
+    by slug, a contested slug) that Pagefind is dropped and a new one is fed
+    the right list."""
 
-    def feed() -> None:
-        files: dict[str, int] = {}
-        try:
-            for url, (path, offset, length) in todo:
-                if path not in files:
-                    files[path] = os.open(path, os.O_RDONLY)
-                indexer.add(url, os.pread(files[path], length, offset).decode("utf-8"))
-        except BaseException as exc:  # noqa: BLE001 - raised again by _finish_search
-            failed.append(exc)
-        finally:
-            for fd in files.values():
-                os.close(fd)
+    def __init__(self) -> None:
+        self.fed: list[tuple[str, str]] = []
+        self.run: tuple[Any, queue.SimpleQueue[Any], threading.Thread, list[BaseException]] | None
+        self.run = None
+        self.dropped = False
 
-    thread = threading.Thread(target=feed, name="pagefind-feed", daemon=True)
-    thread.start()
-    return indexer, thread, failed
+    def offer(self, url: str, key: str, doc: tuple[str, int, int]) -> None:
+        if self.dropped:
+            return
+        if self.fed and url <= self.fed[-1][0]:
+            self._drop()
+            return
+        if self.run is None:
+            self.run = self._start()
+        self.fed.append((url, key))
+        self.run[1].put((url, doc))
+
+    def complete(self, todo: list[tuple[str, str, tuple[str, int, int]]]) -> None:
+        if self.dropped or self.fed != [(url, key) for url, key, _doc in todo]:
+            self._drop()
+            self.dropped = False
+            for url, key, doc in todo:
+                self.offer(url, key, doc)
+        if self.run is not None:
+            self.run[1].put(None)  # the end of the stream
+
+    def finish(self) -> Any:
+        """The indexer, every document added (None: nothing to index)."""
+        if self.run is None:
+            return None
+        indexer, _items, thread, failed = self.run
+        thread.join()
+        if failed:
+            indexer.close()
+            raise failed[0]
+        return indexer
+
+    def _drop(self) -> None:
+        self.dropped = True
+        self.fed = []
+        if self.run is not None:
+            indexer, items, _thread, _failed = self.run
+            indexer.kill()  # its feeding thread stops at its next write
+            items.put(None)
+            self.run = None
+
+    @staticmethod
+    def _start() -> tuple[Any, queue.SimpleQueue[Any], threading.Thread, list[BaseException]]:
+        from chalicelib.search.bundle import Indexer
+
+        indexer = Indexer()
+        items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        failed: list[BaseException] = []
+
+        def feed() -> None:
+            files: dict[str, int] = {}
+            try:
+                while (item := items.get()) is not None:
+                    url, (path, offset, length) = item
+                    if path not in files:
+                        files[path] = os.open(path, os.O_RDONLY)
+                    indexer.add(url, os.pread(files[path], length, offset).decode("utf-8"))
+            except BaseException as exc:  # noqa: BLE001 - raised again by finish()
+                failed.append(exc)
+            finally:
+                for fd in files.values():
+                    os.close(fd)
+
+        thread = threading.Thread(target=feed, name="pagefind-feed", daemon=True)
+        thread.start()
+        return indexer, items, thread, failed
 
 
-def _finish_search(run: Any, folder: str, fresh: bool) -> Iterator[tuple[str, bytes | None]]:
+def _finish_search(
+    feed: _SearchFeed | None, folder: str, fresh: bool
+) -> Iterator[tuple[str, bytes | None]]:
     """The search bundle's files, in the same canonical form as
     ``chalicelib.search.build_bundle`` gives (the same bytes for the same
     records). In a fresh folder Pagefind writes the bundle in place (``folder``
@@ -906,13 +971,9 @@ def _finish_search(run: Any, folder: str, fresh: bool) -> Iterator[tuple[str, by
     every file is yielded, to be compared with what the folder holds."""
     from chalicelib.search.bundle import _UNUSED, ENTRY_KEY, PREFIX, _canonical
 
-    if run is None:
+    indexer = None if feed is None else feed.finish()
+    if indexer is None:
         return
-    indexer, thread, failed = run
-    thread.join()
-    if failed:
-        indexer.close()
-        raise failed[0]
     indexer.write(folder)
     rewritten: dict[str, bytes] = {}
     for dirpath, _dirs, names in os.walk(folder):

@@ -210,7 +210,8 @@ def media_refs(release: Release, site_url: str = "") -> tuple[str, ...]:
         path = url.split("#", 1)[0].split("?", 1)[0]
         if path.startswith("/media/") and len(path) > len("/media/"):
             keys.add(unquote(path[1:]))
-    keys.update("media/" + unquote(m) for m in _MEDIA_PATH.findall(body))
+    if "/media/" in body:  # the pattern costs a scan of the whole body
+        keys.update("media/" + unquote(m) for m in _MEDIA_PATH.findall(body))
     return tuple(sorted(keys))
 
 

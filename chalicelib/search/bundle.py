@@ -191,6 +191,12 @@ class Indexer:
             time.sleep(0.005)
         raise self._failure("pagefind did not finish writing the bundle")
 
+    def kill(self) -> None:
+        """Drop this index: Pagefind stops at once, nothing is written."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
     def close(self) -> None:
         if self._proc.poll() is None:
             try:
