@@ -256,11 +256,22 @@ def test_an_unreadable_record_is_rewritten_from_the_index(app_module: Any, aws: 
 
 
 def test_a_rebuild_writes_the_records_the_pages_imply(aws: Any) -> None:
-    from newsroom.ops import Rebuilder
+    import boto3
+
+    from chalicelib.rebuild import RebuildService, SqsQueue
+    from newsroom.rebuild import create_rebuild_queue, work
 
     for slug, lang in (("floods", "en"), ("inondations", "fr")):
         upload(aws, f"releases/{slug}.json", version(slug, lang))
-    Rebuilder(S3Storage(aws, SOURCE), S3Storage(aws, PUBLIC), renderer(), clock=lambda: NOW).run()
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    create_rebuild_queue(sqs, "rebuild")
+    rebuilder = RebuildService(
+        S3Storage(aws, SOURCE), S3Storage(aws, PUBLIC), renderer(), SqsQueue(sqs, "rebuild"),
+        clock=lambda: NOW, chunk_size=1,  # each version rendered in its own chunk
+    )  # fmt: skip
+    rid = rebuilder.start().rebuild_id
+    work(rebuilder.handle, sqs, "rebuild", wait_seconds=0,
+         stop=lambda: rebuilder.progress(rid).report is not None)  # fmt: skip
     tree = assert_same_as_build(aws)
     assert hreflangs(tree, "floods") == {"en": "floods", "fr": "inondations"}
     # a publish after the rebuild finds both versions in the record
