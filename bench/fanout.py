@@ -46,6 +46,7 @@ def measure(size: int, workers: tuple[int, ...] = (1, 2, 4), delayed: tuple[int,
     from chalicelib.settings import Settings
     from newsroom.rebuild import create_rebuild_queue, start_workers, stop_workers
 
+    load_before = os.getloadavg()[0]
     server, endpoint = _server()
     saved = dict(os.environ)
     source = f"bench-source-{uuid.uuid4().hex[:6]}"
@@ -114,6 +115,7 @@ def measure(size: int, workers: tuple[int, ...] = (1, 2, 4), delayed: tuple[int,
         "chunk_size": chunk_size,
         "runs": runs,
         "cpus": os.cpu_count(),
+        "load": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -154,7 +156,10 @@ def section(f: dict[str, Any]) -> str:
             f"`python -m bench --only fanout` ({f['at']}): {f['size']:,} releases in chunks of "
             f"{f['chunk_size']}, every release rendered again (`full`) into an empty public "
             "bucket, on moto's server (one request at a time, as S3 applies each atomically) "
-            f"on this {f['cpus']}-core machine. Workers are the processes "
+            f"on this {f['cpus']}-core machine"
+            + (f" (load average {f['load'][0]} before, {f['load'][1]} after: other work shared "
+               "the cores)" if f.get("load") else "")
+            + ". Workers are the processes "
             "`newsroom rebuild --workers N` starts; each receives one message at a time and "
             "calls the service `render_releases` calls. *render* runs from the start to the "
             "last chunk recorded, *commit* from there to the report (the shared pages and the "
