@@ -77,10 +77,7 @@ class QueueConsumer:
             receipts.extend(self.publisher.sync_media(media))
         except Exception as exc:  # noqa: BLE001 - the messages come back
             log.error(
-                json.dumps(
-                    {"event": "media_failed", "error_type": type(exc).__name__, "error": str(exc)},
-                    ensure_ascii=False,
-                )
+                "media_failed", extra={"error_type": type(exc).__name__, "error": str(exc)}
             )
             failed.update(media)
         self._metrics(messages, receipts, failed)
