@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from chalice.test import Client
 from moto import mock_aws
 from support import BASE_ENV, PUBLIC, SOURCE
 
@@ -51,6 +53,14 @@ def alerts(aws: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     for name, value in ALERT_ENV.items():
         monkeypatch.setenv(name, value)
     return create_alert_resources()
+
+
+@pytest.fixture
+def client(app_module: Any, alerts: str, tmp_path: Path) -> Client:
+    """The Chalice test client over the app, with the alert resources. Its
+    project dir holds no .chalice/config.json, so the test's environment
+    stays (the dev stage would point at real buckets)."""
+    return Client(app_module.app, project_dir=str(tmp_path))
 
 
 @pytest.fixture
