@@ -18,7 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import alerts, anchor, build, burst, coldstart, markdown, proc, publish, report, search
+from . import (
+    alerts,
+    anchor,
+    build,
+    burst,
+    coldstart,
+    fanout,
+    markdown,
+    proc,
+    publish,
+    report,
+    search,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,13 +53,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         default="",
-        help="comma list: markdown,publish,build,rebuild,cold,alerts,search,anchor,burst",
+        help="comma list: markdown,publish,build,rebuild,cold,alerts,search,anchor,fanout,burst",
     )
     p.add_argument("--burst-archive", type=int, default=10000, help="releases already public")
     p.add_argument("--burst-uploads", type=int, default=1000, help="releases uploaded at once")
     p.add_argument(
         "--burst-delays", type=_sizes, default=[0, 20], help="ms added to each handler request"
     )
+    p.add_argument("--fanout-size", type=int, default=10000, help="releases for the fan-out rebuild")
     p.add_argument("--alert-subscribers", type=int, default=10000)
     p.add_argument("--search-sizes", type=_sizes, default=[1000, 10000])
     p.add_argument("--anchor-sizes", type=_sizes, default=[1000, 10000])
@@ -62,6 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.alert_subscribers = 40
         args.search_sizes = [30]
         args.anchor_sizes, args.memory_sizes = [30], [30]
+        args.fanout_size = 24
         args.burst_archive, args.burst_uploads, args.burst_delays = 30, 20, [0]
     if args.rebuild_sizes is None:
         args.rebuild_sizes = args.build_sizes
@@ -75,6 +89,7 @@ def _save(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     alone = {"alerts": (report.ALERTS_TITLE, report.alerts_section)}
     alone["search"] = (report.SEARCH_TITLE, report.search_section)
     alone["anchor"] = (anchor.TITLE, anchor.section)
+    alone["fanout"] = (fanout.TITLE, fanout.section)
     alone["burst"] = (burst.TITLE, burst.section)
     only = args.only.strip()
     if only in alone and args.out.exists() and only in figures:
@@ -140,6 +155,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if wanted("anchor") and anchor.anchor_dir() is not None and not args.no_hugo:
         figures["anchor"] = anchor.measure(args.anchor_sizes, args.runs, args.memory_sizes)
         print(anchor.section(figures["anchor"]), flush=True)
+        _save(args, figures)
+    if wanted("fanout"):
+        small = args.fanout_size < 1000
+        figures["fanout"] = fanout.measure(
+            args.fanout_size,
+            workers=(1, 2) if small else (1, 2, 4),
+            delayed=(2,) if small else (4,),
+            chunk_size=8 if small else 200,
+        )
+        print(fanout.section(figures["fanout"]), flush=True)
         _save(args, figures)
     if wanted("search"):
         sizes = args.search_sizes

@@ -57,6 +57,8 @@ class PreviewStore(Protocol):
     public or its source is deleted. Both are idempotent.
     """
 
-    def put(self, source_key: str, release: Any, publish_at: datetime) -> str: ...
+    def put(
+        self, source_key: str, release: Any, publish_at: datetime, versions: tuple = ()
+    ) -> str: ...
 
     def remove(self, source_key: str) -> None: ...

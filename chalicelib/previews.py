@@ -104,16 +104,19 @@ class Previews:
         self.renderer = renderer
         self.ttl = ttl
 
-    def page(self, release: Any, publish_at: datetime) -> bytes:
-        raw = self.renderer.preview(release, publish_at).decode("utf-8")
+    def page(self, release: Any, publish_at: datetime, versions: tuple = ()) -> bytes:
+        """``versions``: its language versions once it is public (itself included)."""
+        raw = self.renderer.preview(release, publish_at, versions).decode("utf-8")
         site_url = self.renderer.settings.site_url
         return point_links(raw, site_url, lambda key: self.source.presign(key, self.ttl)).encode()
 
-    def put(self, source_key: str, release: Any, publish_at: datetime) -> str:
+    def put(
+        self, source_key: str, release: Any, publish_at: datetime, versions: tuple = ()
+    ) -> str:
         key = preview_key(source_key)
         self.source.put(
             key,
-            self.page(release, publish_at),
+            self.page(release, publish_at, versions),
             content_type=HTML,
             cache_control=PRIVATE_CACHE,
         )

@@ -59,6 +59,7 @@ from .receipts import (
     update_schedule,
 )
 from .storage import Storage, put_if_unchanged
+from .versions import VersionRecords
 
 log = logging.getLogger("newsroom.publisher")
 
@@ -173,6 +174,11 @@ class Publisher:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.conflicts = 0  # retried conditional writes, for stress figures
+        self._depth = 0  # nested batches re-rendering language versions
+        # language versions: one small record per translation key (versions.py)
+        self.versions = VersionRecords(
+            source, self.settings.site_url, max_attempts=max_attempts, on_conflict=self._contended
+        )
 
     # Public entry points ---------------------------------------------------------
     def sync(self, source_key: str) -> Receipt:
@@ -224,8 +230,10 @@ class Publisher:
         now = self.clock()
         outcome = BatchOutcome()
         release_keys = [k for k in keys if is_release_key(k)]
+        self.versions.begin()
         wanted, conflicts, change = self._converge(release_keys, now, outcome.failed)
         outcome.change = change
+        siblings = self._reconcile_versions(release_keys, wanted, outcome.failed)
         receipts: dict[str, Receipt] = {}
         for key in keys:
             if key in outcome.failed:
@@ -301,7 +309,51 @@ class Publisher:
             more = self.sync_batch(claimants)
             outcome.receipts.extend(more.receipts)
             outcome.failed.update(more.failed)
+        if siblings:
+            self._rerender_versions(siblings)
         return outcome
+
+    def _reconcile_versions(
+        self, keys: list[str], wanted: dict[str, _Wanted], failed: dict[str, Exception]
+    ) -> list[str]:
+        """After the commit: the records of the translation keys this batch
+        touched follow the committed index; returns the sources whose page
+        links to other versions than the record now lists."""
+        keys = [k for k in keys if k not in failed]
+        touched = {
+            e.translation_key
+            for e in (self._index_read.by_source(k) for k in keys)  # before the commit
+            if e is not None and e.translation_key
+        }
+        touched |= {
+            w.release.translation_key
+            for w in (wanted.get(k) for k in keys)
+            if w is not None and w.release is not None and w.release.translation_key
+        }
+        if not touched:
+            return []
+        # the index as committed now (usually the one this batch just wrote: a HEAD)
+        head = self.source.head(STATE_KEY)
+        cached = self._index_cache
+        if head is not None and cached is not None and cached[0] == head.etag:
+            committed = cached[1]
+        else:
+            committed = Index.from_bytes(self._read_index()[0])
+        return self.versions.reconcile(keys, touched, committed.by_source)
+
+    def _rerender_versions(self, siblings: list[str]) -> None:
+        """Converge the sibling versions again, so their pages link to the
+        versions as they are now; a failure fails this batch (its retry finds
+        the same siblings stale and tries again)."""
+        if self._depth >= 3:
+            return  # versions changing under every round: the next change finishes it
+        self._depth += 1
+        try:
+            more = self.sync_batch(siblings)
+        finally:
+            self._depth -= 1
+        if more.failed:
+            raise next(iter(more.failed.values()))
 
     def _invalidate(self, keys: list[str], paths: list[str], receipts: list[Receipt]) -> None:
         """Refresh CloudFront, retried in place: a retry of the batch would find
@@ -389,7 +441,8 @@ class Publisher:
         preview = None
         if self.previews is not None:
             try:
-                preview = self.previews.put(source_key, release, instant)
+                versions = self.versions.lookup(source_key, release)
+                preview = self.previews.put(source_key, release, instant, versions)
             except StorageError as exc:
                 warnings.append(FieldError("(preview)", f"no preview this time ({exc})"))
         return Receipt(
@@ -482,7 +535,9 @@ class Publisher:
                 wanted = _Wanted("scheduled", release=release)
             else:
                 try:
-                    rendered = self.renderer.release(release)
+                    versions = self.versions.lookup(source_key, release)
+                    rendered = self.renderer.release(release, versions)
+                    self.versions.rendered(source_key, release.slug, rendered.revision, versions)
                     entry = Entry.from_release(
                         release,
                         source_key=source_key,
@@ -849,9 +904,10 @@ class Publisher:
         except InvalidRelease:
             return
         key = release_key(release.slug)
+        versions = self.versions.lookup(source_key, release)
         self.public.put(
             key,
-            self.renderer.release(release).page,
+            self.renderer.release(release, versions).page,
             content_type=content_type(key),
             cache_control=cache_control(key),
         )

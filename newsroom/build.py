@@ -9,13 +9,13 @@ there are many of them (Markdown is most of the cost).
 from __future__ import annotations
 
 import gc
-import hashlib
 import itertools
 import multiprocessing as mp
 import os
+import queue
 import shutil
-import subprocess
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -476,10 +476,11 @@ def _write_file(root: str, key: str, body: bytes, fresh: bool) -> bool:
 
 
 def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
-    """One source file in a worker: ``("live", key, entry, written)`` (or the
-    page's bytes instead of ``written`` when another file held the slug),
-    ``("reused", key, slug)``, ``("scheduled", key, Scheduled)`` or
-    ``("problem", key, [FieldError])``."""
+    """One source file in a worker: ``("live", key, entry, written,
+    translation_key, doc)`` (the page's bytes instead of ``written`` when
+    another file held the slug), ``("reused", key, slug, doc)``,
+    ``("scheduled", key, Scheduled)`` or ``("problem", key, [FieldError])``;
+    ``doc`` is where the release's search document was written (or None)."""
     renderer: Renderer = _SHARED["renderer"]
     root: str = _SHARED["root"]
     try:
@@ -495,15 +496,15 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
         and os.path.isfile(os.path.join(root, release_key(old.slug)))
     )
     if reused and _SHARED["search"] is None:
-        return ("reused", key, old.slug)  # type: ignore[union-attr]
+        return ("reused", key, old.slug, None)  # type: ignore[union-attr]
     try:
         release = parse_release(raw, name=key)
     except InvalidRelease as exc:
         return ("problem", key, exc.errors)
     if reused:
         # the page stays as it is; only its search record is made again
-        _search_document(key, release, old.summary)  # type: ignore[union-attr]
-        return ("reused", key, old.slug)  # type: ignore[union-attr]
+        doc = _search_document(release, old.summary)  # type: ignore[union-attr]
+        return ("reused", key, old.slug, doc)  # type: ignore[union-attr]
     if release.is_scheduled(_SHARED["now"]):
         return ("scheduled", key, Scheduled(key, release.slug, release.publication_instant))
     try:
@@ -530,23 +531,33 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
         source_digest=digest,
     )
     entry.json_text  # noqa: B018 - encoded here, in parallel, not in the parent
-    _search_document(key, release, rendered.summary)
-    return ("live", key, entry, written, release.translation_key)
+    doc = _search_document(release, rendered.summary)
+    return ("live", key, entry, written, release.translation_key, doc)
 
 
-def _search_document(key: str, release: Release, summary: str) -> None:
-    """The release's search document, written where only the parent looks:
-    named by its source file, moved to the release's URL if it keeps the slug."""
+# this process's file of search documents: [path, descriptor, size]
+_DOCS: list[Any] = ["", -1, 0]
+
+
+def _search_document(release: Release, summary: str) -> tuple[str, int, int] | None:
+    """Append the release's search document to this process's documents file
+    in the scratch folder, where only the parent looks; ``(path, offset,
+    length)``. One file per process, not one per release: thousands of small
+    files and folders cost the file system more than indexing them costs."""
     from chalicelib.search.records import document, record
 
     if _SHARED["search"] is None:
-        return
-    with open(os.path.join(_SHARED["search"], "docs", _doc_name(key)), "w", encoding="utf-8") as fh:
-        fh.write(document(record(release, summary)))
-
-
-def _doc_name(key: str) -> str:
-    return hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest() + ".html"
+        return None
+    body = document(record(release, summary)).encode("utf-8")
+    path = os.path.join(_SHARED["search"], f"docs-{os.getpid()}")
+    if _DOCS[0] != path:  # this process's first document of this build
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        _DOCS[:] = [path, fd, os.fstat(fd).st_size]
+    offset = _DOCS[2]
+    # unbuffered: a pool worker ends without flushing buffers
+    os.write(_DOCS[1], body)
+    _DOCS[2] += len(body)
+    return path, offset, len(body)
 
 
 def _pages_of(items: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
@@ -668,7 +679,6 @@ def build_folder(
     held = {e.slug: e.source_key for e in previous.entries} if previous is not None else {}
     scratch = tempfile.mkdtemp(prefix="newsroom-search-")
     try:
-        os.mkdir(os.path.join(scratch, "docs"))
         shared = {
             "search": scratch if search else None,
             "renderer": renderer,
@@ -684,6 +694,8 @@ def build_folder(
         chunks = [files[i : i + size] for i in range(0, len(files), size)]
         candidates: list[tuple[float, str, Entry, bool | bytes | None]] = []
         keys_of: dict[str, str | None] = {}  # source key -> translation_key
+        docs: dict[str, tuple[str, int, int]] = {}  # source key -> its search document
+        feed = _SearchFeed() if search else None
         for outcomes in _run(_pages_of, chunks, parallel, **shared):
             for outcome in outcomes:
                 kind, key = outcome[0], outcome[1]
@@ -692,7 +704,13 @@ def build_folder(
                         (outcome[2].published_at.timestamp(), key, outcome[2], outcome[3])
                     )
                     keys_of[key] = outcome[4]
+                    if outcome[5] is not None:
+                        docs[key] = outcome[5]
+                        feed.offer(outcome[2].path, key, outcome[5])  # type: ignore[union-attr]
                 elif kind == "reused":
+                    if outcome[3] is not None:
+                        docs[key] = outcome[3]
+                        feed.offer(reusable[key].path, key, outcome[3])  # type: ignore[union-attr]
                     entry = reusable[key]
                     candidates.append((entry.published_at.timestamp(), key, entry, False))
                     keys_of[key] = getattr(entry, "translation_key", None)
@@ -735,6 +753,8 @@ def build_folder(
                         _write_file(root, release_key(slug), outcome[3], fresh)
                     if outcome[0] == "live":
                         entries = [outcome[2] if e.slug == slug else e for e in entries]
+                        if outcome[5] is not None:
+                            docs[holders[slug]] = outcome[5]
             finally:
                 _SHARED.clear()
 
@@ -795,24 +815,29 @@ def build_folder(
                 del pages[key]
         # the search index is built by Pagefind (its own threads) while the
         # workers render the shared pages
-        indexing = _start_search(index, scratch) if search else None
+        pagefind_out = os.path.join(root, "pagefind") if fresh else os.path.join(scratch, "out")
+        if feed is not None:
+            feed.complete(
+                sorted((e.path, e.source_key, docs[e.source_key]) for e in index.entries
+                       if e.source_key in docs)
+            )  # fmt: skip
         groups = _balanced(pages, parallel)
         for written, unchanged in _run_with_parent(
             _shared_pages, groups, parallel, **shared, pages=pages, index=index
         ):
             result.written += written
             result.unchanged += unchanged
-        bundle: Iterable[tuple[str, bytes]] = ()
+        bundle: Iterable[tuple[str, bytes | None]] = ()
         if search:
             from chalicelib.search import page_files
 
             # one file at a time: the bundle of 100,000 releases is large
             bundle = itertools.chain(
-                _finish_search(indexing, scratch), page_files(renderer).items()
+                _finish_search(feed, pagefind_out, fresh), page_files(renderer).items()
             )
         for key, body in bundle:
             keys.add(key)
-            written = _write_file(root, key, body, fresh)
+            written = True if body is None else _write_file(root, key, body, fresh)
             result.written += written
             result.unchanged += not written
         referenced = index.media_keys()  # media follow releases, as in the bucket
@@ -843,54 +868,130 @@ def build_folder(
         return result
 
     finally:
+        if _DOCS[0].startswith(scratch + os.sep):
+            os.close(_DOCS[1])  # documents the parent wrote itself
+            _DOCS[:] = ["", -1, 0]
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _start_search(index: Index, search: str) -> subprocess.Popen[bytes] | None:
-    """Move each public release's search document to its URL and start
-    Pagefind on them (``None``: nothing to index)."""
-    from chalicelib.search.bundle import executable
+class _SearchFeed:
+    """Pagefind fed while the release pages are still being rendered.
 
-    site = os.path.join(search, "site")
-    for entry in index.entries:
-        doc = os.path.join(search, "docs", _doc_name(entry.source_key))
-        target = os.path.join(site, *entry.path.strip("/").split("/"))
-        os.makedirs(target)
-        os.replace(doc, os.path.join(target, "index.html"))
-    if not index.entries:
-        return None
-    cmd = [executable(), "--site", site, "--output-path", os.path.join(search, "out"), "--silent"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    Pagefind numbers pages in the order they are added, and that order is in
+    the bundle's bytes; it must be URL order (as ``build_bundle`` adds them).
+    Release files arrive in file-name order, which is URL order when each file
+    is named after its slug: documents are fed as they arrive, from a thread,
+    for as long as their URLs keep increasing. ``complete`` gets the documents
+    of the releases that ended up public, in URL order: if that is what was
+    fed, only the end of the stream is left to send; otherwise (files not named
+    by slug, a contested slug) that Pagefind is dropped and a new one is fed
+    the right list."""
+
+    def __init__(self) -> None:
+        self.fed: list[tuple[str, str]] = []
+        self.run: tuple[Any, queue.SimpleQueue[Any], threading.Thread, list[BaseException]] | None
+        self.run = None
+        self.dropped = False
+
+    def offer(self, url: str, key: str, doc: tuple[str, int, int]) -> None:
+        if self.dropped:
+            return
+        if self.fed and url <= self.fed[-1][0]:
+            self._drop()
+            return
+        if self.run is None:
+            self.run = self._start()
+        self.fed.append((url, key))
+        self.run[1].put((url, doc))
+
+    def complete(self, todo: list[tuple[str, str, tuple[str, int, int]]]) -> None:
+        if self.dropped or self.fed != [(url, key) for url, key, _doc in todo]:
+            self._drop()
+            self.dropped = False
+            for url, key, doc in todo:
+                self.offer(url, key, doc)
+        if self.run is not None:
+            self.run[1].put(None)  # the end of the stream
+
+    def finish(self) -> Any:
+        """The indexer, every document added (None: nothing to index)."""
+        if self.run is None:
+            return None
+        indexer, _items, thread, failed = self.run
+        thread.join()
+        if failed:
+            indexer.close()
+            raise failed[0]
+        return indexer
+
+    def _drop(self) -> None:
+        self.dropped = True
+        self.fed = []
+        if self.run is not None:
+            indexer, items, _thread, _failed = self.run
+            indexer.kill()  # its feeding thread stops at its next write
+            items.put(None)
+            self.run = None
+
+    @staticmethod
+    def _start() -> tuple[Any, queue.SimpleQueue[Any], threading.Thread, list[BaseException]]:
+        from chalicelib.search.bundle import Indexer
+
+        indexer = Indexer()
+        items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        failed: list[BaseException] = []
+
+        def feed() -> None:
+            files: dict[str, int] = {}
+            try:
+                while (item := items.get()) is not None:
+                    url, (path, offset, length) = item
+                    if path not in files:
+                        files[path] = os.open(path, os.O_RDONLY)
+                    indexer.add(url, os.pread(files[path], length, offset).decode("utf-8"))
+            except BaseException as exc:  # noqa: BLE001 - raised again by finish()
+                failed.append(exc)
+            finally:
+                for fd in files.values():
+                    os.close(fd)
+
+        thread = threading.Thread(target=feed, name="pagefind-feed", daemon=True)
+        thread.start()
+        return indexer, items, thread, failed
 
 
-def _finish_search(run: subprocess.Popen[bytes] | None, search: str) -> Iterator[tuple[str, bytes]]:
-    """The search bundle's files, one at a time, in the same canonical form as
-    ``chalicelib.search.build_bundle`` gives (the same bytes for the same records)."""
-    from chalicelib.search.bundle import _UNUSED, ENTRY_KEY, PREFIX, SearchIndexError, _canonical
+def _finish_search(
+    feed: _SearchFeed | None, folder: str, fresh: bool
+) -> Iterator[tuple[str, bytes | None]]:
+    """The search bundle's files, in the same canonical form as
+    ``chalicelib.search.build_bundle`` gives (the same bytes for the same
+    records). In a fresh folder Pagefind writes the bundle in place (``folder``
+    is the site's ``pagefind/``): only the few files made canonical are
+    yielded, and the files the search page never loads are removed; otherwise
+    every file is yielded, to be compared with what the folder holds."""
+    from chalicelib.search.bundle import _UNUSED, ENTRY_KEY, PREFIX, _canonical
 
-    if run is None:
+    indexer = None if feed is None else feed.finish()
+    if indexer is None:
         return
-    try:
-        out, err = run.communicate(timeout=3600)
-    except subprocess.TimeoutExpired as exc:
-        run.kill()
-        raise SearchIndexError(f"pagefind failed to run: {exc}") from exc
-    folder = os.path.join(search, "out")
-    if run.returncode != 0 or not os.path.isdir(folder):
-        detail = (err or out).decode("utf-8", "replace").strip()[-500:]
-        raise SearchIndexError(f"pagefind exited with {run.returncode}: {detail}")
+    indexer.write(folder)
     rewritten: dict[str, bytes] = {}
     for dirpath, _dirs, names in os.walk(folder):
         for name in sorted(names):
-            rel = os.path.relpath(os.path.join(dirpath, name), folder).replace(os.sep, "/")
-            if rel.startswith(_UNUSED):
-                continue
-            with open(os.path.join(dirpath, name), "rb") as fh:
-                body = fh.read()
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, folder).replace(os.sep, "/")
             key = PREFIX + rel
-            # the few files whose bytes depend on hash-map order are made canonical
-            if key.startswith(PREFIX + "filter/") or key.endswith(".pf_meta") or key == ENTRY_KEY:
-                rewritten[key] = body
+            canonical = key.startswith(PREFIX + "filter/") or key.endswith(".pf_meta")
+            if rel.startswith(_UNUSED) or canonical or key == ENTRY_KEY:
+                if not rel.startswith(_UNUSED):
+                    with open(path, "rb") as fh:
+                        rewritten[key] = fh.read()
+                if fresh:
+                    os.unlink(path)  # its canonical form is written in its place
+            elif fresh:
+                yield key, None  # already where it belongs
             else:
-                yield key, body
+                with open(path, "rb") as fh:
+                    yield key, fh.read()
+    # the few files whose bytes depend on hash-map order are made canonical
     yield from sorted(_canonical(rewritten).items())

@@ -86,8 +86,11 @@ def refresh_previews(source: Any) -> None:
     from chalicelib.errors import InvalidRelease
     from chalicelib.previews import Previews
     from chalicelib.settings import Settings
+    from chalicelib.versions import VersionRecords
 
-    previews = Previews(source, Renderer(Settings.from_env()))
+    settings = Settings.from_env()
+    previews = Previews(source, Renderer(settings))
+    versions = VersionRecords(source, settings.site_url)
     for item in read_schedule(source):
         found = source.get(item.source_key)
         if found is None or preview_url(source, item.source_key) is None:
@@ -96,7 +99,12 @@ def refresh_previews(source: Any) -> None:
             release = parse_release(found.body, name=item.source_key)
         except InvalidRelease:
             continue  # its receipt says why; the publisher keeps the schedule
-        previews.put(item.source_key, release, item.publish_at)
+        previews.put(
+            item.source_key,
+            release,
+            item.publish_at,
+            versions.lookup(item.source_key, release),
+        )
 
 
 def schedule_lines(items: list[ScheduledRelease], now: datetime) -> list[str]:

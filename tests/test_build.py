@@ -146,3 +146,24 @@ def test_language_versions_link_to_each_other_as_in_the_in_memory_build(
         k for k, v in expected.files.items() if k.startswith("releases/") and b'hreflang="fr"' in v
     ]
     assert len(linked) >= 2, "the samples hold language versions that link to each other"
+
+
+@pytest.mark.parametrize("named_by_slug", [True, False])
+def test_the_search_bundle_is_the_reference_whether_files_arrive_in_url_order_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named_by_slug: bool
+) -> None:
+    """Pagefind is fed while pages render, in the order files arrive; that
+    order is URL order when files are named after their slugs, and the bundle
+    must be the one ``build_bundle`` makes from the records either way."""
+    monkeypatch.setattr(build, "PARALLEL_THRESHOLD", 2)
+    src = tmp_path / "src"
+    src.mkdir()
+    slugs = ["a", "a-b", "b0", "water-2", "water-10", "zeta"]
+    for i, slug in enumerate(slugs):
+        name = slug if named_by_slug else f"{len(slugs) - i:02d}-{slug}"
+        doc = make_release(slug=slug, published_at=f"2020-01-0{i + 1}T09:00:00Z")
+        (src / f"{name}.json").write_bytes(dumps(doc))
+    files = [(f"releases/{p.name}", str(p)) for p in sorted(src.glob("*.json"))]
+    out = tmp_path / "out"
+    build.build_folder(files, renderer(), str(out), now=NOW, workers=2)
+    assert tree(out) == in_memory(files).files

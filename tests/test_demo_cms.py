@@ -26,11 +26,17 @@ def test_two_locales_publish_two_linked_releases(tmp_path: Path) -> None:
         ]
         assert [d["language"] for d in docs] == ["en", "fr"]
         assert docs[0]["translation_key"] == docs[1]["translation_key"]
+        slugs = {"en": receipts[0]["slug"], "fr": receipts[1]["slug"]}
         for r, lang in zip(receipts, ("en", "fr"), strict=True):
             page = demo.client.get_object(
                 Bucket=PUBLIC_BUCKET, Key=f"releases/{r['slug']}/index.html"
             )["Body"].read()
             assert f'<html lang="{lang}"'.encode() in page
+            # the two locales link to each other (the English page was
+            # published first and re-rendered when the French one appeared)
+            for other, slug in slugs.items():
+                assert f'hreflang="{other}" href="'.encode() in page
+                assert f"/releases/{slug}/".encode() in page
         out = demo.out.getvalue()  # type: ignore[union-attr]
         assert "cms: strapi webhook (en) wrote releases/mangrove-replanting-saltmarsh.json" in out
     finally:

@@ -234,6 +234,21 @@ def test_document_internationalization_gives_linked_releases(api: Any, aws: Any)
     assert EN_KEY in source_tree(aws) and FR_KEY not in source_tree(aws)
 
 
+def test_both_documents_reach_the_site_linked(api: Any, aws: Any, app_module: Any) -> None:
+    from support import PUBLIC, public_tree, sqs_event
+
+    for name, key in (("sanity_i18n_en.json", EN_KEY), ("sanity_i18n_fr.json", FR_KEY)):
+        assert publish(api, payload(name)).status_code == 202
+        assert app_module.sync_release(sqs_event(key), None) == {"batchItemFailures": []}
+    site = public_tree(aws, PUBLIC)
+    for slug in ("flood-shelters-open-riverside", "abris-ouverts-riverside"):
+        page = site[f"releases/{slug}/index.html"].decode()
+        assert 'hreflang="fr" href="https://news.example.org/releases/abris-ouverts-riverside/"' in page
+        assert (
+            'hreflang="en" href="https://news.example.org/releases/flood-shelters-open-riverside/"'
+        ) in page
+
+
 def test_tag_reference_error_names_the_cms_field(
     app_module: Any, aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -243,6 +243,10 @@ def test_both_locales_reach_the_site_linked(api: Any, aws: Any, app_module: Any)
     en = site["releases/flood-shelters-open-riverside/index.html"].decode()
     fr = site["releases/abris-ouverts-riverside/index.html"].decode()
     assert '<html lang="en"' in en and '<html lang="fr"' in fr
+    # linked both ways: the English page, public first, was re-rendered
+    for page in (en, fr):
+        assert '<link rel="alternate" hreflang="fr" href="https://news.example.org/releases/abris-ouverts-riverside/">' in page
+        assert '<link rel="alternate" hreflang="en" href="https://news.example.org/releases/flood-shelters-open-riverside/">' in page
 
 
 def test_blocks_image_without_children_becomes_a_figure(api: Any, aws: Any) -> None:

@@ -139,5 +139,5 @@ def test_a_month_follows_the_release_s_own_offset() -> None:
 
 def test_translation_key_is_public_when_set() -> None:
     assert "translation_key" not in entry("a", "2021-01-01T00:00:00Z").public_json()
-    tagged = entry("a", "2021-01-01T00:00:00Z", version_key="floods-2021")
+    tagged = entry("a", "2021-01-01T00:00:00Z", translation_key="floods-2021")
     assert tagged.public_json()["translation_key"] == "floods-2021"

@@ -8,7 +8,8 @@ keeping it queued to deliver it again later. After the history every queued
 event is delivered. Documents are valid (an invalid overwrite keeps the
 previous version live by design, which a build of the final state cannot
 know), may be embargoed (before or after the clock), may change slug, and the
-slugs of different files never collide.
+slugs of different files never collide. Files may be language versions of
+one another (a shared ``translation_key``), so their pages link to each other.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ KEYS = ["releases/alpha.json", "releases/Beta Two.json", "releases/gamma+(3).jso
 EMBARGO_MARK = "EMBARGO-MARK"
 
 documents = st.builds(
-    lambda k, variant, title, when, kind, topics, embargo, summary: make_release(
+    lambda k, variant, title, when, kind, topics, embargo, summary, language, tkey: make_release(
         slug=f"doc{k}-{variant}",
         title=title,
         published_at=when,
@@ -42,7 +43,13 @@ documents = st.builds(
         topics=topics,
         embargo_until=embargo,
         summary=(EMBARGO_MARK if embargo and embargo > "2026-11-25" else summary),
+        language=language,
+        translation_key=tkey,
     ),
+    # language versions: a version appearing, changing language or key, or
+    # going re-renders its siblings (two of one language: the newest is linked)
+    language=st.sampled_from(["en", "fr", "ar"]),
+    tkey=st.sampled_from([None, "shared", "shared", "other"]),
     k=st.just(0),  # replaced per key below
     variant=st.sampled_from(["a", "b"]),
     title=st.text(

@@ -235,6 +235,20 @@ def language_versions(
         url = getattr(item, "url", None) or site_url + release_path(item.slug)
         stamp = item.published_at.timestamp()
         lang = item.language
-        if lang not in found or stamp > found[lang][0]:
-            found[lang] = (stamp, Version(lang, item.slug, url))
+        if lang in found:
+            # equal instants: the smaller slug, so the order items come in
+            # (a build's files, a record's members) never decides
+            old_stamp, old = found[lang]
+            if stamp < old_stamp or (stamp == old_stamp and item.slug > old.slug):
+                continue
+        found[lang] = (stamp, Version(lang, item.slug, url))
     return tuple(v for _, (_, v) in sorted(found.items()))
+
+
+def linked_versions(slug: str, versions: tuple[Version, ...]) -> tuple[Version, ...]:
+    """The versions the page of ``slug`` links to: none unless at least two
+    exist and the page is one of them (an older duplicate of a language links
+    to nothing, and nothing links to it)."""
+    if len(versions) < 2 or not any(v.slug == slug for v in versions):
+        return ()
+    return versions

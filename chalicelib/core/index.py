@@ -44,9 +44,9 @@ class Entry:
     language: str
     source_key: str
     revision: str
-    # the release's translation_key (named apart from it: the build links
-    # language versions from entries only once the publisher does too)
-    version_key: str | None = None
+    # the release's translation_key: the build finds a release's language
+    # versions among the entries, as the publisher's records do (``versions``)
+    translation_key: str | None = None
     # media/<name> keys the release references (image, attachments, body):
     # private, they decide which media are public (media follow releases)
     media: tuple[str, ...] = ()
@@ -101,8 +101,8 @@ class Entry:
             "topics": list(self.topics),
             "language": self.language,
         }
-        if self.version_key:
-            doc["translation_key"] = self.version_key
+        if self.translation_key:
+            doc["translation_key"] = self.translation_key
         return doc
 
     @property
@@ -129,7 +129,7 @@ class Entry:
             "source_key": self.source_key,
             "revision": self.revision,
             "source_digest": self.source_digest,
-            "translation_key": self.version_key,
+            "translation_key": self.translation_key,
             "media": list(self.media),
         }
 
@@ -151,7 +151,7 @@ class Entry:
             source_key=data["source_key"],
             revision=data.get("revision", ""),
             source_digest=data.get("source_digest", ""),
-            version_key=data.get("translation_key"),
+            translation_key=data.get("translation_key"),
             media=tuple(data.get("media", ())),
         )
 
@@ -188,7 +188,7 @@ class Entry:
             source_key=source_key,
             revision=revision,
             source_digest=source_digest,
-            version_key=release.translation_key,
+            translation_key=release.translation_key,
             media=media_refs(release, site_url),
         )
 
@@ -210,7 +210,8 @@ def media_refs(release: Release, site_url: str = "") -> tuple[str, ...]:
         path = url.split("#", 1)[0].split("?", 1)[0]
         if path.startswith("/media/") and len(path) > len("/media/"):
             keys.add(unquote(path[1:]))
-    keys.update("media/" + unquote(m) for m in _MEDIA_PATH.findall(body))
+    if "/media/" in body:  # the pattern costs a scan of the whole body
+        keys.update("media/" + unquote(m) for m in _MEDIA_PATH.findall(body))
     return tuple(sorted(keys))
 
 

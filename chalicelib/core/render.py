@@ -61,6 +61,29 @@ class SiteInfo:
     signup_url: str = "/subscriptions"  # where the e-mail sign-up form posts
 
 
+def _install_label_cache(env: Environment, translations: Any) -> None:
+    """``_``, ``gettext`` and ``ngettext`` giving exactly what Jinja's
+    new-style gettext gives under autoescaping (the translated text as Markup,
+    ``%``-formatted with the call's variables), without its two context calls
+    per label, and each fixed label translated once per language: labels were
+    a third of a release page's rendering time."""
+    labels: dict[str, Markup] = {}
+
+    def gettext(__string: str, **variables: Any) -> Markup:
+        if variables:
+            return Markup(translations.gettext(__string)) % variables
+        label = labels.get(__string)
+        if label is None:
+            label = labels[__string] = Markup(translations.gettext(__string)) % {}
+        return label
+
+    def ngettext(__singular: str, __plural: str, __num: int, **variables: Any) -> Markup:
+        variables.setdefault("num", __num)
+        return Markup(translations.ngettext(__singular, __plural, __num)) % variables
+
+    env.globals.update(_=gettext, gettext=gettext, ngettext=ngettext)
+
+
 @dataclass(frozen=True)
 class RenderedRelease:
     page: bytes
@@ -103,6 +126,7 @@ class Renderer:
         )
         translations = i18n.translations(tag)
         env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+        _install_label_cache(env, translations)
         loc = i18n.locale(tag)
         zone = self.settings.timezone
         env.filters["display_date"] = loc.format_date
@@ -254,8 +278,7 @@ class Renderer:
             ld["image"] = [image_url]
         if release.topics:
             ld["keywords"] = list(release.topics)
-        if len(versions) < 2 or not any(v.slug == release.slug for v in versions):
-            versions = ()
+        versions = i18n.linked_versions(release.slug, versions)
         return {
             "language": release.language,
             "versions": versions,
