@@ -95,7 +95,7 @@ class Sweeper:
             k: v for k, v in self.source.list_modified(RELEASES_PREFIX).items() if is_release_key(k)
         }
         receipts = self.source.list_modified(receipt_key(RELEASES_PREFIX))
-        index = self.publisher.read_index()
+        index = self.publisher.read_state().index()  # every month: a sweep reads it all
         digests = {e.source_key: e.source_digest for e in index.entries}
         scheduled = {s.source_key for s in self.publisher.scheduled()}
         out: set[str] = set()
