@@ -1,9 +1,10 @@
 """A burst through the publish queue, as on AWS, on moto.
 
 moto's S3 and SQS run as one server on 127.0.0.1 (each request atomic, as on
-AWS). An archive of N releases is seeded directly (``publish._seed``, the one
-seeding helper), the source bucket notifies the publish queue as
-infra/newsroom.yaml declares it (``newsroom.lambda_sqs``), and two worker
+AWS). An archive of N releases is seeded directly (``archive.seed_archive``,
+the one seeding helper: the publisher's private state, no pages), the source
+bucket notifies the publish queue as infra/newsroom.yaml declares it
+(``newsroom.lambda_sqs``), and two worker
 processes play Lambda at the queue's maximum concurrency of 2: each receives
 up to ``batch_size`` messages (waiting at most the batching window for a full
 batch), invokes the real ``sync_release`` of its own ``import app`` with the
@@ -39,6 +40,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from . import corpus, publish
+from .archive import seed_archive
 from .publish import PUBLIC, SOURCE
 
 QUEUE = "bench-publish"
@@ -197,7 +199,7 @@ def measure(
             s3.create_bucket(Bucket=SOURCE)
             s3.create_bucket(Bucket=PUBLIC)
             seed_started = time.perf_counter()
-            _docs, newest = publish._seed(s3, archive, seed)
+            newest = seed_archive(s3, SOURCE, archive).newest
             seed_s = time.perf_counter() - seed_started
             url, arn = lambda_sqs.create_queue(sqs, QUEUE, visibility_timeout=VISIBILITY_S)
             dlq = sqs.get_queue_url(QueueName=QUEUE + "-dlq")["QueueUrl"]
