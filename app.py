@@ -28,6 +28,18 @@ def sync_release(event):
     return service.consumer().handle(event.to_dict())
 
 
+_REBUILD = Settings.from_env()  # read at import: the queue and its concurrency are declared
+
+
+@app.on_sqs_message(
+    queue=_REBUILD.rebuild_queue, batch_size=1, maximum_concurrency=_REBUILD.rebuild_concurrency
+)
+def render_releases(event):
+    """One step of a fanned-out rebuild (start, render a chunk, commit); a failure
+    raises, so SQS delivers the step again and, in the end, to its dead-letter queue."""
+    service.rebuilder().handle(event.to_dict())
+
+
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def publish_due_releases(event):
     """Publish what has come due and converge whatever events were lost (the sweep)."""

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import alerts, anchor, build, coldstart, markdown, proc, publish, report, search
+from . import alerts, anchor, build, coldstart, fanout, markdown, proc, publish, report, search
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,8 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         default="",
-        help="comma list: markdown,publish,build,rebuild,cold,alerts,search,anchor",
+        help="comma list: markdown,publish,build,rebuild,cold,alerts,search,anchor,fanout",
     )
+    p.add_argument("--fanout-size", type=int, default=10000, help="releases for the fan-out rebuild")
     p.add_argument("--alert-subscribers", type=int, default=10000)
     p.add_argument("--search-sizes", type=_sizes, default=[1000, 10000])
     p.add_argument("--anchor-sizes", type=_sizes, default=[1000, 10000])
@@ -57,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.alert_subscribers = 40
         args.search_sizes = [30]
         args.anchor_sizes, args.memory_sizes = [30], [30]
+        args.fanout_size = 24
     if args.rebuild_sizes is None:
         args.rebuild_sizes = args.build_sizes
     return args
@@ -69,6 +71,7 @@ def _save(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     alone = {"alerts": (report.ALERTS_TITLE, report.alerts_section)}
     alone["search"] = (report.SEARCH_TITLE, report.search_section)
     alone["anchor"] = (anchor.TITLE, anchor.section)
+    alone["fanout"] = (fanout.TITLE, fanout.section)
     only = args.only.strip()
     if only in alone and args.out.exists() and only in figures:
         # one section measured: update it, keep the other figures
@@ -133,6 +136,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if wanted("anchor") and anchor.anchor_dir() is not None and not args.no_hugo:
         figures["anchor"] = anchor.measure(args.anchor_sizes, args.runs, args.memory_sizes)
         print(anchor.section(figures["anchor"]), flush=True)
+        _save(args, figures)
+    if wanted("fanout"):
+        small = args.fanout_size < 1000
+        figures["fanout"] = fanout.measure(
+            args.fanout_size,
+            workers=(1, 2) if small else (1, 2, 4),
+            delayed=(2,) if small else (4,),
+            chunk_size=8 if small else 200,
+        )
+        print(fanout.section(figures["fanout"]), flush=True)
         _save(args, figures)
     if wanted("search"):
         sizes = args.search_sizes

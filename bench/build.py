@@ -111,27 +111,31 @@ def measure(size: int, runs: int, work: Path, hugo: str | None) -> dict[str, Any
 
 
 def measure_rebuild(size: int, runs: int) -> dict[str, Any]:
-    """``newsroom rebuild``'s engine (ops.Rebuilder, as the command builds it)
-    against in-process moto: a first rebuild publishes everything, then runs
-    with nothing changed."""
+    """``newsroom rebuild``'s engine (the rebuild service the render function
+    runs) against in-process moto S3 and SQS, its queue drained in this process:
+    a first rebuild publishes everything, then runs with nothing changed."""
 
     import boto3
     from moto import mock_aws
 
     from chalicelib.core.render import Renderer
+    from chalicelib.keys import rebuild_key
+    from chalicelib.rebuild import RebuildReport, RebuildService, SqsQueue
     from chalicelib.settings import Settings
     from chalicelib.storage import S3Storage
     from newsroom.demo import atomic_moto_requests
-    from newsroom.ops import Rebuilder
+    from newsroom.rebuild import create_rebuild_queue, work
 
     from .publish import PUBLIC, SOURCE, environment
 
     # moto's in-process backend is not thread-safe: one request at a time, as
-    # the test suite does (the rebuild uses 16 threads of S3 requests)
+    # the test suite does (each rebuild step uses a few threads of S3 requests)
     with atomic_moto_requests(), environment(), mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
         s3.create_bucket(Bucket=SOURCE)
         s3.create_bucket(Bucket=PUBLIC)
+        create_rebuild_queue(sqs, "bench-rebuild")
         for doc in corpus.generate(size):
             s3.put_object(
                 Bucket=SOURCE,
@@ -141,22 +145,33 @@ def measure_rebuild(size: int, runs: int) -> dict[str, Any]:
 
         def rebuild() -> tuple[float, Any]:
             settings = Settings.from_env()
-            r = Rebuilder(S3Storage(s3, SOURCE), S3Storage(s3, PUBLIC), Renderer(settings))
+            svc = RebuildService(
+                S3Storage(s3, SOURCE), S3Storage(s3, PUBLIC), Renderer(settings),
+                SqsQueue(sqs, "bench-rebuild"),
+            )  # fmt: skip
             started = time.perf_counter()
-            report = r.run()
-            return time.perf_counter() - started, report
+            manifest = svc.start()
+            report_key = rebuild_key(manifest.rebuild_id, "report.json")
+
+            def finished() -> bool:
+                return svc.source.head(report_key) is not None
+
+            work(svc.handle, sqs, "bench-rebuild", stop=finished, wait_seconds=0)
+            elapsed = time.perf_counter() - started
+            report = RebuildReport.from_bytes(svc.source.get(report_key).body)  # type: ignore[union-attr]
+            return elapsed, report
 
         full_s, full = rebuild()
         times, written = [], []
         for _ in range(runs):
             t, report = rebuild()
             times.append(t)
-            written.append(len(report.written) + len(report.deleted))
+            written.append(report.written + len(report.deleted))
     noop = statistics.median(times)
     return {
         "size": size,
         "full_s": full_s,
-        "full_written": len(full.written),
+        "full_written": full.written,
         "noop_s": noop,
         "noop_written": max(written),
         "fraction": noop / full_s,

@@ -394,12 +394,17 @@ def document(f: dict[str, Any], *, quick: bool = False) -> str:
         from .anchor import section
 
         out += [section(f["anchor"]), ""]
+    if f.get("fanout"):
+        from .fanout import section as fanout_section
+
+        out += [fanout_section(f["fanout"]), ""]
     if f.get("rebuild"):
         out += [
             "## No-op `newsroom rebuild`",
             "",
-            "`newsroom.ops.Rebuilder` (what `newsroom rebuild` runs) against moto's "
-            "in-process S3, requests made one at a time as in the test suite. The first "
+            "The rebuild service (what `newsroom rebuild` and `render_releases` run) against moto's "
+            "in-process S3 and SQS (its queue drained in one process), requests made one at a time "
+            "as in the test suite. The first "
             "rebuild publishes the whole site; the next ones find nothing to change.",
             "",
             rebuild_table(f["rebuild"]),

@@ -14,6 +14,8 @@ Source bucket (private)::
     state/invalidations/<id>.json    private state: CDN paths whose refresh failed
     state/versions/<key>.json        private state: the live language versions sharing
                                      one translation_key (``versions_key``)
+    state/rebuilds/<id>/…            one fanned-out rebuild's manifest, chunk records
+                                     and report (``rebuild_key``)
     previews/<name>/index.html       private previews of scheduled releases
     cms/…                            private state of the CMS webhooks
     search/<yyyy>-<mm>.json          the search corpus (``search_corpus_key``)
@@ -44,6 +46,17 @@ STATE_PREFIX = "state/"
 STATE_KEY = STATE_PREFIX + "index.json"
 WAITING_PREFIX = STATE_PREFIX + "waiting/"
 INVALIDATIONS_PREFIX = STATE_PREFIX + "invalidations/"
+REBUILDS_PREFIX = STATE_PREFIX + "rebuilds/"  # one folder per fanned-out rebuild
+# the theme every release page was last rendered under, by a rebuild's commit
+REBUILT_THEME_KEY = REBUILDS_PREFIX + "theme.json"
+
+
+def rebuild_key(rebuild_id: str, name: str) -> str:
+    """A private object of one rebuild: ``manifest.json``, ``chunks/<n>.json``,
+    ``failures/<n>.json``, ``report.json``."""
+    return f"{REBUILDS_PREFIX}{rebuild_id}/{name}"
+
+
 VERSIONS_PREFIX = STATE_PREFIX + "versions/"
 
 

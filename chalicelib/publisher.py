@@ -332,9 +332,13 @@ class Publisher:
         }
         if not touched:
             return []
-        raw, etag = self._read_index()
+        # the index as committed now (usually the one this batch just wrote: a HEAD)
+        head = self.source.head(STATE_KEY)
         cached = self._index_cache
-        committed = cached[1] if cached and etag and cached[0] == etag else Index.from_bytes(raw)
+        if head is not None and cached is not None and cached[0] == head.etag:
+            committed = cached[1]
+        else:
+            committed = Index.from_bytes(self._read_index()[0])
         return self.versions.reconcile(keys, touched, committed.by_source)
 
     def _rerender_versions(self, siblings: list[str]) -> None:
@@ -530,8 +534,9 @@ class Publisher:
             if release.is_scheduled(now):
                 wanted = _Wanted("scheduled", release=release)
             else:
+                # read outside the poison guard: a storage fault is retried, never a rejection
+                versions = self.versions.lookup(source_key, release)
                 try:
-                    versions = self.versions.lookup(source_key, release)
                     rendered = self.renderer.release(release, versions)
                     self.versions.rendered(source_key, release.slug, rendered.revision, versions)
                     entry = Entry.from_release(

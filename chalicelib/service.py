@@ -24,6 +24,7 @@ from .hooks import HookService
 from .listeners import CommitListener
 from .previews import Previews
 from .publisher import Publisher
+from .rebuild import RebuildService, SqsQueue
 from .search.corpus import SearchCorpus
 from .search.updater import SearchUpdater
 from .settings import Settings
@@ -92,6 +93,37 @@ def sweeper() -> Sweeper:
 def consumer() -> QueueConsumer:
     """The publish queue's consumer: the publisher, and media through the same writer."""
     return QueueConsumer(publisher())
+
+
+@lru_cache(maxsize=8)
+def _rebuilder(s: Settings, endpoint: str | None) -> RebuildService:
+    client = s3_client()
+    invalidator = None
+    if s.distribution_id:
+        invalidator = CloudFrontInvalidator(
+            _client(
+                "cloudfront", os.environ.get("AWS_ENDPOINT_URL_CLOUDFRONT") or endpoint, "us-east-1"
+            ),
+            s.distribution_id,
+        )
+    return RebuildService(
+        S3Storage(client, s.source_bucket),
+        S3Storage(client, s.public_bucket),
+        Renderer(s),
+        SqsQueue(aws_client("sqs"), s.rebuild_queue),
+        invalidator=invalidator,
+        chunk_size=s.rebuild_chunk_size,
+    )
+
+
+def rebuild_service(s: Settings) -> RebuildService:
+    return _rebuilder(s.require_buckets(), os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def rebuilder() -> RebuildService:
+    """``render_releases``' service (and local rebuild workers'): rebuild steps off the
+    rebuild queue."""
+    return rebuild_service(settings())
 
 
 @lru_cache(maxsize=8)

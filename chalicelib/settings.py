@@ -81,6 +81,10 @@ class Settings:
     cms_field_map: str = ""  # JSON, see chalicelib/hooks/mapping.py and docs/cms.md
     language: str = "en"  # site-wide pages (front, archives, topics); docs/languages.md
     queue: str = "newsroom-publish"  # the publish queue sync_release consumes
+    # the rebuild queue render_releases consumes (docs/operations.md, rebuilds)
+    rebuild_queue: str = "newsroom-rebuild"
+    rebuild_chunk_size: int = 200  # source keys per render message
+    rebuild_concurrency: int = 50  # render_releases invocations at once (2-1000)
     timezone: str = "UTC"  # for CMS date fields without an offset (docs/cms.md)
     # e-mail alerts (docs/alerts.md)
     alert_queue: str = ""  # empty: no alert is queued
@@ -115,6 +119,11 @@ class Settings:
             cms_field_map=env.get("NEWSROOM_CMS_FIELD_MAP", "").strip(),
             language=_language(env.get("NEWSROOM_LANGUAGE", "")),
             queue=env.get("NEWSROOM_QUEUE", "").strip() or cls.queue,
+            rebuild_queue=env.get("NEWSROOM_REBUILD_QUEUE", "").strip() or cls.rebuild_queue,
+            rebuild_chunk_size=_int(env, "NEWSROOM_REBUILD_CHUNK_SIZE", cls.rebuild_chunk_size),
+            rebuild_concurrency=_int(
+                env, "NEWSROOM_REBUILD_CONCURRENCY", cls.rebuild_concurrency, minimum=2
+            ),
             timezone=_timezone(env.get("NEWSROOM_TIMEZONE", "")),
             alert_queue=env.get("NEWSROOM_ALERT_QUEUE", "").strip(),
             subscribers_table=env.get("NEWSROOM_SUBSCRIBERS_TABLE", "").strip(),

@@ -57,7 +57,7 @@ class _LazyGroup(click.Group):
     LAZY = {
         "demo": "newsroom.demo:command",
         "schedule": "newsroom.cli_schedule:schedule",
-        "rebuild": "newsroom.ops:rebuild",
+        "rebuild": "newsroom.rebuild:rebuild",
         "search-corpus": "newsroom.search_cli:search_corpus",
         "publish": "newsroom.ops:publish",
         "subscribers": "newsroom.alerts_cli:subscribers",

@@ -550,6 +550,77 @@ def test_space_with_en_gb_and_fr_fr_publishes_two_linked_releases(api: Any, aws:
     assert source_tree(aws) == {}
 
 
+ALONE = "contentful_locale_published_alone.json"
+
+
+def _releases_by_language(aws: Any) -> dict[str, tuple[str, dict]]:
+    return {
+        doc["language"]: (key, doc)
+        for key, doc in ((k, json.loads(v)) for k, v in source_tree(aws).items())
+        if key.startswith("releases/")
+    }
+
+
+def test_a_locale_published_alone_writes_only_that_locale(api: Any, aws: Any) -> None:
+    """Locale-based publishing: ``sys.fieldStatus`` says fr-FR is live and
+    en-GB a draft; only the French release is written."""
+    resp = publish(api, payload(ALONE))
+    assert resp.status_code == 202, resp.body
+    found = _releases_by_language(aws)
+    assert list(found) == ["fr-FR"]
+    fr_key, fr = found["fr-FR"]
+    assert fr["title"] == "Des abris ouverts à Riverside"
+    # then en-GB published too: both, linked; the French release stays where it is
+    both = payload_obj(ALONE)
+    both["sys"]["fieldStatus"]["*"]["en-GB"] = "published"
+    both["sys"]["updatedAt"] = "2024-05-14T10:00:00.000Z"
+    assert publish(api, json.dumps(both).encode()).status_code == 202
+    found = _releases_by_language(aws)
+    assert sorted(found) == ["en-GB", "fr-FR"] and found["fr-FR"][0] == fr_key
+    assert found["en-GB"][1]["translation_key"] == found["fr-FR"][1]["translation_key"]
+    # fr-FR back to draft: its release goes, en-GB's stays untouched
+    gb_key, gb_before = found["en-GB"]
+    back = json.loads(json.dumps(both))
+    back["sys"]["fieldStatus"]["*"]["fr-FR"] = "draft"
+    back["sys"]["updatedAt"] = "2024-05-14T11:00:00.000Z"
+    resp = publish(api, json.dumps(back).encode())
+    assert resp.status_code == 202, resp.body
+    found = _releases_by_language(aws)
+    assert list(found) == ["en-GB"]
+    # still at its address, first published when it was
+    assert found["en-GB"][0] == gb_key
+    assert found["en-GB"][1]["published_at"] == gb_before["published_at"]
+
+
+def test_a_locale_whose_slug_is_taken_is_refused_alone_and_the_retry_converges(
+    api: Any, aws: Any
+) -> None:
+    """One locale's slug held by a hand-written file: the other locale is
+    written, the answer (409) says which was refused and why, and the same
+    request sent again once the file is gone writes the missing one."""
+    upload(aws, FR_KEY, make_release(slug="flood-shelters-open-riverside-fr-fr"))
+    body = payload(TWO)
+    headers = contentful_headers(body, SECRET)
+    resp = post(api, body, headers)
+    assert resp.status_code == 409, resp.body
+    answer = body_json(resp)
+    assert answer["key"] == FR_KEY and answer["errors"][0]["loc"] == "slug"
+    by_locale = {r["locale"]: r for r in answer["releases"]}
+    assert by_locale["en-GB"]["status"] == "accepted" and by_locale["en-GB"]["key"] == GB_KEY
+    assert by_locale["fr-FR"]["status"] == "refused" and by_locale["fr-FR"]["key"] == FR_KEY
+    assert "is taken" in by_locale["fr-FR"]["error"]
+    hand_written = source_tree(aws)[FR_KEY]
+    assert json.loads(hand_written)["title"] == make_release()["title"]  # not overwritten
+    aws.delete_object(Bucket=SOURCE, Key=FR_KEY)
+    resp = post(api, body, headers)  # the CMS (or staff) sends it again
+    assert resp.status_code == 202, resp.body
+    tree = source_tree(aws)
+    assert json.loads(tree[FR_KEY])["language"] == "fr-FR"
+    assert json.loads(tree[GB_KEY])["translation_key"] == json.loads(tree[FR_KEY])["translation_key"]
+    # and once finished, the same request is a replay
+    assert post(api, body, headers).status_code == 409
+
+
 def test_both_locales_reach_the_site_linked(api: Any, aws: Any, app_module: Any) -> None:
     assert publish(api, payload(TWO)).status_code == 202
     event = sqs_event(GB_KEY)

@@ -214,6 +214,27 @@ def test_site_wide_pages_use_the_site_language() -> None:
     assert '<html lang="en" dir="ltr">' in english and "Latest releases" in english
 
 
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        ("en", ["Words to find", "All kinds", "{n} releases found.", "Page {page} of {pages}"]),
+        ("fr", ["Mots à chercher", "Tous les types", "{n} publications trouvées.", "Page {page} sur {pages}"]),
+        ("ar", ["الكلمات المطلوبة", "كل الأنواع", "الصفحة {page} من {pages}"]),
+    ],
+)
+def test_the_search_page_speaks_the_site_language(lang: str, words: list[str]) -> None:
+    """Labels and what its script says (data attributes it fills in) come
+    from the site language's catalog."""
+    settings = Settings(site_url="https://news.example.org", language=lang)
+    search = Renderer(settings).search_page().decode()
+    assert f'<html lang="{lang}"' in search
+    for word in words:
+        assert word in search
+    if lang != "en":
+        for english in ("Words to find", "Narrow the results", "releases found", "JavaScript, which"):
+            assert english not in search
+
+
 def test_feed_entries_carry_their_language() -> None:
     site = _site(SETTINGS, release("a"), release("b", language="fr"))
     root = ET.fromstring(site["feed.xml"])

@@ -193,6 +193,61 @@ def test_publish_queue_dead_letters_and_alarms(template: dict[str, Any]) -> None
         assert "sync_media" not in config["stages"][stage]["lambda_functions"]
 
 
+def test_rebuild_queue_dead_letters_and_alarms(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    queue = res["RebuildQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["RebuildDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 3,
+    }
+    functions = {s: _config()["stages"][s]["lambda_functions"] for s in STAGES}
+    for stage in STAGES:
+        # six times the function's timeout, as AWS advises for Lambda consumers
+        assert queue["VisibilityTimeout"] >= 6 * functions[stage]["render_releases"]["lambda_timeout"]
+        env = _config()["stages"][stage]["environment_variables"]
+        assert env["NEWSROOM_REBUILD_QUEUE"] == queue["QueueName"]["Fn::Sub"].replace(
+            "${Stage}", stage
+        )
+        assert 2 <= int(env["NEWSROOM_REBUILD_CONCURRENCY"]) <= 1000
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    watched = {
+        (a["Properties"]["MetricName"], a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0])
+        for a in alarms.values()
+    }
+    assert ("ApproximateNumberOfMessagesVisible", "RebuildDeadLetterQueue") in watched
+    assert template["Outputs"]["RebuildQueueName"]["Value"] == {
+        "Fn::GetAtt": ["RebuildQueue", "QueueName"]
+    }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_render_function_policy_is_least_privilege(stage: str) -> None:
+    """render_releases reads sources and media, keeps the private state and its
+    rebuild records, writes the public site, and uses its own queue only."""
+    assert _config()["stages"][stage]["lambda_functions"]["render_releases"][
+        "iam_policy_file"
+    ] == f"policy-{stage}-rebuild.json"
+    source, public = (f"arn:aws:s3:::{b}" for b in _buckets(stage))
+    grants = {(a, r) for a, r, _ in _grants(_policy(stage, "-rebuild"))}
+    s3 = {(a, r) for a, r in grants if a.startswith("s3:")}
+    assert s3 == {
+        ("s3:GetObject", f"{source}/releases/*"),
+        ("s3:GetObject", f"{source}/media/*"),
+        ("s3:ListBucket", source),
+        *((a, f"{source}/state/*") for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")),
+        *((a, f"{source}/receipts/*") for a in ("s3:GetObject", "s3:PutObject")),
+        *((a, f"{public}/*") for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")),
+        ("s3:ListBucket", public),
+    }
+    queue = f"arn:aws:sqs:us-east-1:123456789012:newsroom-{stage}-rebuild"
+    assert {r for a, r in grants if a.startswith("sqs:")} == {queue}
+    assert {a for a, _ in grants} - {a for a, _ in s3} <= {
+        "sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes", "cloudfront:CreateInvalidation", "logs:CreateLogGroup",
+        "logs:CreateLogStream", "logs:PutLogEvents",
+    }  # fmt: skip
+
+
 def _bucket_policy_for(template: dict[str, Any], bucket: str) -> dict[str, Any]:
     policies = [
         res["Properties"]["PolicyDocument"]
@@ -427,7 +482,7 @@ def _buckets(stage: str) -> tuple[str, str]:
 ALL_POLICIES = [
     (stage, suffix)
     for stage in STAGES
-    for suffix in ("", "-api", "-alerts", "-feedback", "-search")
+    for suffix in ("", "-api", "-alerts", "-feedback", "-search", "-rebuild")
 ]
 
 

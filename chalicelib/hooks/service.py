@@ -2,7 +2,11 @@
 
 The order of checks is fixed and every rejection happens before anything is
 written: unknown CMS (404), size (413), secret and signature (401), JSON and
-release validation (422), order and replay (409, ``order.py``). Every route
+release validation (422), order and replay (409, ``order.py``). One exception:
+in a request carrying several language versions, a version whose slug another
+file holds is refused on its own (409 with a result per version) while the
+others are written; the request stays unfinished, so the same request sent
+again once the slug is free writes what is missing. Every route
 writes a valid release to ``releases/<slug>.json`` (or deletes it); publishing
 itself then goes through ``sync_release`` like any upload. What is written is
 re-read with ``model.parse_release`` (the function ``sync_release`` uses) first,
@@ -156,7 +160,14 @@ class HookService:
             subjects = list(dict.fromkeys(c.subject for c in acting if c.subject))
             for subject in subjects:
                 order.claim(self.source, subject, signed)
-            results = [self._apply(c, key, slug, payload) for c, key, slug, payload in prepared]
+            if len(prepared) == 1:
+                results = [self._apply(*prepared[0])]
+            else:
+                results, refused = self._apply_versions(prepared)
+                if refused is not None:
+                    # not finished: the same request, sent again once the slug
+                    # is free, writes the versions still missing
+                    return 409, {**_taken(refused), "releases": results}
             for subject in subjects:
                 order.finish(self.source, subject, signed)
         except InvalidRelease as exc:
@@ -164,17 +175,7 @@ class HookService:
         except order.Stale as exc:
             return 409, {"error": str(exc)}
         except SlugTaken as exc:
-            msg = (
-                f"slug {exc.slug!r} is taken: {exc.key} already exists and was not "
-                "published from this entry; choose another slug, or remove that "
-                "release first"
-            )
-            return 409, {
-                "error": msg,
-                "errors": [{"loc": "slug", "msg": msg}],
-                "key": exc.key,
-                "slug": exc.slug,
-            }
+            return 409, _taken(exc)
         except BrokenMap as exc:
             return 500, {"error": str(exc)}
         except (MapChanged, order.Busy) as exc:
@@ -184,6 +185,26 @@ class HookService:
         first = dict(results[0])
         first["releases"] = results
         return 202, first
+
+    def _apply_versions(
+        self, prepared: list[tuple[mapping.Change, str, str, bytes]]
+    ) -> tuple[list[dict[str, Any]], SlugTaken | None]:
+        """Every language version of one request, each on its own: a version
+        whose slug another file holds is refused (its result says so) and the
+        others are written, so one locale never holds up another. Returns the
+        results and the first refusal (``None`` when all were written)."""
+        results: list[dict[str, Any]] = []
+        refused: SlugTaken | None = None
+        for change, key, slug, payload in prepared:
+            try:
+                results.append(self._apply(change, key, slug, payload))
+            except SlugTaken as exc:
+                refused = refused or exc
+                result = {**_taken(exc), "status": "refused", "action": change.action}
+                if change.locale:
+                    result["locale"] = change.locale
+                results.append(result)
+        return results, refused
 
     def _apply(self, change: mapping.Change, key: str, slug: str, payload: bytes) -> dict[str, Any]:
         if change.action == "unpublish":
@@ -203,6 +224,11 @@ class HookService:
         own = self.maps.read(map_key(change.entry, change.locale))
         current = own if own.doc else self.maps.adopt(change, slug)
         original = change
+        if change.locale and own.doc and own.doc.get("slug") == _suffixed(slug, change.locale):
+            # this version took <slug>-<locale> while a sibling held the slug:
+            # it keeps that address, whoever holds the slug now
+            original = change = _with_slug(change, own.doc["slug"])
+            key, slug, payload = self._validated(change)
         change, key, slug, payload = self._dated(original, current, key, slug, payload)
         try:
             self._claim_file(key, payload, current.doc)
@@ -214,8 +240,7 @@ class HookService:
                 change, key, slug, payload = self._dated(original, current, key, slug, payload)
             elif change.locale and self.maps.sibling_holds(change, key):
                 # another language version of this entry holds the slug: <slug>-<locale>
-                suffixed = {**change.document, "slug": f"{slug}-{change.locale.lower()}"}
-                change = replace(change, document=suffixed)
+                change = _with_slug(change, _suffixed(slug, change.locale))
                 key, slug, payload = self._validated(change)
             else:
                 raise
@@ -350,6 +375,23 @@ class HookService:
         # the very check sync_release makes (size, encoding, slug from the file name)
         parse_release(payload, name=key)
         return key, release.slug, payload
+
+
+def _suffixed(slug: str, locale: str) -> str:
+    return f"{slug}-{locale.lower()}"
+
+
+def _with_slug(change: mapping.Change, slug: str) -> mapping.Change:
+    return replace(change, document={**change.document, "slug": slug})
+
+
+def _taken(exc: SlugTaken) -> dict[str, Any]:
+    msg = (
+        f"slug {exc.slug!r} is taken: {exc.key} already exists and was not "
+        "published from this entry; choose another slug, or remove that "
+        "release first"
+    )
+    return {"error": msg, "errors": [{"loc": "slug", "msg": msg}], "key": exc.key, "slug": exc.slug}
 
 
 def _name_source(error: FieldError, sources: Mapping[str, str]) -> FieldError:

@@ -8,6 +8,12 @@ const field = (id) => document.getElementById(id);
 const [q, kind, topic, year, language] = ["q", "kind", "topic", "year", "language"].map(field);
 const status = field("status"), list = field("results"), pager = field("pager");
 let loading = null, instances = {}, hits = [], page = 0, run = 0;
+// the page's own words (from the site's catalog), with {placeholders}
+const plural = new Intl.PluralRules(document.documentElement.lang || "en");
+function say(name, values = {}) {
+  const text = status.dataset[name] || "";
+  return text.replace(/\{(\w+)\}/g, (all, key) => (key in values ? String(values[key]) : all));
+}
 
 function instanceFor(pagefind, lang) {
   // Pagefind picks an instance's index (and stemmer) from <html lang> when it
@@ -115,7 +121,7 @@ async function show() {
   list.replaceChildren(...data.map(resultItem));
   const pages = Math.ceil(hits.length / PAGE);
   pager.hidden = pages < 2;
-  field("page-of").textContent = `Page ${page + 1} of ${pages}`;
+  field("page-of").textContent = say("pageOf", { page: page + 1, pages });
   field("prev").disabled = page === 0;
   field("next").disabled = page + 1 >= pages;
   remember();
@@ -130,7 +136,7 @@ async function search(retry = true) {
     Object.values(instances).forEach((inst) => inst.destroy());
     loading = null; instances = {};
     if (retry) return search(false);
-    status.textContent = "Search is not available right now. Try again in a moment, or browse the archive.";
+    status.textContent = say("unavailable");
   }
 }
 
@@ -145,7 +151,7 @@ async function find() {
     page = 0; remember();
     return;
   }
-  status.textContent = "Searching…";
+  status.textContent = say("searching");
   const chosen = language.value ? [language.value] : Object.keys(instances);
   const found = await Promise.all(
     chosen.filter((l) => instances[l]).map((l) => instances[l].search(term || null, { filters })),
@@ -156,9 +162,9 @@ async function find() {
   page = Math.min(page, pages - 1);
   await show();
   if (mine !== run) return;
-  const what = term ? ` for “${term}”` : "";
   // announced once the results are on the page
-  status.textContent = hits.length === 1 ? `1 release found${what}.` : `${hits.length} releases found${what}.`;
+  const count = plural.select(hits.length) === "one" ? "One" : "Other";
+  status.textContent = say(term ? `foundTerm${count}` : `found${count}`, { n: hits.length, term });
 }
 
 let timer = 0;

@@ -11,7 +11,12 @@ Every locale with its own title becomes a release (its ``language``), the
 versions sharing a ``translation_key``; a field without a value in a locale is
 read in the default locale (the ``locale`` option when the entry has it, else
 the locale most fields carry: Contentful sends non-localized fields only in the
-default locale). Publishing, unpublishing and deleting are whole-entry events.
+default locale). Publishing, unpublishing and deleting are whole-entry events,
+except under Contentful's locale-based publishing: then ``sys.fieldStatus``
+(``{"*": {"en-US": "published", "fr-FR": "draft"}}``) says which locales are
+live, and a publish writes the published ones (``published``, or ``changed``:
+live, with later draft edits) and takes down the release of a locale that is
+``draft`` again, leaving every other locale as it is.
 """
 
 from __future__ import annotations
@@ -118,13 +123,20 @@ class Contentful(Cms):
         titled = fields.get(title_src) if isinstance(fields.get(title_src), dict) else {}
         versions = [loc for loc in locales if loc in titled] or [default]
         versions.sort(key=lambda loc: loc != default)  # the default locale first
-        several = len(locales) > 1
+        status = walk(sys, ["fieldStatus", "*"])
+        status = status if isinstance(status, dict) and status else None
+        several = len(set(locales) | set(status or ())) > 1
+        drafts: list[str] = []
+        if status is not None:
+            # locale-based publishing: only the locales live now
+            drafts = [loc for loc in status if status[loc] == "draft" and several]
+            versions = [loc for loc in versions if status.get(loc) in ("published", "changed")]
+        changes = []
         tags = [
             t
             for t in (walk(tag, ["sys", "id"]) for tag in walk(data, ["metadata", "tags"]) or [])
             if isinstance(t, str) and t
         ]
-        changes = []
         for loc in versions:
             doc, sources = build_document(
                 self._getter(fields, loc, default),
@@ -152,6 +164,11 @@ class Contentful(Cms):
                     published_now=sys.get("publishedAt") or sys.get("updatedAt") or "",
                 )
             )
+        changes += [  # a locale taken back to draft: its release goes, alone
+            Change("unpublish", entry=ref, locale=locale_of(loc), subject=ref)
+            for loc in drafts
+            if locale_of(loc)
+        ]
         return changes
 
     @staticmethod
