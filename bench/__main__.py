@@ -18,7 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import alerts, anchor, build, coldstart, fanout, markdown, proc, publish, report, search
+from . import (
+    alerts,
+    anchor,
+    build,
+    burst,
+    coldstart,
+    fanout,
+    markdown,
+    proc,
+    publish,
+    report,
+    search,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,8 +42,8 @@ def _sizes(text: str) -> list[int]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
-    p.add_argument("--publish-sizes", type=_sizes, default=[100, 1000, 10000])
-    p.add_argument("--publish-runs", type=int, default=20, help="publishes timed per size")
+    p.add_argument("--publish-sizes", type=_sizes, default=[100, 10000, 100000])
+    p.add_argument("--publish-runs", type=int, default=5, help="publishes timed per size and case")
     p.add_argument("--build-sizes", type=_sizes, default=[1000, 10000])
     p.add_argument("--rebuild-sizes", type=_sizes, default=None, help="default: build sizes")
     p.add_argument("--runs", type=int, default=3, help="runs per build measurement (median)")
@@ -41,7 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         default="",
-        help="comma list: markdown,publish,build,rebuild,cold,alerts,search,anchor,fanout",
+        help="comma list: markdown,publish,build,rebuild,cold,alerts,search,anchor,fanout,burst",
+    )
+    p.add_argument("--burst-archive", type=int, default=10000, help="releases already public")
+    p.add_argument("--burst-uploads", type=int, default=1000, help="releases uploaded at once")
+    p.add_argument(
+        "--burst-delays", type=_sizes, default=[0, 20], help="ms added to each handler request"
     )
     p.add_argument("--fanout-size", type=int, default=10000, help="releases for the fan-out rebuild")
     p.add_argument("--alert-subscribers", type=int, default=10000)
@@ -59,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.search_sizes = [30]
         args.anchor_sizes, args.memory_sizes = [30], [30]
         args.fanout_size = 24
+        args.burst_archive, args.burst_uploads, args.burst_delays = 30, 20, [0]
     if args.rebuild_sizes is None:
         args.rebuild_sizes = args.build_sizes
     return args
@@ -71,7 +89,9 @@ def _save(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     alone = {"alerts": (report.ALERTS_TITLE, report.alerts_section)}
     alone["search"] = (report.SEARCH_TITLE, report.search_section)
     alone["anchor"] = (anchor.TITLE, anchor.section)
+    alone["publish"] = (publish.TITLE, publish.section)
     alone["fanout"] = (fanout.TITLE, fanout.section)
+    alone["burst"] = (burst.TITLE, burst.section)
     only = args.only.strip()
     if only in alone and args.out.exists() and only in figures:
         # one section measured: update it, keep the other figures
@@ -151,6 +171,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sizes = args.search_sizes
         figures["search"] = search.measure(sizes, query_size=max(sizes), lambda_size=max(sizes))
         print(report.search_section(figures["search"]), flush=True)
+    if wanted("burst"):
+        delays = tuple(float(d) for d in args.burst_delays)
+        figures["burst"] = burst.measure(args.burst_archive, args.burst_uploads, delays)
+        print(burst.section(figures["burst"]), flush=True)
+        _save(args, figures)
     figures["machine"]["load_after"] = proc.load_average()
     return figures
 

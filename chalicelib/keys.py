@@ -7,9 +7,15 @@ Source bucket (private)::
     receipts/releases/<name>.json    what happened to an upload (``receipt_key``)
     receipts/media/<path>.json       the same for a media file
     receipts/schedule.json           private state: releases waiting for their instant
-    state/index.json                 private state: every public entry with its source
-                                     key and digest, withdrawals, announcements (the
-                                     publisher's commit point)
+    state/head.json                  private state: the commit point (newest entries,
+                                     counts, pointers, withdrawals, announcements)
+    state/objects/<kind>s/<name>.<token>.json
+                                     private state: one month's entries, one topic's or
+                                     kind's newest entries and month counts (chalicelib.state)
+    state/sources/<name>.json        private state: months that may hold a source's entry
+    state/slugs/<slug>.json          private state: months that may hold a slug's holder
+    state/media-refs/<media>=/<source key>
+                                     private state: a release referencing a media file
     state/waiting/<slug>.json        private state: files refused a slug another holds
     state/invalidations/<id>.json    private state: CDN paths whose refresh failed
     state/versions/<key>.json        private state: the live language versions sharing
@@ -34,7 +40,31 @@ bucket without the Content-Type and Cache-Control its key calls for.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .storage import Storage
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One family of keys, ``<prefix><name><suffix>``: how a name becomes its
+    key, how a key gives its name back, and whether a key belongs."""
+
+    prefix: str
+    suffix: str = ""
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}{self.suffix}"
+
+    def name(self, key: str) -> str:
+        return key.removeprefix(self.prefix).removesuffix(self.suffix)
+
+    def matches(self, key: str) -> bool:
+        return (
+            key.startswith(self.prefix)
+            and key.endswith(self.suffix)
+            and len(key) > len(self.prefix) + len(self.suffix)
+        )
 
 # Source bucket -----------------------------------------------------------------
 RELEASES_PREFIX = "releases/"
@@ -43,7 +73,12 @@ RECEIPTS_PREFIX = "receipts/"
 SCHEDULE_KEY = RECEIPTS_PREFIX + "schedule.json"
 PREVIEW_PREFIX = "previews/"
 STATE_PREFIX = "state/"
-STATE_KEY = STATE_PREFIX + "index.json"
+HEAD_KEY = STATE_PREFIX + "head.json"
+STATE_KEY = HEAD_KEY  # the publisher's commit point (``chalicelib.state``)
+STATE_OBJECTS_PREFIX = STATE_PREFIX + "objects/"
+SOURCE_HINTS_PREFIX = STATE_PREFIX + "sources/"
+SLUG_HINTS_PREFIX = STATE_PREFIX + "slugs/"
+MEDIA_REFS_PREFIX = STATE_PREFIX + "media-refs/"
 WAITING_PREFIX = STATE_PREFIX + "waiting/"
 INVALIDATIONS_PREFIX = STATE_PREFIX + "invalidations/"
 REBUILDS_PREFIX = STATE_PREFIX + "rebuilds/"  # one folder per fanned-out rebuild
@@ -65,6 +100,16 @@ def versions_key(translation_key: str) -> str:
     return f"{VERSIONS_PREFIX}{translation_key}.json"
 
 
+def source_hint_key(source_key: str) -> str:
+    """Which months may hold the entry of ``releases/<name>.json``."""
+    return f"{SOURCE_HINTS_PREFIX}{source_key.removeprefix(RELEASES_PREFIX)}"
+
+
+def slug_hint_key(slug: str) -> str:
+    """Which months may hold the entry of ``slug``'s holder."""
+    return f"{SLUG_HINTS_PREFIX}{slug}.json"
+
+
 def waiting_key(slug: str) -> str:
     """Who waits for ``slug`` to be freed (a slug is path-safe by its rule)."""
     return f"{WAITING_PREFIX}{slug}.json"
@@ -78,17 +123,10 @@ def source_key(name: str) -> str:
     return f"{RELEASES_PREFIX}{name.removesuffix('.json')}.json"
 
 
-def is_release_key(key: str) -> bool:
-    return (
-        key.startswith(RELEASES_PREFIX)
-        and key.endswith(".json")
-        and len(key) > len(RELEASES_PREFIX + ".json")
-    )
-
-
-def release_name(key: str) -> str:
-    """``releases/<name>.json`` -> ``<name>``."""
-    return key.removeprefix(RELEASES_PREFIX).removesuffix(".json")
+# releases/<name>.json: what staff upload
+RELEASE_SOURCE = Shape(RELEASES_PREFIX, ".json")
+is_release_key = RELEASE_SOURCE.matches
+release_name = RELEASE_SOURCE.name
 
 
 def receipt_key(source_key: str) -> str:
@@ -101,14 +139,13 @@ def media_receipt_key(key: str) -> str:
     return f"{RECEIPTS_PREFIX}{key}.json"
 
 
-def search_corpus_key(month: str) -> str:
-    """``search/<yyyy>-<mm>.json``: the search records of one month."""
-    return f"{SEARCH_PREFIX}{month}.json"
+# search/<yyyy>-<mm>.json: the search records of one month
+search_corpus_key = Shape(SEARCH_PREFIX, ".json").key
 
 
 def preview_key(source_key: str) -> str:
     """``releases/<name>.json`` -> ``previews/<name>/index.html``."""
-    return f"{PREVIEW_PREFIX}{release_name(source_key)}/index.html"
+    return Shape(PREVIEW_PREFIX, "/index.html").key(release_name(source_key))
 
 
 # Public bucket -----------------------------------------------------------------
@@ -120,18 +157,10 @@ SITE_PREFIXES = (
 )  # fmt: skip
 
 
-def release_key(slug: str) -> str:
-    """The public page of a release."""
-    return f"{RELEASES_PREFIX}{slug}/index.html"
-
-
-def release_path(slug: str) -> str:
-    """The site path of a release page (what links and ``index.json`` carry)."""
-    return f"/{RELEASES_PREFIX}{slug}/"
-
-
-def stylesheet_key(digest: str) -> str:
-    return f"{ASSETS_PREFIX}style.{digest}.css"
+# the public page of a release, and its site path (what links and index.json carry)
+release_key = Shape(RELEASES_PREFIX, "/index.html").key
+release_path = Shape("/" + RELEASES_PREFIX, "/").key
+stylesheet_key = Shape(ASSETS_PREFIX + "style.", ".css").key
 
 
 SEARCH_PAGE_KEY = "search/index.html"
@@ -141,12 +170,9 @@ PAGEFIND_ENTRY_KEY = PAGEFIND_PREFIX + "pagefind-entry.json"
 PAGEFIND_HASHED = tuple(PAGEFIND_PREFIX + d for d in ("fragment/", "index/", "filter/"))
 
 
-def search_script_key(digest: str) -> str:
-    return f"search/search.{digest}.js"
-
-
-def is_search_script(key: str) -> bool:
-    return key.startswith("search/search.") and key.endswith(".js")
+SEARCH_SCRIPT = Shape("search/search.", ".js")
+search_script_key = SEARCH_SCRIPT.key
+is_search_script = SEARCH_SCRIPT.matches
 
 
 # Object headers ------------------------------------------------------------------

@@ -44,20 +44,25 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str
     for heading in ("## Goals", "## Markdown library", "## Cost of one publish",
                     "## Full build, no-op build, Hugo", "## No-op `newsroom rebuild`",
                     "## Cold start and package size",
-                    "## E-mail alerts: one release to many subscribers"):  # fmt: skip
+                    "## E-mail alerts: one release to many subscribers",
+                    "## The publish queue: a burst"):  # fmt: skip
         assert heading in doc
     figures = json.loads(raw.read_text())
     for result in figures["publish"]:
-        for by_topics in result["by_topics"].values():
-            # at least the source and index.json read; page, index and receipt written
-            assert by_topics["ops"]["GetObject"] >= 2 and by_topics["ops"]["PutObject"] >= 3
-            assert "index.json" in by_topics["put_keys"]
+        for case in result["cases"].values():
+            # at least the source and the state's head read; page, head and receipt written
+            assert case["ops"]["GetObject"] >= 2 and case["ops"]["PutObject"] >= 3
+            assert "index.json" in case["put_keys"] and "state/head.json" in case["put_keys"]
+            assert case["bytes_read"] > 0 and case["bytes_written"] > 0
     assert figures["build"][0]["noop"]["written"] == 0
     assert figures["rebuild"][0]["noop_written"] == 0
     assert figures["markdown"]["same_corpus"] == figures["markdown"]["bodies"]
     alerts = figures["alerts"]
     assert alerts["recipients"] == alerts["emails"] == alerts["subscribers"] == 40
     assert alerts["duplicates"] == 0
+    # the queue path at concurrency 2: every upload live, nothing dead-lettered
+    [burst] = figures["burst"]
+    assert burst["completed"] and burst["lost"] == 0 and burst["dead_letter"] == 0
 
 
 def test_alerts_only_run_updates_its_section_and_keeps_the_rest(
