@@ -44,7 +44,8 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str
     for heading in ("## Goals", "## Markdown library", "## Cost of one publish",
                     "## Full build, no-op build, Hugo", "## No-op `newsroom rebuild`",
                     "## Cold start and package size",
-                    "## E-mail alerts: one release to many subscribers"):  # fmt: skip
+                    "## E-mail alerts: one release to many subscribers",
+                    "## Fan-out rebuild"):  # fmt: skip
         assert heading in doc
     figures = json.loads(raw.read_text())
     for result in figures["publish"]:
@@ -54,6 +55,9 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str
             assert "index.json" in by_topics["put_keys"]
     assert figures["build"][0]["noop"]["written"] == 0
     assert figures["rebuild"][0]["noop_written"] == 0
+    fan = figures["fanout"]
+    assert [r["workers"] for r in fan["runs"]] == [1, 2, 2]
+    assert all(r["written"] > 0 for r in fan["runs"])  # every run rendered a whole site
     assert figures["markdown"]["same_corpus"] == figures["markdown"]["bodies"]
     alerts = figures["alerts"]
     assert alerts["recipients"] == alerts["emails"] == alerts["subscribers"] == 40
