@@ -534,8 +534,9 @@ class Publisher:
             if release.is_scheduled(now):
                 wanted = _Wanted("scheduled", release=release)
             else:
+                # read outside the poison guard: a storage fault is retried, never a rejection
+                versions = self.versions.lookup(source_key, release)
                 try:
-                    versions = self.versions.lookup(source_key, release)
                     rendered = self.renderer.release(release, versions)
                     self.versions.rendered(source_key, release.slug, rendered.revision, versions)
                     entry = Entry.from_release(

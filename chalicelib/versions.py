@@ -99,9 +99,15 @@ def record_bytes(translation_key: str, members: Iterable[Member]) -> bytes:
 
 
 def record_members(body: bytes | None) -> dict[str, Member]:
+    """The members of a record; an unreadable one counts as empty (the next
+    reconcile rewrites it from the index) rather than blocking its releases."""
     if body is None:
         return {}
-    return {m["source_key"]: Member.from_json(m) for m in json.loads(body).get("members", [])}
+    try:
+        members = json.loads(body).get("members", [])
+        return {m["source_key"]: Member.from_json(m) for m in members}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 class VersionRecords:

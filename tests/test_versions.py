@@ -225,6 +225,36 @@ def test_a_crash_rerendering_a_sibling_is_finished_by_the_retry(aws: Any) -> Non
     assert hreflangs(tree, "floods") == {"en": "floods", "fr": "inondations"}
 
 
+def test_a_fault_reading_the_record_is_retried_never_a_rejection(aws: Any) -> None:
+    from support import StorageWrapper
+
+    class RecordReadFault(StorageWrapper):
+        failed = False
+
+        def _read(self, op: str, key: str, do: Any) -> Any:
+            if key.startswith("state/versions/") and not self.failed:
+                self.failed = True
+                raise TransientStorageError("injected read fault", key)
+            return do()
+
+    flaky = Publisher(
+        RecordReadFault(S3Storage(aws, SOURCE)), S3Storage(aws, PUBLIC), renderer(), clock=lambda: NOW
+    )
+    upload(aws, "releases/floods.json", version("floods", "en"))
+    outcome = flaky.sync_batch(["releases/floods.json"])
+    assert "releases/floods.json" in outcome.failed  # its message comes back
+    assert outcome.receipts == []
+    assert flaky.sync("releases/floods.json").status == "published"
+
+
+def test_an_unreadable_record_is_rewritten_from_the_index(app_module: Any, aws: Any) -> None:
+    aws.put_object(Bucket=SOURCE, Key=versions_key("floods"), Body=b"{not json")
+    publish(app_module, aws, "releases/floods.json", version("floods", "en"))
+    publish(app_module, aws, "releases/inondations.json", version("inondations", "fr"))
+    tree = assert_same_as_build(aws)
+    assert hreflangs(tree, "floods") == {"en": "floods", "fr": "inondations"}
+
+
 def test_a_rebuild_writes_the_records_the_pages_imply(aws: Any) -> None:
     import boto3
 
