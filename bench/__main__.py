@@ -30,8 +30,8 @@ def _sizes(text: str) -> list[int]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
-    p.add_argument("--publish-sizes", type=_sizes, default=[100, 1000, 10000])
-    p.add_argument("--publish-runs", type=int, default=20, help="publishes timed per size")
+    p.add_argument("--publish-sizes", type=_sizes, default=[100, 10000, 100000])
+    p.add_argument("--publish-runs", type=int, default=5, help="publishes timed per size and case")
     p.add_argument("--build-sizes", type=_sizes, default=[1000, 10000])
     p.add_argument("--rebuild-sizes", type=_sizes, default=None, help="default: build sizes")
     p.add_argument("--runs", type=int, default=3, help="runs per build measurement (median)")
@@ -71,6 +71,7 @@ def _save(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     alone = {"alerts": (report.ALERTS_TITLE, report.alerts_section)}
     alone["search"] = (report.SEARCH_TITLE, report.search_section)
     alone["anchor"] = (anchor.TITLE, anchor.section)
+    alone["publish"] = (publish.TITLE, publish.section)
     alone["fanout"] = (fanout.TITLE, fanout.section)
     only = args.only.strip()
     if only in alone and args.out.exists() and only in figures:

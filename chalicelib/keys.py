@@ -7,9 +7,15 @@ Source bucket (private)::
     receipts/releases/<name>.json    what happened to an upload (``receipt_key``)
     receipts/media/<path>.json       the same for a media file
     receipts/schedule.json           private state: releases waiting for their instant
-    state/index.json                 private state: every public entry with its source
-                                     key and digest, withdrawals, announcements (the
-                                     publisher's commit point)
+    state/head.json                  private state: the commit point (newest entries,
+                                     counts, pointers, withdrawals, announcements)
+    state/objects/<kind>s/<name>.<token>.json
+                                     private state: one month's entries, one topic's or
+                                     kind's newest entries and month counts (chalicelib.state)
+    state/sources/<name>.json        private state: months that may hold a source's entry
+    state/slugs/<slug>.json          private state: months that may hold a slug's holder
+    state/media-refs/<media>=/<source key>
+                                     private state: a release referencing a media file
     state/waiting/<slug>.json        private state: files refused a slug another holds
     state/invalidations/<id>.json    private state: CDN paths whose refresh failed
     state/versions/<key>.json        private state: the live language versions sharing
@@ -43,7 +49,12 @@ RECEIPTS_PREFIX = "receipts/"
 SCHEDULE_KEY = RECEIPTS_PREFIX + "schedule.json"
 PREVIEW_PREFIX = "previews/"
 STATE_PREFIX = "state/"
-STATE_KEY = STATE_PREFIX + "index.json"
+HEAD_KEY = STATE_PREFIX + "head.json"
+STATE_KEY = HEAD_KEY  # the publisher's commit point (``chalicelib.state``)
+STATE_OBJECTS_PREFIX = STATE_PREFIX + "objects/"
+SOURCE_HINTS_PREFIX = STATE_PREFIX + "sources/"
+SLUG_HINTS_PREFIX = STATE_PREFIX + "slugs/"
+MEDIA_REFS_PREFIX = STATE_PREFIX + "media-refs/"
 WAITING_PREFIX = STATE_PREFIX + "waiting/"
 INVALIDATIONS_PREFIX = STATE_PREFIX + "invalidations/"
 REBUILDS_PREFIX = STATE_PREFIX + "rebuilds/"  # one folder per fanned-out rebuild
@@ -63,6 +74,16 @@ VERSIONS_PREFIX = STATE_PREFIX + "versions/"
 def versions_key(translation_key: str) -> str:
     """The record of one translation key's versions (the key is path-safe by its rule)."""
     return f"{VERSIONS_PREFIX}{translation_key}.json"
+
+
+def source_hint_key(source_key: str) -> str:
+    """Which months may hold the entry of ``releases/<name>.json``."""
+    return f"{SOURCE_HINTS_PREFIX}{source_key.removeprefix(RELEASES_PREFIX)}"
+
+
+def slug_hint_key(slug: str) -> str:
+    """Which months may hold the entry of ``slug``'s holder."""
+    return f"{SLUG_HINTS_PREFIX}{slug}.json"
 
 
 def waiting_key(slug: str) -> str:

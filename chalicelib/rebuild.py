@@ -64,7 +64,8 @@ from .keys import (
 )
 from .media import MediaSync
 from .receipts import Scheduled, update_schedule
-from .storage import Storage, md5_etag, put_if_unchanged
+from .state import Snapshot, StaleState, commit_full_state
+from .storage import Storage, md5_etag
 from .versions import VersionRecords, links_digest, write_records
 
 log = logging.getLogger("newsroom.rebuild")
@@ -663,9 +664,12 @@ class RebuildService:
         a publish committed before our read has its source in our listing),
         then the public listing; write, delete, commit with IfMatch."""
         now = self.clock()
-        current = self.source.get(STATE_KEY)
-        etag = current.etag if current else None
-        live = Index.from_bytes(current.body if current else None)
+        snap = Snapshot.read(self.source)
+        etag = snap.etag
+        try:
+            live = snap.index()  # every month: a rebuild reads the whole state
+        except StaleState:
+            return False  # a publish committed while it was read: read again
         listing = {
             k: e.strip('"')
             for k, e in self.source.list_etags(RELEASES_PREFIX).items()
@@ -754,9 +758,11 @@ class RebuildService:
             (k for k in existing if site_owned(k) and k not in files and k not in owned),
             key=lambda k: (k.count("/"), k),
         )
-        state = index.to_bytes()
         self._committed = index
-        if not new_pages and not shared and not stale and current and current.body == state:
+        same_state = etag is not None and (
+            live.entries, live.withdrawing, live.theme, live.announce
+        ) == (index.entries, index.withdrawing, index.theme, index.announce)
+        if not new_pages and not shared and not stale and same_state:
             return True  # the site is what this rebuild would write
         # media first: a release's photo or PDF is public before its page
         for key in sorted(index.media_keys() - live.media_keys()):
@@ -779,7 +785,7 @@ class RebuildService:
         report.deleted = sorted(set(report.deleted) | set(stale))
         for key in [*new_pages, *shared, *stale]:
             paths.update(invalidation_paths(key))
-        return self._commit_state(state, etag)
+        return self._commit_state(index, etag, snap)
 
     def _with_versions(
         self,
@@ -809,20 +815,10 @@ class RebuildService:
             out.append((entry, page))
         return out
 
-    def _commit_state(self, state: bytes, etag: str | None) -> bool:
+    def _commit_state(self, index: Index, etag: str | None, previous: Snapshot) -> bool:
         """The commit point, as the publisher's: the private state written only
-        over the version this attempt read."""
-        return (
-            put_if_unchanged(
-                self.source,
-                STATE_KEY,
-                state,
-                etag,
-                content_type="application/json",
-                cache_control=PRIVATE_CACHE,
-            )
-            is not None
-        )
+        over the version this attempt read (``chalicelib.state.commit_full_state``)."""
+        return commit_full_state(self.source, index, etag, previous=previous) is not None
 
     def _read_all(
         self, keys: list[str], now: datetime, records: VersionRecords
@@ -851,7 +847,7 @@ class RebuildService:
         ]
         mine_keys = {s.source_key for s in mine}
         seen = self._seen
-        live = {e.source_key for e in Index.from_bytes(self._state()).entries}
+        live = {e.source_key for e in self._live().entries}
 
         def keep(s: Scheduled) -> bool:
             if s.source_key in mine_keys:
@@ -863,13 +859,15 @@ class RebuildService:
             attempts=self.max_attempts,
         )  # fmt: skip
 
-    def _state(self) -> bytes | None:
-        current = self.source.get(STATE_KEY)
-        return current.body if current else None
-
     def _live(self) -> Index:
-        """The committed private state."""
-        return Index.from_bytes(self._state())
+        """The committed state as one ``Index`` (read again if a publish replaced
+        part of it while it was read)."""
+        for _attempt in range(self.max_attempts):
+            try:
+                return Snapshot.read(self.source).index()
+            except StaleState:
+                continue
+        raise StorageError("the state kept changing while it was read", STATE_KEY)
 
     # Progress -----------------------------------------------------------------------------
     def manifest(self, rebuild_id: str) -> Manifest | None:

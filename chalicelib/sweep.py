@@ -81,7 +81,8 @@ class Sweeper:
             report.failed.extend(sorted(outcome.failed))
         self.publisher.drain_owed()
         report.invalidations_resent = self._resend_invalidations()
-        log.info(json.dumps(report.to_json(), ensure_ascii=False))
+        doc = report.to_json()
+        log.info(doc.pop("event"), extra=doc)
         if report.failed:
             raise StorageError(
                 f"{len(report.failed)} key(s) met an infrastructure fault; the next sweep "
@@ -96,7 +97,7 @@ class Sweeper:
             k: v for k, v in self.source.list_modified(RELEASES_PREFIX).items() if is_release_key(k)
         }
         receipts = self.source.list_modified(receipt_key(RELEASES_PREFIX))
-        index = self.publisher.read_index()
+        index = self.publisher.read_state().index()  # every month: a sweep reads it all
         digests = {e.source_key: e.source_digest for e in index.entries}
         scheduled = {s.source_key for s in self.publisher.scheduled()}
         out: set[str] = set()

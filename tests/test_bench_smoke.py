@@ -49,10 +49,11 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str
         assert heading in doc
     figures = json.loads(raw.read_text())
     for result in figures["publish"]:
-        for by_topics in result["by_topics"].values():
-            # at least the source and index.json read; page, index and receipt written
-            assert by_topics["ops"]["GetObject"] >= 2 and by_topics["ops"]["PutObject"] >= 3
-            assert "index.json" in by_topics["put_keys"]
+        for case in result["cases"].values():
+            # at least the source and the state's head read; page, head and receipt written
+            assert case["ops"]["GetObject"] >= 2 and case["ops"]["PutObject"] >= 3
+            assert "index.json" in case["put_keys"] and "state/head.json" in case["put_keys"]
+            assert case["bytes_read"] > 0 and case["bytes_written"] > 0
     assert figures["build"][0]["noop"]["written"] == 0
     assert figures["rebuild"][0]["noop_written"] == 0
     fan = figures["fanout"]

@@ -178,7 +178,7 @@ def test_unpublish_invalidates_the_deleted_and_changed_paths(app_module, aws, cl
     diff = changed(before, after)
     gone = diff - after.keys()
     assert {"releases/other/index.html", "topics/other-topic/index.html"} <= gone
-    assert "sitemaps/releases-2017.xml" in gone
+    assert "sitemaps/2017-05.xml" in gone
     assert sent.new() == [paths_of(diff)]
 
 

@@ -131,7 +131,7 @@ def test_publish_due_publishes_when_the_instant_comes(aws) -> None:
     tree = public_tree(aws)
     assert b"Secret report on harbour water" in tree["releases/secret-report/index.html"]
     assert b"/releases/secret-report/" in tree["feed.xml"]
-    assert b"/releases/secret-report/" in tree["sitemaps/releases-2018.xml"]
+    assert b"/releases/secret-report/" in tree["sitemaps/2018-12.xml"]
     assert "topics/embargoed-topic/index.html" in tree
     assert schedule(aws) == []
 

@@ -121,11 +121,11 @@ def test_one_feed_per_topic_with_only_its_releases(published) -> None:
     ]
     feed = parse(site["topics/cote-d-ivoire/feed.xml"])
     assert [e.id for e in feed.entries] == [f"{SITE_URL}/releases/newer/"]
-    # every topic page exists with its feed, and links to it
+    # every topic's front page exists with its feed, and links to it
     topic_pages = {
         k[: -len("index.html")]
         for k in site
-        if k.startswith("topics/") and k.endswith("/index.html")
+        if k.startswith("topics/") and k.endswith("/index.html") and k.count("/") == 2
     }
     for prefix in topic_pages - {"topics/"}:
         assert prefix + "feed.xml" in site

@@ -92,17 +92,25 @@ def test_sitemap_index_covers_every_public_page(published) -> None:
         assert url.startswith("https://news.example.org/"), url
 
 
-def test_one_sitemap_per_year_of_releases(published) -> None:
+def test_one_sitemap_per_month_of_releases(published) -> None:
     site = published.tree
     index = ET.fromstring(site["sitemap.xml"])
     locs = [loc.text for loc in index.iter(f"{SM}loc")]
     assert locs == [
         f"{SITE_URL}/sitemaps/pages.xml",
-        f"{SITE_URL}/sitemaps/releases-2018.xml",
-        f"{SITE_URL}/sitemaps/releases-2017.xml",
+        f"{SITE_URL}/sitemaps/2018-12.xml",
+        f"{SITE_URL}/sitemaps/2017-03.xml",
     ]
-    y2017 = ET.fromstring(site["sitemaps/releases-2017.xml"])
-    assert [u.find(f"{SM}loc").text for u in y2017] == [f"{SITE_URL}/releases/last-year/"]
+    # the month's releases, then the month's own listing pages
+    m2017 = ET.fromstring(site["sitemaps/2017-03.xml"])
+    assert [u.find(f"{SM}loc").text for u in m2017] == [
+        f"{SITE_URL}/releases/last-year/",
+        f"{SITE_URL}/archive/2017/03/",
+        f"{SITE_URL}/kinds/press-release/2017/",
+        f"{SITE_URL}/kinds/press-release/2017/03/",
+        f"{SITE_URL}/topics/topic-last-year/2017/",
+        f"{SITE_URL}/topics/topic-last-year/2017/03/",
+    ]
 
 
 def test_release_lastmod_is_the_last_change(published) -> None:
@@ -112,12 +120,12 @@ def test_release_lastmod_is_the_last_change(published) -> None:
     assert urls[f"{SITE_URL}/releases/newest/"] == "2018-12-20T10:00:00-05:00"
 
 
-def test_an_emptied_year_leaves_the_index(app_module, aws, site) -> None:
+def test_an_emptied_month_leaves_the_index(app_module, aws, site) -> None:
     aws.delete_object(Bucket=SOURCE, Key="releases/last-year.json")
     app_module.sync_release(sqs_event("releases/last-year.json", "ObjectRemoved:Delete"), None)
     tree = public_tree(aws)
-    assert "sitemaps/releases-2017.xml" not in tree
-    assert b"releases-2017" not in tree["sitemap.xml"]
+    assert "sitemaps/2017-03.xml" not in tree
+    assert b"2017-03" not in tree["sitemap.xml"]
     assert f"{SITE_URL}/releases/last-year/" not in sitemap_urls(tree)
 
 

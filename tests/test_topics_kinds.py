@@ -105,8 +105,8 @@ def test_a_topic_page_goes_when_its_last_release_does(app_module, aws, site) -> 
     assert b"refugees-and-migrants" not in tree["topics/index.html"]
 
 
-def test_every_release_of_a_kind_is_reachable_by_year(app_module, aws) -> None:
-    for n, when in enumerate(["2016-03-01", "2017-04-01", "2017-05-01", "2018-06-01"]):
+def test_every_release_of_a_kind_is_reachable_by_month(app_module, aws) -> None:
+    for n, when in enumerate(["2016-03-01", "2017-04-01", "2017-04-20", "2018-06-01"]):
         publish_slug(app_module, aws, f"rep-{n}", kind="report", published_at=f"{when}T09:00:00Z")
     publish_slug(app_module, aws, "pr-0", kind="press-release", published_at="2017-01-01T09:00:00Z")
     tree = public_tree(aws)
@@ -114,25 +114,48 @@ def test_every_release_of_a_kind_is_reachable_by_year(app_module, aws) -> None:
     assert links(tree["kinds/report/index.html"]) == [f"/releases/rep-{n}/" for n in (3, 2, 1, 0)]
     for year in (2018, 2017, 2016):
         assert f'href="/kinds/report/{year}/"' in kind_page
-    assert links(tree["kinds/report/2017/index.html"]) == ["/releases/rep-2/", "/releases/rep-1/"]
-    assert links(tree["kinds/report/2016/index.html"]) == ["/releases/rep-0/"]
-    assert "Reports from 2017" in tree["kinds/report/2017/index.html"].decode()
-    assert links(tree["kinds/press-release/2017/index.html"]) == ["/releases/pr-0/"]
-    assert "kinds/press-release/2016/index.html" not in tree
-    # every report is on exactly one year page
-    year_pages = [k for k in tree if re.fullmatch(r"kinds/report/\d{4}/index\.html", k)]
-    reached = [link for k in year_pages for link in links(tree[k])]
+    assert 'href="/kinds/report/2017/04/"' in tree["kinds/report/2017/index.html"].decode()
+    assert links(tree["kinds/report/2017/04/index.html"]) == [
+        "/releases/rep-2/",
+        "/releases/rep-1/",
+    ]
+    assert links(tree["kinds/report/2016/03/index.html"]) == ["/releases/rep-0/"]
+    assert "Reports from April 2017" in tree["kinds/report/2017/04/index.html"].decode()
+    assert links(tree["kinds/press-release/2017/01/index.html"]) == ["/releases/pr-0/"]
+    assert "kinds/press-release/2016/03/index.html" not in tree
+    # every report is on exactly one month page
+    month_pages = [k for k in tree if re.fullmatch(r"kinds/report/\d{4}/\d{2}/index\.html", k)]
+    reached = [link for k in month_pages for link in links(tree[k])]
     assert sorted(reached) == [f"/releases/rep-{n}/" for n in range(4)]
 
-    # the last 2016 report goes: so does its year page and link
+    # the last March 2016 report goes: so does its month page and link
     aws.delete_object(Bucket=SOURCE, Key="releases/rep-0.json")
     app_module.sync_release(sqs_event("releases/rep-0.json", "ObjectRemoved:Delete"), None)
     tree = public_tree(aws)
+    assert "kinds/report/2016/03/index.html" not in tree
     assert "kinds/report/2016/index.html" not in tree
     assert b"/kinds/report/2016/" not in tree["kinds/report/index.html"]
 
 
-def test_the_kind_page_shows_the_newest_and_years_hold_the_rest(env) -> None:
+def test_a_topic_lists_its_newest_and_its_months_hold_the_rest(app_module, aws) -> None:
+    for n, when in enumerate(["2016-03-01", "2017-04-01", "2017-04-20"]):
+        publish_slug(
+            app_module, aws, f"t-{n}", topics=["Clean Water"], published_at=f"{when}T09:00:00Z"
+        )
+    tree = public_tree(aws)
+    front = tree["topics/clean-water/index.html"].decode()
+    assert 'href="/topics/clean-water/2017/"' in front
+    assert 'href="/topics/clean-water/2016/"' in front
+    year = tree["topics/clean-water/2017/index.html"].decode()
+    assert 'href="/topics/clean-water/2017/04/"' in year
+    assert links(tree["topics/clean-water/2017/04/index.html"]) == [
+        "/releases/t-2/",
+        "/releases/t-1/",
+    ]
+    assert links(tree["topics/clean-water/2016/03/index.html"]) == ["/releases/t-0/"]
+
+
+def test_the_kind_page_shows_the_newest_and_months_hold_the_rest(env) -> None:
     from datetime import UTC, datetime
 
     from support import dumps
@@ -159,10 +182,10 @@ def test_the_kind_page_shows_the_newest_and_years_hold_the_rest(env) -> None:
     ]
     files = build_site(sources, Renderer(Settings.from_env()), now=datetime.now(UTC)).files
     assert len(links(files["kinds/report/index.html"])) == KIND_PAGE_SIZE
-    by_year = [
+    by_month = [
         link
         for key, body in files.items()
-        if re.fullmatch(r"kinds/report/\d{4}/index\.html", key)
+        if re.fullmatch(r"kinds/report/\d{4}/\d{2}/index\.html", key)
         for link in links(body)
     ]
-    assert sorted(by_year) == sorted(f"/releases/r{n}/" for n in range(count))
+    assert sorted(by_month) == sorted(f"/releases/r{n}/" for n in range(count))

@@ -332,13 +332,9 @@ class Renderer:
             more=more,
         )
 
-    def archive_index(self, months: tuple[tuple[int, int, int], ...]) -> bytes:
-        """``months``: (year, month, count), newest first."""
-        years: dict[int, list[tuple[int, str, int]]] = {}
-        for year, month, n in months:
-            years.setdefault(year, []).append((month, self.month_name(year, month), n))
-        rows = [(y, sum(n for _, _, n in ms), ms) for y, ms in years.items()]
-        return self._render("archive_index.html", years=rows)
+    def archive_index(self, years: tuple[tuple[int, int], ...]) -> bytes:
+        """``years``: (year, count), newest first; each year's page lists its months."""
+        return self._render("archive_index.html", years=[(y, n, ()) for y, n in years])
 
     def topics_index(self, topics: tuple[tuple[str, str, int], ...]) -> bytes:
         """``topics``: (slug, name, count)."""

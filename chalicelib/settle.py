@@ -1,0 +1,170 @@
+"""After a commit: withdrawn pages deleted, listeners told, media that lost
+their last reference taken down; and media uploads converged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from .convergence import (
+    Change,
+    _without,
+    _without_announcements,
+)
+from .core.index import Announcement, Withdrawal
+from .core.model import parse_release
+from .errors import InvalidRelease, StorageError
+from .keys import (
+    STATE_KEY,
+    cache_control,
+    content_type,
+    invalidation_paths,
+    release_key,
+)
+from .listeners import Commit, Published, Withdrawn
+from .receipts import (
+    Receipt,
+)
+from .sources import _Wanted
+from .state import (
+    Draft,
+    Snapshot,
+    StaleState,
+    drop_media_refs,
+    media_referenced,
+)
+
+log = logging.getLogger("newsroom.publisher")
+
+
+class Settling:
+    """The publisher's settle (a part of ``Publisher``; its attributes are set there)."""
+
+    def drain_owed(self) -> None:
+        """Tell the listeners what an earlier commit still owes them."""
+        head = self.read_state().head
+        if head.announce:
+            self._settle((), head.announce, {}, Change())
+
+    def _settle(
+        self,
+        gone: Iterable[Withdrawal],
+        owed: tuple[Announcement, ...],
+        wanted: dict[str, _Wanted],
+        change: Change,
+        media_dropped: dict[str, set[str]] | None = None,
+    ) -> None:
+        """After the commit: delete the withdrawn pages, tell the listeners what
+        the commit changed, then clear both from the head (one conditional
+        write). A crash or a failing listener leaves them recorded, so the next
+        batch or sweep finishes them: at least once."""
+        gone = set(gone)
+        for w in sorted(gone, key=lambda w: w.slug):
+            self.public.delete(release_key(w.slug))
+            change.deleted.append(release_key(w.slug))
+        drained = self._announce(owed, wanted)
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                current = Draft(Snapshot.read(self.source))
+                cleared = _without_announcements(current.announce, drained)
+                withdrawing = current.withdrawing
+                for w in gone:
+                    if current.by_slug(w.slug) is not None:
+                        # someone republished this slug while we were deleting: put
+                        # its page back by converging that source again
+                        self._restore(current.by_slug(w.slug).source_key)  # type: ignore[union-attr]
+                    withdrawing = _without(withdrawing, w)
+            except StaleState:
+                self._contended(attempt)
+                continue
+            if cleared == current.announce and withdrawing == current.withdrawing:
+                break
+            current.announce, current.withdrawing = cleared, withdrawing
+            if current.commit_head(current.snap.etag) is not None:
+                break
+            self._contended(attempt)
+        else:
+            raise StorageError("could not clear finished work from the state", STATE_KEY)
+        # the last reference went away: the media file leaves the site (unless
+        # a release committed since references it again)
+        lookup = Snapshot.read(self.source).entry_of
+        for source_key, media in sorted((media_dropped or {}).items()):
+            drop_media_refs(self.source, source_key, sorted(media))
+        for key in sorted({k for m in (media_dropped or {}).values() for k in m}):
+            if not media_referenced(self.source, key, lookup):
+                self.media.sync(key, referenced=False)
+                change.deleted.extend(self.media.changed)
+
+    def _publish_media(self, key: str, change: Change) -> None:
+        if self.source.head(key) is None:
+            return  # not uploaded yet: its upload publishes it (the receipt warns)
+        self.media.sync(key, referenced=True)
+        change.written.extend(k for k in self.media.changed if k not in change.written)
+
+    def sync_media(self, keys: Iterable[str]) -> list[Receipt]:
+        """Converge media uploads and deletes: public exactly while a public
+        release references them."""
+        keys = list(keys)
+        if not keys:
+            return []
+        lookup = self.read_state().entry_of
+        receipts, changed = [], []
+        for key in keys:
+            referenced = media_referenced(self.source, key, lookup)
+            receipts.append(self.media.sync(key, referenced=referenced))
+            changed.extend(self.media.changed)
+        if changed and self.invalidator is not None:
+            paths = sorted({p for k in changed for p in invalidation_paths(k)})
+            self._invalidate(keys, paths, receipts)
+        return receipts
+
+    def _announce(
+        self, owed: tuple[Announcement, ...], wanted: dict[str, _Wanted]
+    ) -> tuple[Announcement, ...]:
+        """Call every listener with the commit; return what was delivered."""
+        if not owed or not self.listeners:
+            return owed if not self.listeners else ()
+        commit = Commit()
+        for a in owed:
+            if a.kind == "withdrawn":
+                commit.withdrawn.append(Withdrawn(a.source_key, a.slug, a.month))
+                continue
+            w = wanted.get(a.source_key)
+            if w is None or w.status != "published" or w.entry is None or w.entry.slug != a.slug:
+                w = self._wanted(a.source_key, self.clock(), {})  # owed by an earlier batch
+            if w.status == "published" and w.entry is not None:
+                commit.published.append(
+                    Published(a.source_key, w.release, w.entry.public_json(), a.first_time)
+                )
+        for listener in self.listeners:
+            try:
+                listener.on_commit(commit)
+            except Exception as exc:  # noqa: BLE001 - retried by the next batch or sweep
+                log.error(
+                    "listener_failed",
+                    extra={
+                        "listener": type(listener).__name__,
+                        "error_type": type(exc).__name__,
+                        "error": str(exc),
+                    },
+                )
+                return ()
+        return owed
+
+    def _restore(self, source_key: str) -> None:
+        obj = self.source.get(source_key)
+        if obj is None:
+            return
+        try:
+            release = parse_release(obj.body, name=source_key)
+        except InvalidRelease:
+            return
+        key = release_key(release.slug)
+        versions = self.versions.lookup(source_key, release)
+        self.public.put(
+            key,
+            self.renderer.release(release, versions).page,
+            content_type=content_type(key),
+            cache_control=cache_control(key),
+        )

@@ -1,0 +1,93 @@
+"""Reading the sources: what the public site should show for each key of a batch, now."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from .core.index import Entry, source_digest
+from .core.model import Release, parse_release
+from .errors import FieldError, InvalidRelease, StorageError
+
+log = logging.getLogger("newsroom.publisher")
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """One read of a source key: ``published`` (entry and page set),
+    ``scheduled`` (release set, nothing public), ``unpublished`` (the file is
+    gone) or ``rejected`` (error set)."""
+
+    status: str
+    release: Release | None = None
+    entry: Entry | None = None
+    page: bytes | None = None
+    error: InvalidRelease | None = None
+
+
+def _poison(source_key: str, exc: Exception) -> _Wanted:
+    """A file that parsed but could not be rendered: its own rejection, never
+    a crash of the batch (or of every later schedule run)."""
+    msg = f"could not be rendered ({type(exc).__name__}: {exc}); fix the file and upload it again"
+    return _Wanted("rejected", error=InvalidRelease([FieldError("(file)", msg)], source_key))
+
+
+class SourceReading:
+    """The publisher's sources (a part of ``Publisher``; its attributes are set there)."""
+
+    def _wanted(self, source_key: str, now: datetime, cache: dict[str, _Wanted]) -> _Wanted:
+        """Read the source now: what the public site should show for it.
+        Parsed and rendered once per version (the ETag) within one batch."""
+        obj = self.source.get(source_key)
+        if obj is None:
+            return _Wanted("unpublished")
+        if obj.etag in cache:
+            return cache[obj.etag]
+        try:
+            release = parse_release(obj.body, name=source_key)
+        except InvalidRelease as exc:
+            wanted = _Wanted("rejected", error=exc)
+        except Exception as exc:  # noqa: BLE001 - a poison file must not stop the batch
+            wanted = _poison(source_key, exc)
+        else:
+            if release.is_scheduled(now):
+                wanted = _Wanted("scheduled", release=release)
+            else:
+                # read outside the poison guard: a storage fault is retried, never a rejection
+                versions = self.versions.lookup(source_key, release)
+                try:
+                    rendered = self.renderer.release(release, versions)
+                    self.versions.rendered(source_key, release.slug, rendered.revision, versions)
+                    entry = Entry.from_release(
+                        release,
+                        source_key=source_key,
+                        site_url=self.settings.site_url,
+                        summary=rendered.summary,
+                        revision=rendered.revision,
+                        source_digest=source_digest(obj.body),
+                    )
+                    entry.json_text  # noqa: B018 - an entry that cannot be encoded is poison too
+                except Exception as exc:  # noqa: BLE001
+                    wanted = _poison(source_key, exc)
+                else:
+                    wanted = _Wanted("published", release, entry, rendered.page)
+        cache[obj.etag] = wanted
+        return wanted
+
+    def _read_sources(
+        self,
+        keys: list[str],
+        now: datetime,
+        cache: dict[str, _Wanted],
+        failed: dict[str, Exception],
+    ) -> dict[str, _Wanted]:
+        out: dict[str, _Wanted] = {}
+        for key in keys:
+            if key in failed:
+                continue
+            try:
+                out[key] = self._wanted(key, now, cache.setdefault(key, {}))  # type: ignore[arg-type]
+            except StorageError as exc:
+                failed[key] = exc  # only this key's messages come back
+        return out

@@ -1,0 +1,258 @@
+"""A working copy of a snapshot: the view the site plan reads, changed entry by
+entry, then committed as one new version."""
+
+from __future__ import annotations
+
+import uuid
+from bisect import insort
+from typing import Any
+
+from ..core.index import NEWEST, Entry
+from ..core.model import KIND_LABELS
+from ..core.view import SLICE_SIZE, Slice, topic_name
+from ..keys import (
+    HEAD_KEY,
+    PRIVATE_CACHE,
+    slug_hint_key,
+    source_hint_key,
+)
+from ..storage import put_if_unchanged
+from .objects import Head, Snapshot, _dumps, _entries_json, _forget, _put_private, object_key
+
+
+def _matches(entry: Entry, what: tuple[str, str]) -> bool:
+    kind, name = what
+    if kind == "all":
+        return True
+    if kind == "kind":
+        return entry.kind == name
+    return name in entry.topic_slugs
+
+
+class Draft:
+    """A working copy of a snapshot: the view (``core.view.View``) the site plan
+    reads, changed entry by entry, then committed as one new version."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        h = snap.head
+        self.theme = h.theme
+        self.withdrawing = h.withdrawing
+        self.announce = h.announce
+        self._months: dict[str, list[Entry]] = {}
+        self._slices: dict[tuple[str, str], tuple[list[Entry], dict[str, int]]] = {}
+        self._slices[("all", "")] = (list(h.newest), {m: n for m, (_o, n) in h.months.items()})
+        self._counts = {
+            "month": {m: n for m, (_o, n) in h.months.items()},
+            "kind": {k: n for k, (_o, n) in h.kinds.items()},
+            "topic": {s: n for s, (_o, n, _name) in h.topics.items()},
+        }
+        self._names = {s: name for s, (_o, _n, name) in h.topics.items()}
+        self.changed: set[tuple[str, str]] = set()  # ("month"|"topic"|"kind", name)
+        self.hints: dict[str, list[str]] = {}  # hint key -> months
+        self.written: list[str] = []  # objects the last commit wrote
+        self.replaced: list[str] = []  # objects it replaced
+
+    # the view the plan reads ------------------------------------------------------
+    @property
+    def newest(self) -> tuple[Entry, ...]:
+        return tuple(self._slices[("all", "")][0][:NEWEST])
+
+    @property
+    def months(self) -> tuple[tuple[str, int], ...]:
+        c = self._counts["month"]
+        return tuple((m, c[m]) for m in sorted(c, reverse=True) if c[m])
+
+    @property
+    def kinds(self) -> tuple[tuple[str, int], ...]:
+        return tuple((k, self._counts["kind"].get(k, 0)) for k in KIND_LABELS)
+
+    @property
+    def topics(self) -> tuple[tuple[str, str, int], ...]:
+        c = self._counts["topic"]
+        return tuple((s, self._names[s], c[s]) for s in sorted(c) if c[s])
+
+    def month(self, month: str) -> tuple[Entry, ...]:
+        return tuple(self._month(month))
+
+    def topic(self, slug: str) -> Slice:
+        newest, months = self._slice(("topic", slug))
+        return Slice(
+            self._names.get(slug, slug), tuple(newest), tuple(sorted(months.items(), reverse=True))
+        )
+
+    def kind(self, kind: str) -> Slice:
+        newest, months = self._slice(("kind", kind))
+        return Slice("", tuple(newest), tuple(sorted(months.items(), reverse=True)))
+
+    # lookups --------------------------------------------------------------------------
+    def entry_of(self, source_key: str) -> Entry | None:
+        months = self.hints.get(source_hint_key(source_key)) or self.snap.hint(
+            source_hint_key(source_key)
+        )
+        for month in months:
+            for e in self._month(month):
+                if e.source_key == source_key:
+                    return e
+        return None
+
+    def holder(self, slug: str) -> str | None:
+        """Who holds ``slug``: a claim or withdrawal in progress, else the live entry."""
+        w = next((w for w in self.withdrawing if w.slug == slug), None)
+        if w is not None:
+            return w.source_key
+        entry = self.by_slug(slug)
+        return entry.source_key if entry is not None else None
+
+    def by_slug(self, slug: str) -> Entry | None:
+        months = self.hints.get(slug_hint_key(slug)) or self.snap.hint(slug_hint_key(slug))
+        for month in months:
+            for e in self._month(month):
+                if e.slug == slug:
+                    return e
+        return None
+
+    # changes ------------------------------------------------------------------------
+    def _month(self, month: str) -> list[Entry]:
+        if month not in self._months:
+            self._months[month] = self.snap.month(month)
+        return self._months[month]
+
+    def _slice(self, what: tuple[str, str]) -> tuple[list[Entry], dict[str, int]]:
+        if what not in self._slices:
+            kind, name = what
+            self._slices[what] = self.snap.topic(name) if kind == "topic" else self.snap.kind(name)
+        return self._slices[what]
+
+    def put(self, prev: Entry | None, entry: Entry | None) -> None:
+        """Replace ``prev`` (the source's committed entry, if any) by ``entry``."""
+        if prev == entry:
+            return
+        source_key = (entry or prev).source_key  # type: ignore[union-attr]
+        months = [e.month_key for e in (prev, entry) if e is not None]
+        for month in dict.fromkeys(months):
+            rows = [e for e in self._month(month) if e.source_key != source_key]
+            if entry is not None and entry.month_key == month:
+                insort(rows, entry, key=lambda e: e.sort_key)
+            self._months[month] = rows
+            self._counts["month"][month] = len(rows)
+            self.changed.add(("month", month))
+        touched = [("all", "")]
+        for e in (prev, entry):
+            if e is not None:
+                touched.append(("kind", e.kind))
+                touched += [("topic", s) for s in e.topic_slugs]
+        for what in dict.fromkeys(touched):
+            self._update_slice(what, source_key, prev, entry)
+        if entry is not None:
+            found = prev.month_key if prev is not None else None
+            hint = list(dict.fromkeys(m for m in (entry.month_key, found) if m))
+            self.hints[source_hint_key(source_key)] = hint
+            if prev is None or prev.slug != entry.slug or prev.month_key != entry.month_key:
+                self.hints[slug_hint_key(entry.slug)] = hint
+
+    def _update_slice(
+        self, what: tuple[str, str], source_key: str, prev: Entry | None, entry: Entry | None
+    ) -> None:
+        newest, months = self._slice(what)
+        size = NEWEST if what[0] == "all" else SLICE_SIZE
+        newest = [e for e in newest if e.source_key != source_key]
+        months = dict(months)
+        if prev is not None and _matches(prev, what):
+            months[prev.month_key] = months.get(prev.month_key, 0) - 1
+        if entry is not None and _matches(entry, what):
+            months[entry.month_key] = months.get(entry.month_key, 0) + 1
+            if len(newest) < size or entry.sort_key < newest[-1].sort_key:
+                insort(newest, entry, key=lambda e: e.sort_key)
+        months = {m: n for m, n in months.items() if n > 0}
+        newest = newest[:size]
+        total = sum(months.values())
+        if len(newest) < min(size, total):
+            newest = self._refill(what, months, size)
+        self._slices[what] = (newest, months)
+        if what[0] != "all":
+            self.changed.add(what)
+            self._counts[what[0]][what[1]] = total
+            if what[0] == "topic":
+                self._names[what[1]] = topic_name(newest, what[1])
+
+    def _refill(self, what: tuple[str, str], months: dict[str, int], size: int) -> list[Entry]:
+        """The newest ``size`` entries of a slice, from its months (newest first):
+        after a removal left fewer than it should show."""
+        out: list[Entry] = []
+        for month in sorted(months, reverse=True):
+            out.extend(e for e in self._month(month) if _matches(e, what))
+            if len(out) >= size:
+                break
+        return sorted(out, key=lambda e: e.sort_key)[:size]
+
+    # the commit -----------------------------------------------------------------------
+    def head(self) -> Head:
+        h = self.snap.head
+        head = Head(
+            theme=self.theme,
+            newest=list(self.newest),
+            withdrawing=self.withdrawing,
+            announce=self.announce,
+            months={m: h.months[m] for m in h.months},
+            topics=dict(h.topics),
+            kinds=dict(h.kinds),
+        )
+        return head
+
+    def commit(self, etag: str | None, *, cleanup: bool = True) -> str | None:
+        """Write the changed objects and hints, then the head with ``IfMatch``
+        on ``etag``. Returns the new ETag, or ``None`` if the head changed since
+        (the caller starts over from a fresh read)."""
+        storage = self.snap.storage
+        head = self.head()
+        written: list[str] = []
+        replaced: list[str] = []
+        for kind, name in sorted(self.changed):
+            refs: dict[str, Any] = getattr(head, kind + "s")
+            old = refs.get(name)
+            count = self._counts[kind].get(name, 0)
+            if count == 0:
+                refs.pop(name, None)
+            else:
+                if kind == "month":
+                    body = _dumps({"month": name, "entries": []})
+                    body = body[: -len(b"[]}")] + _entries_json(self._months[name]).encode() + b"}"
+                else:
+                    newest, months = self._slices[(kind, name)]
+                    body = _dumps({"months": sorted(months.items(), reverse=True), "newest": []})
+                    body = body[: -len(b"[]}")] + _entries_json(newest).encode() + b"}"
+                token = uuid.uuid4().hex[:12]
+                key = object_key(kind, name, token)
+                _put_private(storage, key, body)
+                written.append(key)
+                refs[name] = (
+                    (token, count, self._names[name]) if kind == "topic" else (token, count)
+                )
+            if old is not None:
+                replaced.append(object_key(kind, name, old[0]))
+        for key, months in sorted(self.hints.items()):
+            if self.snap.hint(key) != months:
+                _put_private(storage, key, _dumps({"months": months}))
+        etag = put_if_unchanged(
+            storage,
+            HEAD_KEY,
+            head.to_bytes(),
+            etag,
+            content_type="application/json",
+            cache_control=PRIVATE_CACHE,
+        )
+        self.written, self.replaced = written, replaced
+        if cleanup and etag is None:
+            for key in written:
+                _forget(storage, key)  # a lost race: nothing points at them
+        elif cleanup:
+            for key in replaced:
+                storage.delete(key)  # a fault here fails the batch; its retry finds it done
+        return etag
+
+    def commit_head(self, etag: str | None) -> str | None:
+        """Commit only the head's own fields (a claim, a drained announcement):
+        no month, topic or kind may have changed."""
+        assert not self.changed, self.changed
+        return self.commit(etag)

@@ -1,0 +1,196 @@
+"""The head (the commit point) and a snapshot: one committed version of the
+state, its objects read on demand."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.index import Announcement, Entry, Index, Withdrawal
+from ..core.model import KIND_LABELS
+from ..errors import StorageError
+from ..keys import (
+    HEAD_KEY,
+    PRIVATE_CACHE,
+    STATE_OBJECTS_PREFIX,
+    slug_hint_key,
+    source_hint_key,
+)
+from ..storage import Storage
+
+
+def object_key(kind: str, name: str, token: str) -> str:
+    """``state/objects/<kind>s/<name>.<token>.json``: one version of one object."""
+    return f"{STATE_OBJECTS_PREFIX}{kind}s/{name}.{token}.json"
+
+
+class StaleState(StorageError):
+    """An object the head read points to is gone: a newer commit replaced it."""
+
+
+def _dumps(doc: Any) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _entries_json(entries: Iterable[Entry]) -> str:
+    return "[" + ",".join(e.json_text for e in entries) + "]"
+
+
+def _entries(items: list[dict[str, Any]]) -> list[Entry]:
+    return [Entry.from_json(e) for e in items]
+
+
+def _put_private(storage: Storage, key: str, body: bytes, **conditions: Any) -> str:
+    return storage.put(
+        key, body, content_type="application/json", cache_control=PRIVATE_CACHE, **conditions
+    )
+
+
+@dataclass
+class Head:
+    """The commit point (``state/head.json``)."""
+
+    theme: str = ""
+    newest: list[Entry] = field(default_factory=list)
+    # month -> (object token, count); the object is ``object_key("month", month, token)``
+    months: dict[str, tuple[str, int]] = field(default_factory=dict)
+    topics: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # (token, n, name)
+    kinds: dict[str, tuple[str, int]] = field(default_factory=dict)
+    withdrawing: tuple[Withdrawal, ...] = ()
+    announce: tuple[Announcement, ...] = ()
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "version": 3,
+            "theme": self.theme,
+            "months": [[m, *self.months[m]] for m in sorted(self.months, reverse=True)],
+            "topics": [[s, *self.topics[s]] for s in sorted(self.topics)],
+            "kinds": [[k, *self.kinds[k]] for k in KIND_LABELS if k in self.kinds],
+            "withdrawing": [{"slug": w.slug, "source_key": w.source_key} for w in self.withdrawing],
+            "announce": [a.to_json() for a in self.announce],
+        }
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        return (text[:-1] + ',"newest":' + _entries_json(self.newest) + "}\n").encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> Head:
+        if not raw:
+            return cls()
+        doc = json.loads(raw)
+        return cls(
+            theme=doc.get("theme", ""),
+            newest=_entries(doc.get("newest", [])),
+            months={m: (o, n) for m, o, n in doc.get("months", [])},
+            topics={s: (o, n, name) for s, o, n, name in doc.get("topics", [])},
+            kinds={k: (o, n) for k, o, n in doc.get("kinds", [])},
+            withdrawing=tuple(
+                Withdrawal(w["slug"], w["source_key"]) for w in doc.get("withdrawing", [])
+            ),
+            announce=tuple(Announcement(**a) for a in doc.get("announce", [])),
+        )
+
+
+class Snapshot:
+    """One committed version of the state: the head and the objects it points
+    to, read on demand and kept (immutable objects never change)."""
+
+    def __init__(self, storage: Storage, head: Head, etag: str | None) -> None:
+        self.storage = storage
+        self.head = head
+        self.etag = etag
+        self._objects: dict[str, Any] = {}
+        self._hints: dict[str, list[str]] = {}
+        self.reads = 0  # state objects read (bench figures)
+
+    def with_head(self, head: Head, etag: str | None) -> Snapshot:
+        """The same objects under a head this process just committed."""
+        snap = Snapshot(self.storage, head, etag)
+        snap._objects, snap._hints = self._objects, self._hints
+        return snap
+
+    @classmethod
+    def read(cls, storage: Storage) -> Snapshot:
+        current = storage.get(HEAD_KEY)
+        if current is None:
+            return cls(storage, Head(), None)
+        return cls(storage, Head.from_bytes(current.body), current.etag)
+
+    def _object(self, key: str) -> Any:
+        if key not in self._objects:
+            obj = self.storage.get(key)
+            if obj is None:
+                raise StaleState(f"{key} was replaced by a newer commit", key)
+            self.reads += 1
+            self._objects[key] = json.loads(obj.body)
+        return self._objects[key]
+
+    def month(self, month: str) -> list[Entry]:
+        ref = self.head.months.get(month)
+        if ref is None:
+            return []
+        doc = self._object(object_key("month", month, ref[0]))
+        if "_entries" not in doc:
+            doc["_entries"] = _entries(doc["entries"])
+        return list(doc["_entries"])
+
+    def _slice(self, kind: str, name: str) -> tuple[list[Entry], dict[str, int]]:
+        ref = (self.head.topics if kind == "topic" else self.head.kinds).get(name)
+        if ref is None:
+            return [], {}
+        doc = self._object(object_key(kind, name, ref[0]))
+        if "_newest" not in doc:
+            doc["_newest"] = _entries(doc["newest"])
+        return list(doc["_newest"]), dict(doc["months"])
+
+    def topic(self, slug: str) -> tuple[list[Entry], dict[str, int]]:
+        return self._slice("topic", slug)
+
+    def kind(self, kind: str) -> tuple[list[Entry], dict[str, int]]:
+        return self._slice("kind", kind)
+
+    def hint(self, key: str) -> list[str]:
+        """The months a source's (or a slug holder's) entry may be in."""
+        if key not in self._hints:
+            obj = self.storage.get(key)
+            self._hints[key] = list(json.loads(obj.body).get("months", [])) if obj else []
+        return self._hints[key]
+
+    def entry_of(self, source_key: str) -> Entry | None:
+        """The committed entry of ``source_key`` (a bounded lookup: its hint's months)."""
+        for month in self.hint(source_hint_key(source_key)):
+            for e in self.month(month):
+                if e.source_key == source_key:
+                    return e
+        return None
+
+    def holder(self, slug: str) -> str | None:
+        """Source key of whoever holds ``slug`` now (live, claimed or being withdrawn)."""
+        w = next((w for w in self.head.withdrawing if w.slug == slug), None)
+        if w is not None:
+            return w.source_key
+        for month in self.hint(slug_hint_key(slug)):
+            for e in self.month(month):
+                if e.slug == slug:
+                    return e.source_key
+        return None
+
+    def all_entries(self) -> list[Entry]:
+        """Every entry (reads every month object: a sweep or a rebuild, never a publish)."""
+        out: list[Entry] = []
+        for month in sorted(self.head.months, reverse=True):
+            out.extend(self.month(month))
+        return out
+
+    def index(self) -> Index:
+        """The whole state as one in-memory ``Index`` (a rebuild's ``live``)."""
+        h = self.head
+        return Index(tuple(self.all_entries()), h.withdrawing, h.theme, h.announce)
+
+
+def _forget(storage: Storage, key: str) -> None:
+    try:
+        storage.delete(key)
+    except StorageError:
+        pass  # an unreferenced object left behind costs storage, nothing else
