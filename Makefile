@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/newsroom demo $(if $(PORT),--port $(PORT))
 
+# two workers (pytest-xdist), one test file each at a time, so a file's
+# module fixtures (a built site, a running demo) are made once
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 stress: $(STAMP)
 	$(BIN)/python -m pytest -q -m stress -p no:cacheprovider

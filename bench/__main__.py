@@ -18,7 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import alerts, anchor, build, coldstart, fanout, markdown, proc, publish, report, search
+from . import (
+    alerts,
+    anchor,
+    build,
+    burst,
+    coldstart,
+    fanout,
+    markdown,
+    proc,
+    publish,
+    report,
+    search,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         default="",
-        help="comma list: markdown,publish,build,rebuild,cold,alerts,search,anchor,fanout",
+        help="comma list: markdown,publish,build,rebuild,cold,alerts,search,anchor,fanout,burst",
+    )
+    p.add_argument("--burst-archive", type=int, default=10000, help="releases already public")
+    p.add_argument("--burst-uploads", type=int, default=1000, help="releases uploaded at once")
+    p.add_argument(
+        "--burst-delays", type=_sizes, default=[0, 20], help="ms added to each handler request"
     )
     p.add_argument("--fanout-size", type=int, default=10000, help="releases for the fan-out rebuild")
     p.add_argument("--alert-subscribers", type=int, default=10000)
@@ -59,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.search_sizes = [30]
         args.anchor_sizes, args.memory_sizes = [30], [30]
         args.fanout_size = 24
+        args.burst_archive, args.burst_uploads, args.burst_delays = 30, 20, [0]
     if args.rebuild_sizes is None:
         args.rebuild_sizes = args.build_sizes
     return args
@@ -73,6 +91,7 @@ def _save(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     alone["anchor"] = (anchor.TITLE, anchor.section)
     alone["publish"] = (publish.TITLE, publish.section)
     alone["fanout"] = (fanout.TITLE, fanout.section)
+    alone["burst"] = (burst.TITLE, burst.section)
     only = args.only.strip()
     if only in alone and args.out.exists() and only in figures:
         # one section measured: update it, keep the other figures
@@ -152,6 +171,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sizes = args.search_sizes
         figures["search"] = search.measure(sizes, query_size=max(sizes), lambda_size=max(sizes))
         print(report.search_section(figures["search"]), flush=True)
+    if wanted("burst"):
+        delays = tuple(float(d) for d in args.burst_delays)
+        figures["burst"] = burst.measure(args.burst_archive, args.burst_uploads, delays)
+        print(burst.section(figures["burst"]), flush=True)
+        _save(args, figures)
     figures["machine"]["load_after"] = proc.load_average()
     return figures
 

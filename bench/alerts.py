@@ -18,6 +18,9 @@ import time
 from collections import Counter
 from typing import Any
 
+from newsroom.alerts_local import create_alert_resources
+from newsroom.lambda_sqs import queue_arn, sqs_event
+
 from . import publish
 
 TABLE, QUEUE, SENDER = "bench-subscribers", "bench-alerts", "alerts@bench.example"
@@ -47,21 +50,10 @@ def _resources(n: int) -> str:
     from chalicelib.alerts.store import profile_key
     from chalicelib.alerts.tokens import Keys, new_nonce
 
-    ddb = boto3.client("dynamodb", region_name="us-east-1")
-    ddb.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
+    url = create_alert_resources(
+        lambda name: boto3.client(name, region_name="us-east-1"), TABLE, QUEUE, SENDER
     )
-    boto3.client("ses", region_name="us-east-1").verify_email_identity(EmailAddress=SENDER)
-    url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName=QUEUE)["QueueUrl"]
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
     keys = Keys(ALERT_ENV["NEWSROOM_ALERT_SECRET"])
     items = []
     for i in range(n):
@@ -85,25 +77,6 @@ def _resources(n: int) -> str:
             RequestItems={TABLE: [{"PutRequest": {"Item": it}} for it in items[i : i + 25]]}
         )
     return url
-
-
-def _sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{QUEUE}",
-                "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
-    }
 
 
 def measure(n: int) -> dict[str, Any]:
@@ -150,7 +123,7 @@ def measure(n: int) -> dict[str, Any]:
                 if not got:
                     break
                 for _ in range(2):  # every message delivered twice
-                    app.send_alerts(_sqs_event(got), None)
+                    app.send_alerts(sqs_event(got, queue_arn(QUEUE)), None)
                     invocations += 1
                     deliveries += len(got)
                 sqs.delete_message_batch(

@@ -366,6 +366,10 @@ def document(f: dict[str, Any], *, quick: bool = False) -> str:
             "costs alone.",
             "",
         ]
+    if f.get("burst"):
+        from .burst import section as burst_section
+
+        out += [burst_section(f["burst"]), ""]
     if "alerts" in f:
         out += [alerts_section(f["alerts"]), ""]
     if "search" in f:

@@ -76,12 +76,7 @@ class QueueConsumer:
         try:
             receipts.extend(self.publisher.sync_media(media))
         except Exception as exc:  # noqa: BLE001 - the messages come back
-            log.error(
-                json.dumps(
-                    {"event": "media_failed", "error_type": type(exc).__name__, "error": str(exc)},
-                    ensure_ascii=False,
-                )
-            )
+            log.error("media_failed", extra={"error_type": type(exc).__name__, "error": str(exc)})
             failed.update(media)
         self._metrics(messages, receipts, failed)
         return batch_response(messages, failed)

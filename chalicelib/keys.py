@@ -40,7 +40,31 @@ bucket without the Content-Type and Cache-Control its key calls for.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .storage import Storage
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One family of keys, ``<prefix><name><suffix>``: how a name becomes its
+    key, how a key gives its name back, and whether a key belongs."""
+
+    prefix: str
+    suffix: str = ""
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}{self.suffix}"
+
+    def name(self, key: str) -> str:
+        return key.removeprefix(self.prefix).removesuffix(self.suffix)
+
+    def matches(self, key: str) -> bool:
+        return (
+            key.startswith(self.prefix)
+            and key.endswith(self.suffix)
+            and len(key) > len(self.prefix) + len(self.suffix)
+        )
 
 # Source bucket -----------------------------------------------------------------
 RELEASES_PREFIX = "releases/"
@@ -99,17 +123,10 @@ def source_key(name: str) -> str:
     return f"{RELEASES_PREFIX}{name.removesuffix('.json')}.json"
 
 
-def is_release_key(key: str) -> bool:
-    return (
-        key.startswith(RELEASES_PREFIX)
-        and key.endswith(".json")
-        and len(key) > len(RELEASES_PREFIX + ".json")
-    )
-
-
-def release_name(key: str) -> str:
-    """``releases/<name>.json`` -> ``<name>``."""
-    return key.removeprefix(RELEASES_PREFIX).removesuffix(".json")
+# releases/<name>.json: what staff upload
+RELEASE_SOURCE = Shape(RELEASES_PREFIX, ".json")
+is_release_key = RELEASE_SOURCE.matches
+release_name = RELEASE_SOURCE.name
 
 
 def receipt_key(source_key: str) -> str:
@@ -122,14 +139,13 @@ def media_receipt_key(key: str) -> str:
     return f"{RECEIPTS_PREFIX}{key}.json"
 
 
-def search_corpus_key(month: str) -> str:
-    """``search/<yyyy>-<mm>.json``: the search records of one month."""
-    return f"{SEARCH_PREFIX}{month}.json"
+# search/<yyyy>-<mm>.json: the search records of one month
+search_corpus_key = Shape(SEARCH_PREFIX, ".json").key
 
 
 def preview_key(source_key: str) -> str:
     """``releases/<name>.json`` -> ``previews/<name>/index.html``."""
-    return f"{PREVIEW_PREFIX}{release_name(source_key)}/index.html"
+    return Shape(PREVIEW_PREFIX, "/index.html").key(release_name(source_key))
 
 
 # Public bucket -----------------------------------------------------------------
@@ -141,18 +157,10 @@ SITE_PREFIXES = (
 )  # fmt: skip
 
 
-def release_key(slug: str) -> str:
-    """The public page of a release."""
-    return f"{RELEASES_PREFIX}{slug}/index.html"
-
-
-def release_path(slug: str) -> str:
-    """The site path of a release page (what links and ``index.json`` carry)."""
-    return f"/{RELEASES_PREFIX}{slug}/"
-
-
-def stylesheet_key(digest: str) -> str:
-    return f"{ASSETS_PREFIX}style.{digest}.css"
+# the public page of a release, and its site path (what links and index.json carry)
+release_key = Shape(RELEASES_PREFIX, "/index.html").key
+release_path = Shape("/" + RELEASES_PREFIX, "/").key
+stylesheet_key = Shape(ASSETS_PREFIX + "style.", ".css").key
 
 
 SEARCH_PAGE_KEY = "search/index.html"
@@ -162,12 +170,9 @@ PAGEFIND_ENTRY_KEY = PAGEFIND_PREFIX + "pagefind-entry.json"
 PAGEFIND_HASHED = tuple(PAGEFIND_PREFIX + d for d in ("fragment/", "index/", "filter/"))
 
 
-def search_script_key(digest: str) -> str:
-    return f"search/search.{digest}.js"
-
-
-def is_search_script(key: str) -> bool:
-    return key.startswith("search/search.") and key.endswith(".js")
+SEARCH_SCRIPT = Shape("search/search.", ".js")
+search_script_key = SEARCH_SCRIPT.key
+is_search_script = SEARCH_SCRIPT.matches
 
 
 # Object headers ------------------------------------------------------------------

@@ -51,7 +51,6 @@ class SweepReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "event": "sweep",
             "due": len(self.due),
             "drifted": self.drifted,
             "published": sum(1 for r in self.receipts if r.status == "published"),
@@ -81,8 +80,7 @@ class Sweeper:
             report.failed.extend(sorted(outcome.failed))
         self.publisher.drain_owed()
         report.invalidations_resent = self._resend_invalidations()
-        doc = report.to_json()
-        log.info(doc.pop("event"), extra=doc)
+        log.info("sweep", extra=report.to_json())
         if report.failed:
             raise StorageError(
                 f"{len(report.failed)} key(s) met an infrastructure fault; the next sweep "

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .lambda_sqs import EventSourceMapping, queue_arn
+
 TABLE = "newsroom-demo-subscribers"
 QUEUE = "newsroom-demo-alerts"
 MAIL_FROM = "alerts@harborlight.example"
@@ -40,18 +42,14 @@ def alert_settings(site_url: str) -> dict[str, str]:
     }
 
 
-def create_resources(endpoint: str) -> str:
-    """Table (pk/sk, on demand), queue and verified sender; the queue URL."""
-    import boto3
-
-    def client(name: str) -> Any:
-        return boto3.session.Session().client(
-            name, endpoint_url=endpoint, region_name=REGION,
-            aws_access_key_id="demo", aws_secret_access_key="demo",
-        )  # fmt: skip
-
+def create_alert_resources(
+    client: Callable[[str], Any], table: str = TABLE, queue: str = QUEUE, sender: str = MAIL_FROM
+) -> str:
+    """The subscribers table (pk/sk, on demand), the alert queue and the
+    verified sender, as infra/newsroom.yaml declares them; the queue URL.
+    ``client(service)`` gives a boto3 client of the AWS to create them on."""
     client("dynamodb").create_table(
-        TableName=TABLE,
+        TableName=table,
         AttributeDefinitions=[
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "sk", "AttributeType": "S"},
@@ -62,8 +60,21 @@ def create_resources(endpoint: str) -> str:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    client("ses").verify_email_identity(EmailAddress=MAIL_FROM)
-    return client("sqs").create_queue(QueueName=QUEUE)["QueueUrl"]
+    client("ses").verify_email_identity(EmailAddress=sender)
+    return client("sqs").create_queue(QueueName=queue)["QueueUrl"]
+
+
+def create_resources(endpoint: str) -> str:
+    """The demo's alert resources on its local endpoint; the queue URL."""
+    import boto3
+
+    def client(name: str) -> Any:
+        return boto3.session.Session().client(
+            name, endpoint_url=endpoint, region_name=REGION,
+            aws_access_key_id="demo", aws_secret_access_key="demo",
+        )  # fmt: skip
+
+    return create_alert_resources(client)
 
 
 # API Gateway ----------------------------------------------------------------------
@@ -106,26 +117,6 @@ class LocalApi:
         return ApiResponse(int(resp["statusCode"]), headers_out, data)
 
 
-# Lambda's event source mapping ----------------------------------------------------
-def sqs_event(messages: list[dict[str, Any]], queue: str = QUEUE) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue}",
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
-
-
 class AlertPump:
     """Receives alert-queue messages and invokes ``send_alerts`` with them; a
     message is deleted only when the handler returned (else SQS delivers it
@@ -134,25 +125,10 @@ class AlertPump:
     def __init__(
         self, sqs: Any, queue_url: str, handler: Callable[[dict[str, Any], Any], Any]
     ) -> None:
-        self.sqs = sqs
-        self.queue_url = queue_url
-        self.handler = handler
+        self.mapping = EventSourceMapping(sqs, queue_url, queue_arn(QUEUE), handler)
 
     def once(self, wait: int = 0) -> int:
-        got = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
-            VisibilityTimeout=30,
-        ).get("Messages", [])  # fmt: skip
-        if not got:
-            return 0
-        self.handler(sqs_event(got), None)
-        self.sqs.delete_message_batch(
-            QueueUrl=self.queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
-            ],
-        )
-        return len(got)
+        return self.mapping.poll(wait)[0]
 
     def drain(self, rounds: int = 100) -> int:
         total = 0

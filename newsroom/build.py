@@ -35,8 +35,6 @@ from chalicelib.receipts import Scheduled
 from chalicelib.storage import Storage, md5_etag
 
 PARALLEL_THRESHOLD = 400
-# whether index entries carry ``translation_key`` (the publisher links versions from them)
-ENTRIES_NAME_VERSIONS = "translation_key" in Entry.__dataclass_fields__
 CHUNK = 100  # releases per task sent to a render worker
 
 
@@ -184,7 +182,7 @@ def build_site(
             raise ValueError(f"{key} was listed as unchanged but has no reusable entry")
         reused.append(old)
     parsed, problems = parse_sources(to_parse)
-    if ENTRIES_NAME_VERSIONS and reused and _versions_may_change(parsed, reusable, sources_seen):
+    if reused and _versions_may_change(parsed, reusable, sources_seen):
         # a release page links to its language versions, which index entries
         # cannot name: when a version may have appeared, changed or gone,
         # every reusable source that is a version is rendered again
@@ -241,17 +239,13 @@ def build_site(
     entries = []
     # language versions among everything that will be live, found as the
     # publisher finds them: from what index entries carry (so a build and the
-    # Lambda path stay byte-identical; no links while entries carry no key)
+    # Lambda path stay byte-identical)
     items = [r for _k, _raw, r in live] + reused_live
-    versions = (
-        {
-            k: language_versions(k, items, renderer.settings.site_url)
-            for k in {getattr(i, "translation_key", None) for i in items}
-            if k
-        }
-        if ENTRIES_NAME_VERSIONS
-        else {}
-    )
+    versions = {
+        k: language_versions(k, items, renderer.settings.site_url)
+        for k in {i.translation_key for i in items}
+        if k
+    }
     for (key, raw, release), (page, summary, revision) in zip(
         live, _render_all(live, renderer, workers if parallel else 1, versions), strict=True
     ):
@@ -512,7 +506,7 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
     except Exception as exc:  # noqa: BLE001 - one file that cannot be rendered is that file's problem
         return ("problem", key, [FieldError("(file)", f"cannot be rendered ({exc!r:.200})")])
     held = _SHARED["held"].get(release.slug)
-    if ENTRIES_NAME_VERSIONS and release.translation_key:
+    if release.translation_key:
         # its page links to its language versions, known once every file is
         # read: it is rendered again then (``_versioned_pages``)
         written: bool | bytes | None = None
@@ -734,7 +728,7 @@ def build_folder(
                 continue
             holders[entry.slug] = key
             entries.append(entry)
-            if ENTRIES_NAME_VERSIONS and keys_of[key]:
+            if keys_of[key]:
                 versioned.append(key)
                 continue
             if isinstance(written, bytes):

@@ -37,6 +37,7 @@ import click
 
 from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX, cache_control, content_type
 
+from . import lambda_sqs
 from .alerts_local import DemoAlerts, LocalApi, alert_settings
 from .demo_cms import publish_from_cms
 
@@ -337,11 +338,9 @@ def make_http_server(site: PublicSite, host: str, port: int) -> ThreadingHTTPSer
 # The publish queue and Lambda's part in it ----------------------------------------
 class PublishQueue:
     """The publish queue on the local endpoint (moto's SQS, with a dead-letter
-    queue after 5 receives, as in infra/newsroom.yaml), the source bucket's
-    notification to it, and Lambda's event source mapping: ``drain`` receives
-    batches of up to 10 messages, hands each to the handler as the Lambda
-    event, and deletes the messages the handler did not name in its
-    ``batchItemFailures``."""
+    queue, as in infra/newsroom.yaml), the source bucket's notification to it,
+    and Lambda's event source mapping: ``drain`` hands batches to the handler
+    until the queue is empty or the handler reports a failure."""
 
     def __init__(self, sqs: Any, url: str, arn: str) -> None:
         self.sqs = sqs
@@ -352,82 +351,24 @@ class PublishQueue:
 
     @classmethod
     def create(cls, sqs: Any, s3: Any, name: str) -> PublishQueue:
-        dlq = sqs.create_queue(QueueName=name + "-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
-        redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"], "maxReceiveCount": "5"}
-        url = sqs.create_queue(
-            QueueName=name,
-            Attributes={"VisibilityTimeout": "30", "RedrivePolicy": json.dumps(redrive)},
-        )["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-        arn = arn["Attributes"]["QueueArn"]
-        events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
-        rules = [
-            ("releases", [("prefix", "releases/"), ("suffix", ".json")]),
-            ("media", [("prefix", "media/")]),
-        ]
-        s3.put_bucket_notification_configuration(
-            Bucket=SOURCE_BUCKET,
-            NotificationConfiguration={
-                "QueueConfigurations": [
-                    {
-                        "Id": f"newsroom-{rid}",
-                        "QueueArn": arn,
-                        "Events": events,
-                        "Filter": {
-                            "Key": {"FilterRules": [{"Name": n, "Value": v} for n, v in rules_]}
-                        },
-                    }
-                    for rid, rules_ in rules
-                ]
-            },
-        )
+        url, arn = lambda_sqs.create_queue(sqs, name)
+        lambda_sqs.notify_queue(s3, SOURCE_BUCKET, arn)
         return cls(sqs, url, arn)
 
     def drain(self) -> int:
         """Deliver batches until the queue is empty; return the messages handled."""
-        assert self.handler is not None
+        handler = self.handler
+        assert handler is not None
+        mapping = lambda_sqs.EventSourceMapping(
+            self.sqs, self.url, self.arn, lambda event, _context: handler(event)
+        )
         handled = 0
         with self._lock:
             while True:
-                resp = self.sqs.receive_message(
-                    QueueUrl=self.url,
-                    MaxNumberOfMessages=10,
-                    WaitTimeSeconds=0,
-                    AttributeNames=["All"],
-                )
-                messages = resp.get("Messages", [])
-                if not messages:
-                    return handled
-                event = {"Records": [self._record(m) for m in messages]}
-                answer = self.handler(event) or {}
-                failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
-                done = [m for m in messages if m["MessageId"] not in failed]
-                for n in range(0, len(done), 10):
-                    self.sqs.delete_message_batch(
-                        QueueUrl=self.url,
-                        Entries=[
-                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                            for i, m in enumerate(done[n : n + 10])
-                        ],
-                    )
-                handled += len(done)
-                if failed:
-                    return handled  # back after the visibility timeout, as in Lambda
-
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        """One SQS message as Lambda's event source mapping presents it."""
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": message.get("MessageAttributes", {}),
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.arn,
-            "awsRegion": REGION,
-        }
+                received, failed = mapping.poll()
+                handled += received - failed
+                if not received or failed:
+                    return handled  # a failure comes back after the visibility timeout
 
 
 # The demo ------------------------------------------------------------------------

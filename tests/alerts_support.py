@@ -12,6 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
+from newsroom import alerts_local, lambda_sqs
+
 TABLE = "newsroom-subscribers"
 QUEUE = "newsroom-alerts"
 MAIL_FROM = "alerts@harborlight.example"
@@ -27,47 +29,29 @@ ALERT_ENV = {
 
 
 def create_alert_resources(region: str = "us-east-1") -> str:
-    """The table (pk/sk, on demand), the alert queue and the verified sender; the queue URL."""
-    ddb = boto3.client("dynamodb", region_name=region)
-    ddb.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
+    """The table, the alert queue and the verified sender (the demo's own
+    set-up, under the test names); the queue URL."""
+    return alerts_local.create_alert_resources(
+        lambda name: boto3.client(name, region_name=region), TABLE, QUEUE, MAIL_FROM
     )
-    boto3.client("ses", region_name=region).verify_email_identity(EmailAddress=MAIL_FROM)
-    return boto3.client("sqs", region_name=region).create_queue(QueueName=QUEUE)["QueueUrl"]
 
 
 def sqs_event(messages: list[dict[str, Any]], queue: str = QUEUE) -> dict[str, Any]:
     """The event Lambda gives an SQS consumer for received messages."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1545082649183",
-                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-                    "ApproximateFirstReceiveTimestamp": "1545082649185",
-                },
-                "messageAttributes": {},
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
-                "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
-    }
+    return lambda_sqs.sqs_event(messages, lambda_sqs.queue_arn(queue))
+
+
+def subscribe(client: Any, outbox: Outbox, email: str, confirm: bool = True, **prefs: Any) -> None:
+    """Sign ``email`` up through the route, and (by default) follow the
+    confirmation link of the e-mail it sent."""
+    body = json.dumps({"email": email, **prefs}).encode()
+    resp = client.http.post(
+        "/subscriptions", headers={"Content-Type": "application/json"}, body=body
+    )
+    assert resp.status_code == 202
+    if confirm:
+        link = outbox.to(email)[-1].link("confirm")
+        assert client.http.get(link.removeprefix(API_URL)).status_code == 200
 
 
 def sns_event(message: dict[str, Any], topic: str = "newsroom-mail-feedback") -> dict[str, Any]:

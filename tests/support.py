@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -225,6 +227,35 @@ def log_docs(records: Iterable[logging.LogRecord], event: str | None = None) -> 
     formatter = JsonLineFormatter()
     docs = [json.loads(formatter.format(r)) for r in records if r.name.startswith("newsroom")]
     return [d for d in docs if event is None or d.get("event") == event]
+
+
+def log_text(records: Iterable[logging.LogRecord]) -> str:
+    """Every log record as the line it becomes on stdout (``extra=`` fields
+    included), one per line: what a privacy check must search."""
+    formatter = JsonLineFormatter()
+    return "\n".join(formatter.format(r) for r in records)
+
+
+@contextmanager
+def serving_demo(
+    samples: Path, *, watch: bool = False, **options: Any
+) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """``newsroom demo``'s stack on a free port, its samples published and its
+    site served (and its inbox watched, with ``watch``), output kept in
+    ``demo.out`` and ``demo.err`` instead of printed; the demo and the
+    samples' receipts. Stopped on exit."""
+    from newsroom.demo import Demo
+
+    demo = Demo(samples=samples, port=0, out=io.StringIO(), err=io.StringIO(), **options)
+    try:
+        demo.start()
+        receipts = demo.publish_samples()
+        demo.serve()
+        if watch:
+            demo.watch()
+        yield demo, receipts
+    finally:
+        demo.stop()
 
 
 # Storage wrappers --------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from alerts_support import API_URL, Outbox
+from alerts_support import Outbox, subscribe
 from chalice.test import Client
 from click.testing import CliRunner
 
@@ -18,26 +18,6 @@ from newsroom.api_throttling import ThrottlingError, patch_operations
 from newsroom.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def client(app_module: Any, alerts: str, tmp_path: Path) -> Client:
-    return Client(app_module.app, project_dir=str(tmp_path))
-
-
-def subscribe(
-    client: Client, outbox: Outbox, email: str, confirm: bool = True, **prefs: Any
-) -> None:
-    body = json.dumps({"email": email, **prefs}).encode()
-    assert (
-        client.http.post(
-            "/subscriptions", headers={"Content-Type": "application/json"}, body=body
-        ).status_code
-        == 202
-    )
-    if confirm:
-        link = outbox.to(email)[-1].link("confirm")
-        assert client.http.get(link.removeprefix(API_URL)).status_code == 200
 
 
 def test_counts_without_addresses_and_export_with_them(client: Client, outbox: Outbox) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -12,11 +11,6 @@ from alerts_support import API_URL, TABLE, Outbox, sns_event
 from chalice.test import Client
 
 from chalicelib.alerts.feedback import suppressed_addresses
-
-
-@pytest.fixture
-def client(app_module: Any, alerts: str, tmp_path: Path) -> Client:
-    return Client(app_module.app, project_dir=str(tmp_path))
 
 
 def sign_up(client: Client, email: str) -> int:

@@ -3,14 +3,11 @@ not before; an update, a re-upload or a repeated sweep sends nothing more."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
-from alerts_support import API_URL, Outbox, drain, receive_all
+from alerts_support import Outbox, drain, receive_all, subscribe
 from chalice.test import Client
 from support import PUBLIC, SOURCE, make_release, public_tree, sqs_event, upload
 from test_embargo import Clock, scheduled_event
@@ -20,21 +17,6 @@ from chalicelib.core.render import Renderer
 from chalicelib.publisher import Publisher
 from chalicelib.settings import Settings
 from chalicelib.storage import S3Storage
-
-
-@pytest.fixture
-def client(app_module: Any, alerts: str, tmp_path: Path) -> Client:
-    return Client(app_module.app, project_dir=str(tmp_path))
-
-
-def subscribe(client: Client, outbox: Outbox, email: str, **prefs: Any) -> None:
-    body = json.dumps({"email": email, **prefs}).encode()
-    resp = client.http.post(
-        "/subscriptions", headers={"Content-Type": "application/json"}, body=body
-    )
-    assert resp.status_code == 202
-    link = outbox.to(email)[-1].link("confirm")
-    assert client.http.get(link.removeprefix(API_URL)).status_code == 200
 
 
 def alert_subjects(outbox: Outbox) -> list[str]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from alerts_support import API_URL, TABLE, Outbox, drain, receive_all, sqs_event
+from alerts_support import API_URL, TABLE, Outbox, drain, receive_all, sqs_event, subscribe
 from botocore.exceptions import ClientError
 from chalice.test import Client
+from support import log_text
 
 from chalicelib import service
 from chalicelib.alerts.sender import alert_payload, matches, release_id
@@ -38,21 +38,6 @@ ENTRY = {
 
 def entry(**overrides: Any) -> dict[str, Any]:
     return {**ENTRY, **overrides}
-
-
-@pytest.fixture
-def client(app_module: Any, alerts: str, tmp_path: Path) -> Client:
-    return Client(app_module.app, project_dir=str(tmp_path))
-
-
-def subscribe(client: Client, outbox: Outbox, email: str, **prefs: Any) -> None:
-    body = json.dumps({"email": email, **prefs}).encode()
-    resp = client.http.post(
-        "/subscriptions", headers={"Content-Type": "application/json"}, body=body
-    )
-    assert resp.status_code == 202
-    link = outbox.to(email)[-1].link("confirm")
-    assert client.http.get(link.removeprefix(API_URL)).status_code == 200
 
 
 def announce(*published: Published) -> None:
@@ -419,5 +404,5 @@ def test_no_address_in_logs_while_sending(
     announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
     drain(app_module, alerts)
     assert alerts_to(outbox) == {"hidden.name@example.org": 1}
-    text = "\n".join(r.getMessage() for r in caplog.records)
+    text = log_text(caplog.records)
     assert "alert_deliver" in text and "hidden.name" not in text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -12,17 +11,12 @@ import boto3
 import pytest
 from alerts_support import API_URL, SECRET, TABLE, Outbox, token_of
 from chalice.test import Client
+from support import log_text
 
 from chalicelib.alerts.tokens import CONFIRM, UNSUBSCRIBE, Keys
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def client(app_module: Any, alerts: str, tmp_path: Path) -> Client:
-    # no .chalice/config.json in the project dir: the test's environment stays
-    return Client(app_module.app, project_dir=str(tmp_path))
 
 
 def post_json(client: Client, doc: Any) -> Any:
@@ -299,7 +293,7 @@ def test_no_address_in_logs(
     post_json(client, {"email": "secret.person@example.org"})
     post_json(client, {"email": "secret.person@example.org", "website": "x"})
     post_json(client, {"email": "bad address@example.org"})
-    text = "\n".join(r.getMessage() for r in caplog.records)
+    text = log_text(caplog.records)
     assert "secret.person" not in text and "bad address" not in text
     sid = Keys(SECRET).address_id("secret.person@example.org")
     assert sid[:16] in text

@@ -45,7 +45,8 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str
                     "## Full build, no-op build, Hugo", "## No-op `newsroom rebuild`",
                     "## Cold start and package size",
                     "## E-mail alerts: one release to many subscribers",
-                    "## Fan-out rebuild"):  # fmt: skip
+                    "## Fan-out rebuild",
+                    "## The publish queue: a burst"):  # fmt: skip
         assert heading in doc
     figures = json.loads(raw.read_text())
     for result in figures["publish"]:
@@ -63,6 +64,9 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str
     alerts = figures["alerts"]
     assert alerts["recipients"] == alerts["emails"] == alerts["subscribers"] == 40
     assert alerts["duplicates"] == 0
+    # the queue path at concurrency 2: every upload live, nothing dead-lettered
+    [burst] = figures["burst"]
+    assert burst["completed"] and burst["lost"] == 0 and burst["dead_letter"] == 0
 
 
 def test_alerts_only_run_updates_its_section_and_keeps_the_rest(

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 import pytest
+from support import serving_demo
 
 from newsroom.demo import PUBLIC_BUCKET, PUBLISH_QUEUE, SECURITY_HEADERS, SOURCE_BUCKET, Demo
 
@@ -62,21 +63,8 @@ class Running:
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     inbox = tmp_path_factory.mktemp("inbox")
-    demo = Demo(
-        samples=SAMPLES,
-        inbox=inbox,
-        port=0,
-        poll_interval=0.05,
-        out=io.StringIO(),
-        err=io.StringIO(),
-    )
-    try:
-        demo.start()
-        receipts = demo.publish_samples()
-        demo.serve()
+    with serving_demo(SAMPLES, inbox=inbox, poll_interval=0.05) as (demo, receipts):
         yield Running(demo, receipts, inbox)
-    finally:
-        demo.stop()
 
 
 # Publishing the samples ----------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 import email
 import email.policy
 import http.client
-import io
 import json
 import re
 import time
@@ -17,7 +16,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from support import make_release
+from support import make_release, serving_demo
 
 from newsroom.demo import SECURITY_HEADERS, Demo
 
@@ -89,17 +88,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     (samples / "releases").mkdir()
     (samples / "releases" / "first.json").write_text(json.dumps(make_release(image=None)))
     outbox = tmp_path_factory.mktemp("outbox")
-    demo = Demo(
-        samples=samples, port=0, poll_interval=0.05, out=io.StringIO(), err=io.StringIO(),
-        outbox=outbox,
-    )  # fmt: skip
-    try:
-        demo.start()
-        demo.publish_samples()
-        demo.serve()
+    with serving_demo(samples, poll_interval=0.05, outbox=outbox) as (demo, _receipts):
         yield Running(demo, outbox)
-    finally:
-        demo.stop()
 
 
 def test_pages_post_the_form_to_the_demo_itself(running: Running) -> None:

@@ -193,6 +193,32 @@ def test_publish_queue_dead_letters_and_alarms(template: dict[str, Any]) -> None
         assert "sync_media" not in config["stages"][stage]["lambda_functions"]
 
 
+def test_the_publish_queue_mapping_honours_partial_batch_responses(
+    template: dict[str, Any],
+) -> None:
+    """The stack declares sync_release's event source mapping with
+    ReportBatchItemFailures (without it Lambda ignores the handler's
+    ``batchItemFailures`` and deletes a failed message with its batch);
+    chalice declares none of its own, so there is exactly one poller."""
+    mapping = template["Resources"]["PublishQueueMapping"]
+    assert mapping["Condition"] == "HasConsumer"
+    assert template["Conditions"]["HasConsumer"] == {
+        "Fn::Equals": [{"Ref": "ConsumerDeployed"}, "true"]
+    }
+    assert template["Parameters"]["ConsumerDeployed"]["Default"] == "false"
+    props = mapping["Properties"]
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["PublishQueue", "Arn"]}
+    # chalice names a function <app_name>-<stage>-<function>
+    assert props["FunctionName"] == {"Fn::Sub": "newsroom-${Stage}-sync_release"}
+    assert props["BatchSize"] == 10
+    assert 0 < props["MaximumBatchingWindowInSeconds"] <= 5
+    assert props["ScalingConfig"] == {"MaximumConcurrency": 2}
+    import app
+
+    assert "sync_release" not in {source.name for source in app.app.event_sources}
+
+
 def test_rebuild_queue_dead_letters_and_alarms(template: dict[str, Any]) -> None:
     res = template["Resources"]
     queue = res["RebuildQueue"]["Properties"]

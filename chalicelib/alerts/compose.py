@@ -77,19 +77,28 @@ class Composer:
     def _site(self) -> dict[str, str]:
         return {"title": self.settings.site_title, "url": self.settings.site_url}
 
-    def confirmation(self, to: str, confirm_url: str, scope: str) -> OutgoingMail:
-        ctx = {
-            "site": self._site(),
-            "confirm_url": confirm_url,
-            "scope": scope,
-            "valid_days": CONFIRM_VALID_DAYS,
-        }
+    def _mail(
+        self,
+        to: str,
+        subject: str,
+        template: str,
+        ctx: dict[str, Any],
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> OutgoingMail:
+        """Both parts of one e-mail, from ``<template>.txt`` and ``<template>.html``."""
+        ctx = {"site": self._site(), **ctx}
         return OutgoingMail(
             to=to,
-            subject=f"Confirm your subscription to {self.settings.site_title}",
-            text=self.mail_env.get_template("confirm.txt").render(ctx),
-            html=self.mail_env.get_template("confirm.html").render(ctx),
+            subject=subject,
+            text=self.mail_env.get_template(f"{template}.txt").render(ctx),
+            html=self.mail_env.get_template(f"{template}.html").render(ctx),
+            headers=headers,
         )
+
+    def confirmation(self, to: str, confirm_url: str, scope: str) -> OutgoingMail:
+        ctx = {"confirm_url": confirm_url, "scope": scope, "valid_days": CONFIRM_VALID_DAYS}
+        subject = f"Confirm your subscription to {self.settings.site_title}"
+        return self._mail(to, subject, "confirm", ctx)
 
     def alert(
         self, to: str, release: dict[str, Any], unsubscribe_url: str, scope: str
@@ -105,22 +114,16 @@ class Composer:
             else None,
         }
         ctx = {
-            "site": self._site(),
             "release": view,
             "date": display_date(published),
             "unsubscribe_url": unsubscribe_url,
             "scope": scope,
         }
-        return OutgoingMail(
-            to=to,
-            subject=f"{view['kind_label']}: {release['title']}",
-            text=self.mail_env.get_template("alert.txt").render(ctx),
-            html=self.mail_env.get_template("alert.html").render(ctx),
-            headers=(
-                ("List-Unsubscribe", f"<{unsubscribe_url}>"),
-                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-            ),
+        headers = (
+            ("List-Unsubscribe", f"<{unsubscribe_url}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         )
+        return self._mail(to, f"{view['kind_label']}: {release['title']}", "alert", ctx, headers)
 
     # pages
     def page(

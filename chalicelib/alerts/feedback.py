@@ -51,21 +51,15 @@ class Feedback:
                 raise ValueError("not an object")
             reason, addresses = suppressed_addresses(notification)
         except (ValueError, TypeError, KeyError, AttributeError):
-            log.error(json.dumps({"event": "mail_feedback", "outcome": "malformed"}))
+            log.error("mail_feedback", extra={"outcome": "malformed"})
             return {"outcome": "malformed", "suppressed": 0}
         for address in addresses:
             address_id = self.keys.address_id(address)
             self.store.remove(address_id, reason, self.clock())
             log.info(
-                json.dumps(
-                    {
-                        "event": "mail_feedback",
-                        "outcome": "suppressed",
-                        "reason": reason,
-                        "subscriber": address_id[:16],
-                    }
-                )
+                "mail_feedback",
+                extra={"outcome": "suppressed", "reason": reason, "subscriber": address_id[:16]},
             )
         if not addresses:
-            log.info(json.dumps({"event": "mail_feedback", "outcome": "ignored"}))
+            log.info("mail_feedback", extra={"outcome": "ignored"})
         return {"outcome": reason or "ignored", "suppressed": len(addresses)}

@@ -149,7 +149,7 @@ class AlertAnnouncer:
         if messages:
             self.queue.put(messages)
             for m in messages:
-                log.info(json.dumps({"event": "alert_queued", "release": m["id"]}))
+                log.info("alert_queued", extra={"release": m["id"]})
 
 
 class AlertSender:
@@ -182,18 +182,18 @@ class AlertSender:
             rid = message["id"]
             release = message["release"]
         except (ValueError, KeyError, TypeError):
-            log.error(json.dumps({"event": "alert_message", "outcome": "malformed"}))
+            log.error("alert_message", extra={"outcome": "malformed"})
             return {"outcome": "malformed"}
         if kind == "release":
             return self.fan_out(rid, release)
         if kind == "recipients":
             return self.deliver(rid, release, list(message.get("recipients") or []))
-        log.error(json.dumps({"event": "alert_message", "outcome": "unknown_type"}))
+        log.error("alert_message", extra={"outcome": "unknown_type"})
         return {"outcome": "unknown_type"}
 
     def fan_out(self, rid: str, release: dict[str, Any]) -> dict[str, Any]:
         if self.store.fanned_out(rid):
-            log.info(json.dumps({"event": "alert_fanout", "release": rid, "outcome": "duplicate"}))
+            log.info("alert_fanout", extra={"release": rid, "outcome": "duplicate"})
             return {"outcome": "duplicate", "release": rid}
         pages = 0
         recipients = 0
@@ -224,15 +224,8 @@ class AlertSender:
             self.queue.put(out)
         self.store.mark_fanned_out(rid, self.clock(), pages)
         log.info(
-            json.dumps(
-                {
-                    "event": "alert_fanout",
-                    "release": rid,
-                    "outcome": "queued",
-                    "pages": pages,
-                    "recipients": recipients,
-                }
-            )
+            "alert_fanout",
+            extra={"release": rid, "outcome": "queued", "pages": pages, "recipients": recipients},
         )
         return {"outcome": "queued", "release": rid, "pages": pages, "recipients": recipients}
 
@@ -268,15 +261,13 @@ class AlertSender:
                 self.store.settle(rid, address_id, "failed", exc.code or str(exc))
                 counts["failed"] += 1
                 log.warning(
-                    json.dumps(
-                        {
-                            "event": "alert_send",
-                            "release": rid,
-                            "subscriber": address_id[:16],
-                            "outcome": "rejected",
-                            "code": exc.code,
-                        }
-                    )
+                    "alert_send",
+                    extra={
+                        "release": rid,
+                        "subscriber": address_id[:16],
+                        "outcome": "rejected",
+                        "code": exc.code,
+                    },
                 )
                 continue
             except MailThrottled as exc:
@@ -285,7 +276,7 @@ class AlertSender:
                 continue
             self.store.settle(rid, address_id, "sent", message_id)
             counts["sent"] += 1
-        log.info(json.dumps({"event": "alert_deliver", "release": rid, **counts}))
+        log.info("alert_deliver", extra={"release": rid, **counts})
         if throttled is not None:
             raise throttled  # the message comes back; what was sent is recorded
         return {"outcome": "delivered", "release": rid, **counts}

@@ -179,10 +179,10 @@ class Subscriptions:
 
     @staticmethod
     def _log(event: str, outcome: str, address_id: str = "", **extra: Any) -> None:
-        doc = {"event": event, "outcome": outcome, **extra}
+        fields = {"outcome": outcome, **extra}
         if address_id:
-            doc["subscriber"] = address_id[:16]
-        log.info(json.dumps(doc))
+            fields["subscriber"] = address_id[:16]
+        log.info(event, extra=fields)
 
     # POST /subscriptions
     def subscribe(self, raw: bytes, content_type: str) -> Reply:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from ..settings import Settings
 from .mapping import Change, CmsMap
-from .verify import Signed
+from .verify import Signed, require_secret
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,10 @@ class Cms:
     mapped: ClassVar[bool] = True
 
     def secret(self, settings: Settings) -> str:
-        return str(getattr(settings, self.secret_field))
+        """The configured secret; ``NotConfigured`` (401) when it is empty."""
+        value = str(getattr(settings, self.secret_field))
+        require_secret(value, self.secret_setting)
+        return value
 
     def verify(self, request: Request, secret: str, now: float) -> Signed:
         raise NotImplementedError

@@ -1,34 +1,29 @@
 """HookService: one CMS webhook request -> (HTTP status, JSON body).
 
-The order of checks is fixed and every rejection happens before anything is
-written: unknown CMS (404), size (413), secret and signature (401), JSON and
-release validation (422), order and replay (409, ``order.py``). One exception:
-in a request carrying several language versions, a version whose slug another
-file holds is refused on its own (409 with a result per version) while the
-others are written; the request stays unfinished, so the same request sent
-again once the slug is free writes what is missing. Every route
-writes a valid release to ``releases/<slug>.json`` (or deletes it); publishing
-itself then goes through ``sync_release`` like any upload. What is written is
-re-read with ``model.parse_release`` (the function ``sync_release`` uses) first,
-so the webhook can never accept a file the publisher would reject for its form.
+The order of checks is fixed and every rejection happens before anything is written: unknown CMS
+(404), size (413), secret and signature (401), JSON and release validation (422), order and
+replay (409, ``order.py``). One exception: in a request carrying several language versions, a
+version whose slug another file holds is refused on its own (409 with a result per version)
+while the others are written; the request stays unfinished, so the same request sent again once
+the slug is free writes what is missing. Every route writes a valid release to
+``releases/<slug>.json`` (or deletes it); publishing itself then goes through ``sync_release``
+like any upload. What is written is re-read with ``model.parse_release`` (the function
+``sync_release`` uses) first, so the webhook can never accept a file the publisher would reject
+for its form.
 
-CMS entries also keep a small private map per entry and language version
-(``entries.py``), so that an unpublish finds the file by entry id alone, a slug
-changed in the CMS deletes the old file, an entry never overwrites a release
-file it did not write (a new slug is written with ``If-None-Match: *``; a file
-already there answers 409, unless another language version of the same entry
-holds it: then this version takes ``<slug>-<locale>``), a re-publish keeps the
-first publication date and sets ``updated_at``, and an entry renamed by its CMS
-keeps its release.
+CMS entries also keep a small private map per entry and language version (``entries.py``), so
+that an unpublish finds the file by entry id alone, a slug changed in the CMS deletes the old
+file, an entry never overwrites a release file it did not write (a new slug is written with
+``If-None-Match: *``; a file already there answers 409, unless another language version of the
+same entry holds it: then this version takes ``<slug>-<locale>``), a re-publish keeps the first
+publication date and sets ``updated_at``, and an entry renamed by its CMS keeps its release.
 
-Write order for a publish, each step safe to repeat when the CMS retries:
-release file, map (listing the old file under ``retired``), delete the retired
-files and any map it replaces, map without ``retired``. If the run dies after
-the release file and before the map, the retry finds its own file: the
-``If-None-Match`` write fails, but an ``If-Match`` on the MD5 of the very same
-bytes succeeds (S3's ETag of a plain PUT), which no other writer's file can
-match unless it is byte-identical. An unpublish deletes the files first and the
-map last.
+Write order for a publish, each step safe to repeat when the CMS retries: release file, map
+(listing the old file under ``retired``), delete the retired files and any map it replaces, map
+without ``retired``. If the run dies after the release file and before the map, the retry finds
+its own file: the ``If-None-Match`` write fails, but an ``If-Match`` on the MD5 of the very
+same bytes succeeds (S3's ETag of a plain PUT), which no other writer's file can match unless it
+is byte-identical. An unpublish deletes the files first and the map last.
 """
 
 from __future__ import annotations

@@ -104,6 +104,17 @@ def timestamp(value: str, what: str) -> int:
     return int(value.strip())
 
 
+def signed_millis(value: str, what: str, now: float, *, earliest: int = 0) -> int:
+    """A signed timestamp in milliseconds, checked against the clock: the
+    request's place in time (``Signed.order``). A value before ``earliest``
+    was sent in seconds by mistake."""
+    ts = timestamp(value, what)
+    if ts < earliest:
+        raise MalformedHeader(f"{what} must be in milliseconds")
+    check_window(ts / 1000, now)
+    return ts
+
+
 def _unit(what: str) -> str:
     return "seconds" if "seconds" in what else "milliseconds"
 

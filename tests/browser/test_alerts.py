@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import io
 import json
 import re
 import time
@@ -17,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_pages import axe_violations, browser, close, visit  # noqa: F401
+from support import serving_demo
 
 from newsroom.demo import Demo
+
+from .test_pages import axe_violations, close, visit
 
 pytestmark = pytest.mark.browser
 
@@ -79,18 +80,9 @@ def demoed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demoed]:
         json.dumps(_release("harbour-survey", "Harbour survey published"))
     )
     inbox, outbox = tmp_path_factory.mktemp("inbox"), tmp_path_factory.mktemp("outbox")
-    demo = Demo(
-        samples=samples, inbox=inbox, outbox=outbox, port=0, poll_interval=0.1,
-        out=io.StringIO(), err=io.StringIO(),
-    )  # fmt: skip
-    try:
-        demo.start()
-        demo.publish_samples()
-        demo.serve()
-        demo.watch()
+    options = {"inbox": inbox, "outbox": outbox, "poll_interval": 0.1}
+    with serving_demo(samples, watch=True, **options) as (demo, _receipts):
         yield Demoed(demo, inbox, outbox)
-    finally:
-        demo.stop()
 
 
 def text_link(mail: email.message.EmailMessage, path: str) -> str:
@@ -100,7 +92,7 @@ def text_link(mail: email.message.EmailMessage, path: str) -> str:
     return match.group(0)
 
 
-def test_sign_up_confirm_alert_unsubscribe_in_the_browser(demoed: Demoed, browser: Any) -> None:  # noqa: F811
+def test_sign_up_confirm_alert_unsubscribe_in_the_browser(demoed: Demoed, browser: Any) -> None:
     # sign up with the form at the foot of a topic page, narrowing to statements
     v = visit(browser, demoed.url + "/topics/coastal-communities/", 1280)
     page = v.page

@@ -10,13 +10,11 @@ Screenshots land in ``artifacts/screenshots/``.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,57 +54,6 @@ class Site:
     demo: Demo
     releases: list[dict[str, Any]]  # index.json entries, newest first
     inbox: Path
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    inbox = tmp_path_factory.mktemp("inbox")
-    demo = Demo(
-        samples=SAMPLES,
-        inbox=inbox,
-        port=0,
-        poll_interval=0.1,
-        out=io.StringIO(),
-        err=io.StringIO(),
-    )
-    try:
-        demo.start()
-        receipts = demo.publish_samples()
-        statuses = {r["source_key"]: r["status"] for r in receipts}
-        assert statuses.pop(SCHEDULED_SAMPLE) == "scheduled", receipts
-        assert set(statuses.values()) == {"published"}, receipts
-        url = demo.serve().rstrip("/")
-        demo.watch()
-        with urllib.request.urlopen(url + "/index.json") as resp:
-            releases = json.load(resp)["releases"]
-        yield Site(url, demo, releases, inbox)
-    finally:
-        demo.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """A launched Chromium, or the reason there is none (the tests then fail
-    with that reason: a missing browser is a broken setup, not a skip)."""
-    problem = None
-    if not Path(CHROMIUM).is_file():
-        problem = f"Chromium is not installed at {CHROMIUM}: {HOW_TO_INSTALL}"
-    elif not AXE.is_file():
-        problem = f"axe-core is missing ({AXE.relative_to(ROOT)}): {HOW_TO_INSTALL}"
-    if problem:
-        yield problem
-        return
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:  # pragma: no cover - the dev extra installs it
-        yield f"Playwright for Python is not installed ({exc}): pip install -e '.[dev]'"
-        return
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @dataclass

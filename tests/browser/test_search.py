@@ -9,12 +9,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import test_pages
-from test_pages import WIDTHS, Site, check_page, close, visit
 
-# the demo's site and the browser, shared with the page tests' fixtures
-site = test_pages.site
-browser = test_pages.browser
+from .test_pages import WIDTHS, Site, check_page, close, visit
 
 pytestmark = pytest.mark.browser
 FRENCH = "abidjan-inondations-relogement"
