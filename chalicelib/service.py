@@ -53,17 +53,20 @@ def s3_client():  # noqa: ANN201
     )
 
 
+def _invalidator(s: Settings, endpoint: str | None) -> CloudFrontInvalidator | None:
+    """The CDN invalidator, when a distribution is configured."""
+    if not s.distribution_id:
+        return None
+    cloudfront = _client(
+        "cloudfront", os.environ.get("AWS_ENDPOINT_URL_CLOUDFRONT") or endpoint, "us-east-1"
+    )
+    return CloudFrontInvalidator(cloudfront, s.distribution_id)
+
+
 @lru_cache(maxsize=8)
 def _publisher(s: Settings, endpoint: str | None) -> Publisher:
     client = s3_client()
-    invalidator = None
-    if s.distribution_id:
-        invalidator = CloudFrontInvalidator(
-            _client(
-                "cloudfront", os.environ.get("AWS_ENDPOINT_URL_CLOUDFRONT") or endpoint, "us-east-1"
-            ),
-            s.distribution_id,
-        )
+    invalidator = _invalidator(s, endpoint)
     source = S3Storage(client, s.source_bucket)
     renderer = Renderer(s)
     listeners: list[CommitListener] = [SearchCorpus(source)]
@@ -98,14 +101,7 @@ def consumer() -> QueueConsumer:
 @lru_cache(maxsize=8)
 def _rebuilder(s: Settings, endpoint: str | None) -> RebuildService:
     client = s3_client()
-    invalidator = None
-    if s.distribution_id:
-        invalidator = CloudFrontInvalidator(
-            _client(
-                "cloudfront", os.environ.get("AWS_ENDPOINT_URL_CLOUDFRONT") or endpoint, "us-east-1"
-            ),
-            s.distribution_id,
-        )
+    invalidator = _invalidator(s, endpoint)
     return RebuildService(
         S3Storage(client, s.source_bucket),
         S3Storage(client, s.public_bucket),

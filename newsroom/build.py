@@ -35,8 +35,6 @@ from chalicelib.receipts import Scheduled
 from chalicelib.storage import Storage, md5_etag
 
 PARALLEL_THRESHOLD = 400
-# whether index entries carry ``translation_key`` (the publisher links versions from them)
-ENTRIES_NAME_VERSIONS = "translation_key" in Entry.__dataclass_fields__
 CHUNK = 100  # releases per task sent to a render worker
 
 
@@ -184,7 +182,7 @@ def build_site(
             raise ValueError(f"{key} was listed as unchanged but has no reusable entry")
         reused.append(old)
     parsed, problems = parse_sources(to_parse)
-    if ENTRIES_NAME_VERSIONS and reused and _versions_may_change(parsed, reusable, sources_seen):
+    if reused and _versions_may_change(parsed, reusable, sources_seen):
         # a release page links to its language versions, which index entries
         # cannot name: when a version may have appeared, changed or gone,
         # every reusable source that is a version is rendered again
@@ -241,17 +239,13 @@ def build_site(
     entries = []
     # language versions among everything that will be live, found as the
     # publisher finds them: from what index entries carry (so a build and the
-    # Lambda path stay byte-identical; no links while entries carry no key)
+    # Lambda path stay byte-identical)
     items = [r for _k, _raw, r in live] + reused_live
-    versions = (
-        {
-            k: language_versions(k, items, renderer.settings.site_url)
-            for k in {getattr(i, "translation_key", None) for i in items}
-            if k
-        }
-        if ENTRIES_NAME_VERSIONS
-        else {}
-    )
+    versions = {
+        k: language_versions(k, items, renderer.settings.site_url)
+        for k in {i.translation_key for i in items}
+        if k
+    }
     for (key, raw, release), (page, summary, revision) in zip(
         live, _render_all(live, renderer, workers if parallel else 1, versions), strict=True
     ):
@@ -512,7 +506,7 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
     except Exception as exc:  # noqa: BLE001 - one file that cannot be rendered is that file's problem
         return ("problem", key, [FieldError("(file)", f"cannot be rendered ({exc!r:.200})")])
     held = _SHARED["held"].get(release.slug)
-    if ENTRIES_NAME_VERSIONS and release.translation_key:
+    if release.translation_key:
         # its page links to its language versions, known once every file is
         # read: it is rendered again then (``_versioned_pages``)
         written: bool | bytes | None = None
@@ -678,6 +672,7 @@ def build_folder(
         renderer.env.get_template(name)
     held = {e.slug: e.source_key for e in previous.entries} if previous is not None else {}
     scratch = tempfile.mkdtemp(prefix="newsroom-search-")
+    feed: _SearchFeed | None = None
     try:
         shared = {
             "search": scratch if search else None,
@@ -695,7 +690,8 @@ def build_folder(
         candidates: list[tuple[float, str, Entry, bool | bytes | None]] = []
         keys_of: dict[str, str | None] = {}  # source key -> translation_key
         docs: dict[str, tuple[str, int, int]] = {}  # source key -> its search document
-        feed = _SearchFeed() if search else None
+        if search:
+            feed = _SearchFeed()
         for outcomes in _run(_pages_of, chunks, parallel, **shared):
             for outcome in outcomes:
                 kind, key = outcome[0], outcome[1]
@@ -734,7 +730,7 @@ def build_folder(
                 continue
             holders[entry.slug] = key
             entries.append(entry)
-            if ENTRIES_NAME_VERSIONS and keys_of[key]:
+            if keys_of[key]:
                 versioned.append(key)
                 continue
             if isinstance(written, bytes):
@@ -813,8 +809,8 @@ def build_folder(
             result.unchanged += len(same)
             for key in same:
                 del pages[key]
-        # the search index is built by Pagefind (its own threads) while the
-        # workers render the shared pages
+        # Pagefind, fed since the first pages came back, indexes the rest while
+        # the workers render the shared pages
         pagefind_out = os.path.join(root, "pagefind") if fresh else os.path.join(scratch, "out")
         if feed is not None:
             feed.complete(
@@ -868,6 +864,8 @@ def build_folder(
         return result
 
     finally:
+        if feed is not None:
+            feed.drop()  # a Pagefind still running (the build failed) stops
         if _DOCS[0].startswith(scratch + os.sep):
             os.close(_DOCS[1])  # documents the parent wrote itself
             _DOCS[:] = ["", -1, 0]
@@ -897,7 +895,7 @@ class _SearchFeed:
         if self.dropped:
             return
         if self.fed and url <= self.fed[-1][0]:
-            self._drop()
+            self.drop()
             return
         if self.run is None:
             self.run = self._start()
@@ -906,7 +904,7 @@ class _SearchFeed:
 
     def complete(self, todo: list[tuple[str, str, tuple[str, int, int]]]) -> None:
         if self.dropped or self.fed != [(url, key) for url, key, _doc in todo]:
-            self._drop()
+            self.drop()
             self.dropped = False
             for url, key, doc in todo:
                 self.offer(url, key, doc)
@@ -924,7 +922,7 @@ class _SearchFeed:
             raise failed[0]
         return indexer
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
         self.dropped = True
         self.fed = []
         if self.run is not None:

@@ -132,11 +132,10 @@ def test_without_search_the_folder_holds_the_site_alone(tmp_path: Path) -> None:
 def test_language_versions_link_to_each_other_as_in_the_in_memory_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Once index entries name their versions, a release page links to the
-    other language versions, known only after every file is read: the folder
-    build renders those pages again then, and still equals the reference."""
+    """A release page links to the other language versions, known only after
+    every file is read: the folder build renders those pages again then, and
+    still equals the reference."""
     monkeypatch.setattr(build, "PARALLEL_THRESHOLD", 2)
-    monkeypatch.setattr(build, "ENTRIES_NAME_VERSIONS", True)
     files = sources(tmp_path)
     expected = in_memory(files)
     out = tmp_path / "out"
