@@ -400,8 +400,8 @@ def search_section(f: dict[str, Any]) -> str:
         SEARCH_TITLE,
         "",
         "`bench/search.py`. **Bundle**: the search records of the bench corpus, indexed "
-        "by `build_bundle` (the Pagefind binary over one small page per release, then the "
-        "canonical renaming that makes it deterministic).",
+        "by `build_bundle` (the Pagefind binary's service mode fed one small page per release "
+        "in URL order, then the canonical renaming that makes it deterministic).",
         "",
         _table(
             ["releases", "build s", "bundle", "files", "fragments", "index chunks"],

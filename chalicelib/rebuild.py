@@ -231,7 +231,8 @@ class ChunkResult:
 
     chunk: int
     entries: list[Entry] = field(default_factory=list)
-    other: dict[str, str] = field(default_factory=dict)  # key -> scheduled|rejected|gone|changing
+    # key -> scheduled|rejected|gone|changing|unsettled: the commit reads it again
+    other: dict[str, str] = field(default_factory=dict)
     written: list[str] = field(default_factory=list)  # pages written (to invalidate)
     unchanged: int = 0
     # source key -> what its page links to (``links_digest``), for language versions
@@ -371,7 +372,10 @@ class RebuildService:
                 raise ValueError("rebuild id")
             if action == "render":
                 keys = [k for k in msg["keys"] if isinstance(k, str) and is_release_key(k)]
-                self.render_chunk(rid, int(msg["chunk"]), keys)
+                slugs = msg.get("slugs") or {}
+                if not isinstance(slugs, dict):
+                    raise ValueError("slugs")
+                self.render_chunk(rid, int(msg["chunk"]), keys, slugs)
                 return
             if action == "commit":
                 self.commit(rid)
@@ -399,10 +403,13 @@ class RebuildService:
             for k, e in self.source.list_etags(RELEASES_PREFIX).items()
             if is_release_key(k)
         }
-        reused = [] if full else self._reusable(listing)
+        live = self._live()
+        reused = [] if full else self._reusable(listing, live)
         skip = {e.source_key for e in reused}
         keys = sorted(k for k in listing if k not in skip)
-        chunks = _chunked(keys, size)
+        # the slug each source holds now: a chunk writes a page only over its own
+        held = {e.source_key: e.slug for e in live.entries}
+        chunks = _chunked(keys, size, held)
         records = [reused[i : i + REUSED_PER_RECORD] for i in range(0, len(reused),
                                                                      REUSED_PER_RECORD)]  # fmt: skip
         for n, entries in enumerate(records):
@@ -423,9 +430,10 @@ class RebuildService:
         )
         if chunks:
             self.queue.send(
-                {"rebuild": rid, "action": "render", "chunk": n, "keys": c}
+                {"rebuild": rid, "action": "render", "chunk": n, "keys": c,
+                 "slugs": {k: held[k] for k in c if k in held}}
                 for n, c in enumerate(chunks)
-            )
+            )  # fmt: skip
         else:
             self.queue.send([{"rebuild": rid, "action": "commit"}])
         log.info(
@@ -436,7 +444,7 @@ class RebuildService:
         )  # fmt: skip
         return manifest
 
-    def _reusable(self, listing: dict[str, str]) -> list[Entry]:
+    def _reusable(self, listing: dict[str, str], live: Index) -> list[Entry]:
         """Live entries whose source and theme are unchanged and whose page is there.
         The theme is the one the last rebuild rendered every page under: the
         private state's theme alone does not tell, since a publish under a new
@@ -445,7 +453,6 @@ class RebuildService:
         theme = json.loads(marker.body).get("theme") if marker else None
         if theme != self.renderer.theme:
             return []
-        live = self._live()
         if not live.entries or live.theme != self.renderer.theme:
             return []
         pages = self.public.list_etags(RELEASES_PREFIX)
@@ -459,7 +466,11 @@ class RebuildService:
         ]
 
     # 2. render one chunk ----------------------------------------------------------------
-    def render_chunk(self, rebuild_id: str, chunk: int, keys: list[str]) -> ChunkResult | None:
+    def render_chunk(
+        self, rebuild_id: str, chunk: int, keys: list[str], slugs: dict[str, str] | None = None
+    ) -> ChunkResult | None:
+        """Render one chunk; ``slugs``: the slug each of its sources held when the
+        rebuild started (a page is written only over the source's own page)."""
         manifest = self.manifest(rebuild_id)
         if manifest is None or self.source.head(rebuild_key(rebuild_id, "report.json")):
             # unknown, or committed already (a late duplicate delivery): nothing to do
@@ -467,7 +478,7 @@ class RebuildService:
         done_key = rebuild_key(rebuild_id, f"chunks/{chunk:06d}.json")
         if self.source.head(done_key) is None:
             try:
-                result = self._render(chunk, keys)
+                result = self._render(chunk, keys, slugs or {})
             except Exception as exc:
                 self._record_failure(rebuild_id, chunk, exc)
                 raise
@@ -486,7 +497,7 @@ class RebuildService:
             self.queue.send([{"rebuild": rebuild_id, "action": "commit"}])
         return result
 
-    def _render(self, chunk: int, keys: list[str]) -> ChunkResult:
+    def _render(self, chunk: int, keys: list[str], slugs: dict[str, str]) -> ChunkResult:
         now = self.clock()
         result = ChunkResult(chunk)
         records = self._records()
@@ -499,6 +510,10 @@ class RebuildService:
                     assert outcome.entry is not None and outcome.page is not None
                     page_key = release_key(outcome.entry.slug)
                     info = self.public.head(page_key)
+                    if info is not None and slugs.get(key) != outcome.entry.slug:
+                        # a page this source did not hold: perhaps another's (a
+                        # contested slug), so the commit decides and writes it
+                        return key, _Outcome("unsettled"), wrote
                     if info is None or info.etag != md5_etag(outcome.page):
                         put_public(self.public, page_key, outcome.page)
                         wrote = True
@@ -888,13 +903,13 @@ class RebuildService:
         )
 
 
-def _chunked(keys: list[str], size: int) -> list[list[str]]:
+def _chunked(keys: list[str], size: int, held: dict[str, str]) -> list[list[str]]:
     """``size`` keys per chunk, fewer when the message would grow too large."""
     chunks: list[list[str]] = []
     current: list[str] = []
     weight = 0
     for key in keys:
-        cost = len(key.encode()) + 4
+        cost = 2 * len(key.encode()) + len(held.get(key, "")) + 10
         if current and (len(current) >= size or weight + cost > MAX_MESSAGE_BYTES // 2):
             chunks.append(current)
             current, weight = [], 0

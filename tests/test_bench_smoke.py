@@ -45,6 +45,7 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str
                     "## Full build, no-op build, Hugo", "## No-op `newsroom rebuild`",
                     "## Cold start and package size",
                     "## E-mail alerts: one release to many subscribers",
+                    "## Fan-out rebuild",
                     "## The publish queue: a burst"):  # fmt: skip
         assert heading in doc
     figures = json.loads(raw.read_text())
@@ -56,6 +57,9 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path, env: dict[str, str
             assert case["bytes_read"] > 0 and case["bytes_written"] > 0
     assert figures["build"][0]["noop"]["written"] == 0
     assert figures["rebuild"][0]["noop_written"] == 0
+    fan = figures["fanout"]
+    assert [r["workers"] for r in fan["runs"]] == [1, 2, 2]
+    assert all(r["written"] > 0 for r in fan["runs"])  # every run rendered a whole site
     assert figures["markdown"]["same_corpus"] == figures["markdown"]["bodies"]
     alerts = figures["alerts"]
     assert alerts["recipients"] == alerts["emails"] == alerts["subscribers"] == 40

@@ -210,6 +210,10 @@ def test_a_failing_chunk_is_retried_then_dead_lettered_and_nothing_is_committed(
 
     seed(aws, 4)
     publisher(aws).sync_batch([f"releases/r{i:03d}.json" for i in range(4)])
+    # a newcomer claims r000's slug (its upload not processed yet): its chunk
+    # must not write over the holder's page, which the commit never gets to fix
+    claimant = make_release(slug="r000", title="Claimant", published_at="2001-01-01T00:00:00Z")
+    aws.put_object(Bucket=SOURCE, Key="releases/zz.json", Body=dumps(claimant))
     state = aws.get_object(Bucket=SOURCE, Key=STATE_KEY)["ETag"]
     r = site_renderer()
     svc = service(aws, r, public=Breaks(S3Storage(aws, PUBLIC), "releases/r003/index.html"))
@@ -219,15 +223,18 @@ def test_a_failing_chunk_is_retried_then_dead_lettered_and_nothing_is_committed(
     assert aws.get_object(Bucket=SOURCE, Key=STATE_KEY)["ETag"] == state, "nothing committed"
     queue = SqsQueue(sqs, QUEUE)
     progress = svc.progress(manifest.rebuild_id)
-    assert progress.report is None and progress.done == 1
+    assert progress.report is None and progress.done == 2
     assert "the bucket refused it" in progress.failures[1]
     lines: list[str] = []
     watch = Watch(svc, queue, manifest.rebuild_id, echo=lines.append, sleep=lambda _s: None)
     watch.run(timeout=5, interval=0.1)
     assert [(d["action"], d["chunk"]) for d in watch.dead] == [("render", 1)]
     assert "dead-letter: 1" in lines[-1]
-    # the old theme is still whole: no shared page was rewritten
-    assert b"Rebuilt Newsroom" not in public_tree(aws)["index.html"]
+    # the listings are as they were: no shared page was rewritten; the pages the
+    # chunks wrote show their own sources under the new settings
+    tree = public_tree(aws)
+    assert b"Rebuilt Newsroom" not in tree["index.html"]
+    assert b"Claimant" not in tree["releases/r000/index.html"]
 
 
 # A concurrent publish at every step ------------------------------------------------------
