@@ -294,7 +294,9 @@ def document(f: dict[str, Any], *, quick: bool = False) -> str:
         "```",
         "",
         f"Options: `--quick` (tiny sizes), `--publish-sizes`, `--build-sizes`, "
-        f"`--rebuild-sizes`, `--runs`, `--only markdown,publish,build,rebuild,cold`, "
+        f"`--rebuild-sizes`, `--runs`, "
+        f"`--only markdown,publish,build,rebuild,cold,alerts,search,anchor,fanout,burst`, "
+        f"`--burst-archive`, `--burst-uploads`, `--burst-delays`, "
         f"`--no-hugo`, `--json FILE`. This run: `{f.get('command') or 'python -m bench'}`, "
         f"started {f['started']}.",
         "",
