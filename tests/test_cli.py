@@ -94,7 +94,11 @@ def test_build_renders_the_full_tree_and_skips_invalid_files(tmp_path: Path) -> 
     archive = (out_dir / "archive/index.html").read_text()
     reachable = front
     for month in Path(out_dir / "archive").glob("*/*/index.html"):
-        assert f'href="/{month.parent.relative_to(out_dir).as_posix()}/"' in archive
+        # the archive links each year, each year page its months
+        year = month.parent.parent
+        assert f'href="/{year.relative_to(out_dir).as_posix()}/"' in archive
+        year_page = (year / "index.html").read_text()
+        assert f'href="/{month.parent.relative_to(out_dir).as_posix()}/"' in year_page
         reachable += month.read_text()
     assert "/archive/" in front
     for slug in slugs:
@@ -103,7 +107,11 @@ def test_build_renders_the_full_tree_and_skips_invalid_files(tmp_path: Path) -> 
     assert (
         "https://news.example.org/releases/"
         in (out_dir / "sitemaps")
-        .joinpath(sorted(p.name for p in (out_dir / "sitemaps").glob("releases-*.xml"))[0])
+        .joinpath(
+            sorted(
+                p.name for p in (out_dir / "sitemaps").glob("[0-9][0-9][0-9][0-9]-[0-9][0-9].xml")
+            )[0]
+        )
         .read_text()
     )
 
