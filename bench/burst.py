@@ -282,6 +282,7 @@ def section(results: list[dict[str, Any]]) -> str:
         rows.append(
             f"| {r['delay_ms']:g} ms | {r['archive']:,} | {r['uploads']:,} "
             f"| {r['releases_per_s']:g}/s ({r['burst_s']:g} s) | {r['lost']} | {r['dead_letter']} "
+            f"| {r['messages_failed']} "
             f"| {r['batches']} × {r['batch_size_mean']:g} "
             f"| {r['batch_handler_ms_median']:.0f} ms "
             f"| {r['single_handler_ms_median']:.0f} ms (max {r['single_handler_ms_max']:.0f}) "
@@ -303,9 +304,9 @@ def section(results: list[dict[str, Any]]) -> str:
             "time (the batching window excluded).",
             "",
             "| request delay | archive | uploads | burst: live per second | lost | in DLQ "
-            "| batches × mean size | handler per batch (median) | one publish: handler "
-            "(median) | goals (burst / one) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| messages failed (delivered again) | batches × mean size "
+            "| handler per batch (median) | one publish: handler (median) | goals (burst / one) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
         ]
     )

@@ -36,6 +36,7 @@ from .state import (
     Snapshot,
     StaleState,
     add_media_refs,
+    migrate_legacy_state,
 )
 
 log = logging.getLogger("newsroom.publisher")
@@ -165,6 +166,8 @@ class Convergence:
         """One attempt of ``_converge``; ``None`` when it lost a race."""
         renderer = self.renderer
         snap = Snapshot.read(self.source)
+        if snap.etag is None and migrate_legacy_state(self.source):
+            return None  # read the state in its new shape
         old = self._read_state = Draft(snap)
         fresh_theme = snap.etag is not None and snap.head.theme == renderer.theme
         first = snap.etag is None  # a first commit writes the whole tree

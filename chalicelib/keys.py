@@ -75,6 +75,7 @@ PREVIEW_PREFIX = "previews/"
 STATE_PREFIX = "state/"
 HEAD_KEY = STATE_PREFIX + "head.json"
 STATE_KEY = HEAD_KEY  # the publisher's commit point (``chalicelib.state``)
+LEGACY_STATE_KEY = STATE_PREFIX + "index.json"  # the single state object of earlier versions
 STATE_OBJECTS_PREFIX = STATE_PREFIX + "objects/"
 SOURCE_HINTS_PREFIX = STATE_PREFIX + "sources/"
 SLUG_HINTS_PREFIX = STATE_PREFIX + "slugs/"

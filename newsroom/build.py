@@ -672,6 +672,7 @@ def build_folder(
         renderer.env.get_template(name)
     held = {e.slug: e.source_key for e in previous.entries} if previous is not None else {}
     scratch = tempfile.mkdtemp(prefix="newsroom-search-")
+    feed: _SearchFeed | None = None
     try:
         shared = {
             "search": scratch if search else None,
@@ -689,7 +690,8 @@ def build_folder(
         candidates: list[tuple[float, str, Entry, bool | bytes | None]] = []
         keys_of: dict[str, str | None] = {}  # source key -> translation_key
         docs: dict[str, tuple[str, int, int]] = {}  # source key -> its search document
-        feed = _SearchFeed() if search else None
+        if search:
+            feed = _SearchFeed()
         for outcomes in _run(_pages_of, chunks, parallel, **shared):
             for outcome in outcomes:
                 kind, key = outcome[0], outcome[1]
@@ -807,8 +809,8 @@ def build_folder(
             result.unchanged += len(same)
             for key in same:
                 del pages[key]
-        # the search index is built by Pagefind (its own threads) while the
-        # workers render the shared pages
+        # Pagefind, fed since the first pages came back, indexes the rest while
+        # the workers render the shared pages
         pagefind_out = os.path.join(root, "pagefind") if fresh else os.path.join(scratch, "out")
         if feed is not None:
             feed.complete(
@@ -862,6 +864,8 @@ def build_folder(
         return result
 
     finally:
+        if feed is not None:
+            feed.drop()  # a Pagefind still running (the build failed) stops
         if _DOCS[0].startswith(scratch + os.sep):
             os.close(_DOCS[1])  # documents the parent wrote itself
             _DOCS[:] = ["", -1, 0]
@@ -891,7 +895,7 @@ class _SearchFeed:
         if self.dropped:
             return
         if self.fed and url <= self.fed[-1][0]:
-            self._drop()
+            self.drop()
             return
         if self.run is None:
             self.run = self._start()
@@ -900,7 +904,7 @@ class _SearchFeed:
 
     def complete(self, todo: list[tuple[str, str, tuple[str, int, int]]]) -> None:
         if self.dropped or self.fed != [(url, key) for url, key, _doc in todo]:
-            self._drop()
+            self.drop()
             self.dropped = False
             for url, key, doc in todo:
                 self.offer(url, key, doc)
@@ -918,7 +922,7 @@ class _SearchFeed:
             raise failed[0]
         return indexer
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
         self.dropped = True
         self.fed = []
         if self.run is not None:

@@ -173,3 +173,34 @@ def test_a_rebuilds_commit_records_what_each_release_references(storage: LocalSt
     draft.put(draft.entry_of("releases/r2.json"), None)
     draft.commit(snap.etag)
     assert not media_referenced(storage, "media/logo.png", Snapshot.read(storage).entry_of)
+
+
+def test_the_single_state_object_of_an_earlier_version_is_taken_over(aws) -> None:
+    """After an upgrade, the first publish reads the releases the old
+    ``state/index.json`` lists instead of starting from an empty site."""
+    from support import PUBLIC, SOURCE, dumps, make_release, public_tree, renderer
+
+    from chalicelib.keys import LEGACY_STATE_KEY
+    from chalicelib.publisher import Publisher
+    from chalicelib.storage import S3Storage
+
+    def publisher() -> Publisher:
+        return Publisher(
+            S3Storage(aws, SOURCE), S3Storage(aws, PUBLIC), renderer(), sleep=lambda _s: None
+        )
+
+    aws.put_object(Bucket=SOURCE, Key="releases/old.json", Body=dumps(make_release(slug="old")))
+    publisher().sync("releases/old.json")
+    # the state as an earlier version kept it: one object
+    legacy = Snapshot.read(S3Storage(aws, SOURCE)).index()
+    for key in [o["Key"] for o in aws.list_objects_v2(Bucket=SOURCE)["Contents"]]:
+        if key.startswith("state/"):
+            aws.delete_object(Bucket=SOURCE, Key=key)
+    aws.put_object(Bucket=SOURCE, Key=LEGACY_STATE_KEY, Body=legacy.to_bytes())
+
+    aws.put_object(Bucket=SOURCE, Key="releases/new.json", Body=dumps(make_release(slug="new")))
+    assert publisher().sync("releases/new.json").status == "published"
+    front = public_tree(aws)["index.html"]
+    assert b"/releases/old/" in front and b"/releases/new/" in front
+    holder = Draft(Snapshot.read(S3Storage(aws, SOURCE))).holder("old")
+    assert holder == "releases/old.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..core.index import NEWEST, Entry, Index
 from ..core.view import SLICE_SIZE, month_counts, topic_name
 from ..keys import (
+    LEGACY_STATE_KEY,
     slug_hint_key,
     source_hint_key,
 )
@@ -80,3 +81,15 @@ def _object_keys(head: Head) -> list[str]:
         for kind, refs in (("month", head.months), ("topic", head.topics), ("kind", head.kinds))
         for name, ref in refs.items()
     ]
+
+
+def migrate_legacy_state(storage: Storage) -> bool:
+    """Convert the single ``state/index.json`` of an earlier version into the
+    bounded state, once (the head is written only if still absent). Returns
+    whether there was one. A large archive is better converted by
+    ``newsroom rebuild`` than by the first publish after the upgrade."""
+    legacy = storage.get(LEGACY_STATE_KEY)
+    if legacy is None:
+        return False
+    commit_full_state(storage, Index.from_bytes(legacy.body), None)
+    return True
