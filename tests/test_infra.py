@@ -193,85 +193,22 @@ def test_publish_queue_dead_letters_and_alarms(template: dict[str, Any]) -> None
         assert "sync_media" not in config["stages"][stage]["lambda_functions"]
 
 
-def test_the_publish_queue_mapping_honours_partial_batch_responses(
-    template: dict[str, Any],
-) -> None:
-    """The stack declares sync_release's event source mapping with
-    ReportBatchItemFailures (without it Lambda ignores the handler's
-    ``batchItemFailures`` and deletes a failed message with its batch);
-    chalice declares none of its own, so there is exactly one poller."""
-    mapping = template["Resources"]["PublishQueueMapping"]
-    assert mapping["Condition"] == "HasConsumer"
-    assert template["Conditions"]["HasConsumer"] == {
-        "Fn::Equals": [{"Ref": "ConsumerDeployed"}, "true"]
-    }
-    assert template["Parameters"]["ConsumerDeployed"]["Default"] == "false"
-    props = mapping["Properties"]
-    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert props["EventSourceArn"] == {"Fn::GetAtt": ["PublishQueue", "Arn"]}
-    # chalice names a function <app_name>-<stage>-<function>
-    assert props["FunctionName"] == {"Fn::Sub": "newsroom-${Stage}-sync_release"}
-    assert props["BatchSize"] == 10
-    assert 0 < props["MaximumBatchingWindowInSeconds"] <= 5
-    assert props["ScalingConfig"] == {"MaximumConcurrency": 2}
+def test_sync_release_consumes_the_publish_queue(template: dict[str, Any]) -> None:
+    """sync_release is the publish queue's consumer (chalice declares the event
+    source mapping: batches of 10, a short window, at most two at once); the
+    stack declares no second poller of that queue."""
     import app
 
-    assert "sync_release" not in {source.name for source in app.app.event_sources}
-
-
-def test_rebuild_queue_dead_letters_and_alarms(template: dict[str, Any]) -> None:
-    res = template["Resources"]
-    queue = res["RebuildQueue"]["Properties"]
-    assert queue["RedrivePolicy"] == {
-        "deadLetterTargetArn": {"Fn::GetAtt": ["RebuildDeadLetterQueue", "Arn"]},
-        "maxReceiveCount": 3,
-    }
-    functions = {s: _config()["stages"][s]["lambda_functions"] for s in STAGES}
-    for stage in STAGES:
-        # six times the function's timeout, as AWS advises for Lambda consumers
-        assert queue["VisibilityTimeout"] >= 6 * functions[stage]["render_releases"]["lambda_timeout"]
-        env = _config()["stages"][stage]["environment_variables"]
-        assert env["NEWSROOM_REBUILD_QUEUE"] == queue["QueueName"]["Fn::Sub"].replace(
-            "${Stage}", stage
-        )
-        assert 2 <= int(env["NEWSROOM_REBUILD_CONCURRENCY"]) <= 1000
-    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
-    watched = {
-        (a["Properties"]["MetricName"], a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0])
-        for a in alarms.values()
-    }
-    assert ("ApproximateNumberOfMessagesVisible", "RebuildDeadLetterQueue") in watched
-    assert template["Outputs"]["RebuildQueueName"]["Value"] == {
-        "Fn::GetAtt": ["RebuildQueue", "QueueName"]
-    }
-
-
-@pytest.mark.parametrize("stage", STAGES)
-def test_render_function_policy_is_least_privilege(stage: str) -> None:
-    """render_releases reads sources and media, keeps the private state and its
-    rebuild records, writes the public site, and uses its own queue only."""
-    assert _config()["stages"][stage]["lambda_functions"]["render_releases"][
-        "iam_policy_file"
-    ] == f"policy-{stage}-rebuild.json"
-    source, public = (f"arn:aws:s3:::{b}" for b in _buckets(stage))
-    grants = {(a, r) for a, r, _ in _grants(_policy(stage, "-rebuild"))}
-    s3 = {(a, r) for a, r in grants if a.startswith("s3:")}
-    assert s3 == {
-        ("s3:GetObject", f"{source}/releases/*"),
-        ("s3:GetObject", f"{source}/media/*"),
-        ("s3:ListBucket", source),
-        *((a, f"{source}/state/*") for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")),
-        *((a, f"{source}/receipts/*") for a in ("s3:GetObject", "s3:PutObject")),
-        *((a, f"{public}/*") for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")),
-        ("s3:ListBucket", public),
-    }
-    queue = f"arn:aws:sqs:us-east-1:123456789012:newsroom-{stage}-rebuild"
-    assert {r for a, r in grants if a.startswith("sqs:")} == {queue}
-    assert {a for a, _ in grants} - {a for a, _ in s3} <= {
-        "sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
-        "sqs:GetQueueAttributes", "cloudfront:CreateInvalidation", "logs:CreateLogGroup",
-        "logs:CreateLogStream", "logs:PutLogEvents",
-    }  # fmt: skip
+    sources = {source.name: source for source in app.app.event_sources}
+    consumer = sources["sync_release"]
+    assert consumer.queue == app._SETTINGS.queue
+    assert consumer.batch_size == 10
+    assert 0 < consumer.maximum_batching_window_in_seconds <= 5
+    assert consumer.maximum_concurrency == 2
+    mappings = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert mappings == []
 
 
 def _bucket_policy_for(template: dict[str, Any], bucket: str) -> dict[str, Any]:
