@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,11 +95,9 @@ def test_prints_the_published_outcome(aws: Any, tmp_path: Path, lambda_on_upload
         tmp_path, "soon.json", make_release(slug="soon", embargo_until="2999-01-01T00:00:00Z")
     )
 
-    started = time.monotonic()
     result = publish(str(path), str(soon), "--bucket", SOURCE, "--wait", "20")
 
     assert result.exit_code == 0, result.output + result.stderr
-    assert time.monotonic() - started < 15
     lines = result.stdout.splitlines()
     assert f"{path}: published: {SITE_URL}/releases/clinics/" in lines
     assert (
