@@ -1,7 +1,7 @@
 """``newsroom rebuild``: start a fanned-out rebuild, show its progress, report it.
 
 The command lists nothing and renders nothing itself: it asks the rebuild
-service (``chalicelib/rebuild.py``, what the ``render_releases`` function runs)
+service (``chalicelib/rebuild/``, what the ``render_releases`` function runs)
 to start, which queues one message per chunk of releases. The deployed
 function consumes them; with ``--workers N`` this machine does instead, in N
 worker processes that receive from the same queue and call the same service

@@ -1,4 +1,4 @@
-"""The fanned-out rebuild (chalicelib/rebuild.py) on moto's S3 and SQS: the
+"""The fanned-out rebuild (chalicelib/rebuild/) on moto's S3 and SQS: the
 ``render_releases`` handler invoked with the SQS events the queue delivers,
 retries and the dead-letter queue, and a concurrent publish at every step."""
 

@@ -1,0 +1,156 @@
+"""What every rebuild step shares: the service's parts, reading one source as
+the publisher decides it, the committed state, and the rebuild's records."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from ..core.i18n import Version
+from ..core.index import Entry, Index, source_digest
+from ..core.model import parse_release
+from ..core.render import Renderer
+from ..errors import FieldError, InvalidRelease, StorageError
+from ..keys import (
+    STATE_KEY,
+    rebuild_key,
+)
+from ..media import MediaSync
+from ..receipts import Scheduled
+from ..state import Snapshot, StaleState
+from ..storage import Storage
+from ..versions import VersionRecords, links_digest
+from .records import ChunkResult, Manifest, _Outcome
+from .sqs import Invalidator, Queue
+
+log = logging.getLogger("newsroom.rebuild")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RebuildBase:
+    """The parts and readings each step uses; ``RebuildService`` joins the steps."""
+
+    def __init__(
+        self,
+        source: Storage,
+        public: Storage,
+        renderer: Renderer,
+        queue: Queue,
+        *,
+        invalidator: Invalidator | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        chunk_size: int = 200,
+        max_attempts: int = 25,
+        io_threads: int = 8,
+    ) -> None:
+        self.source = source
+        self.public = public
+        self.renderer = renderer
+        self.queue = queue
+        self.invalidator = invalidator
+        self.clock = clock
+        self.sleep = sleep
+        self.chunk_size = max(1, chunk_size)
+        self.max_attempts = max_attempts
+        self.io_threads = max(1, io_threads)
+        self.media = MediaSync(source, public, renderer.settings.site_url)
+        self._seen: set[str] = set()  # the source keys the last commit attempt listed
+        self._committed = Index()  # the index the last commit attempt wrote
+
+    def _records(self) -> VersionRecords:
+        """The publisher's records of language versions, read afresh."""
+        return VersionRecords(self.source, self.renderer.settings.site_url)
+
+    def _read(
+        self,
+        key: str,
+        now: datetime,
+        records: VersionRecords,
+        versions: tuple[Version, ...] | None = None,
+    ) -> _Outcome:
+        """What the site should show for ``key`` now, as the publisher decides it.
+        A release page links to its language versions: ``versions`` when given
+        (the commit knows them all), else as the publisher's record lists them."""
+        obj = self.source.get(key)
+        if obj is None:
+            return _Outcome("gone")
+        try:
+            release = parse_release(obj.body, name=key)
+        except InvalidRelease as exc:
+            return _Outcome("rejected", errors=tuple(exc.errors), etag=obj.etag)
+        except Exception as exc:  # noqa: BLE001 - a poison file is that file's problem
+            return _Outcome("rejected", errors=(_poison(exc),), etag=obj.etag)
+        if release.is_scheduled(now):
+            s = Scheduled(key, release.slug, release.publication_instant)
+            return _Outcome("scheduled", scheduled=s, etag=obj.etag)
+        try:
+            if versions is None:
+                versions = records.lookup(key, release)
+            rendered = self.renderer.release(release, versions)
+            entry = Entry.from_release(
+                release,
+                source_key=key,
+                site_url=self.renderer.settings.site_url,
+                summary=rendered.summary,
+                revision=rendered.revision,
+                source_digest=source_digest(obj.body),
+            )
+            entry.json_text  # noqa: B018 - an entry that cannot be encoded is poison too
+        except Exception as exc:  # noqa: BLE001
+            return _Outcome("rejected", errors=(_poison(exc),), etag=obj.etag)
+        links = links_digest(release.slug, versions) if release.translation_key else ""
+        return _Outcome("published", entry=entry, page=rendered.page, etag=obj.etag, links=links)
+
+    def _read_all(
+        self, keys: list[str], now: datetime, records: VersionRecords
+    ) -> dict[str, _Outcome]:
+        if not keys:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(self.io_threads, len(keys))) as pool:
+            outcomes = pool.map(lambda k: self._read(k, now, records), keys)
+            return dict(zip(keys, outcomes, strict=True))
+
+    def _parallel(self, fn: Callable[[str], Any], keys: list[str]) -> None:
+        if not keys:
+            return
+        with ThreadPoolExecutor(max_workers=min(self.io_threads, len(keys))) as pool:
+            list(pool.map(fn, keys))
+
+    def _live(self) -> Index:
+        """The committed state as one ``Index`` (read again if a publish replaced
+        part of it while it was read)."""
+        for _attempt in range(self.max_attempts):
+            try:
+                return Snapshot.read(self.source).index()
+            except StaleState:
+                continue
+        raise StorageError("the state kept changing while it was read", STATE_KEY)
+
+    # Progress -----------------------------------------------------------------------------
+    def manifest(self, rebuild_id: str) -> Manifest | None:
+        obj = self.source.get(rebuild_key(rebuild_id, "manifest.json"))
+        return Manifest.from_bytes(obj.body) if obj else None
+
+    def _chunks(self, rebuild_id: str) -> list[ChunkResult]:
+        """Every chunk's record, and the entries the start reused."""
+        keys = sorted(self.source.list(rebuild_key(rebuild_id, "chunks/")))
+        keys += sorted(self.source.list(rebuild_key(rebuild_id, "reused/")))
+        out = []
+        for key in keys:
+            obj = self.source.get(key)
+            if obj is not None:
+                out.append(ChunkResult.from_bytes(obj.body))
+        return out
+
+
+def _poison(exc: Exception) -> FieldError:
+    msg = f"could not be rendered ({type(exc).__name__}: {exc}); fix the file and upload it again"
+    return FieldError("(file)", msg)

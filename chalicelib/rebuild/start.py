@@ -1,0 +1,122 @@
+"""Step 1, ``start``: list the sources, record the manifest, queue the chunks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+from ..core.index import Entry, Index
+from ..keys import (
+    PRIVATE_CACHE,
+    REBUILT_THEME_KEY,
+    RELEASES_PREFIX,
+    is_release_key,
+    rebuild_key,
+    release_key,
+)
+from .base import RebuildBase
+from .records import ChunkResult, Manifest
+from .sqs import MAX_MESSAGE_BYTES
+
+log = logging.getLogger("newsroom.rebuild")
+
+REUSED_PER_RECORD = 1000  # reused entries per private record (about 1 MB)
+
+
+class StartStep(RebuildBase):
+    def start(
+        self, chunk_size: int | None = None, rebuild_id: str | None = None, *, full: bool = False
+    ) -> Manifest:
+        """List the sources, record the manifest, queue the chunks (the commit
+        is queued by the chunk that completes the set). Unless ``full``, a
+        source whose listed ETag is the digest its live entry was rendered from,
+        under the same theme and with its page in place, is not queued at all:
+        its entry is recorded as it is (``reused/``), as a chunk would have."""
+        size = max(1, int(chunk_size or self.chunk_size))
+        rid = rebuild_id or (
+            self.clock().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+        )
+        listing = {
+            k: e.strip('"')
+            for k, e in self.source.list_etags(RELEASES_PREFIX).items()
+            if is_release_key(k)
+        }
+        live = self._live()
+        reused = [] if full else self._reusable(listing, live)
+        skip = {e.source_key for e in reused}
+        keys = sorted(k for k in listing if k not in skip)
+        # the slug each source holds now: a chunk writes a page only over its own
+        held = {e.source_key: e.slug for e in live.entries}
+        chunks = _chunked(keys, size, held)
+        records = [reused[i : i + REUSED_PER_RECORD] for i in range(0, len(reused),
+                                                                     REUSED_PER_RECORD)]  # fmt: skip
+        for n, entries in enumerate(records):
+            self.source.put(
+                rebuild_key(rid, f"reused/{n:06d}.json"),
+                ChunkResult(-1 - n, entries, unchanged=len(entries)).to_bytes(),
+                content_type="application/json",
+                cache_control=PRIVATE_CACHE,
+            )
+        manifest = Manifest(
+            rid, len(chunks), len(listing), size, self.clock().isoformat(), len(records)
+        )
+        self.source.put(
+            rebuild_key(rid, "manifest.json"),
+            manifest.to_bytes(),
+            content_type="application/json",
+            cache_control=PRIVATE_CACHE,
+        )
+        if chunks:
+            self.queue.send(
+                {"rebuild": rid, "action": "render", "chunk": n, "keys": c,
+                 "slugs": {k: held[k] for k in c if k in held}}
+                for n, c in enumerate(chunks)
+            )  # fmt: skip
+        else:
+            self.queue.send([{"rebuild": rid, "action": "commit"}])
+        log.info(
+            json.dumps(
+                {"event": "rebuild_started", "rebuild": rid, "releases": len(listing),
+                 "chunks": len(chunks), "reused": len(reused)}
+            )
+        )  # fmt: skip
+        return manifest
+
+    def _reusable(self, listing: dict[str, str], live: Index) -> list[Entry]:
+        """Live entries whose source and theme are unchanged and whose page is there.
+        The theme is the one the last rebuild rendered every page under: the
+        private state's theme alone does not tell, since a publish under a new
+        theme renders only its own release pages."""
+        marker = self.source.get(REBUILT_THEME_KEY)
+        theme = json.loads(marker.body).get("theme") if marker else None
+        if theme != self.renderer.theme:
+            return []
+        if not live.entries or live.theme != self.renderer.theme:
+            return []
+        pages = self.public.list_etags(RELEASES_PREFIX)
+        return [
+            e
+            for e in live.entries
+            if e.source_digest
+            and not e.translation_key  # its page links to versions that may change
+            and listing.get(e.source_key) == e.source_digest
+            and release_key(e.slug) in pages
+        ]
+
+
+def _chunked(keys: list[str], size: int, held: dict[str, str]) -> list[list[str]]:
+    """``size`` keys per chunk, fewer when the message would grow too large."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    weight = 0
+    for key in keys:
+        cost = 2 * len(key.encode()) + len(held.get(key, "")) + 10
+        if current and (len(current) >= size or weight + cost > MAX_MESSAGE_BYTES // 2):
+            chunks.append(current)
+            current, weight = [], 0
+        current.append(key)
+        weight += cost
+    if current:
+        chunks.append(current)
+    return chunks
