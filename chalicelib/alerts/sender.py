@@ -32,10 +32,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core.text import topic_slug
-from ..errors import MailRejected, MailThrottled, NewsroomError, StorageError, TransientStorageError
+from ..errors import MailRejected, MailThrottled, NewsroomError, StorageError
 from ..keys import release_path
 from ..listeners import Commit
 from ..settings import Settings
+from ..sqs import NamedQueue
 from .compose import Composer, scope_text, subscription_link
 from .mail import SesMailer
 from .store import SubscriberStore
@@ -93,43 +94,12 @@ def matches(subscriber: dict[str, Any], release: dict[str, Any]) -> bool:
     return True
 
 
-class AlertQueue:
+class AlertQueue(NamedQueue):
     """SQS adapter for the alert queue: takes its boto3 client and the queue name."""
 
-    def __init__(self, client: Any, name: str) -> None:
-        self.client = client
-        self.name = name
-        self._url = ""
-        self.requests = 0
-
-    @property
-    def url(self) -> str:
-        if not self._url:
-            self.requests += 1
-            try:
-                self._url = self.client.get_queue_url(QueueName=self.name)["QueueUrl"]
-            except Exception as exc:
-                raise TransientStorageError(f"sqs {self.name}: {exc}") from exc
-        return self._url
-
     def put(self, bodies: Iterable[dict[str, Any]]) -> None:
-        batch = [json.dumps(b, ensure_ascii=False, separators=(",", ":")) for b in bodies]
-        for i in range(0, len(batch), 10):
-            entries = [
-                {"Id": str(n), "MessageBody": body} for n, body in enumerate(batch[i : i + 10])
-            ]
-            for _attempt in range(5):
-                self.requests += 1
-                try:
-                    resp = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
-                except Exception as exc:
-                    raise TransientStorageError(f"sqs {self.name}: {exc}") from exc
-                failed = {f["Id"] for f in resp.get("Failed", [])}
-                entries = [e for e in entries if e["Id"] in failed]
-                if not entries:
-                    break
-            else:
-                raise TransientStorageError(f"sqs {self.name}: {len(entries)} messages not queued")
+        for entries in self.batches(bodies):
+            self.send_batch(entries)
 
 
 class AlertAnnouncer:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from ..errors import TransientStorageError
+from ..sqs import NamedQueue
 
 MAX_MESSAGE_BYTES = 200_000  # SQS takes 256 KiB; a chunk closes before that
 
@@ -22,47 +23,17 @@ class Queue(Protocol):
     def send(self, bodies: Iterable[dict[str, Any]]) -> None: ...
 
 
-class SqsQueue:
+class SqsQueue(NamedQueue):
     """SQS adapter for the rebuild queue: takes its boto3 client and the queue name."""
 
-    def __init__(self, client: Any, name: str) -> None:
-        self.client = client
-        self.name = name
-        self._url = ""
-
-    @property
-    def url(self) -> str:
-        if not self._url:
-            try:
-                self._url = self.client.get_queue_url(QueueName=self.name)["QueueUrl"]
-            except Exception as exc:
-                raise TransientStorageError(f"sqs {self.name}: {exc}") from exc
-        return self._url
-
     def send(self, bodies: Iterable[dict[str, Any]]) -> None:
-        batch = [json.dumps(b, ensure_ascii=False, separators=(",", ":")) for b in bodies]
-        for i in range(0, len(batch), 10):
-            entries = [
-                {"Id": str(n), "MessageBody": body} for n, body in enumerate(batch[i : i + 10])
-            ]
+        for entries in self.batches(bodies):
             # a batch of ten chunk messages may exceed SQS's 256 KiB per request
             if sum(len(e["MessageBody"].encode()) for e in entries) > MAX_MESSAGE_BYTES:
                 for entry in entries:
-                    self._send([entry])
+                    self.send_batch([entry])
             else:
-                self._send(entries)
-
-    def _send(self, entries: list[dict[str, str]]) -> None:
-        for _attempt in range(5):
-            try:
-                resp = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
-            except Exception as exc:
-                raise TransientStorageError(f"sqs {self.name}: {exc}") from exc
-            failed = {f["Id"] for f in resp.get("Failed", [])}
-            entries = [e for e in entries if e["Id"] in failed]
-            if not entries:
-                return
-        raise TransientStorageError(f"sqs {self.name}: {len(entries)} messages not queued")
+                self.send_batch(entries)
 
     def counts(self) -> dict[str, int]:
         """Approximate messages waiting, in flight and delayed (SQS's own counts)."""
