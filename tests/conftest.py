@@ -86,6 +86,9 @@ def outbox() -> Iterator[Any]:
 
     box = Outbox()
     client = service.aws_client("sesv2")
+    # alert services cached by an earlier test of this process may hold a client
+    # the bounded client cache has since let go: build them again around this one
+    service._alert_parts.cache_clear()
     hooks = [
         ("before-parameter-build.sesv2.SendEmail", box.note),
         ("after-call.sesv2.SendEmail", box.record),
