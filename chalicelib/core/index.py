@@ -114,24 +114,16 @@ class Entry:
         return tuple(topic_slug(t) for t in self.topics)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "slug": self.slug,
-            "title": self.title,
-            "kind": self.kind,
-            "kind_label": self.kind_label,
-            "published_at": self.published_at.isoformat(),
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-            "summary": self.summary,
-            "url": self.url,
-            "image": self.image,
-            "topics": list(self.topics),
-            "language": self.language,
-            "source_key": self.source_key,
-            "revision": self.revision,
-            "source_digest": self.source_digest,
-            "translation_key": self.translation_key,
-            "media": list(self.media),
-        }
+        """The private form: what readers see plus the facts only the publisher keeps."""
+        doc = self.public_json()
+        doc.update(
+            source_key=self.source_key,
+            revision=self.revision,
+            source_digest=self.source_digest,
+            translation_key=self.translation_key,
+            media=list(self.media),
+        )
+        return doc
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Entry:
