@@ -14,6 +14,7 @@ from chalice.test import Client
 from moto import mock_aws
 from support import BASE_ENV, PUBLIC, SOURCE
 
+from chalicelib import service
 from newsroom.demo import atomic_moto_requests
 
 # the longest files, started first: with `make test`'s two processes (one file
@@ -28,6 +29,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return found[0] if found else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: a file's own order stays
+
+
+@pytest.fixture(autouse=True)
+def fresh_services() -> None:
+    """Each test builds its own clients and services (none cached by an earlier test)."""
+    service.reset()
 
 
 @pytest.fixture
@@ -82,21 +89,10 @@ def outbox() -> Iterator[Any]:
     the HTML part and no headers)."""
     from alerts_support import Outbox
 
-    from chalicelib import service
-
     box = Outbox()
     client = service.aws_client("sesv2")
-    # alert services cached by an earlier test of this process may hold a client
-    # the bounded client cache has since let go: build them again around this one
-    service._alert_parts.cache_clear()
-    hooks = [
-        ("before-parameter-build.sesv2.SendEmail", box.note),
-        ("after-call.sesv2.SendEmail", box.record),
-    ]
-    for event, handler in hooks:
-        client.meta.events.register(event, handler, unique_id=f"test-outbox-{event}")
+    box.attach(client)
     try:
         yield box
     finally:
-        for event, _ in hooks:
-            client.meta.events.unregister(event, unique_id=f"test-outbox-{event}")
+        box.detach(client)
