@@ -226,6 +226,20 @@ class Renderer:
     def absolute(self, url: str) -> str:
         return url if url.startswith("https://") else self.settings.site_url + url
 
+    def entry(
+        self, release: Release, rendered: RenderedRelease, *, source_key: str, source_digest: str
+    ) -> Entry:
+        """The index entry of ``release`` as rendered: the one way a publish, a
+        rebuild and a build make it, so all three index the same bytes."""
+        return Entry.from_release(
+            release,
+            source_key=source_key,
+            site_url=self.settings.site_url,
+            summary=rendered.summary,
+            revision=rendered.revision,
+            source_digest=source_digest,
+        )
+
     def release(self, release: Release, versions: tuple[Version, ...] = ()) -> RenderedRelease:
         """The release page. ``versions``: its language versions (``language_versions``),
         itself included; links to them need a key shared by at least two."""
