@@ -20,7 +20,16 @@ from typing import Any
 
 import pytest
 from invariants import link_problems, secrecy_problems
-from support import PUBLIC, SOURCE, Fault, FlakyStorage, dumps, make_release, renderer
+from support import (
+    PUBLIC,
+    SOURCE,
+    Fault,
+    FlakyStorage,
+    dumps,
+    make_publisher,
+    make_release,
+    renderer,
+)
 
 from chalicelib.errors import TransientStorageError
 from chalicelib.publisher import Publisher
@@ -32,13 +41,7 @@ SECRET = "EMBARGOED-SECRET-MARKER"
 
 
 def publisher(s3: Any, fault: Fault) -> Publisher:
-    return Publisher(
-        FlakyStorage(S3Storage(s3, SOURCE), fault),
-        FlakyStorage(S3Storage(s3, PUBLIC), fault),
-        renderer(),
-        clock=lambda: NOW,
-        sleep=lambda _s: None,
-    )
+    return make_publisher(s3, NOW, wrap=lambda storage: FlakyStorage(storage, fault))
 
 
 def source_tree(s3: Any) -> dict[str, bytes]:
