@@ -43,9 +43,18 @@ def settings() -> Settings:
 # One client per (service, endpoint, region), never evicted: the cached services
 # below hold their clients, so a client let go here while a service still held it
 # would make two clients for one endpoint (a hook on one misses the other's calls).
-# Made under a lock so threads (the demo's) never build two for one key.
+# Made under a lock (a boto3 session is not thread-safe, and threads, the demo's,
+# must never build two for one key), from one session per process: the session
+# keeps botocore's parsed API models, which are most of what a client costs.
 _clients: dict[tuple[str, str | None, str | None], Any] = {}
 _clients_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _session() -> Any:
+    import boto3
+
+    return boto3.session.Session()
 
 
 def _client(service: str, endpoint: str | None, region: str | None) -> Any:
@@ -53,11 +62,7 @@ def _client(service: str, endpoint: str | None, region: str | None) -> Any:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            import boto3
-
-            client = boto3.session.Session().client(
-                service, endpoint_url=endpoint or None, region_name=region
-            )
+            client = _session().client(service, endpoint_url=endpoint or None, region_name=region)
             _clients[key] = client
     return client
 
@@ -224,7 +229,8 @@ def search_corpus() -> SearchCorpus:
 
 def reset() -> None:
     """Forget every client and service built so far; the next call builds them
-    again from the environment as it is then."""
+    again from the environment as it is then (the session's parsed API models
+    are kept)."""
     with _clients_lock:
         _clients.clear()
     for cache in (_publisher, _rebuilder, _hooks, _alert_parts, _search):
