@@ -220,15 +220,32 @@ def handlers(app_module: Any, aws: Any) -> Iterator[Any]:
     unwatch(service.s3_client())
 
 
-@settings(
-    max_examples=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+HISTORIES = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+
+
+@settings(max_examples=8, **HISTORIES)
 @given(history=st.lists(steps, min_size=1, max_size=16))
 def test_nothing_of_a_release_is_public_before_its_instant(
     handlers: Any, aws: Any, history: list
 ) -> None:
+    """Random histories of versions, media, deliveries and ticks (8 of them in
+    the suite, 40 in the stress set below)."""
+    nothing_public_before_its_instant(handlers, aws, history)
+
+
+@pytest.mark.stress
+@settings(max_examples=40, **HISTORIES)
+@given(history=st.lists(steps, min_size=1, max_size=16))
+def test_nothing_of_a_release_is_public_before_its_instant_in_many_histories(
+    handlers: Any, aws: Any, history: list
+) -> None:
+    nothing_public_before_its_instant(handlers, aws, history)
+
+
+def nothing_public_before_its_instant(handlers: Any, aws: Any, history: list) -> None:
     from chalicelib import service
 
     empty_buckets(aws)
