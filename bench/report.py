@@ -130,12 +130,6 @@ def cold_table(f: dict[str, Any]) -> str:
         ["import boto3", f"{c['boto3_ms']:.0f} ms"],
         ["ratio", f"{c['ratio']:.2f}×"],
     ]
-    if "alerts" in f:
-        a = f["alerts"]
-        rows.append(
-            [f"alerts: {a['subscribers']:,} subscribers, every message delivered twice: duplicates",
-             str(a["duplicates"]), _ok(a["duplicates"] == 0 and a["recipients"] == a["subscribers"])]
-        )  # fmt: skip
     if "zip" in f and "mb" in f["zip"]:
         rows.append(["deployment.zip", f"{f['zip']['mb']:.2f} MB"])
     return _table(["cold start", "value"], rows)
