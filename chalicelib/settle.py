@@ -88,8 +88,10 @@ class Settling:
             raise StorageError("could not clear finished work from the state", STATE_KEY)
         # the last reference went away: the media file leaves the site (unless
         # a release committed since references it again)
+        if not media_dropped:
+            return
         lookup = Snapshot.read(self.source).entry_of
-        for source_key, media in sorted((media_dropped or {}).items()):
+        for source_key, media in sorted(media_dropped.items()):
             drop_media_refs(self.source, source_key, sorted(media))
         for key in sorted({k for m in (media_dropped or {}).values() for k in m}):
             if not media_referenced(self.source, key, lookup):
