@@ -6,10 +6,14 @@ Lambda retry of the same event completes the job): media, then new release
 pages, then every shared object whose inputs changed (the plan of the page
 groups the batch touches, new pages before pages that link to them), updated
 release pages, obsolete shared objects; then the state's objects and the head
-with ``IfMatch`` on the ETag read in this attempt: the commit point. On
-412/409 the attempt starts over from a fresh read, and every shared object an
-earlier attempt touched is decided again. Withdrawn release pages go after the
-commit (``settle``), tracked in the head's ``withdrawing`` list until gone.
+with ``IfMatch`` on the ETag read in this attempt: the commit point. The
+independent requests of each step run at once (``pool``). On 412/409 the
+attempt starts over from a fresh read and merges: the release pages it wrote
+stay, and every shared object an earlier attempt touched is decided again.
+Shared objects written by an attempt that never commits (it gave up, or met
+a fault) are recorded as owed in the head, and the next commit decides them.
+Withdrawn release pages go after the commit (``settle``), tracked in the
+head's ``withdrawing`` list until gone.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from .keys import (
     invalidation_paths,
     release_key,
     slug_hint_key,
-    source_hint_key,
 )
 from .sources import _Wanted
 from .state import (
@@ -42,6 +45,7 @@ from .state import (
     StaleState,
     add_media_refs,
     migrate_legacy_state,
+    source_hints,
 )
 from .storage import md5_etag
 
@@ -79,13 +83,20 @@ def _write_order(key: str) -> tuple[bool, int, str]:
     return (not key.startswith("topics/") or key.count("/") < 2, -key.count("/"), key)
 
 
+def _rank(key: str) -> tuple[bool, int, bool]:
+    # a rank of the write order of pages that come or go: ``_write_order``
+    # without its tie-break by name, except that a leaf (a feed, a JSON or
+    # XML file) goes before the HTML pages of its depth, which may link to it.
+    # Pages of one rank do not link to each other.
+    later, depth, _name = _write_order(key)
+    return (later, depth, key.endswith(".html"))
+
+
 def _step(key: str, exists: bool) -> tuple[bool, bool, int, bool]:
-    # a rank of the write order: pages new to the site before changed ones,
-    # then ``_write_order`` without its tie-break by name, except that a
-    # leaf (a feed, a JSON or XML file) goes before the HTML pages of its
-    # depth, which may link to it
-    topics_last, depth, _name = _write_order(key)
-    return (exists, topics_last, depth, key.endswith(".html"))
+    # new pages by rank, so a page exists before any page links to it; pages
+    # that exist already are rewritten in one step (a link from one of them
+    # reaches a page that exists, or a new one written before)
+    return (True, False, 0, False) if exists else (False, *_rank(key))
 
 
 def _with(items: tuple[Withdrawal, ...], w: Withdrawal) -> tuple[Withdrawal, ...]:
@@ -374,7 +385,7 @@ class Convergence:
         )
         to_delete = sorted(
             (set(obsolete) | (dirty - new_plan.keys())) - new_plan.keys(),
-            key=lambda k: (_step(k, True), k),
+            key=lambda k: (_rank(k), k),
             reverse=True,
         )
         # media first: a release's photo or PDF is public before its page
@@ -399,20 +410,24 @@ class Convergence:
                 if self._render(key, old_plan[key], change) == body:
                     continue
             bodies[key] = body
-        # one step per rank of the write order; the pages of one rank do not
-        # link to each other, so each step writes its pages at once
-        for _rank, step in groupby(bodies, key=lambda k: _step(k, k in old_plan)):
-            step_keys = list(step)
+        # new shared pages one rank at a time, then every page that exists
+        # already in one step, updated release pages with them (the new topic
+        # pages they link to exist by now)
+        steps = [list(s) for _r, s in groupby(bodies, key=lambda k: _step(k, k in old_plan))]
+        if not steps or steps[-1][0] not in old_plan:
+            steps.append([])
+        for n, step_keys in enumerate(steps):
             dirty.update(step_keys)  # before the requests: a write that fails may land
-            self._put_all([(k, bodies[k]) for k in step_keys], change)
-        # updated pages last: the topic pages they link to exist by now
-        self._put_all([(k, body) for k, body, fresh, _p in pages if not fresh], change)
+            items = [(k, bodies[k]) for k in step_keys]
+            if n == len(steps) - 1:
+                items += [(k, body) for k, body, fresh, _p in pages if not fresh]
+            self._put_all(items, change)
         for k, body, _fresh, prev in pages:
             change.pages[k] = (md5_etag(body), prev)
         # obsolete pages go before the commit, inside this attempt: a
         # concurrent publish that needs one again commits after us and
         # rewrites it, and a crash cannot leave one behind
-        for _rank, step in groupby(to_delete, key=lambda k: _step(k, True)):
+        for _r, step in groupby(to_delete, key=_rank):
             step_keys = list(step)
             dirty.update(step_keys)
             self.public.delete_many(step_keys)
@@ -422,7 +437,9 @@ class Convergence:
             return None
         change.deleted = [k for k in change.deleted if k not in new_plan]
         if gone or new.announce or media_dropped:
-            self._settle(gone, new.announce, wanted, change, media_dropped)
+            assert new.committed_head is not None
+            mine = snap.with_head(new.committed_head, committed)
+            self._settle(gone, new.announce, wanted, change, media_dropped, mine)
         return wanted, conflicts
 
     def _owe(self, pages: set[str]) -> None:
@@ -479,7 +496,7 @@ class Convergence:
         run = self.pool.run
         entries = [w.entry for w in wanted.values() if w.entry is not None]
         slugs = [w.release.slug for w in wanted.values() if w.release is not None]
-        hints = [source_hint_key(k) for k in keys] + [slug_hint_key(s) for s in slugs]
+        hints = [h for k in keys for h in source_hints(k)] + [slug_hint_key(s) for s in slugs]
         snap.prefetch(run, hints=hints)
         months = {m for h in hints for m in snap.hint(h)} | {e.month_key for e in entries}
         snap.prefetch(run, months=sorted(months))

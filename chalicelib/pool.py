@@ -25,17 +25,22 @@ T = TypeVar("T")
 THREADS = 16  # requests in flight at once; the S3 client's pool is sized to match
 
 
+_executors: dict[int, ThreadPoolExecutor] = {}
+_lock = threading.Lock()
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    # one set of threads per size for the whole process, however many
+    # publishers it builds (a test builds hundreds)
+    with _lock:
+        if threads not in _executors:
+            _executors[threads] = ThreadPoolExecutor(threads, thread_name_prefix="newsroom-io")
+        return _executors[threads]
+
+
 class RequestPool:
     def __init__(self, threads: int = THREADS) -> None:
         self.threads = threads
-        self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="newsroom-io")
-            return self._pool
 
     def run(self, calls: Iterable[Callable[[], T]]) -> list[T]:
         """Call each of ``calls`` (in parallel when there are several and the
@@ -43,7 +48,8 @@ class RequestPool:
         calls = list(calls)
         if self.threads <= 1 or len(calls) <= 1 or _in_worker():
             return [call() for call in calls]
-        futures = [self._executor().submit(call) for call in calls]
+        pool = _executor(self.threads)
+        futures = [pool.submit(call) for call in calls]
         wait(futures)
         return [f.result() for f in futures]  # the first failure, once all are done
 

@@ -17,7 +17,17 @@ from ..keys import (
     source_hint_key,
 )
 from ..storage import put_if_unchanged
-from .objects import Head, Snapshot, _dumps, _entries_json, _forget, _put_private, object_key
+from .objects import (
+    Head,
+    Snapshot,
+    _dumps,
+    _entries_json,
+    _forget,
+    _put_private,
+    name_slug,
+    object_key,
+    source_hints,
+)
 
 
 def _matches(entry: Entry, what: tuple[str, str]) -> bool:
@@ -53,6 +63,7 @@ class Draft:
         self.hints: dict[str, list[str]] = {}  # hint key -> months
         self.written: list[str] = []  # objects the last commit wrote
         self.replaced: list[str] = []  # objects it replaced
+        self.committed_head: Head | None = None  # the head the last commit wrote
 
     # the view the plan reads ------------------------------------------------------
     @property
@@ -88,10 +99,12 @@ class Draft:
 
     # lookups --------------------------------------------------------------------------
     def entry_of(self, source_key: str) -> Entry | None:
-        months = self.hints.get(source_hint_key(source_key)) or self.snap.hint(
-            source_hint_key(source_key)
-        )
-        for month in months:
+        months = [
+            m
+            for key in source_hints(source_key)
+            for m in self.hints.get(key) or self.snap.hint(key)
+        ]
+        for month in dict.fromkeys(months):
             for e in self._month(month):
                 if e.source_key == source_key:
                     return e
@@ -148,7 +161,9 @@ class Draft:
         if entry is not None:
             found = prev.month_key if prev is not None else None
             hint = list(dict.fromkeys(m for m in (entry.month_key, found) if m))
-            self.hints[source_hint_key(source_key)] = hint
+            if entry.slug != name_slug(source_key):
+                # under its name's slug the slug's hint is the source's too
+                self.hints[source_hint_key(source_key)] = hint
             if prev is None or prev.slug != entry.slug or prev.month_key != entry.month_key:
                 self.hints[slug_hint_key(entry.slug)] = hint
 
@@ -254,6 +269,7 @@ class Draft:
             cache_control=PRIVATE_CACHE,
         )
         self.written, self.replaced = written, replaced
+        self.committed_head = head
         if cleanup and etag is None:
             _forget(storage, *written)  # a lost race: nothing points at them
         elif cleanup and replaced:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.index import Announcement, Entry, Index, Withdrawal
-from ..core.model import KIND_LABELS
+from ..core.model import KIND_LABELS, SLUG_MAX, SLUG_RE, default_slug
 from ..errors import StorageError
 from ..keys import (
     HEAD_KEY,
@@ -19,6 +19,21 @@ from ..keys import (
     source_hint_key,
 )
 from ..storage import Storage
+
+
+def name_slug(source_key: str) -> str | None:
+    """The slug ``releases/<name>.json`` implies, if its name is a valid slug."""
+    slug = default_slug(source_key)
+    return slug if SLUG_RE.fullmatch(slug) and len(slug) <= SLUG_MAX else None
+
+
+def source_hints(source_key: str) -> list[str]:
+    """The hints that may point to a source's entry: its own, and that of the
+    slug its file name implies. A source published under that slug (nearly
+    every one) writes only the slug's hint: one object answers both
+    questions, who holds the slug and where the source's entry is."""
+    slug = name_slug(source_key)
+    return [source_hint_key(source_key)] + ([slug_hint_key(slug)] if slug else [])
 
 
 def object_key(kind: str, name: str, token: str) -> str:
@@ -208,8 +223,9 @@ class Snapshot:
         run(calls)
 
     def entry_of(self, source_key: str) -> Entry | None:
-        """The committed entry of ``source_key`` (a bounded lookup: its hint's months)."""
-        for month in self.hint(source_hint_key(source_key)):
+        """The committed entry of ``source_key`` (a bounded lookup: its hints' months)."""
+        months = [m for key in source_hints(source_key) for m in self.hint(key)]
+        for month in dict.fromkeys(months):
             for e in self.month(month):
                 if e.source_key == source_key:
                     return e
