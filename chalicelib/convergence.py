@@ -51,6 +51,8 @@ from .storage import md5_etag
 
 log = logging.getLogger("newsroom.publisher")
 
+RENDERED_KEPT = 2000  # shared pages whose last rendering an instance keeps (a few MB)
+
 
 @dataclass
 class Change:
@@ -402,13 +404,16 @@ class Convergence:
         self._put_all([(k, body) for k, body, fresh, _p in pages if fresh], change)
         bodies: dict[str, bytes] = {}
         for key in to_write:
-            body = self._render(key, new_plan[key], change)
             # inputs changed but the bytes may not have (a body edit changes
             # the entry, not the front page): the public object was rendered
-            # from old_plan under this theme, so compare bytes, no I/O
+            # from old_plan under this theme, so compare bytes, no I/O (the
+            # old version first: it is often the one the last batch rendered)
+            before = None
             if key not in dirty and key in old_plan and fresh_theme:
-                if self._render(key, old_plan[key], change) == body:
-                    continue
+                before = self._render(key, old_plan[key], change)
+            body = self._render(key, new_plan[key], change)
+            if body == before:
+                continue
             bodies[key] = body
         # new shared pages one rank at a time, then every page that exists
         # already in one step, updated release pages with them (the new topic
@@ -509,12 +514,22 @@ class Convergence:
 
     def _render(self, key: str, page: Page, change: Change) -> bytes:
         """A shared page's bytes, rendered once per convergence (a lost race
-        plans again; most pages' inputs are the same)."""
+        plans again; most pages' inputs are the same), and kept for the next
+        batch of this instance: the old version of a page it compares against
+        is often the new version the batch before rendered."""
         for seen, body in change.rendered.get(key, ()):
             if seen == page:
                 return body
-        body = render_page(key, page, self.renderer)
+        last = self._last_rendered.get(key)
+        if last is not None and last[0] == page:
+            body = last[1]
+        else:
+            body = render_page(key, page, self.renderer)
         change.rendered.setdefault(key, []).append((page, body))
+        self._last_rendered[key] = (page, body)
+        self._last_rendered.move_to_end(key)
+        while len(self._last_rendered) > RENDERED_KEPT:
+            self._last_rendered.popitem(last=False)
         return body
 
     def _put_all(self, items: list[tuple[str, bytes]], change: Change) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from .convergence import (
     Convergence,
 )
 from .core.render import Renderer
+from .core.site import Page
 from .errors import FieldError, StorageError
 from .invalidation import (
     Invalidation,
@@ -95,6 +97,7 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         self.source = source
         # the independent requests of one step run at once (pool.py)
         self.pool = RequestPool(threads)
+        self._last_rendered: OrderedDict[str, tuple[Page, bytes]] = OrderedDict()
         self.listeners = list(listeners)
         self.previews = previews
         # media follow releases: the publisher decides when a media file is public
