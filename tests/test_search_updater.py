@@ -267,3 +267,38 @@ def test_a_record_the_site_does_not_list_is_never_indexed(app_module: Any):
     )
     app_module.update_search(SCHEDULED, None)
     assert set(indexed(s3)) == {"/releases/open/"}
+
+
+def test_a_new_pagefind_version_rebuilds_every_piece(app_module: Any):
+    s3 = __import__("boto3").client("s3", region_name="us-east-1")
+    for year in (2016, 2017):
+        publish(s3, app_module, f"r{year}", slug=f"r{year}", title=f"Harbour report {year}",
+                published_at=f"{year}-05-10T09:00:00+00:00")  # fmt: skip
+    app_module.update_search(SCHEDULED, None)
+    # the bundle was written by another Pagefind than the one installed now
+    state = json.loads(s3.get_object(Bucket=SOURCE, Key="search/state.json")["Body"].read())
+    state["pagefind"] = "1.0.0"
+    s3.put_object(Bucket=SOURCE, Key="search/state.json", Body=json.dumps(state).encode())
+    publish(s3, app_module, "dock", slug="dock", title="Dock workers vote",
+            published_at="2017-11-02T09:00:00+00:00")  # fmt: skip
+    out = app_module.update_search(SCHEDULED, None)
+    assert out["pieces"] == 2 and out["records"] == 3  # 2016 too, though its months did not change
+    state = json.loads(s3.get_object(Bucket=SOURCE, Key="search/state.json")["Body"].read())
+    assert state["pagefind"] == read(s3, ENTRY_KEY)["version"] != "1.0.0"
+
+
+def test_the_single_index_layout_gives_way_to_the_pieces(app_module: Any):
+    """A bucket indexed before the pieces: its flat files go once the pieces
+    and the manifest are in place; the runtime stays."""
+    s3 = __import__("boto3").client("s3", region_name="us-east-1")
+    publish(s3, app_module, "clinics", slug="clinics", title="Coastal clinics reopen")
+    old = ["pagefind/fragment/en_0ld.pf_fragment", "pagefind/pagefind.en_0ld.pf_meta"]
+    for key in old:
+        s3.put_object(Bucket=PUBLIC, Key=key, Body=b"old")
+    state = {"fingerprint": "before", "bundle": [*old, "pagefind/pagefind.js"]}
+    s3.put_object(Bucket=SOURCE, Key="search/state.json", Body=json.dumps(state).encode())
+    app_module.update_search(SCHEDULED, None)
+    keys = set(bundle(s3))
+    assert not keys & set(old) and "pagefind/pagefind.js" in keys
+    assert indexed(s3) == {"/releases/clinics/": "Coastal clinics reopen"}
+    assert referenced(s3) <= keys

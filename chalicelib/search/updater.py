@@ -118,6 +118,7 @@ class SearchUpdater:
         self.renderer = renderer
         self.build = build
         self._index: dict[str, Any] | None = None
+        self._months: dict[str, set[str]] = {}  # slugs of the public month files read
 
     def run(self) -> SearchRun:
         started = time.monotonic()
@@ -140,9 +141,9 @@ class SearchUpdater:
             result.seconds = time.monotonic() - started
             return result
         result.changed = True
-        self._index = None
+        self._index, self._months = None, {}
         v1 = not any(k != INDEX_KEY for k in months)  # an index.json of version 1
-        of = pieces_of(self._counts(v1))
+        of = pieces_of(self._counts(v1, sorted(k for k in months if k != INDEX_KEY)))
         inputs: dict[str, list[list[str]]] = {}
         for month, piece in sorted(of.items()):
             public_key = INDEX_KEY if v1 else f"{PUBLIC_MONTHS}{month}.json"
@@ -273,11 +274,15 @@ class SearchUpdater:
                 deleted.append(key)
         return deleted
 
-    def _counts(self, v1: bool) -> dict[str, int]:
-        """Public releases per month, from ``index.json``."""
+    def _counts(self, v1: bool, month_keys: list[str]) -> dict[str, int]:
+        """Public releases per month: from ``index.json`` (its months, or the
+        releases of a version 1 index), else from the month files themselves."""
         index = self._public_index()
         if not v1 and index.get("months") is not None:
             return {m["month"]: int(m["count"]) for m in index["months"]}
+        if not v1:
+            months = [k[len(PUBLIC_MONTHS) : -len(".json")] for k in month_keys]
+            return {m: len(self._listed(m, v1)) for m in months}
         counts: dict[str, int] = {}
         for e in index.get("releases", []):
             counts[e["published_at"][:7]] = counts.get(e["published_at"][:7], 0) + 1
@@ -298,7 +303,8 @@ class SearchUpdater:
                 for e in self._public_index().get("releases", [])
                 if e["published_at"][:7] == month
             }
-        obj = self.public.get(f"{PUBLIC_MONTHS}{month}.json")
-        if obj is None:
-            return set()
-        return {e["slug"] for e in json.loads(obj.body).get("releases", [])}
+        if month not in self._months:
+            obj = self.public.get(f"{PUBLIC_MONTHS}{month}.json")
+            releases = json.loads(obj.body).get("releases", []) if obj is not None else []
+            self._months[month] = {e["slug"] for e in releases}
+        return self._months[month]
