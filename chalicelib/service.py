@@ -26,6 +26,7 @@ from .core.render import Renderer
 from .errors import ConfigurationError
 from .hooks import HookService
 from .listeners import CommitListener
+from .pool import THREADS
 from .previews import Previews
 from .publisher import Publisher
 from .rebuild import RebuildService, SqsQueue
@@ -58,11 +59,19 @@ def _session() -> Any:
 
 
 def _client(service: str, endpoint: str | None, region: str | None) -> Any:
+    from botocore.config import Config
+
     key = (service, endpoint or None, region)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = _session().client(service, endpoint_url=endpoint or None, region_name=region)
+            # the publisher's request pool keeps up to THREADS requests in flight
+            client = _session().client(
+                service,
+                endpoint_url=endpoint or None,
+                region_name=region,
+                config=Config(max_pool_connections=2 * THREADS),
+            )
             _clients[key] = client
     return client
 
