@@ -47,7 +47,7 @@ QUEUE = "bench-publish"
 BATCH_SIZE = 100  # app.py's on_sqs_message
 WINDOW_S = 2.0  # maximum_batching_window_in_seconds
 CONCURRENCY = 2  # maximum_concurrency
-VISIBILITY_S = 30
+VISIBILITY_S = 120  # at least the function timeout (as Lambda requires); infra sets 6x
 
 
 def _client(endpoint: str, service: str) -> Any:
