@@ -129,7 +129,9 @@ def test_the_handler_runs_start_chunks_and_commit_from_sqs_events(
 
     handled = drain(sqs, lambda event: app_module.render_releases(event, None))
 
-    assert handled == 1 + 3 + 1  # start, three chunks of at most 3, one commit
+    # start, three chunks of at most 3, settle, one step per month (seven), the
+    # groups' plan, one batch of topics and kinds, one prune, the commit
+    assert handled == 1 + 3 + 1 + 7 + 1 + 1 + 1 + 1
     r = Renderer(Settings.from_env())
     assert public_tree(aws) == full_build(aws, r)
     assert b"Harbor Light Newsroom" in public_tree(aws)["index.html"]
@@ -335,26 +337,27 @@ def concurrent_publish(s3: Any, r: Renderer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("settings", "stride"),
+    ("settings", "points", "offset"),
     [
-        ("changed", 3),
-        ("unchanged", 5),
-        pytest.param("changed", 1, marks=pytest.mark.stress),
-        pytest.param("unchanged", 1, marks=pytest.mark.stress),
+        ("changed", 24, 0),
+        ("unchanged", 16, 2),
+        pytest.param("changed", 0, 0, marks=pytest.mark.stress),
+        pytest.param("unchanged", 0, 0, marks=pytest.mark.stress),
     ],
-    ids=["new-theme-every-3rd-step", "same-theme-every-5th-step", "new-theme-every-step",
+    ids=["new-theme-24-steps", "same-theme-16-steps", "new-theme-every-step",
          "same-theme-every-step"],
 )  # fmt: skip
 def test_a_publish_at_any_step_of_a_rebuild_is_never_undone(
-    aws: Any, sqs: Any, settings: str, stride: int
+    aws: Any, sqs: Any, settings: str, points: int, offset: int
 ) -> None:
     """For every N: the rebuild runs, and at its N-th storage request a publish
     runs start to finish. Whatever N, the public site ends byte for byte what a
     full build of the final sources gives (nothing the publish committed is
     deleted or overwritten by the rebuild's older view). Under changed settings
     every page is rendered again; under unchanged ones the rebuild trusts the
-    pages of unchanged sources. The suite runs every third (fifth) N;
-    ``make stress`` runs every N."""
+    pages of unchanged sources. The suite runs ``points`` N spread evenly over
+    the rebuild's requests (every step: chunks, settle, months, topics and
+    kinds, prunes, commit); ``make stress`` runs every N."""
     r = site_renderer() if settings == "changed" else renderer()
     snapshot = prepare(aws, sqs, r)
     counter = [0]
@@ -366,7 +369,9 @@ def test_a_publish_at_any_step_of_a_rebuild_is_never_undone(
     assert steps > 15
 
     failures = []
-    for n in range(1, steps + 1, stride):
+    every = range(1, steps + 1)
+    sampled = sorted({1 + (i * steps) // points + offset for i in range(points)}) if points else every
+    for n in sampled:
         restore(aws, snapshot)
         counter = [0]
 

@@ -8,6 +8,7 @@ import uuid
 
 from ..core.index import Entry, Index
 from ..keys import (
+    HEAD_KEY,
     PRIVATE_CACHE,
     REBUILT_THEME_KEY,
     RELEASES_PREFIX,
@@ -16,12 +17,10 @@ from ..keys import (
     release_key,
 )
 from .base import RebuildBase
-from .records import ChunkResult, Manifest
+from .records import Manifest
 from .sqs import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("newsroom.rebuild")
-
-REUSED_PER_RECORD = 1000  # reused entries per private record (about 1 MB)
 
 
 class StartStep(RebuildBase):
@@ -32,7 +31,8 @@ class StartStep(RebuildBase):
         is queued by the chunk that completes the set). Unless ``full``, a
         source whose listed ETag is the digest its live entry was rendered from,
         under the same theme and with its page in place, is not queued at all:
-        its entry is recorded as it is (``reused/``), as a chunk would have."""
+        its entry is recorded as it is (``parts/<month>/reused.json``), as a chunk
+        would have."""
         size = max(1, int(chunk_size or self.chunk_size))
         rid = rebuild_id or (
             self.clock().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
@@ -42,6 +42,7 @@ class StartStep(RebuildBase):
             for k, e in self.source.list_etags(RELEASES_PREFIX).items()
             if is_release_key(k)
         }
+        head = self.source.head(HEAD_KEY)
         live = self._live()
         reused = [] if full else self._reusable(listing, live)
         skip = {e.source_key for e in reused}
@@ -49,18 +50,21 @@ class StartStep(RebuildBase):
         # the slug each source holds now: a chunk writes a page only over its own
         held = {e.source_key: e.slug for e in live.entries}
         chunks = _chunked(keys, size, held)
-        records = [reused[i : i + REUSED_PER_RECORD] for i in range(0, len(reused),
-                                                                     REUSED_PER_RECORD)]  # fmt: skip
-        for n, entries in enumerate(records):
-            self.source.put(
-                rebuild_key(rid, f"reused/{n:06d}.json"),
-                ChunkResult(-1 - n, entries, unchanged=len(entries)).to_bytes(),
-                content_type="application/json",
-                cache_control=PRIVATE_CACHE,
-            )
-        manifest = Manifest(
-            rid, len(chunks), len(listing), size, self.clock().isoformat(), len(records)
+        # reused entries go where the chunks put theirs: by month, for the month steps
+        by_month: dict[str, list[Entry]] = {}
+        for e in reused:
+            by_month.setdefault(e.month_key, []).append(e)
+        self._parallel(
+            lambda m: self._put_json(
+                rebuild_key(rid, f"parts/{m}/reused.json"),
+                {"entries": [e.to_json() for e in by_month[m]]},
+            ),
+            sorted(by_month),
         )
+        manifest = Manifest(
+            rid, len(chunks), len(listing), size, self.clock().isoformat(), len(reused),
+            head.etag if head is not None else "",
+        )  # fmt: skip
         self.source.put(
             rebuild_key(rid, "manifest.json"),
             manifest.to_bytes(),
@@ -74,7 +78,7 @@ class StartStep(RebuildBase):
                 for n, c in enumerate(chunks)
             )  # fmt: skip
         else:
-            self.queue.send([{"rebuild": rid, "action": "commit"}])
+            self.queue.send([{"rebuild": rid, "action": "settle"}])
         log.info(
             json.dumps(
                 {"event": "rebuild_started", "rebuild": rid, "releases": len(listing),
