@@ -64,8 +64,8 @@ def measure_build(n: int) -> dict[str, Any]:
         "seconds": seconds,
         "files": len(files),
         "bytes": sum(len(b) for b in files.values()),
-        "fragments": sum(1 for k in files if k.startswith("pagefind/fragment/")),
-        "index_chunks": sum(1 for k in files if k.startswith("pagefind/index/")),
+        "fragments": sum(1 for k in files if "/fragment/" in k),
+        "index_chunks": sum(1 for k in files if "/index/" in k),
     }
 
 
@@ -205,7 +205,8 @@ def measure_lambda(n: int) -> dict[str, Any]:
 
 
 def _list_months(s3: Any, recs: list[dict[str, Any]], only: str | None = None) -> None:
-    """The public month files (``index/<yyyy>-<mm>.json``) listing ``recs``."""
+    """The public month files (``index/<yyyy>-<mm>.json``) listing ``recs``, and
+    ``index.json`` with their counts (which decide the search pieces)."""
     months: dict[str, list[dict[str, str]]] = {}
     for r in recs:
         months.setdefault(month_of(r), []).append({"slug": r["slug"]})
@@ -213,6 +214,9 @@ def _list_months(s3: Any, recs: list[dict[str, Any]], only: str | None = None) -
         if only is None or month == only:
             body = json.dumps({"version": 2, "month": month, "releases": entries}).encode()
             s3.put_object(Bucket="pub", Key=f"index/{month}.json", Body=body)
+    counts = [{"month": m, "count": len(e)} for m, e in sorted(months.items(), reverse=True)]
+    body = json.dumps({"version": 2, "releases": [], "months": counts}).encode()
+    s3.put_object(Bucket="pub", Key="index.json", Body=body)
 
 
 def measure(sizes: list[int], query_size: int, lambda_size: int) -> dict[str, Any]:

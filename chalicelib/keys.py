@@ -31,8 +31,9 @@ Public bucket: ``releases/<slug>/index.html`` (``release_key``), ``index.json``,
 the listings, feeds and sitemaps of the site plan (``core.site``),
 ``assets/…`` (fingerprinted), ``media/<path>`` (same key as the source), and
 search: ``search/index.html`` with its fingerprinted script, and Pagefind's
-bundle under ``pagefind/`` (chunks named by content, ``pagefind-entry.json``
-the entry point).
+bundle under ``pagefind/``: one Pagefind index per piece (a year) under
+``pagefind/<piece>/`` (chunks named by content), Pagefind's script and
+WebAssembly once at the top, and ``pagefind/pieces.json`` the entry point.
 
 Every public write goes through ``put_public``, so no object reaches the public
 bucket without the Content-Type and Cache-Control its key calls for.
@@ -40,6 +41,7 @@ bucket without the Content-Type and Cache-Control its key calls for.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .storage import Storage
@@ -167,8 +169,18 @@ stylesheet_key = Shape(ASSETS_PREFIX + "style.", ".css").key
 SEARCH_PAGE_KEY = "search/index.html"
 PAGEFIND_PREFIX = "pagefind/"
 PAGEFIND_ENTRY_KEY = PAGEFIND_PREFIX + "pagefind-entry.json"
+# the search page's entry point: the pieces of the bundle (one Pagefind index
+# per year, under pagefind/<piece>/) and the languages of each
+PAGEFIND_MANIFEST_KEY = PAGEFIND_PREFIX + "pieces.json"
 # Pagefind names these by their content: they never change
-PAGEFIND_HASHED = tuple(PAGEFIND_PREFIX + d for d in ("fragment/", "index/", "filter/"))
+_PAGEFIND_HASHED = re.compile(r"^pagefind/(?:[0-9-]+/)?(?:fragment|index|filter)/")
+_PAGEFIND_ENTRY = re.compile(r"^pagefind/(?:[0-9-]+/)?pagefind-entry\.json$")
+
+
+def is_pagefind_entry(key: str) -> bool:
+    """An entry point of the bundle (the manifest, the shell's or a piece's
+    ``pagefind-entry.json``): revalidated on every load."""
+    return key == PAGEFIND_MANIFEST_KEY or bool(_PAGEFIND_ENTRY.match(key))
 
 
 SEARCH_SCRIPT = Shape("search/search.", ".js")
@@ -215,11 +227,11 @@ def content_type(key: str) -> str:
 
 
 def cache_control(key: str) -> str:
-    if key.startswith((ASSETS_PREFIX, *PAGEFIND_HASHED)) or is_search_script(key):
+    if key.startswith(ASSETS_PREFIX) or _PAGEFIND_HASHED.match(key) or is_search_script(key):
         return ASSET_CACHE
     if key.startswith(PAGEFIND_PREFIX) and key.endswith(".pf_meta"):
         return ASSET_CACHE
-    if key == PAGEFIND_ENTRY_KEY:
+    if is_pagefind_entry(key):
         return ENTRY_CACHE
     if key.startswith(MEDIA_PREFIX):
         return MEDIA_CACHE

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import gc
 import itertools
+import json
 import multiprocessing as mp
 import os
-import queue
 import shutil
 import tempfile
 import threading
@@ -26,6 +26,7 @@ from typing import Any
 
 from chalicelib.core.i18n import Version, language_versions
 from chalicelib.core.index import Entry, Index, source_digest
+from chalicelib.core.index import months as index_months
 from chalicelib.core.model import Release, parse_release
 from chalicelib.core.render import Renderer
 from chalicelib.core.site import Page, plan, render_page
@@ -672,7 +673,7 @@ def build_folder(
         renderer.env.get_template(name)
     held = {e.slug: e.source_key for e in previous.entries} if previous is not None else {}
     scratch = tempfile.mkdtemp(prefix="newsroom-search-")
-    feed: _SearchFeed | None = None
+    pieces: _SearchPieces | None = None
     try:
         shared = {
             "search": scratch if search else None,
@@ -690,8 +691,6 @@ def build_folder(
         candidates: list[tuple[float, str, Entry, bool | bytes | None]] = []
         keys_of: dict[str, str | None] = {}  # source key -> translation_key
         docs: dict[str, tuple[str, int, int]] = {}  # source key -> its search document
-        if search:
-            feed = _SearchFeed()
         for outcomes in _run(_pages_of, chunks, parallel, **shared):
             for outcome in outcomes:
                 kind, key = outcome[0], outcome[1]
@@ -702,11 +701,9 @@ def build_folder(
                     keys_of[key] = outcome[4]
                     if outcome[5] is not None:
                         docs[key] = outcome[5]
-                        feed.offer(outcome[2].path, key, outcome[5])  # type: ignore[union-attr]
                 elif kind == "reused":
                     if outcome[3] is not None:
                         docs[key] = outcome[3]
-                        feed.offer(reusable[key].path, key, outcome[3])  # type: ignore[union-attr]
                     entry = reusable[key]
                     candidates.append((entry.published_at.timestamp(), key, entry, False))
                     keys_of[key] = getattr(entry, "translation_key", None)
@@ -809,14 +806,17 @@ def build_folder(
             result.unchanged += len(same)
             for key in same:
                 del pages[key]
-        # Pagefind, fed since the first pages came back, indexes the rest while
-        # the workers render the shared pages
-        pagefind_out = os.path.join(root, "pagefind") if fresh else os.path.join(scratch, "out")
-        if feed is not None:
-            feed.complete(
-                sorted((e.path, e.source_key, docs[e.source_key]) for e in index.entries
-                       if e.source_key in docs)
+        # the search pieces are indexed one after the other, by one Pagefind at
+        # a time, while the workers render the shared pages
+        if search:
+            pieces = _SearchPieces(
+                [(e.path, e.month_key, docs[e.source_key]) for e in index.entries
+                 if e.source_key in docs],
+                {m: n for m, n in index_months(index.entries)},
+                os.path.join(root, "pagefind") if fresh else os.path.join(scratch, "out"),
+                fresh,
             )  # fmt: skip
+            pieces.start()
         groups = _balanced(pages, parallel)
         for written, unchanged in _run_with_parent(
             _shared_pages, groups, parallel, **shared, pages=pages, index=index
@@ -828,9 +828,7 @@ def build_folder(
             from chalicelib.search import page_files
 
             # one file at a time: the bundle of 100,000 releases is large
-            bundle = itertools.chain(
-                _finish_search(feed, pagefind_out, fresh), page_files(renderer).items()
-            )
+            bundle = itertools.chain(pieces.finish(), page_files(renderer).items())  # type: ignore[union-attr]
         for key, body in bundle:
             keys.add(key)
             written = True if body is None else _write_file(root, key, body, fresh)
@@ -864,132 +862,133 @@ def build_folder(
         return result
 
     finally:
-        if feed is not None:
-            feed.drop()  # a Pagefind still running (the build failed) stops
+        if pieces is not None:
+            pieces.drop()  # a Pagefind still running (the build failed) stops
         if _DOCS[0].startswith(scratch + os.sep):
             os.close(_DOCS[1])  # documents the parent wrote itself
             _DOCS[:] = ["", -1, 0]
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-class _SearchFeed:
-    """Pagefind fed while the release pages are still being rendered.
+class _SearchPieces:
+    """The search bundle of a build, in pieces (``chalicelib.search.pieces``),
+    made in a thread: each piece's documents, in URL order, go to one Pagefind
+    process, which writes the piece and ends before the next one starts, so
+    the memory Pagefind needs is bounded by the largest piece, not the archive.
+    The bytes are those ``chalicelib.search.build_bundle`` gives for the same
+    records and month counts.
 
-    Pagefind numbers pages in the order they are added, and that order is in
-    the bundle's bytes; it must be URL order (as ``build_bundle`` adds them).
-    Release files arrive in file-name order, which is URL order when each file
-    is named after its slug: documents are fed as they arrive, from a thread,
-    for as long as their URLs keep increasing. ``complete`` gets the documents
-    of the releases that ended up public, in URL order: if that is what was
-    fed, only the end of the stream is left to send; otherwise (files not named
-    by slug, a contested slug) that Pagefind is dropped and a new one is fed
-    the right list."""
+    In a fresh folder Pagefind writes each piece in place (``folder`` is the
+    site's ``pagefind/``) and its runtime files move to the top; otherwise it
+    writes into a scratch folder, whose files are compared with the site's."""
 
-    def __init__(self) -> None:
-        self.fed: list[tuple[str, str]] = []
-        self.run: tuple[Any, queue.SimpleQueue[Any], threading.Thread, list[BaseException]] | None
-        self.run = None
-        self.dropped = False
+    def __init__(
+        self,
+        todo: list[tuple[str, str, tuple[str, int, int]]],
+        counts: dict[str, int],
+        folder: str,
+        fresh: bool,
+    ) -> None:
+        from chalicelib.search.pieces import pieces_of
 
-    def offer(self, url: str, key: str, doc: tuple[str, int, int]) -> None:
-        if self.dropped:
-            return
-        if self.fed and url <= self.fed[-1][0]:
-            self.drop()
-            return
-        if self.run is None:
-            self.run = self._start()
-        self.fed.append((url, key))
-        self.run[1].put((url, doc))
+        of = pieces_of(counts)
+        self.groups: dict[str, list[tuple[str, tuple[str, int, int]]]] = {}
+        for url, month, doc in todo:
+            self.groups.setdefault(of.get(month, month[:4]), []).append((url, doc))
+        self.folder = folder
+        self.fresh = fresh
+        self.out: list[tuple[str, str | None, bytes | None]] = []  # key, file, bytes
+        self.failed: list[BaseException] = []
+        self.indexer: Any = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="pagefind-pieces", daemon=True)
 
-    def complete(self, todo: list[tuple[str, str, tuple[str, int, int]]]) -> None:
-        if self.dropped or self.fed != [(url, key) for url, key, _doc in todo]:
-            self.drop()
-            self.dropped = False
-            for url, key, doc in todo:
-                self.offer(url, key, doc)
-        if self.run is not None:
-            self.run[1].put(None)  # the end of the stream
+    def start(self) -> None:
+        self.thread.start()
 
-    def finish(self) -> Any:
-        """The indexer, every document added (None: nothing to index)."""
-        if self.run is None:
-            return None
-        indexer, _items, thread, failed = self.run
-        thread.join()
-        if failed:
-            indexer.close()
-            raise failed[0]
-        return indexer
+    def finish(self) -> Iterator[tuple[str, bytes | None]]:
+        """The bundle's files: ``(key, None)`` for one already in place."""
+        self.thread.join()
+        if self.failed:
+            raise self.failed[0]
+        for key, path, body in self.out:
+            if body is None and path is not None:
+                with open(path, "rb") as fh:
+                    body = fh.read()
+            yield key, body
 
     def drop(self) -> None:
-        self.dropped = True
-        self.fed = []
-        if self.run is not None:
-            indexer, items, _thread, _failed = self.run
-            indexer.kill()  # its feeding thread stops at its next write
-            items.put(None)
-            self.run = None
+        self.stopped = True
+        if self.indexer is not None:
+            self.indexer.kill()
 
-    @staticmethod
-    def _start() -> tuple[Any, queue.SimpleQueue[Any], threading.Thread, list[BaseException]]:
-        from chalicelib.search.bundle import Indexer
+    def _run(self) -> None:
+        try:
+            self._build()
+        except BaseException as exc:  # noqa: BLE001 - raised again by finish()
+            self.failed.append(exc)
 
-        indexer = Indexer()
-        items: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        failed: list[BaseException] = []
+    def _build(self) -> None:
+        from chalicelib.search.bundle import (
+            _UNUSED,
+            ENTRY_NAME,
+            PREFIX,
+            Indexer,
+            _canonical,
+            is_runtime,
+            piece_prefix,
+        )
+        from chalicelib.search.pieces import shell
 
-        def feed() -> None:
-            files: dict[str, int] = {}
-            try:
-                while (item := items.get()) is not None:
-                    url, (path, offset, length) = item
+        entries: dict[str, dict[str, Any]] = {}
+        runtime: dict[str, str] = {}  # key -> file
+        files: dict[str, int] = {}  # documents file -> descriptor
+        os.makedirs(self.folder, exist_ok=True)
+        try:
+            for piece in sorted(self.groups):
+                if self.stopped:
+                    return
+                self.indexer = Indexer()
+                for url, (path, offset, length) in sorted(self.groups.pop(piece)):
                     if path not in files:
                         files[path] = os.open(path, os.O_RDONLY)
-                    indexer.add(url, os.pread(files[path], length, offset).decode("utf-8"))
-            except BaseException as exc:  # noqa: BLE001 - raised again by finish()
-                failed.append(exc)
-            finally:
-                for fd in files.values():
-                    os.close(fd)
-
-        thread = threading.Thread(target=feed, name="pagefind-feed", daemon=True)
-        thread.start()
-        return indexer, items, thread, failed
-
-
-def _finish_search(
-    feed: _SearchFeed | None, folder: str, fresh: bool
-) -> Iterator[tuple[str, bytes | None]]:
-    """The search bundle's files, in the same canonical form as
-    ``chalicelib.search.build_bundle`` gives (the same bytes for the same
-    records). In a fresh folder Pagefind writes the bundle in place (``folder``
-    is the site's ``pagefind/``): only the few files made canonical are
-    yielded, and the files the search page never loads are removed; otherwise
-    every file is yielded, to be compared with what the folder holds."""
-    from chalicelib.search.bundle import _UNUSED, ENTRY_KEY, PREFIX, _canonical
-
-    indexer = None if feed is None else feed.finish()
-    if indexer is None:
-        return
-    indexer.write(folder)
-    rewritten: dict[str, bytes] = {}
-    for dirpath, _dirs, names in os.walk(folder):
-        for name in sorted(names):
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, folder).replace(os.sep, "/")
-            key = PREFIX + rel
-            canonical = key.startswith(PREFIX + "filter/") or key.endswith(".pf_meta")
-            if rel.startswith(_UNUSED) or canonical or key == ENTRY_KEY:
-                if not rel.startswith(_UNUSED):
-                    with open(path, "rb") as fh:
-                        rewritten[key] = fh.read()
-                if fresh:
-                    os.unlink(path)  # its canonical form is written in its place
-            elif fresh:
-                yield key, None  # already where it belongs
-            else:
-                with open(path, "rb") as fh:
-                    yield key, fh.read()
-    # the few files whose bytes depend on hash-map order are made canonical
-    yield from sorted(_canonical(rewritten).items())
+                    self.indexer.add(url, os.pread(files[path], length, offset).decode("utf-8"))
+                out = os.path.join(self.folder, piece)
+                self.indexer.write(out)
+                self.indexer = None
+                prefix = piece_prefix(piece)
+                rewritten: dict[str, bytes] = {}
+                for dirpath, _dirs, names in os.walk(out):
+                    for name in sorted(names):
+                        path = os.path.join(dirpath, name)
+                        rel = os.path.relpath(path, out).replace(os.sep, "/")
+                        if rel.startswith(_UNUSED):
+                            os.unlink(path)
+                        elif is_runtime(rel):
+                            top = os.path.join(self.folder, rel)
+                            os.replace(path, top)  # the same bytes from every piece
+                            runtime[PREFIX + rel] = top
+                        elif (
+                            rel.startswith("filter/")
+                            or rel.endswith(".pf_meta")
+                            or rel == ENTRY_NAME
+                        ):
+                            with open(path, "rb") as fh:
+                                rewritten[prefix + rel] = fh.read()
+                            os.unlink(path)  # its canonical form is written in its place
+                        else:
+                            self.out.append((prefix + rel, None if self.fresh else path, None))
+                canonical = _canonical(rewritten, prefix)
+                entries[piece] = json.loads(canonical[prefix + ENTRY_NAME])
+                self.out.extend((k, None, v) for k, v in sorted(canonical.items()))
+        finally:
+            for fd in files.values():
+                os.close(fd)
+        top, needed = shell(entries)
+        self.out.extend((k, None, v) for k, v in sorted(top.items()))
+        for key in needed:
+            if key in runtime:
+                path = runtime.pop(key)
+                self.out.append((key, None if self.fresh else path, None))
+        for path in runtime.values():  # runtime files no piece needs
+            os.unlink(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,17 +19,22 @@ import pytest
 from support import ROOT, dumps, make_release, renderer
 
 from chalicelib.core.model import parse_release
-from chalicelib.search import ENTRY_KEY, SEARCH_PAGE_KEY, build_bundle, site_files
+from chalicelib.search import ENTRY_KEY, MANIFEST_KEY, SEARCH_PAGE_KEY, build_bundle, site_files
 from chalicelib.search.bundle import _decode
+from chalicelib.search.pieces import PIECE_SIZE, pieces_of
 from chalicelib.search.records import document, record
 
 NEWSROOM = str(Path(sys.executable).parent / "newsroom")
 
 
+FRAGMENT = re.compile(r"^pagefind/[0-9-]+/fragment/")
+
+
 def fragments(files: dict[str, bytes]) -> list[dict]:
+    """Every indexed page, from the fragments of every piece."""
     out = []
     for key, body in files.items():
-        if key.startswith("pagefind/fragment/"):
+        if FRAGMENT.match(key):
             raw = gzip.decompress(body)
             assert raw.startswith(b"pagefind_dcd")
             out.append(json.loads(raw[len(b"pagefind_dcd") :]))
@@ -38,7 +44,7 @@ def fragments(files: dict[str, bytes]) -> list[dict]:
 def words(files: dict[str, bytes], lang: str) -> set[str]:
     found: set[str] = set()
     for key, body in files.items():
-        if key.startswith(f"pagefind/index/{lang}_"):
+        if re.match(rf"^pagefind/[0-9-]+/index/{lang}_", key):
             for item in _decode(body)[0]:
                 found.add(item[0])
     return found
@@ -99,7 +105,58 @@ def test_bundle_indexes_each_release_in_its_own_language_with_filters_and_meta()
     # "déplacées" is indexed under its French stem, in the French index only
     assert "deplace" in words(files, "fr")
     assert not any(w.startswith("deplac") for w in words(files, "en"))
-    assert not any(k.startswith("pagefind/pagefind-ui") for k in files)
+    assert not any("pagefind-ui" in k for k in files)
+
+
+def test_one_index_per_year_under_a_shell_that_holds_the_runtime_once():
+    files = build_bundle(
+        [
+            rec(slug="old", published_at="2018-05-01T09:00:00+00:00"),
+            rec(slug="older", published_at="2018-01-01T09:00:00-05:00", language="fr"),
+            rec(slug="new", published_at="2021-03-02T09:00:00+00:00"),
+        ]
+    )
+    manifest = json.loads(files[MANIFEST_KEY])
+    assert manifest == {
+        "version": 1,
+        "pieces": [
+            {"name": "2021", "year": "2021", "languages": ["en"]},
+            {"name": "2018", "year": "2018", "languages": ["en", "fr"]},
+        ],
+    }
+    assert [f["url"] for f in fragments({k: v for k, v in files.items() if "/2018/" in k})] == [
+        "/releases/old/",
+        "/releases/older/",
+    ]
+    # each piece is a whole Pagefind index; the runtime is at the top, once
+    for piece in ("2018", "2021"):
+        entry = json.loads(files[f"pagefind/{piece}/pagefind-entry.json"])
+        for info in entry["languages"].values():
+            assert f"pagefind/{piece}/pagefind.{info['hash']}.pf_meta" in files
+    assert not any(
+        k.startswith("pagefind/20") and ("wasm." in k or k.endswith(".js")) for k in files
+    )
+    assert {"pagefind/pagefind.js", "pagefind/pagefind-worker.js"} <= set(files)
+    assert {"pagefind/wasm.en.pagefind", "pagefind/wasm.fr.pagefind"} <= set(files)
+    # the shell: an empty index per language, the primary the pieces merge into
+    shell = json.loads(files[ENTRY_KEY])
+    assert sorted(shell["languages"]) == ["en", "fr"]
+    assert shell["languages"]["en"]["page_count"] == 0
+    for info in shell["languages"].values():
+        meta = _decode(files[f"pagefind/pagefind.{info['hash']}.pf_meta"])
+        assert meta[1:] == [[], [], [], [], []]
+
+
+def test_a_large_year_is_cut_into_equal_runs_of_months():
+    assert pieces_of({"2020-01": 5, "2020-12": 7}) == {"2020-01": "2020", "2020-12": "2020"}
+    most = PIECE_SIZE - 10
+    by_half = pieces_of({"2021-02": most, "2021-05": 10, "2021-09": most})
+    assert by_half == {"2021-02": "2021-01", "2021-05": "2021-01", "2021-09": "2021-07"}
+    by_quarter = pieces_of({"2021-02": most, "2021-05": 11, "2021-09": most})
+    assert by_quarter == {"2021-02": "2021-01", "2021-05": "2021-04", "2021-09": "2021-07"}
+    # one month above the limit is one piece; its neighbours get their own
+    alone = pieces_of({"2022-01": PIECE_SIZE + 1, "2022-02": 1})
+    assert alone == {"2022-01": "2022-01", "2022-02": "2022-02"}
 
 
 def test_the_same_records_give_byte_identical_bundles_whatever_their_order():
@@ -107,6 +164,7 @@ def test_the_same_records_give_byte_identical_bundles_whatever_their_order():
         rec(slug=f"r{i}", topics=[f"Topic {i % 5}", "Water"], language=["en", "fr", "de"][i % 3])
         for i in range(30)
     ]
+    records += [rec(slug="y2017", published_at="2017-01-01T00:00:00+00:00")]
     assert build_bundle(records) == build_bundle(list(reversed(records)))
 
 

@@ -1,7 +1,9 @@
 """Full-text search over every public release, on Pagefind.
 
 - ``records``: the search record of a release and the HTML Pagefind indexes.
-- ``bundle``: records in, Pagefind bundle (``pagefind/…``) out, deterministic.
+- ``bundle``: records in, one Pagefind index out, deterministic.
+- ``pieces``: the bundle (``pagefind/…``) as one index per year, built one
+  after the other, with the manifest the search page starts from.
 - ``corpus``: the per-month search corpus in the source bucket, kept by a
   commit listener, so the Lambda path never reads release pages.
 - ``updater``: ``update_search``, which rebuilds and uploads the bundle when the
@@ -19,11 +21,13 @@ from typing import Any
 from ..core.model import parse_release
 from ..errors import InvalidRelease
 from ..keys import SEARCH_PAGE_KEY
-from .bundle import ENTRY_KEY, PREFIX, SearchIndexError, build_bundle
+from .bundle import ENTRY_KEY, PREFIX, SearchIndexError
+from .pieces import MANIFEST_KEY, build_bundle
 from .records import record
 
 __all__ = [
     "ENTRY_KEY",
+    "MANIFEST_KEY",
     "PREFIX",
     "SEARCH_PAGE_KEY",
     "SearchIndexError",
@@ -58,8 +62,11 @@ def page_files(renderer: Any) -> dict[str, bytes]:
     }
 
 
-def site_files(records: Iterable[dict[str, Any]], renderer: Any) -> dict[str, bytes]:
-    """The search page, its script and the bundle of ``records``."""
-    files = build_bundle(records)
+def site_files(
+    records: Iterable[dict[str, Any]], renderer: Any, counts: Mapping[str, int] | None = None
+) -> dict[str, bytes]:
+    """The search page, its script and the bundle of ``records`` (``counts``:
+    public releases per month, which decide the pieces; by default the records')."""
+    files = build_bundle(records, counts)
     files.update(page_files(renderer))
     return files

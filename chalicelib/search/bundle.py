@@ -39,6 +39,7 @@ from .records import document
 
 PREFIX = PAGEFIND_PREFIX
 ENTRY_KEY = PAGEFIND_ENTRY_KEY
+ENTRY_NAME = "pagefind-entry.json"
 # files of Pagefind's output the search page never loads
 _UNUSED = ("pagefind-ui.", "pagefind-component-ui.", "pagefind-modular-ui.", "pagefind-highlight.")
 _MAGIC = b"pagefind_dcd"
@@ -207,23 +208,47 @@ class Indexer:
                 self._proc.wait()
 
 
-def bundle_files(folder: str) -> dict[str, bytes]:
-    """The files of a bundle Pagefind wrote into ``folder`` that the search page
-    loads, keyed ``pagefind/…``, in canonical form."""
+# Pagefind's own script, worker and WebAssembly: the same bytes for every piece
+# (of one Pagefind version), kept once at the top of the bundle
+_RUNTIME = ("pagefind.js", "pagefind-worker.js", "wasm.")
+
+
+def is_runtime(rel: str) -> bool:
+    """A file of Pagefind's output (path within it) that is its runtime, not its index."""
+    return rel.startswith(_RUNTIME) and "/" not in rel
+
+
+def piece_prefix(piece: str) -> str:
+    return f"{PREFIX}{piece}/"
+
+
+def bundle_files(folder: str, piece: str) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The files of the index Pagefind wrote into ``folder`` that the search page
+    loads: the piece's own (``pagefind/<piece>/…``, in canonical form) and the
+    runtime (``pagefind/…``)."""
     files: dict[str, bytes] = {}
+    runtime: dict[str, bytes] = {}
+    prefix = piece_prefix(piece)
     for path in sorted(Path(folder).rglob("*")):
         rel = path.relative_to(folder).as_posix()
-        if path.is_file() and not rel.startswith(_UNUSED):
-            files[PREFIX + rel] = path.read_bytes()
-    return _canonical(files)
+        if not path.is_file() or rel.startswith(_UNUSED):
+            continue
+        if is_runtime(rel):
+            runtime[PREFIX + rel] = path.read_bytes()
+        else:
+            files[prefix + rel] = path.read_bytes()
+    return _canonical(files, prefix), runtime
 
 
-def build_bundle(records: Iterable[dict[str, Any]]) -> dict[str, bytes]:
-    """The search bundle of ``records`` (empty when there is nothing to index):
-    each record indexed as the page at its URL, in URL order."""
+def build_piece(
+    piece: str, records: Iterable[dict[str, Any]]
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """One piece's index of ``records`` (each indexed as the page at its URL, in
+    URL order) and Pagefind's runtime files, as ``bundle_files`` gives them.
+    One Pagefind process, ended before this returns."""
     ordered = sorted(records, key=lambda r: r["url"])
     if not ordered:
-        return {}
+        return {}, {}
     indexer = Indexer()
     try:
         for rec in ordered:
@@ -233,14 +258,15 @@ def build_bundle(records: Iterable[dict[str, Any]]) -> dict[str, bytes]:
         raise
     with tempfile.TemporaryDirectory(prefix="newsroom-search-") as tmp:
         indexer.write(tmp)
-        return bundle_files(tmp)
+        return bundle_files(tmp, piece)
 
 
 # Canonical form ---------------------------------------------------------------------
-def _canonical(files: dict[str, bytes]) -> dict[str, bytes]:
+def _canonical(files: dict[str, bytes], prefix: str) -> dict[str, bytes]:
+    """``files`` of one index (keys under ``prefix``) in canonical form."""
     renamed: dict[str, str] = {}  # old hash name -> new
     out = dict(files)
-    for key in sorted(k for k in files if k.startswith(PREFIX + "filter/")):
+    for key in sorted(k for k in files if k.startswith(prefix + "filter/")):
         data = _decode(files[key])
         if isinstance(data, list) and len(data) == 2 and isinstance(data[1], list):
             data = [data[0], sorted(data[1], key=lambda v: str(v[0]))]
@@ -249,28 +275,31 @@ def _canonical(files: dict[str, bytes]) -> dict[str, bytes]:
         new = f"{lang}_{hashlib.sha256(body).hexdigest()[:7]}"
         renamed[key.rsplit("/", 1)[1].split(".")[0]] = new
         del out[key]
-        out[f"{PREFIX}filter/{new}.pf_filter"] = body
+        out[f"{prefix}filter/{new}.pf_filter"] = body
     meta_names: dict[str, str] = {}
-    for key in sorted(k for k in files if k.endswith(".pf_meta")):
+    for key in sorted(
+        k for k in files if k.startswith(prefix + "pagefind.") and k.endswith(".pf_meta")
+    ):
         data = _replace(_decode(files[key]), renamed)
         if isinstance(data, list) and len(data) > 3 and isinstance(data[3], list):
             data[3] = sorted(data[3], key=lambda f: str(f[0]))  # the filter list
         body = _encode(data)
-        old = key[len(PREFIX + "pagefind.") : -len(".pf_meta")]
+        old = key[len(prefix + "pagefind.") : -len(".pf_meta")]
         lang = old.rsplit("_", 1)[0]
         new = f"{lang}_{hashlib.sha256(body).hexdigest()[:10]}"
         meta_names[old] = new
         del out[key]
-        out[f"{PREFIX}pagefind.{new}.pf_meta"] = body
-    if ENTRY_KEY in files:
-        entry = json.loads(files[ENTRY_KEY])
+        out[f"{prefix}pagefind.{new}.pf_meta"] = body
+    entry_key = prefix + ENTRY_NAME
+    if entry_key in files:
+        entry = json.loads(files[entry_key])
         languages = {}
         for lang in sorted(entry.get("languages", {})):
             info = dict(entry["languages"][lang])
             info["hash"] = meta_names.get(info["hash"], info["hash"])
             languages[lang] = info
         entry["languages"] = languages
-        out[ENTRY_KEY] = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode()
+        out[entry_key] = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode()
     return out
 
 
@@ -290,6 +319,11 @@ def _decode(raw: bytes) -> Any:
     if end != len(data):
         raise SearchIndexError("unexpected bytes after a Pagefind record")
     return value
+
+
+def encode(value: Any) -> bytes:
+    """A Pagefind metadata or filter file holding ``value``."""
+    return _encode(value)
 
 
 def _encode(value: Any) -> bytes:

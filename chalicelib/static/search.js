@@ -1,13 +1,19 @@
 // Search page: a small client of Pagefind's JS API (no Pagefind UI).
-// Each language has its own Pagefind index (its stemming); "All languages"
-// asks every index and merges the results by score.
+// The bundle is in pieces (one Pagefind index per year, under /pagefind/<piece>/),
+// named by the manifest /pagefind/pieces.json. Each language has its own
+// Pagefind instance (its stemming): a primary over the bundle's empty shell
+// index at /pagefind/ (which holds the one copy of Pagefind's WebAssembly), into
+// which the pieces holding that language are merged (mergeIndex) as a search
+// needs them: all of them, or only the chosen year's. "All languages" asks
+// every instance and merges the results by score.
 const BASE = "/pagefind/";
 const PAGE = 10;
 const form = document.getElementById("search");
 const field = (id) => document.getElementById(id);
 const [q, kind, topic, year, language] = ["q", "kind", "topic", "year", "language"].map(field);
 const status = field("status"), list = field("results"), pager = field("pager");
-let loading = null, instances = {}, hits = [], page = 0, run = 0;
+let loading = null, pieces = [], instances = {}, merged = {}, hits = [], page = 0, run = 0;
+const wanted = new URLSearchParams(location.search);
 // the page's own words (from the site's catalog), with {placeholders}
 const plural = new Intl.PluralRules(document.documentElement.lang || "en");
 function say(name, values = {}) {
@@ -36,35 +42,62 @@ function fill(select, values, label) {
   select.value = values.includes(keep) ? keep : "";
 }
 
+function choose(select) {
+  // a choice from the address, once its option exists (then it is the reader's)
+  const value = wanted.get(select.name);
+  if (value && [...select.options].some((o) => o.value === value)) {
+    select.value = value;
+    wanted.delete(select.name);
+  }
+}
+
 function load() {
   loading ??= (async () => {
-    const entry = await fetch(BASE + "pagefind-entry.json").then((r) => (r.ok ? r.json() : {}));
-    const langs = Object.keys(entry.languages || {}).sort();
+    const manifest = await fetch(BASE + "pieces.json").then((r) => (r.ok ? r.json() : {}));
+    pieces = manifest.pieces || [];
+    const langs = [...new Set(pieces.flatMap((p) => p.languages))].sort();
     if (!langs.length) return; // nothing published yet: no bundle
     for (const [n, lang] of langs.entries()) {
       // Pagefind's WebAssembly glue is one per module (and per worker): each
       // language gets its own copy of the module, or their indexes would mix.
       const pagefind = await import(BASE + "pagefind.js" + (n ? "?" + encodeURIComponent(lang) : ""));
       instances[lang] = instanceFor(pagefind, lang);
+      merged[lang] = {};
     }
     // created only now: Intl.DisplayNames loads locale data
     const names = new Intl.DisplayNames([document.documentElement.lang || "en"], { type: "language" });
     fill(language, langs, (l) => { try { return names.of(l); } catch { return l; } });
-    const topics = new Set(), years = new Set();
-    for (const inst of Object.values(instances)) {
-      const filters = await inst.filters();
-      Object.keys(filters.topic || {}).forEach((t) => topics.add(t));
-      Object.keys(filters.year || {}).forEach((y) => years.add(y));
-    }
-    fill(topic, [...topics].sort((a, b) => a.localeCompare(b)));
-    fill(year, [...years].sort().reverse());
-    const wanted = new URLSearchParams(location.search);
-    for (const select of [topic, year, language]) {
-      const value = wanted.get(select.name);
-      if (value && [...select.options].some((o) => o.value === value)) select.value = value;
-    }
+    fill(year, [...new Set(pieces.map((p) => p.year))].sort().reverse());
+    choose(year);
+    choose(language);
   })();
   return loading;
+}
+
+async function ensure(chosenYear) {
+  // the pieces a search needs (every piece, or the chosen year's), merged once;
+  // the topic choices come from the filters of what is merged
+  const work = [];
+  for (const p of pieces) {
+    if (chosenYear && p.year !== chosenYear) continue;
+    for (const lang of p.languages) {
+      if (!instances[lang]) continue;
+      if (!merged[lang][p.name]) {
+        merged[lang][p.name] = instances[lang].mergeIndex(BASE + p.name + "/", { language: lang });
+        work.push(true);
+      }
+      work.push(merged[lang][p.name]);
+    }
+  }
+  await Promise.all(work);
+  if (!work.includes(true)) return;
+  const topics = new Set();
+  for (const inst of Object.values(instances)) {
+    const filters = await inst.filters();
+    Object.keys(filters.topic || {}).forEach((t) => topics.add(t));
+  }
+  fill(topic, [...topics].sort((a, b) => a.localeCompare(b)));
+  choose(topic);
 }
 
 function excerptNodes(html) {
@@ -134,7 +167,7 @@ async function search(retry = true) {
     // a rebuild replaced the index under this page: start again from the new entry point
     console.warn("search failed, starting again", error);
     Object.values(instances).forEach((inst) => inst.destroy());
-    loading = null; instances = {};
+    loading = null; instances = {}; merged = {}; pieces = [];
     if (retry) return search(false);
     status.textContent = say("unavailable");
   }
@@ -142,7 +175,9 @@ async function search(retry = true) {
 
 async function find() {
   const mine = ++run;
-  await load(); // the topic and year choices come with the index
+  await load(); // the year choices come with the manifest
+  await ensure(year.value);
+  if (mine !== run) return;
   const term = q.value.trim();
   const filters = {};
   for (const select of [kind, topic, year]) if (select.value) filters[select.name] = select.value;
@@ -169,15 +204,15 @@ async function find() {
 
 let timer = 0;
 q.addEventListener("input", () => { clearTimeout(timer); page = 0; timer = setTimeout(search, 250); });
-q.addEventListener("focus", () => load().catch(() => {}), { once: true });
+q.addEventListener("focus", () => load().then(() => ensure(year.value)).catch(() => {}), { once: true });
 for (const select of [kind, topic, year, language]) select.addEventListener("change", () => { page = 0; search(); });
 form.addEventListener("submit", (event) => { event.preventDefault(); page = 0; search(); });
 const turn = (by) => { page += by; show().catch(() => search()); list.scrollIntoView(); };
 field("prev").addEventListener("click", () => { if (page > 0) turn(-1); });
 field("next").addEventListener("click", () => turn(1));
 
-const params = new URLSearchParams(location.search);
-q.value = params.get("q") || "";
-if ([...kind.options].some((o) => o.value === params.get("kind"))) kind.value = params.get("kind");
-page = Math.max(0, (parseInt(params.get("page") || "1", 10) || 1) - 1);
-if (q.value || ["kind", "topic", "year"].some((n) => params.get(n))) search();
+q.value = wanted.get("q") || "";
+page = Math.max(0, (parseInt(wanted.get("page") || "1", 10) || 1) - 1);
+const asked = q.value || ["kind", "topic", "year"].some((n) => wanted.get(n));
+choose(kind);
+if (asked) search();

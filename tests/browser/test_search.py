@@ -5,6 +5,7 @@ without JavaScript."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -76,7 +77,9 @@ def test_filters_and_result_pages(site: Site, browser: Any) -> None:
         assert len(everything) == 10  # one page of results
         assert v.page.is_visible("#pager")
         v.page.click("#next")
-        v.page.wait_for_function("() => /Page 2/.test(document.getElementById('page-of').textContent)")
+        v.page.wait_for_function(
+            "() => /Page 2/.test(document.getElementById('page-of').textContent)"
+        )
         second = results(v.page)
         assert second and not {r["href"] for r in second} & {r["href"] for r in everything}
         # kind: only statements
@@ -113,5 +116,49 @@ def test_without_javascript_the_page_says_so_and_links_to_the_archive(
         notice = page.locator("main .notice")
         assert "Search needs JavaScript" in notice.inner_text()
         assert notice.locator("a[href='/archive/']").count() == 1
+    finally:
+        context.close()
+
+
+def test_one_query_reaches_every_year_and_a_year_loads_only_its_own_piece(
+    site: Site, browser: Any
+) -> None:
+    """The bundle is one Pagefind index per year: a query merges the pieces and
+    finds releases of an older year and of the newest one together; a year
+    filter in the address loads that year's piece alone."""
+    if isinstance(browser, str):
+        pytest.fail(browser, pytrace=False)
+    context = browser.new_context(viewport={"width": WIDTHS["desktop"], "height": 900})
+    try:
+        page = context.new_page()
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url.split("/", 3)[3].split("?")[0]))
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(site.url + "/search/?q=water&year=2025")
+        wait_for_results(page)
+        dated = page.eval_on_selector_all("#results .meta", "ps => ps.map(p => p.textContent)")
+        assert dated and all("2025" in d for d in dated), dated
+        pieces = {a.split("/")[1] for a in asked if re.match(r"pagefind/\d{4}", a)}
+        assert pieces == {"2025"}, asked  # the 2026 piece was never loaded
+        # every year: the same query now finds the newest year's releases too
+        page.select_option("#year", "")
+        page.wait_for_function(
+            "() => /found/.test(document.getElementById('status').textContent) && "
+            "!new URLSearchParams(location.search).get('year') && "
+            "[...document.querySelectorAll('#results .meta')].some(p => /2026/.test(p.textContent))"
+        )
+        found = results(page)
+        dated = page.eval_on_selector_all("#results .meta", "ps => ps.map(p => p.textContent)")
+        assert any("2025" in d for d in dated) and any("2026" in d for d in dated), dated
+        assert "/releases/world-water-day-statement/" in {r["href"] for r in found}
+        assert {a.split("/")[1] for a in asked if re.match(r"pagefind/\d{4}", a)} == {
+            "2025",
+            "2026",
+        }
+        # the year choices come from the manifest, newest first
+        years = page.eval_on_selector_all("#year option", "os => os.map(o => o.value)")
+        assert years == ["", "2026", "2025"]
+        assert not errors, errors
     finally:
         context.close()
