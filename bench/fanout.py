@@ -90,7 +90,7 @@ def measure(size: int, workers: tuple[int, ...] = (1, 2, 4), delayed: tuple[int,
                         p = rebuilder.progress(manifest.rebuild_id)
                         if p.groups[1] and p.groups[0] >= p.groups[1]:
                             grouped_at = time.perf_counter()
-                    time.sleep(0.25)
+                    time.sleep(1.0)
             finally:
                 stop_workers(procs)
             end = time.perf_counter()
@@ -115,8 +115,14 @@ def measure(size: int, workers: tuple[int, ...] = (1, 2, 4), delayed: tuple[int,
                 "timings": t,
             }
 
-        runs = [run(n, 0.0) for n in workers]
-        runs += [run(n, delay_ms) for n in delayed]
+        runs = []
+        partial = os.environ.get("FANOUT_PARTIAL")  # each run's figures as soon as measured
+        for n, delay in [(n, 0.0) for n in workers] + [(n, delay_ms) for n in delayed]:
+            runs.append(run(n, delay))
+            if partial:
+                with open(partial, "a") as out:
+                    out.write(json.dumps({**runs[-1], "size": size, "load": os.getloadavg()[0]})
+                              + "\n")  # fmt: skip
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -198,6 +204,11 @@ def section(f: dict[str, Any]) -> str:
     )
     p = projection(f)
     w = p["waves"]
+    largest = max(
+        [("a chunk", p["chunk"]), ("settle", p["settle"]), ("a month step", p["month"]),
+         ("a topic and kind message", p["group"] * 25), ("the commit", p["commit"])],
+        key=lambda x: x[1],
+    )  # fmt: skip
     return "\n".join(
         [
             TITLE,
@@ -250,7 +261,9 @@ def section(f: dict[str, Any]) -> str:
             f"{w['chunks'] * p['chunk']:.0f} s;",
             f"- settle: {p['settle']:.1f} s ({p['chunks']:,} chunk records of a few hundred "
             f"bytes, × 20 ms ÷ {IO_THREADS}, plus what it took here);",
-            f"- a month: {p['month_cpu'] * 1000:.2f} ms per release × {p['per_month']:,.0f} + "
+            f"- a month: {p['month_cpu'] * 1000:.2f} ms per release (the month steps' "
+            "time here ÷ the releases, so each month's fixed cost is counted again per "
+            f"release: an upper bound) × {p['per_month']:,.0f} + "
             f"{p['per_month']:,.0f} × {MONTH_REQUESTS_PER_RELEASE} requests × 20 ms ÷ "
             f"{IO_THREADS} = {p['month']:.0f} s; {SPAN_MONTHS} months ÷ {p['concurrency']} = "
             f"{w['months']} waves = {w['months'] * p['month']:.0f} s;",
@@ -261,8 +274,10 @@ def section(f: dict[str, Any]) -> str:
             "kind and renders the pages that list the whole site, so it grows with the months "
             "and topics, not the releases;",
             f"- total ≈ {p['total_s']:.0f} s ({p['total_s'] / 60:.1f} min). The largest "
-            f"single invocation is a month step, {p['month']:.0f} s, under Lambda's 15 minutes "
-            "(900 s); a Lambda with 1,024 MB has about 0.6 of a vCPU, so CPU figures may be "
+            f"single invocation is {largest[0]}, {largest[1]:.0f} s, "
+            + ("under Lambda's 15 minutes (900 s)" if largest[1] < 900 else
+               "**over** Lambda's 15 minutes (900 s): a month that dense needs splitting")
+            + "; a Lambda with 1,024 MB has about 0.6 of a vCPU, so CPU figures may be "
             "up to 1.7× longer there.",
             "",
         ]

@@ -339,12 +339,12 @@ def concurrent_publish(s3: Any, r: Renderer) -> None:
 @pytest.mark.parametrize(
     ("settings", "points", "offset"),
     [
-        ("changed", 24, 0),
-        ("unchanged", 16, 2),
+        ("changed", 12, 0),
+        ("unchanged", 8, 2),
         pytest.param("changed", 0, 0, marks=pytest.mark.stress),
         pytest.param("unchanged", 0, 0, marks=pytest.mark.stress),
     ],
-    ids=["new-theme-24-steps", "same-theme-16-steps", "new-theme-every-step",
+    ids=["new-theme-12-steps", "same-theme-8-steps", "new-theme-every-step",
          "same-theme-every-step"],
 )  # fmt: skip
 def test_a_publish_at_any_step_of_a_rebuild_is_never_undone(

@@ -68,6 +68,7 @@ class RebuildBase:
         self.media = MediaSync(source, public, renderer.settings.site_url)
         self._seen: set[str] = set()  # the source keys the last commit attempt listed
         self._committed = Index()  # the index the last commit attempt wrote
+        self._once: dict[str, Any] = {}  # records written once, by key
 
     def _records(self) -> VersionRecords:
         """The publisher's records of language versions, read afresh."""
@@ -189,8 +190,19 @@ class RebuildBase:
 
     # Progress -----------------------------------------------------------------------------
     def manifest(self, rebuild_id: str) -> Manifest | None:
-        obj = self.source.get(rebuild_key(rebuild_id, "manifest.json"))
-        return Manifest.from_bytes(obj.body) if obj else None
+        doc = self._written_once(rebuild_key(rebuild_id, "manifest.json"))
+        return Manifest.from_bytes(json.dumps(doc).encode()) if doc is not None else None
+
+    def _written_once(self, key: str) -> Any:
+        """A record that never changes once written (the manifest, settle's
+        decisions, a phase's plan), read once per process: an invocation that
+        runs many messages pays for it once."""
+        if key not in self._once:
+            doc = self._get_json(key)
+            if doc is None:
+                return None
+            self._once[key] = doc
+        return self._once[key]
 
     def _chunks(self, rebuild_id: str) -> list[ChunkResult]:
         """Every chunk's record, and the entries the start reused."""

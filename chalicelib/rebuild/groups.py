@@ -109,7 +109,7 @@ class GroupSteps(RebuildBase):
         if self.source.head(rebuild_key(rebuild_id, f"months/{month}.json")) is None:
             if self.run_month(rebuild_id, month, earlier, later) is None:
                 return
-        phase = self._get_json(rebuild_key(rebuild_id, "phases/months.json")) or {}
+        phase = self._written_once(rebuild_key(rebuild_id, "phases/months.json")) or {}
         done = sum(1 for _ in self.source.list(rebuild_key(rebuild_id, "months/")))
         if done >= len(phase.get("months", [])):
             self.queue.send([{"rebuild": rebuild_id, "action": "groups"}])
@@ -120,7 +120,7 @@ class GroupSteps(RebuildBase):
     ) -> dict[str, Any]:  # fmt: skip
         now = self.clock()
         previous = self._get_json(rebuild_key(rebuild_id, f"months/{month}.json"))
-        settled = self._get_json(rebuild_key(rebuild_id, "settle.json")) or {}
+        settled = self._written_once(rebuild_key(rebuild_id, "settle.json")) or {}
         drops = set(settled.get("drops", []))
         parts = sorted(self.source.list(rebuild_key(rebuild_id, f"parts/{month}/")))
         docs = self._get_all(parts)
@@ -305,7 +305,7 @@ class GroupSteps(RebuildBase):
     def _phase_done(self, rebuild_id: str, mark: str) -> None:
         self.source.put(rebuild_key(rebuild_id, f"gdone/{mark}"), b"",
                         content_type="text/plain", cache_control=PRIVATE_CACHE)  # fmt: skip
-        phase = self._get_json(rebuild_key(rebuild_id, "phases/groups.json")) or {}
+        phase = self._written_once(rebuild_key(rebuild_id, "phases/groups.json")) or {}
         total = len(phase.get("batches", [])) + len(phase.get("prunes", []))
         done = sum(1 for _ in self.source.list(rebuild_key(rebuild_id, "gdone/")))
         if done >= total:
