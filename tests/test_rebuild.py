@@ -239,6 +239,60 @@ def test_a_failing_chunk_is_retried_then_dead_lettered_and_nothing_is_committed(
     assert b"Claimant" not in tree["releases/r000/index.html"]
 
 
+class Writes(StorageWrapper):
+    """Records the keys written, for the message being handled."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.keys: list[str] = []
+
+    def _write(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+        if op == "put":
+            self.keys.append(key)
+        return do()
+
+
+def test_each_message_writes_only_its_own_group_of_pages(aws: Any, sqs: Any) -> None:
+    """The shared pages are fanned out: a month message writes only that month's
+    pages, a topic or kind message only its own, and the commit only the pages
+    that list the whole site (never a month's or a topic's)."""
+    seed(aws, 9)
+    publisher(aws).sync_batch([f"releases/r{i:03d}.json" for i in range(9)])
+    public = Writes(S3Storage(aws, PUBLIC))
+    svc = service(aws, site_renderer(), chunk_size=4, public=public)
+    svc.start()
+    by_message: list[tuple[dict[str, Any], list[str]]] = []
+
+    def handle(event: dict[str, Any]) -> None:
+        public.keys = []
+        svc.handle(event)
+        by_message.append((json.loads(event["Records"][0]["body"]), public.keys))
+
+    drain(sqs, handle)
+
+    actions = [m["action"] for m, _keys in by_message]
+    assert actions.count("month") == 9 and actions.count("commit") == 1
+    for msg, keys in by_message:
+        if msg["action"] == "render":
+            assert all(k.startswith("releases/") for k in keys), keys
+        elif msg["action"] == "month":
+            y, m = msg["month"].split("-")
+            for key in keys:
+                assert (f"/{y}/{m}/" in key or key in (f"index/{y}-{m}.json",
+                        f"sitemaps/{y}-{m}.xml")), (msg["month"], key)  # fmt: skip
+        elif msg["action"] == "group":
+            names = {n.split("/", 1)[1] for n in msg["names"]}
+            for key in keys:
+                part = key.split("/")
+                assert part[0] in ("topics", "kinds") and part[1] in names, key
+                assert len(part) == 3 or (len(part) == 4 and part[2].isdigit()), key
+        elif msg["action"] == "commit":
+            assert keys and all(k.count("/") <= 2 for k in keys), keys
+            assert not [k for k in keys if k.startswith(("topics/", "kinds/")) and
+                        k.count("/") > 1], keys  # fmt: skip
+    assert public_tree(aws) == full_build(aws, site_renderer())
+
+
 # A concurrent publish at every step ------------------------------------------------------
 class AtCall(StorageWrapper):
     """Counts the requests of one rebuild over both buckets (shared counter);
