@@ -44,10 +44,10 @@ from .archive import seed_archive
 from .publish import PUBLIC, SOURCE
 
 QUEUE = "bench-publish"
-BATCH_SIZE = 10  # app.py's on_sqs_message
+BATCH_SIZE = 100  # app.py's on_sqs_message
 WINDOW_S = 2.0  # maximum_batching_window_in_seconds
 CONCURRENCY = 2  # maximum_concurrency
-VISIBILITY_S = 30
+VISIBILITY_S = 120  # at least the function timeout (as Lambda requires); infra sets 6x
 
 
 def _client(endpoint: str, service: str) -> Any:
@@ -67,7 +67,7 @@ def _receive(sqs: Any, url: str, stop: Any) -> list[dict[str, Any]]:
     while len(batch) < BATCH_SIZE and not stop.is_set():
         got = sqs.receive_message(
             QueueUrl=url,
-            MaxNumberOfMessages=BATCH_SIZE - len(batch),
+            MaxNumberOfMessages=min(10, BATCH_SIZE - len(batch)),  # SQS's most a call
             WaitTimeSeconds=0,
             AttributeNames=["All"],
         ).get("Messages", [])

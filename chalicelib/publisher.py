@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from .convergence import (
     Convergence,
 )
 from .core.render import Renderer
+from .core.site import Page
 from .errors import FieldError, StorageError
 from .invalidation import (
     Invalidation,
@@ -39,6 +41,7 @@ from .keys import (
 from .listeners import CommitListener, PreviewStore
 from .media import MediaSync
 from .outcomes import Outcomes
+from .pool import THREADS, RequestPool
 from .receipts import (
     RECEIPT_CACHE,
     Receipt,
@@ -89,8 +92,12 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         max_backoff: float = 2.0,
         listeners: Sequence[CommitListener] = (),
         previews: PreviewStore | None = None,
+        threads: int = THREADS,
     ) -> None:
         self.source = source
+        # the independent requests of one step run at once (pool.py)
+        self.pool = RequestPool(threads)
+        self._last_rendered: OrderedDict[str, tuple[Page, bytes]] = OrderedDict()
         self.listeners = list(listeners)
         self.previews = previews
         # media follow releases: the publisher decides when a media file is public
@@ -192,7 +199,8 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         elif paths:
             for r in receipts.values():
                 r.changed = paths
-        for key, receipt in receipts.items():
+
+        def put_receipt(key: str, receipt: Receipt) -> StorageError | None:
             receipt.processed_at = self.clock()
             try:
                 self.source.put(
@@ -202,6 +210,12 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
                     cache_control=RECEIPT_CACHE,
                 )
             except StorageError as exc:
+                return exc
+            return None
+
+        written = self.pool.run([lambda k=k, r=r: put_receipt(k, r) for k, r in receipts.items()])
+        for (key, receipt), exc in zip(receipts.items(), written, strict=True):
+            if exc is not None:
                 outcome.failed[key] = exc
                 self._log_failure(key, exc, started, before)
                 continue

@@ -22,6 +22,7 @@ from .core.render import Renderer
 from .errors import ConfigurationError
 from .hooks import HookService
 from .listeners import CommitListener
+from .pool import THREADS
 from .previews import Previews
 from .publisher import Publisher
 from .rebuild import RebuildService, SqsQueue
@@ -39,9 +40,14 @@ def settings() -> Settings:
 @lru_cache(maxsize=8)
 def _client(service: str, endpoint: str | None, region: str | None):  # noqa: ANN202
     import boto3
+    from botocore.config import Config
 
+    # the publisher's request pool keeps up to THREADS requests in flight
     return boto3.session.Session().client(
-        service, endpoint_url=endpoint or None, region_name=region
+        service,
+        endpoint_url=endpoint or None,
+        region_name=region,
+        config=Config(max_pool_connections=2 * THREADS),
     )
 
 

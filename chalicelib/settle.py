@@ -54,11 +54,14 @@ class Settling:
         wanted: dict[str, _Wanted],
         change: Change,
         media_dropped: dict[str, set[str]] | None = None,
+        committed: Snapshot | None = None,
     ) -> None:
         """After the commit: delete the withdrawn pages, tell the listeners what
         the commit changed, then clear both from the head (one conditional
         write). A crash or a failing listener leaves them recorded, so the next
-        batch or sweep finishes them: at least once."""
+        batch or sweep finishes them: at least once. ``committed``: the head
+        this process just committed, tried first instead of reading it again
+        (no withdrawal to check)."""
         gone = set(gone)
         for w in sorted(gone, key=lambda w: w.slug):
             self.public.delete(release_key(w.slug))
@@ -66,7 +69,10 @@ class Settling:
         drained = self._announce(owed, wanted)
         for attempt in range(1, self.max_attempts + 1):
             try:
-                current = Draft(Snapshot.read(self.source))
+                if attempt == 1 and committed is not None and not gone:
+                    current = Draft(committed)  # a lost race reads it again
+                else:
+                    current = Draft(Snapshot.read(self.source))
                 cleared = _without_announcements(current.announce, drained)
                 withdrawing = current.withdrawing
                 for w in gone:
@@ -88,8 +94,10 @@ class Settling:
             raise StorageError("could not clear finished work from the state", STATE_KEY)
         # the last reference went away: the media file leaves the site (unless
         # a release committed since references it again)
+        if not media_dropped:
+            return
         lookup = Snapshot.read(self.source).entry_of
-        for source_key, media in sorted((media_dropped or {}).items()):
+        for source_key, media in sorted(media_dropped.items()):
             drop_media_refs(self.source, source_key, sorted(media))
         for key in sorted({k for m in (media_dropped or {}).values() for k in m}):
             if not media_referenced(self.source, key, lookup):

@@ -9,6 +9,7 @@ from datetime import datetime
 from .core.index import Entry, source_digest
 from .core.model import Release, parse_release
 from .errors import FieldError, InvalidRelease, StorageError
+from .storage import StoredObject
 
 log = logging.getLogger("newsroom.publisher")
 
@@ -33,13 +34,28 @@ def _poison(source_key: str, exc: Exception) -> _Wanted:
     return _Wanted("rejected", error=InvalidRelease([FieldError("(file)", msg)], source_key))
 
 
+class _Unread:
+    pass
+
+
+_UNREAD = _Unread()
+
+
 class SourceReading:
     """The publisher's sources (a part of ``Publisher``; its attributes are set there)."""
 
-    def _wanted(self, source_key: str, now: datetime, cache: dict[str, _Wanted]) -> _Wanted:
-        """Read the source now: what the public site should show for it.
-        Parsed and rendered once per version (the ETag) within one batch."""
-        obj = self.source.get(source_key)
+    def _wanted(
+        self,
+        source_key: str,
+        now: datetime,
+        cache: dict[str, _Wanted],
+        obj: StoredObject | None | _Unread = _UNREAD,
+    ) -> _Wanted:
+        """Read the source now (unless ``obj`` is what was just read): what
+        the public site should show for it. Parsed and rendered once per
+        version (the ETag) within one batch."""
+        if isinstance(obj, _Unread):
+            obj = self.source.get(source_key)
         if obj is None:
             return _Wanted("unpublished")
         if obj.etag in cache:
@@ -83,11 +99,21 @@ class SourceReading:
         failed: dict[str, Exception],
     ) -> dict[str, _Wanted]:
         out: dict[str, _Wanted] = {}
-        for key in keys:
-            if key in failed:
-                continue
+        keys = [k for k in keys if k not in failed]
+
+        def read(key: str) -> StoredObject | None | StorageError:
             try:
-                out[key] = self._wanted(key, now, cache.setdefault(key, {}))  # type: ignore[arg-type]
+                return self.source.get(key)
+            except StorageError as exc:
+                return exc
+
+        # the reads at once; parsing and rendering (CPU) one after the other
+        objs = self.pool.run([lambda k=k: read(k) for k in keys])
+        for key, obj in zip(keys, objs, strict=True):
+            try:
+                if isinstance(obj, StorageError):
+                    raise obj
+                out[key] = self._wanted(key, now, cache.setdefault(key, {}), obj)  # type: ignore[arg-type]
             except StorageError as exc:
                 failed[key] = exc  # only this key's messages come back
         return out

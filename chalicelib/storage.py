@@ -42,10 +42,12 @@ class Counters:
 
     requests: dict[str, int] = field(default_factory=dict)
     bytes_written: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, op: str, written: int = 0) -> None:
-        self.requests[op] = self.requests.get(op, 0) + 1
-        self.bytes_written += written
+        with self._lock:  # requests of one step run on several threads
+            self.requests[op] = self.requests.get(op, 0) + 1
+            self.bytes_written += written
 
     @property
     def total(self) -> int:
@@ -71,6 +73,8 @@ class Storage(Protocol):
     ) -> str: ...
 
     def delete(self, key: str, *, if_match: str | None = None) -> None: ...
+
+    def delete_many(self, keys: list[str]) -> None: ...
 
     def list(self, prefix: str = "") -> Iterator[str]: ...
 
@@ -163,7 +167,9 @@ class S3Storage:
         if not native_conditions:
             events = client.meta.events
             for op in ("PutObject", "DeleteObject"):
-                events.register(f"before-parameter-build.s3.{op}", _stash_conditions, f"newsroom-stash-{op}")
+                events.register(
+                    f"before-parameter-build.s3.{op}", _stash_conditions, f"newsroom-stash-{op}"
+                )
                 events.register(f"before-call.s3.{op}", _send_conditions, f"newsroom-send-{op}")
 
     def _translate(self, exc: Exception, key: str) -> StorageError:
@@ -241,6 +247,29 @@ class S3Storage:
             if _is_missing(exc):
                 return
             raise self._translate(exc, key) from exc
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete ``keys`` with DeleteObjects, 1,000 a request (absent keys are
+        no error); the first key S3 could not delete raises."""
+        keys = list(dict.fromkeys(keys))
+        for i in range(0, len(keys), 1000):
+            chunk = keys[i : i + 1000]
+            if len(chunk) == 1:
+                self.delete(chunk[0])
+                continue
+            self.counters.count("DeleteObjects")
+            try:
+                resp = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+                )
+            except Exception as exc:
+                raise self._translate(exc, chunk[0]) from exc
+            errors = [e for e in resp.get("Errors", []) if e.get("Code") != "NoSuchKey"]
+            if errors:
+                code, key = errors[0].get("Code", ""), errors[0].get("Key", chunk[0])
+                error = TransientStorageError if code in _TRANSIENT_CODES else StorageError
+                raise error(f"s3://{self.bucket}/{key}: {code}", key)
 
     def presign(self, key: str, expires_in: int) -> str:
         """A URL anyone holding it may GET ``key`` with for ``expires_in``
@@ -386,6 +415,10 @@ class LocalStorage:
         """The names directly under ``prefix`` that hold objects."""
         rests = (k[len(prefix) :] for k in self.list(prefix))
         return sorted({r.split("/", 1)[0] for r in rests if "/" in r})
+
+    def delete_many(self, keys: list[str]) -> None:
+        for key in keys:
+            self.delete(key)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         self.counters.count("ListObjectsV2")

@@ -12,6 +12,9 @@ within one sweep even if every event for it was lost:
   source is gone; a withdrawal a crash left unfinished;
 - a slug freed while another file waited for it (``state/waiting/``);
 - announcements the listeners are still owed;
+- shared pages an abandoned attempt left (owed in the state's head), and the
+  site's own pages (front page, feeds, ``index.json``, sitemap index) whose
+  bytes are not what the committed state renders;
 - CloudFront invalidations that failed (``state/invalidations/``), sent again.
 
 Each batch isolates its keys, so one poison file is its own ``rejected``
@@ -48,6 +51,7 @@ class SweepReport:
     receipts: list[Receipt] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     invalidations_resent: int = 0
+    repaired: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,7 @@ class SweepReport:
             "rejected": sum(1 for r in self.receipts if r.status == "rejected"),
             "failed": self.failed,
             "invalidations_resent": self.invalidations_resent,
+            "repaired": self.repaired,
         }
 
 
@@ -79,6 +84,10 @@ class Sweeper:
             report.receipts.extend(outcome.receipts)
             report.failed.extend(sorted(outcome.failed))
         self.publisher.drain_owed()
+        repaired = self.publisher.repair_shared()
+        report.repaired = sorted(repaired.written + repaired.deleted)
+        if repaired.paths and self.publisher.invalidator is not None:
+            self.publisher._invalidate([], repaired.paths, [])
         report.invalidations_resent = self._resend_invalidations()
         log.info("sweep", extra=report.to_json())
         if report.failed:

@@ -296,6 +296,11 @@ class StorageWrapper:
     def delete(self, key: str, **kwargs: Any) -> None:
         self._write("delete", key, lambda: self.inner.delete(key, **kwargs))
 
+    def delete_many(self, keys: list[str]) -> None:
+        # one by one, so a fault or an interleaving can pick any key of them
+        for key in keys:
+            self.delete(key)
+
     def __getattr__(self, name: str) -> Any:  # the adapter's extras: presign, list_etags
         return getattr(self.inner, name)
 

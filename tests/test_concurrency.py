@@ -400,3 +400,47 @@ def test_a_page_an_unpublish_drops_survives_a_publish_that_needs_it_again(aws: A
         plain(aws).sync("releases/again.json")
         aws.delete_object(Bucket=SOURCE, Key="releases/solo.json")
         aws.put_object(Bucket=SOURCE, Key="releases/again.json", Body=dumps(again))
+
+
+def test_a_publisher_that_gives_up_leaves_no_shared_page_of_an_uncommitted_state(
+    aws: Any,
+) -> None:
+    """A publisher writes the sitemap index from the state it read, then two
+    other publishes commit (one adds a month, one adds the loser's own month)
+    and it loses its commit and gives up. Its retry changes no month, so its
+    plan does not rewrite the sitemap: the page the loser left must still be
+    put right (it lacked the month committed under it)."""
+
+    def doc(title: str, month: int) -> dict[str, Any]:
+        return make_release(title=title, published_at=f"2025-{month:02d}-10T10:00:00+00:00")
+
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(doc("First", 1)))
+    plain(aws).sync("releases/first.json")
+    for name, month in (("loser", 2), ("other-month", 3), ("same-month", 2)):
+        aws.put_object(Bucket=SOURCE, Key=f"releases/{name}.json", Body=dumps(doc(name, month)))
+
+    def two_commits_under_it() -> None:
+        plain(aws).sync("releases/other-month.json")
+        plain(aws).sync("releases/same-month.json")
+
+    loser = interleaved(aws, lambda op, k: op == "put" and k == "sitemap.xml", two_commits_under_it)
+    loser.max_attempts = 1
+    with pytest.raises(StorageError):
+        loser.sync("releases/loser.json")
+    plain(aws).sync("releases/loser.json")  # the queue delivers it again
+    tree = public_tree(aws)
+    assert link_problems(tree) == []
+    assert tree == full_build(aws)
+
+
+def test_the_sweep_puts_back_a_shared_page_no_commit_wrote(aws: Any) -> None:
+    """A shared page that differs from the committed state (a crash between
+    writing it and the commit) is repaired by the sweep."""
+    from chalicelib.sweep import Sweeper
+
+    aws.put_object(Bucket=SOURCE, Key="releases/one.json", Body=dumps(make_release()))
+    plain(aws).sync("releases/one.json")
+    aws.put_object(Bucket=PUBLIC, Key="sitemap.xml", Body=b"<stale/>")
+    aws.delete_object(Bucket=PUBLIC, Key="feed.xml")
+    Sweeper(plain(aws)).run()
+    assert public_tree(aws) == full_build(aws)

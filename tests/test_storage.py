@@ -62,6 +62,17 @@ def test_delete_is_idempotent(storage: Storage) -> None:
     assert storage.get("x/index.html") is None
 
 
+def test_delete_many_deletes_every_key_and_passes_over_absent_ones(storage: Storage) -> None:
+    for key in ("x/1.html", "x/2.html", "y/3.html", "keep.html"):
+        put(storage, key, b"-")
+    before = storage.counters.total
+    storage.delete_many(["x/1.html", "x/2.html", "y/3.html", "never-there.html"])
+    if isinstance(storage, S3Storage):
+        assert storage.counters.total - before == 1, "one DeleteObjects request for the lot"
+        assert storage.counters.requests.get("DeleteObjects") == 1
+    assert list(storage.list("")) == ["keep.html"]
+
+
 def test_list_by_prefix_sorted(storage: Storage) -> None:
     for key in ["releases/b/index.html", "releases/a/index.html", "index.html"]:
         put(storage, key, b"x")

@@ -148,7 +148,21 @@ class Renderer:
             direction = "rtl" if i18n.is_rtl(language) else "ltr"
             return Markup(' lang="{}" dir="{}"').format(language, direction)
 
+        parts: dict[tuple[str, str], Markup] = {}
+
+        def partial(name: str, nav: str = "") -> Markup:
+            # what is the same on every page of this language (the header for
+            # one navigation entry, the footer, the sign-up form's fixed
+            # parts), rendered once: ``partials/<name>.html``, its final line
+            # break left to the page
+            key = (name, nav)
+            if key not in parts:
+                text = env.get_template(f"partials/{name}.html").render(nav=nav)
+                parts[key] = Markup(text[:-1] if text.endswith("\n") else text)
+            return parts[key]
+
         env.globals.update(
+            partial=partial,
             site=self.site,
             nav="",
             lang=tag,

@@ -17,7 +17,17 @@ from ..keys import (
     source_hint_key,
 )
 from ..storage import put_if_unchanged
-from .objects import Head, Snapshot, _dumps, _entries_json, _forget, _put_private, object_key
+from .objects import (
+    Head,
+    Snapshot,
+    _dumps,
+    _entries_json,
+    _forget,
+    _put_private,
+    name_slug,
+    object_key,
+    source_hints,
+)
 
 
 def _matches(entry: Entry, what: tuple[str, str]) -> bool:
@@ -39,6 +49,7 @@ class Draft:
         self.theme = h.theme
         self.withdrawing = h.withdrawing
         self.announce = h.announce
+        self.repair = h.repair
         self._months: dict[str, list[Entry]] = {}
         self._slices: dict[tuple[str, str], tuple[list[Entry], dict[str, int]]] = {}
         self._slices[("all", "")] = (list(h.newest), {m: n for m, (_o, n) in h.months.items()})
@@ -52,6 +63,7 @@ class Draft:
         self.hints: dict[str, list[str]] = {}  # hint key -> months
         self.written: list[str] = []  # objects the last commit wrote
         self.replaced: list[str] = []  # objects it replaced
+        self.committed_head: Head | None = None  # the head the last commit wrote
 
     # the view the plan reads ------------------------------------------------------
     @property
@@ -87,10 +99,12 @@ class Draft:
 
     # lookups --------------------------------------------------------------------------
     def entry_of(self, source_key: str) -> Entry | None:
-        months = self.hints.get(source_hint_key(source_key)) or self.snap.hint(
-            source_hint_key(source_key)
-        )
-        for month in months:
+        months = [
+            m
+            for key in source_hints(source_key)
+            for m in self.hints.get(key) or self.snap.hint(key)
+        ]
+        for month in dict.fromkeys(months):
             for e in self._month(month):
                 if e.source_key == source_key:
                     return e
@@ -147,7 +161,9 @@ class Draft:
         if entry is not None:
             found = prev.month_key if prev is not None else None
             hint = list(dict.fromkeys(m for m in (entry.month_key, found) if m))
-            self.hints[source_hint_key(source_key)] = hint
+            if entry.slug != name_slug(source_key):
+                # under its name's slug the slug's hint is the source's too
+                self.hints[source_hint_key(source_key)] = hint
             if prev is None or prev.slug != entry.slug or prev.month_key != entry.month_key:
                 self.hints[slug_hint_key(entry.slug)] = hint
 
@@ -194,20 +210,24 @@ class Draft:
             newest=list(self.newest),
             withdrawing=self.withdrawing,
             announce=self.announce,
+            repair=self.repair,
             months={m: h.months[m] for m in h.months},
             topics=dict(h.topics),
             kinds=dict(h.kinds),
         )
         return head
 
-    def commit(self, etag: str | None, *, cleanup: bool = True) -> str | None:
-        """Write the changed objects and hints, then the head with ``IfMatch``
-        on ``etag``. Returns the new ETag, or ``None`` if the head changed since
-        (the caller starts over from a fresh read)."""
+    def commit(self, etag: str | None, *, cleanup: bool = True, run: Any = None) -> str | None:
+        """Write the changed objects and hints (all at once with ``run``, a
+        ``RequestPool.run``: they are independent until the head points at
+        them), then the head with ``IfMatch`` on ``etag``. Returns the new
+        ETag, or ``None`` if the head changed since (the caller starts over
+        from a fresh read)."""
         storage = self.snap.storage
         head = self.head()
         written: list[str] = []
         replaced: list[str] = []
+        puts: list[tuple[str, bytes]] = []
         for kind, name in sorted(self.changed):
             refs: dict[str, Any] = getattr(head, kind + "s")
             old = refs.get(name)
@@ -224,7 +244,7 @@ class Draft:
                     body = body[: -len(b"[]}")] + _entries_json(newest).encode() + b"}"
                 token = uuid.uuid4().hex[:12]
                 key = object_key(kind, name, token)
-                _put_private(storage, key, body)
+                puts.append((key, body))
                 written.append(key)
                 refs[name] = (
                     (token, count, self._names[name]) if kind == "topic" else (token, count)
@@ -233,7 +253,13 @@ class Draft:
                 replaced.append(object_key(kind, name, old[0]))
         for key, months in sorted(self.hints.items()):
             if self.snap.hint(key) != months:
-                _put_private(storage, key, _dumps({"months": months}))
+                puts.append((key, _dumps({"months": months})))
+        calls = [lambda k=k, b=b: _put_private(storage, k, b) for k, b in puts]
+        if run is None:
+            for call in calls:
+                call()
+        else:
+            run(calls)
         etag = put_if_unchanged(
             storage,
             HEAD_KEY,
@@ -243,12 +269,12 @@ class Draft:
             cache_control=PRIVATE_CACHE,
         )
         self.written, self.replaced = written, replaced
+        self.committed_head = head
         if cleanup and etag is None:
-            for key in written:
-                _forget(storage, key)  # a lost race: nothing points at them
-        elif cleanup:
-            for key in replaced:
-                storage.delete(key)  # a fault here fails the batch; its retry finds it done
+            _forget(storage, *written)  # a lost race: nothing points at them
+        elif cleanup and replaced:
+            # a fault here fails the batch; its retry finds it done
+            storage.delete_many(replaced)
         return etag
 
     def commit_head(self, etag: str | None) -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.index import Announcement, Entry, Index, Withdrawal
-from ..core.model import KIND_LABELS
+from ..core.model import KIND_LABELS, SLUG_MAX, SLUG_RE, default_slug
 from ..errors import StorageError
 from ..keys import (
     HEAD_KEY,
@@ -19,6 +19,21 @@ from ..keys import (
     source_hint_key,
 )
 from ..storage import Storage
+
+
+def name_slug(source_key: str) -> str | None:
+    """The slug ``releases/<name>.json`` implies, if its name is a valid slug."""
+    slug = default_slug(source_key)
+    return slug if SLUG_RE.fullmatch(slug) and len(slug) <= SLUG_MAX else None
+
+
+def source_hints(source_key: str) -> list[str]:
+    """The hints that may point to a source's entry: its own, and that of the
+    slug its file name implies. A source published under that slug (nearly
+    every one) writes only the slug's hint: one object answers both
+    questions, who holds the slug and where the source's entry is."""
+    slug = name_slug(source_key)
+    return [source_hint_key(source_key)] + ([slug_hint_key(slug)] if slug else [])
 
 
 def object_key(kind: str, name: str, token: str) -> str:
@@ -60,6 +75,9 @@ class Head:
     kinds: dict[str, tuple[str, int]] = field(default_factory=dict)
     withdrawing: tuple[Withdrawal, ...] = ()
     announce: tuple[Announcement, ...] = ()
+    # shared pages an abandoned attempt wrote from a state it never committed:
+    # the next attempt that commits rewrites (or deletes) them from its own
+    repair: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
         doc = {
@@ -71,6 +89,8 @@ class Head:
             "withdrawing": [{"slug": w.slug, "source_key": w.source_key} for w in self.withdrawing],
             "announce": [a.to_json() for a in self.announce],
         }
+        if self.repair:
+            doc["repair"] = sorted(self.repair)
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         return (text[:-1] + ',"newest":' + _entries_json(self.newest) + "}\n").encode()
 
@@ -89,6 +109,7 @@ class Head:
                 Withdrawal(w["slug"], w["source_key"]) for w in doc.get("withdrawing", [])
             ),
             announce=tuple(Announcement(**a) for a in doc.get("announce", [])),
+            repair=tuple(doc.get("repair", ())),
         )
 
 
@@ -109,6 +130,13 @@ class Snapshot:
         snap = Snapshot(self.storage, head, etag)
         snap._objects, snap._hints = self._objects, self._hints
         return snap
+
+    def share_objects(self, objects: dict[str, Any]) -> None:
+        """Keep state objects in ``objects`` (a cache that outlives this
+        snapshot): each is immutable under its key, so what an earlier read
+        found holds for every head that points to it."""
+        objects.update(self._objects)
+        self._objects = objects
 
     @classmethod
     def read(cls, storage: Storage) -> Snapshot:
@@ -157,9 +185,47 @@ class Snapshot:
             self._hints[key] = list(json.loads(obj.body).get("months", [])) if obj else []
         return self._hints[key]
 
+    def prefetch(
+        self,
+        run: Any,
+        *,
+        hints: Iterable[str] = (),
+        months: Iterable[str] = (),
+        topics: Iterable[str] = (),
+        kinds: Iterable[str] = (),
+    ) -> None:
+        """Read what a step will look up, all at once (``run``: a
+        ``RequestPool.run``): hints, then month, topic and kind objects not
+        read yet. Lookups afterwards find them here."""
+        calls: list[Any] = []
+        calls += [lambda k=k: self.hint(k) for k in dict.fromkeys(hints) if k not in self._hints]
+        calls += [
+            lambda k=k: self._object(k)
+            for k in dict.fromkeys(
+                [
+                    object_key("month", m, self.head.months[m][0])
+                    for m in months
+                    if m in self.head.months
+                ]
+                + [
+                    object_key("topic", t, self.head.topics[t][0])
+                    for t in topics
+                    if t in self.head.topics
+                ]
+                + [
+                    object_key("kind", k, self.head.kinds[k][0])
+                    for k in kinds
+                    if k in self.head.kinds
+                ]
+            )
+            if k not in self._objects
+        ]
+        run(calls)
+
     def entry_of(self, source_key: str) -> Entry | None:
-        """The committed entry of ``source_key`` (a bounded lookup: its hint's months)."""
-        for month in self.hint(source_hint_key(source_key)):
+        """The committed entry of ``source_key`` (a bounded lookup: its hints' months)."""
+        months = [m for key in source_hints(source_key) for m in self.hint(key)]
+        for month in dict.fromkeys(months):
             for e in self.month(month):
                 if e.source_key == source_key:
                     return e
@@ -189,8 +255,10 @@ class Snapshot:
         return Index(tuple(self.all_entries()), h.withdrawing, h.theme, h.announce)
 
 
-def _forget(storage: Storage, key: str) -> None:
+def _forget(storage: Storage, *keys: str) -> None:
+    if not keys:
+        return
     try:
-        storage.delete(key)
+        storage.delete_many(list(keys))
     except StorageError:
         pass  # an unreferenced object left behind costs storage, nothing else
