@@ -267,6 +267,9 @@ class CommitStep(GroupSteps):
                    for (kind, name), r in groups.items() if kind == "kind" and r["count"]},
             withdrawing=h.withdrawing,
             announce=h.announce,
+            # pages an abandoned publish attempt owes: the next commit or sweep
+            # rewrites them from this state
+            repair=h.repair,
         )  # fmt: skip
         etag = put_if_unchanged(self.source, HEAD_KEY, head.to_bytes(), snap.etag,
                                 content_type="application/json", cache_control=PRIVATE_CACHE)  # fmt: skip
