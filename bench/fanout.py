@@ -219,7 +219,13 @@ def section(f: dict[str, Any]) -> str:
             f"on this {f['cpus']}-core machine"
             + (f" (load average {f['load'][0]} before, {f['load'][1]} after: other work shared "
                "the cores)" if f.get("load") else "")
-            + ". Workers are the processes "
+            + ". "
+            + (f"The default size, 10,000 releases, was not measured this time: with the "
+               "machine this loaded its single-worker run had not finished after 25 minutes, so "
+               f"these figures are for {f['size']:,} (the same corpus generator; a month holds "
+               "fewer releases, so each month step's fixed cost weighs more). "
+               if f["size"] < 10_000 else "")
+            + "Workers are the processes "
             "`newsroom rebuild --workers N` starts; each receives one message at a time and "
             "calls the service `render_releases` calls. *render* runs from the start to the "
             "last chunk recorded; *shared* from there to the last topic, kind and prune step "
