@@ -286,5 +286,15 @@ def section(f: dict[str, Any]) -> str:
             + "; a Lambda with 1,024 MB has about 0.6 of a vCPU, so CPU figures may be "
             "up to 1.7× longer there.",
             "",
+            "What still grows with the archive, and how far: the start lists the source "
+            "bucket and (for a rebuild that reuses unchanged pages) the release pages, one "
+            "request per 1,000 keys (1,000 each at a million, about 20 s), and reads the "
+            "committed state one month at a time, keeping a slug per source (about 100 MB at "
+            "a million); settle reads one record of a few hundred bytes per chunk; each prune "
+            "message lists a 36th of the release pages at most (about 28,000 at a million). "
+            "The commit reads one record per month, topic and kind and lists the listing "
+            "pages (months × topics), which grow with the time the archive spans and the "
+            "number of topics, as the head of the private state does.",
+            "",
         ]
     )
