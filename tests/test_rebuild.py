@@ -17,6 +17,7 @@ from support import (
     StorageWrapper,
     cloudfront_distribution,
     dumps,
+    make_publisher,
     make_release,
     public_tree,
     publish,
@@ -50,10 +51,7 @@ def full_build(s3: Any, r: Renderer) -> dict[str, bytes]:
 
 
 def publisher(s3: Any, r: Renderer | None = None) -> Publisher:
-    return Publisher(
-        S3Storage(s3, SOURCE), S3Storage(s3, PUBLIC), r or renderer(), clock=lambda: NOW,
-        sleep=lambda _s: None,
-    )  # fmt: skip
+    return make_publisher(s3, NOW, renderer=r)
 
 
 def service(s3: Any, r: Renderer, *, chunk_size: int = 2, source: Any = None,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..core.i18n import Version
-from ..core.index import Entry, Index, source_digest
+from ..core.index import Index, source_digest
 from ..core.model import parse_release
 from ..core.render import Renderer
 from ..errors import FieldError, InvalidRelease, StorageError
@@ -100,13 +100,8 @@ class RebuildBase:
             if versions is None:
                 versions = records.lookup(key, release)
             rendered = self.renderer.release(release, versions)
-            entry = Entry.from_release(
-                release,
-                source_key=key,
-                site_url=self.renderer.settings.site_url,
-                summary=rendered.summary,
-                revision=rendered.revision,
-                source_digest=source_digest(obj.body),
+            entry = self.renderer.entry(
+                release, rendered, source_key=key, source_digest=source_digest(obj.body)
             )
             entry.json_text  # noqa: B018 - an entry that cannot be encoded is poison too
         except Exception as exc:  # noqa: BLE001
