@@ -80,72 +80,61 @@ def _resources(n: int) -> str:
 
 
 def measure(n: int) -> dict[str, Any]:
-    import os
 
     from moto import mock_aws
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ses.models import ses_backends
 
-    with publish.environment(), mock_aws():
-        saved = {k: os.environ.get(k) for k in ALERT_ENV}
-        os.environ.update(ALERT_ENV)
-        try:
-            import app
-            from chalicelib import service
-            from chalicelib.listeners import Commit, Published
+    with publish.environment(ALERT_ENV), mock_aws():
+        import app
+        from chalicelib import service
+        from chalicelib.listeners import Commit, Published
 
-            logging.getLogger("newsroom").setLevel(logging.WARNING)
-            queue_url = _resources(n)
-            requests: Counter[str] = Counter()
-            clients = {s: service.aws_client(s) for s in ("dynamodb", "sqs", "sesv2")}
+        logging.getLogger("newsroom").setLevel(logging.WARNING)
+        queue_url = _resources(n)
+        requests: Counter[str] = Counter()
+        clients = {s: service.aws_client(s) for s in ("dynamodb", "sqs", "sesv2")}
 
-            def count(event_name: str, **_: Any) -> None:
-                _, service_name, op = event_name.split(".")
-                requests[f"{service_name} {op}"] += 1
+        def count(event_name: str, **_: Any) -> None:
+            _, service_name, op = event_name.split(".")
+            requests[f"{service_name} {op}"] += 1
 
-            for c in clients.values():
-                c.meta.events.register("before-call.*.*", count, unique_id="bench-alerts")
-            sender = service.alert_sender()
-            sender.mailer.base_delay = 0.01
-            # the pump plays Lambda's event source mapping: its own client, not counted
-            import boto3
+        for c in clients.values():
+            c.meta.events.register("before-call.*.*", count, unique_id="bench-alerts")
+        sender = service.alert_sender()
+        sender.mailer.base_delay = 0.01
+        # the pump plays Lambda's event source mapping: its own client, not counted
+        import boto3
 
-            sqs = boto3.client("sqs", region_name="us-east-1")
-            started = time.perf_counter()
-            service.alert_announcer(service.settings()).on_commit(
-                Commit(published=[Published("releases/bench-alert.json", None, ENTRY, True)])
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        started = time.perf_counter()
+        service.alert_announcer(service.settings()).on_commit(
+            Commit(published=[Published("releases/bench-alert.json", None, ENTRY, True)])
+        )
+        deliveries = invocations = 0
+        while True:
+            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
             )
-            deliveries = invocations = 0
-            while True:
-                got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
-                    "Messages", []
-                )
-                if not got:
-                    break
-                for _ in range(2):  # every message delivered twice
-                    app.send_alerts(sqs_event(got, queue_arn(QUEUE)), None)
-                    invocations += 1
-                    deliveries += len(got)
-                sqs.delete_message_batch(
-                    QueueUrl=queue_url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                        for i, m in enumerate(got)
-                    ],
-                )
-            seconds = time.perf_counter() - started
-            for c in clients.values():
-                c.meta.events.unregister("before-call.*.*", unique_id="bench-alerts")
-            backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
-            per_address = Counter(
-                a for m in backend.sent_messages for addrs in m.destinations.values() for a in addrs
+            if not got:
+                break
+            for _ in range(2):  # every message delivered twice
+                app.send_alerts(sqs_event(got, queue_arn(QUEUE)), None)
+                invocations += 1
+                deliveries += len(got)
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+                ],
             )
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        seconds = time.perf_counter() - started
+        for c in clients.values():
+            c.meta.events.unregister("before-call.*.*", unique_id="bench-alerts")
+        backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        per_address = Counter(
+            a for m in backend.sent_messages for addrs in m.destinations.values() for a in addrs
+        )
     total = sum(requests.values())
     return {
         "subscribers": n,

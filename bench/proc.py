@@ -36,20 +36,11 @@ def _children_map() -> dict[int, list[int]]:
     return kids
 
 
-def _rss_kib(pid: int) -> int:
+def _kib(pid: int, file: str, field: str) -> int:
+    """The KiB figure of ``field`` in ``/proc/<pid>/<file>`` (0 once the process is gone)."""
     try:
-        for line in (PROC / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _pss_kib(pid: int) -> int:
-    try:
-        for line in (PROC / str(pid) / "smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
+        for line in (PROC / str(pid) / file).read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -63,8 +54,8 @@ def tree_kib(root: int) -> tuple[int, int]:
     stack = [root]
     while stack:
         pid = stack.pop()
-        rss += _rss_kib(pid)
-        pss += _pss_kib(pid)
+        rss += _kib(pid, "status", "VmRSS:")
+        pss += _kib(pid, "smaps_rollup", "Pss:")
         stack.extend(kids.get(pid, ()))
     return rss, pss
 

@@ -38,14 +38,16 @@ ENV = {
 
 
 @contextmanager
-def environment() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in ENV}
+def environment(extra: dict[str, str] | None = None) -> Iterator[None]:
+    """The bench's environment (``ENV`` plus ``extra``) while inside; the caller's after."""
+    env = {**ENV, **(extra or {})}
+    saved = {k: os.environ.get(k) for k in env}
     cleared = {
         k: os.environ.pop(k)
         for k in list(os.environ)
-        if k.startswith("AWS_ENDPOINT_URL") or (k.startswith("NEWSROOM_") and k not in ENV)
+        if k.startswith("AWS_ENDPOINT_URL") or (k.startswith("NEWSROOM_") and k not in env)
     }
-    os.environ.update(ENV)
+    os.environ.update(env)
     try:
         yield
     finally:
@@ -153,8 +155,7 @@ def measure(archive: int, runs: int = 5, seed: int = 7) -> dict[str, Any]:
         from chalicelib import service
 
         logging.getLogger("newsroom").setLevel(logging.WARNING)  # app sets INFO
-        service._publisher.cache_clear()
-        service._client.cache_clear()
+        service.reset()
         counter = RequestCounter(service.s3_client())
         rng = random.Random(seed)
         n = 0
@@ -202,8 +203,7 @@ def measure(archive: int, runs: int = 5, seed: int = 7) -> dict[str, Any]:
                 "handler_ms_delayed": min(r["ms"] for r in delayed),
                 "put_keys": last["put_keys"],
             }
-        service._publisher.cache_clear()
-        service._client.cache_clear()
+        service.reset()
     return {
         "archive": archive,
         "load": round(os.getloadavg()[0], 2),

@@ -24,6 +24,15 @@ def _ok(met: bool) -> str:
     return "met" if met else "**missed**"
 
 
+def _noop_rows(what: str, size: int, written: int, fraction: float) -> list[list[str]]:
+    """The two goals of a no-op ``what`` (build or rebuild) of ``size`` releases."""
+    return [
+        [f"no-op {what} {size:,}: zero objects rewritten", str(written), _ok(written == 0)],
+        [f"no-op {what} {size:,}: ≤ 25% of a full {what}", f"{fraction:.0%}",
+         _ok(fraction <= GOAL_NOOP_FRACTION)],
+    ]  # fmt: skip
+
+
 def markdown_table(m: dict[str, Any]) -> str:
     rows = [[name, f"{ms:.3f}"] for name, ms in m["ms_per_body"].items()]
     text = _table(["library", "ms per ~600-word body"], rows)
@@ -121,12 +130,6 @@ def cold_table(f: dict[str, Any]) -> str:
         ["import boto3", f"{c['boto3_ms']:.0f} ms"],
         ["ratio", f"{c['ratio']:.2f}×"],
     ]
-    if "alerts" in f:
-        a = f["alerts"]
-        rows.append(
-            [f"alerts: {a['subscribers']:,} subscribers, every message delivered twice: duplicates",
-             str(a["duplicates"]), _ok(a["duplicates"] == 0 and a["recipients"] == a["subscribers"])]
-        )  # fmt: skip
     if "zip" in f and "mb" in f["zip"]:
         rows.append(["deployment.zip", f"{f['zip']['mb']:.2f} MB"])
     return _table(["cold start", "value"], rows)
@@ -155,24 +158,9 @@ def _goals(f: dict[str, Any]) -> list[list[str]]:
             [f"full build {b['size']:,}: peak memory (PSS, process tree) < {GOAL_BUILD_MIB} MiB",
              f"{mib:.0f} MiB", _ok(mib < GOAL_BUILD_MIB)]
         )  # fmt: skip
-        o = b["noop"]
-        rows.append(
-            [f"no-op build {b['size']:,}: zero objects rewritten", str(o["written"]),
-             _ok(o["written"] == 0)]
-        )  # fmt: skip
-        rows.append(
-            [f"no-op build {b['size']:,}: ≤ 25% of a full build", f"{o['fraction']:.0%}",
-             _ok(o["fraction"] <= GOAL_NOOP_FRACTION)]
-        )  # fmt: skip
+        rows += _noop_rows("build", b["size"], b["noop"]["written"], b["noop"]["fraction"])
     for r in f.get("rebuild", []):
-        rows.append(
-            [f"no-op rebuild {r['size']:,}: zero objects rewritten", str(r["noop_written"]),
-             _ok(r["noop_written"] == 0)]
-        )  # fmt: skip
-        rows.append(
-            [f"no-op rebuild {r['size']:,}: ≤ 25% of a full rebuild", f"{r['fraction']:.0%}",
-             _ok(r["fraction"] <= GOAL_NOOP_FRACTION)]
-        )  # fmt: skip
+        rows += _noop_rows("rebuild", r["size"], r["noop_written"], r["fraction"])
     if "cold" in f:
         c = f["cold"]["ratio"]
         rows.append(["cold start: import app ≤ 1.3× import boto3", f"{c:.2f}×",

@@ -2,12 +2,16 @@
 
 Built lazily so ``import app`` needs no AWS configuration, and keyed by the
 settings so a changed environment (tests, the demo) gets a fresh publisher.
+``reset()`` forgets every client and service built so far (the tests call it
+before each test, so none sees another's services).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
+from typing import Any
 
 from .alerts.compose import Composer
 from .alerts.feedback import Feedback
@@ -37,18 +41,39 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-@lru_cache(maxsize=8)
-def _client(service: str, endpoint: str | None, region: str | None):  # noqa: ANN202
+# One client per (service, endpoint, region), never evicted: the cached services
+# below hold their clients, so a client let go here while a service still held it
+# would make two clients for one endpoint (a hook on one misses the other's calls).
+# Made under a lock (a boto3 session is not thread-safe, and threads, the demo's,
+# must never build two for one key), from one session per process: the session
+# keeps botocore's parsed API models, which are most of what a client costs.
+_clients: dict[tuple[str, str | None, str | None], Any] = {}
+_clients_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _session() -> Any:
     import boto3
+
+    return boto3.session.Session()
+
+
+def _client(service: str, endpoint: str | None, region: str | None) -> Any:
     from botocore.config import Config
 
-    # the publisher's request pool keeps up to THREADS requests in flight
-    return boto3.session.Session().client(
-        service,
-        endpoint_url=endpoint or None,
-        region_name=region,
-        config=Config(max_pool_connections=2 * THREADS),
-    )
+    key = (service, endpoint or None, region)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            # the publisher's request pool keeps up to THREADS requests in flight
+            client = _session().client(
+                service,
+                endpoint_url=endpoint or None,
+                region_name=region,
+                config=Config(max_pool_connections=2 * THREADS),
+            )
+            _clients[key] = client
+    return client
 
 
 def s3_client():  # noqa: ANN201
@@ -209,3 +234,13 @@ def search_corpus() -> SearchCorpus:
     """The commit listener that keeps the search corpus in the source bucket."""
     s = settings().require_buckets()
     return SearchCorpus(S3Storage(s3_client(), s.source_bucket))
+
+
+def reset() -> None:
+    """Forget every client and service built so far; the next call builds them
+    again from the environment as it is then (the session's parsed API models
+    are kept)."""
+    with _clients_lock:
+        _clients.clear()
+    for cache in (_publisher, _rebuilder, _hooks, _alert_parts, _search):
+        cache.cache_clear()

@@ -75,12 +75,10 @@ class SourceReading:
                 try:
                     rendered = self.renderer.release(release, versions)
                     self.versions.rendered(source_key, release.slug, rendered.revision, versions)
-                    entry = Entry.from_release(
+                    entry = self.renderer.entry(
                         release,
+                        rendered,
                         source_key=source_key,
-                        site_url=self.settings.site_url,
-                        summary=rendered.summary,
-                        revision=rendered.revision,
                         source_digest=source_digest(obj.body),
                     )
                     entry.json_text  # noqa: B018 - an entry that cannot be encoded is poison too

@@ -90,11 +90,12 @@ class LocalApi:
 
     PREFIX = "/subscriptions"
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, before: Callable[[], None] = lambda: None) -> None:
         from chalice.config import Config
         from chalice.local import LocalGateway
 
         self.gateway = LocalGateway(app, Config())
+        self.before = before
         self.lock = threading.Lock()  # one request at a time, like one Lambda instance
 
     @classmethod
@@ -106,6 +107,7 @@ class LocalApi:
 
         try:
             with self.lock:
+                self.before()
                 resp = self.gateway.handle_request(method, path, headers, body or None)
         except LocalGatewayException as exc:
             return ApiResponse(exc.CODE, dict(exc.headers), exc.body or b"")
@@ -154,11 +156,55 @@ def to_hash(address: str) -> str:
     return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:12]
 
 
-class Outbox:
+class MailCapture:
+    """Every message SES accepted, as the SendEmail request carried it (moto
+    keeps only the HTML part and no headers). Hooked on an SES client: the
+    parameters are noted before the request is built and handed to
+    ``accepted`` once SES answered with a MessageId, so a refused message is
+    never seen."""
+
+    _NOTE, _SENT = "before-parameter-build.sesv2.SendEmail", "after-call.sesv2.SendEmail"
+
+    def attach(self, client: Any) -> None:
+        """Hook on ``client``; hooking on the same client again is a no-op."""
+        events = client.meta.events
+        events.register(self._NOTE, self._note, unique_id=f"mail-note-{id(self)}")
+        events.register(self._SENT, self._sent, unique_id=f"mail-sent-{id(self)}")
+
+    def detach(self, client: Any) -> None:
+        events = client.meta.events
+        events.unregister(self._NOTE, unique_id=f"mail-note-{id(self)}")
+        events.unregister(self._SENT, unique_id=f"mail-sent-{id(self)}")
+
+    @staticmethod
+    def _note(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["outbox_params"] = json.loads(json.dumps(params))
+
+    def _sent(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        params = context.get("outbox_params")
+        if not params or not parsed.get("MessageId"):
+            return
+        from chalicelib.alerts.mail import OutgoingMail
+
+        simple = params["Content"]["Simple"]
+        mail = OutgoingMail(
+            to=params["Destination"]["ToAddresses"][0],
+            subject=simple["Subject"]["Data"],
+            text=simple["Body"]["Text"]["Data"],
+            html=simple["Body"]["Html"]["Data"],
+            headers=tuple((h["Name"], h["Value"]) for h in simple.get("Headers", [])),
+        )
+        self.accepted(mail, params["FromEmailAddress"], parsed["MessageId"])
+
+    def accepted(self, mail: Any, sender: str, message_id: str) -> None:
+        """One message SES accepted (an ``OutgoingMail``)."""
+        raise NotImplementedError
+
+
+class Outbox(MailCapture):
     """Writes every message SES accepted as ``<time>-<to-hash>.eml`` and says one
-    line for it. Hooked on the handlers' own SES client: the parameters are
-    noted before the request is built and written once SES answered with a
-    MessageId, so a refused message leaves no file."""
+    line for it (hooked on the handlers' own SES client), so a refused message
+    leaves no file."""
 
     def __init__(self, folder: Path, say: Callable[[str], None]) -> None:
         self.folder = Path(folder)
@@ -168,40 +214,14 @@ class Outbox:
 
     def attach(self, client: Any) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        events = client.meta.events
-        events.register(
-            "before-parameter-build.sesv2.SendEmail", self._note, unique_id="outbox-note"
-        )
-        events.register("after-call.sesv2.SendEmail", self._write, unique_id="outbox-write")
+        super().attach(client)
 
-    def detach(self, client: Any) -> None:
-        events = client.meta.events
-        events.unregister("before-parameter-build.sesv2.SendEmail", unique_id="outbox-note")
-        events.unregister("after-call.sesv2.SendEmail", unique_id="outbox-write")
-
-    @staticmethod
-    def _note(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["outbox_params"] = json.loads(json.dumps(params))
-
-    def _write(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        params = context.get("outbox_params")
-        if not params or not parsed.get("MessageId"):
-            return
-        from chalicelib.alerts.mail import OutgoingMail
-
-        simple = params["Content"]["Simple"]
-        to = params["Destination"]["ToAddresses"][0]
-        mail = OutgoingMail(
-            to=to,
-            subject=simple["Subject"]["Data"],
-            text=simple["Body"]["Text"]["Data"],
-            html=simple["Body"]["Html"]["Data"],
-            headers=tuple((h["Name"], h["Value"]) for h in simple.get("Headers", [])),
-        )
+    def accepted(self, mail: Any, sender: str, message_id: str) -> None:
         now = datetime.now(UTC)
         with self._lock:
-            path = self.folder / f"{now:%Y%m%dT%H%M%S}.{now.microsecond:06d}Z-{to_hash(to)}.eml"
-            path.write_bytes(mail.as_mime(params["FromEmailAddress"], parsed["MessageId"], now))
+            name = f"{now:%Y%m%dT%H%M%S}.{now.microsecond:06d}Z-{to_hash(mail.to)}.eml"
+            path = self.folder / name
+            path.write_bytes(mail.as_mime(sender, message_id, now))
             self.files.append(path)
         self.say(f"mail: {path}  {mail.subject!r}")
 
@@ -223,17 +243,33 @@ class DemoAlerts:
         """After the demo's environment points at ``endpoint`` (alert settings included)."""
         import boto3
 
-        from chalicelib import service
-
         queue_url = create_resources(endpoint)
         sqs = boto3.session.Session().client(
             "sqs", endpoint_url=endpoint, region_name=REGION,
             aws_access_key_id="demo", aws_secret_access_key="demo",
         )  # fmt: skip
-        self.pump = AlertPump(sqs, queue_url, app_module.send_alerts)
-        self.api = LocalApi(app_module.app)
-        self._ses = service.aws_client("sesv2")  # the handlers' own client
-        self.outbox.attach(self._ses)
+        send_alerts = app_module.send_alerts
+
+        def send(event: dict[str, Any], context: Any) -> Any:
+            self.hook_mail()
+            return send_alerts(event, context)
+
+        self.pump = AlertPump(sqs, queue_url, send)
+        self.api = LocalApi(app_module.app, before=self.hook_mail)
+        self.hook_mail()
+
+    def hook_mail(self) -> None:
+        """Hook the outbox on the handlers' own SES client as it is now: before
+        each handler call, since the client is built again after the services
+        are reset (``chalicelib.service.reset``); hooking twice is a no-op."""
+        from chalicelib import service
+
+        client = service.aws_client("sesv2")
+        if client is not self._ses:
+            if self._ses is not None:
+                self.outbox.detach(self._ses)
+            self.outbox.attach(client)
+            self._ses = client
 
     def run(self, stop: threading.Event, interval: float) -> None:
         assert self.pump is not None

@@ -28,7 +28,7 @@ from chalicelib.core.i18n import Version, language_versions
 from chalicelib.core.index import Entry, Index, source_digest
 from chalicelib.core.index import months as index_months
 from chalicelib.core.model import Release, parse_release
-from chalicelib.core.render import Renderer
+from chalicelib.core.render import RenderedRelease, Renderer
 from chalicelib.core.site import Page, plan, render_page
 from chalicelib.errors import FieldError, InvalidRelease, SlugConflict
 from chalicelib.keys import INDEX_KEY, MEDIA_PREFIX, put_public, release_key
@@ -247,23 +247,17 @@ def build_site(
         for k in {i.translation_key for i in items}
         if k
     }
-    for (key, raw, release), (page, summary, revision) in zip(
+    for (key, raw, release), parts in zip(
         live, _render_all(live, renderer, workers if parallel else 1, versions), strict=True
     ):
+        rendered = RenderedRelease(*parts)
         if sink is not None:
-            sink(release_key(release.slug), page)
+            sink(release_key(release.slug), rendered.page)
             result.streamed.append(release_key(release.slug))
         else:
-            result.files[release_key(release.slug)] = page
+            result.files[release_key(release.slug)] = rendered.page
         entries.append(
-            Entry.from_release(
-                release,
-                source_key=key,
-                site_url=renderer.settings.site_url,
-                summary=summary,
-                revision=revision,
-                source_digest=source_digest(raw),
-            )
+            renderer.entry(release, rendered, source_key=key, source_digest=source_digest(raw))
         )
     del live, parsed
     index = Index.build(entries + reused_live + kept).with_theme(renderer.theme)
@@ -517,14 +511,7 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
         written = rendered.page
     else:
         written = _write_file(root, release_key(release.slug), rendered.page, _SHARED["fresh"])
-    entry = Entry.from_release(
-        release,
-        source_key=key,
-        site_url=renderer.settings.site_url,
-        summary=rendered.summary,
-        revision=rendered.revision,
-        source_digest=digest,
-    )
+    entry = renderer.entry(release, rendered, source_key=key, source_digest=digest)
     entry.json_text  # noqa: B018 - encoded here, in parallel, not in the parent
     doc = _search_document(release, rendered.summary)
     return ("live", key, entry, written, release.translation_key, doc)
@@ -938,9 +925,10 @@ class _SearchPieces:
             is_runtime,
             piece_prefix,
         )
-        from chalicelib.search.pieces import shell
+        from chalicelib.search.pieces import piece_topics, shell
 
         entries: dict[str, dict[str, Any]] = {}
+        topics: dict[str, list[str]] = {}
         runtime: dict[str, str] = {}  # key -> file
         files: dict[str, int] = {}  # documents file -> descriptor
         os.makedirs(self.folder, exist_ok=True)
@@ -980,11 +968,12 @@ class _SearchPieces:
                             self.out.append((prefix + rel, None if self.fresh else path, None))
                 canonical = _canonical(rewritten, prefix)
                 entries[piece] = json.loads(canonical[prefix + ENTRY_NAME])
+                topics[piece] = piece_topics(canonical, piece)
                 self.out.extend((k, None, v) for k, v in sorted(canonical.items()))
         finally:
             for fd in files.values():
                 os.close(fd)
-        top, needed = shell(entries)
+        top, needed = shell(entries, topics)
         self.out.extend((k, None, v) for k, v in sorted(top.items()))
         for key in needed:
             if key in runtime:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -93,31 +93,15 @@ class Sent:
         return match.group(0)
 
 
-@dataclass
-class Outbox:
-    """Every message SES accepted, as the SendEmail request carried it (moto
-    keeps only the HTML part and no headers): the request's parameters are
-    noted before it is built and kept once SES answered with a MessageId."""
+class Outbox(alerts_local.MailCapture):
+    """Every message SES accepted, as the SendEmail request carried it (the
+    demo's capture, kept in a list)."""
 
-    sent: list[Sent] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
 
-    def note(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["outbox_params"] = json.loads(json.dumps(params))
-
-    def record(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        params = context.get("outbox_params")
-        if not params or not parsed.get("MessageId"):
-            return
-        simple = params["Content"]["Simple"]
-        self.sent.append(
-            Sent(
-                to=params["Destination"]["ToAddresses"][0],
-                subject=simple["Subject"]["Data"],
-                text=simple["Body"]["Text"]["Data"],
-                html=simple["Body"]["Html"]["Data"],
-                headers={h["Name"]: h["Value"] for h in simple.get("Headers", [])},
-            )
-        )
+    def accepted(self, mail: Any, sender: str, message_id: str) -> None:
+        self.sent.append(Sent(mail.to, mail.subject, mail.text, mail.html, dict(mail.headers)))
 
     def to(self, address: str) -> list[Sent]:
         return [m for m in self.sent if m.to == address]

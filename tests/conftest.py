@@ -14,12 +14,29 @@ from chalice.test import Client
 from moto import mock_aws
 from support import BASE_ENV, PUBLIC, SOURCE
 
+from chalicelib import service
 from newsroom.demo import atomic_moto_requests
 
-# the longest files, started first: with `make test`'s two processes (one file
+# The longest units, started first: with `make test`'s two processes (one unit
 # each at a time, handed out in this order) neither is left with one long file
-# at the end while the other idles
-LONGEST_FIRST = ("tests/test_judges.py", "tests/browser/", "tests/test_demo.py")
+# at the end while the other idles. Longest first by `pytest --durations`; the
+# rest follow in file order.
+LONGEST_FIRST = (
+    "tests/test_concurrency.py",
+    "tests/test_bench_smoke.py",
+    "tests/test_judges.py",
+    "tests/test_rebuild.py",
+    "tests/browser/",
+    "tests/test_rebuild_cli.py",
+    "tests/test_faults.py",
+    "tests/test_confidentiality.py",
+    "tests/test_packaging.py",
+    "tests/test_search_updater.py",
+    "tests/test_sweep.py",
+    "tests/test_demo.py",
+    "tests/test_properties.py",
+)
+BROWSER = "tests/browser/"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,6 +45,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return found[0] if found else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: a file's own order stays
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` as `make test` runs it, with two changes: the browser
+    folder is one unit (its demo site and Chromium, package fixtures, are then
+    made once, not once per process), and units go out in the order above
+    (xdist's own order, most tests first, handed the longest file out last)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndBrowser(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return BROWSER if path.startswith(BROWSER) else path
+
+    config.option.loadscopereorder = False
+    return FilesAndBrowser(config, log)
+
+
+@pytest.fixture(autouse=True)
+def fresh_services() -> None:
+    """Each test builds its own clients and services (none cached by an earlier test)."""
+    service.reset()
 
 
 @pytest.fixture
@@ -82,21 +123,10 @@ def outbox() -> Iterator[Any]:
     the HTML part and no headers)."""
     from alerts_support import Outbox
 
-    from chalicelib import service
-
     box = Outbox()
     client = service.aws_client("sesv2")
-    # alert services cached by an earlier test of this process may hold a client
-    # the bounded client cache has since let go: build them again around this one
-    service._alert_parts.cache_clear()
-    hooks = [
-        ("before-parameter-build.sesv2.SendEmail", box.note),
-        ("after-call.sesv2.SendEmail", box.record),
-    ]
-    for event, handler in hooks:
-        client.meta.events.register(event, handler, unique_id=f"test-outbox-{event}")
+    box.attach(client)
     try:
         yield box
     finally:
-        for event, _ in hooks:
-            client.meta.events.unregister(event, unique_id=f"test-outbox-{event}")
+        box.detach(client)

@@ -34,6 +34,17 @@ def client(app_module: Any, tmp_path: Path) -> Client:
     return Client(app_module.app, project_dir=str(tmp_path))
 
 
+def hook_client(app_module: Any, tmp_path: Path, monkeypatch: Any, **secrets: str) -> Client:
+    """The test client with the routes' secret settings set (``NEWSROOM_SANITY_SECRET=…``)."""
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    return client(app_module, tmp_path)
+
+
+def post_hook(api: Client, cms: str, body: bytes, headers: dict[str, str]) -> Any:
+    return api.http.post(f"/hooks/{cms}", headers=headers, body=body)
+
+
 ORDER_PREFIX = "cms/_order/"
 
 

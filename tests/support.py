@@ -25,8 +25,9 @@ from chalicelib.core.render import Renderer
 from chalicelib.errors import TransientStorageError
 from chalicelib.keys import receipt_key
 from chalicelib.logs import JsonLineFormatter
+from chalicelib.publisher import Publisher
 from chalicelib.settings import Settings
-from chalicelib.storage import Counters, ObjectInfo, Storage, StoredObject
+from chalicelib.storage import Counters, ObjectInfo, S3Storage, Storage, StoredObject
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = Path(__file__).resolve().parent / "events"
@@ -84,6 +85,25 @@ def _renderer(settings: Settings) -> Renderer:
 def renderer() -> Renderer:
     """One renderer per settings: templates compile once per test session."""
     return _renderer(Settings.from_env())
+
+
+def make_publisher(
+    s3: Any,
+    now: datetime | Callable[[], datetime] | None = None,
+    *,
+    wrap: Callable[[Storage], Storage] = lambda storage: storage,
+    **options: Any,
+) -> Publisher:
+    """A Publisher over the test buckets (each through ``wrap``: a fault or an
+    interleaving), the test renderer (or ``renderer=``), a fixed clock (``now``) and
+    no backoff sleeps; other ``options`` as Publisher takes them."""
+    if isinstance(now, datetime):
+        options["clock"] = lambda: now
+    elif now is not None:
+        options["clock"] = now
+    options.setdefault("sleep", lambda _s: None)
+    r = options.pop("renderer", None) or renderer()
+    return Publisher(wrap(S3Storage(s3, SOURCE)), wrap(S3Storage(s3, PUBLIC)), r, **options)
 
 
 def public_samples(now: datetime) -> list[Path]:
@@ -202,6 +222,13 @@ def public_tree(s3: Any, bucket: str = PUBLIC) -> dict[str, bytes]:
     return out
 
 
+def empty_buckets(s3: Any) -> None:
+    """Both buckets emptied (a property test's next example starts from nothing)."""
+    for bucket in (SOURCE, PUBLIC):
+        for key in list(public_tree(s3, bucket)):
+            s3.delete_object(Bucket=bucket, Key=key)
+
+
 def receipt(s3: Any, source_key: str) -> dict[str, Any]:
     body = s3.get_object(Bucket=SOURCE, Key=receipt_key(source_key))["Body"].read()
     return json.loads(body)
@@ -256,6 +283,21 @@ def serving_demo(
         yield demo, receipts
     finally:
         demo.stop()
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's threaded server on a free port, one request at a time (S3's
+    per-request atomicity), as the demo runs it; its endpoint URL."""
+    from newsroom.demo import atomic_moto_server_class
+
+    server = atomic_moto_server_class()(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
 
 
 # Storage wrappers --------------------------------------------------------------------

@@ -241,22 +241,24 @@ def drain_release_only(app_module: Any, queue_url: str) -> None:
     app_module.send_alerts(sqs_event([message]), None)
 
 
+def ses_error(code: str, message: str, status: int) -> ClientError:
+    """The error SES answers SendEmail with."""
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        "SendEmail",
+    )
+
+
 def _throttle(times: int) -> Any:
     calls = {"n": 0}
 
     def handler(**_: Any) -> None:
         calls["n"] += 1
         if calls["n"] <= times:
-            raise ClientError(
-                {
-                    "Error": {
-                        "Code": "TooManyRequestsException",
-                        "Message": "Maximum sending rate exceeded.",
-                    },
-                    "ResponseMetadata": {"HTTPStatusCode": 429},
-                },
-                "SendEmail",
-            )
+            raise ses_error("TooManyRequestsException", "Maximum sending rate exceeded.", 429)
 
     return handler
 
@@ -327,16 +329,7 @@ def test_permanent_failure_is_recorded_and_the_rest_go_on(
 
     def reject_r1(params: dict[str, Any], **_: Any) -> None:
         if params["Destination"]["ToAddresses"] == ["r1@example.org"]:
-            raise ClientError(
-                {
-                    "Error": {
-                        "Code": "MessageRejected",
-                        "Message": "Email address is not verified.",
-                    },
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
-                },
-                "SendEmail",
-            )
+            raise ses_error("MessageRejected", "Email address is not verified.", 400)
 
     sesv2 = service.aws_client("sesv2")
     sesv2.meta.events.register(

@@ -30,34 +30,33 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from invariants import link_problems
-from support import PUBLIC, SOURCE, Interleave, dumps, make_release, public_tree, renderer
+from support import (
+    PUBLIC,
+    SOURCE,
+    Interleave,
+    dumps,
+    make_publisher,
+    make_release,
+    moto_server,
+    public_tree,
+    renderer,
+)
 
 from chalicelib.errors import StorageError
 from chalicelib.keys import STATE_KEY
 from chalicelib.publisher import Publisher
 from chalicelib.storage import S3Storage
 from newsroom.build import build_site
-from newsroom.demo import atomic_moto_server_class
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOPICS = ["Clean Water", "Harbour", "Schools", "Côte d'Ivoire", "Storms", "Budget"]
 KINDS = ["press-release", "report", "statement", "campaign-update", "victory"]
 
 
-# moto's threaded server, one request at a time (S3's per-request atomicity);
-# the same local endpoint the demo runs
-AtomicMotoServer = atomic_moto_server_class()
-
-
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    server = AtomicMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 def client(endpoint: str) -> Any:
@@ -73,14 +72,17 @@ def client(endpoint: str) -> Any:
 
 @pytest.fixture
 def s3(endpoint: str, env: dict[str, str]) -> Iterator[Any]:
+    """Both buckets on the module's server, emptied (a thousand keys a request)."""
     c = client(endpoint)
     for bucket in (SOURCE, PUBLIC):
         try:
             c.create_bucket(Bucket=bucket)
         except ClientError:
             pass
-        for key in list(public_tree(c, bucket)):
-            c.delete_object(Bucket=bucket, Key=key)
+        for page in c.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                c.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
     yield c
 
 
@@ -107,6 +109,25 @@ def release_doc(i: int, rng: random.Random) -> dict[str, Any]:
         topics=rng.sample(TOPICS, rng.randint(0, 2)),
         summary=f"Summary {i}",
     )
+
+
+def releases(suite: int, stress: int) -> pytest.MarkDecorator:
+    """A test run with ``count`` releases: ``suite`` in the suite, ``stress`` in ``make stress``."""
+    return pytest.mark.parametrize(
+        "count",
+        [suite, pytest.param(stress, marks=pytest.mark.stress)],
+        ids=[f"{suite}-releases", f"{stress}-releases"],
+    )
+
+
+def upload_releases(s3: Any, name: str, count: int, rng: random.Random) -> list[str]:
+    """``count`` generated releases uploaded as ``releases/<name>-<i>.json``; their keys."""
+    keys = []
+    for i in range(count):
+        key = f"releases/{name}-{i:03d}.json"
+        s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(i, rng)))
+        keys.append(key)
+    return keys
 
 
 def run_parallel(
@@ -205,23 +226,14 @@ def test_server_enforces_conditional_writes_atomically(s3: Any, endpoint: str) -
     assert conflicts, "the threads did race"
 
 
-@pytest.mark.parametrize(
-    "count",
-    [24, pytest.param(100, marks=pytest.mark.stress)],
-    ids=["24-releases", "100-releases"],
-)
+@releases(suite=24, stress=100)
 def test_twelve_threads_publish_at_once_and_lose_nothing(
     s3: Any, endpoint: str, count: int
 ) -> None:
     """Far more concurrency than the queue allows: real races for index.json, and
     the IfMatch commit alone keeps every entry. The suite runs 24 releases; the
     100-release run is in the stress set (it takes about a minute here)."""
-    rng = random.Random(7)
-    keys = []
-    for i in range(count):
-        key = f"releases/release-{i:03d}.json"
-        s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(i, rng)))
-        keys.append(key)
+    keys = upload_releases(s3, "release", count, random.Random(7))
     jobs = [lambda p, k=k: p.sync(k) for k in keys]
     conflicts = run_parallel(12, jobs, endpoint)
 
@@ -237,15 +249,12 @@ def test_twelve_threads_publish_at_once_and_lose_nothing(
         assert json.loads(body)["status"] == "published"
 
 
-def test_a_burst_of_100_releases_in_batches_on_two_consumers(s3: Any, endpoint: str) -> None:
+@releases(suite=40, stress=100)
+def test_a_burst_in_batches_on_two_consumers(s3: Any, endpoint: str, count: int) -> None:
     """As deployed: the queue hands batches of 10 to at most two consumers at
-    once; each batch commits once, a lost race retries the batch in place."""
-    rng = random.Random(8)
-    keys = []
-    for i in range(100):
-        key = f"releases/burst-{i:03d}.json"
-        s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(i, rng)))
-        keys.append(key)
+    once; each batch commits once, a lost race retries the batch in place. The
+    suite runs 40 releases; the stress set 100."""
+    keys = upload_releases(s3, "burst", count, random.Random(8))
     batches = [keys[i : i + 10] for i in range(0, len(keys), 10)]
 
     def run_batch(p: Publisher, batch: list[str]) -> Any:
@@ -259,22 +268,24 @@ def test_a_burst_of_100_releases_in_batches_on_two_consumers(s3: Any, endpoint: 
     )
     tree = public_tree(s3)
     slugs = index_slugs(tree)
-    assert sorted(slugs) == sorted(f"burst-{i:03d}" for i in range(100)), "lost entries"
+    assert sorted(slugs) == sorted(f"burst-{i:03d}" for i in range(count)), "lost entries"
     assert front_slugs(tree) == slugs[:12]
     assert link_problems(tree) == []
     assert tree == full_build(s3)
     assert figures["lambda_retries"] == 0, "no batch gave up"
 
 
-def test_deletes_updates_and_slug_changes_mixed_with_publishes(s3: Any, endpoint: str) -> None:
+@releases(suite=9, stress=15)
+def test_deletes_updates_and_slug_changes_mixed_with_publishes(
+    s3: Any, endpoint: str, count: int
+) -> None:
+    """``count`` releases live; then a third of them deleted, a third updated
+    (some to a new slug) while ``count`` new ones are published, all at once on
+    12 threads. The suite runs 9 and 9; the stress set 15 and 15."""
     rng = random.Random(11)
-    first = []
-    for i in range(15):
-        key = f"releases/old-{i:03d}.json"
-        s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(i, rng)))
-        first.append(key)
+    first = upload_releases(s3, "old", count, rng)
     run_parallel(8, [lambda p, k=k: p.sync(k) for k in first], endpoint)
-    assert len(index_slugs(public_tree(s3))) == 15
+    assert len(index_slugs(public_tree(s3))) == count
 
     jobs: list[Callable[[Publisher], Any]] = []
     for i, key in enumerate(first):
@@ -288,7 +299,7 @@ def test_deletes_updates_and_slug_changes_mixed_with_publishes(s3: Any, endpoint
         else:
             continue
         jobs.append(lambda p, k=key: p.sync(k))
-    for i in range(15):
+    for i in range(count):
         key = f"releases/new-{i:03d}.json"
         s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(2000 + i, rng)))
         jobs.append(lambda p, k=key: p.sync(k))
@@ -309,13 +320,7 @@ def test_deletes_updates_and_slug_changes_mixed_with_publishes(s3: Any, endpoint
 
 
 def plain(aws: Any) -> Publisher:
-    return Publisher(
-        S3Storage(aws, SOURCE),
-        S3Storage(aws, PUBLIC),
-        renderer(),
-        clock=lambda: NOW,
-        sleep=lambda _s: None,
-    )
+    return make_publisher(aws, NOW)
 
 
 def interleaved(aws: Any, when: Callable[[str, str], bool], then: Callable) -> Publisher:

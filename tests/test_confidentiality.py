@@ -32,7 +32,16 @@ import pytest
 import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import PUBLIC, SOURCE, dumps, make_release, public_tree, queue_event, s3_event
+from support import (
+    PUBLIC,
+    SOURCE,
+    dumps,
+    empty_buckets,
+    make_release,
+    public_tree,
+    queue_event,
+    s3_event,
+)
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 RELEASE_KEYS = ["releases/alpha.json", "releases/beta two.json", "releases/gamma+3.json"]
@@ -211,24 +220,35 @@ def handlers(app_module: Any, aws: Any) -> Iterator[Any]:
     unwatch(service.s3_client())
 
 
-def reset(s3: Any) -> None:
-    for bucket in (SOURCE, PUBLIC):
-        for key in list(public_tree(s3, bucket)):
-            s3.delete_object(Bucket=bucket, Key=key)
+HISTORIES = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
 
 
-@settings(
-    max_examples=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(max_examples=8, **HISTORIES)
 @given(history=st.lists(steps, min_size=1, max_size=16))
 def test_nothing_of_a_release_is_public_before_its_instant(
     handlers: Any, aws: Any, history: list
 ) -> None:
+    """Random histories of versions, media, deliveries and ticks (8 of them in
+    the suite, 40 in the stress set below)."""
+    nothing_public_before_its_instant(handlers, aws, history)
+
+
+@pytest.mark.stress
+@settings(max_examples=40, **HISTORIES)
+@given(history=st.lists(steps, min_size=1, max_size=16))
+def test_nothing_of_a_release_is_public_before_its_instant_in_many_histories(
+    handlers: Any, aws: Any, history: list
+) -> None:
+    nothing_public_before_its_instant(handlers, aws, history)
+
+
+def nothing_public_before_its_instant(handlers: Any, aws: Any, history: list) -> None:
     from chalicelib import service
 
-    reset(aws)
+    empty_buckets(aws)
     world = World()
     queued: list[dict[str, Any]] = []
     seen: dict[str, str] = {}

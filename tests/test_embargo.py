@@ -8,13 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import support
 from click.testing import CliRunner
-from support import PUBLIC, SOURCE, make_release, public_tree, publish, receipt, sqs_event, upload
+from support import SOURCE, make_release, public_tree, publish, receipt, sqs_event, upload
 
-from chalicelib.core.render import Renderer
 from chalicelib.publisher import Publisher
-from chalicelib.settings import Settings
-from chalicelib.storage import S3Storage
 from newsroom.cli import main
 
 EMBARGO = "2030-03-01T09:00:00-05:00"
@@ -45,14 +43,7 @@ class Clock:
 
 
 def make_publisher(clock: Clock) -> Publisher:
-    client = boto3.client("s3", region_name="us-east-1")
-    return Publisher(
-        S3Storage(client, SOURCE),
-        S3Storage(client, PUBLIC),
-        Renderer(Settings.from_env()),
-        clock=clock,
-        sleep=lambda s: None,
-    )
+    return support.make_publisher(boto3.client("s3", region_name="us-east-1"), clock)
 
 
 def schedule(s3) -> list[dict[str, Any]]:

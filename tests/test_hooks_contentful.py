@@ -16,9 +16,11 @@ from hooks_support import (
     body_json,
     client,
     contentful_headers,
+    hook_client,
     oversized,
     payload,
     payload_obj,
+    post_hook,
     source_tree,
     stored_json,
 )
@@ -50,12 +52,11 @@ UNPUBLISH = "ContentManagement.Entry.unpublish"
 
 @pytest.fixture
 def api(app_module: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("NEWSROOM_CONTENTFUL_SECRET", SECRET)
-    return client(app_module, tmp_path)
+    return hook_client(app_module, tmp_path, monkeypatch, NEWSROOM_CONTENTFUL_SECRET=SECRET)
 
 
 def post(api: Any, body: bytes, headers: dict[str, str]) -> Any:
-    return api.http.post("/hooks/contentful", headers=headers, body=body)
+    return post_hook(api, "contentful", body, headers)
 
 
 def publish(api: Any, body: bytes | None = None) -> Any:

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from hooks_support import (
     body_json,
-    client,
     contentful_headers,
     generic_headers,
+    hook_client,
     payload,
     payload_obj,
+    post_hook,
     sanity_headers,
     source_tree,
     strapi_headers,
@@ -35,15 +36,14 @@ UNPUBLISH = "ContentManagement.Entry.unpublish"
 
 @pytest.fixture
 def api(app_module: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("NEWSROOM_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("NEWSROOM_CONTENTFUL_SECRET", CF_SECRET)
-    monkeypatch.setenv("NEWSROOM_SANITY_SECRET", SECRET)
-    monkeypatch.setenv("NEWSROOM_STRAPI_TOKEN", TOKEN)
-    return client(app_module, tmp_path)
+    return hook_client(
+        app_module, tmp_path, monkeypatch,
+        NEWSROOM_WEBHOOK_SECRET=SECRET, NEWSROOM_CONTENTFUL_SECRET=CF_SECRET,
+        NEWSROOM_SANITY_SECRET=SECRET, NEWSROOM_STRAPI_TOKEN=TOKEN,
+    )  # fmt: skip
 
 
-def post(api: Any, cms: str, body: bytes, headers: dict[str, str]) -> Any:
-    return api.http.post(f"/hooks/{cms}", headers=headers, body=body)
+post = post_hook
 
 
 # ----------------------------------------------------------------- generic

@@ -10,9 +10,11 @@ import pytest
 from hooks_support import (
     body_json,
     client,
+    hook_client,
     oversized,
     payload,
     payload_obj,
+    post_hook,
     sanity_headers,
     source_tree,
 )
@@ -30,12 +32,11 @@ MAP = f"cms/sanity/{DOC_ID}.json"
 
 @pytest.fixture
 def api(app_module: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("NEWSROOM_SANITY_SECRET", SECRET)
-    return client(app_module, tmp_path)
+    return hook_client(app_module, tmp_path, monkeypatch, NEWSROOM_SANITY_SECRET=SECRET)
 
 
 def post(api: Any, body: bytes, headers: dict[str, str]) -> Any:
-    return api.http.post("/hooks/sanity", headers=headers, body=body)
+    return post_hook(api, "sanity", body, headers)
 
 
 def publish(api: Any, body: bytes | None = None, **kw: Any) -> Any:

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from hooks_support import (
     body_json,
-    client,
+    hook_client,
     oversized,
     payload,
     payload_obj,
+    post_hook,
     source_tree,
     strapi_headers,
 )
@@ -27,12 +28,11 @@ MAP = "cms/strapi/press-release/h90lgohlzfpjf3bvan72mzll/en.json"  # per locale
 
 @pytest.fixture
 def api(app_module: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("NEWSROOM_STRAPI_TOKEN", TOKEN)
-    return client(app_module, tmp_path)
+    return hook_client(app_module, tmp_path, monkeypatch, NEWSROOM_STRAPI_TOKEN=TOKEN)
 
 
 def post(api: Any, body: bytes, headers: dict[str, str]) -> Any:
-    return api.http.post("/hooks/strapi", headers=headers, body=body)
+    return post_hook(api, "strapi", body, headers)
 
 
 def publish(api: Any, body: bytes | None = None, token: str = TOKEN) -> Any:

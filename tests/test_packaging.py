@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 from support import PUBLIC, ROOT, SITE_URL, SOURCE, dumps, make_release, sqs_event
 
+from bench.coldstart import chalice_package
+
 MAX_ZIP_BYTES = 5 * 1024 * 1024
 # Tool-only libraries: the CLI, the demo and its local S3 need them; Lambda never does.
 TOOL_ONLY = ("click", "moto", "werkzeug", "flask", "newsroom")
@@ -92,22 +94,8 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     out = tmp_path_factory.mktemp("package")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "NEWSROOM_")) and k != "PYTHONPATH"
-    }
-    env.update(AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
-    chalice = Path(sys.executable).with_name("chalice")
     started = time.perf_counter()
-    proc = subprocess.run(
-        [str(chalice), "package", "--pkg-format", "terraform", str(out / "tf")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = chalice_package(out / "tf")
     elapsed = time.perf_counter() - started
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out / "tf" / "deployment.zip", elapsed

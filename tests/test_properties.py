@@ -20,10 +20,16 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from invariants import link_problems, secrecy_problems
-from support import PUBLIC, SOURCE, dumps, make_release, public_tree, renderer
+from support import (
+    SOURCE,
+    dumps,
+    empty_buckets,
+    make_publisher,
+    make_release,
+    public_tree,
+    renderer,
+)
 
-from chalicelib.publisher import Publisher
-from chalicelib.storage import S3Storage
 from newsroom.build import build_site
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -83,12 +89,6 @@ step = st.one_of(
 )
 
 
-def reset(s3: Any) -> None:
-    for bucket in (SOURCE, PUBLIC):
-        for key in list(public_tree(s3, bucket)):
-            s3.delete_object(Bucket=bucket, Key=key)
-
-
 @settings(
     max_examples=12,
     deadline=None,
@@ -96,15 +96,9 @@ def reset(s3: Any) -> None:
 )
 @given(history=st.lists(step, min_size=1, max_size=14))
 def test_any_event_history_converges_to_a_full_build(aws: Any, history: list) -> None:
-    reset(aws)
+    empty_buckets(aws)
     clock = [NOW]
-    publisher = Publisher(
-        S3Storage(aws, SOURCE),
-        S3Storage(aws, PUBLIC),
-        renderer(),
-        clock=lambda: clock[0],
-        sleep=lambda _s: None,
-    )
+    publisher = make_publisher(aws, lambda: clock[0])
     queued: list[str] = []
     for kind, arg in history:
         if kind == "change":

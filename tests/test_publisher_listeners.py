@@ -7,12 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from support import PUBLIC, SOURCE, make_release, renderer, upload
+from support import SOURCE, make_publisher, make_release, upload
 
 from chalicelib.keys import STATE_KEY
 from chalicelib.listeners import Commit
 from chalicelib.publisher import Publisher
-from chalicelib.storage import S3Storage
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -38,14 +37,7 @@ class Recorder:
 
 
 def publisher(aws: Any, listener: Recorder, now: datetime = NOW) -> Publisher:
-    return Publisher(
-        S3Storage(aws, SOURCE),
-        S3Storage(aws, PUBLIC),
-        renderer(),
-        clock=lambda: now,
-        sleep=lambda _s: None,
-        listeners=[listener],
-    )
+    return make_publisher(aws, now, listeners=[listener])
 
 
 def owed(aws: Any) -> list[dict]:

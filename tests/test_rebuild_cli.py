@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
-from support import PUBLIC, SOURCE, dumps, make_release, public_tree
+from support import PUBLIC, SOURCE, dumps, make_release, moto_server, public_tree
 
 from chalicelib.core.render import Renderer
 from chalicelib.keys import rebuild_key
@@ -24,19 +24,13 @@ from chalicelib.rebuild import SqsQueue
 from chalicelib.settings import Settings
 from newsroom.build import build_site
 from newsroom.cli import main
-from newsroom.demo import atomic_moto_server_class
 from newsroom.rebuild import create_rebuild_queue, start_workers, stop_workers
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    server = atomic_moto_server_class()(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

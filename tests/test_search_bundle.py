@@ -123,6 +123,7 @@ def test_one_index_per_year_under_a_shell_that_holds_the_runtime_once():
             {"name": "2021", "year": "2021", "languages": ["en"]},
             {"name": "2018", "year": "2018", "languages": ["en", "fr"]},
         ],
+        "topics": ["Clean Water", "Côte d'Ivoire"],
     }
     assert [f["url"] for f in fragments({k: v for k, v in files.items() if "/2018/" in k})] == [
         "/releases/old/",
@@ -189,18 +190,7 @@ def test_build_indexes_public_releases_only(tmp_path: Path):
         )
     )
     out = tmp_path / "out"
-    run = subprocess.run(
-        [NEWSROOM, "build", str(src), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stderr
-    files = {
-        p.relative_to(out).as_posix(): p.read_bytes()
-        for p in out.rglob("*")
-        if p.is_file() and p.relative_to(out).as_posix().startswith("pagefind/")
-    }
+    files = built_bundle(src, out)
     frs = fragments(files)
     assert [f["url"] for f in frs] == ["/releases/live/"]
     assert b"dredging" not in b"".join(
@@ -210,19 +200,20 @@ def test_build_indexes_public_releases_only(tmp_path: Path):
     # a second build of the same sources changes nothing under pagefind/
     again = tmp_path / "again"
     shutil.copytree(out, again)
+    assert built_bundle(src, again) == files
+
+
+def built_bundle(src: Path, out: Path) -> dict[str, bytes]:
+    """``newsroom build SRC --out OUT``; the files it left under ``pagefind/``."""
     run = subprocess.run(
-        [NEWSROOM, "build", str(src), "--out", str(again)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+        [NEWSROOM, "build", str(src), "--out", str(out)], capture_output=True, text=True, cwd=ROOT
     )
     assert run.returncode == 0, run.stderr
-    second = {
-        p.relative_to(again).as_posix(): p.read_bytes()
-        for p in again.rglob("*")
-        if p.is_file() and p.relative_to(again).as_posix().startswith("pagefind/")
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file() and p.relative_to(out).as_posix().startswith("pagefind/")
     }
-    assert second == files
 
 
 @pytest.mark.parametrize("missing", ["/nonexistent/pagefind"])

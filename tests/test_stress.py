@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 from invariants import link_problems
-from support import SOURCE, dumps, public_tree
+from support import public_tree
 from test_concurrency import (  # noqa: F401  (fixtures)
     endpoint,
     front_slugs,
     full_build,
     index_slugs,
-    release_doc,
     run_parallel,
     s3,
+    upload_releases,
 )
 
 RELEASES = int(os.environ.get("STRESS_RELEASES", "1000"))
@@ -35,12 +35,7 @@ RETRY_DELAY = float(os.environ.get("STRESS_RETRY_DELAY", "20"))
 
 @pytest.mark.stress
 def test_stress_publish(s3: Any, endpoint: str) -> None:  # noqa: F811
-    rng = random.Random(1)
-    keys = []
-    for i in range(RELEASES):
-        key = f"releases/stress-{i:04d}.json"
-        s3.put_object(Bucket=SOURCE, Key=key, Body=dumps(release_doc(i, rng)))
-        keys.append(key)
+    keys = upload_releases(s3, "stress", RELEASES, random.Random(1))
     started = time.perf_counter()
     figures = run_parallel(
         WORKERS,

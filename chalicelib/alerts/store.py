@@ -86,6 +86,21 @@ class SubscriberStore:
         except BotoCoreError as exc:
             raise TransientStorageError(f"dynamodb {self.table}: {exc}") from exc
 
+    def _update_profile(
+        self, address_id: str, update: str, condition: str, values: dict[str, Any]
+    ) -> bool:
+        """One conditional update of an address's profile item (``#s`` names its
+        state); False when the condition failed."""
+        resp = self._call(
+            "update_item",
+            Key=self._item(profile_key(address_id)),
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=self._item(values),
+            **({"ExpressionAttributeNames": {"#s": "state"}} if "#s" in update + condition else {}),
+        )
+        return resp is not None
+
     # one subscriber
     def get(self, address_id: str) -> dict[str, Any] | None:
         resp = self._call("get_item", Key=self._item(profile_key(address_id)), ConsistentRead=True)
@@ -126,7 +141,6 @@ class SubscriberStore:
                 is not None
             )
         state = "active" if previous.get("state") == "active" else "pending"
-        names = {"#s": "state"}
         values = {
             ":e": email,
             ":s": state,
@@ -142,60 +156,36 @@ class SubscriberStore:
         else:
             condition += " AND confirm_sent_at = :oldc"
             values[":oldc"] = previous["confirm_sent_at"]
-        resp = self._call(
-            "update_item",
-            Key=self._item(profile_key(address_id)),
-            UpdateExpression=(
-                "SET email = :e, #s = :s, pending_nonce = :n, pending_topics = :t, "
-                "pending_kinds = :k, confirm_sent_at = :now, created_at = if_not_exists(created_at, :now) "
-                "REMOVE gone_at, gone_reason"
-            ),
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=self._item(values),
+        return self._update_profile(
+            address_id,
+            "SET email = :e, #s = :s, pending_nonce = :n, pending_topics = :t, "
+            "pending_kinds = :k, confirm_sent_at = :now, created_at = if_not_exists(created_at, :now) "
+            "REMOVE gone_at, gone_reason",
+            condition,
+            values,
         )
-        return resp is not None
 
     def restore_stamp(self, address_id: str, stamp: float, previous: int | None) -> None:
         """Undo ``put_pending``'s rate-limit stamp when the confirmation never left."""
-        key = self._item(profile_key(address_id))
         if previous is None:
-            self._call(
-                "update_item",
-                Key=key,
-                UpdateExpression="REMOVE confirm_sent_at",
-                ConditionExpression="confirm_sent_at = :c",
-                ExpressionAttributeValues=self._item({":c": int(stamp)}),
-            )
+            update, values = "REMOVE confirm_sent_at", {":c": int(stamp)}
         else:
-            self._call(
-                "update_item",
-                Key=key,
-                UpdateExpression="SET confirm_sent_at = :p",
-                ConditionExpression="confirm_sent_at = :c",
-                ExpressionAttributeValues=self._item({":c": int(stamp), ":p": previous}),
-            )
+            update, values = "SET confirm_sent_at = :p", {":c": int(stamp), ":p": previous}
+        self._update_profile(address_id, update, "confirm_sent_at = :c", values)
 
     def confirm(self, address_id: str, item: dict[str, Any], now: float) -> bool:
         """Make the pending sign-up in ``item`` the active subscription."""
         nonce = item["pending_nonce"]
         # an active subscription keeps its nonce: links in alerts already sent still work
         keep = item.get("nonce") if item.get("state") == "active" and item.get("nonce") else nonce
-        resp = self._call(
-            "update_item",
-            Key=self._item(profile_key(address_id)),
-            UpdateExpression=(
-                "SET #s = :active, topics = pending_topics, kinds = pending_kinds, "
-                "nonce = :keep, confirmed_nonce = :n, confirmed_at = :now "
-                "REMOVE pending_nonce, pending_topics, pending_kinds"
-            ),
-            ConditionExpression="pending_nonce = :n",
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues=self._item(
-                {":active": "active", ":keep": keep, ":n": nonce, ":now": int(now)}
-            ),
+        return self._update_profile(
+            address_id,
+            "SET #s = :active, topics = pending_topics, kinds = pending_kinds, "
+            "nonce = :keep, confirmed_nonce = :n, confirmed_at = :now "
+            "REMOVE pending_nonce, pending_topics, pending_kinds",
+            "pending_nonce = :n",
+            {":active": "active", ":keep": keep, ":n": nonce, ":now": int(now)},
         )
-        return resp is not None
 
     def remove(self, address_id: str, reason: str, now: float) -> None:
         """Replace the address's item with a tombstone: the id and dates only,

@@ -27,7 +27,7 @@ from ..settings import Settings
 from .compose import CONFIRM_VALID_DAYS, Composer, scope_text, subscription_link
 from .mail import SesMailer
 from .store import SubscriberStore
-from .tokens import CONFIRM, UNSUBSCRIBE, Keys, new_nonce
+from .tokens import CONFIRM, UNSUBSCRIBE, Keys, Token, new_nonce
 
 log = logging.getLogger("newsroom.alerts")
 
@@ -251,10 +251,8 @@ class Subscriptions:
     # GET /subscriptions/confirm
     def confirm(self, token: str | None) -> Reply:
         now = self.clock()
-        try:
-            tok = self.keys.read(token, CONFIRM, now)
-        except InvalidToken as exc:
-            self._log("confirm", "invalid_token", reason=str(exc))
+        tok = self._read_link(token, CONFIRM, "confirm", now)
+        if tok is None:
             return self._invalid_link()
         item = self.store.get(tok.address_id)
         if item and item.get("pending_nonce") == tok.nonce:
@@ -273,6 +271,14 @@ class Subscriptions:
         self._log("confirm", "stale_token", tok.address_id)
         return self._invalid_link()
 
+    def _read_link(self, token: str | None, purpose: str, action: str, now: float) -> Token | None:
+        """The token of a link for ``purpose``, or None (logged) when it is not valid."""
+        try:
+            return self.keys.read(token, purpose, now)
+        except InvalidToken as exc:
+            self._log(action, "invalid_token", reason=str(exc))
+            return None
+
     def _invalid_link(self) -> Reply:
         return self._page(
             400,
@@ -283,10 +289,8 @@ class Subscriptions:
 
     # GET and POST /subscriptions/unsubscribe
     def unsubscribe_form(self, token: str | None) -> Reply:
-        try:
-            tok = self.keys.read(token, UNSUBSCRIBE, self.clock())
-        except InvalidToken as exc:
-            self._log("unsubscribe", "invalid_token", reason=str(exc))
+        tok = self._read_link(token, UNSUBSCRIBE, "unsubscribe", self.clock())
+        if tok is None:
             return self._invalid_link()
         return self._page(
             200,
@@ -300,10 +304,8 @@ class Subscriptions:
 
     def unsubscribe(self, token: str | None) -> Reply:
         now = self.clock()
-        try:
-            tok = self.keys.read(token, UNSUBSCRIBE, now)
-        except InvalidToken as exc:
-            self._log("unsubscribe", "invalid_token", reason=str(exc))
+        tok = self._read_link(token, UNSUBSCRIBE, "unsubscribe", now)
+        if tok is None:
             return self._invalid_link()
         # Any unsubscribe link ever sent to the address stops all mail to it, an
         # older subscription's too (RFC 8058: the click must work); the nonce

@@ -76,6 +76,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def _plain_text(name: str, max_len: int, *, optional: bool = False) -> Any:
+    """The validator of a plain-text field: text, XML-safe, trimmed, at most
+    ``max_len`` characters (``null`` allowed when ``optional``)."""
+
+    def check(cls: Any, v: Any) -> str | None:
+        return None if optional and v is None else text_value(v, field=name, max_len=max_len)
+
+    return field_validator(name, mode="before")(classmethod(check))
+
+
 class Image(_Strict):
     url: str
     alt: str
@@ -91,15 +101,8 @@ class Image(_Strict):
             raise fail("alt_empty", "must describe the image for readers who cannot see it")
         return text_value(v, field="alt", max_len=500)
 
-    @field_validator("caption", mode="before")
-    @classmethod
-    def _caption(cls, v: Any) -> str | None:
-        return None if v is None else text_value(v, field="caption", max_len=1000)
-
-    @field_validator("credit", mode="before")
-    @classmethod
-    def _credit(cls, v: Any) -> str | None:
-        return None if v is None else text_value(v, field="credit", max_len=300)
+    _caption = _plain_text("caption", 1000, optional=True)
+    _credit = _plain_text("credit", 300, optional=True)
 
 
 class Contact(_Strict):
@@ -107,10 +110,7 @@ class Contact(_Strict):
     email: str
     phone: str | None = None
 
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name(cls, v: Any) -> str:
-        return text_value(v, field="name", max_len=200)
+    _name = _plain_text("name", 200)
 
     @field_validator("email", mode="before")
     @classmethod
@@ -136,11 +136,7 @@ class Attachment(_Strict):
     url: str
 
     _url = field_validator("url", mode="before")(classmethod(lambda cls, v: url_value(v)))
-
-    @field_validator("title", mode="before")
-    @classmethod
-    def _title(cls, v: Any) -> str:
-        return text_value(v, field="title", max_len=300)
+    _title = _plain_text("title", 300)
 
 
 class Release(_Strict):
@@ -175,10 +171,7 @@ class Release(_Strict):
             )
         return v
 
-    @field_validator("title", mode="before")
-    @classmethod
-    def _title(cls, v: Any) -> str:
-        return text_value(v, field="title", max_len=300)
+    _title = _plain_text("title", 300)
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -192,10 +185,7 @@ class Release(_Strict):
     def _dates(cls, v: Any) -> datetime | None:
         return None if v is None else datetime_value(v)
 
-    @field_validator("summary", mode="before")
-    @classmethod
-    def _summary(cls, v: Any) -> str | None:
-        return None if v is None else text_value(v, field="summary", max_len=600)
+    _summary = _plain_text("summary", 600, optional=True)
 
     @field_validator("body", mode="before")
     @classmethod

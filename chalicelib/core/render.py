@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    BytecodeCache,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+from jinja2.bccache import Bucket
 from markupsafe import Markup
 
 from ..keys import search_script_key, stylesheet_key
@@ -91,6 +98,27 @@ class RenderedRelease:
     revision: str
 
 
+class _CompiledTemplates(BytecodeCache):
+    """Compiled templates kept for the process and shared by every renderer's
+    environments (all made alike), so a new renderer (other settings, another
+    language) does not compile them again. Jinja keys each by template name and
+    file, and recompiles when the source's checksum differs."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _CompiledTemplates()
+
+
 class Renderer:
     def __init__(self, settings: Settings, template_dir: Path | None = None) -> None:
         self.settings = settings
@@ -123,6 +151,7 @@ class Renderer:
             lstrip_blocks=False,
             keep_trailing_newline=True,
             extensions=["jinja2.ext.i18n"],
+            bytecode_cache=_COMPILED,
         )
         translations = i18n.translations(tag)
         env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
@@ -239,6 +268,20 @@ class Renderer:
     # Release pages -------------------------------------------------------------
     def absolute(self, url: str) -> str:
         return url if url.startswith("https://") else self.settings.site_url + url
+
+    def entry(
+        self, release: Release, rendered: RenderedRelease, *, source_key: str, source_digest: str
+    ) -> Entry:
+        """The index entry of ``release`` as rendered: the one way a publish, a
+        rebuild and a build make it, so all three index the same bytes."""
+        return Entry.from_release(
+            release,
+            source_key=source_key,
+            site_url=self.settings.site_url,
+            summary=rendered.summary,
+            revision=rendered.revision,
+            source_digest=source_digest,
+        )
 
     def release(self, release: Release, versions: tuple[Version, ...] = ()) -> RenderedRelease:
         """The release page. ``versions``: its language versions (``language_versions``),

@@ -99,15 +99,22 @@ def is_contentful_document(value: Any) -> bool:
     return isinstance(value, dict) and value.get("nodeType") == "document"
 
 
+def _nodes_html(
+    nodes: Any, node_html: Callable[[dict[str, Any], ImageUrl], str], image_url: ImageUrl
+) -> str:
+    """The HTML of a list of a rich-text tree's nodes (either CMS's); anything
+    that is not a list, or not a node, is nothing."""
+    if not isinstance(nodes, list):
+        return ""
+    return "".join(node_html(node, image_url) for node in nodes if isinstance(node, dict))
+
+
 def contentful_to_html(document: dict[str, Any], image_url: ImageUrl = _no_image) -> str:
     return _cf_children(document, image_url)
 
 
 def _cf_children(node: dict[str, Any], image_url: ImageUrl) -> str:
-    content = node.get("content")
-    if not isinstance(content, list):
-        return ""
-    return "".join(_cf_node(child, image_url) for child in content if isinstance(child, dict))
+    return _nodes_html(node.get("content"), _cf_node, image_url)
 
 
 def _cf_node(node: dict[str, Any], image_url: ImageUrl) -> str:
@@ -251,14 +258,11 @@ def is_strapi_blocks(value: Any) -> bool:
 
 
 def strapi_blocks_to_html(blocks: list[Any], image_url: ImageUrl = _no_image) -> str:
-    return "".join(_st_node(b, image_url) for b in blocks if isinstance(b, dict))
+    return _nodes_html(blocks, _st_node, image_url)
 
 
 def _st_children(node: dict[str, Any], image_url: ImageUrl) -> str:
-    children = node.get("children")
-    if not isinstance(children, list):
-        return ""
-    return "".join(_st_node(c, image_url) for c in children if isinstance(c, dict))
+    return _nodes_html(node.get("children"), _st_node, image_url)
 
 
 def _st_node(node: dict[str, Any], image_url: ImageUrl) -> str:

@@ -24,6 +24,7 @@ from .objects import (
     _entries_json,
     _forget,
     _put_private,
+    entry_in_months,
     name_slug,
     object_key,
     source_hints,
@@ -104,11 +105,7 @@ class Draft:
             for key in source_hints(source_key)
             for m in self.hints.get(key) or self.snap.hint(key)
         ]
-        for month in dict.fromkeys(months):
-            for e in self._month(month):
-                if e.source_key == source_key:
-                    return e
-        return None
+        return entry_in_months(source_key, months, self._month)
 
     def holder(self, slug: str) -> str | None:
         """Who holds ``slug``: a claim or withdrawal in progress, else the live entry."""

@@ -4,7 +4,7 @@ state, its objects read on demand."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,17 @@ def _put_private(storage: Storage, key: str, body: bytes, **conditions: Any) -> 
     return storage.put(
         key, body, content_type="application/json", cache_control=PRIVATE_CACHE, **conditions
     )
+
+
+def entry_in_months(
+    source_key: str, months: Iterable[str], month: Callable[[str], Iterable[Entry]]
+) -> Entry | None:
+    """The entry of ``source_key`` in the first of ``months`` (each read once) that has it."""
+    for m in dict.fromkeys(months):
+        for e in month(m):
+            if e.source_key == source_key:
+                return e
+    return None
 
 
 @dataclass
@@ -225,11 +236,7 @@ class Snapshot:
     def entry_of(self, source_key: str) -> Entry | None:
         """The committed entry of ``source_key`` (a bounded lookup: its hints' months)."""
         months = [m for key in source_hints(source_key) for m in self.hint(key)]
-        for month in dict.fromkeys(months):
-            for e in self.month(month):
-                if e.source_key == source_key:
-                    return e
-        return None
+        return entry_in_months(source_key, months, self.month)
 
     def holder(self, slug: str) -> str | None:
         """Source key of whoever holds ``slug`` now (live, claimed or being withdrawn)."""
