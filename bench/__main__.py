@@ -61,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--burst-delays", type=_sizes, default=[0, 20], help="ms added to each handler request"
     )
     p.add_argument("--fanout-size", type=int, default=10000, help="releases for the fan-out rebuild")
+    p.add_argument("--fanout-workers", type=_sizes, default=None,
+                   help="worker counts without delay (default 1,2,4)")  # fmt: skip
+    p.add_argument("--fanout-delayed", type=_sizes, default=None,
+                   help="worker counts with the 20 ms delay (default 4)")  # fmt: skip
     p.add_argument("--alert-subscribers", type=int, default=10000)
     p.add_argument("--search-sizes", type=_sizes, default=[1000, 10000])
     p.add_argument("--anchor-sizes", type=_sizes, default=[1000, 10000])
@@ -161,8 +165,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         small = args.fanout_size < 1000
         figures["fanout"] = fanout.measure(
             args.fanout_size,
-            workers=(1, 2) if small else (1, 2, 4),
-            delayed=(2,) if small else (4,),
+            workers=tuple(args.fanout_workers or ((1, 2) if small else (1, 2, 4))),
+            delayed=tuple(args.fanout_delayed or ((2,) if small else (4,))),
             chunk_size=8 if small else 200,
         )
         print(fanout.section(figures["fanout"]), flush=True)

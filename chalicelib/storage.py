@@ -287,6 +287,26 @@ class S3Storage:
         for item in self._listing(prefix):
             yield item["Key"]
 
+    def list_folders(self, prefix: str) -> list[str]:
+        """The names directly under ``prefix`` that hold objects (S3's common
+        prefixes, one request per 1,000): the months a rebuild has entries for,
+        without listing every object under them."""
+        out: list[str] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
+            if token:
+                kwargs["ContinuationToken"] = token
+            self.counters.count("ListObjectsV2")
+            try:
+                resp = self.client.list_objects_v2(**kwargs)
+            except Exception as exc:
+                raise self._translate(exc, prefix) from exc
+            out += [p["Prefix"][len(prefix) : -1] for p in resp.get("CommonPrefixes", [])]
+            if not resp.get("IsTruncated"):
+                return out
+            token = resp.get("NextContinuationToken")
+
     def list_modified(self, prefix: str = "") -> dict[str, tuple[str, float]]:
         """Key -> (ETag, last-modified epoch seconds) of every object under ``prefix``."""
         return {
@@ -390,6 +410,11 @@ class LocalStorage:
         while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent
+
+    def list_folders(self, prefix: str) -> list[str]:
+        """The names directly under ``prefix`` that hold objects."""
+        rests = (k[len(prefix) :] for k in self.list(prefix))
+        return sorted({r.split("/", 1)[0] for r in rests if "/" in r})
 
     def delete_many(self, keys: list[str]) -> None:
         for key in keys:

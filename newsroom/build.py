@@ -925,9 +925,10 @@ class _SearchPieces:
             is_runtime,
             piece_prefix,
         )
-        from chalicelib.search.pieces import shell
+        from chalicelib.search.pieces import piece_topics, shell
 
         entries: dict[str, dict[str, Any]] = {}
+        topics: dict[str, list[str]] = {}
         runtime: dict[str, str] = {}  # key -> file
         files: dict[str, int] = {}  # documents file -> descriptor
         os.makedirs(self.folder, exist_ok=True)
@@ -967,11 +968,12 @@ class _SearchPieces:
                             self.out.append((prefix + rel, None if self.fresh else path, None))
                 canonical = _canonical(rewritten, prefix)
                 entries[piece] = json.loads(canonical[prefix + ENTRY_NAME])
+                topics[piece] = piece_topics(canonical, piece)
                 self.out.extend((k, None, v) for k, v in sorted(canonical.items()))
         finally:
             for fd in files.values():
                 os.close(fd)
-        top, needed = shell(entries)
+        top, needed = shell(entries, topics)
         self.out.extend((k, None, v) for k, v in sorted(top.items()))
         for key in needed:
             if key in runtime:

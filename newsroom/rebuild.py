@@ -6,8 +6,9 @@ to start, which queues one message per chunk of releases. The deployed
 function consumes them; with ``--workers N`` this machine does instead, in N
 worker processes that receive from the same queue and call the same service
 the Lambda handler calls (``python -m newsroom.rebuild``). Progress comes from
-the queue's counts and the chunks recorded; a chunk that ends in the
-dead-letter queue is reported and the command exits non-zero.
+the queue's counts and the steps recorded (chunks, months, topics and kinds);
+a step that ends in the dead-letter queue is reported and the command exits
+non-zero.
 """
 
 from __future__ import annotations
@@ -196,8 +197,13 @@ class Watch:
             counts = self.queue.counts()
             dead = self._dead()
             total = progress.manifest.chunks if progress.manifest else 0
-            line = (
-                f"chunks {progress.done}/{total} rendered; queue: {counts['waiting']} waiting, "
+            line = f"chunks {progress.done}/{total} rendered"
+            if progress.months[1]:
+                line += f", months {progress.months[0]}/{progress.months[1]}"
+            if progress.groups[1]:
+                line += f", topics/kinds/prunes {progress.groups[0]}/{progress.groups[1]}"
+            line += (
+                f"; queue: {counts['waiting']} waiting, "
                 f"{counts['in_flight']} in flight; dead-letter: {len(dead)}"
             )
             if line != last:
@@ -260,8 +266,9 @@ def rebuild(
     request_delay_ms: float,
 ) -> None:
     """Re-render the whole public bucket from the source bucket (after a template
-    or settings change), fanned out over the rebuild queue. Writes only objects
-    whose bytes changed, commits the listings once, then sends one CloudFront
+    or settings change), fanned out over the rebuild queue: releases in chunks,
+    then the listing pages month by month and topic by topic. Writes only objects
+    whose bytes changed, commits the private state once, then sends one CloudFront
     invalidation (when NEWSROOM_DISTRIBUTION_ID is set). Safe while uploads are
     being processed.
 
@@ -329,8 +336,10 @@ def _report(
                         err=True,
                     )
                 else:
+                    which = f" of {body['month']}" if isinstance(body.get("month"), str) else ""
                     click.echo(
-                        f"the {body.get('action')} step failed and is in the dead-letter queue",
+                        f"the {body.get('action')} step{which} failed and is in the "
+                        "dead-letter queue",
                         err=True,
                     )
             click.echo(

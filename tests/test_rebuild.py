@@ -127,7 +127,9 @@ def test_the_handler_runs_start_chunks_and_commit_from_sqs_events(
 
     handled = drain(sqs, lambda event: app_module.render_releases(event, None))
 
-    assert handled == 1 + 3 + 1  # start, three chunks of at most 3, one commit
+    # start, three chunks of at most 3, settle, one step per month (seven), the
+    # groups' plan, one batch of topics and kinds, one prune, the commit
+    assert handled == 1 + 3 + 1 + 7 + 1 + 1 + 1 + 1
     r = Renderer(Settings.from_env())
     assert public_tree(aws) == full_build(aws, r)
     assert b"Harbor Light Newsroom" in public_tree(aws)["index.html"]
@@ -235,6 +237,60 @@ def test_a_failing_chunk_is_retried_then_dead_lettered_and_nothing_is_committed(
     assert b"Claimant" not in tree["releases/r000/index.html"]
 
 
+class Writes(StorageWrapper):
+    """Records the keys written, for the message being handled."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.keys: list[str] = []
+
+    def _write(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+        if op == "put":
+            self.keys.append(key)
+        return do()
+
+
+def test_each_message_writes_only_its_own_group_of_pages(aws: Any, sqs: Any) -> None:
+    """The shared pages are fanned out: a month message writes only that month's
+    pages, a topic or kind message only its own, and the commit only the pages
+    that list the whole site (never a month's or a topic's)."""
+    seed(aws, 9)
+    publisher(aws).sync_batch([f"releases/r{i:03d}.json" for i in range(9)])
+    public = Writes(S3Storage(aws, PUBLIC))
+    svc = service(aws, site_renderer(), chunk_size=4, public=public)
+    svc.start()
+    by_message: list[tuple[dict[str, Any], list[str]]] = []
+
+    def handle(event: dict[str, Any]) -> None:
+        public.keys = []
+        svc.handle(event)
+        by_message.append((json.loads(event["Records"][0]["body"]), public.keys))
+
+    drain(sqs, handle)
+
+    actions = [m["action"] for m, _keys in by_message]
+    assert actions.count("month") == 9 and actions.count("commit") == 1
+    for msg, keys in by_message:
+        if msg["action"] == "render":
+            assert all(k.startswith("releases/") for k in keys), keys
+        elif msg["action"] == "month":
+            y, m = msg["month"].split("-")
+            for key in keys:
+                assert (f"/{y}/{m}/" in key or key in (f"index/{y}-{m}.json",
+                        f"sitemaps/{y}-{m}.xml")), (msg["month"], key)  # fmt: skip
+        elif msg["action"] == "group":
+            names = {n.split("/", 1)[1] for n in msg["names"]}
+            for key in keys:
+                part = key.split("/")
+                assert part[0] in ("topics", "kinds") and part[1] in names, key
+                assert len(part) == 3 or (len(part) == 4 and part[2].isdigit()), key
+        elif msg["action"] == "commit":
+            assert keys and all(k.count("/") <= 2 for k in keys), keys
+            assert not [k for k in keys if k.startswith(("topics/", "kinds/")) and
+                        k.count("/") > 1], keys  # fmt: skip
+    assert public_tree(aws) == full_build(aws, site_renderer())
+
+
 # A concurrent publish at every step ------------------------------------------------------
 class AtCall(StorageWrapper):
     """Counts the requests of one rebuild over both buckets (shared counter);
@@ -333,26 +389,27 @@ def concurrent_publish(s3: Any, r: Renderer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("settings", "stride"),
+    ("settings", "points", "offset"),
     [
-        ("changed", 3),
-        ("unchanged", 5),
-        pytest.param("changed", 1, marks=pytest.mark.stress),
-        pytest.param("unchanged", 1, marks=pytest.mark.stress),
+        ("changed", 12, 0),
+        ("unchanged", 8, 2),
+        pytest.param("changed", 0, 0, marks=pytest.mark.stress),
+        pytest.param("unchanged", 0, 0, marks=pytest.mark.stress),
     ],
-    ids=["new-theme-every-3rd-step", "same-theme-every-5th-step", "new-theme-every-step",
+    ids=["new-theme-12-steps", "same-theme-8-steps", "new-theme-every-step",
          "same-theme-every-step"],
 )  # fmt: skip
 def test_a_publish_at_any_step_of_a_rebuild_is_never_undone(
-    aws: Any, sqs: Any, settings: str, stride: int
+    aws: Any, sqs: Any, settings: str, points: int, offset: int
 ) -> None:
     """For every N: the rebuild runs, and at its N-th storage request a publish
     runs start to finish. Whatever N, the public site ends byte for byte what a
     full build of the final sources gives (nothing the publish committed is
     deleted or overwritten by the rebuild's older view). Under changed settings
     every page is rendered again; under unchanged ones the rebuild trusts the
-    pages of unchanged sources. The suite runs every third (fifth) N;
-    ``make stress`` runs every N."""
+    pages of unchanged sources. The suite runs ``points`` N spread evenly over
+    the rebuild's requests (every step: chunks, settle, months, topics and
+    kinds, prunes, commit); ``make stress`` runs every N."""
     r = site_renderer() if settings == "changed" else renderer()
     snapshot = prepare(aws, sqs, r)
     counter = [0]
@@ -364,7 +421,9 @@ def test_a_publish_at_any_step_of_a_rebuild_is_never_undone(
     assert steps > 15
 
     failures = []
-    for n in range(1, steps + 1, stride):
+    every = range(1, steps + 1)
+    sampled = sorted({1 + (i * steps) // points + offset for i in range(points)}) if points else every
+    for n in sampled:
         restore(aws, snapshot)
         counter = [0]
 

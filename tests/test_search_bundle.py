@@ -123,6 +123,7 @@ def test_one_index_per_year_under_a_shell_that_holds_the_runtime_once():
             {"name": "2021", "year": "2021", "languages": ["en"]},
             {"name": "2018", "year": "2018", "languages": ["en", "fr"]},
         ],
+        "topics": ["Clean Water", "Côte d'Ivoire"],
     }
     assert [f["url"] for f in fragments({k: v for k, v in files.items() if "/2018/" in k})] == [
         "/releases/old/",

@@ -224,6 +224,7 @@ def test_a_publish_in_one_year_rewrites_only_that_years_piece(app_module: Any):
         if key.startswith(("pagefind/2016/", "pagefind/2018/")):
             assert second[key] == first[key]
     assert "/releases/dock/" in indexed(s3)
+    assert read(s3, MANIFEST_KEY)["topics"] == ["Clean Water", "Côte d'Ivoire"]
     # a year with no release left loses its piece (2017 is rebuilt, 2016 goes)
     unpublish(s3, app_module, "dock")
     for i in range(3):

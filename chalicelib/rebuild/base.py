@@ -3,6 +3,7 @@ the publisher decides it, the committed state, and the rebuild's records."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -16,13 +17,16 @@ from ..core.model import parse_release
 from ..core.render import Renderer
 from ..errors import FieldError, InvalidRelease, StorageError
 from ..keys import (
+    INDEX_KEY,
+    PRIVATE_CACHE,
     STATE_KEY,
+    put_public,
     rebuild_key,
 )
 from ..media import MediaSync
 from ..receipts import Scheduled
 from ..state import Snapshot, StaleState
-from ..storage import Storage
+from ..storage import Storage, md5_etag
 from ..versions import VersionRecords, links_digest
 from .records import ChunkResult, Manifest, _Outcome
 from .sqs import Invalidator, Queue
@@ -64,6 +68,7 @@ class RebuildBase:
         self.media = MediaSync(source, public, renderer.settings.site_url)
         self._seen: set[str] = set()  # the source keys the last commit attempt listed
         self._committed = Index()  # the index the last commit attempt wrote
+        self._once: dict[str, Any] = {}  # records written once, by key
 
     def _records(self) -> VersionRecords:
         """The publisher's records of language versions, read afresh."""
@@ -119,6 +124,55 @@ class RebuildBase:
         with ThreadPoolExecutor(max_workers=min(self.io_threads, len(keys))) as pool:
             list(pool.map(fn, keys))
 
+    def _snapshot(self) -> Snapshot:
+        """The committed state, its head read now (objects read on demand)."""
+        return Snapshot.read(self.source)
+
+    def _put_json(self, key: str, doc: Any) -> None:
+        self.source.put(
+            key,
+            json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(),
+            content_type="application/json",
+            cache_control=PRIVATE_CACHE,
+        )
+
+    def _get_json(self, key: str) -> Any:
+        obj = self.source.get(key)
+        return json.loads(obj.body) if obj is not None else None
+
+    def _get_all(self, keys: list[str]) -> dict[str, Any]:
+        """Several private records at once (in parallel); absent ones left out."""
+        out: dict[str, Any] = {}
+
+        def one(key: str) -> None:
+            doc = self._get_json(key)
+            if doc is not None:
+                out[key] = doc
+
+        self._parallel(one, keys)
+        return out
+
+    def _write_changed(self, files: dict[str, bytes]) -> list[str]:
+        """Write the public objects whose bytes differ from what is there (a HEAD
+        each), new ones first, ``index.html`` and ``index.json`` last; returns
+        the keys written."""
+        infos: dict[str, Any] = {}
+
+        def look(key: str) -> None:
+            infos[key] = self.public.head(key)
+
+        self._parallel(look, sorted(files))
+        changed = [k for k in sorted(files)
+                   if infos[k] is None or infos[k].etag != md5_etag(files[k])]  # fmt: skip
+        last = {"index.html", INDEX_KEY}
+        for phase in (
+            [k for k in changed if infos[k] is None and k not in last],
+            [k for k in changed if infos[k] is not None and k not in last],
+            [k for k in changed if k in last],
+        ):
+            self._parallel(lambda k: put_public(self.public, k, files[k]), phase)
+        return changed
+
     def _live(self) -> Index:
         """The committed state as one ``Index`` (read again if a publish replaced
         part of it while it was read)."""
@@ -131,8 +185,19 @@ class RebuildBase:
 
     # Progress -----------------------------------------------------------------------------
     def manifest(self, rebuild_id: str) -> Manifest | None:
-        obj = self.source.get(rebuild_key(rebuild_id, "manifest.json"))
-        return Manifest.from_bytes(obj.body) if obj else None
+        doc = self._written_once(rebuild_key(rebuild_id, "manifest.json"))
+        return Manifest.from_bytes(json.dumps(doc).encode()) if doc is not None else None
+
+    def _written_once(self, key: str) -> Any:
+        """A record that never changes once written (the manifest, settle's
+        decisions, a phase's plan), read once per process: an invocation that
+        runs many messages pays for it once."""
+        if key not in self._once:
+            doc = self._get_json(key)
+            if doc is None:
+                return None
+            self._once[key] = doc
+        return self._once[key]
 
     def _chunks(self, rebuild_id: str) -> list[ChunkResult]:
         """Every chunk's record, and the entries the start reused."""

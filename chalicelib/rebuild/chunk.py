@@ -1,13 +1,21 @@
-"""Step 2, ``render``: one chunk's pages written, its entries recorded; the
-chunk that completes the set queues the commit."""
+"""Step 2, ``render``: one chunk's pages written, its entries recorded by month
+(``parts/<yyyy-mm>/<chunk>.json``, what the month steps read); the chunk that
+completes the set queues ``settle``.
+
+A chunk claims each slug it writes a new page for (``claims/<slug>``, written
+only if absent): two new sources in different chunks that claim one slug never
+both write its page; the second is left to ``settle``, which applies the
+publisher's rules. A page that exists is written only by the source that held
+its slug when the rebuild started."""
 
 from __future__ import annotations
 
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from ..errors import StorageError
+from ..errors import PreconditionFailed, StorageError
 from ..keys import (
     PRIVATE_CACHE,
     put_public,
@@ -36,7 +44,17 @@ class RenderStep(RebuildBase):
         done_key = rebuild_key(rebuild_id, f"chunks/{chunk:06d}.json")
         if self.source.head(done_key) is None:
             try:
-                result = self._render(chunk, keys, slugs or {})
+                result = self._render(rebuild_id, chunk, keys, slugs or {})
+                by_month: dict[str, list[Any]] = {}
+                for e in result.entries:
+                    by_month.setdefault(e.month_key, []).append(e.to_json())
+                self._parallel(
+                    lambda m: self._put_json(
+                        rebuild_key(rebuild_id, f"parts/{m}/{chunk:06d}.json"),
+                        {"entries": by_month[m]},
+                    ),
+                    sorted(by_month),
+                )
             except Exception as exc:
                 self._record_failure(rebuild_id, chunk, exc)
                 raise
@@ -52,10 +70,24 @@ class RenderStep(RebuildBase):
         # complete; a second commit finds the report and does nothing)
         done = sum(1 for _ in self.source.list(rebuild_key(rebuild_id, "chunks/")))
         if done >= manifest.chunks:
-            self.queue.send([{"rebuild": rebuild_id, "action": "commit"}])
+            self.queue.send([{"rebuild": rebuild_id, "action": "settle"}])
         return result
 
-    def _render(self, chunk: int, keys: list[str], slugs: dict[str, str]) -> ChunkResult:
+    def _claim(self, rebuild_id: str, slug: str, key: str) -> bool:
+        """Claim ``slug`` for ``key`` in this rebuild (first come; a second
+        delivery of the same chunk finds its own claim)."""
+        claim = rebuild_key(rebuild_id, f"claims/{slug}")
+        try:
+            self.source.put(claim, key.encode(), content_type="text/plain",
+                            cache_control=PRIVATE_CACHE, if_none_match=True)  # fmt: skip
+            return True
+        except PreconditionFailed:
+            obj = self.source.get(claim)
+            return obj is not None and obj.body.decode() == key
+
+    def _render(
+        self, rebuild_id: str, chunk: int, keys: list[str], slugs: dict[str, str]
+    ) -> ChunkResult:
         now = self.clock()
         result = ChunkResult(chunk)
         records = self._records()
@@ -72,6 +104,8 @@ class RenderStep(RebuildBase):
                         # a page this source did not hold: perhaps another's (a
                         # contested slug), so the commit decides and writes it
                         return key, _Outcome("unsettled"), wrote
+                    if info is None and not self._claim(rebuild_id, outcome.entry.slug, key):
+                        return key, _Outcome("contested"), wrote  # settle decides
                     if info is None or info.etag != md5_etag(outcome.page):
                         put_public(self.public, page_key, outcome.page)
                         wrote = True
@@ -89,6 +123,7 @@ class RenderStep(RebuildBase):
                     result.entries.append(outcome.entry)
                     if outcome.entry.translation_key:
                         result.links[key] = outcome.links
+                        result.versions.append(outcome.entry)
                     if wrote:
                         result.written.append(release_key(outcome.entry.slug))
                     else:

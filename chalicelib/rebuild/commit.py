@@ -1,36 +1,49 @@
-"""Step 3, ``commit``: the site assembled from every chunk's entries, written,
-pruned and committed once with ``IfMatch``."""
+"""Step 6, ``commit``: the pages of the whole site (front page, feeds,
+``index.json`` head, archive, year pages, topic and kind indexes, sitemap
+index), pruning, and the private state's head, once, with ``IfMatch``.
+
+It reads one small record per month, topic and kind (what the head itself
+holds) and the month objects of the newest months; it renders only the pages
+that list the site as a whole. A publish that committed since a month or group
+step read the state shows as a changed token in the head: that month (and
+every month holding a source the publish touched, and their topics and kinds)
+is run again here, from the state as it is now, before anything is committed.
+A head that changes between that look and the commit fails the ``IfMatch``,
+and the commit looks again.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
+import time
 from datetime import datetime
+from typing import Any
 
-from ..core.i18n import language_versions
-from ..core.index import Entry, Index
-from ..core.site import plan, render_page
-from ..errors import SlugConflict, StorageError
+from ..core.index import NEWEST, Entry
+from ..core.model import KIND_LABELS
+from ..core.site import Page, _year_month_counts, _ym, plan_site, render_page
+from ..errors import StorageError
 from ..keys import (
+    ASSETS_PREFIX,
+    HEAD_KEY,
     INDEX_KEY,
     PRIVATE_CACHE,
     REBUILT_THEME_KEY,
-    RELEASES_PREFIX,
     SITE_PREFIXES,
     STATE_KEY,
     invalidation_paths,
-    is_release_key,
-    put_public,
     rebuild_key,
     release_key,
 )
 from ..receipts import Scheduled, update_schedule
-from ..state import Snapshot, StaleState, commit_full_state
-from ..storage import md5_etag
-from ..versions import VersionRecords, links_digest, write_records
-from .base import RebuildBase
-from .records import ChunkResult, RebuildReport
+from ..state import Head, Snapshot, StaleState, object_key
+from ..state.objects import _forget
+from ..storage import put_if_unchanged
+from ..versions import VersionRecords, write_records
+from .groups import GroupSteps
+from .records import RebuildReport, _Outcome
+from .settle import neighbours
 
 log = logging.getLogger("newsroom.rebuild")
 
@@ -39,34 +52,57 @@ log = logging.getLogger("newsroom.rebuild")
 SITE_FILES = frozenset(
     {"index.html", "404.html", "feed.xml", "sitemap.xml", "news-sitemap.xml", INDEX_KEY}
 )
+LISTING_PREFIXES = ("archive/", "topics/", "kinds/", "sitemaps/", "index/", ASSETS_PREFIX)
 
 
 def site_owned(key: str) -> bool:
     return key in SITE_FILES or key.startswith(SITE_PREFIXES)
 
 
-class CommitStep(RebuildBase):
+class _SiteView:
+    """What ``plan_site`` reads: the newest entries and the counts."""
+
+    def __init__(self, newest: tuple[Entry, ...], months: tuple[tuple[str, int], ...],
+                 kinds: tuple[tuple[str, int], ...],
+                 topics: tuple[tuple[str, str, int], ...]) -> None:  # fmt: skip
+        self.newest, self.months, self.kinds, self.topics = newest, months, kinds, topics
+
+
+class CommitStep(GroupSteps):
     def commit(self, rebuild_id: str) -> RebuildReport | None:
-        """Commit the site the chunks rendered, once. ``None`` when there is
+        """Commit the site the steps rendered, once. ``None`` when there is
         nothing to do (unknown rebuild, or committed already)."""
+        started = time.perf_counter()
         manifest = self.manifest(rebuild_id)
         report_key = rebuild_key(rebuild_id, "report.json")
         if manifest is None or self.source.head(report_key) is not None:
             return None
-        chunks = self._chunks(rebuild_id)
-        if len(chunks) < manifest.chunks + manifest.reused:
-            missing = sorted(set(range(manifest.chunks)) - {c.chunk for c in chunks})
-            raise StorageError(
-                f"rebuild {rebuild_id}: chunks {missing[:10]} are not recorded yet",
-                rebuild_key(rebuild_id, "chunks/"),
-            )
+        settled = self._get_json(rebuild_key(rebuild_id, "settle.json")) or {}
         report = RebuildReport(rebuild_id)
-        report.written = sum(len(c.written) for c in chunks)
-        report.unchanged = sum(c.unchanged for c in chunks)
-        paths = {p for c in chunks for k in c.written for p in invalidation_paths(k)}
+        paths: set[str] = set(settled.get("paths", []))
+        deleted: set[str] = set()
+        written: list[str] = []
+        candidates: set[str] = set()  # slugs a month run again no longer has
         for attempt in range(1, self.max_attempts + 1):
             report.attempts = attempt
-            if self._commit_attempt(chunks, report, paths):
+            if attempt > 1 and self.source.head(report_key) is not None:
+                return None  # a second commit message finished first
+            snap = self._snapshot()
+            months = {r["month"]: r for r in self._get_all(
+                list(self.source.list(rebuild_key(rebuild_id, "months/")))).values()}  # fmt: skip
+            groups = {(r["kind"], r["name"]): r for r in self._get_all(
+                list(self.source.list(rebuild_key(rebuild_id, "groups/")))).values()}  # fmt: skip
+            try:
+                redone = self._again(rebuild_id, snap, months, groups, candidates)
+            except StaleState:
+                continue  # a publish replaced the state while it was read
+            if redone:
+                report.redone += redone
+                continue  # look again: the state may have moved on meanwhile
+            committed, site = self._attempt(
+                rebuild_id, snap, months, groups, candidates, deleted, written
+            )
+            if committed:
                 break
             self.sleep(min(2.0, 0.05 * 2**attempt))
         else:
@@ -75,6 +111,10 @@ class CommitStep(RebuildBase):
                 f"{self.max_attempts} commit attempts; the commit message is retried",
                 STATE_KEY,
             )
+        prunes = self._get_all(list(self.source.list(rebuild_key(rebuild_id, "prunes/"))))
+        for doc in prunes.values():
+            deleted.update(doc["deleted"])
+        self._fill_report(report, settled, months, groups, written, deleted, paths)
         self._write_schedule(report)
         self.source.put(
             REBUILT_THEME_KEY,
@@ -83,10 +123,12 @@ class CommitStep(RebuildBase):
             cache_control=PRIVATE_CACHE,
         )
         # the publisher's records of language versions follow the rebuilt pages
-        write_records(self.source, self._committed.entries, self.renderer.settings.site_url)
+        versions = [Entry.from_json(e) for r in months.values() for e in r.get("versions", [])]
+        write_records(self.source, versions, self.renderer.settings.site_url)
         if self.invalidator is not None and paths:
             self.invalidator.invalidate(sorted(paths))
             report.invalidated = len(paths)
+        report.timings = _timings(settled, months, groups, prunes, time.perf_counter() - started)
         self.source.put(
             report_key, report.to_bytes(), content_type="application/json",
             cache_control=PRIVATE_CACHE,
@@ -95,178 +137,183 @@ class CommitStep(RebuildBase):
             json.dumps(
                 {"event": "rebuild_committed", "rebuild": rebuild_id, "releases": report.releases,
                  "written": report.written, "deleted": len(report.deleted),
-                 "attempts": report.attempts, "problems": len(report.problems)},
+                 "attempts": report.attempts, "redone": report.redone,
+                 "problems": len(report.problems)},
                 ensure_ascii=False,
             )
         )  # fmt: skip
         return report
 
-    def _commit_attempt(self, chunks: list[ChunkResult], report: RebuildReport,
-                        paths: set[str]) -> bool:  # fmt: skip
-        """One optimistic attempt: the private state first, then the sources (so
-        a publish committed before our read has its source in our listing),
-        then the public listing; write, delete, commit with IfMatch."""
-        now = self.clock()
-        snap = Snapshot.read(self.source)
-        etag = snap.etag
-        try:
-            live = snap.index()  # every month: a rebuild reads the whole state
-        except StaleState:
-            return False  # a publish committed while it was read: read again
-        listing = {
-            k: e.strip('"')
-            for k, e in self.source.list_etags(RELEASES_PREFIX).items()
-            if is_release_key(k)
-        }
-        self._seen = set(listing)
-        rendered = {
-            e.source_key: e
-            for c in chunks
-            for e in c.entries
-            if listing.get(e.source_key) == e.source_digest
-        }
-        # a slug two sources claim: the chunks may have written the loser's page
-        claims: dict[str, list[str]] = {}
-        for key, entry in rendered.items():
-            claims.setdefault(entry.slug, []).append(key)
-        for slug, keys in claims.items():
-            holder = live.slug_holder(slug)
-            if len(keys) > 1 or (holder is not None and holder != keys[0]):
-                for key in keys:
-                    del rendered[key]
-                if holder in listing:
-                    rendered.pop(holder, None)
-        again = sorted(k for k in listing if k not in rendered)
-        report.reread = len(again)
-        records = self._records()
-        outcomes = self._read_all(again, now, records)
-        links = {k: d for c in chunks for k, d in c.links.items() if k in rendered}
-        links.update((k, o.links) for k, o in outcomes.items() if o.status == "published")
-
-        # the publisher's rules, as a full build applies them: a live release whose
-        # source is invalid now stays as published; whoever holds a slug keeps it;
-        # otherwise the earliest published claimant gets it
-        problems: list[dict[str, str]] = []
-        invalid = {k for k, o in outcomes.items() if o.status == "rejected"}
-        for key in sorted(invalid):
-            problems += [{"source": key, "loc": e.loc, "msg": e.msg} for e in outcomes[key].errors]
-        kept = [e for e in live.entries if e.source_key in invalid]
-        holders = {e.slug: e.source_key for e in kept}
-        candidates: list[tuple[Entry, bytes | None]] = [(e, None) for e in rendered.values()]
-        for o in outcomes.values():
-            if o.status == "published":
-                assert o.entry is not None
-                candidates.append((o.entry, o.page))
-        for entry, _page in candidates:
-            if live.slug_holder(entry.slug) == entry.source_key:
-                holders[entry.slug] = entry.source_key
-        winners: list[tuple[Entry, bytes | None]] = []
-        for entry, page in sorted(
-            candidates, key=lambda c: (c[0].published_at.timestamp(), c[0].source_key)
-        ):
-            holder = holders.get(entry.slug)
-            if holder is not None and holder != entry.source_key:
-                conflict = SlugConflict(entry.slug, holder, entry.source_key)
-                problems += [
-                    {"source": entry.source_key, "loc": e.loc, "msg": e.msg}
-                    for e in conflict.errors
-                ]
+    # a second look: publishes since the steps read the state --------------------------------
+    def _again(
+        self, rebuild_id: str, snap: Snapshot, months: dict[str, dict[str, Any]],
+        groups: dict[tuple[str, str], dict[str, Any]], candidates: set[str],
+    ) -> int:  # fmt: skip
+        """Run again every month and group whose committed object changed since
+        its step read it, every month holding a source such a publish touched,
+        and every month whose neighbours are not the ones its page links to.
+        Returns how many steps ran."""
+        head = snap.head
+        # (a head pointing at this rebuild's own object: a second commit message)
+        changed = {
+            m for m in set(head.months) | set(months)
+            if m not in months or head.months.get(m, ("",))[0]
+            not in (months[m]["live_token"], months[m]["token"] or None)
+        }  # fmt: skip
+        also: set[str] = set()
+        for m in sorted(changed & set(months)):
+            before = months[m]["live"]
+            now = {e.source_key: [e.source_digest, e.slug] for e in snap.month(m)}
+            for key in before.keys() | now.keys():
+                if before.get(key) == now.get(key):
+                    continue
+                for slug in {v[1] for v in (before.get(key), now.get(key)) if v}:
+                    for holder, month in self.slug_index(rebuild_id, slug[0]).get(slug, []):
+                        if holder == key and month not in changed:
+                            also.add(month)
+        found = sorted((m for m, r in months.items() if r["count"]), reverse=True)
+        ran = 0
+        touched: set[tuple[str, str]] = set()
+        for m in sorted(changed | also, reverse=True):
+            old = months.get(m)
+            earlier, later = (old["earlier"], old["later"]) if old else neighbours(found, m)
+            new = self.run_month(rebuild_id, m, earlier, later, check=True)
+            ran += 1
+            if new is None:
                 continue
-            holders[entry.slug] = entry.source_key
-            winners.append((entry, page))
-        winners = self._with_versions(winners, links, now, records)
-        index = Index.build([e for e, _ in winners] + kept).with_theme(self.renderer.theme)
-        # what the listeners are still owed survives the rebuild
-        index = replace(index, announce=live.announce)
-        report.releases = len(index.entries)
-        report.problems = sorted(problems, key=lambda p: (p["source"], p["loc"]))
-        report.kept = sorted(release_key(e.slug) for e in kept)
-        report.scheduled = [
-            {"source_key": o.scheduled.source_key, "slug": o.scheduled.slug,
-             "until": o.scheduled.embargo_until.isoformat()}
-            for o in outcomes.values() if o.scheduled is not None
-        ]  # fmt: skip
+            candidates.update(set(old["slugs"] if old else []) - set(new["slugs"]))
+            for r in (old, new):
+                for g in (r or {}).get("groups", []):
+                    kind, _, name = g.partition("/")
+                    touched.add((kind, name))
+        if not ran:  # neighbours: every month page links to the months beside it
+            for i, m in enumerate(found):
+                later = found[i - 1] if i > 0 else None
+                earlier = found[i + 1] if i + 1 < len(found) else None
+                if (months[m]["earlier"], months[m]["later"]) != (earlier, later):
+                    self.run_month(rebuild_id, m, earlier, later, check=True)
+                    ran += 1
+        refs = {("topic", s): t[0] for s, t in head.topics.items()}
+        refs.update((("kind", k), t[0]) for k, t in head.kinds.items())
+        for g in set(refs) | set(groups):
+            r = groups.get(g)
+            if r is None or refs.get(g, "") not in (r["live_token"], r["token"] or None):
+                touched.add(g)
+        for kind, name in sorted(touched):
+            self.run_group(rebuild_id, kind, name, head)
+            ran += 1
+        return ran
 
-        pages = plan(index, self.renderer)
-        files = {key: render_page(key, page, self.renderer, index) for key, page in pages.items()}
-        fresh = {release_key(e.slug): page for e, page in winners if page is not None}
-        existing = self.public.list_etags()
-        owned = {release_key(e.slug) for e in index.entries}
-        new_pages = [k for k, body in sorted(fresh.items()) if existing.get(k) != md5_etag(body)]
-        shared = sorted(
-            (k for k, body in files.items() if existing.get(k) != md5_etag(body)),
-            key=lambda k: (-k.count("/"), k),
-        )
-        stale = sorted(
-            (k for k in existing if site_owned(k) and k not in files and k not in owned),
-            key=lambda k: (k.count("/"), k),
-        )
-        self._committed = index
-        same_state = etag is not None and (
-            live.entries, live.withdrawing, live.theme, live.announce
-        ) == (index.entries, index.withdrawing, index.theme, index.announce)
-        if not new_pages and not shared and not stale and same_state:
-            return True  # the site is what this rebuild would write
-        # media first: a release's photo or PDF is public before its page
-        for key in sorted(index.media_keys() - live.media_keys()):
-            if self.source.head(key) is not None:
-                self.media.sync(key, referenced=True)
-        # release pages, then the listings that link to them (new ones first,
-        # index.json last), then what the site no longer has: all before the
-        # commit, so a publish committing after us rewrites anything it needs
-        for key in new_pages:
-            put_public(self.public, key, fresh[key])
-        last = {"index.html", INDEX_KEY}
-        for phase in (
-            [k for k in shared if k not in existing and k not in last],
-            [k for k in shared if k in existing and k not in last],
-            [k for k in shared if k in last],
-        ):
-            self._parallel(lambda k: put_public(self.public, k, files[k]), phase)
-        self._parallel(self.public.delete, stale)
-        report.written += len(new_pages) + len(shared)
-        report.deleted = sorted(set(report.deleted) | set(stale))
-        for key in [*new_pages, *shared, *stale]:
+    # one attempt at the site's pages and the head --------------------------------------------
+    def _attempt(
+        self, rebuild_id: str, snap: Snapshot, months: dict[str, dict[str, Any]],
+        groups: dict[tuple[str, str], dict[str, Any]], candidates: set[str],
+        deleted: set[str], written: list[str],
+    ) -> tuple[bool, dict[str, bytes]]:  # fmt: skip
+        counts = tuple((m, r["count"]) for m, r in sorted(months.items(), reverse=True)
+                       if r["count"])  # fmt: skip
+        newest: list[Entry] = []
+        enough = False
+        for m, _n in counts:  # the newest months, and one more (offsets may interleave)
+            obj = self.source.get(object_key("month", m, months[m]["token"]))
+            if obj is None:
+                raise StorageError(f"rebuild {rebuild_id}: the month object of {m} is gone",
+                                   rebuild_key(rebuild_id, f"months/{m}.json"))  # fmt: skip
+            newest += [Entry.from_json(e) for e in json.loads(obj.body)["entries"]]
+            if enough:
+                break
+            enough = len(newest) >= NEWEST
+        newest = sorted(newest, key=lambda e: e.sort_key)[:NEWEST]
+        kinds = tuple((k, groups.get(("kind", k), {}).get("count", 0)) for k in KIND_LABELS)
+        topics = tuple((name, r["display"], r["count"])
+                       for (kind, name), r in sorted(groups.items())
+                       if kind == "topic" and r["count"])  # fmt: skip
+        view = _SiteView(tuple(newest), counts, kinds, topics)
+        pages = plan_site(view, self.renderer)  # type: ignore[arg-type]
+        for year in sorted({_ym(m)[0] for m, _n in counts}):
+            in_year = tuple((m, n) for m, n in counts if _ym(m)[0] == year)
+            pages[f"archive/{year}/index.html"] = Page(
+                "archive_year", (year, _year_month_counts(in_year), sum(n for _m, n in in_year))
+            )
+        files = {k: render_page(k, p, self.renderer) for k, p in pages.items()}
+
+        # what the site no longer has: listing pages no step planned, release
+        # pages of slugs a month run again dropped; all before the commit
+        planned = set(files)
+        for r in months.values():
+            planned.update(r["pages"])
+        for r in groups.values():
+            planned.update(r["pages"])
+        stale = [k for prefix in LISTING_PREFIXES for k in self.public.list(prefix)
+                 if k not in planned]  # fmt: skip
+        kept: dict[str, Any] = {}
+        for slug in sorted(candidates):
+            if slug[0] not in kept:
+                kept[slug[0]] = self.slug_index(rebuild_id, slug[0])
+            if slug not in kept[slug[0]] and self.public.head(release_key(slug)) is not None:
+                stale.append(release_key(slug))
+        written += self._write_changed(files)
+        self._parallel(self.public.delete, sorted(set(stale), key=lambda k: (k.count("/"), k)))
+        deleted.update(stale)
+
+        h = snap.head
+        head = Head(
+            theme=self.renderer.theme,
+            newest=newest,
+            months={m: (months[m]["token"], n) for m, n in counts},
+            topics={name: (r["token"], r["count"], r["display"])
+                    for (kind, name), r in groups.items() if kind == "topic" and r["count"]},
+            kinds={name: (r["token"], r["count"])
+                   for (kind, name), r in groups.items() if kind == "kind" and r["count"]},
+            withdrawing=h.withdrawing,
+            announce=h.announce,
+            # pages an abandoned publish attempt owes: the next commit or sweep
+            # rewrites them from this state
+            repair=h.repair,
+        )  # fmt: skip
+        etag = put_if_unchanged(self.source, HEAD_KEY, head.to_bytes(), snap.etag,
+                                content_type="application/json", cache_control=PRIVATE_CACHE)  # fmt: skip
+        if etag is None:
+            return False, files
+        # the objects the head no longer points to
+        keep = {object_key(k, n, ref[0]) for k, refs in
+                (("month", head.months), ("topic", head.topics), ("kind", head.kinds))
+                for n, ref in refs.items()}  # fmt: skip
+        old = [object_key(k, n, ref[0]) for k, refs in
+               (("month", h.months), ("topic", h.topics), ("kind", h.kinds))
+               for n, ref in refs.items()]  # fmt: skip
+        self._parallel(lambda k: _forget(self.source, k), [k for k in old if k not in keep])
+        return True, files
+
+    def _fill_report(
+        self, report: RebuildReport, settled: dict[str, Any], months: dict[str, dict[str, Any]],
+        groups: dict[tuple[str, str], dict[str, Any]], written: list[str], deleted: set[str],
+        paths: set[str],
+    ) -> None:  # fmt: skip
+        step_written = [k for r in [*months.values(), *groups.values()] for k in r["written"]]
+        report.releases = sum(r["count"] for r in months.values())
+        report.written = settled.get("written", 0) + len(step_written) + len(written)
+        report.unchanged = settled.get("unchanged", 0)
+        report.deleted = sorted(deleted)
+        problems = {json.dumps(p, sort_keys=True): p for p in settled.get("problems", [])}
+        for r in months.values():
+            problems.update((json.dumps(p, sort_keys=True), p) for p in r["problems"])
+        report.problems = sorted(problems.values(), key=lambda p: (p["source"], p["loc"]))
+        report.kept = sorted({k for r in months.values() for k in r["kept"]})
+        scheduled = {s["source_key"]: s for s in settled.get("scheduled", [])}
+        for r in months.values():
+            scheduled.update((s["source_key"], s) for s in r["scheduled"])
+        report.scheduled = [scheduled[k] for k in sorted(scheduled)]
+        report.reread = settled.get("reread", 0) + sum(r["reread"] for r in months.values())
+        report.months = len(months)
+        report.groups = len(groups)
+        for key in [*step_written, *written, *deleted]:
             paths.update(invalidation_paths(key))
-        return self._commit_state(index, etag, snap)
-
-    def _with_versions(
-        self,
-        winners: list[tuple[Entry, bytes | None]],
-        links: dict[str, str],
-        now: datetime,
-        records: VersionRecords,
-    ) -> list[tuple[Entry, bytes | None]]:
-        """Pages that link to other language versions than the final set has
-        (a version rendered in another chunk appeared, changed or went) are
-        rendered again, with the versions of every live release, as a full
-        build links them."""
-        site_url = self.renderer.settings.site_url
-        entries = [e for e, _ in winners]
-        versions = {
-            k: language_versions(k, entries, site_url)
-            for k in {e.translation_key for e in entries if e.translation_key}
-        }
-        out = []
-        for entry, page in winners:
-            key = entry.translation_key
-            if key and links.get(entry.source_key) != links_digest(entry.slug, versions[key]):
-                again = self._read(entry.source_key, now, records, versions[key])
-                if again.status == "published" and again.entry is not None:
-                    if again.entry.slug == entry.slug:
-                        entry, page = again.entry, again.page
-            out.append((entry, page))
-        return out
-
-    def _commit_state(self, index: Index, etag: str | None, previous: Snapshot) -> bool:
-        """The commit point, as the publisher's: the private state written only
-        over the version this attempt read (``chalicelib.state.commit_full_state``)."""
-        return commit_full_state(self.source, index, etag, previous=previous) is not None
 
     def _write_schedule(self, report: RebuildReport) -> None:
-        """The schedule for the sources this rebuild read: an entry it did not
-        see (uploaded since) stays as the publisher wrote it, and so does one
-        whose embargo ran out and that the rebuild put live (the next
+        """The schedule for the sources this rebuild read as scheduled; any other
+        entry stays only while its source is still scheduled (uploaded since,
+        as the publisher wrote it) or live with its embargo run out (the next
         ``publish_due_releases`` run still writes its ``published`` receipt)."""
         now = self.clock()
         mine = [
@@ -274,15 +321,31 @@ class CommitStep(RebuildBase):
             for s in report.scheduled
         ]
         mine_keys = {s.source_key for s in mine}
-        seen = self._seen
-        live = {e.source_key for e in self._live().entries}
+        records = VersionRecords(self.source, self.renderer.settings.site_url)
+        read: dict[str, _Outcome] = {}
 
         def keep(s: Scheduled) -> bool:
             if s.source_key in mine_keys:
                 return False
-            return s.source_key not in seen or (s.source_key in live and s.embargo_until <= now)
+            if s.source_key not in read:
+                read[s.source_key] = self._read(s.source_key, now, records)
+            o = read[s.source_key]
+            return o.status == "scheduled" or (
+                o.status == "published" and s.embargo_until <= now
+            )
 
         update_schedule(
             self.source, lambda items: [s for s in items if keep(s)] + mine,
             attempts=self.max_attempts,
         )  # fmt: skip
+
+
+def _timings(settled: dict[str, Any], months: dict[str, Any], groups: dict[Any, Any],
+             prunes: dict[str, Any], commit: float) -> dict[str, float]:  # fmt: skip
+    out = {"settle": settled.get("seconds", 0.0), "commit": round(commit, 3)}
+    for name, docs in (("month", months.values()), ("group", groups.values()),
+                       ("prune", prunes.values())):  # fmt: skip
+        secs = [d.get("seconds", 0.0) for d in docs]
+        out[name + "_sum"] = round(sum(secs), 3)
+        out[name + "_max"] = round(max(secs, default=0.0), 3)
+    return out

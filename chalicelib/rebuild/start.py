@@ -6,8 +6,9 @@ import json
 import logging
 import uuid
 
-from ..core.index import Entry, Index
+from ..errors import StorageError
 from ..keys import (
+    HEAD_KEY,
     PRIVATE_CACHE,
     REBUILT_THEME_KEY,
     RELEASES_PREFIX,
@@ -15,13 +16,12 @@ from ..keys import (
     rebuild_key,
     release_key,
 )
+from ..state import Snapshot, StaleState
 from .base import RebuildBase
-from .records import ChunkResult, Manifest
+from .records import Manifest
 from .sqs import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("newsroom.rebuild")
-
-REUSED_PER_RECORD = 1000  # reused entries per private record (about 1 MB)
 
 
 class StartStep(RebuildBase):
@@ -32,7 +32,8 @@ class StartStep(RebuildBase):
         is queued by the chunk that completes the set). Unless ``full``, a
         source whose listed ETag is the digest its live entry was rendered from,
         under the same theme and with its page in place, is not queued at all:
-        its entry is recorded as it is (``reused/``), as a chunk would have."""
+        its entry is recorded as it is (``parts/<month>/reused.json``), as a chunk
+        would have."""
         size = max(1, int(chunk_size or self.chunk_size))
         rid = rebuild_id or (
             self.clock().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
@@ -42,25 +43,19 @@ class StartStep(RebuildBase):
             for k, e in self.source.list_etags(RELEASES_PREFIX).items()
             if is_release_key(k)
         }
-        live = self._live()
-        reused = [] if full else self._reusable(listing, live)
-        skip = {e.source_key for e in reused}
+        for _attempt in range(self.max_attempts):
+            try:
+                etag, held, skip = self._scan(rid, listing, full)
+                break
+            except StaleState:
+                continue  # a publish replaced a month while it was read: again
+        else:
+            raise StorageError("the state kept changing while it was read", HEAD_KEY)
         keys = sorted(k for k in listing if k not in skip)
-        # the slug each source holds now: a chunk writes a page only over its own
-        held = {e.source_key: e.slug for e in live.entries}
         chunks = _chunked(keys, size, held)
-        records = [reused[i : i + REUSED_PER_RECORD] for i in range(0, len(reused),
-                                                                     REUSED_PER_RECORD)]  # fmt: skip
-        for n, entries in enumerate(records):
-            self.source.put(
-                rebuild_key(rid, f"reused/{n:06d}.json"),
-                ChunkResult(-1 - n, entries, unchanged=len(entries)).to_bytes(),
-                content_type="application/json",
-                cache_control=PRIVATE_CACHE,
-            )
         manifest = Manifest(
-            rid, len(chunks), len(listing), size, self.clock().isoformat(), len(records)
-        )
+            rid, len(chunks), len(listing), size, self.clock().isoformat(), len(skip), etag or "",
+        )  # fmt: skip
         self.source.put(
             rebuild_key(rid, "manifest.json"),
             manifest.to_bytes(),
@@ -74,35 +69,52 @@ class StartStep(RebuildBase):
                 for n, c in enumerate(chunks)
             )  # fmt: skip
         else:
-            self.queue.send([{"rebuild": rid, "action": "commit"}])
+            self.queue.send([{"rebuild": rid, "action": "settle"}])
         log.info(
             json.dumps(
                 {"event": "rebuild_started", "rebuild": rid, "releases": len(listing),
-                 "chunks": len(chunks), "reused": len(reused)}
+                 "chunks": len(chunks), "reused": len(skip)}
             )
         )  # fmt: skip
         return manifest
 
-    def _reusable(self, listing: dict[str, str], live: Index) -> list[Entry]:
-        """Live entries whose source and theme are unchanged and whose page is there.
-        The theme is the one the last rebuild rendered every page under: the
+    def _scan(
+        self, rid: str, listing: dict[str, str], full: bool
+    ) -> tuple[str | None, dict[str, str], set[str]]:
+        """Read the committed state month by month (memory: one month at a
+        time, and a slug per source): the slug each source holds (a chunk
+        writes a page only over its own), and the live entries that need no
+        rendering, recorded as they are in ``parts/<month>/reused.json``: those
+        whose source and theme are unchanged and whose page is there. The
+        theme is the one the last rebuild rendered every page under: the
         private state's theme alone does not tell, since a publish under a new
-        theme renders only its own release pages."""
+        theme renders only its own release pages. Returns the head's ETag, the
+        slugs held, and the sources reused."""
+        snap = Snapshot.read(self.source)
         marker = self.source.get(REBUILT_THEME_KEY)
         theme = json.loads(marker.body).get("theme") if marker else None
-        if theme != self.renderer.theme:
-            return []
-        if not live.entries or live.theme != self.renderer.theme:
-            return []
-        pages = self.public.list_etags(RELEASES_PREFIX)
-        return [
-            e
-            for e in live.entries
-            if e.source_digest
-            and not e.translation_key  # its page links to versions that may change
-            and listing.get(e.source_key) == e.source_digest
-            and release_key(e.slug) in pages
-        ]
+        reuse = not full and theme == self.renderer.theme == snap.head.theme
+        pages = set(self.public.list(RELEASES_PREFIX)) if reuse and snap.head.months else set()
+        held: dict[str, str] = {}
+        skip: set[str] = set()
+        for month in sorted(snap.head.months):
+            entries = Snapshot(self.source, snap.head, snap.etag).month(month)
+            keep = []
+            for e in entries:
+                held[e.source_key] = e.slug
+                if (
+                    reuse
+                    and e.source_digest
+                    and not e.translation_key  # its page links to versions that may change
+                    and listing.get(e.source_key) == e.source_digest
+                    and release_key(e.slug) in pages
+                ):
+                    keep.append(e)
+            if keep:
+                self._put_json(rebuild_key(rid, f"parts/{month}/reused.json"),
+                               {"entries": [e.to_json() for e in keep]})  # fmt: skip
+                skip.update(e.source_key for e in keep)
+        return snap.etag, held, skip
 
 
 def _chunked(keys: list[str], size: int, held: dict[str, str]) -> list[list[str]]:

@@ -321,6 +321,11 @@ def _decode(raw: bytes) -> Any:
     return value
 
 
+def decode(raw: bytes) -> Any:
+    """What a Pagefind metadata or filter file holds."""
+    return _decode(raw)
+
+
 def encode(value: Any) -> bytes:
     """A Pagefind metadata or filter file holding ``value``."""
     return _encode(value)

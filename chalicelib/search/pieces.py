@@ -21,7 +21,8 @@ index (``pagefind-entry.json`` naming one empty metadata file per language:
 the search page's primary Pagefind instance, which loads the WebAssembly from
 the top and merges the pieces into itself with ``mergeIndex``), and the
 manifest ``pieces.json``, the entry point the search page reads first:
-``{"version": 1, "pieces": [{"name", "year", "languages"}, …]}``, newest first.
+``{"version": 1, "pieces": [{"name", "year", "languages"}, …], "topics": […]}``,
+pieces newest first, with every topic (the search page's topic choices).
 
 The pieces a release lands in follow from the number of releases per month
 only, so ``newsroom build`` and ``update_search`` cut the same archive the
@@ -38,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..keys import PAGEFIND_MANIFEST_KEY
-from .bundle import ENTRY_KEY, ENTRY_NAME, PREFIX, build_piece, encode, piece_prefix
+from .bundle import ENTRY_KEY, ENTRY_NAME, PREFIX, build_piece, decode, encode, piece_prefix
 from .records import month_of
 
 MANIFEST_KEY = PAGEFIND_MANIFEST_KEY
@@ -108,20 +109,39 @@ def build_bundle(
     index): every piece, the shell, the manifest and Pagefind's runtime."""
     pieces, runtime = build_pieces(records, counts)
     files: dict[str, bytes] = {}
-    entries = {}
+    entries, topics = {}, {}
     for piece, piece_files in pieces.items():
         files.update(piece_files)
         entries[piece] = json.loads(piece_files[piece_prefix(piece) + ENTRY_NAME])
-    top, needed = shell(entries)
+        topics[piece] = piece_topics(piece_files, piece)
+    top, needed = shell(entries, topics)
     files.update(top)
     files.update({k: runtime[k] for k in needed if k in runtime})
     return files
 
 
-def shell(entries: Mapping[str, dict[str, Any]]) -> tuple[dict[str, bytes], list[str]]:
+def piece_topics(files: Mapping[str, bytes], piece: str) -> list[str]:
+    """The topics of a piece, from its own topic filter files (one per language)."""
+    prefix = piece_prefix(piece)
+    topics: set[str] = set()
+    for key in files:
+        if key.startswith(prefix + "pagefind.") and key.endswith(".pf_meta"):
+            for name, chunk in decode(files[key])[3]:
+                if name == "topic":
+                    topics.update(
+                        v[0] for v in decode(files[f"{prefix}filter/{chunk}.pf_filter"])[1]
+                    )
+    return sorted(topics)
+
+
+def shell(
+    entries: Mapping[str, dict[str, Any]], topics: Mapping[str, Iterable[str]]
+) -> tuple[dict[str, bytes], list[str]]:
     """The top of the bundle for pieces whose ``pagefind-entry.json`` are
-    ``entries``: ``({key: bytes} of the shell entry, its empty metadata files
-    and the manifest}, [the runtime keys they need])``. Empty without pieces."""
+    ``entries`` and whose topics are ``topics``: ``({key: bytes} of the shell
+    entry, its empty metadata files and the manifest}, [the runtime keys they
+    need])``. Empty without pieces. The manifest carries every topic, so the
+    search page offers the topic choices without reading any piece's filters."""
     if not entries:
         return {}, []
     languages: dict[str, dict[str, Any]] = {}
@@ -150,6 +170,7 @@ def shell(entries: Mapping[str, dict[str, Any]]) -> tuple[dict[str, bytes], list
             {"name": p, "year": p[:4], "languages": sorted(entries[p].get("languages", {}))}
             for p in sorted(entries, reverse=True)
         ],
+        "topics": sorted({t for p in entries for t in topics.get(p, ())}),
     }
     files[MANIFEST_KEY] = _json(manifest)
     wasm = sorted({str(v["wasm"]) for v in languages.values() if v.get("wasm")})

@@ -58,7 +58,7 @@ from ..storage import Storage, md5_etag
 from . import page_files
 from .bundle import ENTRY_KEY, ENTRY_NAME, PREFIX, build_piece, piece_prefix
 from .corpus import CORPUS_PREFIX, corpus_key, month_of_key, parse_month
-from .pieces import MANIFEST_KEY, piece_of_key, pieces_of, shell
+from .pieces import MANIFEST_KEY, piece_of_key, piece_topics, pieces_of, shell
 
 log = logging.getLogger(__name__)
 
@@ -153,15 +153,20 @@ class SearchUpdater:
         old: dict[str, dict[str, Any]] = state.get("pieces", {})
         version = state.get("pagefind", "")
         new: dict[str, dict[str, Any]] = {}
-        todo = [p for p in sorted(inputs) if old.get(p, {}).get("inputs") != _digest(inputs[p])]
+        todo = [
+            p
+            for p in sorted(inputs)
+            if old.get(p, {}).get("inputs") != _digest(inputs[p]) or "topics" not in old[p]
+        ]
         runtime: dict[str, bytes] = {}
         done: set[str] = set()
         while todo:
             piece = todo.pop(0)
             done.add(piece)
-            entry = self._piece(piece, [m for m, _c, _p in inputs[piece]], v1, result, runtime)
-            if entry is not None:
-                new[piece] = {"inputs": _digest(inputs[piece]), "entry": entry}
+            built = self._piece(piece, [m for m, _c, _p in inputs[piece]], v1, result, runtime)
+            if built is not None:
+                entry, topics = built
+                new[piece] = {"inputs": _digest(inputs[piece]), "entry": entry, "topics": topics}
                 if entry.get("version") != version:
                     # a new Pagefind: every piece is built again with it
                     version = entry.get("version", "")
@@ -169,7 +174,7 @@ class SearchUpdater:
         for piece in sorted(inputs):
             if piece not in done and piece in old:
                 new[piece] = old[piece]
-        top, needed = shell({p: new[p]["entry"] for p in new})
+        top, needed = shell({p: new[p]["entry"] for p in new}, {p: new[p]["topics"] for p in new})
         old_top: dict[str, str] = state.get("top", {})
         for key in needed:
             if key in runtime:
@@ -232,10 +237,10 @@ class SearchUpdater:
         v1: bool,
         result: SearchRun,
         runtime: dict[str, bytes],
-    ) -> dict[str, Any] | None:
+    ) -> tuple[dict[str, Any], list[str]] | None:
         """Build one piece from its months and bring its folder in line; its entry
-        (None: no release of it is listed: its folder goes once the manifest
-        no longer names it)."""
+        and topics (None: no release of it is listed: its folder goes once the
+        manifest no longer names it)."""
         records: dict[str, dict[str, Any]] = {}
         for month in months:
             slugs = self._listed(month, v1)
@@ -245,16 +250,15 @@ class SearchUpdater:
             for rec in parse_month(obj.body if obj else None):
                 if rec["slug"] in slugs:
                     records[rec["slug"]] = rec
-        files, more = (
-            self.build(piece, [records[s] for s in sorted(records)]) if records else ({}, {})
-        )
         result.records += len(records)
         result.pieces.append(piece)
+        if not records:
+            return None
+        files, more = self.build(piece, [records[s] for s in sorted(records)])
         runtime.update(more)
         prefix = piece_prefix(piece)
         result.deleted.extend(self._sync(prefix, files, result.uploaded))
-        entry = files.get(prefix + ENTRY_NAME)
-        return json.loads(entry) if entry is not None else None
+        return json.loads(files[prefix + ENTRY_NAME]), piece_topics(files, piece)
 
     def _sync(
         self, prefix: str, files: dict[str, bytes], uploaded: list[str] | None = None

@@ -5,7 +5,8 @@
 // index at /pagefind/ (which holds the one copy of Pagefind's WebAssembly), into
 // which the pieces holding that language are merged (mergeIndex) as a search
 // needs them: all of them, or only the chosen year's. "All languages" asks
-// every instance and merges the results by score.
+// every instance and merges the results by score. The year and topic choices
+// come from the manifest.
 const BASE = "/pagefind/";
 const PAGE = 10;
 const form = document.getElementById("search");
@@ -68,36 +69,25 @@ function load() {
     const names = new Intl.DisplayNames([document.documentElement.lang || "en"], { type: "language" });
     fill(language, langs, (l) => { try { return names.of(l); } catch { return l; } });
     fill(year, [...new Set(pieces.map((p) => p.year))].sort().reverse());
-    choose(year);
-    choose(language);
+    // every topic, from the manifest: no piece's filters are read for the choices
+    fill(topic, [...(manifest.topics || [])].sort((a, b) => a.localeCompare(b)));
+    for (const select of [year, language, topic]) choose(select);
   })();
   return loading;
 }
 
 async function ensure(chosenYear) {
-  // the pieces a search needs (every piece, or the chosen year's), merged once;
-  // the topic choices come from the filters of what is merged
+  // the pieces a search needs (every piece, or the chosen year's), merged once
   const work = [];
   for (const p of pieces) {
     if (chosenYear && p.year !== chosenYear) continue;
     for (const lang of p.languages) {
       if (!instances[lang]) continue;
-      if (!merged[lang][p.name]) {
-        merged[lang][p.name] = instances[lang].mergeIndex(BASE + p.name + "/", { language: lang });
-        work.push(true);
-      }
+      merged[lang][p.name] ??= instances[lang].mergeIndex(BASE + p.name + "/", { language: lang });
       work.push(merged[lang][p.name]);
     }
   }
   await Promise.all(work);
-  if (!work.includes(true)) return;
-  const topics = new Set();
-  for (const inst of Object.values(instances)) {
-    const filters = await inst.filters();
-    Object.keys(filters.topic || {}).forEach((t) => topics.add(t));
-  }
-  fill(topic, [...topics].sort((a, b) => a.localeCompare(b)));
-  choose(topic);
 }
 
 function excerptNodes(html) {
@@ -175,7 +165,7 @@ async function search(retry = true) {
 
 async function find() {
   const mine = ++run;
-  await load(); // the year choices come with the manifest
+  await load(); // the year and topic choices come with the manifest
   await ensure(year.value);
   if (mine !== run) return;
   const term = q.value.trim();

@@ -156,9 +156,13 @@ def test_one_query_reaches_every_year_and_a_year_loads_only_its_own_piece(
             "2025",
             "2026",
         }
-        # the year choices come from the manifest, newest first
+        # the year and topic choices come from the manifest (years newest
+        # first), not from the pieces' filter files
         years = page.eval_on_selector_all("#year option", "os => os.map(o => o.value)")
         assert years == ["", "2026", "2025"]
+        topics = page.eval_on_selector_all("#topic option", "os => os.map(o => o.value)")
+        assert len(topics) > 5 and "Clean Water" in topics, topics
+        assert not [a for a in asked if "/filter/" in a and "/2026/" in a], asked
         assert not errors, errors
     finally:
         context.close()
