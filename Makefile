@@ -17,7 +17,8 @@ demo: $(STAMP)
 	$(BIN)/newsroom demo $(if $(PORT),--port $(PORT))
 
 # two workers (pytest-xdist), one test file each at a time, so a file's
-# module fixtures (a built site, a running demo) are made once
+# module fixtures (a built site, a running demo) are made once; the browser
+# folder is one unit and the longest files go first (tests/conftest.py)
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

@@ -25,17 +25,17 @@ T = TypeVar("T")
 THREADS = 16  # requests in flight at once; the S3 client's pool is sized to match
 
 
-_executors: dict[int, ThreadPoolExecutor] = {}
-_lock = threading.Lock()
+_local = threading.local()
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
-    # one set of threads per size for the whole process, however many
-    # publishers it builds (a test builds hundreds)
-    with _lock:
-        if threads not in _executors:
-            _executors[threads] = ThreadPoolExecutor(threads, thread_name_prefix="newsroom-io")
-        return _executors[threads]
+    # one set of threads per calling thread (a Lambda has one; a test that
+    # plays twelve instances on twelve threads gives each its own), however
+    # many publishers it builds; they end with the thread that called them
+    executors: dict[int, ThreadPoolExecutor] = _local.__dict__.setdefault("executors", {})
+    if threads not in executors:
+        executors[threads] = ThreadPoolExecutor(threads, thread_name_prefix="newsroom-io")
+    return executors[threads]
 
 
 class RequestPool:
