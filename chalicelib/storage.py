@@ -292,20 +292,9 @@ class S3Storage:
         prefixes, one request per 1,000): the months a rebuild has entries for,
         without listing every object under them."""
         out: list[str] = []
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
-            if token:
-                kwargs["ContinuationToken"] = token
-            self.counters.count("ListObjectsV2")
-            try:
-                resp = self.client.list_objects_v2(**kwargs)
-            except Exception as exc:
-                raise self._translate(exc, prefix) from exc
+        for resp in self._pages(prefix, Delimiter="/"):
             out += [p["Prefix"][len(prefix) : -1] for p in resp.get("CommonPrefixes", [])]
-            if not resp.get("IsTruncated"):
-                return out
-            token = resp.get("NextContinuationToken")
+        return out
 
     def list_modified(self, prefix: str = "") -> dict[str, tuple[str, float]]:
         """Key -> (ETag, last-modified epoch seconds) of every object under ``prefix``."""
@@ -319,9 +308,14 @@ class S3Storage:
         return {item["Key"]: item["ETag"] for item in self._listing(prefix)}
 
     def _listing(self, prefix: str) -> Iterator[dict[str, Any]]:
+        for resp in self._pages(prefix):
+            yield from resp.get("Contents", [])
+
+    def _pages(self, prefix: str, **extra: str) -> Iterator[dict[str, Any]]:
+        """Every ListObjectsV2 response under ``prefix``, following continuation tokens."""
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, **extra}
             if token:
                 kwargs["ContinuationToken"] = token
             self.counters.count("ListObjectsV2")
@@ -329,7 +323,7 @@ class S3Storage:
                 resp = self.client.list_objects_v2(**kwargs)
             except Exception as exc:
                 raise self._translate(exc, prefix) from exc
-            yield from resp.get("Contents", [])
+            yield resp
             if not resp.get("IsTruncated"):
                 return
             token = resp.get("NextContinuationToken")
