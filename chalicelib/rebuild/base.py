@@ -7,7 +7,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from ..keys import (
     rebuild_key,
 )
 from ..media import MediaSync
+from ..pool import RequestPool
 from ..receipts import Scheduled
 from ..state import Snapshot, StaleState
 from ..storage import Storage, md5_etag
@@ -65,6 +65,7 @@ class RebuildBase:
         self.chunk_size = max(1, chunk_size)
         self.max_attempts = max_attempts
         self.io_threads = max(1, io_threads)
+        self.pool = RequestPool(self.io_threads)
         self.media = MediaSync(source, public, renderer.settings.site_url)
         self._seen: set[str] = set()  # the source keys the last commit attempt listed
         self._committed = Index()  # the index the last commit attempt wrote
@@ -114,15 +115,13 @@ class RebuildBase:
     ) -> dict[str, _Outcome]:
         if not keys:
             return {}
-        with ThreadPoolExecutor(max_workers=min(self.io_threads, len(keys))) as pool:
-            outcomes = pool.map(lambda k: self._read(k, now, records), keys)
-            return dict(zip(keys, outcomes, strict=True))
+        outcomes = self.pool.run([lambda k=k: self._read(k, now, records) for k in keys])
+        return dict(zip(keys, outcomes, strict=True))
 
     def _parallel(self, fn: Callable[[str], Any], keys: list[str]) -> None:
         if not keys:
             return
-        with ThreadPoolExecutor(max_workers=min(self.io_threads, len(keys))) as pool:
-            list(pool.map(fn, keys))
+        self.pool.each(fn, keys)
 
     def _snapshot(self) -> Snapshot:
         """The committed state, its head read now (objects read on demand)."""

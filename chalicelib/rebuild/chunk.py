@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..errors import PreconditionFailed, StorageError
@@ -116,20 +115,19 @@ class RenderStep(RebuildBase):
                     return key, outcome, wrote
             return key, _Outcome("changing"), wrote  # the commit reads it once more
 
-        with ThreadPoolExecutor(max_workers=min(self.io_threads, max(1, len(keys)))) as pool:
-            for key, outcome, wrote in pool.map(one, keys):
-                if outcome.status == "published":
-                    assert outcome.entry is not None
-                    result.entries.append(outcome.entry)
-                    if outcome.entry.translation_key:
-                        result.links[key] = outcome.links
-                        result.versions.append(outcome.entry)
-                    if wrote:
-                        result.written.append(release_key(outcome.entry.slug))
-                    else:
-                        result.unchanged += 1
+        for key, outcome, wrote in self.pool.run([lambda k=k: one(k) for k in keys]):
+            if outcome.status == "published":
+                assert outcome.entry is not None
+                result.entries.append(outcome.entry)
+                if outcome.entry.translation_key:
+                    result.links[key] = outcome.links
+                    result.versions.append(outcome.entry)
+                if wrote:
+                    result.written.append(release_key(outcome.entry.slug))
                 else:
-                    result.other[key] = outcome.status
+                    result.unchanged += 1
+            else:
+                result.other[key] = outcome.status
         return result
 
     def _record_failure(self, rebuild_id: str, chunk: int, exc: Exception) -> None:
