@@ -82,6 +82,8 @@ class Indexer:
             )
         except OSError as exc:
             raise SearchIndexError(f"pagefind failed to run: {exc}") from exc
+        # its input and output descriptors (see newsroom/build_search.py)
+        self.pipes = (self._proc.stdin.fileno(), self._proc.stdout.fileno())  # type: ignore[union-attr]
         self._sent = 0
         self._errors: list[str] = []
         self._answers: dict[int, dict[str, Any]] = {}  # answers to ``_call``s
