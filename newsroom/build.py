@@ -920,11 +920,11 @@ class _SearchPieces:
             _UNUSED,
             ENTRY_NAME,
             PREFIX,
-            Indexer,
             _canonical,
             is_runtime,
             piece_prefix,
         )
+        from chalicelib.search.indexer import Indexer
         from chalicelib.search.pieces import piece_topics, shell
 
         entries: dict[str, dict[str, Any]] = {}
