@@ -22,10 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .convergence import (
-    Change,  # noqa: F401 - re-exported
-    Convergence,
-)
+from .convergence import Convergence
 from .core.render import Renderer
 from .core.site import Page
 from .errors import FieldError, StorageError
@@ -59,6 +56,7 @@ from .state import (
 from .storage import Storage
 from .versions import VersionRecords
 from .waiting import Waiting
+from .writing import Change
 
 log = logging.getLogger("newsroom.publisher")
 

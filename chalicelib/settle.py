@@ -7,11 +7,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from .convergence import (
-    Change,
-    _without,
-    _without_announcements,
-)
 from .core.index import Announcement, Withdrawal
 from .core.model import parse_release
 from .errors import InvalidRelease, StorageError
@@ -34,6 +29,8 @@ from .state import (
     drop_media_refs,
     media_referenced,
 )
+from .transition import without_announcements, without_withdrawal
+from .writing import Change
 
 log = logging.getLogger("newsroom.publisher")
 
@@ -73,14 +70,14 @@ class Settling:
                     current = Draft(committed)  # a lost race reads it again
                 else:
                     current = Draft(Snapshot.read(self.source))
-                cleared = _without_announcements(current.announce, drained)
+                cleared = without_announcements(current.announce, drained)
                 withdrawing = current.withdrawing
                 for w in gone:
                     if current.by_slug(w.slug) is not None:
                         # someone republished this slug while we were deleting: put
                         # its page back by converging that source again
                         self._restore(current.by_slug(w.slug).source_key)  # type: ignore[union-attr]
-                    withdrawing = _without(withdrawing, w)
+                    withdrawing = without_withdrawal(withdrawing, w)
             except StaleState:
                 self._contended(attempt)
                 continue

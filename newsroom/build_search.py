@@ -70,7 +70,7 @@ os.register_at_fork(
 def open_indexer() -> Any:
     """A Pagefind index (``chalicelib.search.bundle.Indexer``) whose pipes no
     process forked from now on holds; ``let_go`` once it has ended."""
-    from chalicelib.search.bundle import Indexer
+    from chalicelib.search.indexer import Indexer
 
     with _PIPES_LOCK:
         indexer = Indexer()

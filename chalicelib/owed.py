@@ -1,0 +1,107 @@
+"""Shared pages written without a commit behind them, and how they are put
+right: after a lost commit race, after an attempt that gave up or failed, and
+in the sweep.
+
+A shared page an attempt wrote is *dirty* until a commit decides it: a lost
+race's next attempt plans its group again on the winner's state and writes
+or deletes it (the merge); an attempt that never commits records its dirty
+pages as owed in the head (``Head.repair``), and the next commit (a batch's
+or the sweep's) takes them over.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from .core.site import Groups, plan_site, render_page
+from .errors import StorageError
+from .state import Draft, Snapshot
+from .storage import md5_etag
+from .writing import Change
+
+log = logging.getLogger("newsroom.publisher")
+
+_MONTH_PAGE = re.compile(
+    r"^(?:archive|(?:topics|kinds)/[^/]+)/(\d{4})/(\d{2})/index\.html$"
+    r"|^(?:index/(\d{4})-(\d{2})\.json|sitemaps/(\d{4})-(\d{2})\.xml)$"
+)
+_YEAR_PAGE = re.compile(r"^archive/(\d{4})/index\.html$")
+_GROUP_PAGE = re.compile(r"^(topics|kinds)/([^/]+)/")
+
+
+def add_group_of(key: str, groups: Groups) -> None:
+    """Add the page group a shared key belongs to (``core.site``'s layout), so
+    a plan of ``groups`` decides that key: written if the plan has it, deleted
+    if not. Keys of no month, year, topic or kind are the site group's, which
+    every plan holds."""
+    m = _MONTH_PAGE.match(key)
+    if m:
+        year, month = (g for g in m.groups() if g is not None)
+        groups.months.add(f"{year}-{month}")
+        return
+    m = _YEAR_PAGE.match(key)
+    if m:
+        groups.years.add(int(m.group(1)))
+        return
+    m = _GROUP_PAGE.match(key)
+    if m:
+        (groups.topics if m.group(1) == "topics" else groups.kinds).add(m.group(2))
+
+
+def take_owed(snap: Snapshot, dirty: set[str], groups: Groups) -> None:
+    """Make the pages the head says are owed this attempt's to decide."""
+    for key in snap.head.repair:
+        dirty.add(key)
+        add_group_of(key, groups)
+
+
+class Owing:
+    """The publisher's owed pages (a part of ``Publisher``; its attributes are set there)."""
+
+    def _owe(self, pages: set[str]) -> None:
+        """Record ``pages`` in the head as owed (``Head.repair``): shared pages
+        written from a state that was never committed. A small conditional
+        write of the head alone, retried; the next commit (a batch's or the
+        sweep's) rewrites them from its own state."""
+        if not pages:
+            return
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                draft = Draft(Snapshot.read(self.source))
+                merged = tuple(sorted(set(draft.repair) | pages))
+                if merged == draft.repair:
+                    return
+                draft.repair = merged
+                if draft.commit_head(draft.snap.etag) is not None:
+                    return
+            except StorageError as exc:
+                log.error(
+                    "repair_not_recorded",
+                    extra={"pages": sorted(pages), "error_type": type(exc).__name__},
+                )
+                return  # the sweep's check of the site's own pages is what is left
+            self._contended(attempt)
+        log.error("repair_not_recorded", extra={"pages": sorted(pages), "error_type": "contended"})
+
+    def repair_shared(self) -> Change:
+        """The sweep's repair of shared pages: those the head says are owed,
+        and every page of the site group (front page, feeds, ``index.json``,
+        sitemap index, …) whose public bytes are not what the committed state
+        renders (a crash between a write and its commit). Rewritten inside a
+        committed attempt, like any batch's shared pages."""
+        snap = Snapshot.read(self.source)
+        if snap.etag is None:
+            return Change()
+        stale = set(snap.head.repair)
+        if snap.head.theme == self.renderer.theme:  # else the rebuild's job
+            for key, page in plan_site(Draft(snap), self.renderer).items():
+                info = self.public.head(key)
+                body = render_page(key, page, self.renderer)
+                if info is None or info.etag != md5_etag(body):
+                    stale.add(key)
+        if not stale:
+            return Change()
+        _wanted, _conflicts, change = self._converge([], self.clock(), {}, repair=stale)
+        log.info("shared_pages_repaired", extra={"pages": sorted(stale)})
+        return change

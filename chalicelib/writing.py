@@ -1,0 +1,138 @@
+"""The write step of one attempt: what goes to the public bucket before the
+commit, and in which order.
+
+Order, so no reader sees a page that links to a missing one: media, then new
+release pages, then new shared pages rank by rank (a page exists before any
+page links to it), then every page that exists already together with the
+updated release pages, then obsolete shared pages (deepest last). The
+independent requests of one step run at once (``pool``); each step is over
+before the next starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any
+
+from .core.index import Entry
+from .core.site import Page
+from .keys import cache_control, content_type, invalidation_paths
+from .storage import md5_etag
+
+
+@dataclass
+class Change:
+    """What one convergence wrote and deleted in the public bucket."""
+
+    written: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    attempts: int = 0
+    # release page -> (digest of the bytes written, the committed entry they
+    # were written over): a later attempt keeps the page rather than writing
+    # the same bytes again
+    pages: dict[str, tuple[str, Entry | None]] = field(default_factory=dict, repr=False)
+    # immutable state objects read by earlier attempts, and shared pages rendered
+    objects: dict[str, Any] = field(default_factory=dict, repr=False)
+    rendered: dict[str, list[tuple[Page, bytes]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def paths(self) -> list[str]:
+        out: list[str] = []
+        for key in [*self.written, *self.deleted]:
+            out.extend(invalidation_paths(key))
+        return sorted(set(out))
+
+
+# (public key, page bytes, is a new slug, the committed entry it replaces)
+ReleasePage = tuple[str, bytes, bool, "Entry | None"]
+
+
+@dataclass
+class SharedWrites:
+    """The shared pages one attempt writes and deletes (``shared.plan_shared``)."""
+
+    bodies: dict[str, bytes]  # in write order
+    to_delete: list[str]  # in delete order
+    existing: set[str]  # planned before the change (written over, not new)
+    planned: set[str]  # planned after the change
+
+
+def _write_order(key: str) -> tuple[bool, int, str]:
+    # topic pages first (a new release page links to them), then deeper keys
+    # before shallower: a month or year page exists before the index pages
+    # that link to it, a topic's feed before the topic page that links to it.
+    # Deletions run in the reverse order.
+    return (not key.startswith("topics/") or key.count("/") < 2, -key.count("/"), key)
+
+
+def rank(key: str) -> tuple[bool, int, bool]:
+    """A rank of the write order of pages that come or go: ``_write_order``
+    without its tie-break by name, except that a leaf (a feed, a JSON or XML
+    file) goes before the HTML pages of its depth, which may link to it.
+    Pages of one rank do not link to each other."""
+    later, depth, _name = _write_order(key)
+    return (later, depth, key.endswith(".html"))
+
+
+def step(key: str, exists: bool) -> tuple[bool, bool, int, bool]:
+    """New pages by rank, so a page exists before any page links to it; pages
+    that exist already are rewritten in one step (a link from one of them
+    reaches a page that exists, or a new one written before)."""
+    return (True, False, 0, False) if exists else (False, *rank(key))
+
+
+class Writing:
+    """The publisher's write step (a part of ``Publisher``; its attributes are set there)."""
+
+    def _write(
+        self,
+        media_new: set[str],
+        pages: list[ReleasePage],
+        shared: SharedWrites,
+        dirty: set[str],
+        change: Change,
+    ) -> None:
+        """Write one attempt's objects in order (module docstring). Every
+        shared key is added to ``dirty`` before its request: a write that
+        fails may still land, and the next attempt or commit decides it."""
+        for key in sorted(media_new):
+            self._publish_media(key, change)
+        # the release pages: kept if an earlier attempt wrote these bytes over
+        # the same committed entry (a lost race re-plans only the shared pages)
+        pages = [
+            (k, body, fresh, prev)
+            for k, body, fresh, prev in pages
+            if change.pages.get(k) != (md5_etag(body), prev)
+        ]
+        # new pages first: nothing links to them until the listings do
+        self._put_all([(k, body) for k, body, fresh, _p in pages if fresh], change)
+        bodies = shared.bodies
+        steps = [list(s) for _r, s in groupby(bodies, key=lambda k: step(k, k in shared.existing))]
+        if not steps or steps[-1][0] not in shared.existing:
+            steps.append([])
+        for n, step_keys in enumerate(steps):
+            dirty.update(step_keys)  # before the requests: a write that fails may land
+            items = [(k, bodies[k]) for k in step_keys]
+            if n == len(steps) - 1:
+                items += [(k, body) for k, body, fresh, _p in pages if not fresh]
+            self._put_all(items, change)
+        for k, body, _fresh, prev in pages:
+            change.pages[k] = (md5_etag(body), prev)
+        # obsolete pages go before the commit, inside this attempt: a
+        # concurrent publish that needs one again commits after us and
+        # rewrites it, and a crash cannot leave one behind
+        for _r, group in groupby(shared.to_delete, key=rank):
+            step_keys = list(group)
+            dirty.update(step_keys)
+            self.public.delete_many(step_keys)
+            change.deleted.extend(k for k in step_keys if k not in change.deleted)
+
+    def _put_all(self, items: list[tuple[str, bytes]], change: Change) -> None:
+        """Write independent objects at once (one step of the write order)."""
+        self.pool.each(lambda item: self._put(item[0], item[1], change), items)
+
+    def _put(self, key: str, body: bytes, change: Change) -> None:
+        self.public.put(key, body, content_type=content_type(key), cache_control=cache_control(key))
+        if key not in change.written:
+            change.written.append(key)
