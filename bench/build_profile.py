@@ -26,7 +26,7 @@ from chalicelib.core.markup import body_html  # noqa: E402
 from chalicelib.core.model import parse_release  # noqa: E402
 from chalicelib.core.render import Renderer  # noqa: E402
 from chalicelib.core.site import plan, render_page  # noqa: E402
-from chalicelib.search.bundle import Indexer  # noqa: E402
+from chalicelib.search.indexer import Indexer  # noqa: E402
 from chalicelib.search.records import document, record  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 

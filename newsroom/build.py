@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import gc
 import itertools
-import json
 import multiprocessing as mp
 import os
 import shutil
 import tempfile
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -34,6 +32,8 @@ from chalicelib.errors import FieldError, InvalidRelease, SlugConflict
 from chalicelib.keys import INDEX_KEY, MEDIA_PREFIX, put_public, release_key
 from chalicelib.receipts import Scheduled
 from chalicelib.storage import Storage, md5_etag
+
+from .build_search import SearchPieces, piece_hints
 
 PARALLEL_THRESHOLD = 400
 CHUNK = 100  # releases per task sent to a render worker
@@ -435,6 +435,9 @@ class FolderBuild:
     written: int = 0
     unchanged: int = 0
     removed: list[str] = field(default_factory=list)
+    # pieces of the search bundle indexed a second time: the guess at them
+    # made before rendering was wrong (build_search.py)
+    search_again: int = 0
 
 
 def _write_file(root: str, key: str, body: bytes, fresh: bool) -> bool:
@@ -455,7 +458,10 @@ def _write_file(root: str, key: str, body: bytes, fresh: bool) -> bool:
     try:
         fh = open(target, "wb")  # noqa: SIM115
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.mkdir(os.path.dirname(path))  # a release page's folder: its parent is there
+        except (FileNotFoundError, FileExistsError):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         fh = open(target, "wb")  # noqa: SIM115
     with fh:
         fh.write(body)
@@ -660,7 +666,7 @@ def build_folder(
         renderer.env.get_template(name)
     held = {e.slug: e.source_key for e in previous.entries} if previous is not None else {}
     scratch = tempfile.mkdtemp(prefix="newsroom-search-")
-    pieces: _SearchPieces | None = None
+    pieces: SearchPieces | None = None
     try:
         shared = {
             "search": scratch if search else None,
@@ -673,6 +679,21 @@ def build_folder(
         }
 
         result = FolderBuild()
+        if search:
+            # sources rendered piece by piece, so that Pagefind indexes the
+            # first piece while the workers render the next (build_search.py)
+            hints = piece_hints(files)
+            planned: dict[str, list[tuple[str, str]]] = {}
+            for key, (piece, url) in hints.items():
+                planned.setdefault(piece, []).append((url, key))
+            rank = {piece: n for n, piece in enumerate(sorted(planned))}
+            files = sorted(files, key=lambda f: (rank.get(hints.get(f[0], ("",))[0], -1), f[0]))
+            pieces = SearchPieces(
+                os.path.join(root, "pagefind") if fresh else os.path.join(scratch, "out"),
+                fresh,
+                planned,
+            )
+            pieces.start()
         size = max(8, min(CHUNK, len(files) // (parallel * 8) or 1))
         chunks = [files[i : i + size] for i in range(0, len(files), size)]
         candidates: list[tuple[float, str, Entry, bool | bytes | None]] = []
@@ -688,16 +709,22 @@ def build_folder(
                     keys_of[key] = outcome[4]
                     if outcome[5] is not None:
                         docs[key] = outcome[5]
+                    if pieces is not None:
+                        pieces.arrive(key, outcome[2].path, outcome[5])
                 elif kind == "reused":
                     if outcome[3] is not None:
                         docs[key] = outcome[3]
                     entry = reusable[key]
                     candidates.append((entry.published_at.timestamp(), key, entry, False))
                     keys_of[key] = getattr(entry, "translation_key", None)
+                    if pieces is not None:
+                        pieces.arrive(key, entry.path, outcome[3])
                 elif kind == "scheduled":
                     result.scheduled.append(outcome[2])
                 else:
                     result.problems.extend(Problem(key, e) for e in outcome[2])
+        if pieces is not None:
+            pieces.close()
 
         # the earliest-published file keeps a contested slug; ties by source key
         holders: dict[str, str] = {}
@@ -793,17 +820,19 @@ def build_folder(
             result.unchanged += len(same)
             for key in same:
                 del pages[key]
-        # the search pieces are indexed one after the other, by one Pagefind at
-        # a time, while the workers render the shared pages
-        if search:
-            pieces = _SearchPieces(
-                [(e.path, e.month_key, docs[e.source_key]) for e in index.entries
-                 if e.source_key in docs],
-                {m: n for m, n in index_months(index.entries)},
-                os.path.join(root, "pagefind") if fresh else os.path.join(scratch, "out"),
-                fresh,
-            )  # fmt: skip
-            pieces.start()
+        # the real pieces: what the plan got wrong is indexed again while the
+        # workers render the shared pages
+        if pieces is not None:
+            from chalicelib.search.pieces import pieces_of
+
+            of = pieces_of(dict(index_months(index.entries)))
+            final: dict[str, list[tuple[str, tuple[str, int, int]]]] = {}
+            for e in index.entries:
+                if e.source_key in docs:
+                    final.setdefault(of.get(e.month_key, e.month_key[:4]), []).append(
+                        (e.path, docs[e.source_key])
+                    )
+            pieces.finalize(final)
         groups = _balanced(pages, parallel)
         for written, unchanged in _run_with_parent(
             _shared_pages, groups, parallel, **shared, pages=pages, index=index
@@ -821,6 +850,8 @@ def build_folder(
             written = True if body is None else _write_file(root, key, body, fresh)
             result.written += written
             result.unchanged += not written
+        if pieces is not None:
+            result.search_again = pieces.again
         referenced = index.media_keys()  # media follow releases, as in the bucket
         for key, path in sorted(media):
             if key not in referenced:
@@ -855,129 +886,3 @@ def build_folder(
             os.close(_DOCS[1])  # documents the parent wrote itself
             _DOCS[:] = ["", -1, 0]
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-class _SearchPieces:
-    """The search bundle of a build, in pieces (``chalicelib.search.pieces``),
-    made in a thread: each piece's documents, in URL order, go to one Pagefind
-    process, which writes the piece and ends before the next one starts, so
-    the memory Pagefind needs is bounded by the largest piece, not the archive.
-    The bytes are those ``chalicelib.search.build_bundle`` gives for the same
-    records and month counts.
-
-    In a fresh folder Pagefind writes each piece in place (``folder`` is the
-    site's ``pagefind/``) and its runtime files move to the top; otherwise it
-    writes into a scratch folder, whose files are compared with the site's."""
-
-    def __init__(
-        self,
-        todo: list[tuple[str, str, tuple[str, int, int]]],
-        counts: dict[str, int],
-        folder: str,
-        fresh: bool,
-    ) -> None:
-        from chalicelib.search.pieces import pieces_of
-
-        of = pieces_of(counts)
-        self.groups: dict[str, list[tuple[str, tuple[str, int, int]]]] = {}
-        for url, month, doc in todo:
-            self.groups.setdefault(of.get(month, month[:4]), []).append((url, doc))
-        self.folder = folder
-        self.fresh = fresh
-        self.out: list[tuple[str, str | None, bytes | None]] = []  # key, file, bytes
-        self.failed: list[BaseException] = []
-        self.indexer: Any = None
-        self.stopped = False
-        self.thread = threading.Thread(target=self._run, name="pagefind-pieces", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def finish(self) -> Iterator[tuple[str, bytes | None]]:
-        """The bundle's files: ``(key, None)`` for one already in place."""
-        self.thread.join()
-        if self.failed:
-            raise self.failed[0]
-        for key, path, body in self.out:
-            if body is None and path is not None:
-                with open(path, "rb") as fh:
-                    body = fh.read()
-            yield key, body
-
-    def drop(self) -> None:
-        self.stopped = True
-        if self.indexer is not None:
-            self.indexer.kill()
-
-    def _run(self) -> None:
-        try:
-            self._build()
-        except BaseException as exc:  # noqa: BLE001 - raised again by finish()
-            self.failed.append(exc)
-
-    def _build(self) -> None:
-        from chalicelib.search.bundle import (
-            _UNUSED,
-            ENTRY_NAME,
-            PREFIX,
-            Indexer,
-            _canonical,
-            is_runtime,
-            piece_prefix,
-        )
-        from chalicelib.search.pieces import piece_topics, shell
-
-        entries: dict[str, dict[str, Any]] = {}
-        topics: dict[str, list[str]] = {}
-        runtime: dict[str, str] = {}  # key -> file
-        files: dict[str, int] = {}  # documents file -> descriptor
-        os.makedirs(self.folder, exist_ok=True)
-        try:
-            for piece in sorted(self.groups):
-                if self.stopped:
-                    return
-                self.indexer = Indexer()
-                for url, (path, offset, length) in sorted(self.groups.pop(piece)):
-                    if path not in files:
-                        files[path] = os.open(path, os.O_RDONLY)
-                    self.indexer.add(url, os.pread(files[path], length, offset).decode("utf-8"))
-                out = os.path.join(self.folder, piece)
-                self.indexer.write(out)
-                self.indexer = None
-                prefix = piece_prefix(piece)
-                rewritten: dict[str, bytes] = {}
-                for dirpath, _dirs, names in os.walk(out):
-                    for name in sorted(names):
-                        path = os.path.join(dirpath, name)
-                        rel = os.path.relpath(path, out).replace(os.sep, "/")
-                        if rel.startswith(_UNUSED):
-                            os.unlink(path)
-                        elif is_runtime(rel):
-                            top = os.path.join(self.folder, rel)
-                            os.replace(path, top)  # the same bytes from every piece
-                            runtime[PREFIX + rel] = top
-                        elif (
-                            rel.startswith("filter/")
-                            or rel.endswith(".pf_meta")
-                            or rel == ENTRY_NAME
-                        ):
-                            with open(path, "rb") as fh:
-                                rewritten[prefix + rel] = fh.read()
-                            os.unlink(path)  # its canonical form is written in its place
-                        else:
-                            self.out.append((prefix + rel, None if self.fresh else path, None))
-                canonical = _canonical(rewritten, prefix)
-                entries[piece] = json.loads(canonical[prefix + ENTRY_NAME])
-                topics[piece] = piece_topics(canonical, piece)
-                self.out.extend((k, None, v) for k, v in sorted(canonical.items()))
-        finally:
-            for fd in files.values():
-                os.close(fd)
-        top, needed = shell(entries, topics)
-        self.out.extend((k, None, v) for k, v in sorted(top.items()))
-        for key in needed:
-            if key in runtime:
-                path = runtime.pop(key)
-                self.out.append((key, None if self.fresh else path, None))
-        for path in runtime.values():  # runtime files no piece needs
-            os.unlink(path)

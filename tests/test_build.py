@@ -166,3 +166,82 @@ def test_the_search_bundle_is_the_reference_whether_files_arrive_in_url_order_or
     out = tmp_path / "out"
     build.build_folder(files, renderer(), str(out), now=NOW, workers=2)
     assert tree(out) == in_memory(files).files
+
+
+def _years(src: Path, slugs_by_year: dict[int, list[str]]) -> list[tuple[str, str]]:
+    src.mkdir()
+    for year, slugs in slugs_by_year.items():
+        for i, slug in enumerate(slugs):
+            doc = make_release(slug=slug, published_at=f"{year}-0{i + 1}-02T09:00:00Z")
+            (src / f"{slug}.json").write_bytes(dumps(doc))
+    return [(f"releases/{p.name}", str(p)) for p in sorted(src.glob("*.json"))]
+
+
+def test_pagefind_indexes_each_year_from_the_guess_made_before_rendering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sources render piece by piece and each piece goes to Pagefind as its
+    documents come back; when the guess read from the sources' bytes holds,
+    no piece is indexed twice, and the bundle is the reference."""
+    monkeypatch.setattr(build, "PARALLEL_THRESHOLD", 2)
+    files = _years(
+        tmp_path / "src",
+        {2019: ["harbour", "zinc"], 2020: ["alpha", "quay", "mills"], 2021: ["beta"]},
+    )
+    out = tmp_path / "out"
+    result = build.build_folder(files, renderer(), str(out), now=NOW, workers=2)
+    assert result.search_again == 0
+    assert tree(out) == in_memory(files).files
+    assert {"pagefind/2019/pagefind-entry.json", "pagefind/2021/pagefind-entry.json"} <= set(
+        tree(out)
+    )
+
+
+def test_a_wrong_guess_at_a_piece_is_indexed_again_and_the_bundle_is_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guess is only an order of work: a slug that is not its file name
+    (so the piece arrives out of URL order), a slug claimed twice, a release
+    under embargo and a file that is no release are all found once the index
+    is built, and only the pieces they touch are indexed again."""
+    monkeypatch.setattr(build, "PARALLEL_THRESHOLD", 2)
+    src = tmp_path / "src"
+    files = _years(src, {2019: ["harbour", "zinc"], 2020: ["alpha", "quay"], 2021: ["beta"]})
+    renamed = make_release(slug="aaa-first", published_at="2019-03-02T09:00:00Z")
+    (src / "zz-named-otherwise.json").write_bytes(dumps(renamed))
+    claim = make_release(slug="quay", published_at="2018-01-01T00:00:00Z")
+    (src / "an-earlier-quay.json").write_bytes(dumps(claim))
+    embargoed = make_release(slug="later", embargo_until="2999-01-01T00:00:00Z")
+    (src / "later.json").write_bytes(dumps(embargoed))
+    (src / "broken.json").write_bytes(b'{"published_at": "2021-05-01T00:00:00Z"')
+    files = [(f"releases/{p.name}", str(p)) for p in sorted(src.glob("*.json"))]
+    out = tmp_path / "out"
+    result = build.build_folder(files, renderer(), str(out), now=NOW, workers=2)
+    assert tree(out) == in_memory(files).files
+    # 2019 (out of URL order) and 2020 (its quay lost the slug); not 2021
+    assert result.search_again == 2
+
+
+def test_a_worker_forked_while_pagefind_runs_does_not_hold_its_input_open() -> None:
+    """Pagefind ends when its input closes: a process forked while a build
+    feeds it (the shared pages' workers) must not keep that pipe open."""
+    import multiprocessing as mp
+
+    from newsroom.build_search import let_go, open_indexer
+
+    indexer = open_indexer()
+    try:
+        stdin, stdout = indexer.pipes
+        queue = mp.get_context("fork").SimpleQueue()
+
+        def look() -> None:
+            queue.put([os.readlink(f"/proc/self/fd/{fd}") for fd in (stdin, stdout)])
+
+        child = mp.get_context("fork").Process(target=look)
+        child.start()
+        child.join(30)
+        assert queue.get() == [os.devnull, os.devnull]
+        assert os.readlink(f"/proc/self/fd/{stdin}").startswith("pipe:")  # the parent's stays
+    finally:
+        indexer.kill()
+        let_go(indexer)

@@ -16,27 +16,20 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from jinja2 import (
-    BytecodeCache,
-    Environment,
-    FileSystemLoader,
-    StrictUndefined,
-    select_autoescape,
-)
-from jinja2.bccache import Bucket
+from jinja2 import Environment
 from markupsafe import Markup
 
 from ..keys import search_script_key, stylesheet_key
 from ..settings import Settings
 from . import i18n
-from .filters import json_for_script, media_type, news_language, rfc3339, tel
+from .environment import SiteInfo, template_environment
+from .filters import json_for_script, rfc3339
 from .i18n import Version
 from .index import Entry
 from .markup import body_html, excerpt_source
-from .model import KIND_LABELS, KIND_PLURALS, Release
-from .text import display_instant, encode_xml_safe, excerpt, topic_slug, typographic, xml_safe
+from .model import KIND_PLURALS, Release
+from .text import encode_xml_safe, excerpt, topic_slug, xml_safe
 
 CORE_DIR = Path(__file__).resolve().parent
 PACKAGE_DIR = CORE_DIR.parent
@@ -56,67 +49,10 @@ def files_digest(root: Path, pattern: str = "*") -> str:
 
 
 @dataclass(frozen=True)
-class SiteInfo:
-    """What templates may know about the site (no secrets)."""
-
-    title: str
-    url: str
-    intro: str
-    organisation: str
-    press_email: str
-    press_phone: str
-    signup_url: str = "/subscriptions"  # where the e-mail sign-up form posts
-
-
-def _install_label_cache(env: Environment, translations: Any) -> None:
-    """``_``, ``gettext`` and ``ngettext`` giving exactly what Jinja's
-    new-style gettext gives under autoescaping (the translated text as Markup,
-    ``%``-formatted with the call's variables), without its two context calls
-    per label, and each fixed label translated once per language: labels were
-    a third of a release page's rendering time."""
-    labels: dict[str, Markup] = {}
-
-    def gettext(__string: str, **variables: Any) -> Markup:
-        if variables:
-            return Markup(translations.gettext(__string)) % variables
-        label = labels.get(__string)
-        if label is None:
-            label = labels[__string] = Markup(translations.gettext(__string)) % {}
-        return label
-
-    def ngettext(__singular: str, __plural: str, __num: int, **variables: Any) -> Markup:
-        variables.setdefault("num", __num)
-        return Markup(translations.ngettext(__singular, __plural, __num)) % variables
-
-    env.globals.update(_=gettext, gettext=gettext, ngettext=ngettext)
-
-
-@dataclass(frozen=True)
 class RenderedRelease:
     page: bytes
     summary: str
     revision: str
-
-
-class _CompiledTemplates(BytecodeCache):
-    """Compiled templates kept for the process and shared by every renderer's
-    environments (all made alike), so a new renderer (other settings, another
-    language) does not compile them again. Jinja keys each by template name and
-    file, and recompiles when the source's checksum differs."""
-
-    def __init__(self) -> None:
-        self._code: dict[str, bytes] = {}
-
-    def load_bytecode(self, bucket: Bucket) -> None:
-        code = self._code.get(bucket.key)
-        if code is not None:
-            bucket.bytecode_from_string(code)
-
-    def dump_bytecode(self, bucket: Bucket) -> None:
-        self._code[bucket.key] = bucket.bytecode_to_string()
-
-
-_COMPILED = _CompiledTemplates()
 
 
 class Renderer:
@@ -141,69 +77,16 @@ class Renderer:
         there is none) and its dates. One environment per language, so macros
         imported by a template see the same language as the page."""
         key = tag.lower()
-        if key in self._envs:
-            return self._envs[key]
-        env = Environment(
-            loader=FileSystemLoader(str(self.template_dir)),
-            autoescape=select_autoescape(["html", "xml"], default=True),
-            undefined=StrictUndefined,
-            trim_blocks=False,
-            lstrip_blocks=False,
-            keep_trailing_newline=True,
-            extensions=["jinja2.ext.i18n"],
-            bytecode_cache=_COMPILED,
-        )
-        translations = i18n.translations(tag)
-        env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
-        _install_label_cache(env, translations)
-        loc = i18n.locale(tag)
-        zone = self.settings.timezone
-        env.filters["display_date"] = loc.format_date
-        env.filters["display_datetime"] = lambda m: loc.format_datetime(m, i18n.zone_label(m, zone))
-        env.filters["display_instant"] = display_instant
-        env.filters["rfc3339"] = rfc3339
-        env.filters["tel"] = tel
-        env.filters["news_language"] = news_language
-        env.filters["typographic"] = typographic
-        env.filters["mailto_quote"] = lambda v: quote(xml_safe(str(v)), safe="")
-        env.filters["absolute"] = self.absolute
-        env.filters["media_type"] = media_type
-        page_lang = i18n.primary(tag)
-
-        def other_lang(language: str) -> Markup:
-            # a title or excerpt in another language than the page says so
-            if i18n.primary(language) == page_lang:
-                return Markup("")
-            direction = "rtl" if i18n.is_rtl(language) else "ltr"
-            return Markup(' lang="{}" dir="{}"').format(language, direction)
-
-        parts: dict[tuple[str, str], Markup] = {}
-
-        def partial(name: str, nav: str = "") -> Markup:
-            # what is the same on every page of this language (the header for
-            # one navigation entry, the footer, the sign-up form's fixed
-            # parts), rendered once: ``partials/<name>.html``, its final line
-            # break left to the page
-            key = (name, nav)
-            if key not in parts:
-                text = env.get_template(f"partials/{name}.html").render(nav=nav)
-                parts[key] = Markup(text[:-1] if text.endswith("\n") else text)
-            return parts[key]
-
-        env.globals.update(
-            partial=partial,
-            site=self.site,
-            nav="",
-            lang=tag,
-            dir="rtl" if loc.rtl else "ltr",
-            kinds=[(k, translations.gettext(label)) for k, label in KIND_PLURALS.items()],
-            kind_label=lambda kind: translations.gettext(KIND_LABELS[kind]),
-            kind_plural=lambda kind: translations.gettext(KIND_PLURALS[kind]),
-            other_lang=other_lang,
-            stylesheet="/" + self.stylesheet_key,
-        )
-        self._envs[key] = env
-        return env
+        if key not in self._envs:
+            self._envs[key] = template_environment(
+                self.template_dir,
+                tag,
+                site=self.site,
+                timezone=self.settings.timezone,
+                absolute=self.absolute,
+                stylesheet="/" + self.stylesheet_key,
+            )
+        return self._envs[key]
 
     def gettext(self, message: str, **values: Any) -> str:
         """A label in the site's language (headings the site plan builds)."""

@@ -21,7 +21,8 @@ from typing import Any
 from ..core.model import parse_release
 from ..errors import InvalidRelease
 from ..keys import SEARCH_PAGE_KEY
-from .bundle import ENTRY_KEY, PREFIX, SearchIndexError
+from .bundle import ENTRY_KEY, PREFIX
+from .indexer import SearchIndexError
 from .pieces import MANIFEST_KEY, build_bundle
 from .records import record
 

@@ -1,112 +1,17 @@
-"""The storage port: the few verbs the publisher needs, over S3 or a folder.
+"""``S3Storage``: S3 behind the port.
 
-``S3Storage`` takes its boto3 client in the constructor and translates botocore
-errors into the project's own (``errors.StorageError`` and subclasses), so
-nothing above this module imports botocore. ``LocalStorage`` keeps the same
-layout in a folder, with the same conditional-write semantics (ETag = MD5 of
-the bytes), so ``newsroom build`` and the Lambda share every code path above.
+It takes its boto3 client in the constructor and translates botocore errors
+into the project's own (``errors.StorageError`` and subclasses), so nothing
+above it imports botocore. Listings page through one ListObjectsV2 loop.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from .errors import PreconditionFailed, StorageError, TransientStorageError
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    body: bytes
-    etag: str
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    """What a HEAD tells: enough to skip a copy whose bytes did not change."""
-
-    key: str
-    etag: str
-    size: int
-
-
-@dataclass
-class Counters:
-    """Requests and bytes, for the structured log line and the benchmarks."""
-
-    requests: dict[str, int] = field(default_factory=dict)
-    bytes_written: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def count(self, op: str, written: int = 0) -> None:
-        with self._lock:  # requests of one step run on several threads
-            self.requests[op] = self.requests.get(op, 0) + 1
-            self.bytes_written += written
-
-    @property
-    def total(self) -> int:
-        return sum(self.requests.values())
-
-
-class Storage(Protocol):
-    counters: Counters
-
-    def get(self, key: str) -> StoredObject | None: ...
-
-    def head(self, key: str) -> ObjectInfo | None: ...
-
-    def put(
-        self,
-        key: str,
-        body: bytes,
-        *,
-        content_type: str,
-        cache_control: str,
-        if_match: str | None = None,
-        if_none_match: bool = False,
-    ) -> str: ...
-
-    def delete(self, key: str, *, if_match: str | None = None) -> None: ...
-
-    def delete_many(self, keys: list[str]) -> None: ...
-
-    def list(self, prefix: str = "") -> Iterator[str]: ...
-
-
-def md5_etag(body: bytes) -> str:
-    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
-
-
-def put_if_unchanged(
-    storage: Storage,
-    key: str,
-    body: bytes,
-    etag: str | None,
-    *,
-    content_type: str,
-    cache_control: str,
-) -> str | None:
-    """The commit step of every read-modify-write: write only if ``key`` still
-    has the ETag that was read (``None``: still absent). Returns the new ETag,
-    or ``None`` when another writer got there first and the caller must re-read."""
-    try:
-        return storage.put(
-            key,
-            body,
-            content_type=content_type,
-            cache_control=cache_control,
-            if_match=etag,
-            if_none_match=etag is None,
-        )
-    except PreconditionFailed:
-        return None
-
+from ..errors import PreconditionFailed, StorageError, TransientStorageError
+from .port import Counters, ObjectInfo, StoredObject, md5_etag
 
 _TRANSIENT_CODES = {
     "SlowDown",
@@ -335,96 +240,3 @@ def _is_missing(exc: Exception) -> bool:
         return False
     code = str(response.get("Error", {}).get("Code", ""))
     return code in ("NoSuchKey", "404", "NotFound")
-
-
-class LocalStorage:
-    """A folder with the public bucket's layout; keys map to relative paths."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        self.counters = Counters()
-        self._lock = threading.Lock()
-
-    def _path(self, key: str) -> Path:
-        parts = key.split("/")
-        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise StorageError(f"unsafe key {key!r}", key)
-        return self.root.joinpath(*parts)
-
-    def get(self, key: str) -> StoredObject | None:
-        self.counters.count("GetObject")
-        try:
-            body = self._path(key).read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
-        return StoredObject(key, body, md5_etag(body))
-
-    def head(self, key: str) -> ObjectInfo | None:
-        found = self.get(key)
-        return None if found is None else ObjectInfo(key, found.etag, len(found.body))
-
-    def put(
-        self,
-        key: str,
-        body: bytes,
-        *,
-        content_type: str,
-        cache_control: str,
-        if_match: str | None = None,
-        if_none_match: bool = False,
-    ) -> str:
-        path = self._path(key)
-        self.counters.count("PutObject", len(body))
-        with self._lock:
-            if if_match or if_none_match:
-                try:
-                    current: str | None = md5_etag(path.read_bytes())
-                except FileNotFoundError:
-                    current = None
-                if (if_none_match and current is not None) or (if_match and current != if_match):
-                    raise PreconditionFailed(f"{path}: changed since read", key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(body)
-            os.replace(tmp, path)
-        return md5_etag(body)
-
-    def delete(self, key: str, *, if_match: str | None = None) -> None:
-        self.counters.count("DeleteObject")
-        path = self._path(key)
-        try:
-            with self._lock:
-                if if_match is not None and md5_etag(path.read_bytes()) != if_match:
-                    raise PreconditionFailed(f"{path}: changed since read", key)
-                path.unlink()
-        except FileNotFoundError:
-            return
-        # prune now-empty folders so the tree matches the bucket's key set
-        parent = path.parent
-        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
-            parent = parent.parent
-
-    def list_folders(self, prefix: str) -> list[str]:
-        """The names directly under ``prefix`` that hold objects."""
-        rests = (k[len(prefix) :] for k in self.list(prefix))
-        return sorted({r.split("/", 1)[0] for r in rests if "/" in r})
-
-    def delete_many(self, keys: list[str]) -> None:
-        for key in keys:
-            self.delete(key)
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        self.counters.count("ListObjectsV2")
-        if not self.root.is_dir():
-            return
-        keys = []
-        for dirpath, _dirs, files in os.walk(self.root):
-            for name in files:
-                if name.startswith(".") and name.endswith(".tmp"):
-                    continue
-                rel = os.path.relpath(os.path.join(dirpath, name), self.root)
-                key = rel.replace(os.sep, "/")
-                if key.startswith(prefix):
-                    keys.append(key)
-        yield from sorted(keys)

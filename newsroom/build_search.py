@@ -1,0 +1,325 @@
+"""The search bundle of ``newsroom build``, indexed while the pages render.
+
+Pagefind is the largest single cost of a build with search, and it is one
+process at a time (its memory is bounded by one piece: ``chalicelib.search.
+pieces``). Started only once every page was rendered, it ran alone on one core
+while the other had nothing left to do. So the build guesses each source's
+piece before it renders anything (``piece_hints``: the month and slug read
+from the source's bytes), renders the sources piece by piece, and a thread
+feeds each piece's search documents to Pagefind, in URL order, as the workers
+hand them back: Pagefind indexes the first piece while the workers render the
+next ones.
+
+The guess is only an order of work. Once the index is built the parent hands
+over the real pieces (``finalize``); a piece whose documents, order or name
+differ from what was fed (a scheduled release in a month near a piece's
+limit, a contested slug, a slug that is not the file name) is indexed again
+from the real list, and a guessed piece that does not exist is dropped. So the
+bundle is always the one ``chalicelib.search.build_bundle`` gives for the
+same records and month counts, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from chalicelib.keys import release_path
+
+Doc = tuple[str, int, int]  # where a search document is: (file, offset, length)
+
+_MONTH = re.compile(rb'"published_at"\s*:\s*"(\d{4}-\d{2})-')
+_SLUG = re.compile(rb'"slug"\s*:\s*"([a-z0-9]+(?:-[a-z0-9]+)*)"')
+
+
+# The pipes of the running Pagefind. A worker forked while it runs (the shared
+# pages' workers are forked while the thread feeds Pagefind) must not keep the
+# write end of its input open: Pagefind ends only when its input closes. In
+# the child they are pointed at /dev/null (not closed: the objects that own
+# the numbers may still close them). The lock keeps a fork from falling
+# between starting Pagefind and recording its pipes.
+_PIPES: set[tuple[int, int]] = set()
+_PIPES_LOCK = threading.Lock()
+
+
+def _forget_pipes_in_child() -> None:
+    _PIPES_LOCK.release()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fds in _PIPES:
+        for fd in fds:
+            try:
+                os.dup2(null, fd)
+            except OSError:
+                pass
+    os.close(null)
+    _PIPES.clear()
+
+
+os.register_at_fork(
+    before=_PIPES_LOCK.acquire,
+    after_in_parent=_PIPES_LOCK.release,
+    after_in_child=_forget_pipes_in_child,
+)
+
+
+def open_indexer() -> Any:
+    """A Pagefind index (``chalicelib.search.bundle.Indexer``) whose pipes no
+    process forked from now on holds; ``let_go`` once it has ended."""
+    from chalicelib.search.indexer import Indexer
+
+    with _PIPES_LOCK:
+        indexer = Indexer()
+        _PIPES.add(indexer.pipes)
+    return indexer
+
+
+def let_go(indexer: Any) -> None:
+    """``indexer`` has ended: its descriptor numbers may be reused."""
+    _PIPES.discard(indexer.pipes)
+
+
+def piece_hints(files: Iterable[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """``{source key: (piece, url)}`` guessed from each file's bytes without
+    parsing it (a file that cannot be read or guessed is left out). Only an
+    order of work: ``SearchPieces.finalize`` checks it against the index."""
+    from chalicelib.search.pieces import pieces_of
+
+    found: dict[str, tuple[str, str]] = {}
+    counts: dict[str, int] = {}
+    for key, path in files:
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        month = _MONTH.search(raw)
+        if month is None:
+            continue
+        slug = _SLUG.search(raw)
+        name = key.rsplit("/", 1)[-1][: -len(".json")] if key.lower().endswith(".json") else ""
+        m = month.group(1).decode()
+        found[key] = (m, release_path(slug.group(1).decode() if slug else name))
+        counts[m] = counts.get(m, 0) + 1
+    of = pieces_of(counts)
+    return {key: (of.get(m, m[:4]), url) for key, (m, url) in found.items()}
+
+
+class _OffPlan(Exception):
+    """The documents of a planned piece do not arrive in URL order."""
+
+
+class SearchPieces:
+    """The search bundle of a build, in pieces, made in a thread: each piece's
+    documents, in URL order, go to one Pagefind process, which writes the
+    piece and ends before the next one starts.
+
+    ``planned`` (``{piece: [(url, source key)]}``, from ``piece_hints``) are
+    indexed as the documents ``arrive``; ``finalize`` gives the real pieces
+    (``{piece: [(url, doc)]}``) once the index is built, and the thread then
+    indexes what the plan got wrong. In a fresh folder Pagefind writes each
+    piece in place (``folder`` is the site's ``pagefind/``) and its runtime
+    files move to the top; otherwise it writes into a scratch folder, whose
+    files are compared with the site's."""
+
+    def __init__(
+        self, folder: str, fresh: bool, planned: Mapping[str, list[tuple[str, str]]] | None = None
+    ) -> None:
+        self.folder = folder
+        self.fresh = fresh
+        self.planned = {p: sorted(items) for p, items in (planned or {}).items() if items}
+        self._arrived: dict[str, tuple[str, Doc] | None] = {}  # None: it will not come
+        self._closed = False  # every source has been rendered
+        self._final: dict[str, list[tuple[str, Doc]]] | None = None
+        self._cond = threading.Condition()
+        self.fed: dict[str, list[tuple[str, Doc]]] = {}  # what each indexed piece holds
+        self.out: list[tuple[str, str | None, bytes | None]] = []  # key, file, bytes
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.topics: dict[str, list[str]] = {}
+        self.runtime: dict[str, str] = {}  # key -> file
+        self.again = 0  # pieces indexed a second time (the plan was wrong)
+        self.failed: list[BaseException] = []
+        self.indexer: Any = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="pagefind-pieces", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    # the parent's side --------------------------------------------------------
+    def arrive(self, key: str, url: str, doc: Doc | None) -> None:
+        """The source ``key`` was rendered: its page is at ``url``, its search
+        document at ``doc`` (None: it has none, e.g. it is scheduled)."""
+        with self._cond:
+            self._arrived[key] = None if doc is None else (url, doc)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Every source was rendered: a planned one that did not arrive never will."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def finalize(self, final: Mapping[str, list[tuple[str, Doc]]]) -> None:
+        """The real pieces, from the index: ``{piece: [(url, doc)]}``."""
+        with self._cond:
+            self._closed = True
+            self._final = {p: sorted(items) for p, items in final.items() if items}
+            self._cond.notify_all()
+
+    def finish(self) -> Iterator[tuple[str, bytes | None]]:
+        """The bundle's files: ``(key, None)`` for one already in place."""
+        self.thread.join()
+        if self.failed:
+            raise self.failed[0]
+        for key, path, body in self.out:
+            if body is None and path is not None:
+                with open(path, "rb") as fh:
+                    body = fh.read()
+            yield key, body
+
+    def drop(self) -> None:
+        """Stop (the build failed): a Pagefind still running ends at once."""
+        with self._cond:
+            self.stopped = True
+            self._closed = True
+            self._cond.notify_all()
+        indexer = self.indexer
+        if indexer is not None:
+            indexer.kill()
+            let_go(indexer)
+
+    # the thread's side --------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._build()
+        except BaseException as exc:  # noqa: BLE001 - raised again by finish()
+            self.failed.append(exc)
+
+    def _planned_docs(self, items: list[tuple[str, str]]) -> Iterator[tuple[str, Doc]]:
+        last = ""
+        for _url, key in items:
+            with self._cond:
+                self._cond.wait_for(lambda k=key: k in self._arrived or self._closed)
+                got = self._arrived.get(key)
+            if got is not None:
+                if got[0] <= last:  # a slug guessed wrong: the piece is out of URL order
+                    raise _OffPlan
+                last = got[0]
+                yield got
+
+    def _build(self) -> None:
+        from chalicelib.search.pieces import shell
+
+        os.makedirs(self.folder, exist_ok=True)
+        for piece in sorted(self.planned):
+            if self.stopped:
+                return
+            try:
+                self._index(piece, self._planned_docs(self.planned[piece]))
+            except _OffPlan:
+                pass  # indexed from the real list once the index is built
+        with self._cond:
+            self._cond.wait_for(lambda: self._final is not None or self.stopped)
+        if self.stopped or self._final is None:
+            return
+        final = self._final
+        for piece in sorted(self.fed):
+            if final.get(piece) != self.fed[piece]:
+                self._forget(piece)
+        for piece in sorted(final):
+            if piece not in self.fed:
+                self.again += piece in self.planned
+                self._index(piece, iter(final[piece]))
+        if self.stopped:
+            return
+        top, needed = shell(self.entries, self.topics)
+        self.out.extend((k, None, v) for k, v in sorted(top.items()))
+        for key in needed:
+            if key in self.runtime:
+                path = self.runtime.pop(key)
+                self.out.append((key, None if self.fresh else path, None))
+        for path in self.runtime.values():  # runtime files no piece needs
+            os.unlink(path)
+
+    def _index(self, piece: str, docs: Iterator[tuple[str, Doc]]) -> None:
+        """One piece: its documents to one Pagefind, which writes it; then its
+        files sorted into the bundle (runtime to the top, three made canonical)."""
+        from chalicelib.search.bundle import (
+            _UNUSED,
+            ENTRY_NAME,
+            PREFIX,
+            _canonical,
+            is_runtime,
+            piece_prefix,
+        )
+        from chalicelib.search.pieces import piece_topics
+
+        fed: list[tuple[str, Doc]] = []
+        files: dict[str, int] = {}  # documents file -> descriptor
+        try:
+            for url, (path, offset, length) in docs:
+                if self.stopped:
+                    return
+                if self.indexer is None:
+                    self.indexer = open_indexer()
+                if path not in files:
+                    files[path] = os.open(path, os.O_RDONLY)
+                self.indexer.add(url, os.pread(files[path], length, offset).decode("utf-8"))
+                fed.append((url, (path, offset, length)))
+        except BaseException:
+            if self.indexer is not None:
+                self.indexer.kill()
+                let_go(self.indexer)
+                self.indexer = None
+            raise
+        finally:
+            for fd in files.values():
+                os.close(fd)
+        if self.indexer is None:  # no document came: no piece
+            self.fed[piece] = fed
+            return
+        out = os.path.join(self.folder, piece)
+        try:
+            self.indexer.write(out)
+        finally:
+            let_go(self.indexer)
+            self.indexer = None
+        self.fed[piece] = fed
+        prefix = piece_prefix(piece)
+        rewritten: dict[str, bytes] = {}
+        for dirpath, _dirs, names in os.walk(out):
+            for name in sorted(names):
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, out).replace(os.sep, "/")
+                if rel.startswith(_UNUSED):
+                    os.unlink(path)
+                elif is_runtime(rel):
+                    top = os.path.join(self.folder, rel)
+                    os.replace(path, top)  # the same bytes from every piece
+                    self.runtime[PREFIX + rel] = top
+                elif rel.startswith("filter/") or rel.endswith(".pf_meta") or rel == ENTRY_NAME:
+                    with open(path, "rb") as fh:
+                        rewritten[prefix + rel] = fh.read()
+                    os.unlink(path)  # its canonical form is written in its place
+                else:
+                    self.out.append((prefix + rel, None if self.fresh else path, None))
+        canonical = _canonical(rewritten, prefix)
+        self.entries[piece] = json.loads(canonical[prefix + ENTRY_NAME])
+        self.topics[piece] = piece_topics(canonical, piece)
+        self.out.extend((k, None, v) for k, v in sorted(canonical.items()))
+
+    def _forget(self, piece: str) -> None:
+        """Undo a piece indexed from a wrong plan: its files and its records."""
+        from chalicelib.search.bundle import piece_prefix
+
+        prefix = piece_prefix(piece)
+        self.out = [o for o in self.out if not o[0].startswith(prefix)]
+        self.entries.pop(piece, None)
+        self.topics.pop(piece, None)
+        del self.fed[piece]
+        shutil.rmtree(os.path.join(self.folder, piece), ignore_errors=True)
