@@ -24,7 +24,7 @@ from typing import Any
 
 from .core.site import Groups
 from .errors import SlugConflict, StorageError
-from .keys import STATE_KEY, intent_key, slug_hint_key
+from .keys import SOURCE_HINTS_PREFIX, STATE_KEY, intent_key, slug_hint_key
 from .owed import Owing, add_group_of, take_owed
 from .shared import SharedPages
 from .sources import _Wanted
@@ -230,6 +230,7 @@ class Convergence(SharedPages, Writing, Owing):
         entries = [w.entry for w in wanted.values() if w.entry is not None]
         slugs = [w.release.slug for w in wanted.values() if w.release is not None]
         hints = [h for k in keys for h in source_hints(k)] + [slug_hint_key(s) for s in slugs]
+        snap.rule_out(SOURCE_HINTS_PREFIX, hints)
         snap.prefetch(run, hints=hints)
         months = {m for h in hints for m in snap.hint(h)} | {e.month_key for e in entries}
         snap.prefetch(run, months=sorted(months))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from ..core.index import Announcement, Entry, Index, Withdrawal
@@ -275,6 +276,22 @@ class Snapshot:
             obj = self.storage.get(key)
             self._hints[key] = list(json.loads(obj.body).get("months", [])) if obj else []
         return self._hints[key]
+
+    def rule_out(self, prefix: str, keys: Iterable[str], limit: int = 1000) -> None:
+        """One listing of ``prefix`` instead of a GET per hint of ``keys``
+        under it: those not listed are absent. Source hints exist only for
+        releases published under a slug their file name does not imply, so
+        the folder is small and a batch of new releases reads none of them.
+        Skipped when it lists more than ``limit`` (one page) or saves nothing."""
+        wanted = [k for k in dict.fromkeys(keys) if k.startswith(prefix) and k not in self._hints]
+        if len(wanted) < 2:
+            return
+        listed = set(islice(self.storage.list(prefix), limit + 1))
+        if len(listed) > limit:
+            return
+        for key in wanted:
+            if key not in listed:
+                self._hints[key] = []
 
     def remember_hint(self, key: str, months: list[str]) -> None:
         """What this process just wrote to a hint (any value a commit wrote
