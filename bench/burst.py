@@ -150,6 +150,7 @@ def _worker(endpoint: str, url: str, arn: str, delay_ms: float, stop: Any, out: 
         batch = _receive(sqs, url, stop)
         if not batch:
             continue
+        conflicts = service.publisher().conflicts
         started, cpu, requests[0] = time.perf_counter(), time.process_time(), 0
         answer = app.sync_release(sqs_event(batch, arn), None)
         handler_s = time.perf_counter() - started
@@ -172,6 +173,7 @@ def _worker(endpoint: str, url: str, arn: str, delay_ms: float, stop: Any, out: 
         out.put(
             {"keys": keys, "size": len(batch), "failed": len(failed),
              "handler_s": handler_s, "cpu_s": cpu, "requests": requests[0],
+             "lost_races": service.publisher().conflicts - conflicts,
              "ended": time.time()}
         )  # fmt: skip
 
@@ -358,6 +360,7 @@ def _run(
         # the handlers' S3 requests and CPU seconds (their own process, threads included)
         "handler_requests": sum(r["requests"] for r in reports),
         "handler_cpu_s": round(sum(r["cpu_s"] for r in reports), 1),
+        "lost_races": sum(r["lost_races"] for r in reports),
     }
 
 

@@ -139,6 +139,9 @@ class Head:
     # the latest commits, oldest first (bounded): a batch that lost the race
     # redoes only what the commits since its read changed (``since``)
     log: tuple[Logged, ...] = ()
+    # a batch that lost the race several times takes a turn: (its id, until
+    # when, in epoch seconds); the others wait for its commit (``convergence``)
+    turn: tuple[str, float] | None = None
 
     def logged(self, entry: Logged) -> tuple[Logged, ...]:
         """This head's log with ``entry`` appended, the oldest dropped past the bounds."""
@@ -176,6 +179,8 @@ class Head:
             doc["repair"] = sorted(self.repair)
         if self.log:
             doc["log"] = [e.to_json() for e in self.log]
+        if self.turn:
+            doc["turn"] = list(self.turn)
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         return (text[:-1] + ',"newest":' + _entries_json(self.newest) + "}\n").encode()
 
@@ -196,6 +201,7 @@ class Head:
             announce=tuple(Announcement(**a) for a in doc.get("announce", [])),
             repair=tuple(doc.get("repair", ())),
             log=tuple(Logged.from_json(e) for e in doc.get("log", ())),
+            turn=(doc["turn"][0], float(doc["turn"][1])) if doc.get("turn") else None,
         )
 
 
