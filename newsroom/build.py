@@ -458,7 +458,10 @@ def _write_file(root: str, key: str, body: bytes, fresh: bool) -> bool:
     try:
         fh = open(target, "wb")  # noqa: SIM115
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.mkdir(os.path.dirname(path))  # a release page's folder: its parent is there
+        except (FileNotFoundError, FileExistsError):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         fh = open(target, "wb")  # noqa: SIM115
     with fh:
         fh.write(body)

@@ -253,7 +253,8 @@ def build(
         click.echo(
             f"{paths.get(s.source_key, s.source_key)}: scheduled: not public until {s.embargo_until.isoformat()}"
         )
-    _warn_missing_media(paths, {e.source_key for e in result.index.entries}, media_dir)
+    # only the sources whose entry names media are read again
+    _warn_missing_media(paths, {e.source_key for e in result.index.entries if e.media}, media_dir)
     skipped = len({p.source for p in result.problems})
     click.echo(
         f"built {_plural(len(result.index.entries), 'release')} into {out_dir}: "

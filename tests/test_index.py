@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 
 from chalicelib.core.index import (
@@ -135,6 +136,18 @@ def test_a_month_follows_the_release_s_own_offset() -> None:
     late = entry("late", "2018-12-31T22:30:00-05:00")  # 2019-01-01 in UTC
     assert late.month_key == "2018-12"
     assert months((late,)) == (("2018-12", 1),)
+
+
+def test_a_changed_copy_derives_its_month_and_topic_slugs_again() -> None:
+    """Both are kept once computed; a copy made with other inputs must not
+    keep the original's (the full build's plan asks for them many times)."""
+    first = entry("a", "2018-12-31T22:30:00-05:00", topics=("Clé Eau",))
+    assert (first.month_key, first.topic_slugs) == ("2018-12", ("cle-eau",))
+    moved = replace(first, published_at=datetime.fromisoformat("2019-02-01T00:00:00Z"))
+    retagged = replace(first, topics=("Harbour",))
+    assert (moved.month_key, moved.topic_slugs) == ("2019-02", ("cle-eau",))
+    assert (retagged.month_key, retagged.topic_slugs) == ("2018-12", ("harbour",))
+    assert replace(first) == first
 
 
 def test_translation_key_is_public_when_set() -> None:

@@ -56,6 +56,12 @@ class Entry:
     # the entry's serialised form, computed once: a warm publisher reuses the
     # entries of the index it last saw, so only changed entries are re-encoded
     _json_text: str | None = field(default=None, compare=False, repr=False)
+    # derived once: the site plan asks for them about once per page that lists
+    # the entry (``replace`` resets them, so they never outlive their inputs)
+    _month_key: str = field(default="", init=False, compare=False, repr=False)
+    _topic_slugs: tuple[str, ...] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
 
     @property
     def json_text(self) -> str:
@@ -84,7 +90,10 @@ class Entry:
     @property
     def month_key(self) -> str:
         """``yyyy-mm`` of ``published_at`` in the release's own offset."""
-        return f"{self.published_at.year:04d}-{self.published_at.month:02d}"
+        if not self._month_key:
+            key = f"{self.published_at.year:04d}-{self.published_at.month:02d}"
+            object.__setattr__(self, "_month_key", key)
+        return self._month_key
 
     def public_json(self) -> dict[str, Any]:
         """What readers see of the entry: no source file name, digest or revision."""
@@ -111,7 +120,9 @@ class Entry:
 
     @property
     def topic_slugs(self) -> tuple[str, ...]:
-        return tuple(topic_slug(t) for t in self.topics)
+        if self._topic_slugs is None:
+            object.__setattr__(self, "_topic_slugs", tuple(topic_slug(t) for t in self.topics))
+        return self._topic_slugs  # type: ignore[return-value]
 
     def to_json(self) -> dict[str, Any]:
         """The private form: what readers see plus the facts only the publisher keeps."""
