@@ -24,12 +24,13 @@ from typing import Any
 
 from .core.site import Groups
 from .errors import SlugConflict, StorageError
-from .keys import STATE_KEY, slug_hint_key
+from .keys import STATE_KEY, intent_key, slug_hint_key
 from .owed import Owing, add_group_of, take_owed
 from .shared import SharedPages
 from .sources import _Wanted
 from .state import (
     Draft,
+    Since,
     Snapshot,
     StaleState,
     add_media_refs,
@@ -86,14 +87,14 @@ class Convergence(SharedPages, Writing, Owing):
             except StaleState:
                 done = None  # a newer commit replaced what this attempt read
             except Exception:
-                self._owe(dirty)  # what this attempt wrote has no commit behind it
+                self._owe(dirty, change)  # what this attempt wrote has no commit behind it
                 raise
             if done is None:
                 self._contended(attempt)
                 continue
             wanted, conflicts = done
             return wanted, conflicts, change
-        self._owe(dirty)
+        self._owe(dirty, change)
         raise StorageError(
             f"the state kept changing under {self.max_attempts} attempts to publish "
             f"{len(keys)} key(s); giving up so the queue delivers them again",
@@ -117,13 +118,26 @@ class Convergence(SharedPages, Writing, Owing):
         snap.share_objects(change.objects)  # immutable: what an earlier attempt read holds
         if snap.etag is None and migrate_legacy_state(self.source):
             return None  # read the state in its new shape
+        since = self._since(snap, change)
         old = self._read_state = Draft(snap)
         take_owed(snap, dirty, groups)  # owed by an attempt that never committed
         fresh_theme = snap.etag is not None and snap.head.theme == renderer.theme
         first = snap.etag is None  # a first commit writes the whole tree
         if first:
             groups.everything = True
-        wanted = self._read_sources(keys, now, cache, failed)
+        # a lost race redoes only what the commits since changed: sources are
+        # read again if a commit changed their entry (or never read), and a
+        # shared page this convergence wrote is written again if a commit
+        # wrote it too or its bytes change
+        again = [k for k in keys if since is None or k in since.keys or k not in change.wanted]
+        fresh = self._read_sources(again, now, cache, failed)
+        wanted = {
+            k: fresh[k] if k in fresh else change.wanted[k]
+            for k in keys
+            if k not in failed and (k in fresh or k in change.wanted)
+        }
+        change.wanted = wanted
+        trusted = set() if since is None else {p for p in change.shared if p not in since.pages}
         self._prefetch(snap, keys, wanted)
         targets = targets_of(wanted, acting, old)
         if not targets and not dirty and not old.announce:
@@ -139,8 +153,9 @@ class Convergence(SharedPages, Writing, Owing):
                 claim.theme = renderer.theme
             etag = claim.commit_head(snap.etag)
             if etag is None:
+                change.base = snap.etag
                 return None
-            snap = snap.with_head(claim.head(), etag)
+            snap = snap.with_head(claim.committed_head, etag)  # type: ignore[arg-type]
             old = self._read_state = Draft(snap)
         new = Draft(snap)
         new.repair = ()  # every owed key is dirty: this attempt decides it
@@ -148,7 +163,9 @@ class Convergence(SharedPages, Writing, Owing):
             old, new, targets, groups, fresh_theme=fresh_theme, announce=bool(self.listeners)
         )
         for key, media in t.media_added.items():
-            add_media_refs(self.source, key, media)
+            if change.media_refs.get(key) != media:  # once per convergence
+                add_media_refs(self.source, key, media)
+                change.media_refs[key] = media
         if first:
             new.theme = renderer.theme
         if (
@@ -165,11 +182,15 @@ class Convergence(SharedPages, Writing, Owing):
                 self._settle(t.gone, new.announce, wanted, change)
             return wanted, conflicts
         shared = self._plan_shared(
-            old, new, groups, dirty, change, first=first, fresh_theme=fresh_theme
+            old, new, groups, dirty, change, first=first, fresh_theme=fresh_theme, trusted=trusted
         )
         self._write(t.media_new, t.pages, shared, dirty, change)
+        new.pages = set(dirty)  # the log of the commit names them (``Head.log``)
+        if change.intended:
+            new.forget = [intent_key(change.intent)]  # committed: the record is done
         committed = new.commit(snap.etag, run=self.pool.run)
         if committed is None:
+            change.base = snap.etag
             return None
         change.deleted = [k for k in change.deleted if k not in shared.planned]
         if t.gone or new.announce or t.media_dropped:
@@ -177,6 +198,29 @@ class Convergence(SharedPages, Writing, Owing):
             mine = snap.with_head(new.committed_head, committed)
             self._settle(t.gone, new.announce, wanted, change, t.media_dropped, mine)
         return wanted, conflicts
+
+    def _since(self, snap: Snapshot, change: Change) -> Since | None:
+        """What the commits since the last attempt's read changed (``None``:
+        unknown, redo everything), with the hints they wrote put into the
+        hints this convergence keeps across attempts."""
+        since = None
+        if change.base is not None:
+            since = Since() if snap.etag == change.base else snap.head.since(change.base)
+        if since is None:
+            change.hints.clear()
+            change.wanted.clear()
+            change.shared.clear()
+        else:
+            change.hints.update(since.hints)
+        if since is None or since.keys:
+            # a commit that changed entries may have taken media down or
+            # dropped the markers of a key: those are decided again
+            change.media_public.clear()
+            for key in list(change.media_refs):
+                if since is None or key in since.keys:
+                    del change.media_refs[key]
+        snap.share_hints(change.hints)
+        return since
 
     def _prefetch(self, snap: Snapshot, keys: list[str], wanted: dict[str, _Wanted]) -> None:
         """Read at once what this attempt will look up: the hints of the

@@ -37,6 +37,7 @@ from support import (
     PUBLIC,
     SOURCE,
     Interleave,
+    StorageWrapper,
     dumps,
     make_publisher,
     make_release,
@@ -455,3 +456,112 @@ def test_the_sweep_puts_back_a_shared_page_no_commit_wrote(aws: Any) -> None:
     aws.delete_object(Bucket=PUBLIC, Key="feed.xml")
     Sweeper(plain(aws)).run()
     assert public_tree(aws) == full_build(aws)
+
+
+class Killed(BaseException):  # noqa: N818 - not an error our code may catch
+    """The Lambda instance died mid-request."""
+
+
+def test_the_sweep_puts_back_listings_an_invocation_killed_before_its_commit_wrote(
+    aws: Any,
+) -> None:
+    """An invocation writes the month, topic and kind listings of a new
+    release, then dies just before its commit; the file is deleted again
+    before any retry. Nothing committed names those listings, so only a
+    record made before they were written can tell the sweep where to look."""
+    from chalicelib.sweep import Sweeper
+
+    first = make_release(
+        title="Harbour works", topics=["Harbour"], published_at="2025-01-10T10:00:00+00:00"
+    )
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(first))
+    plain(aws).sync("releases/first.json")
+    second = make_release(
+        title="Storm damage",
+        kind="report",
+        topics=["Harbour", "Storms"],
+        published_at="2025-03-10T10:00:00+00:00",
+    )
+    aws.put_object(Bucket=SOURCE, Key="releases/second.json", Body=dumps(second))
+
+    def die() -> None:
+        raise Killed("killed before the commit")
+
+    dying = plain(aws)
+    dying.source = Interleave(  # type: ignore[assignment]
+        dying.source,
+        lambda op, k: op == "put" and k == STATE_KEY and "topics/storms/index.html" in tree(),
+        die,
+    )
+
+    def tree() -> dict[str, bytes]:
+        return public_tree(aws)
+
+    with pytest.raises(Killed):
+        dying.sync("releases/second.json")
+    assert "archive/2025/03/index.html" in tree(), "the listings were written"
+    aws.delete_object(Bucket=SOURCE, Key="releases/second.json")
+    Sweeper(plain(aws)).run()
+    assert tree() == full_build(aws)
+
+
+class Recording(StorageWrapper):
+    """Every request once ``on`` is set: (operation, key)."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.on, self.seen = False, []
+
+    def _read(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+        if self.on:
+            self.seen.append((op, key))
+        return do()
+
+    def _write(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+        if self.on:
+            self.seen.append((op, key))
+        return do()
+
+
+def test_a_batch_that_lost_the_race_redoes_only_what_the_winner_changed(aws: Any) -> None:
+    """The winner commits a release of another topic and an older month while the
+    batch is about to commit. The retry reads none of the batch's sources
+    and hints again and rewrites only the shared pages the winner wrote too
+    (the front page, say), not the month and topic pages only it touches."""
+
+    def doc(title: str, month: int, topic: str) -> dict[str, Any]:
+        published = f"2025-{month:02d}-10T10:00:00+00:00"
+        return make_release(title=title, topics=[topic], published_at=published)
+
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(doc("First", 1, "Harbour")))
+    plain(aws).sync("releases/first.json")
+    batch = [f"releases/school-{i}.json" for i in range(3)]
+    for i, key in enumerate(batch):
+        aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(doc(f"School {i}", 3, "Schools")))
+    aws.put_object(Bucket=SOURCE, Key="releases/storm.json", Body=dumps(doc("Storm", 1, "Storms")))
+
+    loser = plain(aws)
+    source, public = Recording(loser.source), Recording(loser.public)
+
+    def winner() -> None:
+        plain(aws).sync("releases/storm.json")
+        source.on = public.on = True
+
+    loser.source = Interleave(  # type: ignore[assignment]
+        source, lambda op, k: op == "put" and k.startswith("state/objects/"), winner
+    )
+    loser.public = public  # type: ignore[assignment]
+    loser.sync_batch(batch)
+
+    assert loser.conflicts == 1
+    read = {k for op, k in source.seen if op == "get"}
+    assert not read & set(batch), "the batch's sources are not read again"
+    assert not [k for k in read if k.startswith(("state/sources/", "state/slugs/"))]
+    assert not [k for op, k in source.seen if k.startswith("state/media-refs/")]
+    written = {k for op, k in public.seen if op == "put"}
+    assert "index.html" in written, "a page the winner wrote too is written again"
+    assert not written & {"archive/2025/03/index.html", "topics/schools/index.html"}
+    assert not [k for k in written if k.startswith("releases/")], "release pages stay"
+    tree = public_tree(aws)
+    assert link_problems(tree) == []
+    assert tree == full_build(aws)

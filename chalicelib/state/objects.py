@@ -74,6 +74,52 @@ def entry_in_months(
     return None
 
 
+LOG_KEPT = 24  # commits the head remembers (``Head.log``)
+LOG_ITEMS = 2500  # and at most this many keys, hints and pages in all
+
+
+@dataclass(frozen=True)
+class Logged:
+    """What one commit changed, as the head remembers it: the ETag of the head
+    it replaced, the source keys whose entry it changed, the hints it wrote
+    (with their values) and the shared pages it wrote or deleted."""
+
+    parent: str
+    keys: tuple[str, ...] = ()
+    hints: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    pages: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return 1 + len(self.keys) + len(self.hints) + len(self.pages)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "parent": self.parent,
+            "keys": list(self.keys),
+            "hints": [[k, list(v)] for k, v in self.hints],
+            "pages": list(self.pages),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Logged:
+        return cls(
+            doc["parent"],
+            tuple(doc.get("keys", ())),
+            tuple((k, tuple(v)) for k, v in doc.get("hints", ())),
+            tuple(doc.get("pages", ())),
+        )
+
+
+@dataclass
+class Since:
+    """Everything committed after one head (``Head.since``)."""
+
+    keys: set[str] = field(default_factory=set)
+    hints: dict[str, list[str]] = field(default_factory=dict)
+    pages: set[str] = field(default_factory=set)
+
+
 @dataclass
 class Head:
     """The commit point (``state/head.json``)."""
@@ -89,6 +135,31 @@ class Head:
     # shared pages an abandoned attempt wrote from a state it never committed:
     # the next attempt that commits rewrites (or deletes) them from its own
     repair: tuple[str, ...] = ()
+    # the latest commits, oldest first (bounded): a batch that lost the race
+    # redoes only what the commits since its read changed (``since``)
+    log: tuple[Logged, ...] = ()
+
+    def logged(self, entry: Logged) -> tuple[Logged, ...]:
+        """This head's log with ``entry`` appended, the oldest dropped past the bounds."""
+        log = [*self.log, entry][-LOG_KEPT:]
+        while len(log) > 1 and sum(e.size for e in log) > LOG_ITEMS:
+            log.pop(0)
+        return tuple(log)
+
+    def since(self, etag: str | None) -> Since | None:
+        """What the commits after the head with ``etag`` changed, or ``None``
+        when the log does not reach back that far (redo everything)."""
+        if etag is None:
+            return None
+        out = Since()
+        for entry in reversed(self.log):
+            out.keys.update(entry.keys)
+            out.pages.update(entry.pages)
+            for key, months in entry.hints:
+                out.hints.setdefault(key, list(months))  # the newest value
+            if entry.parent == etag:
+                return out
+        return None
 
     def to_bytes(self) -> bytes:
         doc = {
@@ -102,6 +173,8 @@ class Head:
         }
         if self.repair:
             doc["repair"] = sorted(self.repair)
+        if self.log:
+            doc["log"] = [e.to_json() for e in self.log]
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         return (text[:-1] + ',"newest":' + _entries_json(self.newest) + "}\n").encode()
 
@@ -121,6 +194,7 @@ class Head:
             ),
             announce=tuple(Announcement(**a) for a in doc.get("announce", [])),
             repair=tuple(doc.get("repair", ())),
+            log=tuple(Logged.from_json(e) for e in doc.get("log", ())),
         )
 
 
@@ -141,6 +215,12 @@ class Snapshot:
         snap = Snapshot(self.storage, head, etag)
         snap._objects, snap._hints = self._objects, self._hints
         return snap
+
+    def share_hints(self, hints: dict[str, list[str]]) -> None:
+        """Keep hints in ``hints`` (a cache that outlives this snapshot): the
+        caller drops those a later commit changed (``Head.since``)."""
+        hints.update(self._hints)
+        self._hints = hints
 
     def share_objects(self, objects: dict[str, Any]) -> None:
         """Keep state objects in ``objects`` (a cache that outlives this
@@ -195,6 +275,11 @@ class Snapshot:
             obj = self.storage.get(key)
             self._hints[key] = list(json.loads(obj.body).get("months", [])) if obj else []
         return self._hints[key]
+
+    def remember_hint(self, key: str, months: list[str]) -> None:
+        """What this process just wrote to a hint (any value a commit wrote
+        names the committed month too, so lookups stay right)."""
+        self._hints[key] = list(months)
 
     def prefetch(
         self,
