@@ -22,12 +22,13 @@ from .objects import (
     Logged,
     Snapshot,
     _dumps,
-    _entries_json,
     _forget,
     _put_private,
     entry_in_months,
+    month_body,
     name_slug,
     object_key,
+    slice_body,
     source_hints,
 )
 
@@ -249,12 +250,10 @@ class Draft:
                 refs.pop(name, None)
             else:
                 if kind == "month":
-                    body = _dumps({"month": name, "entries": []})
-                    body = body[: -len(b"[]}")] + _entries_json(self._months[name]).encode() + b"}"
+                    body = month_body(name, self._months[name])
                 else:
                     newest, months = self._slices[(kind, name)]
-                    body = _dumps({"months": sorted(months.items(), reverse=True), "newest": []})
-                    body = body[: -len(b"[]}")] + _entries_json(newest).encode() + b"}"
+                    body = slice_body(sorted(months.items(), reverse=True), newest)
                 token = uuid.uuid4().hex[:12]
                 key = object_key(kind, name, token)
                 puts.append((key, body))

@@ -54,6 +54,25 @@ def _entries_json(entries: Iterable[Entry]) -> str:
     return "[" + ",".join(e.json_text for e in entries) + "]"
 
 
+def with_entries(doc: dict[str, Any], field: str, entries: Iterable[Entry]) -> bytes:
+    """``doc`` with ``field`` last, holding ``entries`` as their stored JSON
+    text (spliced in, never decoded and encoded again): how every object and
+    record that holds entries is written."""
+    body = _dumps({**doc, field: []})
+    return body[: -len(b"[]}")] + _entries_json(entries).encode() + b"}"
+
+
+def month_body(month: str, entries: Iterable[Entry]) -> bytes:
+    """A month's object: every entry of the month."""
+    return with_entries({"month": month}, "entries", entries)
+
+
+def slice_body(months: Iterable[tuple[str, int]], newest: Iterable[Entry]) -> bytes:
+    """A topic's or kind's object: its count per month, newest month first,
+    and its newest entries."""
+    return with_entries({"months": [list(m) for m in months]}, "newest", newest)
+
+
 def _entries(items: list[dict[str, Any]]) -> list[Entry]:
     return [Entry.from_json(e) for e in items]
 
