@@ -297,7 +297,10 @@ class Convergence(SharedPages, Writing, Owing):
         snap.share_objects(change.objects)
         snap.share_hints(change.hints)
         change.wanted = self._read_sources(keys, now, cache, failed)
-        self._prefetch(snap, keys, change.wanted)
+        try:
+            self._prefetch(snap, keys, change.wanted)
+        except StaleState:
+            pass  # a commit replaced an object meanwhile: the attempt reads the new one
         change.base = snap.etag
 
     def _since(self, snap: Snapshot, change: Change) -> Since | None:
