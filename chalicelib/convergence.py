@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from .core.site import Groups
 from .errors import SlugConflict, StorageError
-from .keys import STATE_KEY, intent_key, slug_hint_key
+from .keys import SOURCE_HINTS_PREFIX, STATE_KEY, intent_key, slug_hint_key
 from .owed import Owing, add_group_of, take_owed
 from .shared import SharedPages
 from .sources import _Wanted
@@ -41,6 +42,9 @@ from .transition import claim_slugs, targets_of, transition, with_withdrawal
 from .writing import Change, Writing
 
 log = logging.getLogger("newsroom.publisher")
+
+TURN_AFTER = 4  # lost races after which a batch takes a turn
+TURN_S = 30.0  # how long a turn holds at most (its holder commits long before)
 
 
 class Convergence(SharedPages, Writing, Owing):
@@ -80,20 +84,32 @@ class Convergence(SharedPages, Writing, Owing):
             add_group_of(key, groups)
         if not keys and not dirty:
             return wanted, conflicts, change
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = 0
+        while attempt < self.max_attempts:
+            waiting = self._turn_of_another(change)
+            if waiting:
+                self.sleep(min(waiting, self.max_backoff))  # not an attempt of ours
+                continue
+            attempt += 1
             change.attempts = attempt
             try:
                 done = self._attempt(keys, now, failed, cache, acting, dirty, groups, change)
             except StaleState:
                 done = None  # a newer commit replaced what this attempt read
             except Exception:
+                self._release_turn(change)
                 self._owe(dirty, change)  # what this attempt wrote has no commit behind it
                 raise
             if done is None:
+                if change.turn_seen:
+                    attempt -= 1  # another batch's turn: not a race this one lost
+                    continue
                 self._contended(attempt)
                 continue
+            self._release_turn(change)
             wanted, conflicts = done
             return wanted, conflicts, change
+        self._release_turn(change)
         self._owe(dirty, change)
         raise StorageError(
             f"the state kept changing under {self.max_attempts} attempts to publish "
@@ -118,6 +134,16 @@ class Convergence(SharedPages, Writing, Owing):
         snap.share_objects(change.objects)  # immutable: what an earlier attempt read holds
         if snap.etag is None and migrate_legacy_state(self.source):
             return None  # read the state in its new shape
+        change.turn_seen = False
+        turn = snap.head.turn
+        if turn is not None and turn[0] != change.intent and turn[1] > time.time():
+            change.turn_seen = True  # another batch's turn: wait for its commit
+            return None
+        if change.attempts > TURN_AFTER and (turn is None or turn[0] != change.intent):
+            taken = self._take_turn(snap, change)
+            if taken is None:
+                return None
+            snap = taken
         since = self._since(snap, change)
         old = self._read_state = Draft(snap)
         take_owed(snap, dirty, groups)  # owed by an attempt that never committed
@@ -159,6 +185,8 @@ class Convergence(SharedPages, Writing, Owing):
             old = self._read_state = Draft(snap)
         new = Draft(snap)
         new.repair = ()  # every owed key is dirty: this attempt decides it
+        if snap.head.turn and snap.head.turn[0] == change.intent:
+            new.turn = None  # the commit ends this batch's turn
         t = transition(
             old, new, targets, groups, fresh_theme=fresh_theme, announce=bool(self.listeners)
         )
@@ -192,12 +220,60 @@ class Convergence(SharedPages, Writing, Owing):
         if committed is None:
             change.base = snap.etag
             return None
+        change.turn_held = False
         change.deleted = [k for k in change.deleted if k not in shared.planned]
         if t.gone or new.announce or t.media_dropped:
             assert new.committed_head is not None
             mine = snap.with_head(new.committed_head, committed)
             self._settle(t.gone, new.announce, wanted, change, t.media_dropped, mine)
         return wanted, conflicts
+
+    def _turn_of_another(self, change: Change) -> float:
+        """Seconds left of another batch's turn (0: none, or ours). A head
+        read between attempts, only once this batch has read one showing a
+        turn (``change.turn_seen``)."""
+        if not change.turn_seen:
+            return 0.0
+        turn = Snapshot.read(self.source).head.turn
+        left = 0.0 if turn is None or turn[0] == change.intent else turn[1] - time.time()
+        if left <= 0:
+            change.turn_seen = False
+        return max(0.0, left)
+
+    def _take_turn(self, snap: Snapshot, change: Change) -> Snapshot | None:
+        """A batch that lost the race more than ``TURN_AFTER`` times takes a
+        turn: a conditional write of the head naming it, for at most
+        ``TURN_S`` seconds, ended by its commit. Every other batch waits for
+        it before its next attempt, so the batch that keeps losing makes
+        progress. A turn is only a priority: correctness never depends on it
+        (the commit stays conditional), and the turn of a batch that died
+        expires. Returns the head naming it, or ``None`` (the head changed:
+        this attempt lost)."""
+        draft = Draft(snap)
+        draft.turn = (change.intent, time.time() + TURN_S)
+        etag = draft.commit_head(snap.etag)
+        if etag is None:
+            return None
+        change.turn_held = True
+        log.info("turn_taken", extra={"attempts": change.attempts})
+        return snap.with_head(draft.committed_head, etag)  # type: ignore[arg-type]
+
+    def _release_turn(self, change: Change) -> None:
+        """End this batch's turn if its commit did not (it gave up, failed,
+        or found nothing to commit); best effort: a turn expires anyway."""
+        if not change.turn_held:
+            return
+        change.turn_held = False
+        for _ in range(3):
+            try:
+                draft = Draft(Snapshot.read(self.source))
+                if draft.turn is None or draft.turn[0] != change.intent:
+                    return
+                draft.turn = None
+                if draft.commit_head(draft.snap.etag) is not None:
+                    return
+            except StorageError:
+                return
 
     def _since(self, snap: Snapshot, change: Change) -> Since | None:
         """What the commits since the last attempt's read changed (``None``:
@@ -230,6 +306,7 @@ class Convergence(SharedPages, Writing, Owing):
         entries = [w.entry for w in wanted.values() if w.entry is not None]
         slugs = [w.release.slug for w in wanted.values() if w.release is not None]
         hints = [h for k in keys for h in source_hints(k)] + [slug_hint_key(s) for s in slugs]
+        snap.rule_out(SOURCE_HINTS_PREFIX, hints)
         snap.prefetch(run, hints=hints)
         months = {m for h in hints for m in snap.hint(h)} | {e.month_key for e in entries}
         snap.prefetch(run, months=sorted(months))

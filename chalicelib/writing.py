@@ -50,6 +50,8 @@ class Change:
     # shared pages it names so far
     intent: str = field(default_factory=lambda: uuid.uuid4().hex[:16], repr=False)
     intended: set[str] = field(default_factory=set, repr=False)
+    turn_seen: bool = field(default=False, repr=False)  # another batch's turn was read
+    turn_held: bool = field(default=False, repr=False)  # this batch's turn is in the head
 
     @property
     def paths(self) -> list[str]:

@@ -565,3 +565,44 @@ def test_a_batch_that_lost_the_race_redoes_only_what_the_winner_changed(aws: Any
     tree = public_tree(aws)
     assert link_problems(tree) == []
     assert tree == full_build(aws)
+
+
+def test_a_batch_that_keeps_losing_takes_a_turn_and_commits(aws: Any) -> None:
+    """Another publish commits just before each of the batch's commits (a
+    faster instance that always wins). After a few lost races the batch takes
+    a turn: the others wait for its commit, so it makes progress instead of
+    giving up (before turns it used all its attempts whenever the others kept
+    committing)."""
+    from chalicelib.convergence import TURN_AFTER
+    from chalicelib.state import Snapshot
+    from chalicelib.storage import S3Storage
+
+    rivals = [f"releases/rival-{i}.json" for i in range(12)]
+    for i, key in enumerate(rivals):
+        published = f"2025-0{1 + i % 3}-1{i % 9}T10:00:00+00:00"
+        aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(make_release(published_at=published)))
+    batch = ["releases/patient.json"]
+    aws.put_object(Bucket=SOURCE, Key=batch[0], Body=dumps(make_release(title="Patient")))
+    waiting = list(rivals)
+
+    class Rival(StorageWrapper):
+        def put(self, key: str, body: bytes, **kwargs: Any) -> str:
+            head = Snapshot.read(S3Storage(aws, SOURCE)).head
+            if key == STATE_KEY and waiting and head.turn is None and b'"turn"' not in body:
+                plain(aws).sync(waiting.pop(0))  # commits first
+            return self.inner.put(key, body, **kwargs)
+
+    loser = plain(aws)
+    loser.max_attempts = 2 * TURN_AFTER
+    loser.source = Rival(loser.source)  # type: ignore[assignment]
+    receipt = loser.sync(batch[0])
+
+    assert receipt.status == "published"
+    assert loser.conflicts >= TURN_AFTER, "it lost race after race"
+    assert waiting, "it committed while the others still had work"
+    assert Snapshot.read(S3Storage(aws, SOURCE)).head.turn is None, "its commit ended the turn"
+    for key in waiting:
+        plain(aws).sync(key)
+    tree = public_tree(aws)
+    assert link_problems(tree) == []
+    assert tree == full_build(aws)

@@ -53,6 +53,7 @@ class Draft:
         self.withdrawing = h.withdrawing
         self.announce = h.announce
         self.repair = h.repair
+        self.turn = h.turn
         self._months: dict[str, list[Entry]] = {}
         self._slices: dict[tuple[str, str], tuple[list[Entry], dict[str, int]]] = {}
         self._slices[("all", "")] = (list(h.newest), {m: n for m, (_o, n) in h.months.items()})
@@ -218,6 +219,7 @@ class Draft:
             topics=dict(h.topics),
             kinds=dict(h.kinds),
             log=h.log,
+            turn=self.turn,
         )
         return head
 

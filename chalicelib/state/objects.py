@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from ..core.index import Announcement, Entry, Index, Withdrawal
@@ -157,6 +158,9 @@ class Head:
     # the latest commits, oldest first (bounded): a batch that lost the race
     # redoes only what the commits since its read changed (``since``)
     log: tuple[Logged, ...] = ()
+    # a batch that lost the race several times takes a turn: (its id, until
+    # when, in epoch seconds); the others wait for its commit (``convergence``)
+    turn: tuple[str, float] | None = None
 
     def logged(self, entry: Logged) -> tuple[Logged, ...]:
         """This head's log with ``entry`` appended, the oldest dropped past the bounds."""
@@ -194,6 +198,8 @@ class Head:
             doc["repair"] = sorted(self.repair)
         if self.log:
             doc["log"] = [e.to_json() for e in self.log]
+        if self.turn:
+            doc["turn"] = list(self.turn)
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         return (text[:-1] + ',"newest":' + _entries_json(self.newest) + "}\n").encode()
 
@@ -214,6 +220,7 @@ class Head:
             announce=tuple(Announcement(**a) for a in doc.get("announce", [])),
             repair=tuple(doc.get("repair", ())),
             log=tuple(Logged.from_json(e) for e in doc.get("log", ())),
+            turn=(doc["turn"][0], float(doc["turn"][1])) if doc.get("turn") else None,
         )
 
 
@@ -294,6 +301,22 @@ class Snapshot:
             obj = self.storage.get(key)
             self._hints[key] = list(json.loads(obj.body).get("months", [])) if obj else []
         return self._hints[key]
+
+    def rule_out(self, prefix: str, keys: Iterable[str], limit: int = 1000) -> None:
+        """One listing of ``prefix`` instead of a GET per hint of ``keys``
+        under it: those not listed are absent. Source hints exist only for
+        releases published under a slug their file name does not imply, so
+        the folder is small and a batch of new releases reads none of them.
+        Skipped when it lists more than ``limit`` (one page) or saves nothing."""
+        wanted = [k for k in dict.fromkeys(keys) if k.startswith(prefix) and k not in self._hints]
+        if len(wanted) < 2:
+            return
+        listed = set(islice(self.storage.list(prefix), limit + 1))
+        if len(listed) > limit:
+            return
+        for key in wanted:
+            if key not in listed:
+                self._hints[key] = []
 
     def remember_hint(self, key: str, months: list[str]) -> None:
         """What this process just wrote to a hint (any value a commit wrote
