@@ -26,7 +26,7 @@ from ..core.site import plan_kind, plan_topic, render_page
 from ..core.view import SLICE_SIZE, Slice, topic_name
 from ..keys import PRIVATE_CACHE, RELEASES_PREFIX, rebuild_key, release_key
 from ..state import object_key
-from ..state.objects import slice_body
+from ..state.encoding import slice_body
 from .month import MonthStep, entries_of, summary_key
 
 GROUPS_PER_MESSAGE = 25  # topics or kinds one ``group`` message renders

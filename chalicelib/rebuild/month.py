@@ -30,7 +30,7 @@ from ..keys import (
     source_hint_key,
 )
 from ..state import Snapshot, StaleState, add_media_refs, object_key
-from ..state.objects import _dumps, month_body, with_entries
+from ..state.encoding import hint_body, month_body, with_entries
 from ..storage import md5_etag
 from ..versions import VersionRecords
 from .base import RebuildBase
@@ -237,4 +237,4 @@ class MonthStep(RebuildBase):
         self.source.put(key, body, content_type="application/json", cache_control=PRIVATE_CACHE)
 
     def _put_hint(self, key: str, months: list[str]) -> None:
-        self._private(key, _dumps({"months": months}))
+        self._private(key, hint_body(months))

@@ -17,18 +17,16 @@ from ..keys import (
     source_hint_key,
 )
 from ..storage import put_if_unchanged
+from .encoding import hint_body, month_body, slice_body
 from .objects import (
     Head,
     Logged,
     Snapshot,
-    _dumps,
     _forget,
     _put_private,
     entry_in_months,
-    month_body,
     name_slug,
     object_key,
-    slice_body,
     source_hints,
 )
 
@@ -264,7 +262,7 @@ class Draft:
             if old is not None:
                 replaced.append(object_key(kind, name, old[0]))
         hints = [(k, m) for k, m in sorted(self.hints.items()) if self.snap.hint(k) != m]
-        puts += [(k, _dumps({"months": m})) for k, m in hints]
+        puts += [(k, hint_body(m)) for k, m in hints]
         calls = [lambda k=k, b=b: _put_private(storage, k, b) for k, b in puts]
         if run is None:
             for call in calls:

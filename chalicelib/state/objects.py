@@ -20,6 +20,7 @@ from ..keys import (
     source_hint_key,
 )
 from ..storage import Storage
+from .encoding import entries_json
 
 
 def name_slug(source_key: str) -> str | None:
@@ -44,33 +45,6 @@ def object_key(kind: str, name: str, token: str) -> str:
 
 class StaleState(StorageError):
     """An object the head read points to is gone: a newer commit replaced it."""
-
-
-def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _entries_json(entries: Iterable[Entry]) -> str:
-    return "[" + ",".join(e.json_text for e in entries) + "]"
-
-
-def with_entries(doc: dict[str, Any], field: str, entries: Iterable[Entry]) -> bytes:
-    """``doc`` with ``field`` last, holding ``entries`` as their stored JSON
-    text (spliced in, never decoded and encoded again): how every object and
-    record that holds entries is written."""
-    body = _dumps({**doc, field: []})
-    return body[: -len(b"[]}")] + _entries_json(entries).encode() + b"}"
-
-
-def month_body(month: str, entries: Iterable[Entry]) -> bytes:
-    """A month's object: every entry of the month."""
-    return with_entries({"month": month}, "entries", entries)
-
-
-def slice_body(months: Iterable[tuple[str, int]], newest: Iterable[Entry]) -> bytes:
-    """A topic's or kind's object: its count per month, newest month first,
-    and its newest entries."""
-    return with_entries({"months": [list(m) for m in months]}, "newest", newest)
 
 
 def _entries(items: list[dict[str, Any]]) -> list[Entry]:
@@ -201,7 +175,7 @@ class Head:
         if self.turn:
             doc["turn"] = list(self.turn)
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-        return (text[:-1] + ',"newest":' + _entries_json(self.newest) + "}\n").encode()
+        return (text[:-1] + ',"newest":' + entries_json(self.newest) + "}\n").encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> Head:
