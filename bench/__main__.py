@@ -74,13 +74,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.publish_sizes, args.publish_runs = [5, 10], 2
-        args.build_sizes, args.runs = [30], 1
+        # as small as each section still runs every step it measures (the
+        # corpus gives a month per release, so the size is the month count)
+        args.build_sizes, args.runs = [12], 1
         args.no_install, args.no_zip = True, True
         args.alert_subscribers = 40
-        args.search_sizes = [30]
-        args.anchor_sizes, args.memory_sizes = [30], [30]
-        args.fanout_size = 24
-        args.burst_archive, args.burst_uploads, args.burst_delays = 30, 20, [0]
+        args.search_sizes = [12]
+        args.anchor_sizes, args.memory_sizes = [12], [12]
+        args.fanout_size = 6
+        args.burst_archive, args.burst_uploads, args.burst_delays = 10, 10, [0]
     if args.rebuild_sizes is None:
         args.rebuild_sizes = args.build_sizes
     return args

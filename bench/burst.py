@@ -1,7 +1,7 @@
 """A burst through the publish queue, as on AWS, on moto.
 
-moto's S3 and SQS run as one server on 127.0.0.1 (each request atomic, as on
-AWS). An archive of N releases is seeded directly (``archive.seed_archive``,
+moto's S3 and SQS run as one server on 127.0.0.1, in a process of its own
+(each request atomic, as on AWS: moto answers one at a time). An archive of N releases is seeded directly (``archive.seed_archive``,
 the one seeding helper: the publisher's private state, no pages), the source
 bucket notifies the publish queue as infra/newsroom.yaml declares it
 (``newsroom.lambda_sqs``), and two worker
@@ -15,10 +15,12 @@ visibility timeout and goes to the dead-letter queue after 5 receives.
 Measured:
 - **single publish**: one upload at a time, the handler's time for its
   one-message batch (the batching window excluded);
-- **burst**: ``uploads`` releases put to the source bucket as fast as one
-  client can; releases live per second from the first upload to the end of
-  the last batch; then how many are not public (lost) and how many messages
-  sit in the dead-letter queue.
+- **burst**: ``uploads`` releases put to the source bucket by eight client
+  threads at once (as a CMS burst arrives; until 2026-11-30 one client put
+  them one after the other, and the server shared its process with it);
+  releases live per second from the first upload to the end of the last
+  batch, as before; then how many are not public (lost) and how many
+  messages sit in the dead-letter queue.
 
 With ``delay_ms``, every request the handler makes waits that long before it
 is sent (botocore's ``request-created`` hook), so a run of sequential requests
@@ -35,6 +37,7 @@ import queue as queue_mod
 import random
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote_plus
@@ -47,6 +50,7 @@ QUEUE = "bench-publish"
 BATCH_SIZE = 100  # app.py's on_sqs_message
 WINDOW_S = 2.0  # maximum_batching_window_in_seconds
 CONCURRENCY = 2  # maximum_concurrency
+UPLOADERS = 8  # client threads putting the burst
 VISIBILITY_S = 120  # at least the function timeout (as Lambda requires); infra sets 6x
 
 
@@ -82,6 +86,46 @@ def _receive(sqs: Any, url: str, stop: Any) -> list[dict[str, Any]]:
     return batch
 
 
+def _serve(ready: Any, stop: Any) -> None:
+    """The local AWS endpoint in a process of its own: moto answers one
+    request at a time (a lock makes each atomic, as on AWS), so its Python
+    interpreter is the ceiling; here it shares that interpreter with no
+    uploader and no worker."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from newsroom.demo import atomic_moto_server_class
+
+    server = atomic_moto_server_class()(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    ready.put(f"http://{host}:{port}")
+    stop.wait()
+    server.stop()
+
+
+class _Endpoint:
+    """``_serve`` in a spawned process, for the length of a ``with``."""
+
+    def __enter__(self) -> _Endpoint:
+        ctx = mp.get_context("spawn")
+        self.stop, ready = ctx.Event(), ctx.Queue()
+        self.proc = ctx.Process(target=_serve, args=(ready, self.stop))
+        self.proc.start()
+        self.url = str(ready.get(timeout=120))
+        return self
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server process has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.proc.join(timeout=30)
+        if self.proc.is_alive():
+            self.proc.terminate()
+
+
 def _worker(endpoint: str, url: str, arn: str, delay_ms: float, stop: Any, out: Any) -> None:
     """One Lambda instance: its own ``import app``, its own clients."""
     os.environ.update(publish.ENV)
@@ -97,14 +141,22 @@ def _worker(endpoint: str, url: str, arn: str, delay_ms: float, stop: Any, out: 
             time.sleep(delay_ms / 1000)
 
         service.s3_client().meta.events.register("request-created.s3", wait)
+    requests = [0]
+
+    def count(**_: Any) -> None:
+        requests[0] += 1
+
+    service.s3_client().meta.events.register("before-call.s3", count)
     sqs = _client(endpoint, "sqs")
     while not stop.is_set():
         batch = _receive(sqs, url, stop)
         if not batch:
             continue
-        started = time.perf_counter()
+        conflicts = service.publisher().conflicts
+        started, cpu, requests[0] = time.perf_counter(), time.process_time(), 0
         answer = app.sync_release(sqs_event(batch, arn), None)
         handler_s = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
         done = [m for m in batch if m["MessageId"] not in failed]
         for n in range(0, len(done), 10):
@@ -122,7 +174,9 @@ def _worker(endpoint: str, url: str, arn: str, delay_ms: float, stop: Any, out: 
         ]
         out.put(
             {"keys": keys, "size": len(batch), "failed": len(failed),
-             "handler_s": handler_s, "ended": time.time()}
+             "handler_s": handler_s, "cpu_s": cpu, "requests": requests[0],
+             "lost_races": service.publisher().conflicts - conflicts,
+             "ended": time.time()}
         )  # fmt: skip
 
 
@@ -186,69 +240,108 @@ def measure(
     single publishes, one burst. (Each run's uploads stay: the archive grows
     by ``uploads`` + ``singles`` + the warm-up from one delay to the next.)"""
     from newsroom import lambda_sqs
-    from newsroom.demo import atomic_moto_server_class
 
     results = []
-    with publish.environment():
-        server = atomic_moto_server_class()(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        try:
-            s3, sqs = _client(endpoint, "s3"), _client(endpoint, "sqs")
-            s3.create_bucket(Bucket=SOURCE)
-            s3.create_bucket(Bucket=PUBLIC)
-            seed_started = time.perf_counter()
-            newest = seed_archive(s3, SOURCE, archive).newest
-            seed_s = time.perf_counter() - seed_started
-            url, arn = lambda_sqs.create_queue(sqs, QUEUE, visibility_timeout=VISIBILITY_S)
-            dlq = sqs.get_queue_url(QueueName=QUEUE + "-dlq")["QueueUrl"]
-            lambda_sqs.notify_queue(s3, SOURCE, arn)
-            rng = random.Random(seed)
-            n = 0
+    with publish.environment(), _Endpoint() as server:
+        endpoint = server.url
+        s3, sqs = _client(endpoint, "s3"), _client(endpoint, "sqs")
+        s3.create_bucket(Bucket=SOURCE)
+        s3.create_bucket(Bucket=PUBLIC)
+        costs = _request_costs(server, s3)
+        seed_started = time.perf_counter()
+        newest = seed_archive(s3, SOURCE, archive).newest
+        seed_s = time.perf_counter() - seed_started
+        url, arn = lambda_sqs.create_queue(sqs, QUEUE, visibility_timeout=VISIBILITY_S)
+        dlq = sqs.get_queue_url(QueueName=QUEUE + "-dlq")["QueueUrl"]
+        lambda_sqs.notify_queue(s3, SOURCE, arn)
+        rng = random.Random(seed)
+        n = 0
 
-            def upload() -> str:
-                nonlocal n
-                n += 1
-                key, body = _release(n, archive, newest, rng)
-                s3.put_object(Bucket=SOURCE, Key=key, Body=body)
-                return key
+        def make() -> tuple[str, bytes]:
+            nonlocal n
+            n += 1
+            return _release(n, archive, newest, rng)
 
-            for delay_ms in delays:
-                size = archive + n
-                lam = _Lambda(endpoint, url, arn, delay_ms).start()
-                try:
-                    figures = _run(lam, upload, uploads, singles, timeout)
-                finally:
-                    lam.close()
-                live = _live(s3, figures.pop("keys"))
-                dead, left = _count(sqs, dlq), _count(sqs, url)
-                figures.update(
-                    archive=size, uploads=uploads, delay_ms=delay_ms, seed_s=round(seed_s, 1),
-                    lost=uploads - len(live), dead_letter=dead, left_in_queue=left,
-                    releases_per_s=round(len(live) / figures["burst_s"], 1),
-                )  # fmt: skip
-                results.append(figures)
-        finally:
-            server.stop()
+        def put(item: tuple[str, bytes]) -> str:
+            s3.put_object(Bucket=SOURCE, Key=item[0], Body=item[1])
+            return item[0]
+
+        def upload(count: int = 1, items: list[tuple[str, bytes]] | None = None) -> list[str]:
+            """``count`` new releases (or ``items`` made before), put by
+            UPLOADERS clients at once, as a CMS burst arrives."""
+            items = items or [make() for _ in range(count)]
+            with ThreadPoolExecutor(UPLOADERS) as pool:
+                return list(pool.map(put, items))
+
+        upload.make = make  # type: ignore[attr-defined]
+
+        for delay_ms in delays:
+            size = archive + n
+            load_before = round(os.getloadavg()[0], 1)
+            lam = _Lambda(endpoint, url, arn, delay_ms).start()
+            try:
+                figures = _run(lam, upload, uploads, singles, timeout, server)
+            finally:
+                lam.close()
+            live = _live(s3, figures.pop("keys"))
+            dead, left = _count(sqs, dlq), _count(sqs, url)
+            figures.update(
+                server_ms=costs,
+                load_before=load_before,
+                load_after=round(os.getloadavg()[0], 1),
+                archive=size, uploads=uploads, delay_ms=delay_ms, seed_s=round(seed_s, 1),
+                lost=uploads - len(live), dead_letter=dead, left_in_queue=left,
+                releases_per_s=round(len(live) / figures["burst_s"], 1),
+            )  # fmt: skip
+            results.append(figures)
     return results
 
 
-def _run(lam: _Lambda, upload: Any, uploads: int, singles: int, timeout: float) -> dict[str, Any]:
+def _request_costs(server: _Endpoint, s3: Any, n: int = 300) -> dict[str, float]:
+    """What one request costs the local server: its CPU milliseconds per
+    request (a 3 KB PUT, a GET, a GET of an absent key), one client after
+    the other."""
+
+    def missing(i: int) -> None:
+        try:
+            s3.get_object(Bucket=PUBLIC, Key=f"cost/absent-{i}")
+        except s3.exceptions.NoSuchKey:
+            pass
+
+    body = b"x" * 3000
+    calls = {
+        "put": lambda i: s3.put_object(Bucket=PUBLIC, Key=f"cost/{i % 20}", Body=body),
+        "get": lambda i: s3.get_object(Bucket=PUBLIC, Key=f"cost/{i % 20}")["Body"].read(),
+        "get_absent": missing,
+    }
+    out = {}
+    for name, call in calls.items():
+        before = server.cpu_s()
+        for i in range(n):
+            call(i)
+        out[name] = round((server.cpu_s() - before) * 1000 / n, 2)
+    s3.delete_objects(Bucket=PUBLIC, Delete={"Objects": [{"Key": f"cost/{i}"} for i in range(20)]})
+    return out
+
+
+def _run(
+    lam: _Lambda, upload: Any, uploads: int, singles: int, timeout: float, server: _Endpoint
+) -> dict[str, Any]:
     # warm both instances (imports, templates, clients), as warm Lambdas are
-    warm = {upload() for _ in range(2 * CONCURRENCY)}
+    warm = set(upload(2 * CONCURRENCY))
     assert lam.wait_for(warm, timeout), "warm-up publishes did not complete"
     single_s = []
     for _ in range(singles):
-        key = upload()
+        (key,) = upload()
         assert lam.wait_for({key}, timeout), f"{key} was not published"
         single_s.append(next(r for r in lam.reports if key in r["keys"])["handler_s"])
     before = len(lam.reports)
-    burst: set[str] = set()
+    items = [upload.make() for _ in range(uploads)]
+    cpu_before = server.cpu_s()
     started = time.time()
-    for _ in range(uploads):
-        burst.add(upload())
+    burst = set(upload(items=items))
     uploaded_s = time.time() - started
+    upload_cpu_s = server.cpu_s() - cpu_before
     completed = lam.wait_for(burst, timeout)
     reports = lam.reports[before:]
     ended = max((r["ended"] for r in reports), default=time.time())
@@ -260,12 +353,19 @@ def _run(lam: _Lambda, upload: Any, uploads: int, singles: int, timeout: float) 
         "upload_s": round(uploaded_s, 2),
         "burst_s": round(max(ended - started, 1e-3), 2),
         "completed": completed,
+        # the server's CPU seconds: for the uploads, and for the whole burst
+        "server_cpu_upload_s": round(upload_cpu_s, 1),
+        "server_cpu_burst_s": round(server.cpu_s() - cpu_before, 1),
         "batches": len(reports),
         "batch_size_mean": round(statistics.mean(sizes), 1) if sizes else 0,
         "batch_handler_ms_median": (
             statistics.median(r["handler_s"] for r in reports) * 1000 if reports else 0
         ),
         "messages_failed": sum(r["failed"] for r in reports),
+        # the handlers' S3 requests and CPU seconds (their own process, threads included)
+        "handler_requests": sum(r["requests"] for r in reports),
+        "handler_cpu_s": round(sum(r["cpu_s"] for r in reports), 1),
+        "lost_races": sum(r["lost_races"] for r in reports),
     }
 
 
@@ -276,18 +376,29 @@ GOAL_SINGLE_MS = 1000.0  # handler time of one publish
 
 def section(results: list[dict[str, Any]]) -> str:
     """The performance.md section of ``measure`` runs (one per request delay)."""
-    rows = []
+    rows, costs = [], []
     for r in results:
         rate_ok = r["releases_per_s"] >= GOAL_RATE and r["lost"] == 0 and r["dead_letter"] == 0
         rows.append(
             f"| {r['delay_ms']:g} ms | {r['archive']:,} | {r['uploads']:,} "
-            f"| {r['releases_per_s']:g}/s ({r['burst_s']:g} s) | {r['lost']} | {r['dead_letter']} "
+            f"| {r['releases_per_s']:g}/s ({r['burst_s']:g} s; uploads {r['upload_s']:g} s) "
+            f"| {r['lost']} | {r['dead_letter']} "
             f"| {r['messages_failed']} "
-            f"| {r['batches']} × {r['batch_size_mean']:g} "
+            f"| {r['batches']} × {r['batch_size_mean']:g} | {r['lost_races']} "
             f"| {r['batch_handler_ms_median']:.0f} ms "
             f"| {r['single_handler_ms_median']:.0f} ms (max {r['single_handler_ms_max']:.0f}) "
             f"| {'met' if rate_ok else '**missed**'} / "
             f"{'met' if r['single_handler_ms_median'] < GOAL_SINGLE_MS else '**missed**'} |"
+        )
+        n = r["uploads"]
+        costs.append(
+            f"| {r['delay_ms']:g} ms | {r['handler_requests'] / n:.1f} "
+            f"| {r['handler_cpu_s'] * 1000 / n:.0f} ms "
+            f"| {r['server_cpu_upload_s']:g} s | {r['server_cpu_burst_s']:g} s "
+            f"({r['server_cpu_burst_s'] * 1000 / n:.0f} ms a release) "
+            f"| {r['server_ms']['put']:g} / {r['server_ms']['get']:g} / "
+            f"{r['server_ms']['get_absent']:g} ms "
+            f"| {r.get('load_before', '?')} → {r.get('load_after', '?')} |"
         )
     return "\n".join(
         [
@@ -304,10 +415,21 @@ def section(results: list[dict[str, Any]]) -> str:
             "time (the batching window excluded).",
             "",
             "| request delay | archive | uploads | burst: live per second | lost | in DLQ "
-            "| messages failed (delivered again) | batches × mean size "
+            "| messages failed (delivered again) | batches × mean size | lost races "
             "| handler per batch (median) | one publish: handler (median) | goals (burst / one) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
+            "",
+            "What the burst cost (handler requests and CPU per release, both instances; "
+            "the local server's CPU for the uploads and for the whole burst; its CPU per "
+            "request, one client at a time, for a 3 KB PUT, a GET and a GET of an absent key; "
+            "the machine's 1-minute load average before and after the run):",
+            "",
+            "| request delay | handler requests a release | handler CPU a release "
+            "| server CPU: uploads | server CPU: burst | server CPU a request (PUT / GET / absent) "
+            "| load average |",
+            "|---|---|---|---|---|---|---|",
+            *costs,
         ]
     )
 

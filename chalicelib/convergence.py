@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from .core.site import Groups
 from .errors import SlugConflict, StorageError
-from .keys import STATE_KEY, slug_hint_key
+from .keys import SOURCE_HINTS_PREFIX, STATE_KEY, intent_key, slug_hint_key
 from .owed import Owing, add_group_of, take_owed
 from .shared import SharedPages
 from .sources import _Wanted
 from .state import (
     Draft,
+    Since,
     Snapshot,
     StaleState,
     add_media_refs,
@@ -40,6 +42,9 @@ from .transition import claim_slugs, targets_of, transition, with_withdrawal
 from .writing import Change, Writing
 
 log = logging.getLogger("newsroom.publisher")
+
+TURN_AFTER = 4  # lost races after which a batch takes a turn
+TURN_S = 30.0  # how long a turn holds at most (its holder commits long before)
 
 
 class Convergence(SharedPages, Writing, Owing):
@@ -79,21 +84,35 @@ class Convergence(SharedPages, Writing, Owing):
             add_group_of(key, groups)
         if not keys and not dirty:
             return wanted, conflicts, change
-        for attempt in range(1, self.max_attempts + 1):
+        if len(keys) > 1:  # one key: one more round trip for little
+            self._read_ahead(keys, now, failed, cache, change)
+        attempt = 0
+        while attempt < self.max_attempts:
+            waiting = self._turn_of_another(change)
+            if waiting:
+                self.sleep(min(waiting, self.max_backoff))  # not an attempt of ours
+                continue
+            attempt += 1
             change.attempts = attempt
             try:
                 done = self._attempt(keys, now, failed, cache, acting, dirty, groups, change)
             except StaleState:
                 done = None  # a newer commit replaced what this attempt read
             except Exception:
-                self._owe(dirty)  # what this attempt wrote has no commit behind it
+                self._release_turn(change)
+                self._owe(dirty, change)  # what this attempt wrote has no commit behind it
                 raise
             if done is None:
+                if change.turn_seen:
+                    attempt -= 1  # another batch's turn: not a race this one lost
+                    continue
                 self._contended(attempt)
                 continue
+            self._release_turn(change)
             wanted, conflicts = done
             return wanted, conflicts, change
-        self._owe(dirty)
+        self._release_turn(change)
+        self._owe(dirty, change)
         raise StorageError(
             f"the state kept changing under {self.max_attempts} attempts to publish "
             f"{len(keys)} key(s); giving up so the queue delivers them again",
@@ -117,13 +136,36 @@ class Convergence(SharedPages, Writing, Owing):
         snap.share_objects(change.objects)  # immutable: what an earlier attempt read holds
         if snap.etag is None and migrate_legacy_state(self.source):
             return None  # read the state in its new shape
+        change.turn_seen = False
+        turn = snap.head.turn
+        if turn is not None and turn[0] != change.intent and turn[1] > time.time():
+            change.turn_seen = True  # another batch's turn: wait for its commit
+            return None
+        if change.attempts > TURN_AFTER and (turn is None or turn[0] != change.intent):
+            taken = self._take_turn(snap, change)
+            if taken is None:
+                return None
+            snap = taken
+        since = self._since(snap, change)
         old = self._read_state = Draft(snap)
         take_owed(snap, dirty, groups)  # owed by an attempt that never committed
         fresh_theme = snap.etag is not None and snap.head.theme == renderer.theme
         first = snap.etag is None  # a first commit writes the whole tree
         if first:
             groups.everything = True
-        wanted = self._read_sources(keys, now, cache, failed)
+        # a lost race redoes only what the commits since changed: sources are
+        # read again if a commit changed their entry (or never read), and a
+        # shared page this convergence wrote is written again if a commit
+        # wrote it too or its bytes change
+        again = [k for k in keys if since is None or k in since.keys or k not in change.wanted]
+        fresh = self._read_sources(again, now, cache, failed)
+        wanted = {
+            k: fresh[k] if k in fresh else change.wanted[k]
+            for k in keys
+            if k not in failed and (k in fresh or k in change.wanted)
+        }
+        change.wanted = wanted
+        trusted = set() if since is None else {p for p in change.shared if p not in since.pages}
         self._prefetch(snap, keys, wanted)
         targets = targets_of(wanted, acting, old)
         if not targets and not dirty and not old.announce:
@@ -139,16 +181,21 @@ class Convergence(SharedPages, Writing, Owing):
                 claim.theme = renderer.theme
             etag = claim.commit_head(snap.etag)
             if etag is None:
+                change.base = snap.etag
                 return None
-            snap = snap.with_head(claim.head(), etag)
+            snap = snap.with_head(claim.committed_head, etag)  # type: ignore[arg-type]
             old = self._read_state = Draft(snap)
         new = Draft(snap)
         new.repair = ()  # every owed key is dirty: this attempt decides it
+        if snap.head.turn and snap.head.turn[0] == change.intent:
+            new.turn = None  # the commit ends this batch's turn
         t = transition(
             old, new, targets, groups, fresh_theme=fresh_theme, announce=bool(self.listeners)
         )
         for key, media in t.media_added.items():
-            add_media_refs(self.source, key, media)
+            if change.media_refs.get(key) != media:  # once per convergence
+                add_media_refs(self.source, key, media)
+                change.media_refs[key] = media
         if first:
             new.theme = renderer.theme
         if (
@@ -165,18 +212,119 @@ class Convergence(SharedPages, Writing, Owing):
                 self._settle(t.gone, new.announce, wanted, change)
             return wanted, conflicts
         shared = self._plan_shared(
-            old, new, groups, dirty, change, first=first, fresh_theme=fresh_theme
+            old, new, groups, dirty, change, first=first, fresh_theme=fresh_theme, trusted=trusted
         )
         self._write(t.media_new, t.pages, shared, dirty, change)
+        new.pages = set(dirty)  # the log of the commit names them (``Head.log``)
+        if change.intended:
+            new.forget = [intent_key(change.intent)]  # committed: the record is done
         committed = new.commit(snap.etag, run=self.pool.run)
         if committed is None:
+            change.base = snap.etag
             return None
+        change.turn_held = False
         change.deleted = [k for k in change.deleted if k not in shared.planned]
         if t.gone or new.announce or t.media_dropped:
             assert new.committed_head is not None
             mine = snap.with_head(new.committed_head, committed)
             self._settle(t.gone, new.announce, wanted, change, t.media_dropped, mine)
         return wanted, conflicts
+
+    def _turn_of_another(self, change: Change) -> float:
+        """Seconds left of another batch's turn (0: none, or ours). A head
+        read between attempts, only once this batch has read one showing a
+        turn (``change.turn_seen``)."""
+        if not change.turn_seen:
+            return 0.0
+        turn = Snapshot.read(self.source).head.turn
+        left = 0.0 if turn is None or turn[0] == change.intent else turn[1] - time.time()
+        if left <= 0:
+            change.turn_seen = False
+        return max(0.0, left)
+
+    def _take_turn(self, snap: Snapshot, change: Change) -> Snapshot | None:
+        """A batch that lost the race more than ``TURN_AFTER`` times takes a
+        turn: a conditional write of the head naming it, for at most
+        ``TURN_S`` seconds, ended by its commit. Every other batch waits for
+        it before its next attempt, so the batch that keeps losing makes
+        progress. A turn is only a priority: correctness never depends on it
+        (the commit stays conditional), and the turn of a batch that died
+        expires. Returns the head naming it, or ``None`` (the head changed:
+        this attempt lost)."""
+        draft = Draft(snap)
+        draft.turn = (change.intent, time.time() + TURN_S)
+        etag = draft.commit_head(snap.etag)
+        if etag is None:
+            return None
+        change.turn_held = True
+        log.info("turn_taken", extra={"attempts": change.attempts})
+        return snap.with_head(draft.committed_head, etag)  # type: ignore[arg-type]
+
+    def _release_turn(self, change: Change) -> None:
+        """End this batch's turn if its commit did not (it gave up, failed,
+        or found nothing to commit); best effort: a turn expires anyway."""
+        if not change.turn_held:
+            return
+        change.turn_held = False
+        for _ in range(3):
+            try:
+                draft = Draft(Snapshot.read(self.source))
+                if draft.turn is None or draft.turn[0] != change.intent:
+                    return
+                draft.turn = None
+                if draft.commit_head(draft.snap.etag) is not None:
+                    return
+            except StorageError:
+                return
+
+    def _read_ahead(
+        self,
+        keys: list[str],
+        now: datetime,
+        failed: dict[str, Exception],
+        cache: dict[str, Any],
+        change: Change,
+    ) -> None:
+        """Read the head, then the sources (parsed and rendered) and what the
+        first attempt will look up, before that attempt reads the head it
+        commits on: from there it reads again only what the commits in
+        between changed (``_since``), as after a lost race. So the slow part
+        of a batch lies outside the window in which another commit makes it
+        lose (one more GET of the head)."""
+        snap = Snapshot.read(self.source)
+        if snap.etag is None:
+            return  # a first commit: nothing to gain
+        snap.share_objects(change.objects)
+        snap.share_hints(change.hints)
+        change.wanted = self._read_sources(keys, now, cache, failed)
+        try:
+            self._prefetch(snap, keys, change.wanted)
+        except StaleState:
+            pass  # a commit replaced an object meanwhile: the attempt reads the new one
+        change.base = snap.etag
+
+    def _since(self, snap: Snapshot, change: Change) -> Since | None:
+        """What the commits since the last attempt's read changed (``None``:
+        unknown, redo everything), with the hints they wrote put into the
+        hints this convergence keeps across attempts."""
+        since = None
+        if change.base is not None:
+            since = Since() if snap.etag == change.base else snap.head.since(change.base)
+        if since is None:
+            change.hints.clear()
+            change.wanted.clear()
+            change.shared.clear()
+        else:
+            change.hints.update(since.hints)
+        if since is None or since.keys:
+            # a commit that changed entries may have taken media down or
+            # dropped the markers of a key: those are decided again
+            change.media_public.clear()
+            for key in list(change.media_refs):
+                if since is None or key in since.keys:
+                    del change.media_refs[key]
+        snap.share_hints(change.hints)
+        return since
 
     def _prefetch(self, snap: Snapshot, keys: list[str], wanted: dict[str, _Wanted]) -> None:
         """Read at once what this attempt will look up: the hints of the
@@ -186,6 +334,7 @@ class Convergence(SharedPages, Writing, Owing):
         entries = [w.entry for w in wanted.values() if w.entry is not None]
         slugs = [w.release.slug for w in wanted.values() if w.release is not None]
         hints = [h for k in keys for h in source_hints(k)] + [slug_hint_key(s) for s in slugs]
+        snap.rule_out(SOURCE_HINTS_PREFIX, hints)
         snap.prefetch(run, hints=hints)
         months = {m for h in hints for m in snap.hint(h)} | {e.month_key for e in entries}
         snap.prefetch(run, months=sorted(months))

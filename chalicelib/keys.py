@@ -18,6 +18,8 @@ Source bucket (private)::
                                      private state: a release referencing a media file
     state/waiting/<slug>.json        private state: files refused a slug another holds
     state/invalidations/<id>.json    private state: CDN paths whose refresh failed
+    state/intents/<id>.json          private state: shared pages a convergence is about
+                                     to write before its commit (``intent_key``)
     state/versions/<key>.json        private state: the live language versions sharing
                                      one translation_key (``versions_key``)
     state/rebuilds/<id>/…            one fanned-out rebuild's manifest, chunk records
@@ -84,6 +86,14 @@ SLUG_HINTS_PREFIX = STATE_PREFIX + "slugs/"
 MEDIA_REFS_PREFIX = STATE_PREFIX + "media-refs/"
 WAITING_PREFIX = STATE_PREFIX + "waiting/"
 INVALIDATIONS_PREFIX = STATE_PREFIX + "invalidations/"
+INTENTS_PREFIX = STATE_PREFIX + "intents/"
+
+
+def intent_key(convergence_id: str) -> str:
+    """The shared pages one convergence writes before its commit, recorded
+    first, so the sweep can put them right if it dies before committing."""
+    return f"{INTENTS_PREFIX}{convergence_id}.json"
+
 REBUILDS_PREFIX = STATE_PREFIX + "rebuilds/"  # one folder per fanned-out rebuild
 # the theme every release page was last rendered under, by a rebuild's commit
 REBUILT_THEME_KEY = REBUILDS_PREFIX + "theme.json"

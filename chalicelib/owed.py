@@ -6,21 +6,32 @@ A shared page an attempt wrote is *dirty* until a commit decides it: a lost
 race's next attempt plans its group again on the winner's state and writes
 or deletes it (the merge); an attempt that never commits records its dirty
 pages as owed in the head (``Head.repair``), and the next commit (a batch's
-or the sweep's) takes them over.
+or the sweep's) takes them over. An attempt that dies (a killed Lambda) can
+record nothing then, so a convergence records the shared pages it is about
+to write before it writes them (``state/intents/<id>.json``, one small PUT
+beside its first writes, deleted with the commit); the sweep rewrites the
+pages of every record it finds from the committed state.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import datetime, timedelta
 
 from .core.site import Groups, plan_site, render_page
 from .errors import StorageError
+from .keys import INTENTS_PREFIX, intent_key
 from .state import Draft, Snapshot
 from .storage import md5_etag
 from .writing import Change
 
 log = logging.getLogger("newsroom.publisher")
+
+# an intent record this old belongs to an invocation that is over (Lambda's
+# longest timeout is 15 minutes): the sweep that repaired its pages deletes it
+INTENT_ABANDONED = timedelta(minutes=20)
 
 _MONTH_PAGE = re.compile(
     r"^(?:archive|(?:topics|kinds)/[^/]+)/(\d{4})/(\d{2})/index\.html$"
@@ -59,29 +70,35 @@ def take_owed(snap: Snapshot, dirty: set[str], groups: Groups) -> None:
 class Owing:
     """The publisher's owed pages (a part of ``Publisher``; its attributes are set there)."""
 
-    def _owe(self, pages: set[str]) -> None:
+    def _owe(self, pages: set[str], change: Change | None = None) -> None:
         """Record ``pages`` in the head as owed (``Head.repair``): shared pages
         written from a state that was never committed. A small conditional
         write of the head alone, retried; the next commit (a batch's or the
-        sweep's) rewrites them from its own state."""
+        sweep's) rewrites them from its own state. Once they are owed, the
+        convergence's intent record (``change``) is done with."""
         if not pages:
             return
         for attempt in range(1, self.max_attempts + 1):
             try:
                 draft = Draft(Snapshot.read(self.source))
                 merged = tuple(sorted(set(draft.repair) | pages))
-                if merged == draft.repair:
-                    return
-                draft.repair = merged
-                if draft.commit_head(draft.snap.etag) is not None:
-                    return
+                if merged != draft.repair:
+                    draft.repair = merged
+                    draft.pages = pages  # the log tells a lost race to write them again
+                    if change is not None and change.intended:
+                        draft.forget = [intent_key(change.intent)]
+                    if draft.commit_head(draft.snap.etag) is None:
+                        self._contended(attempt)
+                        continue
+                elif change is not None and change.intended:
+                    self.source.delete(intent_key(change.intent))
+                return
             except StorageError as exc:
                 log.error(
                     "repair_not_recorded",
                     extra={"pages": sorted(pages), "error_type": type(exc).__name__},
                 )
-                return  # the sweep's check of the site's own pages is what is left
-            self._contended(attempt)
+                return  # the intent record tells the sweep what to check
         log.error("repair_not_recorded", extra={"pages": sorted(pages), "error_type": "contended"})
 
     def repair_shared(self) -> Change:
@@ -94,6 +111,9 @@ class Owing:
         if snap.etag is None:
             return Change()
         stale = set(snap.head.repair)
+        intents = self._intents()
+        for _at, pages in intents.values():
+            stale.update(pages)
         if snap.head.theme == self.renderer.theme:  # else the rebuild's job
             for key, page in plan_site(Draft(snap), self.renderer).items():
                 info = self.public.head(key)
@@ -104,4 +124,20 @@ class Owing:
             return Change()
         _wanted, _conflicts, change = self._converge([], self.clock(), {}, repair=stale)
         log.info("shared_pages_repaired", extra={"pages": sorted(stale)})
+        # an invocation still running may write more after its record was
+        # read: only records older than any invocation lives are done
+        old = [k for k, (at, _p) in intents.items() if at < self.clock() - INTENT_ABANDONED]
+        if old:
+            self.source.delete_many(old)
         return change
+
+    def _intents(self) -> dict[str, tuple[datetime, list[str]]]:
+        """The intent records (``state/intents/``): when each was written, and
+        the shared pages it names."""
+        out: dict[str, tuple[datetime, list[str]]] = {}
+        for key in list(self.source.list(INTENTS_PREFIX)):
+            obj = self.source.get(key)
+            if obj is not None:
+                doc = json.loads(obj.body)
+                out[key] = (datetime.fromisoformat(doc["at"]), list(doc["pages"]))
+        return out

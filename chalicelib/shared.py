@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from .core.site import Groups, Page, changed_keys, plan, plan_groups, render_page
 from .state import Draft
+from .storage import md5_etag
 from .writing import Change, SharedWrites, rank, step
 
 RENDERED_KEPT = 2000  # shared pages whose last rendering an instance keeps (a few MB)
@@ -43,11 +44,14 @@ class SharedPages:
         *,
         first: bool,
         fresh_theme: bool,
+        trusted: set[str] = frozenset(),  # type: ignore[assignment]
     ) -> SharedWrites:
         """The shared pages to write (with their bytes) and to delete, from
         the plans of ``groups`` before and after the change. ``dirty`` keys
         (owed, or touched by an earlier attempt) are decided whatever their
-        inputs: written if the new plan has them, deleted if not."""
+        inputs: written if the new plan has them, deleted if not, except a
+        ``trusted`` one (public as this convergence last left it: no commit
+        since wrote it) that already is what the new plan wants."""
         renderer = self.renderer
         _neighbours(groups, old, new)
         if groups.everything:
@@ -68,6 +72,7 @@ class SharedPages:
             key=lambda k: (rank(k), k),
             reverse=True,
         )
+        to_delete = [k for k in to_delete if not (k in trusted and change.shared[k] is None)]
         bodies: dict[str, bytes] = {}
         for key in to_write:
             # inputs changed but the bytes may not have: the public object was
@@ -77,7 +82,7 @@ class SharedPages:
             if key not in dirty and key in old_plan and fresh_theme:
                 before = self._render(key, old_plan[key], change)
             body = self._render(key, new_plan[key], change)
-            if body == before:
+            if body == before or (key in trusted and change.shared[key] == md5_etag(body)):
                 continue
             bodies[key] = body
         return SharedWrites(bodies, to_delete, set(old_plan), set(new_plan))

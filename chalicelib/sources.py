@@ -27,11 +27,16 @@ class _Wanted:
     error: InvalidRelease | None = None
 
 
-def _poison(source_key: str, exc: Exception) -> _Wanted:
-    """A file that parsed but could not be rendered: its own rejection, never
-    a crash of the batch (or of every later schedule run)."""
+def unrenderable(exc: Exception) -> FieldError:
+    """The error of a file that parsed but could not be rendered: its own
+    rejection, never a crash of the batch (or of every later schedule run or
+    rebuild step)."""
     msg = f"could not be rendered ({type(exc).__name__}: {exc}); fix the file and upload it again"
-    return _Wanted("rejected", error=InvalidRelease([FieldError("(file)", msg)], source_key))
+    return FieldError("(file)", msg)
+
+
+def _poison(source_key: str, exc: Exception) -> _Wanted:
+    return _Wanted("rejected", error=InvalidRelease([unrenderable(exc)], source_key))
 
 
 class _Unread:

@@ -11,13 +11,15 @@ before the next starts.
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
 from .core.index import Entry
 from .core.site import Page
-from .keys import cache_control, content_type, invalidation_paths
+from .keys import PRIVATE_CACHE, cache_control, content_type, intent_key, invalidation_paths
 from .storage import md5_etag
 
 
@@ -35,6 +37,21 @@ class Change:
     # immutable state objects read by earlier attempts, and shared pages rendered
     objects: dict[str, Any] = field(default_factory=dict, repr=False)
     rendered: dict[str, list[tuple[Page, bytes]]] = field(default_factory=dict, repr=False)
+    # for the merge after a lost race: the ETag of the head the last attempt
+    # planned on, the hints and sources it read, and each shared page it
+    # wrote (the digest of its bytes) or deleted (None)
+    base: str | None = field(default=None, repr=False)
+    hints: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    wanted: dict[str, Any] = field(default_factory=dict, repr=False)
+    shared: dict[str, str | None] = field(default_factory=dict, repr=False)
+    media_refs: dict[str, list[str]] = field(default_factory=dict, repr=False)  # markers written
+    media_public: set[str] = field(default_factory=set, repr=False)  # media published
+    # the intent record (``keys.intent_key``) of this convergence and the
+    # shared pages it names so far
+    intent: str = field(default_factory=lambda: uuid.uuid4().hex[:16], repr=False)
+    intended: set[str] = field(default_factory=set, repr=False)
+    turn_seen: bool = field(default=False, repr=False)  # another batch's turn was read
+    turn_held: bool = field(default=False, repr=False)  # this batch's turn is in the head
 
     @property
     def paths(self) -> list[str]:
@@ -96,8 +113,9 @@ class Writing:
         """Write one attempt's objects in order (module docstring). Every
         shared key is added to ``dirty`` before its request: a write that
         fails may still land, and the next attempt or commit decides it."""
-        for key in sorted(media_new):
+        for key in sorted(media_new - change.media_public):
             self._publish_media(key, change)
+            change.media_public.add(key)
         # the release pages: kept if an earlier attempt wrote these bytes over
         # the same committed entry (a lost race re-plans only the shared pages)
         pages = [
@@ -105,8 +123,17 @@ class Writing:
             for k, body, fresh, prev in pages
             if change.pages.get(k) != (md5_etag(body), prev)
         ]
-        # new pages first: nothing links to them until the listings do
-        self._put_all([(k, body) for k, body, fresh, _p in pages if fresh], change)
+        # new pages first: nothing links to them until the listings do; with
+        # them, the record of the shared pages about to be written
+        calls = [
+            lambda k=k, body=body: self._put(k, body, change)
+            for k, body, fresh, _p in pages
+            if fresh
+        ]
+        intended = change.intended | set(shared.bodies) | set(shared.to_delete)
+        if intended != change.intended:
+            calls.append(lambda: self._record_intent(intended, change))
+        self.pool.run(calls)
         bodies = shared.bodies
         steps = [list(s) for _r, s in groupby(bodies, key=lambda k: step(k, k in shared.existing))]
         if not steps or steps[-1][0] not in shared.existing:
@@ -117,6 +144,8 @@ class Writing:
             if n == len(steps) - 1:
                 items += [(k, body) for k, body, fresh, _p in pages if not fresh]
             self._put_all(items, change)
+            for k in step_keys:
+                change.shared[k] = md5_etag(bodies[k])
         for k, body, _fresh, prev in pages:
             change.pages[k] = (md5_etag(body), prev)
         # obsolete pages go before the commit, inside this attempt: a
@@ -127,6 +156,23 @@ class Writing:
             dirty.update(step_keys)
             self.public.delete_many(step_keys)
             change.deleted.extend(k for k in step_keys if k not in change.deleted)
+            change.shared.update(dict.fromkeys(step_keys))
+
+    def _record_intent(self, pages: set[str], change: Change) -> None:
+        """Record the shared pages this convergence may write before it writes
+        them (``state/intents/``): if it dies before its commit, the sweep
+        puts them back to the committed state (``owed``). The commit deletes
+        the record."""
+        body = json.dumps(
+            {"pages": sorted(pages), "at": self.clock().isoformat()}, separators=(",", ":")
+        ).encode()
+        self.source.put(
+            intent_key(change.intent),
+            body,
+            content_type="application/json",
+            cache_control=PRIVATE_CACHE,
+        )
+        change.intended = pages
 
     def _put_all(self, items: list[tuple[str, bytes]], change: Change) -> None:
         """Write independent objects at once (one step of the write order)."""

@@ -24,17 +24,17 @@ from newsroom.demo import atomic_moto_requests
 # page load, and next to the heaviest tests on the other process it measured
 # their CPU time (performance 0.99), not the pages'.
 LONGEST_FIRST = (
-    "tests/test_concurrency.py",
-    "tests/test_bench_smoke.py",
     "tests/test_rebuild.py",
     "tests/browser/",
+    "tests/test_bench_smoke.py",
+    "tests/test_concurrency.py",
+    "tests/test_packaging.py",
     "tests/test_rebuild_cli.py",
     "tests/test_faults.py",
+    "tests/test_demo.py",
     "tests/test_confidentiality.py",
-    "tests/test_packaging.py",
     "tests/test_search_updater.py",
     "tests/test_sweep.py",
-    "tests/test_demo.py",
     "tests/test_properties.py",
 )
 LAST = "tests/test_judges.py"

@@ -24,6 +24,7 @@ from chalicelib.state import (
     media_referenced,
     object_key,
 )
+from chalicelib.state.objects import LOG_ITEMS
 from chalicelib.storage import LocalStorage
 
 START = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
@@ -204,3 +205,51 @@ def test_the_single_state_object_of_an_earlier_version_is_taken_over(aws) -> Non
     assert b"/releases/old/" in front and b"/releases/new/" in front
     holder = Draft(Snapshot.read(S3Storage(aws, SOURCE))).holder("old")
     assert holder == "releases/old.json"
+
+
+def test_the_head_logs_what_each_commit_changed(storage: LocalStorage) -> None:
+    """A batch that read the head at ``first`` learns from a later head what
+    every commit since changed; a head the log no longer reaches gives None."""
+    snap = Snapshot.read(storage)
+    draft = Draft(snap)
+    draft.put(None, entry(1, days=1))
+    first = draft.commit(snap.etag)
+    etags = [first]
+    for n in (2, 3):
+        snap = Snapshot.read(storage)
+        draft = Draft(snap)
+        draft.put(None, entry(n, days=n))
+        draft.pages = {f"topics/climate/page-{n}.html"}
+        etags.append(draft.commit(snap.etag))
+    head = Snapshot.read(storage).head
+    since = head.since(first)
+    assert since is not None
+    assert since.keys == {"releases/r2.json", "releases/r3.json"}
+    assert since.pages == {"topics/climate/page-2.html", "topics/climate/page-3.html"}
+    assert since.hints == {slug_hint_key("r2"): ["2024-01"], slug_hint_key("r3"): ["2024-01"]}
+    assert head.since(etags[1]) is not None and head.since(etags[1]).keys == {"releases/r3.json"}
+    assert head.since('"not-a-head-of-this-log"') is None
+    # bounded: a commit of many pages pushes the oldest entries out
+    snap = Snapshot.read(storage)
+    draft = Draft(snap)
+    draft.put(None, entry(4, days=4))
+    draft.pages = {f"archive/p{i}.html" for i in range(LOG_ITEMS)}
+    draft.commit(snap.etag)
+    head = Snapshot.read(storage).head
+    assert len(head.log) == 1 and head.since(first) is None
+
+
+def test_one_listing_rules_out_the_source_hints_a_batch_would_read(
+    storage: LocalStorage,
+) -> None:
+    """Source hints exist only for releases published under a slug their file
+    name does not imply: one listing tells which of a batch's are absent."""
+    snap = Snapshot.read(storage)
+    draft = Draft(snap)
+    draft.put(None, entry(1, days=40, slug="another-slug"))
+    assert draft.commit(snap.etag) is not None
+    hints = [f"state/sources/r{n}.json" for n in (1, 2, 3)]
+    snap = Snapshot.read(storage)
+    snap.rule_out("state/sources/", hints)
+    assert snap._hints == {hints[1]: [], hints[2]: []}  # r1's is read as before
+    assert Draft(snap).entry_of("releases/r1.json") is not None

@@ -100,17 +100,29 @@ def plan(view: View | Index, renderer: Renderer) -> dict[str, Page]:
     return plan_groups(view, renderer, groups)
 
 
+def plan_years(
+    months: Iterable[tuple[str, int]], years: Iterable[int] | None = None
+) -> dict[str, Page]:
+    """``archive/<yyyy>/`` of every year of the site's (month, count) list, or
+    of ``years`` only: each year's months with their counts (nothing for a
+    year without a release)."""
+    months = tuple(months)
+    pages: dict[str, Page] = {}
+    for year in sorted({_ym(m)[0] for m, _n in months} if years is None else years):
+        in_year = tuple((m, n) for m, n in months if _ym(m)[0] == year)
+        if in_year:
+            pages[f"archive/{year}/index.html"] = Page(
+                "archive_year", (year, _year_month_counts(in_year), sum(n for _m, n in in_year))
+            )
+    return pages
+
+
 def plan_groups(view: View, renderer: Renderer, groups: Groups) -> dict[str, Page]:
     """The site group and the given groups, planned from ``view``."""
     pages = plan_site(view, renderer)
     all_months = [m for m, _n in view.months]
     counts = dict(view.months)
-    for year in sorted(groups.years):
-        in_year = tuple((m, n) for m, n in view.months if _ym(m)[0] == year)
-        if in_year:
-            pages[f"archive/{year}/index.html"] = Page(
-                "archive_year", (year, _year_month_counts(in_year), sum(n for _m, n in in_year))
-            )
+    pages.update(plan_years(view.months, groups.years))
     for month in sorted(groups.months):
         if month in counts:
             i = all_months.index(month)

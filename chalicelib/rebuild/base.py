@@ -14,7 +14,7 @@ from ..core.i18n import Version
 from ..core.index import Index, source_digest
 from ..core.model import parse_release
 from ..core.render import Renderer
-from ..errors import FieldError, InvalidRelease, StorageError
+from ..errors import InvalidRelease, StorageError
 from ..keys import (
     INDEX_KEY,
     PRIVATE_CACHE,
@@ -25,6 +25,7 @@ from ..keys import (
 from ..media import MediaSync
 from ..pool import RequestPool
 from ..receipts import Scheduled
+from ..sources import unrenderable
 from ..state import Snapshot, StaleState
 from ..storage import Storage, md5_etag
 from ..versions import VersionRecords, links_digest
@@ -93,7 +94,7 @@ class RebuildBase:
         except InvalidRelease as exc:
             return _Outcome("rejected", errors=tuple(exc.errors), etag=obj.etag)
         except Exception as exc:  # noqa: BLE001 - a poison file is that file's problem
-            return _Outcome("rejected", errors=(_poison(exc),), etag=obj.etag)
+            return _Outcome("rejected", errors=(unrenderable(exc),), etag=obj.etag)
         if release.is_scheduled(now):
             s = Scheduled(key, release.slug, release.publication_instant)
             return _Outcome("scheduled", scheduled=s, etag=obj.etag)
@@ -106,7 +107,7 @@ class RebuildBase:
             )
             entry.json_text  # noqa: B018 - an entry that cannot be encoded is poison too
         except Exception as exc:  # noqa: BLE001
-            return _Outcome("rejected", errors=(_poison(exc),), etag=obj.etag)
+            return _Outcome("rejected", errors=(unrenderable(exc),), etag=obj.etag)
         links = links_digest(release.slug, versions) if release.translation_key else ""
         return _Outcome("published", entry=entry, page=rendered.page, etag=obj.etag, links=links)
 
@@ -208,8 +209,3 @@ class RebuildBase:
             if obj is not None:
                 out.append(ChunkResult.from_bytes(obj.body))
         return out
-
-
-def _poison(exc: Exception) -> FieldError:
-    msg = f"could not be rendered ({type(exc).__name__}: {exc}); fix the file and upload it again"
-    return FieldError("(file)", msg)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..core.index import NEWEST, Entry
 from ..core.model import KIND_LABELS
-from ..core.site import Page, _year_month_counts, _ym, plan_site, render_page
+from ..core.site import plan_site, plan_years, render_page
 from ..errors import StorageError
 from ..keys import (
     ASSETS_PREFIX,
@@ -230,11 +230,7 @@ class CommitStep(GroupSteps):
                        if kind == "topic" and r["count"])  # fmt: skip
         view = _SiteView(tuple(newest), counts, kinds, topics)
         pages = plan_site(view, self.renderer)  # type: ignore[arg-type]
-        for year in sorted({_ym(m)[0] for m, _n in counts}):
-            in_year = tuple((m, n) for m, n in counts if _ym(m)[0] == year)
-            pages[f"archive/{year}/index.html"] = Page(
-                "archive_year", (year, _year_month_counts(in_year), sum(n for _m, n in in_year))
-            )
+        pages.update(plan_years(counts))
         files = {k: render_page(k, p, self.renderer) for k, p in pages.items()}
 
         # what the site no longer has: listing pages no step planned, release

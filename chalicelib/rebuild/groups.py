@@ -26,7 +26,7 @@ from ..core.site import plan_kind, plan_topic, render_page
 from ..core.view import SLICE_SIZE, Slice, topic_name
 from ..keys import PRIVATE_CACHE, RELEASES_PREFIX, rebuild_key, release_key
 from ..state import object_key
-from ..state.objects import _dumps, _entries_json
+from ..state.encoding import slice_body
 from .month import MonthStep, entries_of, summary_key
 
 GROUPS_PER_MESSAGE = 25  # topics or kinds one ``group`` message renders
@@ -125,9 +125,7 @@ class GroupSteps(MonthStep):
         token = ""
         if total:
             token = uuid.uuid4().hex[:12]
-            body = _dumps({"months": [list(c) for c in counts], "newest": []})
-            body = body[: -len(b"[]}")] + _entries_json(newest).encode() + b"}"
-            self._private(object_key(kind, name, token), body)
+            self._private(object_key(kind, name, token), slice_body(counts, newest))
         refs = head.topics if kind == "topic" else head.kinds
         result = {
             "kind": kind, "name": name, "token": token, "count": total, "display": display,

@@ -30,7 +30,7 @@ from ..keys import (
     source_hint_key,
 )
 from ..state import Snapshot, StaleState, add_media_refs, object_key
-from ..state.objects import _dumps, _entries_json
+from ..state.encoding import hint_body, month_body, with_entries
 from ..storage import md5_etag
 from ..versions import VersionRecords
 from .base import RebuildBase
@@ -191,9 +191,7 @@ class MonthStep(RebuildBase):
         token = ""
         if entries:
             token = uuid.uuid4().hex[:12]
-            body = _dumps({"month": month, "entries": []})
-            body = body[: -len(b"[]}")] + _entries_json(entries).encode() + b"}"
-            self._private(object_key("month", month, token), body)
+            self._private(object_key("month", month, token), month_body(month, entries))
 
         # the summaries the topic and kind steps read
         by_group: dict[tuple[str, str], list[Entry]] = {}
@@ -207,10 +205,7 @@ class MonthStep(RebuildBase):
         }
         old = set((previous or {}).get("summaries", []))
         self._parallel(
-            lambda k: self._private(
-                k, _dumps({"entries": []})[: -len(b"[]}")]
-                + _entries_json(summaries[k][:SLICE_SIZE]).encode() + b"}",
-            ),
+            lambda k: self._private(k, with_entries({}, "entries", summaries[k][:SLICE_SIZE])),
             sorted(summaries),
         )  # fmt: skip
         self._parallel(self.source.delete, sorted(old - set(summaries)))
@@ -242,4 +237,4 @@ class MonthStep(RebuildBase):
         self.source.put(key, body, content_type="application/json", cache_control=PRIVATE_CACHE)
 
     def _put_hint(self, key: str, months: list[str]) -> None:
-        self._private(key, _dumps({"months": months}))
+        self._private(key, hint_body(months))

@@ -17,11 +17,11 @@ from ..keys import (
     source_hint_key,
 )
 from ..storage import put_if_unchanged
+from .encoding import hint_body, month_body, slice_body
 from .objects import (
     Head,
+    Logged,
     Snapshot,
-    _dumps,
-    _entries_json,
     _forget,
     _put_private,
     entry_in_months,
@@ -51,6 +51,7 @@ class Draft:
         self.withdrawing = h.withdrawing
         self.announce = h.announce
         self.repair = h.repair
+        self.turn = h.turn
         self._months: dict[str, list[Entry]] = {}
         self._slices: dict[tuple[str, str], tuple[list[Entry], dict[str, int]]] = {}
         self._slices[("all", "")] = (list(h.newest), {m: n for m, (_o, n) in h.months.items()})
@@ -62,8 +63,11 @@ class Draft:
         self._names = {s: name for s, (_o, _n, name) in h.topics.items()}
         self.changed: set[tuple[str, str]] = set()  # ("month"|"topic"|"kind", name)
         self.hints: dict[str, list[str]] = {}  # hint key -> months
+        self.keys: set[str] = set()  # sources whose entry changed
+        self.pages: set[str] = set()  # shared pages written or deleted for this commit
         self.written: list[str] = []  # objects the last commit wrote
         self.replaced: list[str] = []  # objects it replaced
+        self.forget: list[str] = []  # private objects a commit makes obsolete (deleted with them)
         self.committed_head: Head | None = None  # the head the last commit wrote
 
     # the view the plan reads ------------------------------------------------------
@@ -140,6 +144,7 @@ class Draft:
         if prev == entry:
             return
         source_key = (entry or prev).source_key  # type: ignore[union-attr]
+        self.keys.add(source_key)
         months = [e.month_key for e in (prev, entry) if e is not None]
         for month in dict.fromkeys(months):
             rows = [e for e in self._month(month) if e.source_key != source_key]
@@ -211,6 +216,8 @@ class Draft:
             months={m: h.months[m] for m in h.months},
             topics=dict(h.topics),
             kinds=dict(h.kinds),
+            log=h.log,
+            turn=self.turn,
         )
         return head
 
@@ -222,6 +229,14 @@ class Draft:
         from a fresh read)."""
         storage = self.snap.storage
         head = self.head()
+        head.log = head.logged(
+            Logged(
+                etag or "",
+                tuple(sorted(self.keys)),
+                tuple((k, tuple(v)) for k, v in sorted(self.hints.items())),
+                tuple(sorted(self.pages)),
+            )
+        )
         written: list[str] = []
         replaced: list[str] = []
         puts: list[tuple[str, bytes]] = []
@@ -233,12 +248,10 @@ class Draft:
                 refs.pop(name, None)
             else:
                 if kind == "month":
-                    body = _dumps({"month": name, "entries": []})
-                    body = body[: -len(b"[]}")] + _entries_json(self._months[name]).encode() + b"}"
+                    body = month_body(name, self._months[name])
                 else:
                     newest, months = self._slices[(kind, name)]
-                    body = _dumps({"months": sorted(months.items(), reverse=True), "newest": []})
-                    body = body[: -len(b"[]}")] + _entries_json(newest).encode() + b"}"
+                    body = slice_body(sorted(months.items(), reverse=True), newest)
                 token = uuid.uuid4().hex[:12]
                 key = object_key(kind, name, token)
                 puts.append((key, body))
@@ -248,9 +261,8 @@ class Draft:
                 )
             if old is not None:
                 replaced.append(object_key(kind, name, old[0]))
-        for key, months in sorted(self.hints.items()):
-            if self.snap.hint(key) != months:
-                puts.append((key, _dumps({"months": months})))
+        hints = [(k, m) for k, m in sorted(self.hints.items()) if self.snap.hint(k) != m]
+        puts += [(k, hint_body(m)) for k, m in hints]
         calls = [lambda k=k, b=b: _put_private(storage, k, b) for k, b in puts]
         if run is None:
             for call in calls:
@@ -267,11 +279,17 @@ class Draft:
         )
         self.written, self.replaced = written, replaced
         self.committed_head = head
+        if etag is None:
+            # a lost race: the hints hold what this attempt wrote; a cache
+            # that outlives the snapshot (``share_hints``) knows it, so the
+            # next attempt writes only hints whose value changes again
+            for key, months in hints:
+                self.snap.remember_hint(key, months)
         if cleanup and etag is None:
             _forget(storage, *written)  # a lost race: nothing points at them
-        elif cleanup and replaced:
+        elif cleanup and (replaced or self.forget):
             # a fault here fails the batch; its retry finds it done
-            storage.delete_many(replaced)
+            storage.delete_many(replaced + self.forget)
         return etag
 
     def commit_head(self, etag: str | None) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from ..core.index import Announcement, Entry, Index, Withdrawal
@@ -19,6 +20,7 @@ from ..keys import (
     source_hint_key,
 )
 from ..storage import Storage
+from .encoding import entries_json
 
 
 def name_slug(source_key: str) -> str | None:
@@ -45,14 +47,6 @@ class StaleState(StorageError):
     """An object the head read points to is gone: a newer commit replaced it."""
 
 
-def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _entries_json(entries: Iterable[Entry]) -> str:
-    return "[" + ",".join(e.json_text for e in entries) + "]"
-
-
 def _entries(items: list[dict[str, Any]]) -> list[Entry]:
     return [Entry.from_json(e) for e in items]
 
@@ -74,6 +68,52 @@ def entry_in_months(
     return None
 
 
+LOG_KEPT = 24  # commits the head remembers (``Head.log``)
+LOG_ITEMS = 2500  # and at most this many keys, hints and pages in all
+
+
+@dataclass(frozen=True)
+class Logged:
+    """What one commit changed, as the head remembers it: the ETag of the head
+    it replaced, the source keys whose entry it changed, the hints it wrote
+    (with their values) and the shared pages it wrote or deleted."""
+
+    parent: str
+    keys: tuple[str, ...] = ()
+    hints: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    pages: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return 1 + len(self.keys) + len(self.hints) + len(self.pages)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "parent": self.parent,
+            "keys": list(self.keys),
+            "hints": [[k, list(v)] for k, v in self.hints],
+            "pages": list(self.pages),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Logged:
+        return cls(
+            doc["parent"],
+            tuple(doc.get("keys", ())),
+            tuple((k, tuple(v)) for k, v in doc.get("hints", ())),
+            tuple(doc.get("pages", ())),
+        )
+
+
+@dataclass
+class Since:
+    """Everything committed after one head (``Head.since``)."""
+
+    keys: set[str] = field(default_factory=set)
+    hints: dict[str, list[str]] = field(default_factory=dict)
+    pages: set[str] = field(default_factory=set)
+
+
 @dataclass
 class Head:
     """The commit point (``state/head.json``)."""
@@ -89,6 +129,34 @@ class Head:
     # shared pages an abandoned attempt wrote from a state it never committed:
     # the next attempt that commits rewrites (or deletes) them from its own
     repair: tuple[str, ...] = ()
+    # the latest commits, oldest first (bounded): a batch that lost the race
+    # redoes only what the commits since its read changed (``since``)
+    log: tuple[Logged, ...] = ()
+    # a batch that lost the race several times takes a turn: (its id, until
+    # when, in epoch seconds); the others wait for its commit (``convergence``)
+    turn: tuple[str, float] | None = None
+
+    def logged(self, entry: Logged) -> tuple[Logged, ...]:
+        """This head's log with ``entry`` appended, the oldest dropped past the bounds."""
+        log = [*self.log, entry][-LOG_KEPT:]
+        while len(log) > 1 and sum(e.size for e in log) > LOG_ITEMS:
+            log.pop(0)
+        return tuple(log)
+
+    def since(self, etag: str | None) -> Since | None:
+        """What the commits after the head with ``etag`` changed, or ``None``
+        when the log does not reach back that far (redo everything)."""
+        if etag is None:
+            return None
+        out = Since()
+        for entry in reversed(self.log):
+            out.keys.update(entry.keys)
+            out.pages.update(entry.pages)
+            for key, months in entry.hints:
+                out.hints.setdefault(key, list(months))  # the newest value
+            if entry.parent == etag:
+                return out
+        return None
 
     def to_bytes(self) -> bytes:
         doc = {
@@ -102,8 +170,12 @@ class Head:
         }
         if self.repair:
             doc["repair"] = sorted(self.repair)
+        if self.log:
+            doc["log"] = [e.to_json() for e in self.log]
+        if self.turn:
+            doc["turn"] = list(self.turn)
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-        return (text[:-1] + ',"newest":' + _entries_json(self.newest) + "}\n").encode()
+        return (text[:-1] + ',"newest":' + entries_json(self.newest) + "}\n").encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> Head:
@@ -121,6 +193,8 @@ class Head:
             ),
             announce=tuple(Announcement(**a) for a in doc.get("announce", [])),
             repair=tuple(doc.get("repair", ())),
+            log=tuple(Logged.from_json(e) for e in doc.get("log", ())),
+            turn=(doc["turn"][0], float(doc["turn"][1])) if doc.get("turn") else None,
         )
 
 
@@ -141,6 +215,12 @@ class Snapshot:
         snap = Snapshot(self.storage, head, etag)
         snap._objects, snap._hints = self._objects, self._hints
         return snap
+
+    def share_hints(self, hints: dict[str, list[str]]) -> None:
+        """Keep hints in ``hints`` (a cache that outlives this snapshot): the
+        caller drops those a later commit changed (``Head.since``)."""
+        hints.update(self._hints)
+        self._hints = hints
 
     def share_objects(self, objects: dict[str, Any]) -> None:
         """Keep state objects in ``objects`` (a cache that outlives this
@@ -195,6 +275,27 @@ class Snapshot:
             obj = self.storage.get(key)
             self._hints[key] = list(json.loads(obj.body).get("months", [])) if obj else []
         return self._hints[key]
+
+    def rule_out(self, prefix: str, keys: Iterable[str], limit: int = 1000) -> None:
+        """One listing of ``prefix`` instead of a GET per hint of ``keys``
+        under it: those not listed are absent. Source hints exist only for
+        releases published under a slug their file name does not imply, so
+        the folder is small and a batch of new releases reads none of them.
+        Skipped when it lists more than ``limit`` (one page) or saves nothing."""
+        wanted = [k for k in dict.fromkeys(keys) if k.startswith(prefix) and k not in self._hints]
+        if len(wanted) < 2:
+            return
+        listed = set(islice(self.storage.list(prefix), limit + 1))
+        if len(listed) > limit:
+            return
+        for key in wanted:
+            if key not in listed:
+                self._hints[key] = []
+
+    def remember_hint(self, key: str, months: list[str]) -> None:
+        """What this process just wrote to a hint (any value a commit wrote
+        names the committed month too, so lookups stay right)."""
+        self._hints[key] = list(months)
 
     def prefetch(
         self,
