@@ -606,3 +606,71 @@ def test_a_batch_that_keeps_losing_takes_a_turn_and_commits(aws: Any) -> None:
     tree = public_tree(aws)
     assert link_problems(tree) == []
     assert tree == full_build(aws)
+
+
+def test_a_batch_read_ahead_of_its_attempt_takes_a_version_committed_in_between(
+    aws: Any,
+) -> None:
+    """A batch reads its sources before the head it commits on; a newer
+    version of one of them is uploaded and committed in between. The batch
+    must publish the newer one (it reads again what a commit since changed)."""
+    keys = ["releases/story.json", "releases/other.json"]
+    aws.put_object(Bucket=SOURCE, Key=keys[0], Body=dumps(make_release(title="Version one")))
+    aws.put_object(Bucket=SOURCE, Key=keys[1], Body=dumps(make_release(title="Other")))
+    heads = []
+
+    class SecondHeadRead(StorageWrapper):
+        def _read(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+            if key == STATE_KEY:
+                heads.append(key)
+                if len(heads) == 2:  # the first attempt's: the sources were read before
+                    aws.put_object(
+                        Bucket=SOURCE, Key=keys[0], Body=dumps(make_release(title="Version two"))
+                    )
+                    plain(aws).sync(keys[0])
+            return do()
+
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release()))
+    plain(aws).sync("releases/first.json")
+    batch = plain(aws)
+    batch.source = SecondHeadRead(batch.source)  # type: ignore[assignment]
+    batch.sync_batch(keys)
+    tree = public_tree(aws)
+    assert b"Version two" in tree["releases/story/index.html"]
+    assert b"Version one" not in b"".join(tree.values())
+    assert tree == full_build(aws)
+
+
+def test_a_commit_replacing_what_a_batch_reads_ahead_does_not_fail_it(aws: Any) -> None:
+    """Between the batch's first read of the head and its read of the month
+    object that head names, another commit replaces that object (deleting
+    the old one). The batch goes on from the newer head."""
+    month = "2025-03-1{}T10:00:00+00:00"
+    aws.put_object(
+        Bucket=SOURCE,
+        Key="releases/first.json",
+        Body=dumps(make_release(published_at=month.format(1))),
+    )
+    plain(aws).sync("releases/first.json")
+    keys = ["releases/a.json", "releases/b.json"]
+    for n, key in enumerate(keys, start=2):
+        aws.put_object(
+            Bucket=SOURCE, Key=key, Body=dumps(make_release(published_at=month.format(n)))
+        )
+    aws.put_object(
+        Bucket=SOURCE, Key="releases/c.json", Body=dumps(make_release(published_at=month.format(5)))
+    )
+    done = []
+
+    class CommitUnderIt(StorageWrapper):
+        def _read(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+            if key == keys[0] and not done:
+                done.append(key)
+                plain(aws).sync("releases/c.json")  # replaces March's object
+            return do()
+
+    batch = plain(aws)
+    batch.source = CommitUnderIt(batch.source)  # type: ignore[assignment]
+    outcome = batch.sync_batch(keys)
+    assert not outcome.failed
+    assert public_tree(aws) == full_build(aws)
