@@ -16,12 +16,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/newsroom demo $(if $(PORT),--port $(PORT))
 
-# two workers (pytest-xdist), one test file each at a time, so a file's
-# module fixtures (a built site, a running demo) are made once; the browser
-# folder is one unit and the longest files go first (tests/conftest.py)
+# three workers (pytest-xdist) on two cores, so a test waiting on a process, a
+# server or a queue leaves its core to another; one test file each at a time,
+# so a file's module fixtures (a built site, a running demo) are made once; the
+# browser folder is one unit and the longest files go first (tests/conftest.py).
+# Then the outside judges alone: Lighthouse scores the pages, not other tests' CPU.
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --ignore=tests/test_judges.py
+	$(BIN)/python -m pytest -q tests/test_judges.py
 
 stress: $(STAMP)
 	$(BIN)/python -m pytest -q -m stress -p no:cacheprovider

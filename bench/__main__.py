@@ -82,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.search_sizes = [12]
         args.anchor_sizes, args.memory_sizes = [12], [12]
         args.fanout_size = 6
+        args.fanout_workers, args.fanout_delayed = [2], []  # one run shows the section works
         args.burst_archive, args.burst_uploads, args.burst_delays = 10, 10, [0]
     if args.rebuild_sizes is None:
         args.rebuild_sizes = args.build_sizes
@@ -167,8 +168,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         small = args.fanout_size < 1000
         figures["fanout"] = fanout.measure(
             args.fanout_size,
-            workers=tuple(args.fanout_workers or ((1, 2) if small else (1, 2, 4))),
-            delayed=tuple(args.fanout_delayed or ((2,) if small else (4,))),
+            workers=tuple((1, 2, 4) if args.fanout_workers is None else args.fanout_workers),
+            delayed=tuple((4,) if args.fanout_delayed is None else args.fanout_delayed),
             chunk_size=8 if small else 200,
         )
         print(fanout.section(figures["fanout"]), flush=True)

@@ -17,12 +17,12 @@ from support import BASE_ENV, PUBLIC, SOURCE
 from chalicelib import service
 from newsroom.demo import atomic_moto_requests
 
-# The longest units, started first: with `make test`'s two processes (one unit
-# each at a time, handed out in this order) neither is left with one long file
-# at the end while the other idles. Longest first by `pytest --durations`; the
-# rest follow in file order, and the judges come last: Lighthouse scores the
-# page load, and next to the heaviest tests on the other process it measured
-# their CPU time (performance 0.99), not the pages'.
+# The longest units, started first: with `make test`'s processes (one unit
+# each at a time, handed out in this order) none is left with one long file
+# at the end while the others idle. Longest first by `pytest --durations`; the
+# rest follow in file order, and the judges come last (`make test` runs them
+# alone, after the rest): Lighthouse scores the page load, and next to the
+# heaviest tests it measured their CPU time (performance 0.99), not the pages'.
 LONGEST_FIRST = (
     "tests/test_rebuild.py",
     "tests/browser/",
