@@ -674,3 +674,147 @@ def test_a_commit_replacing_what_a_batch_reads_ahead_does_not_fail_it(aws: Any) 
     outcome = batch.sync_batch(keys)
     assert not outcome.failed
     assert public_tree(aws) == full_build(aws)
+
+
+# A source's hint against two batches racing on the same key ----------------------
+# The loser read the older version of the key (month M1, or a slug change), the
+# winner the newer one (month M2, or another slug) and commits it; the loser
+# writes its hint at the worst moment. Afterwards the hint must still lead to
+# the committed entry, or the next update adds a second entry for the key and
+# the next delete leaves the release live.
+
+HINT_VARIANTS = {
+    # name: (loser's version, winner's version, the hint both write)
+    "month": (
+        {"published_at": "2025-03-10T10:00:00+00:00"},
+        {"published_at": "2025-05-10T10:00:00+00:00"},
+        "state/slugs/story.json",
+    ),
+    "slug": (
+        {"slug": "story-a", "published_at": "2025-03-10T10:00:00+00:00"},
+        {"slug": "story-b", "published_at": "2025-05-10T10:00:00+00:00"},
+        "state/sources/story.json",
+    ),
+}
+
+
+class HintRace(StorageWrapper):
+    """The loser's source storage: at its write of ``hint``, the winner runs
+    whole, and the loser's hint lands ``when``: ``after`` the winner's commit,
+    ``before`` the winner starts, or ``between`` the winner's hint write and its
+    commit. ``killed``: as ``after``, then the loser dies before its commit."""
+
+    def __init__(
+        self, inner: Any, hint: str, when: str, winner: Callable[[Callable], None]
+    ) -> None:
+        super().__init__(inner)
+        self.hint, self.when, self.winner = hint, when, winner
+        self.fired = self.landed = False
+
+    def _write(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+        if op == "put" and key == STATE_KEY and self.landed and self.when == "killed":
+            raise Killed("killed before the commit")
+        if op != "put" or key != self.hint or self.fired:
+            return do()
+        self.fired = True
+        out: list[Any] = []
+
+        def land() -> None:
+            # the loser's request, answered to the loser (a conditional
+            # write may fail), never to the winner it lands under
+            try:
+                out.append(do())
+            except Exception as exc:  # noqa: BLE001
+                out.append(exc)
+            self.landed = True
+
+        if self.when == "before":
+            land()
+            self.winner(lambda: None)
+        elif self.when == "between":
+            self.winner(land)
+        else:
+            self.winner(lambda: None)
+            land()
+        if isinstance(out[0], Exception):
+            raise out[0]
+        return out[0]
+
+
+class BeforeCommit(StorageWrapper):
+    """The winner's source storage: ``then()`` once, just before its commit
+    (the first write of the head after a write of ``hint``)."""
+
+    def __init__(self, inner: Any, hint: str, then: Callable[[], None]) -> None:
+        super().__init__(inner)
+        self.hint, self.then = hint, then
+        self.hinted = self.fired = False
+
+    def _write(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+        if key == self.hint:
+            self.hinted = True
+        elif key == STATE_KEY and self.hinted and not self.fired:
+            self.fired = True
+            self.then()
+        return do()
+
+
+@pytest.mark.parametrize("variant", sorted(HINT_VARIANTS))
+@pytest.mark.parametrize("when", ["after", "before", "between", "killed"])
+def test_a_hint_an_uncommitted_attempt_writes_never_hides_the_committed_entry(
+    aws: Any, variant: str, when: str
+) -> None:
+    from chalicelib.state import Snapshot
+    from chalicelib.sweep import Sweeper
+
+    key = "releases/story.json"
+    loser_doc, winner_doc, hint = HINT_VARIANTS[variant]
+    aws.put_object(
+        Bucket=SOURCE,
+        Key="releases/other.json",
+        Body=dumps(make_release(title="Other", published_at="2024-11-10T10:00:00+00:00")),
+    )
+    plain(aws).sync("releases/other.json")
+    v0 = make_release(title="Version zero", published_at="2025-01-10T10:00:00+00:00")
+    aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(v0))
+    plain(aws).sync(key)
+    aws.put_object(Bucket=SOURCE, Key=key, Body=dumps({**v0, "title": "Loser", **loser_doc}))
+
+    def winner(before_commit: Callable[[], None]) -> None:
+        winner_version = {**v0, "title": "Winner", **winner_doc}
+        aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(winner_version))
+        w = plain(aws)
+        w.source = BeforeCommit(w.source, hint, before_commit)  # type: ignore[assignment]
+        assert w.sync(key).status == "published"
+
+    loser = plain(aws)
+    loser.source = HintRace(loser.source, hint, when, winner)  # type: ignore[assignment]
+    if when == "killed":
+        with pytest.raises(Killed):
+            loser.sync(key)
+        Sweeper(plain(aws)).run()  # puts back what the dead attempt wrote
+    else:
+        loser.sync(key)
+    assert loser.source.landed  # type: ignore[attr-defined]
+
+    state = S3Storage(aws, SOURCE)
+    committed = Snapshot.read(state).entry_of(key)
+    assert committed is not None, "the hint names the month of the committed entry"
+    assert (committed.title, committed.month_key) == ("Winner", "2025-05")
+    tree = public_tree(aws)
+    assert tree == full_build(aws)
+
+    # updated once more: the entry moves, and only one entry of the key remains
+    final = {**v0, "title": "Final", **winner_doc, "published_at": "2025-07-10T10:00:00+00:00"}
+    aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(final))
+    plain(aws).sync(key)
+    entry = Snapshot.read(state).entry_of(key)
+    assert entry is not None and entry.month_key == "2025-07"
+    assert public_tree(aws) == full_build(aws)
+
+    # deleted: the release goes
+    aws.delete_object(Bucket=SOURCE, Key=key)
+    plain(aws).sync(key)
+    tree = public_tree(aws)
+    assert not [k for k in tree if k.startswith("releases/story")]
+    assert tree == full_build(aws)

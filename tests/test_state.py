@@ -120,6 +120,28 @@ def test_a_stale_hint_is_checked_against_the_month_and_harmless(storage: LocalSt
     assert current.holder("r1") == "releases/r1.json"
 
 
+def test_an_attempt_that_loses_its_commit_never_takes_the_winners_month_off_a_hint(
+    storage: LocalStorage,
+) -> None:
+    """Two attempts move one entry from January to different months; the
+    winner commits, the loser writes its hint after it and loses. The hint
+    must still name the winner's month (an overwrite named only the loser's
+    month and January: the committed entry could no longer be found)."""
+    snap = Snapshot.read(storage)
+    draft = Draft(snap)
+    draft.put(None, entry(1, days=1))
+    assert draft.commit(snap.etag) is not None
+    base = Snapshot.read(storage)
+    winner, loser = Draft(base), Draft(Snapshot.read(storage))
+    winner.put(winner.entry_of("releases/r1.json"), entry(1, days=70))  # March
+    loser.put(loser.entry_of("releases/r1.json"), entry(1, days=40))  # February
+    assert winner.commit(base.etag) is not None
+    assert loser.commit(base.etag) is None
+    found = Snapshot.read(storage).entry_of("releases/r1.json")
+    assert found is not None and found.month_key == "2024-03"
+    assert Draft(Snapshot.read(storage)).holder("r1") == "releases/r1.json"
+
+
 def test_a_reader_of_a_replaced_version_is_told_to_start_over(storage: LocalStorage) -> None:
     snap = Snapshot.read(storage)
     draft = Draft(snap)

@@ -13,7 +13,9 @@ One publish reads and writes a bounded amount, whatever the archive's size:
 - ``state/sources/<name>.json`` and ``state/slugs/<slug>.json`` — pointers
   (which months may hold the entry of a source, or of a slug's holder). They
   are hints: written before the commit, and every answer they give is checked
-  against the month object the head points to, so a stale one is harmless.
+  against the month object the head points to, so a month too many is
+  harmless. They only grow (``add_to_hint``: a conditional merge), so an
+  attempt that loses its commit never takes a committed month off one.
 - ``state/media-refs/<media key>=/<source key>`` — empty markers: a media file
   is public while some marker's release references it (checked the same way).
 

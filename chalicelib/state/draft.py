@@ -17,13 +17,14 @@ from ..keys import (
     source_hint_key,
 )
 from ..storage import put_if_unchanged
-from .encoding import hint_body, month_body, slice_body
+from .encoding import month_body, slice_body
 from .objects import (
     Head,
     Logged,
     Snapshot,
     _forget,
     _put_private,
+    add_to_hint,
     entry_in_months,
     name_slug,
     object_key,
@@ -261,14 +262,18 @@ class Draft:
                 )
             if old is not None:
                 replaced.append(object_key(kind, name, old[0]))
-        hints = [(k, m) for k, m in sorted(self.hints.items()) if self.snap.hint(k) != m]
-        puts += [(k, hint_body(m)) for k, m in hints]
+        # a hint already naming every month of this commit's is left as it is
+        # (what this process knows of a hint is never more than it holds)
+        hints = [
+            (k, m) for k, m in sorted(self.hints.items()) if not set(m) <= set(self.snap.hint(k))
+        ]
         calls = [lambda k=k, b=b: _put_private(storage, k, b) for k, b in puts]
+        calls += [lambda k=k, m=m: add_to_hint(storage, k, m, self.snap.hint(k)) for k, m in hints]
         if run is None:
-            for call in calls:
-                call()
+            results = [call() for call in calls]
         else:
-            run(calls)
+            results = run(calls)
+        merged = list(zip([k for k, _m in hints], results[len(puts) :], strict=True))
         etag = put_if_unchanged(
             storage,
             HEAD_KEY,
@@ -283,7 +288,7 @@ class Draft:
             # a lost race: the hints hold what this attempt wrote; a cache
             # that outlives the snapshot (``share_hints``) knows it, so the
             # next attempt writes only hints whose value changes again
-            for key, months in hints:
+            for key, months in merged:
                 self.snap.remember_hint(key, months)
         if cleanup and etag is None:
             _forget(storage, *written)  # a lost race: nothing points at them

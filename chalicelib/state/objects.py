@@ -19,8 +19,8 @@ from ..keys import (
     slug_hint_key,
     source_hint_key,
 )
-from ..storage import Storage
-from .encoding import entries_json
+from ..storage import Storage, put_if_unchanged
+from .encoding import entries_json, hint_body
 
 
 def name_slug(source_key: str) -> str | None:
@@ -55,6 +55,50 @@ def _put_private(storage: Storage, key: str, body: bytes, **conditions: Any) -> 
     return storage.put(
         key, body, content_type="application/json", cache_control=PRIVATE_CACHE, **conditions
     )
+
+
+HINT_TRIES = 25  # conditional writes of one hint before it counts as a fault
+
+
+def add_to_hint(storage: Storage, key: str, months: list[str], known: list[str]) -> list[str]:
+    """Add ``months`` to the hint at ``key``, keeping every month it names:
+    a read, then a write conditional on the ETag read (or on its absence),
+    again until no other writer came in between. Returns what it holds now.
+
+    Hints are written before the commit they belong to, by attempts that may
+    lose it; a hint that only ever grows cannot lose the month a concurrent
+    commit put there. Overwritten instead, a losing attempt's hint could land
+    after the winner's and name only months that no longer hold the entry:
+    the next update of the source would add a second entry, its delete leave
+    the release live. ``known``: what this process last saw of it (``[]``:
+    absent, so the first write needs no read)."""
+    etag: str | None = None
+    stored: list[str] = []
+    if known:
+        stored, etag = _read_hint(storage, key)
+    for _ in range(HINT_TRIES):
+        if stored and set(months) <= set(stored):
+            return stored
+        merged = list(dict.fromkeys([*months, *stored]))
+        written = put_if_unchanged(
+            storage,
+            key,
+            hint_body(merged),
+            etag,
+            content_type="application/json",
+            cache_control=PRIVATE_CACHE,
+        )
+        if written is not None:
+            return merged
+        stored, etag = _read_hint(storage, key)
+    raise StorageError(f"{key} kept changing under {HINT_TRIES} conditional writes", key)
+
+
+def _read_hint(storage: Storage, key: str) -> tuple[list[str], str | None]:
+    obj = storage.get(key)
+    if obj is None:
+        return [], None
+    return list(json.loads(obj.body).get("months", [])), obj.etag
 
 
 def entry_in_months(
