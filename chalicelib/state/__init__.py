@@ -29,8 +29,9 @@ a reader still holding the old head then finds one missing and starts over
 
 from .draft import Draft
 from .full import commit_full_state, migrate_legacy_state
+from .hints import source_hints
 from .media_refs import add_media_refs, drop_media_refs, media_ref_prefix, media_referenced
-from .objects import Head, Logged, Since, Snapshot, StaleState, object_key, source_hints
+from .objects import Head, Logged, Since, Snapshot, StaleState, object_key
 
 __all__ = [
     "Draft",

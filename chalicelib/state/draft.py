@@ -18,18 +18,8 @@ from ..keys import (
 )
 from ..storage import put_if_unchanged
 from .encoding import month_body, slice_body
-from .objects import (
-    Head,
-    Logged,
-    Snapshot,
-    _forget,
-    _put_private,
-    add_to_hint,
-    entry_in_months,
-    name_slug,
-    object_key,
-    source_hints,
-)
+from .hints import add_to_hint, entry_in_months, name_slug, source_hints
+from .objects import Head, Logged, Snapshot, _forget, _put_private, object_key
 
 
 def _matches(entry: Entry, what: tuple[str, str]) -> bool:
