@@ -49,7 +49,7 @@ def add_to_hint(storage: Storage, key: str, months: list[str], known: list[str])
     etag: str | None = None
     stored: list[str] = []
     if known:
-        stored, etag = _read_hint(storage, key)
+        stored, etag = read_hint(storage, key)
     for _ in range(HINT_TRIES):
         if stored and set(months) <= set(stored):
             return stored
@@ -64,11 +64,12 @@ def add_to_hint(storage: Storage, key: str, months: list[str], known: list[str])
         )
         if written is not None:
             return merged
-        stored, etag = _read_hint(storage, key)
+        stored, etag = read_hint(storage, key)
     raise StorageError(f"{key} kept changing under {HINT_TRIES} conditional writes", key)
 
 
-def _read_hint(storage: Storage, key: str) -> tuple[list[str], str | None]:
+def read_hint(storage: Storage, key: str) -> tuple[list[str], str | None]:
+    """The months a hint names (``[]`` when absent) and its ETag."""
     obj = storage.get(key)
     if obj is None:
         return [], None

@@ -15,7 +15,7 @@ from ..errors import StorageError
 from ..keys import HEAD_KEY, PRIVATE_CACHE, STATE_OBJECTS_PREFIX, slug_hint_key
 from ..storage import Storage
 from .encoding import entries_json
-from .hints import entry_in_months, source_hints
+from .hints import entry_in_months, read_hint, source_hints
 
 
 def object_key(kind: str, name: str, token: str) -> str:
@@ -241,8 +241,7 @@ class Snapshot:
     def hint(self, key: str) -> list[str]:
         """The months a source's (or a slug holder's) entry may be in."""
         if key not in self._hints:
-            obj = self.storage.get(key)
-            self._hints[key] = list(json.loads(obj.body).get("months", [])) if obj else []
+            self._hints[key] = read_hint(self.storage, key)[0]
         return self._hints[key]
 
     def rule_out(self, prefix: str, keys: Iterable[str], limit: int = 1000) -> None:
