@@ -230,6 +230,24 @@ def test_listings_sharing_cards_give_the_same_bytes_and_never_mix_up_entries() -
     assert pages() == alone
 
 
+def test_template_globals_are_the_environments_live_with_a_templates_own_on_top() -> None:
+    """A template's globals keep Jinja's meaning (its own over the
+    environment's, a global set later seen by templates already loaded), with
+    keys that a ``{% from … import %}`` can take the difference of quickly."""
+    from collections import ChainMap
+
+    r = Renderer(SETTINGS)
+    t = r.env.get_template("release.html")
+    own = r.env.get_template("listing.html", globals={"nav": "topics"})
+    assert list(t.globals) == list(ChainMap(*t.globals.maps)) and "partial" in t.globals.keys()
+    assert own.globals["nav"] == "topics" and r.env.globals["nav"] == ""
+    r.env.globals["added_later"] = "x"
+    assert "added_later" in t.globals.keys() and t.globals["added_later"] == "x"
+    assert {"added_later", "nav"} - t.globals.keys() == set()
+    page = r.release(release()).page
+    assert page == Renderer(SETTINGS).release(release()).page
+
+
 def test_rendering_is_deterministic() -> None:
     a = Renderer(SETTINGS).release(release()).page
     b = Renderer(SETTINGS).release(release()).page

@@ -9,7 +9,8 @@ are text wherever they land.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import ChainMap
+from collections.abc import Callable, Iterator, KeysView, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,28 @@ class _CompiledTemplates(BytecodeCache):
 _COMPILED = _CompiledTemplates()
 
 
+class _Globals(ChainMap):  # type: ignore[type-arg]
+    """A template's globals over the environment's, as Jinja makes them, whose
+    keys come as a plain dict's: each ``{% from … import %}`` takes the
+    importing context's global names minus the imported template's, and on a
+    ``ChainMap`` that difference asks every name through three Python calls
+    (a sixth of a release page's rendering time). Same keys, same order."""
+
+    def keys(self) -> KeysView[str]:  # type: ignore[override]
+        merged: dict[str, Any] = {}
+        for mapping in reversed(self.maps):
+            merged.update(mapping)
+        return merged.keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+
+class _Environment(Environment):
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return _Globals({} if d is None else d, self.globals)
+
+
 class CardCache:
     """Cards (one entry in a listing) rendered once and reused while ``on``.
 
@@ -123,7 +146,7 @@ def template_environment(
     there is none) and its dates. ``absolute`` makes a site path a full URL;
     ``stylesheet`` is the path pages link their stylesheet at; ``cards``, when
     on, keeps each listing card rendered for reuse."""
-    env = Environment(
+    env = _Environment(
         loader=FileSystemLoader(str(template_dir)),
         autoescape=select_autoescape(["html", "xml"], default=True),
         undefined=StrictUndefined,
