@@ -60,6 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--burst-delays", type=_sizes, default=[0, 20], help="ms added to each handler request"
     )
+    p.add_argument(
+        "--burst-batches", type=_sizes, default=None,
+        help="batch sizes (most messages a batch) to run the burst with (default: the app's)",
+    )  # fmt: skip
     p.add_argument("--fanout-size", type=int, default=10000, help="releases for the fan-out rebuild")
     p.add_argument("--fanout-workers", type=_sizes, default=None,
                    help="worker counts without delay (default 1,2,4)")  # fmt: skip
@@ -180,9 +184,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(report.search_section(figures["search"]), flush=True)
     if wanted("burst"):
         delays = tuple(float(d) for d in args.burst_delays)
+        batches = tuple(args.burst_batches or (burst.BATCH_SIZE,))
         figures["burst"] = burst.measure(
-            args.burst_archive, args.burst_uploads, delays, singles=1 if args.quick else 5
-        )  # a single publish waits out the batching window (2 s) each
+            args.burst_archive, args.burst_uploads, delays, singles=1 if args.quick else 5,
+            batch_sizes=batches,
+        )  # fmt: skip  (a single publish waits out the batching window, 2 s, each)
         print(burst.section(figures["burst"]), flush=True)
         _save(args, figures)
     figures["machine"]["load_after"] = proc.load_average()

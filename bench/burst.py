@@ -64,15 +64,15 @@ def _client(endpoint: str, service: str) -> Any:
     )  # fmt: skip
 
 
-def _receive(sqs: Any, url: str, stop: Any) -> list[dict[str, Any]]:
-    """One batch as Lambda's poller gathers it: up to BATCH_SIZE messages,
+def _receive(sqs: Any, url: str, stop: Any, batch_size: int) -> list[dict[str, Any]]:
+    """One batch as Lambda's poller gathers it: up to ``batch_size`` messages,
     waiting at most the batching window once the first has arrived."""
     batch: list[dict[str, Any]] = []
     deadline = None
-    while len(batch) < BATCH_SIZE and not stop.is_set():
+    while len(batch) < batch_size and not stop.is_set():
         got = sqs.receive_message(
             QueueUrl=url,
-            MaxNumberOfMessages=min(10, BATCH_SIZE - len(batch)),  # SQS's most a call
+            MaxNumberOfMessages=min(10, batch_size - len(batch)),  # SQS's most a call
             WaitTimeSeconds=0,
             AttributeNames=["All"],
         ).get("Messages", [])
@@ -155,7 +155,9 @@ class _Endpoint:
             self.proc.terminate()
 
 
-def _worker(endpoint: str, url: str, arn: str, delay_ms: float, stop: Any, out: Any) -> None:
+def _worker(
+    endpoint: str, url: str, arn: str, delay_ms: float, batch_size: int, stop: Any, out: Any
+) -> None:
     """One Lambda instance: its own ``import app``, its own clients."""
     os.environ.update(publish.ENV)
     os.environ["AWS_ENDPOINT_URL"] = endpoint
@@ -178,12 +180,14 @@ def _worker(endpoint: str, url: str, arn: str, delay_ms: float, stop: Any, out: 
     service.s3_client().meta.events.register("before-call.s3", count)
     sqs = _client(endpoint, "sqs")
     while not stop.is_set():
-        batch = _receive(sqs, url, stop)
+        batch = _receive(sqs, url, stop, batch_size)
         if not batch:
             continue
         conflicts = service.publisher().conflicts
+        event = sqs_event(batch, arn)
+        event_bytes = len(json.dumps(event).encode())  # Lambda's payload limit: 6 MB
         started, cpu, requests[0] = time.perf_counter(), time.process_time(), 0
-        answer = app.sync_release(sqs_event(batch, arn), None)
+        answer = app.sync_release(event, None)
         handler_s = time.perf_counter() - started
         cpu = time.process_time() - cpu
         failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
@@ -205,21 +209,21 @@ def _worker(endpoint: str, url: str, arn: str, delay_ms: float, stop: Any, out: 
             {"keys": keys, "size": len(batch), "failed": len(failed),
              "handler_s": handler_s, "cpu_s": cpu, "requests": requests[0],
              "lost_races": service.publisher().conflicts - conflicts,
-             "ended": time.time()}
+             "event_bytes": event_bytes, "ended": time.time()}
         )  # fmt: skip
 
 
 class _Lambda:
     """The worker processes and what they report."""
 
-    def __init__(self, endpoint: str, url: str, arn: str, delay_ms: float) -> None:
+    def __init__(
+        self, endpoint: str, url: str, arn: str, delay_ms: float, batch_size: int = BATCH_SIZE
+    ) -> None:
         ctx = mp.get_context("spawn")
         self.stop = ctx.Event()
         self.out = ctx.Queue()
-        self.procs = [
-            ctx.Process(target=_worker, args=(endpoint, url, arn, delay_ms, self.stop, self.out))
-            for _ in range(CONCURRENCY)
-        ]
+        args = (endpoint, url, arn, delay_ms, batch_size, self.stop, self.out)
+        self.procs = [ctx.Process(target=_worker, args=args) for _ in range(CONCURRENCY)]
         self.reports: list[dict[str, Any]] = []
         self.done: set[str] = set()
 
@@ -264,10 +268,12 @@ def measure(
     singles: int = 5,
     seed: int = 7,
     timeout: float = 1800.0,
+    batch_sizes: tuple[int, ...] = (BATCH_SIZE,),
 ) -> list[dict[str, Any]]:
-    """One seeded archive, then per request delay: fresh Lambda instances,
-    single publishes, one burst. (Each run's uploads stay: the archive grows
-    by ``uploads`` + ``singles`` + the warm-up from one delay to the next.)"""
+    """One seeded archive, then per request delay and batch size: fresh
+    Lambda instances, single publishes, one burst. (Each run's uploads stay:
+    the archive grows by ``uploads`` + ``singles`` + the warm-up from one run
+    to the next.)"""
     from newsroom import lambda_sqs
 
     results = []
@@ -304,10 +310,10 @@ def measure(
 
         upload.make = make  # type: ignore[attr-defined]
 
-        for delay_ms in delays:
+        for delay_ms, batch_size in [(d, b) for d in delays for b in batch_sizes]:
             size = archive + n
             load_before = round(os.getloadavg()[0], 1)
-            lam = _Lambda(endpoint, url, arn, delay_ms).start()
+            lam = _Lambda(endpoint, url, arn, delay_ms, batch_size).start()
             try:
                 figures = _run(lam, upload, uploads, singles, timeout, server)
             finally:
@@ -319,6 +325,7 @@ def measure(
                 load_before=load_before,
                 load_after=round(os.getloadavg()[0], 1),
                 archive=size, uploads=uploads, delay_ms=delay_ms, seed_s=round(seed_s, 1),
+                batch_size=batch_size,
                 lost=uploads - len(live), dead_letter=dead, left_in_queue=left,
                 releases_per_s=round(len(live) / figures["burst_s"], 1),
             )  # fmt: skip
@@ -395,6 +402,7 @@ def _run(
         "handler_requests": sum(r["requests"] for r in reports),
         "handler_cpu_s": round(sum(r["cpu_s"] for r in reports), 1),
         "lost_races": sum(r["lost_races"] for r in reports),
+        "event_bytes_max": max((r.get("event_bytes", 0) for r in reports), default=0),
     }
 
 
@@ -413,6 +421,7 @@ def section(results: list[dict[str, Any]]) -> str:
             f"| {r['releases_per_s']:g}/s ({r['burst_s']:g} s; uploads {r['upload_s']:g} s) "
             f"| {r['lost']} | {r['dead_letter']} "
             f"| {r['messages_failed']} "
+            f"| {r.get('batch_size', BATCH_SIZE)} "
             f"| {r['batches']} × {r['batch_size_mean']:g} | {r['lost_races']} "
             f"| {r['batch_handler_ms_median']:.0f} ms "
             f"| {r['single_handler_ms_median']:.0f} ms (max {r['single_handler_ms_max']:.0f}) "
@@ -421,10 +430,12 @@ def section(results: list[dict[str, Any]]) -> str:
         )
         n = r["uploads"]
         costs.append(
-            f"| {r['delay_ms']:g} ms | {r['handler_requests'] / n:.1f} "
+            f"| {r['delay_ms']:g} ms, {r.get('batch_size', BATCH_SIZE)} "
+            f"| {r['handler_requests'] / n:.1f} "
             f"| {r['handler_cpu_s'] * 1000 / n:.0f} ms "
             f"| {r['server_cpu_upload_s']:g} s | {r['server_cpu_burst_s']:g} s "
             f"({r['server_cpu_burst_s'] * 1000 / n:.0f} ms a release) "
+            f"| {r.get('event_bytes_max', 0) / 1e6:.2f} MB "
             f"| {r['server_ms']['put']:g} / {r['server_ms']['get']:g} / "
             f"{r['server_ms']['get_absent']:g} ms "
             f"| {r.get('load_before', '?')} → {r.get('load_after', '?')} |"
@@ -434,7 +445,8 @@ def section(results: list[dict[str, Any]]) -> str:
             TITLE,
             "",
             "```",
-            "python -m bench --only burst   # --burst-archive, --burst-uploads, --burst-delays",
+            "python -m bench --only burst   # --burst-archive, --burst-uploads, --burst-delays, "
+            "--burst-batches",
             "```",
             "",
             (__doc__ or "").split("\n\n", 1)[1].strip(),
@@ -444,21 +456,23 @@ def section(results: list[dict[str, Any]]) -> str:
             "time (the batching window excluded).",
             "",
             "| request delay | archive | uploads | burst: live per second | lost | in DLQ "
-            "| messages failed (delivered again) | batches × mean size | lost races "
-            "| handler per batch (median) | one publish: handler (median) | goals (burst / one) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| messages failed (delivered again) | batch size (most) | batches × mean size "
+            "| lost races | handler per batch (median) | one publish: handler (median) "
+            "| goals (burst / one) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             "What the burst cost (handler requests and CPU per release, both instances; "
             "the local server's CPU while the uploads went on (they, the instances' "
             "receives and their requests) and for the whole burst; its CPU per "
             "request, one client at a time, for a 3 KB PUT, a GET and a GET of an absent key; "
+            "the largest SQS event a handler got, against Lambda's 6 MB payload limit; "
             "the machine's 1-minute load average before and after the run):",
             "",
-            "| request delay | handler requests a release | handler CPU a release "
-            "| server CPU: while uploading | server CPU: burst | server CPU a request (PUT / GET / absent) "
-            "| load average |",
-            "|---|---|---|---|---|---|---|",
+            "| request delay, batch size | handler requests a release | handler CPU a release "
+            "| server CPU: while uploading | server CPU: burst | largest event "
+            "| server CPU a request (PUT / GET / absent) | load average |",
+            "|---|---|---|---|---|---|---|---|",
             *costs,
         ]
     )

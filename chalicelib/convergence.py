@@ -16,16 +16,28 @@ head's ``withdrawing`` list until gone.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from .claims import Claiming
+from .core.index import Announcement, Withdrawal
 from .core.site import Groups
 from .errors import SlugConflict, StorageError
-from .keys import SOURCE_HINTS_PREFIX, STATE_KEY, intent_key, release_key, slug_hint_key
+from .keys import (
+    SOURCE_HINTS_PREFIX,
+    STATE_KEY,
+    announced_key,
+    claim_key,
+    intent_key,
+    release_key,
+    slug_hint_key,
+)
 from .owed import Owing, add_group_of, take_owed
 from .shared import SharedPages
 from .sources import _Wanted
@@ -48,7 +60,7 @@ TURN_AFTER = 4  # lost races after which a batch takes a turn
 TURN_S = 30.0  # how long a turn holds at most (its holder commits long before)
 
 
-class Convergence(SharedPages, Writing, Owing):
+class Convergence(SharedPages, Writing, Owing, Claiming):
     """The publisher's convergence (a part of ``Publisher``; its attributes are set there)."""
 
     def _converge(
@@ -159,7 +171,10 @@ class Convergence(SharedPages, Writing, Owing):
         # shared page this convergence wrote is written again if a commit
         # wrote it too or its bytes change
         again = [k for k in keys if since is None or k in since.keys or k not in change.wanted]
-        fresh = self._read_sources(again, now, cache, failed, self._name_hints(snap, again))
+        # with the sources, what depends only on the head: the hints their
+        # names imply and the records of the announcements the head holds
+        along = self._name_hints(snap, again) + self._announced_calls(snap, change)
+        fresh = self._read_sources(again, now, cache, failed, along)
         wanted = {
             k: fresh[k] if k in fresh else change.wanted[k]
             for k in keys
@@ -169,31 +184,37 @@ class Convergence(SharedPages, Writing, Owing):
         trusted = set() if since is None else {p for p in change.shared if p not in since.pages}
         self._prefetch(snap, keys, wanted)
         targets = targets_of(wanted, acting, old)
-        if not targets and not dirty and not old.announce:
+        if not targets and not dirty:
             return wanted, {}  # only rejections: the live site stays
         claims, conflicts = claim_slugs(targets, old)
-        if claims:
-            # claim the slugs in the head before writing their pages, so a
-            # page is only ever written under a slug this source holds
-            claim = Draft(snap)
-            for w in claims:
-                claim.withdrawing = with_withdrawal(claim.withdrawing, w)
-            if snap.etag is None:
-                claim.theme = renderer.theme
-            etag = claim.commit_head(snap.etag)
-            if etag is None:
-                change.base = snap.etag
-                return None
-            snap = snap.with_head(claim.committed_head, etag)  # type: ignore[arg-type]
-            old = self._read_state = Draft(snap)
+        # claim new slugs before writing their pages (``claims``), so a page
+        # is only ever written under a slug this source holds
+        if not self._claim(claims, targets, conflicts, old, change):
+            change.base = snap.etag
+            return None
+        for slug, c in change.claims.items():
+            if c.written:  # a page this commit must publish or take down
+                old.withdrawing = with_withdrawal(old.withdrawing, Withdrawal(slug, c.source_key))
         new = Draft(snap)
         new.repair = ()  # every owed key is dirty: this attempt decides it
         if snap.head.turn and snap.head.turn[0] == change.intent:
             new.turn = None  # the commit ends this batch's turn
         t = transition(
-            old, new, targets, groups, fresh_theme=fresh_theme, announce=bool(self.listeners)
+            old,
+            new,
+            targets,
+            groups,
+            fresh_theme=fresh_theme,
+            announce=bool(self.listeners),
+            by=change.intent,
         )
         self._restore_pages(targets, old, t, change)
+        for slug, c in change.claims.items():
+            if c.written and c.source_key not in targets:
+                # its key failed this time: the slug stays held, in the head,
+                # until a delivery of that key publishes it or takes it down
+                w = Withdrawal(slug, c.source_key)
+                new.withdrawing = with_withdrawal(new.withdrawing, w)
         # the markers of media the batch now uses (once per convergence),
         # with the look-up of which of its new media are uploaded
         markers = {k: m for k, m in t.media_added.items() if change.media_refs.get(k) != m}
@@ -212,31 +233,40 @@ class Convergence(SharedPages, Writing, Owing):
             and not dirty
         ):
             # already converged (duplicate or late events), except perhaps
-            # for page deletions or announcements a crash interrupted after
-            # the commit
-            if t.gone or new.announce:
-                self._settle(t.gone, new.announce, wanted, change)
+            # for page deletions a crash interrupted after the commit
+            # (announcements owed are the next commit's or the sweep's)
+            if t.gone:
+                self._settle(t.gone, (), wanted, change)
+            if change.claims:  # none of them is needed any more
+                self.source.delete_many([claim_key(s) for s in change.claims])
             return wanted, conflicts
         shared = self._plan_shared(
             old, new, groups, dirty, change, first=first, fresh_theme=fresh_theme, trusted=trusted
         )
         # the state's new objects and hints go with earlier steps of the
         # writes than the commit (``Writing._write``)
-        self._write(t.media_new, t.pages, shared, dirty, change, staged=new.stage())
+        if not self._write(t.media_new, t.pages, shared, dirty, change, staged=new.stage()):
+            new.unstage()
+            change.base = snap.etag
+            return None
         new.pages = set(dirty)  # the log of the commit names them (``Head.log``)
+        self._take_announcements(new, change)
         if change.intended:
-            new.forget = [intent_key(change.intent)]  # committed: the record is done
+            new.forget.append(intent_key(change.intent))  # committed: the record is done
+        new.forget += [claim_key(s) for s in change.claims]  # the entries hold them now
         # what the commit makes obsolete is deleted with the batch's next step
         committed = new.commit(snap.etag, run=self.pool.run, later=change.obsolete)
         if committed is None:
             change.base = snap.etag
             return None
         change.turn_held = False
+        change.claims.clear()
         change.deleted = [k for k in change.deleted if k not in shared.planned]
-        if t.gone or new.announce or t.media_dropped:
+        mine = tuple(a for a in new.announce if a.by == change.intent)
+        if t.gone or mine or t.media_dropped:
             assert new.committed_head is not None
-            mine = snap.with_head(new.committed_head, committed)
-            self._settle(t.gone, new.announce, wanted, change, t.media_dropped, mine)
+            head = snap.with_head(new.committed_head, committed)
+            self._settle(t.gone, mine, wanted, change, t.media_dropped, head)
         return wanted, conflicts
 
     def _restore_pages(self, targets: Targets, old: Draft, t: Transition, change: Change) -> None:
@@ -255,6 +285,24 @@ class Convergence(SharedPages, Writing, Owing):
                 continue
             t.pages.append((page_key, page, False, old.entry_of(key)))
             t.unchanged = False
+
+    def _take_announcements(self, new: Draft, change: Change) -> None:
+        """The announcements this commit records, tagged with this
+        convergence (it delivers them after the commit): its own, and those
+        an earlier commit's listeners failed on (or of an older version,
+        untagged). Those whose convergence recorded them delivered are
+        cleared, with their records; those of a commit whose listeners have
+        not been called yet stay (a crash before: the sweep delivers them)."""
+        keep: list[Announcement] = []
+        for a in new.announce:
+            if a.by == change.intent:
+                keep.append(a)
+            elif not a.by or change.announced.get(a.by) is False:
+                keep.append(replace(a, by=change.intent))  # owed: delivered by this one
+            elif a.by not in change.announced:
+                keep.append(a)  # its commit's listeners are still to be called
+        new.announce = tuple(dict.fromkeys(keep))
+        new.forget += [announced_key(by) for by in sorted(change.announced)]
 
     def _turn_of_another(self, change: Change) -> float:
         """Seconds left of another batch's turn (0: none, or ours). A head
@@ -371,9 +419,9 @@ class Convergence(SharedPages, Writing, Owing):
     def _prefetch(self, snap: Snapshot, keys: list[str], wanted: dict[str, _Wanted]) -> None:
         """Read at once what this attempt will look up: the hints of the
         batch's sources and slugs not read yet, then the months they point
-        to with the months, topics and kinds of the entries the batch
-        wants, then those of the committed entries it replaces (nothing
-        more, unless one moves to another topic or kind)."""
+        to with the months, topics and kinds of the entries the batch wants,
+        then those of the committed entries it replaces (nothing more,
+        unless one moves to another topic or kind)."""
         run = self.pool.run
         entries = [w.entry for w in wanted.values() if w.entry is not None]
         slugs = [w.release.slug for w in wanted.values() if w.release is not None]
@@ -402,6 +450,19 @@ class Convergence(SharedPages, Writing, Owing):
         obsolete, change.obsolete = change.obsolete, []
         if obsolete:
             self.source.delete_many(obsolete)
+
+    def _announced_calls(self, snap: Snapshot, change: Change) -> list[Any]:
+        """Reads of the records (``announced_key``) of the convergences whose
+        announcements the head holds, into ``change.announced``; a record
+        once written never changes, so each is read once."""
+        tags = {a.by for a in snap.head.announce if a.by and a.by != change.intent}
+
+        def read(tag: str) -> None:
+            obj = self.source.get(announced_key(tag))
+            if obj is not None:
+                change.announced[tag] = bool(json.loads(obj.body).get("delivered"))
+
+        return [lambda t=t: read(t) for t in sorted(tags - set(change.announced))]
 
     def _contended(self, attempt: int) -> None:
         """A conditional write lost a race: count it, wait a jittered, growing pause."""

@@ -94,6 +94,22 @@ def intent_key(convergence_id: str) -> str:
     first, so the sweep can put them right if it dies before committing."""
     return f"{INTENTS_PREFIX}{convergence_id}.json"
 
+CLAIMS_PREFIX = STATE_PREFIX + "claims/"
+ANNOUNCED_PREFIX = STATE_PREFIX + "announced/"
+
+
+def claim_key(slug: str) -> str:
+    """A new slug's claim: created only if absent, before the slug's first
+    page, so two files never both write a page under one new slug."""
+    return f"{CLAIMS_PREFIX}{slug}.json"
+
+
+def announced_key(convergence_id: str) -> str:
+    """Written once the listeners heard one commit's announcements (or
+    failed to): the next commit clears them from the head."""
+    return f"{ANNOUNCED_PREFIX}{convergence_id}.json"
+
+
 REBUILDS_PREFIX = STATE_PREFIX + "rebuilds/"  # one folder per fanned-out rebuild
 # the theme every release page was last rendered under, by a rebuild's commit
 REBUILT_THEME_KEY = REBUILDS_PREFIX + "theme.json"

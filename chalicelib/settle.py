@@ -4,6 +4,7 @@ their last reference taken down; and media uploads converged.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 
@@ -11,7 +12,9 @@ from .core.index import Announcement, Withdrawal
 from .core.model import parse_release
 from .errors import InvalidRelease, StorageError
 from .keys import (
+    PRIVATE_CACHE,
     STATE_KEY,
+    announced_key,
     cache_control,
     content_type,
     invalidation_paths,
@@ -39,10 +42,21 @@ class Settling:
     """The publisher's settle (a part of ``Publisher``; its attributes are set there)."""
 
     def drain_owed(self) -> None:
-        """Tell the listeners what an earlier commit still owes them."""
-        head = self.read_state().head
-        if head.announce:
-            self._settle((), head.announce, {}, Change())
+        """Tell the listeners what an earlier commit still owes them (those
+        whose convergence recorded them delivered are only cleared), and
+        clear them from the head."""
+        snap = self.read_state()
+        if not snap.head.announce:
+            return
+        change = Change()
+        self.pool.run(self._announced_calls(snap, change))
+        done = tuple(a for a in snap.head.announce if a.by and change.announced.get(a.by))
+        owed = tuple(a for a in snap.head.announce if a not in done)
+        drained = self._settle((), owed, {}, change, cleared=done)
+        tags = {a.by for a in done} | ({a.by for a in owed} if drained == owed else set())
+        cleared = sorted(t for t in tags if t in change.announced)
+        if cleared:
+            self.source.delete_many([announced_key(t) for t in cleared])
 
     def _settle(
         self,
@@ -52,25 +66,36 @@ class Settling:
         change: Change,
         media_dropped: dict[str, set[str]] | None = None,
         committed: Snapshot | None = None,
-    ) -> None:
-        """After the commit: delete the withdrawn pages, tell the listeners what
-        the commit changed, then clear both from the head (one conditional
-        write). A crash or a failing listener leaves them recorded, so the next
-        batch or sweep finishes them: at least once. ``committed``: the head
-        this process just committed, tried first instead of reading it again
-        (no withdrawal to check)."""
+        cleared: tuple[Announcement, ...] = (),
+    ) -> tuple[Announcement, ...]:
+        """After the commit (``committed``: the head this process just
+        committed): delete the withdrawn pages and tell the listeners what
+        the commit changed. Announcements are then recorded done in
+        ``state/announced/`` (one small PUT; the next commit clears them from
+        the head, ``_take_announcements``), so a batch that withdraws nothing
+        writes the head once. Withdrawals are cleared from the head (one
+        conditional write, with the announcements delivered and ``cleared``).
+        A crash or a failing listener leaves them recorded, so the next batch
+        or sweep finishes them: at least once. Returns what was delivered."""
         gone = set(gone)
         for w in sorted(gone, key=lambda w: w.slug):
             self.public.delete(release_key(w.slug))
             change.deleted.append(release_key(w.slug))
         drained = self._announce(owed, wanted)
+        if committed is not None and owed and (not gone or drained != owed):
+            # the record the next commit reads: delivered, or to adopt
+            self.source.put(
+                announced_key(change.intent),
+                json.dumps({"delivered": drained == owed}).encode(),
+                content_type="application/json",
+                cache_control=PRIVATE_CACHE,
+            )
         for attempt in range(1, self.max_attempts + 1):
+            if committed is not None and not gone:
+                break  # nothing to clear in the head
             try:
-                if attempt == 1 and committed is not None and not gone:
-                    current = Draft(committed)  # a lost race reads it again
-                else:
-                    current = Draft(Snapshot.read(self.source))
-                cleared = without_announcements(current.announce, drained)
+                current = Draft(Snapshot.read(self.source))
+                cleared_now = without_announcements(current.announce, drained + cleared)
                 withdrawing = current.withdrawing
                 for w in gone:
                     if current.by_slug(w.slug) is not None:
@@ -81,9 +106,9 @@ class Settling:
             except StaleState:
                 self._contended(attempt)
                 continue
-            if cleared == current.announce and withdrawing == current.withdrawing:
+            if cleared_now == current.announce and withdrawing == current.withdrawing:
                 break
-            current.announce, current.withdrawing = cleared, withdrawing
+            current.announce, current.withdrawing = cleared_now, withdrawing
             if current.commit_head(current.snap.etag) is not None:
                 break
             self._contended(attempt)
@@ -92,7 +117,7 @@ class Settling:
         # the last reference went away: the media file leaves the site (unless
         # a release committed since references it again)
         if not media_dropped:
-            return
+            return drained
         lookup = Snapshot.read(self.source).entry_of
         for source_key, media in sorted(media_dropped.items()):
             drop_media_refs(self.source, source_key, sorted(media))
@@ -100,6 +125,7 @@ class Settling:
             if not media_referenced(self.source, key, lookup):
                 self.media.sync(key, referenced=False)
                 change.deleted.extend(self.media.changed)
+        return drained
 
     def _media_lookups(self, keys: Iterable[str]) -> list[Callable[[], object]]:
         """The HEADs of source media files this batch has not looked up yet

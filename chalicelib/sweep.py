@@ -11,6 +11,8 @@ within one sweep even if every event for it was lost:
   ETag differs from the digest its public entry was built from; an entry whose
   source is gone; a withdrawal a crash left unfinished;
 - a slug freed while another file waited for it (``state/waiting/``);
+- claims of new slugs (``state/claims/``) an invocation that died left: the
+  slug stays held (a withdrawal in the head) and the source is converged;
 - announcements the listeners are still owed;
 - shared pages an abandoned attempt left (owed in the state's head), and the
   site's own pages (front page, feeds, ``index.json``, sitemap index) whose
@@ -77,7 +79,10 @@ class Sweeper:
         report.due = sorted(
             s.source_key for s in self.publisher.scheduled() if s.embargo_until <= now
         )
-        report.drifted = sorted(self._drifted() - set(report.due))
+        # claims of new slugs a dead invocation left become withdrawals,
+        # and their sources are converged: published, or their page taken down
+        claimed = set(self.publisher.settle_claims())
+        report.drifted = sorted((self._drifted() | claimed) - set(report.due))
         keys = report.due + report.drifted
         for i in range(0, len(keys), self.batch):
             outcome = self.publisher.sync_batch(keys[i : i + self.batch])

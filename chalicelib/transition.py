@@ -6,7 +6,7 @@ media and release pages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .core.index import Announcement, Entry, Withdrawal
 from .core.site import Groups
@@ -118,9 +118,11 @@ def transition(
     *,
     fresh_theme: bool,
     announce: bool,
+    by: str = "",
 ) -> Transition:
     """Apply ``targets`` to ``new`` (a copy of ``old``), adding to ``groups``
-    every page group an entry leaves or joins."""
+    every page group an entry leaves or joins; the announcements it owes are
+    tagged ``by`` (the convergence that delivers them)."""
     t = Transition(new)
     owed: list[Announcement] = []
     for key, (entry, page) in targets.items():
@@ -164,5 +166,5 @@ def transition(
         ):
             fresh = prev is None or prev.slug != entry.slug
             t.pages.append((release_key(entry.slug), page, fresh, prev))
-    new.announce = with_announcements(new.announce, tuple(owed))
+    new.announce = with_announcements(new.announce, tuple(replace(a, by=by) for a in owed))
     return t

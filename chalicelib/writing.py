@@ -19,7 +19,15 @@ from typing import Any
 
 from .core.index import Entry
 from .core.site import Page
-from .keys import PRIVATE_CACHE, cache_control, content_type, intent_key, invalidation_paths
+from .errors import PreconditionFailed
+from .keys import (
+    PRIVATE_CACHE,
+    cache_control,
+    content_type,
+    intent_key,
+    invalidation_paths,
+    release_key,
+)
 from .state.draft import _Staged
 from .storage import md5_etag
 
@@ -53,6 +61,11 @@ class Change:
     # shared pages it names so far
     intent: str = field(default_factory=lambda: uuid.uuid4().hex[:16], repr=False)
     intended: set[str] = field(default_factory=set, repr=False)
+    # new slugs this convergence claimed (``claims.Claim`` by slug), and the
+    # state of the records of announcements (``announced_key``) read so far:
+    # True delivered, False the listeners failed
+    claims: dict[str, Any] = field(default_factory=dict, repr=False)
+    announced: dict[str, bool] = field(default_factory=dict, repr=False)
     turn_seen: bool = field(default=False, repr=False)  # another batch's turn was read
     turn_held: bool = field(default=False, repr=False)  # this batch's turn is in the head
 
@@ -113,10 +126,12 @@ class Writing:
         dirty: set[str],
         change: Change,
         staged: _Staged | None = None,
-    ) -> None:
+    ) -> bool:
         """Write one attempt's objects in order (module docstring). Every
         shared key is added to ``dirty`` before its request: a write that
         fails may still land, and the next attempt or commit decides it.
+        ``False``: a page under a slug this convergence claimed was there
+        already; nothing after the new pages was written (``claims``).
 
         ``staged``: the state's writes for the commit, sent in earlier steps
         than the commit itself: its new objects (immutable, read by nobody
@@ -135,16 +150,21 @@ class Writing:
             if change.pages.get(k) != (md5_etag(body), prev)
         ]
         # new pages first: nothing links to them until the listings do; with
-        # them, the record of the shared pages about to be written
+        # them, the record of the shared pages about to be written. The first
+        # page under a slug this convergence claimed is written only if absent
+        claimed = {release_key(slug): c for slug, c in change.claims.items()}
         calls = [
-            lambda k=k, body=body: self._put(k, body, change)
+            (lambda k=k, body=body: self._put_claimed(k, body, claimed[k], change))
+            if k in claimed
+            else (lambda k=k, body=body: self._put(k, body, change))
             for k, body, fresh, _p in pages
             if fresh
         ]
         intended = change.intended | set(shared.bodies) | set(shared.to_delete)
         if intended != change.intended:
             calls.append(lambda: self._record_intent(intended, change))
-        self.pool.run([*calls, *(staged.take_objects() if staged else ())])
+        if False in self.pool.run([*calls, *(staged.take_objects() if staged else ())]):
+            return False  # a page under a slug claimed now: read the head again
         bodies = shared.bodies
         steps = [list(s) for _r, s in groupby(bodies, key=lambda k: step(k, k in shared.existing))]
         if not steps or steps[-1][0] not in shared.existing:
@@ -170,6 +190,33 @@ class Writing:
             self.public.delete_many(step_keys)
             change.deleted.extend(k for k in step_keys if k not in change.deleted)
             change.shared.update(dict.fromkeys(step_keys))
+        return True
+
+    def _put_claimed(self, key: str, body: bytes, claim: Any, change: Change) -> bool:
+        """The page of a slug this convergence claimed: only if absent the
+        first time. A page there already belongs to a holder that committed
+        before the claim was made (the next attempt's read of the head names
+        it) or is a stray nobody holds (the next attempt overwrites it)."""
+        if claim.written or claim.occupied:
+            claim.written = True
+            self._put(key, body, change)
+            return True
+        try:
+            self.public.put(
+                key,
+                body,
+                content_type=content_type(key),
+                cache_control=cache_control(key),
+                if_none_match=True,
+            )
+        except PreconditionFailed:
+            claim.occupied = True
+            return False
+        finally:
+            claim.written = not claim.occupied
+        if key not in change.written:
+            change.written.append(key)
+        return True
 
     def _record_intent(self, pages: set[str], change: Change) -> None:
         """Record the shared pages this convergence may write before it writes

@@ -47,7 +47,7 @@ from support import (
 )
 
 from chalicelib.errors import StorageError
-from chalicelib.keys import STATE_KEY
+from chalicelib.keys import CLAIMS_PREFIX, STATE_KEY, claim_key
 from chalicelib.publisher import Publisher
 from chalicelib.storage import S3Storage
 from newsroom.build import build_site
@@ -364,12 +364,12 @@ def test_two_files_racing_for_one_slug_never_overwrite_the_holders_page(aws: Any
         Bucket=SOURCE, Key="releases/b.json", Body=dumps(make_release(slug="same", title="From B"))
     )
 
-    # B publishes completely at A's first write (its claim of the slug in the
-    # private index, before any public object)
+    # B publishes completely at A's first write (its claim of the slug,
+    # before any public object)
     a = plain(aws)
     a.source = Interleave(  # type: ignore[assignment]
         a.source,
-        lambda op, k: op == "put" and k == STATE_KEY,
+        lambda op, k: op == "put" and k == claim_key("same"),
         lambda: plain(aws).sync("releases/b.json"),
     )
     receipt = a.sync("releases/a.json")
@@ -379,6 +379,82 @@ def test_two_files_racing_for_one_slug_never_overwrite_the_holders_page(aws: Any
     assert b"From B" in tree["releases/same/index.html"]
     assert b"From A" not in b"".join(tree.values())
     assert link_problems(tree) == []
+
+
+def test_two_batches_claiming_one_new_slug_at_once_one_wins_the_other_is_refused(
+    aws: Any,
+) -> None:
+    """A has claimed the new slug and is writing its page when B, another
+    file with the same slug, is published start to finish: B is refused
+    with a receipt naming A, and A's page is the only one ever written."""
+    aws.put_object(
+        Bucket=SOURCE, Key="releases/a.json", Body=dumps(make_release(slug="same", title="From A"))
+    )
+    aws.put_object(
+        Bucket=SOURCE, Key="releases/b.json", Body=dumps(make_release(slug="same", title="From B"))
+    )
+    refused: list[Any] = []
+    a = plain(aws)
+    a.public = Interleave(  # type: ignore[assignment]
+        a.public,
+        lambda op, k: op == "put" and k == "releases/same/index.html",
+        lambda: refused.append(plain(aws).sync("releases/b.json")),
+    )
+    assert a.sync("releases/a.json").status == "published"
+    assert [r.status for r in refused] == ["rejected"]
+    assert "releases/a.json" in refused[0].errors[0].msg
+    tree = public_tree(aws)
+    assert b"From A" in tree["releases/same/index.html"]
+    assert b"From B" not in b"".join(tree.values())
+    assert tree == full_build(aws)
+    assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize("then", ["kept", "deleted", "claimed by another"])
+def test_an_invocation_killed_after_its_claim_is_repaired_by_one_sweep(
+    aws: Any, then: str
+) -> None:
+    """An invocation claims a new slug, writes its page and listings, and dies
+    just before its commit. One sweep ends on a full build of what the
+    sources hold then: the file published (kept), its page taken down
+    (deleted), or the slug given to the other file that wants it."""
+    from chalicelib.sweep import Sweeper
+
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
+    plain(aws).sync("releases/first.json")
+    aws.put_object(
+        Bucket=SOURCE,
+        Key="releases/dying.json",
+        Body=dumps(make_release(slug="new-slug", title="From the dying one", topics=["Storms"])),
+    )
+
+    def die() -> None:
+        raise Killed("killed before the commit")
+
+    dying = plain(aws)
+    dying.source = Interleave(  # type: ignore[assignment]
+        dying.source, lambda op, k: op == "put" and k == STATE_KEY, die
+    )
+    with pytest.raises(Killed):
+        dying.sync("releases/dying.json")
+    assert "releases/new-slug/index.html" in public_tree(aws), "its page was written"
+    if then != "kept":
+        aws.delete_object(Bucket=SOURCE, Key="releases/dying.json")
+    if then == "claimed by another":
+        aws.put_object(
+            Bucket=SOURCE,
+            Key="releases/other.json",
+            Body=dumps(make_release(slug="new-slug", title="From the other one")),
+        )
+        receipt = plain(aws).sync("releases/other.json")
+        assert receipt.status == "rejected", "the slug is claimed until the sweep"
+    Sweeper(plain(aws)).run()
+    tree = public_tree(aws)
+    assert tree == full_build(aws)
+    assert link_problems(tree) == []
+    assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
+    if then == "claimed by another":
+        assert b"From the other one" in tree["releases/new-slug/index.html"]
 
 
 def test_a_page_an_unpublish_drops_survives_a_publish_that_needs_it_again(aws: Any) -> None:

@@ -239,15 +239,21 @@ class Announcement:
     slug: str
     month: str
     first_time: bool = False
+    # the convergence whose commit recorded it, and delivers it: its record
+    # in ``state/announced/`` tells the next commit it is done
+    by: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "kind": self.kind,
             "source_key": self.source_key,
             "slug": self.slug,
             "month": self.month,
             "first_time": self.first_time,
         }
+        if self.by:
+            doc["by"] = self.by
+        return doc
 
 
 @dataclass(frozen=True)

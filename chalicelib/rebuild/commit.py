@@ -31,6 +31,7 @@ from ..keys import (
     PRIVATE_CACHE,
     REBUILT_THEME_KEY,
     SITE_PREFIXES,
+    SLUG_HINTS_PREFIX,
     STATE_KEY,
     invalidation_paths,
     rebuild_key,
@@ -38,6 +39,7 @@ from ..keys import (
 )
 from ..receipts import Scheduled, update_schedule
 from ..state import Head, Snapshot, StaleState, object_key
+from ..state.hints import name_slug
 from ..state.objects import _forget
 from ..storage import put_if_unchanged
 from ..versions import VersionRecords, write_records
@@ -161,16 +163,14 @@ class CommitStep(GroupSteps):
             not in (months[m]["live_token"], months[m]["token"] or None)
         }  # fmt: skip
         also: set[str] = set()
-        for m in sorted(changed & set(months)):
-            before = months[m]["live"]
+        for m in sorted(changed):  # a month no step ran (a publish opened it) held nothing
+            before = months[m]["live"] if m in months else {}
             now = {e.source_key: [e.source_digest, e.slug] for e in snap.month(m)}
             for key in before.keys() | now.keys():
-                if before.get(key) == now.get(key):
-                    continue
-                for slug in {v[1] for v in (before.get(key), now.get(key)) if v}:
-                    for holder, month in self.slug_index(rebuild_id, slug[0]).get(slug, []):
-                        if holder == key and month not in changed:
-                            also.add(month)
+                if before.get(key) != now.get(key):
+                    slugs = {v[1] for v in (before.get(key), now.get(key)) if v}
+                    also.update(self._holding(rebuild_id, key, slugs) - changed)
+        also.update(self._stale_holders(rebuild_id, snap, months) - changed)
         found = sorted((m for m, r in months.items() if r["count"]), reverse=True)
         ran = 0
         touched: set[tuple[str, str]] = set()
@@ -191,8 +191,12 @@ class CommitStep(GroupSteps):
                 later = found[i - 1] if i > 0 else None
                 earlier = found[i + 1] if i + 1 < len(found) else None
                 if (months[m]["earlier"], months[m]["later"]) != (earlier, later):
-                    self.run_month(rebuild_id, m, earlier, later, check=True)
+                    new = self.run_month(rebuild_id, m, earlier, later, check=True)
                     ran += 1
+                    for r in (months[m], new):  # a check may find a source moved on
+                        for g in (r or {}).get("groups", []):
+                            kind, _, name = g.partition("/")
+                            touched.add((kind, name))
         refs = {("topic", s): t[0] for s, t in head.topics.items()}
         refs.update((("kind", k), t[0]) for k, t in head.kinds.items())
         for g in set(refs) | set(groups):
@@ -203,6 +207,45 @@ class CommitStep(GroupSteps):
             self.run_group(rebuild_id, kind, name, head)
             ran += 1
         return ran
+
+    def _holding(self, rebuild_id: str, key: str, slugs: set[str]) -> set[str]:
+        """The months whose step kept ``key`` under one of ``slugs``."""
+        return {
+            month
+            for slug in slugs
+            for holder, month in self.slug_index(rebuild_id, slug[0]).get(slug, [])
+            if holder == key
+        }
+
+    def _stale_holders(
+        self, rebuild_id: str, snap: Snapshot, months: dict[str, dict[str, Any]]
+    ) -> set[str]:
+        """Months whose step kept a source that a publish committed after that
+        step read the state, wherever the publish put it: a month step that ran
+        later sees the publish, so no head token tells this month to look again.
+        The sources come from the head's log of commits since the rebuild
+        started, their slugs from the hints those commits wrote and the slug
+        each file name implies (when the log does not reach back that far, the
+        tokens above are all there is to go on)."""
+        manifest = self.manifest(rebuild_id)
+        if manifest is None or manifest.head == snap.etag:
+            return set()
+        since = snap.head.since(manifest.head)
+        if since is None or not since.keys:
+            return set()
+        hinted = {k[len(SLUG_HINTS_PREFIX) : -len(".json")] for k in since.hints
+                  if k.startswith(SLUG_HINTS_PREFIX)}  # fmt: skip
+        out: set[str] = set()
+        for key in sorted(since.keys):
+            slugs = hinted | ({name_slug(key)} - {None})
+            for month in self._holding(rebuild_id, key, slugs):  # type: ignore[arg-type]
+                read = months.get(month, {}).get("read")
+                if read == snap.etag:
+                    continue  # its step read the state as it is now
+                after = snap.head.since(read) if read else None
+                if after is None or key in after.keys:
+                    out.add(month)
+        return out
 
     # one attempt at the site's pages and the head --------------------------------------------
     def _attempt(

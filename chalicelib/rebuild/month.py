@@ -30,7 +30,8 @@ from ..keys import (
     source_hint_key,
 )
 from ..state import Snapshot, StaleState, add_media_refs, object_key
-from ..state.encoding import hint_body, month_body, with_entries
+from ..state.encoding import month_body, with_entries
+from ..state.hints import add_to_hint
 from ..storage import md5_etag
 from ..versions import VersionRecords
 from .base import RebuildBase
@@ -68,6 +69,7 @@ class MonthStep(RebuildBase):
         if not check:
             check = (snap.etag or "") != manifest.head  # publishes since the start
         result = self._month(rebuild_id, month, earlier, later, snap, live, check)
+        result["read"] = snap.etag or ""  # what the commit's second look compares against
         result["seconds"] = round(time.perf_counter() - started, 3)
         self._put_json(rebuild_key(rebuild_id, f"months/{month}.json"), result)
         return result
@@ -168,13 +170,15 @@ class MonthStep(RebuildBase):
             new_media = sorted(set(e.media) - set(c.media if c else ()))
             if new_media:
                 add_media_refs(self.source, e.source_key, new_media)
-        hints = {}
+        # hints only grow (``add_to_hint``): a publish may have moved the
+        # entry since this step read the state, and its month must stay named
+        hints: dict[str, list[str]] = {}
         for e in entries:
             c = committed.get(e.source_key)
             if c is None or c.slug != e.slug or c.month_key != e.month_key:
-                hints[source_hint_key(e.source_key)] = [month]
-                hints[slug_hint_key(e.slug)] = [month]
-        self._parallel(lambda k: self._put_hint(k, hints[k]), sorted(hints))
+                for key in (source_hint_key(e.source_key), slug_hint_key(e.slug)):
+                    hints[key] = [c.month_key] if c is not None else []
+        self._parallel(lambda k: add_to_hint(self.source, k, [month], hints[k]), sorted(hints))
         # the slugs the month keeps, by first character (what the prunes compare)
         by_start: dict[str, list[list[str]]] = {}
         for e in entries:
@@ -235,6 +239,3 @@ class MonthStep(RebuildBase):
 
     def _private(self, key: str, body: bytes) -> None:
         self.source.put(key, body, content_type="application/json", cache_control=PRIVATE_CACHE)
-
-    def _put_hint(self, key: str, months: list[str]) -> None:
-        self._private(key, hint_body(months))

@@ -24,7 +24,14 @@ from ..cloudfront import MAX_PATHS
 from ..core.i18n import language_versions
 from ..core.index import Entry
 from ..errors import SlugConflict, StorageError
-from ..keys import HEAD_KEY, invalidation_paths, put_public, rebuild_key, release_key
+from ..keys import (
+    HEAD_KEY,
+    claim_key,
+    invalidation_paths,
+    put_public,
+    rebuild_key,
+    release_key,
+)
 from ..state import StaleState
 from ..storage import md5_etag
 from ..versions import links_digest
@@ -35,6 +42,12 @@ log = logging.getLogger("newsroom.rebuild")
 
 
 class SettleStep(RebuildBase):
+    def _claimant(self, slug: str) -> str | None:
+        """The file a publish in flight claimed a new slug for (``claims``):
+        it holds the slug as a committed holder does."""
+        claim = self.source.get(claim_key(slug))
+        return json.loads(claim.body).get("source_key") or None if claim is not None else None
+
     def settle(self, rebuild_id: str) -> None:
         started = time.perf_counter()
         manifest = self.manifest(rebuild_id)
@@ -121,7 +134,7 @@ class SettleStep(RebuildBase):
             # the chunk that claimed the slug first, and the state's holder
             marker = self.source.get(rebuild_key(rebuild_id, f"claims/{slug}"))
             others = [marker.body.decode()] if marker is not None else []
-            holder = snap.holder(slug)
+            holder = snap.holder(slug) or self._claimant(slug)
             others += [holder] if holder else []
             kept_holder = None
             for key in dict.fromkeys(others):

@@ -247,6 +247,13 @@ class Draft:
         self._staged = self._object_writes()
         return self._staged
 
+    def unstage(self) -> None:
+        """The attempt ends without a commit: delete the staged objects it
+        sent (best effort; nothing points at them)."""
+        staged, self._staged = self._staged, None
+        if staged is not None and not staged.objects:
+            _forget(self.snap.storage, *(k for k, _b in staged.puts))
+
     def _object_writes(self) -> _Staged:
         staged = _Staged(frozenset(self.changed))
         for kind, name in sorted(self.changed):

@@ -277,11 +277,13 @@ class Snapshot:
         months: Iterable[str] = (),
         topics: Iterable[str] = (),
         kinds: Iterable[str] = (),
+        also: Iterable[Any] = (),
     ) -> None:
         """Read what a step will look up, all at once (``run``: a
         ``RequestPool.run``): hints, then month, topic and kind objects not
-        read yet. Lookups afterwards find them here."""
-        calls: list[Any] = []
+        read yet. Lookups afterwards find them here. ``also``: more calls
+        for the same round trip."""
+        calls: list[Any] = list(also)
         calls += [lambda k=k: self.hint(k) for k in dict.fromkeys(hints) if k not in self._hints]
         calls += [
             lambda k=k: self._object(k)

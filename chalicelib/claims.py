@@ -1,0 +1,179 @@
+"""Claims of new slugs, outside the head.
+
+A release page may only be written under a slug its source holds, or no
+other file could be refused with "the one published first keeps it". A slug
+the committed state gives to nobody is *claimed* first: ``state/claims/<slug>.json``
+created only if absent (``IfNoneMatch``), naming the source and the
+convergence. Of two batches claiming one new slug, exactly one creates it;
+the other is refused naming that source. A claim is written instead of a
+conditional write of the head, so claiming costs a batch no window in which
+another batch's commit makes it lose.
+
+- The claim's first page is written only if absent too: a holder that
+  committed just before the claim was created (its claim already gone) has
+  its page there, so the write fails and the attempt reads the head again.
+  A page found with no holder behind it is a stray (an invocation that died)
+  and the claim's holder overwrites it.
+- The commit deletes the convergence's claims (with its replaced objects);
+  from then on the committed entry holds the slug. A claimed page the
+  commit does not publish (the file changed its slug meanwhile) becomes a
+  withdrawal in the commit, and goes as withdrawals go.
+- An invocation that dies leaves its claim: the queue's next delivery of the
+  same file takes it over; the sweep turns every claim it finds into a
+  withdrawal in the head (as claims were recorded before) and converges its
+  source: the release is published, or its page taken down.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from .core.index import Withdrawal
+from .errors import PreconditionFailed, SlugConflict, StorageError
+from .keys import CLAIMS_PREFIX, HEAD_KEY, PRIVATE_CACHE, claim_key
+from .state import Draft, Snapshot, StaleState
+from .storage import Storage
+from .transition import Targets, with_withdrawal
+from .writing import Change
+
+
+@dataclass
+class Claim:
+    """A claim this convergence holds."""
+
+    source_key: str
+    written: bool = False  # its page may have been written: the commit must account for it
+    occupied: bool = False  # a page was there already: the next attempt overwrites it
+
+
+HELD, REFUSED, RACED = "held", "refused", "raced"
+
+
+def take_claim(
+    storage: Storage, slug: str, source_key: str, intent: str, now: datetime
+) -> tuple[str, str]:
+    """Create the claim of ``slug`` (only if absent). A claim of the same
+    source, or of this convergence, is taken over (written again on its
+    ETag). Returns ``(HELD, "")``, ``(REFUSED, holder's source key)`` or
+    ``(RACED, "")`` (the claim changed under us: the attempt starts over)."""
+    key = claim_key(slug)
+    body = json.dumps(
+        {"source_key": source_key, "intent": intent, "at": now.isoformat()},
+        separators=(",", ":"),
+    ).encode()
+    opts = {"content_type": "application/json", "cache_control": PRIVATE_CACHE}
+    try:
+        storage.put(key, body, if_none_match=True, **opts)  # type: ignore[arg-type]
+        return HELD, ""
+    except PreconditionFailed:
+        pass
+    current = storage.get(key)
+    if current is None:
+        return RACED, ""
+    doc = json.loads(current.body)
+    if doc.get("source_key") != source_key and doc.get("intent") != intent:
+        return REFUSED, str(doc.get("source_key", ""))
+    try:
+        storage.put(key, body, if_match=current.etag, **opts)  # type: ignore[arg-type]
+    except PreconditionFailed:
+        return RACED, ""
+    return HELD, ""
+
+
+class Claiming:
+    """The publisher's slug claims (a part of ``Publisher``; its attributes are set there)."""
+
+    def _claim(
+        self,
+        claims: list[Withdrawal],
+        targets: Targets,
+        conflicts: dict[str, SlugConflict],
+        old: Draft,
+        change: Change,
+    ) -> bool:
+        """Claim the free slugs ``claims`` (``transition.claim_slugs``), all
+        at once; those this convergence holds already are kept. A refused key
+        keeps its live version (``targets`` and ``conflicts`` are changed in
+        place). ``False``: a claim raced, the attempt starts over."""
+        held: dict[str, Claim] = change.claims
+        todo: list[Withdrawal] = []
+        for w in claims:
+            mine = held.get(w.slug)
+            if mine is None:
+                todo.append(w)
+            elif mine.source_key != w.source_key:
+                # another key of this batch claimed it in an earlier attempt
+                self._refuse(w, mine.source_key, targets, conflicts, old)
+        now = self.clock()
+        results = self.pool.run(
+            [
+                lambda w=w: take_claim(self.source, w.slug, w.source_key, change.intent, now)
+                for w in todo
+            ]
+        )
+        raced = False
+        for w, (outcome, holder) in zip(todo, results, strict=True):
+            if outcome == HELD:
+                held[w.slug] = Claim(w.source_key)
+            elif outcome == REFUSED:
+                self._refuse(w, holder, targets, conflicts, old)
+            else:
+                raced = True
+        return not raced
+
+    @staticmethod
+    def _refuse(
+        w: Withdrawal,
+        holder: str,
+        targets: Targets,
+        conflicts: dict[str, SlugConflict],
+        old: Draft,
+    ) -> None:
+        conflicts[w.source_key] = SlugConflict(w.slug, holder, w.source_key)
+        targets[w.source_key] = (old.entry_of(w.source_key), None)  # the live version stays
+
+    def settle_claims(self) -> list[str]:
+        """The sweep's turn of the claims it finds (an invocation that died
+        between its claim and its commit, or one running now) into
+        withdrawals in the head, as claims used to be recorded: the slug stays
+        held, and converging the claim's source (returned) publishes the
+        release or takes its page down. A claim written again since it was
+        read (a live batch took it over) is left to that batch."""
+        found: dict[str, tuple[str, str]] = {}  # slug -> (source key, claim ETag)
+        for key in list(self.source.list(CLAIMS_PREFIX)):
+            obj = self.source.get(key)
+            if obj is not None:
+                slug = key[len(CLAIMS_PREFIX) : -len(".json")]
+                found[slug] = (str(json.loads(obj.body).get("source_key", "")), obj.etag)
+        if not found:
+            return []
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                snap = Snapshot.read(self.source)
+                if snap.etag is None:
+                    # no commit yet: the claims' sources converge on a first commit
+                    return sorted({src for src, _e in found.values()})
+                draft = Draft(snap)
+                for slug, (src, _etag) in sorted(found.items()):
+                    if draft.holder(slug) is None:
+                        draft.withdrawing = with_withdrawal(
+                            draft.withdrawing, Withdrawal(slug, src)
+                        )
+            except StaleState:
+                self._contended(attempt)
+                continue
+            if draft.withdrawing == snap.head.withdrawing:
+                break
+            if draft.commit_head(snap.etag) is not None:
+                break
+            self._contended(attempt)
+        else:
+            raise StorageError("could not record the claims found in the state", HEAD_KEY)
+        for slug, (_src, etag) in found.items():
+            try:
+                self.source.delete(claim_key(slug), if_match=etag)
+            except PreconditionFailed:
+                pass  # taken over since: its batch deletes it with its commit
+        return sorted({src for src, _e in found.values()})
