@@ -157,7 +157,8 @@ class MonthStep(RebuildBase):
 
         entries = tuple(sorted(final.values(), key=lambda e: e.sort_key))
         pages = plan_month(entries, month, earlier, later) if entries else {}
-        files = {k: render_page(k, p, self.renderer) for k, p in pages.items()}
+        with self.renderer.sharing_cards():  # an entry is listed in its month, topics and kind
+            files = {k: render_page(k, p, self.renderer) for k, p in pages.items()}
         written += self._write_changed(files)
 
         # media before the state points at them; markers and hints as a commit writes them
