@@ -104,11 +104,12 @@ def profile(src: Path) -> tuple[int, list[tuple[str, float]]]:
         ),
     )  # fmt: skip
     planned = plan(index, renderer)
-    _timed(
-        rows,
-        "shared pages (listings, feeds, sitemaps)",
-        lambda: [render_page(k, page, renderer, index) for k, page in planned.items()],
-    )
+    def shared() -> None:
+        with renderer.sharing_cards():  # as the build's workers render them
+            for key, page in planned.items():
+                render_page(key, page, renderer, index)
+
+    _timed(rows, "shared pages (listings, feeds, sitemaps)", shared)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as out:
         indexer = Indexer()

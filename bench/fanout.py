@@ -149,22 +149,38 @@ SPAN_MONTHS = 240  # the corpus's span (twenty years); a million releases over t
 
 def projection(f: dict[str, Any], releases: int = 1_000_000, concurrency: int = 100) -> dict:
     """1,000,000 releases at Lambda concurrency 100, from the per-message costs
-    of the single-worker run (one invocation runs one message alone, as the
-    single worker did); AWS's latency added as requests × 20 ms ÷ requests in
+    of a single-worker run (one invocation runs one message alone, as the
+    single worker did). With a run at a request delay (``delay_ms``, about
+    what a request to S3 from Lambda takes), its costs are used as measured;
+    otherwise AWS's latency is added as requests × 20 ms ÷ requests in
     flight, since a local endpoint hides it."""
-    one = next((r for r in f["runs"] if r["workers"] == 1 and not r["delay_ms"]), f["runs"][0])
-    t = one["timings"]
+    single = [r for r in f["runs"] if r["workers"] == 1]
+    zero = next((r for r in single if not r["delay_ms"]), f["runs"][0])
+    delayed = next((r for r in single if r["delay_ms"]), None)
+    one = delayed or zero
+    t, t0 = one["timings"], zero["timings"]
     size = f["size"]
     lat = 0.020 / IO_THREADS
-    chunk_cpu = one["chunk_cost_s"]
-    chunk = chunk_cpu + f["chunk_size"] * REQUESTS_PER_RELEASE * lat
     chunks = -(-releases // f["chunk_size"])
     per_month = releases / SPAN_MONTHS
-    month_cpu = t["month_sum"] / size  # seconds per release, in month steps
-    month = month_cpu * per_month + per_month * MONTH_REQUESTS_PER_RELEASE * lat
+    months_here = max(1, one["months"])
+    month_cpu = t0["month_sum"] / size  # seconds per release, in month steps (upper bound)
+    if delayed is not None:
+        chunk_cpu = zero["chunk_cost_s"]
+        chunk = delayed["chunk_cost_s"]  # measured with the delay
+        settle = t["settle"] + (chunks - one["chunks"]) * lat
+        month_fixed = t["month_sum"] / months_here  # a month step of this corpus, delayed
+        month = month_fixed + (per_month - size / months_here) * (
+            month_cpu + MONTH_REQUESTS_PER_RELEASE * lat
+        )
+    else:
+        chunk_cpu = zero["chunk_cost_s"]
+        chunk = chunk_cpu + f["chunk_size"] * REQUESTS_PER_RELEASE * lat
+        settle = t["settle"] + chunks * lat  # one small record per chunk
+        month_fixed = 0.0
+        month = month_cpu * per_month + per_month * MONTH_REQUESTS_PER_RELEASE * lat
     groups = max(1, one["groups"])
     group = t["group_sum"] / groups  # a topic or kind: bounded by the months it spans
-    settle = t["settle"] + chunks * lat  # one small record per chunk
     commit = t["commit"]
     waves = {
         "chunks": -(-chunks // concurrency),
@@ -174,9 +190,11 @@ def projection(f: dict[str, Any], releases: int = 1_000_000, concurrency: int = 
     total = (waves["chunks"] * chunk + settle + waves["months"] * month
              + waves["groups"] * group * 25 + commit)  # fmt: skip
     return {"chunk_cpu": chunk_cpu, "chunk": chunk, "chunks": chunks, "per_month": per_month,
-            "month_cpu": month_cpu, "month": month, "group": group, "groups": groups,
-            "settle": settle, "commit": commit, "waves": waves, "total_s": total,
-            "releases": releases, "concurrency": concurrency}  # fmt: skip
+            "month_cpu": month_cpu, "month_fixed": month_fixed, "month": month,
+            "group": group, "groups": groups, "settle": settle, "commit": commit,
+            "waves": waves, "total_s": total, "releases": releases,
+            "concurrency": concurrency, "delay_ms": delayed["delay_ms"] if delayed else 0,
+            "chunks_here": one["chunks"], "months_here": months_here}  # fmt: skip
 
 
 def section(f: dict[str, Any]) -> str:
@@ -220,10 +238,10 @@ def section(f: dict[str, Any]) -> str:
             + (f" (load average {f['load'][0]} before, {f['load'][1]} after: other work shared "
                "the cores)" if f.get("load") else "")
             + ". "
-            + (f"The default size, 10,000 releases, was not measured this time: with the "
-               "machine this loaded its single-worker run had not finished after 25 minutes, so "
-               f"these figures are for {f['size']:,} (the same corpus generator; a month holds "
-               "fewer releases, so each month step's fixed cost weighs more). "
+            + (f"These figures are for {f['size']:,} releases, not the default 10,000 (whose "
+               "runs take 15 to 25 minutes each here): the same corpus generator over the same "
+               "twenty years, so a month holds fewer releases and each month step's fixed cost "
+               "weighs more. "
                if f["size"] < 10_000 else "")
             + "Workers are the processes "
             "`newsroom rebuild --workers N` starts; each receives one message at a time and "
@@ -257,24 +275,52 @@ def section(f: dict[str, Any]) -> str:
             f"**Projection: {p['releases']:,} releases at Lambda concurrency "
             f"{p['concurrency']}** (`NEWSROOM_REBUILD_CONCURRENCY`), from the single worker's "
             "per-message costs (one invocation runs one message alone, as that worker did; "
-            "the multi-worker runs measure this machine's contention). AWS's latency is "
-            f"added by arithmetic (requests × 20 ms ÷ {IO_THREADS} in flight), since a local "
-            f"endpoint hides it. The archive is assumed to span {SPAN_MONTHS} months, as this "
+            "the multi-worker runs measure this machine's contention)"
+            + (f", measured with {p['delay_ms']:g} ms before every request (about what a "
+               "request to S3 takes from Lambda), so AWS's latency is in the figures"
+               if p["delay_ms"] else
+               f". AWS's latency is added by arithmetic (requests × 20 ms ÷ {IO_THREADS} in "
+               "flight), since a local endpoint hides it")
+            + f". The archive is assumed to span {SPAN_MONTHS} months, as this "
             f"corpus does, so a month holds {p['per_month']:,.0f} releases (the densest "
             "case: a longer span gives smaller months):",
             "",
-            f"- a chunk: {p['chunk_cpu']:.2f} s + {f['chunk_size']} × {REQUESTS_PER_RELEASE} "
-            f"requests × 20 ms ÷ {IO_THREADS} = {p['chunk']:.2f} s; "
-            f"{p['chunks']:,} chunks ÷ {p['concurrency']} = {w['chunks']} waves = "
-            f"{w['chunks'] * p['chunk']:.0f} s;",
-            f"- settle: {p['settle']:.1f} s ({p['chunks']:,} chunk records, one GET each "
-            f"× 20 ms ÷ {IO_THREADS}, plus what it took here);",
-            f"- a month: {p['month_cpu'] * 1000:.2f} ms per release (the month steps' "
-            "time here ÷ the releases, so each month's fixed cost is counted again per "
-            f"release: an upper bound) × {p['per_month']:,.0f} + "
-            f"{p['per_month']:,.0f} × {MONTH_REQUESTS_PER_RELEASE} requests × 20 ms ÷ "
-            f"{IO_THREADS} = {p['month']:.0f} s; {SPAN_MONTHS} months ÷ {p['concurrency']} = "
-            f"{w['months']} waves = {w['months'] * p['month']:.0f} s;",
+            *(
+                [
+                    f"- a chunk: {p['chunk']:.2f} s measured at {p['delay_ms']:g} ms a request "
+                    f"({p['chunk_cpu']:.2f} s without the delay); {p['chunks']:,} chunks ÷ "
+                    f"{p['concurrency']} = {w['chunks']} waves × {p['chunk']:.2f} s = "
+                    f"{w['chunks'] * p['chunk']:.0f} s;",
+                    f"- settle: {p['settle']:.1f} s (measured for {p['chunks_here']} chunks, plus "
+                    f"one GET per further chunk: {p['chunks'] - p['chunks_here']:,} × 20 ms ÷ "
+                    f"{IO_THREADS});",
+                    f"- a month: {p['month_fixed']:.2f} s measured per month step here (about "
+                    f"{f['size'] / p['months_here']:.1f} releases each, delayed) + "
+                    f"{p['per_month'] - f['size'] / p['months_here']:,.0f} more releases × "
+                    f"({p['month_cpu'] * 1000:.1f} ms of month-step time per release without "
+                    "the delay, an upper bound since it counts each month's fixed cost again "
+                    f"per release, + {MONTH_REQUESTS_PER_RELEASE} requests × 20 ms ÷ "
+                    f"{IO_THREADS}) = {p['month']:.0f} s; {SPAN_MONTHS} months ÷ "
+                    f"{p['concurrency']} = {w['months']} waves = "
+                    f"{w['months'] * p['month']:.0f} s;",
+                ]
+                if p["delay_ms"] else
+                [
+                    f"- a chunk: {p['chunk_cpu']:.2f} s + {f['chunk_size']} × "
+                    f"{REQUESTS_PER_RELEASE} requests × 20 ms ÷ {IO_THREADS} = "
+                    f"{p['chunk']:.2f} s; {p['chunks']:,} chunks ÷ {p['concurrency']} = "
+                    f"{w['chunks']} waves = {w['chunks'] * p['chunk']:.0f} s;",
+                    f"- settle: {p['settle']:.1f} s ({p['chunks']:,} chunk records, one GET each "
+                    f"× 20 ms ÷ {IO_THREADS}, plus what it took here);",
+                    f"- a month: {p['month_cpu'] * 1000:.2f} ms per release (the month steps' "
+                    "time here ÷ the releases, so each month's fixed cost is counted again per "
+                    f"release: an upper bound) × {p['per_month']:,.0f} + "
+                    f"{p['per_month']:,.0f} × {MONTH_REQUESTS_PER_RELEASE} requests × 20 ms ÷ "
+                    f"{IO_THREADS} = {p['month']:.0f} s; {SPAN_MONTHS} months ÷ "
+                    f"{p['concurrency']} = {w['months']} waves = "
+                    f"{w['months'] * p['month']:.0f} s;",
+                ]
+            ),
             f"- a topic or kind: {p['group']:.3f} s (its newest months' summaries and its "
             "pages; it does not grow with the archive, only with the months it spans), 25 "
             f"a message: {p['group'] * 25:.1f} s, {w['groups']} wave(s);",

@@ -12,10 +12,11 @@ import gc
 import itertools
 import multiprocessing as mp
 import os
+import re
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -100,7 +101,8 @@ def _render_range(bounds: tuple[int, int]) -> list[tuple[bytes, str, str]]:
 
 def _render_keys(keys: list[str]) -> list[tuple[str, bytes]]:
     renderer, pages, index = _SHARED["renderer"], _SHARED["pages"], _SHARED["index"]
-    return [(key, render_page(key, pages[key], renderer, index)) for key in keys]
+    with renderer.sharing_cards():
+        return [(key, render_page(key, pages[key], renderer, index)) for key in keys]
 
 
 def parse_sources(
@@ -272,8 +274,9 @@ def build_site(
     if parallel:
         result.files.update(_render_pages_parallel(pages, renderer, index, workers))
     else:
-        for key, page in pages.items():
-            result.files[key] = render_page(key, page, renderer, index)
+        with renderer.sharing_cards():
+            for key, page in pages.items():
+                result.files[key] = render_page(key, page, renderer, index)
     result.problems.sort(key=lambda p: p.source)
     return result
 
@@ -311,16 +314,7 @@ def _render_pages_parallel(
     pages: dict[str, Page], renderer: Renderer, index: Index, workers: int
 ) -> dict[str, bytes]:
     """Shared pages across the workers, balanced by how many entries each shows."""
-
-    def weight(page: Page) -> int:
-        return 1 + sum(len(a) for a in page.args if isinstance(a, tuple))
-
-    buckets: list[list[str]] = [[] for _ in range(workers * 2)]
-    loads = [0] * len(buckets)
-    for key, page in sorted(pages.items(), key=lambda kv: -weight(kv[1])):
-        i = loads.index(min(loads))
-        buckets[i].append(key)
-        loads[i] += weight(page)
+    buckets = _balanced(pages, workers * 2)
     pool = _fork_pool(workers, renderer=renderer, pages=pages, index=index)
     try:
         out: dict[str, bytes] = {}
@@ -438,6 +432,10 @@ class FolderBuild:
     # pieces of the search bundle indexed a second time: the guess at them
     # made before rendering was wrong (build_search.py)
     search_again: int = 0
+    # pieces of the search bundle kept as the folder held them (their
+    # documents unchanged), and what the next build compares with
+    search_kept: int = 0
+    search_state: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _write_file(root: str, key: str, body: bytes, fresh: bool) -> bool:
@@ -573,25 +571,38 @@ def _shared_pages(keys: list[str]) -> tuple[int, int]:
     """Render and write shared pages in a worker: (written, unchanged)."""
     renderer, pages, index = _SHARED["renderer"], _SHARED["pages"], _SHARED["index"]
     written = 0
-    for key in keys:
-        body = render_page(key, pages[key], renderer, index)
-        written += _write_file(_SHARED["root"], key, body, _SHARED["fresh"])
+    with renderer.sharing_cards():
+        for key in keys:
+            body = render_page(key, pages[key], renderer, index)
+            written += _write_file(_SHARED["root"], key, body, _SHARED["fresh"])
     return written, len(keys) - written
 
 
+# the pages of one month (the archive's, each topic's and each kind's) list
+# the same entries: they go to one worker, one after the other, so each
+# entry's card is rendered once (``Renderer.sharing_cards``)
+_MONTH_PAGE = re.compile(r"(?:^|/)(\d{4}/\d{2})/index\.html$")
+
+
 def _balanced(pages: dict[str, Page], buckets: int) -> list[list[str]]:
-    """Keys in ``buckets`` groups of about equal work (entries shown)."""
+    """Keys in ``buckets`` groups of about equal work (entries shown), the
+    pages of one month in the same group, month after month."""
 
     def weight(page: Page) -> int:
         return 1 + sum(len(a) for a in page.args if isinstance(a, tuple))
 
+    units: dict[str, list[str]] = {}
+    for key in sorted(pages):
+        month = _MONTH_PAGE.search(key)
+        units.setdefault(month.group(1) if month else key, []).append(key)
+    loads_of = {u: sum(weight(pages[k]) for k in keys) for u, keys in units.items()}
     groups: list[list[str]] = [[] for _ in range(buckets)]
     loads = [0] * buckets
-    for key, page in sorted(pages.items(), key=lambda kv: (-weight(kv[1]), kv[0])):
+    for unit in sorted(units, key=lambda u: (-loads_of[u], u)):
         i = loads.index(min(loads))
-        groups[i].append(key)
-        loads[i] += weight(page)
-    return [g for g in groups if g]
+        groups[i].append(unit)
+        loads[i] += loads_of[unit]
+    return [[k for u in sorted(g) for k in units[u]] for g in groups if g]
 
 
 def _run_with_parent(
@@ -644,6 +655,7 @@ def build_folder(
     previous: Index | None = None,
     media: Iterable[tuple[str, str]] = (),
     search: bool = True,
+    previous_search: Mapping[str, Mapping[str, str]] | None = None,
 ) -> FolderBuild:
     """Build the whole site from ``(source_key, path)`` pairs into the folder
     ``root`` (see the section comment). ``previous`` is the index a build left
@@ -651,7 +663,10 @@ def build_folder(
     page is present is neither parsed nor rendered, nor is a shared page whose
     inputs did not change. ``media`` ``(key, path)`` files are copied. Objects an
     earlier build left that the site no longer has are removed. ``search``
-    false leaves out the search page and bundle."""
+    false leaves out the search page and bundle. ``previous_search`` is the
+    ``search_state`` the build that left the folder returned: a piece of the
+    search bundle whose documents and files are unchanged is kept, not indexed
+    again."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
     parallel = workers if len(files) >= PARALLEL_THRESHOLD else 1
     fresh = not os.path.isdir(root) or not os.listdir(root)
@@ -692,6 +707,8 @@ def build_folder(
                 os.path.join(root, "pagefind") if fresh else os.path.join(scratch, "out"),
                 fresh,
                 planned,
+                site=os.path.join(root, "pagefind"),
+                previous=None if fresh else previous_search,
             )
             pieces.start()
         size = max(8, min(CHUNK, len(files) // (parallel * 8) or 1))
@@ -851,7 +868,10 @@ def build_folder(
             result.written += written
             result.unchanged += not written
         if pieces is not None:
+            keys.update(pieces.kept)
+            result.unchanged += len(pieces.kept)
             result.search_again = pieces.again
+            result.search_kept = pieces.reused
         referenced = index.media_keys()  # media follow releases, as in the bucket
         for key, path in sorted(media):
             if key not in referenced:
@@ -877,6 +897,8 @@ def build_folder(
                     os.rmdir(dirpath)  # a removed page's folder goes with it
         result.removed.sort()
         result.problems.sort(key=lambda p: p.source)
+        if pieces is not None:
+            result.search_state = pieces.state()  # the pieces as the folder now holds them
         return result
 
     finally:

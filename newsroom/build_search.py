@@ -17,16 +17,26 @@ limit, a contested slug, a slug that is not the file name) is indexed again
 from the real list, and a guessed piece that does not exist is dropped. So the
 bundle is always the one ``chalicelib.search.build_bundle`` gives for the
 same records and month counts, byte for byte.
+
+A build into a folder that already holds a build does not index a piece again
+when what Pagefind would be given is what it was given last time: the same
+documents in the same order (a digest of them, with the Pagefind binary and
+the code that makes its files canonical) and the piece's files still there as
+that build left them (a digest of their names and sizes). Those digests are
+the build's private state, kept beside the folder (``newsroom.cli``), never in
+it. Pagefind was most of a no-op build's time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from chalicelib.keys import release_path
@@ -113,6 +123,29 @@ class _OffPlan(Exception):
     """The documents of a planned piece do not arrive in URL order."""
 
 
+def _salt() -> bytes:
+    """What shapes a piece's files besides its documents: the Pagefind binary
+    (its size and time) and the code that makes its output canonical."""
+    from chalicelib import search
+    from chalicelib.core.render import files_digest
+    from chalicelib.search.indexer import executable
+
+    st = os.stat(executable())
+    code = files_digest(Path(search.__file__).parent, "*.py")
+    return f"{st.st_size}:{st.st_mtime_ns}:{code}\n".encode()
+
+
+def files_digest(folder: str) -> str:
+    """The names and sizes of the files under ``folder`` (a piece as a build
+    left it): a file removed, added or rewritten to another size changes it."""
+    found = []
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            found.append(f"{os.path.relpath(path, folder)}\0{os.path.getsize(path)}")
+    return hashlib.sha256("\n".join(sorted(found)).encode()).hexdigest() if found else ""
+
+
 class SearchPieces:
     """The search bundle of a build, in pieces, made in a thread: each piece's
     documents, in URL order, go to one Pagefind process, which writes the
@@ -127,11 +160,26 @@ class SearchPieces:
     files are compared with the site's."""
 
     def __init__(
-        self, folder: str, fresh: bool, planned: Mapping[str, list[tuple[str, str]]] | None = None
+        self,
+        folder: str,
+        fresh: bool,
+        planned: Mapping[str, list[tuple[str, str]]] | None = None,
+        *,
+        site: str | None = None,
+        previous: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.folder = folder
         self.fresh = fresh
         self.planned = {p: sorted(items) for p, items in (planned or {}).items() if items}
+        # the site's own pagefind/ folder and, per piece, the digests of what
+        # the build that wrote it was given and left (``state``): a piece
+        # whose both still hold is kept as it is, not indexed again
+        self.site = site
+        self.previous = dict(previous or {}) if site else {}
+        self._salt: bytes | None = None
+        self.inputs: dict[str, str] = {}  # piece -> digest of the documents it holds
+        self.kept: list[str] = []  # bundle keys left as they are in the site
+        self.reused = 0  # pieces kept, not indexed again
         self._arrived: dict[str, tuple[str, Doc] | None] = {}  # None: it will not come
         self._closed = False  # every source has been rendered
         self._final: dict[str, list[tuple[str, Doc]]] | None = None
@@ -170,6 +218,18 @@ class SearchPieces:
             self._closed = True
             self._final = {p: sorted(items) for p, items in final.items() if items}
             self._cond.notify_all()
+
+    def state(self) -> dict[str, dict[str, str]]:
+        """``{piece: {"inputs": digest, "files": digest}}`` of the bundle now in
+        the site (once ``finish`` is done and its files are written): what the
+        next build compares with (``previous``)."""
+        if self.site is None or self._salt is None:
+            return {}
+        return {
+            piece: {"inputs": digest, "files": files_digest(os.path.join(self.site, piece))}
+            for piece, digest in sorted(self.inputs.items())
+            if piece in self.entries
+        }
 
     def finish(self) -> Iterator[tuple[str, bytes | None]]:
         """The bundle's files: ``(key, None)`` for one already in place."""
@@ -243,6 +303,9 @@ class SearchPieces:
             if key in self.runtime:
                 path = self.runtime.pop(key)
                 self.out.append((key, None if self.fresh else path, None))
+            elif self.site and os.path.isfile(os.path.join(self.site, key[len(_prefix()) :])):
+                # every piece kept: the runtime of the same Pagefind stays too
+                self.kept.append(key)
         for path in self.runtime.values():  # runtime files no piece needs
             os.unlink(path)
 
@@ -261,16 +324,42 @@ class SearchPieces:
 
         fed: list[tuple[str, Doc]] = []
         files: dict[str, int] = {}  # documents file -> descriptor
+
+        def read(doc: Doc) -> bytes:
+            path, offset, length = doc
+            if path not in files:
+                files[path] = os.open(path, os.O_RDONLY)
+            return os.pread(files[path], length, offset)
+
+        if self._salt is None:
+            self._salt = _salt()
+        digest = hashlib.sha256(self._salt)
+        source: Iterable[tuple[str, Doc, bytes | None]] = ((u, d, None) for u, d in docs)
         try:
-            for url, (path, offset, length) in docs:
+            if piece in self.previous:
+                # every document first: a piece given what it was given last
+                # time, whose files are still there, is kept as it is
+                items = [(url, doc, read(doc)) for url, doc in docs]
+                for url, _doc, body in items:
+                    digest.update(_framed(url, body))
+                if digest.hexdigest() == self.previous[piece].get("inputs") and self._keep(
+                    piece, self.previous[piece]
+                ):
+                    self.fed[piece] = [(url, doc) for url, doc, _body in items]
+                    self.inputs[piece] = digest.hexdigest()
+                    self.reused += 1
+                    return
+                digest = hashlib.sha256(self._salt)
+                source = items
+            for url, doc, body in source:
                 if self.stopped:
                     return
                 if self.indexer is None:
                     self.indexer = open_indexer()
-                if path not in files:
-                    files[path] = os.open(path, os.O_RDONLY)
-                self.indexer.add(url, os.pread(files[path], length, offset).decode("utf-8"))
-                fed.append((url, (path, offset, length)))
+                body = read(doc) if body is None else body
+                digest.update(_framed(url, body))
+                self.indexer.add(url, body.decode("utf-8"))
+                fed.append((url, doc))
         except BaseException:
             if self.indexer is not None:
                 self.indexer.kill()
@@ -290,6 +379,7 @@ class SearchPieces:
             let_go(self.indexer)
             self.indexer = None
         self.fed[piece] = fed
+        self.inputs[piece] = digest.hexdigest()
         prefix = piece_prefix(piece)
         rewritten: dict[str, bytes] = {}
         for dirpath, _dirs, names in os.walk(out):
@@ -313,13 +403,55 @@ class SearchPieces:
         self.topics[piece] = piece_topics(canonical, piece)
         self.out.extend((k, None, v) for k, v in sorted(canonical.items()))
 
+    def _keep(self, piece: str, previous: Mapping[str, str]) -> bool:
+        """Take the piece as the site holds it, if its files are the ones the
+        last build left (their names and sizes): its keys and records."""
+        from chalicelib.search.bundle import ENTRY_NAME, piece_prefix
+        from chalicelib.search.pieces import piece_topics
+
+        assert self.site is not None
+        folder = os.path.join(self.site, piece)
+        if not previous.get("files") or files_digest(folder) != previous["files"]:
+            return False
+        prefix = piece_prefix(piece)
+        keys: list[str] = []
+        canonical: dict[str, bytes] = {}
+        for dirpath, _dirs, names in os.walk(folder):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, folder).replace(os.sep, "/")
+                keys.append(prefix + rel)
+                if rel.startswith("filter/") or rel.endswith(".pf_meta") or rel == ENTRY_NAME:
+                    with open(path, "rb") as fh:
+                        canonical[prefix + rel] = fh.read()
+        if prefix + ENTRY_NAME not in canonical:
+            return False
+        self.entries[piece] = json.loads(canonical[prefix + ENTRY_NAME])
+        self.topics[piece] = piece_topics(canonical, piece)
+        self.kept.extend(sorted(keys))
+        return True
+
     def _forget(self, piece: str) -> None:
-        """Undo a piece indexed from a wrong plan: its files and its records."""
+        """Undo a piece indexed (or kept) from a wrong plan: its files and its records."""
         from chalicelib.search.bundle import piece_prefix
 
         prefix = piece_prefix(piece)
         self.out = [o for o in self.out if not o[0].startswith(prefix)]
+        self.kept = [k for k in self.kept if not k.startswith(prefix)]
         self.entries.pop(piece, None)
         self.topics.pop(piece, None)
+        self.inputs.pop(piece, None)
         del self.fed[piece]
         shutil.rmtree(os.path.join(self.folder, piece), ignore_errors=True)
+
+
+def _prefix() -> str:
+    from chalicelib.search.bundle import PREFIX
+
+    return PREFIX
+
+
+def _framed(url: str, body: bytes) -> bytes:
+    """One document as the digest of a piece's inputs takes it (unambiguous)."""
+    head = url.encode("utf-8")
+    return len(head).to_bytes(4, "big") + head + len(body).to_bytes(8, "big") + body

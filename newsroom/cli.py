@@ -140,6 +140,24 @@ def build_state_path(out_dir: Path) -> Path:
     return out.parent / f".{out.name}.newsroom-build.json"
 
 
+def search_state_path(out_dir: Path) -> Path:
+    """Where a build keeps the digests of its search bundle's pieces (what
+    each was indexed from, and the files it left), beside OUT_DIR as the index
+    is: the next build keeps a piece whose both still hold."""
+    out = out_dir.resolve()
+    return out.parent / f".{out.name}.newsroom-search.json"
+
+
+def _previous_search(out_dir: Path) -> dict[str, Any] | None:
+    if not (out_dir / "index.json").is_file():
+        return None
+    try:
+        state = json.loads(search_state_path(out_dir).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
 def _previous_index(out_dir: Path) -> Index | None:
     """The index a previous build of OUT_DIR left, so unchanged releases are
     not rendered again (anything unreadable, or no such build, means a full build)."""
@@ -243,8 +261,10 @@ def build(
         previous=_previous_index(out_dir),
         media=media,
         search=not no_search,
+        previous_search=_previous_search(out_dir),
     )
     build_state_path(out_dir).write_bytes(result.index.to_bytes())
+    search_state_path(out_dir).write_text(json.dumps(result.search_state, sort_keys=True))
     for problem in result.problems:
         _err(
             f"{paths.get(problem.source, problem.source)}: {problem.error.loc}: {problem.error.msg}"

@@ -222,6 +222,46 @@ def test_a_wrong_guess_at_a_piece_is_indexed_again_and_the_bundle_is_the_referen
     assert result.search_again == 2
 
 
+def test_a_piece_whose_documents_and_files_are_unchanged_is_not_indexed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build over an earlier one keeps each search piece whose documents are
+    the ones it was indexed from and whose files are as that build left them;
+    an edited release, or a piece's file gone, has its piece indexed again.
+    The folder always equals a fresh build of the same sources."""
+    monkeypatch.setattr(build, "PARALLEL_THRESHOLD", 2)
+    src = tmp_path / "src"
+    files = _years(src, {2019: ["harbour", "zinc"], 2020: ["alpha", "quay"], 2021: ["beta"]})
+    out = tmp_path / "out"
+    first = build.build_folder(files, renderer(), str(out), now=NOW, workers=2)
+    assert set(first.search_state) == {"2019", "2020", "2021"} and first.search_kept == 0
+    stamps = {p: os.stat(p).st_mtime_ns for p in out.rglob("*") if p.is_file()}
+
+    def again(previous: build.FolderBuild) -> build.FolderBuild:
+        return build.build_folder(
+            files, renderer(), str(out), now=NOW, workers=2,
+            previous=previous.index, previous_search=previous.search_state,
+        )  # fmt: skip
+
+    second = again(first)
+    assert second.search_kept == 3 and second.written == 0 and second.removed == []
+    assert stamps == {p: os.stat(p).st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert second.search_state == first.search_state
+    # an edit in 2020: that piece alone is indexed again
+    doc = make_release(slug="quay", title="Quay, corrected", published_at="2020-02-02T09:00:00Z")
+    (src / "quay.json").write_bytes(dumps(doc))
+    third = again(second)
+    assert third.search_kept == 2
+    assert third.search_state["2020"] != second.search_state["2020"]
+    assert tree(out) == in_memory(files).files
+    # a file of the 2019 piece gone: its files no longer match, it is indexed again
+    fragment = next((out / "pagefind" / "2019" / "fragment").iterdir())
+    fragment.unlink()
+    fourth = again(third)
+    assert fourth.search_kept == 2 and fragment.is_file()
+    assert tree(out) == in_memory(files).files
+
+
 def test_a_worker_forked_while_pagefind_runs_does_not_hold_its_input_open() -> None:
     """Pagefind ends when its input closes: a process forked while a build
     feeds it (the shared pages' workers) must not keep that pipe open."""
@@ -245,3 +285,28 @@ def test_a_worker_forked_while_pagefind_runs_does_not_hold_its_input_open() -> N
     finally:
         indexer.kill()
         let_go(indexer)
+
+
+def test_the_pages_of_one_month_are_rendered_by_one_worker_month_after_month() -> None:
+    """Each entry's card is then rendered once (the archive's month page, its
+    topics' and its kind's list the same entries), and work stays balanced."""
+    from chalicelib.core.site import Page
+
+    pages = {}
+    for month in ("2024/01", "2024/02", "2024/03", "2025/07"):
+        group = tuple(range(10 if month != "2025/07" else 30))
+        pages[f"archive/{month}/index.html"] = Page("archive_month", (group,))
+        pages[f"topics/water/{month}/index.html"] = Page("topic_month", (group,))
+        pages[f"kinds/statement/{month}/index.html"] = Page("kind_month", (group,))
+    pages["feed.xml"] = Page("feed", (tuple(range(20)),))
+    pages["404.html"] = Page("404", ())
+    groups = build._balanced(pages, 2)
+    assert sorted(k for g in groups for k in g) == sorted(pages)
+    for month in ("2024/01", "2024/02", "2024/03", "2025/07"):
+        holding = [i for i, g in enumerate(groups) if any(f"/{month}/" in k for k in g)]
+        assert len(holding) == 1, month
+    for g in groups:  # month after month within a worker
+        months = [k.split("/")[-3] + k.split("/")[-2] for k in g if k.endswith("/index.html")]
+        assert months == sorted(months)
+    loads = [sum(1 + sum(len(a) for a in pages[k].args) for k in g) for g in groups]
+    assert max(loads) - min(loads) <= 33  # the largest month's pages: one unit

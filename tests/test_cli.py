@@ -125,6 +125,11 @@ def test_build_is_deterministic_and_a_rebuild_writes_nothing(tmp_path: Path) -> 
     assert files_a == files_b
     again = newsroom("build", str(SAMPLES), "--out", str(a))
     assert again.returncode == 0 and " 0 written" in again.stdout
+    # the search bundle was kept, not indexed again: what it was made from is
+    # private state beside the folder, never in it
+    state = json.loads((tmp_path / ".a.newsroom-search.json").read_text())
+    assert state and all(set(v) == {"inputs", "files"} for v in state.values())
+    assert not any("newsroom-search" in p.name for p in a.rglob("*"))
 
 
 def test_build_prunes_pages_of_removed_releases(tmp_path: Path) -> None:

@@ -485,44 +485,52 @@ class BeforeWrite(StorageWrapper):
         return do()
 
 
-@pytest.mark.parametrize("to", ["2025-06", "2025-02"], ids=["a-month-the-rebuild-has-not",
-                                                          "a-month-whose-step-runs-later"])
+@pytest.mark.parametrize(
+    "to", ["2025-06", "2025-02", None],
+    ids=["to-a-month-the-rebuild-has-not", "to-a-month-whose-step-runs-later", "deleted"],
+)
 def test_a_publish_moving_a_release_while_a_rebuild_runs_leaves_one_findable_entry(
-    aws: Any, sqs: Any, to: str
+    aws: Any, sqs: Any, to: str | None
 ) -> None:
-    """A rebuild reads a release in March; its March step has kept it and is
-    about to write its hints when a publish moves the release to another
-    month: one the rebuild never had, or one whose step runs after the
-    publish (so no month the rebuild read changed under it). The commit must
-    still drop the rebuild's stale March entry (it listed the release twice
-    in its topics and kinds), and the hints must still name the publish's
-    month (overwritten with March alone, the next update added a second
-    entry and a delete left the release live)."""
+    """A release under a slug its file name does not imply moved from January
+    to March in its source; a rebuild reads it there, and its March step has
+    kept it and is about to write its hints when a publish moves it again (to
+    a month the rebuild never had, or to one whose step runs after the
+    publish) or deletes it: no month the stale step read changes. The commit
+    must still drop the rebuild's March entry (before: listed twice in its
+    topics and kinds, or a deleted release back on the site), and the hints
+    must still name the publish's month (before: overwritten with March alone,
+    the next update added a second entry and a delete left the release live)."""
     from chalicelib.keys import slug_hint_key
 
-    key = "releases/moving.json"
-    doc = make_release(title="Moving", published_at="2025-01-10T10:00:00+00:00")
+    key = "releases/story-k.json"
+    doc = make_release(slug="moving", title="Moving", published_at="2025-01-10T10:00:00+00:00")
     aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(doc))
     aws.put_object(Bucket=SOURCE, Key="releases/february.json",
                    Body=dumps(make_release(title="February", topics=["Harbour"],
                                            published_at="2025-02-03T10:00:00+00:00")))  # fmt: skip
     assert not publisher(aws).sync_batch([key, "releases/february.json"]).failed
     r = renderer()
-    # the source moved to March; a rebuild reads it there
     aws.put_object(Bucket=SOURCE, Key=key,
                    Body=dumps({**doc, "published_at": "2025-03-10T10:00:00+00:00"}))  # fmt: skip
 
-    def publish_moved() -> None:
-        moved = {**doc, "title": "Moved", "published_at": f"{to}-10T10:00:00+00:00"}
-        aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(moved))
-        assert publisher(aws, r).sync(key).status == "published"
+    def publish_meanwhile() -> None:
+        if to is None:
+            aws.delete_object(Bucket=SOURCE, Key=key)
+        else:
+            moved = {**doc, "title": "Moved", "published_at": f"{to}-10T10:00:00+00:00"}
+            aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(moved))
+        publisher(aws, r).sync(key)
 
     svc = service(aws, r, source=BeforeWrite(S3Storage(aws, SOURCE), slug_hint_key("moving"),
-                                             publish_moved))  # fmt: skip
+                                             publish_meanwhile))  # fmt: skip
     svc.start()
     drain(sqs, svc.handle)
     assert svc.source.then is None, "the rebuild wrote the release's hint"
     assert differences(aws, full_build(aws, r)) == []
+    if to is None:
+        assert not [k for k in etags(aws, PUBLIC) if k.startswith("releases/moving")]
+        return
 
     # updated again (another month): one entry, where the source says
     aws.put_object(Bucket=SOURCE, Key=key,

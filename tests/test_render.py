@@ -205,6 +205,49 @@ def test_front_page_lists_entries_with_everything_a_reader_needs() -> None:
     assert 'alt="Nurses outside a clinic"' in html and "Mara Quint/Harbor Light Alliance" in html
 
 
+def test_listings_sharing_cards_give_the_same_bytes_and_never_mix_up_entries() -> None:
+    """A card is rendered once per entry while cards are shared; an entry with
+    the same slug but other fields (another object) gets its own card."""
+    r = Renderer(SETTINGS)
+    a, b = entry(title="First title"), entry(title="Second title")
+    c = entry(slug="other", title="Third title", image=None, language="fr")
+
+    def pages() -> list[bytes]:
+        return [
+            r.listing(path="/p/", heading="P", entries=(a, c)),
+            r.listing(path="/q/", heading="Q", entries=(c, a)),  # eagerness differs by place
+            r.front((b, c)),
+            r.listing(path="/r/", heading="R", entries=(b, a, c)),
+        ]
+
+    alone = pages()
+    with r.sharing_cards():
+        shared = pages()
+        assert r.cards.seen  # cards were kept for reuse
+    assert shared == alone
+    assert b"Second title" not in shared[0] and b"First title" not in shared[2]
+    assert not r.cards.seen and not r.cards.on  # nothing outlives the batch
+    assert pages() == alone
+
+
+def test_template_globals_are_the_environments_live_with_a_templates_own_on_top() -> None:
+    """A template's globals keep Jinja's meaning (its own over the
+    environment's, a global set later seen by templates already loaded), with
+    keys that a ``{% from … import %}`` can take the difference of quickly."""
+    from collections import ChainMap
+
+    r = Renderer(SETTINGS)
+    t = r.env.get_template("release.html")
+    own = r.env.get_template("listing.html", globals={"nav": "topics"})
+    assert list(t.globals) == list(ChainMap(*t.globals.maps)) and "partial" in t.globals.keys()
+    assert own.globals["nav"] == "topics" and r.env.globals["nav"] == ""
+    r.env.globals["added_later"] = "x"
+    assert "added_later" in t.globals.keys() and t.globals["added_later"] == "x"
+    assert {"added_later", "nav"} - t.globals.keys() == set()
+    page = r.release(release()).page
+    assert page == Renderer(SETTINGS).release(release()).page
+
+
 def test_rendering_is_deterministic() -> None:
     a = Renderer(SETTINGS).release(release()).page
     b = Renderer(SETTINGS).release(release()).page

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -23,7 +25,7 @@ from markupsafe import Markup
 from ..keys import search_script_key, stylesheet_key
 from ..settings import Settings
 from . import i18n
-from .environment import SiteInfo, template_environment
+from .environment import CardCache, SiteInfo, template_environment
 from .filters import json_for_script, rfc3339
 from .i18n import Version
 from .index import Entry
@@ -70,6 +72,7 @@ class Renderer:
         )
         self.language = settings.language
         self._envs: dict[str, Environment] = {}
+        self.cards = CardCache()
         self.env = self.env_for(self.language)
 
     def env_for(self, tag: str) -> Environment:
@@ -85,8 +88,21 @@ class Renderer:
                 timezone=self.settings.timezone,
                 absolute=self.absolute,
                 stylesheet="/" + self.stylesheet_key,
+                cards=self.cards,
             )
         return self._envs[key]
+
+    @contextmanager
+    def sharing_cards(self) -> Iterator[None]:
+        """Within: a listing card is rendered once per entry and reused by every
+        listing that shows the same entry object (``CardCache``), for a batch
+        of shared pages rendered together (a build, a rebuild step)."""
+        self.cards.on = True
+        try:
+            yield
+        finally:
+            self.cards.on = False
+            self.cards.clear()
 
     def gettext(self, message: str, **values: Any) -> str:
         """A label in the site's language (headings the site plan builds)."""

@@ -31,7 +31,6 @@ from ..keys import (
     PRIVATE_CACHE,
     REBUILT_THEME_KEY,
     SITE_PREFIXES,
-    SLUG_HINTS_PREFIX,
     STATE_KEY,
     invalidation_paths,
     rebuild_key,
@@ -39,7 +38,6 @@ from ..keys import (
 )
 from ..receipts import Scheduled, update_schedule
 from ..state import Head, Snapshot, StaleState, object_key
-from ..state.hints import name_slug
 from ..state.objects import _forget
 from ..storage import put_if_unchanged
 from ..versions import VersionRecords, write_records
@@ -170,7 +168,7 @@ class CommitStep(GroupSteps):
                 if before.get(key) != now.get(key):
                     slugs = {v[1] for v in (before.get(key), now.get(key)) if v}
                     also.update(self._holding(rebuild_id, key, slugs) - changed)
-        also.update(self._stale_holders(rebuild_id, snap, months) - changed)
+        also.update(self._stale_holders(snap, months) - changed)
         found = sorted((m for m, r in months.items() if r["count"]), reverse=True)
         ran = 0
         touched: set[tuple[str, str]] = set()
@@ -217,34 +215,22 @@ class CommitStep(GroupSteps):
             if holder == key
         }
 
-    def _stale_holders(
-        self, rebuild_id: str, snap: Snapshot, months: dict[str, dict[str, Any]]
-    ) -> set[str]:
-        """Months whose step kept a source that a publish committed after that
-        step read the state, wherever the publish put it: a month step that ran
-        later sees the publish, so no head token tells this month to look again.
-        The sources come from the head's log of commits since the rebuild
-        started, their slugs from the hints those commits wrote and the slug
-        each file name implies (when the log does not reach back that far, the
-        tokens above are all there is to go on)."""
-        manifest = self.manifest(rebuild_id)
-        if manifest is None or manifest.head == snap.etag:
-            return set()
-        since = snap.head.since(manifest.head)
-        if since is None or not since.keys:
-            return set()
-        hinted = {k[len(SLUG_HINTS_PREFIX) : -len(".json")] for k in since.hints
-                  if k.startswith(SLUG_HINTS_PREFIX)}  # fmt: skip
+    def _stale_holders(self, snap: Snapshot, months: dict[str, dict[str, Any]]) -> set[str]:
+        """Months whose step kept a source otherwise than the state it read
+        held it, when a commit since that read changed the source: wherever the
+        publish put it (a month whose step ran later sees the publish; a
+        deleted release has no month at all), no token this step read changed.
+        The head's log says which sources the commits since changed; when it
+        does not reach back to the step's read, such a month runs again anyway
+        (few do: only those whose sources changed while the site stood)."""
         out: set[str] = set()
-        for key in sorted(since.keys):
-            slugs = hinted | ({name_slug(key)} - {None})
-            for month in self._holding(rebuild_id, key, slugs):  # type: ignore[arg-type]
-                read = months.get(month, {}).get("read")
-                if read == snap.etag:
-                    continue  # its step read the state as it is now
-                after = snap.head.since(read) if read else None
-                if after is None or key in after.keys:
-                    out.add(month)
+        for month, r in months.items():
+            moved = r.get("moved", [])
+            if not moved or r.get("read", "") == (snap.etag or ""):
+                continue  # nothing a publish can have made stale, or read just now
+            after = snap.head.since(r.get("read") or None)
+            if after is None or not after.keys.isdisjoint(moved):
+                out.add(month)
         return out
 
     # one attempt at the site's pages and the head --------------------------------------------

@@ -157,7 +157,8 @@ class MonthStep(RebuildBase):
 
         entries = tuple(sorted(final.values(), key=lambda e: e.sort_key))
         pages = plan_month(entries, month, earlier, later) if entries else {}
-        files = {k: render_page(k, p, self.renderer) for k, p in pages.items()}
+        with self.renderer.sharing_cards():  # an entry is listed in its month, topics and kind
+            files = {k: render_page(k, p, self.renderer) for k, p in pages.items()}
         written += self._write_changed(files)
 
         # media before the state points at them; markers and hints as a commit writes them
@@ -222,6 +223,13 @@ class MonthStep(RebuildBase):
             "live_token": snap.head.months.get(month, ("", 0))[0],
             "live": {e.source_key: [e.source_digest, e.slug] for e in live},
             "slugs": sorted(e.slug for e in entries),
+            # kept otherwise than the state it read holds them: what a later
+            # publish can make stale without changing this month's token
+            "moved": sorted(
+                e.source_key for e in entries
+                if (c := committed.get(e.source_key)) is None
+                or (c.source_digest, c.slug) != (e.source_digest, e.slug)
+            ),
             "starts": sorted(by_start),
             "earlier": earlier,
             "later": later,
