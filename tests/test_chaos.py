@@ -109,12 +109,6 @@ def test_a_burst_survives_a_dying_consumer_lost_and_duplicated_events(aws: Any) 
     rng.shuffle(events)  # reordered
     queue = deque((n, k, 0) for n, k in enumerate(events))
     calls = Calls(EVERY)
-    # the burst lands on a site that exists (its first commit writes the
-    # whole tree in one attempt, more S3 calls than a kill period)
-    calls.armed = False
-    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release()))
-    instance(aws, calls).sync("releases/first.json")
-    calls.armed = True
     dead, batches, started = 0, 0, time.perf_counter()
     consumer = QueueConsumer(instance(aws, calls))
     while queue:
