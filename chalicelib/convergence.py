@@ -20,7 +20,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,7 @@ from .keys import (
     announced_key,
     claim_key,
     intent_key,
+    release_key,
     slug_hint_key,
 )
 from .owed import Owing, add_group_of, take_owed
@@ -49,7 +50,8 @@ from .state import (
     migrate_legacy_state,
     source_hints,
 )
-from .transition import claim_slugs, targets_of, transition, with_withdrawal
+from .storage import md5_etag
+from .transition import Targets, Transition, claim_slugs, targets_of, transition, with_withdrawal
 from .writing import Change, Writing
 
 log = logging.getLogger("newsroom.publisher")
@@ -169,7 +171,10 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         # shared page this convergence wrote is written again if a commit
         # wrote it too or its bytes change
         again = [k for k in keys if since is None or k in since.keys or k not in change.wanted]
-        fresh = self._read_sources(again, now, cache, failed)
+        # with the sources, what depends only on the head: the hints their
+        # names imply and the records of the announcements the head holds
+        along = self._name_hints(snap, again) + self._announced_calls(snap, change)
+        fresh = self._read_sources(again, now, cache, failed, along)
         wanted = {
             k: fresh[k] if k in fresh else change.wanted[k]
             for k in keys
@@ -177,7 +182,7 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         }
         change.wanted = wanted
         trusted = set() if since is None else {p for p in change.shared if p not in since.pages}
-        self._prefetch(snap, keys, wanted, change)
+        self._prefetch(snap, keys, wanted)
         targets = targets_of(wanted, acting, old)
         if not targets and not dirty:
             return wanted, {}  # only rejections: the live site stays
@@ -203,16 +208,21 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
             announce=bool(self.listeners),
             by=change.intent,
         )
+        self._restore_pages(targets, old, t, change)
         for slug, c in change.claims.items():
             if c.written and c.source_key not in targets:
                 # its key failed this time: the slug stays held, in the head,
                 # until a delivery of that key publishes it or takes it down
                 w = Withdrawal(slug, c.source_key)
                 new.withdrawing = with_withdrawal(new.withdrawing, w)
-        for key, media in t.media_added.items():
-            if change.media_refs.get(key) != media:  # once per convergence
-                add_media_refs(self.source, key, media)
-                change.media_refs[key] = media
+        # the markers of media the batch now uses (once per convergence),
+        # with the look-up of which of its new media are uploaded
+        markers = {k: m for k, m in t.media_added.items() if change.media_refs.get(k) != m}
+        self.pool.run(
+            [lambda k=k, m=m: add_media_refs(self.source, k, m) for k, m in markers.items()]
+            + self._media_lookups(t.media_new - change.media_public)
+        )
+        change.media_refs.update(markers)
         if first:
             new.theme = renderer.theme
         if (
@@ -233,7 +243,10 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         shared = self._plan_shared(
             old, new, groups, dirty, change, first=first, fresh_theme=fresh_theme, trusted=trusted
         )
-        if not self._write(t.media_new, t.pages, shared, dirty, change):
+        # the state's new objects and hints go with earlier steps of the
+        # writes than the commit (``Writing._write``)
+        if not self._write(t.media_new, t.pages, shared, dirty, change, staged=new.stage()):
+            new.unstage()
             change.base = snap.etag
             return None
         new.pages = set(dirty)  # the log of the commit names them (``Head.log``)
@@ -241,7 +254,8 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         if change.intended:
             new.forget.append(intent_key(change.intent))  # committed: the record is done
         new.forget += [claim_key(s) for s in change.claims]  # the entries hold them now
-        committed = new.commit(snap.etag, run=self.pool.run)
+        # what the commit makes obsolete is deleted with the batch's next step
+        committed = new.commit(snap.etag, run=self.pool.run, later=change.obsolete)
         if committed is None:
             change.base = snap.etag
             return None
@@ -254,6 +268,23 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
             head = snap.with_head(new.committed_head, committed)
             self._settle(t.gone, mine, wanted, change, t.media_dropped, head)
         return wanted, conflicts
+
+    def _restore_pages(self, targets: Targets, old: Draft, t: Transition, change: Change) -> None:
+        """A release page an earlier attempt wrote for a version that a
+        commit since replaced (it may have landed after that commit's own
+        page) is written again with the bytes the attempt commits, and the
+        attempt commits even if no entry changes: its commit is what tells
+        it that no newer commit came in between."""
+        planned = {k for k, *_rest in t.pages}
+        for key, (entry, page) in targets.items():
+            if entry is None or page is None:
+                continue
+            page_key = release_key(entry.slug)
+            done = change.pages.get(page_key)
+            if done is None or done[0] == md5_etag(page) or page_key in planned:
+                continue
+            t.pages.append((page_key, page, False, old.entry_of(key)))
+            t.unchanged = False
 
     def _take_announcements(self, new: Draft, change: Change) -> None:
         """The announcements this commit records, tagged with this
@@ -339,7 +370,7 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
             return  # a first commit: nothing to gain
         snap.share_objects(change.objects)
         snap.share_hints(change.hints)
-        change.wanted = self._read_sources(keys, now, cache, failed)
+        change.wanted = self._read_sources(keys, now, cache, failed, self._name_hints(snap, keys))
         try:
             self._prefetch(snap, keys, change.wanted)
         except StaleState:
@@ -369,32 +400,56 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         snap.share_hints(change.hints)
         return since
 
-    def _prefetch(
-        self,
-        snap: Snapshot,
-        keys: list[str],
-        wanted: dict[str, _Wanted],
-        change: Change | None = None,
-    ) -> None:
+    def _name_hints(self, snap: Snapshot, keys: list[str]) -> list[Callable[[], object]]:
+        """The reads of the hints the keys' names imply (a source's own and
+        its name's slug's), to send with the sources themselves: they do not
+        depend on the sources' content, only on the head read before (a
+        release under the slug its name implies, nearly every one, then
+        needs no hint read after its source). For a batch, one listing of
+        ``state/sources/`` stands for its GETs (``Snapshot.rule_out``)."""
+        hints = [h for k in keys for h in source_hints(k) if not snap.knows_hint(h)]
+        own = [h for h in hints if h.startswith(SOURCE_HINTS_PREFIX)]
+        calls: list[Callable[[], object]] = []
+        if len(own) > 1:
+            calls.append(lambda: snap.rule_out(SOURCE_HINTS_PREFIX, own))
+            hints = [h for h in hints if h not in own]
+        calls += [lambda h=h: snap.hint(h) for h in dict.fromkeys(hints)]
+        return calls
+
+    def _prefetch(self, snap: Snapshot, keys: list[str], wanted: dict[str, _Wanted]) -> None:
         """Read at once what this attempt will look up: the hints of the
-        batch's sources and slugs (and the records of the announcements the
-        head holds), then the months they point to and the months, topics
-        and kinds of the entries involved."""
+        batch's sources and slugs not read yet, then the months they point
+        to with the months, topics and kinds of the entries the batch wants,
+        then those of the committed entries it replaces (nothing more,
+        unless one moves to another topic or kind)."""
         run = self.pool.run
         entries = [w.entry for w in wanted.values() if w.entry is not None]
         slugs = [w.release.slug for w in wanted.values() if w.release is not None]
         hints = [h for k in keys for h in source_hints(k)] + [slug_hint_key(s) for s in slugs]
         snap.rule_out(SOURCE_HINTS_PREFIX, hints)
-        also = [] if change is None else self._announced_calls(snap, change)
-        snap.prefetch(run, hints=hints, also=also)
+        snap.prefetch(run, hints=hints)
         months = {m for h in hints for m in snap.hint(h)} | {e.month_key for e in entries}
-        snap.prefetch(run, months=sorted(months))
+        snap.prefetch(
+            run,
+            months=sorted(months),
+            topics=sorted({t for e in entries for t in e.topic_slugs}),
+            kinds=sorted({e.kind for e in entries}),
+        )
         entries += [e for e in (snap.entry_of(k) for k in keys) if e is not None]
         snap.prefetch(
             run,
             topics=sorted({t for e in entries for t in e.topic_slugs}),
             kinds=sorted({e.kind for e in entries}),
         )
+
+    def _drop_obsolete(self, change: Change) -> None:
+        """Delete what the commits of a convergence made obsolete (the state
+        objects they replaced, the intent record): one request. A fault
+        fails the batch; its retry finds the site converged and deletes
+        them; a crash leaves them unreferenced (storage, nothing else)."""
+        obsolete, change.obsolete = change.obsolete, []
+        if obsolete:
+            self.source.delete_many(obsolete)
 
     def _announced_calls(self, snap: Snapshot, change: Change) -> list[Any]:
         """Reads of the records (``announced_key``) of the convergences whose

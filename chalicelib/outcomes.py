@@ -97,11 +97,13 @@ class Outcomes:
         if release.image is not None:
             urls.append(("image.url", release.image.url))
         urls.extend((f"attachments.{i}.url", a.url) for i, a in enumerate(release.attachments))
+        keys = {url: unquote(url.split("?")[0].split("#")[0].lstrip("/")) for _loc, url in urls}
+        # HEADs, not GETs (media files can be large), at once; none for a
+        # file this batch looked up already
+        self.pool.run(self._media_lookups(k for u, k in keys.items() if u.startswith("/media/")))
         warnings = []
         for loc, url in urls:
-            key = unquote(url.split("?")[0].split("#")[0].lstrip("/"))
-            # a HEAD, not a GET: media files can be large
-            if url.startswith("/media/") and self.source.head(key) is None:
+            if url.startswith("/media/") and not self._media_seen[keys[url]]:
                 warnings.append(
                     FieldError(
                         loc, f"{url} does not exist yet; upload it to media/ in the source bucket"

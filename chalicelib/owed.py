@@ -123,6 +123,7 @@ class Owing:
         if not stale:
             return Change()
         _wanted, _conflicts, change = self._converge([], self.clock(), {}, repair=stale)
+        self._drop_obsolete(change)
         log.info("shared_pages_repaired", extra={"pages": sorted(stale)})
         # an invocation still running may write more after its record was
         # read: only records older than any invocation lives are done

@@ -101,6 +101,7 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         # media follow releases: the publisher decides when a media file is public
         self.media = MediaSync(source, public, renderer.settings.site_url)
         self._read_state: Draft | None = None  # the state this batch's latest attempt read
+        self._media_seen: dict[str, bool] = {}  # source media looked up by this batch: uploaded?
         self.public = public
         self.renderer = renderer
         self.settings = renderer.settings
@@ -136,6 +137,7 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         started = time.perf_counter()
         before = self._requests()
         keys = list(dict.fromkeys(keys))
+        self._media_seen = {}
         try:
             return self._sync_batch(keys, started, before)
         except Exception as exc:
@@ -184,11 +186,24 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
                 receipts[key] = self._receipt(key, wanted[key])
         scheduled = [k for k, r in receipts.items() if r.status == "scheduled"]
         settled = [k for k in release_keys if k in receipts]
-        if settled:
+
+        def schedule() -> None:
+            if not settled:
+                return
             listed = self._converge_schedule(settled, now, set(scheduled))
             if self.previews is not None:
                 for key in sorted(listed - set(scheduled)):
                     self.previews.remove(key)  # public now, or deleted
+
+        # the schedule, what the commit made obsolete and the receipts are
+        # independent and go in one step; a batch that schedules a key lists
+        # it before its receipt says so
+        after_commit: list[Callable[[], object]] = [lambda: self._drop_obsolete(change)]
+        if scheduled:
+            self.pool.run([schedule, *after_commit])
+            after_commit = []
+        else:
+            after_commit.append(schedule)
         paths = change.paths
         if self.invalidator is not None and paths:
             for r in receipts.values():
@@ -211,7 +226,8 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
                 return exc
             return None
 
-        written = self.pool.run([lambda k=k, r=r: put_receipt(k, r) for k, r in receipts.items()])
+        puts = [lambda k=k, r=r: put_receipt(k, r) for k, r in receipts.items()]
+        written = self.pool.run([*puts, *after_commit])[: len(puts)]
         for (key, receipt), exc in zip(receipts.items(), written, strict=True):
             if exc is not None:
                 outcome.failed[key] = exc

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .core.index import Announcement, Withdrawal
 from .core.model import parse_release
@@ -127,8 +127,23 @@ class Settling:
                 change.deleted.extend(self.media.changed)
         return drained
 
+    def _media_lookups(self, keys: Iterable[str]) -> list[Callable[[], object]]:
+        """The HEADs of source media files this batch has not looked up yet
+        (``_media_seen``, kept for the batch: its receipts warn of a missing
+        one), for the caller to send with a step of its own."""
+
+        def look(key: str) -> None:
+            self._media_seen[key] = self.source.head(key) is not None
+
+        return [lambda k=k: look(k) for k in sorted(set(keys) - self._media_seen.keys())]
+
+    def _media_uploaded(self, key: str) -> bool:
+        if key not in self._media_seen:
+            self.pool.run(self._media_lookups([key]))
+        return self._media_seen[key]
+
     def _publish_media(self, key: str, change: Change) -> None:
-        if self.source.head(key) is None:
+        if not self._media_uploaded(key):
             return  # not uploaded yet: its upload publishes it (the receipt warns)
         self.media.sync(key, referenced=True)
         change.written.extend(k for k in self.media.changed if k not in change.written)

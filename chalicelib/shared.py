@@ -13,7 +13,15 @@ is often the new one the batch before rendered).
 
 from __future__ import annotations
 
-from .core.site import Groups, Page, changed_keys, plan, plan_groups, render_page
+from .core.site import (
+    Groups,
+    Page,
+    changed_keys,
+    plan,
+    plan_groups,
+    render_page,
+    shows_other_releases,
+)
 from .state import Draft
 from .storage import md5_etag
 from .writing import Change, SharedWrites, rank, step
@@ -74,17 +82,26 @@ class SharedPages:
         )
         to_delete = [k for k in to_delete if not (k in trusted and change.shared[k] is None)]
         bodies: dict[str, bytes] = {}
-        for key in to_write:
-            # inputs changed but the bytes may not have: the public object was
-            # rendered from old_plan under this theme, so compare bytes, no I/O
-            # (the old version first: it is often the one the last batch rendered)
-            before = None
-            if key not in dirty and key in old_plan and fresh_theme:
-                before = self._render(key, old_plan[key], change)
-            body = self._render(key, new_plan[key], change)
-            if body == before or (key in trusted and change.shared[key] == md5_etag(body)):
-                continue
-            bodies[key] = body
+        # listings of one month show the same entries: each card is rendered
+        # once for all of them (and for the old and new version of a page)
+        with renderer.sharing_cards():
+            for key in to_write:
+                # inputs changed but the bytes may not have: the public object
+                # was rendered from old_plan under this theme, so compare bytes,
+                # no I/O (the old version first: it is often the one the last
+                # batch rendered), unless the two list other releases
+                before = None
+                if (
+                    key not in dirty
+                    and key in old_plan
+                    and fresh_theme
+                    and not shows_other_releases(old_plan[key], new_plan[key])
+                ):
+                    before = self._render(key, old_plan[key], change)
+                body = self._render(key, new_plan[key], change)
+                if body == before or (key in trusted and change.shared[key] == md5_etag(body)):
+                    continue
+                bodies[key] = body
         return SharedWrites(bodies, to_delete, set(old_plan), set(new_plan))
 
     def _render(self, key: str, page: Page, change: Change) -> bytes:

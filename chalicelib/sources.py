@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -100,7 +101,11 @@ class SourceReading:
         now: datetime,
         cache: dict[str, _Wanted],
         failed: dict[str, Exception],
+        along: Sequence[Callable[[], object]] = (),
     ) -> dict[str, _Wanted]:
+        """What each key wants now (faults of one key's read fail only that
+        key); ``along``: reads that do not depend on the sources (the hints
+        their names imply), sent in the same step."""
         out: dict[str, _Wanted] = {}
         keys = [k for k in keys if k not in failed]
 
@@ -111,7 +116,7 @@ class SourceReading:
                 return exc
 
         # the reads at once; parsing and rendering (CPU) one after the other
-        objs = self.pool.run([lambda k=k: read(k) for k in keys])
+        objs = self.pool.run([*(lambda k=k: read(k) for k in keys), *along])[: len(keys)]
         for key, obj in zip(keys, objs, strict=True):
             try:
                 if isinstance(obj, StorageError):

@@ -28,6 +28,7 @@ from .keys import (
     invalidation_paths,
     release_key,
 )
+from .state.draft import _Staged
 from .storage import md5_etag
 
 
@@ -54,6 +55,8 @@ class Change:
     shared: dict[str, str | None] = field(default_factory=dict, repr=False)
     media_refs: dict[str, list[str]] = field(default_factory=dict, repr=False)  # markers written
     media_public: set[str] = field(default_factory=set, repr=False)  # media published
+    # private objects a commit made obsolete, deleted with the batch's next step
+    obsolete: list[str] = field(default_factory=list, repr=False)
     # the intent record (``keys.intent_key``) of this convergence and the
     # shared pages it names so far
     intent: str = field(default_factory=lambda: uuid.uuid4().hex[:16], repr=False)
@@ -122,12 +125,20 @@ class Writing:
         shared: SharedWrites,
         dirty: set[str],
         change: Change,
+        staged: _Staged | None = None,
     ) -> bool:
         """Write one attempt's objects in order (module docstring). Every
         shared key is added to ``dirty`` before its request: a write that
         fails may still land, and the next attempt or commit decides it.
         ``False``: a page under a slug this convergence claimed was there
-        already; nothing after the new pages was written (``claims``)."""
+        already; nothing after the new pages was written (``claims``).
+
+        ``staged``: the state's writes for the commit, sent in earlier steps
+        than the commit itself: its new objects (immutable, read by nobody
+        before the head points at them) with the first step; its hints with
+        the first step after every release page is written (a hint of a
+        version can then never land before that version's page), else by
+        the commit."""
         for key in sorted(media_new - change.media_public):
             self._publish_media(key, change)
             change.media_public.add(key)
@@ -152,18 +163,20 @@ class Writing:
         intended = change.intended | set(shared.bodies) | set(shared.to_delete)
         if intended != change.intended:
             calls.append(lambda: self._record_intent(intended, change))
-        if False in self.pool.run(calls):
+        if False in self.pool.run([*calls, *(staged.take_objects() if staged else ())]):
             return False  # a page under a slug claimed now: read the head again
         bodies = shared.bodies
         steps = [list(s) for _r, s in groupby(bodies, key=lambda k: step(k, k in shared.existing))]
         if not steps or steps[-1][0] not in shared.existing:
             steps.append([])
+        updated = [(k, body) for k, body, fresh, _p in pages if not fresh]
         for n, step_keys in enumerate(steps):
             dirty.update(step_keys)  # before the requests: a write that fails may land
             items = [(k, bodies[k]) for k in step_keys]
             if n == len(steps) - 1:
-                items += [(k, body) for k, body, fresh, _p in pages if not fresh]
-            self._put_all(items, change)
+                items += updated
+            hints = staged.take_hints() if staged and not updated and items else []
+            self.pool.run([*(lambda i=i: self._put(i[0], i[1], change) for i in items), *hints])
             for k in step_keys:
                 change.shared[k] = md5_etag(bodies[k])
         for k, body, _fresh, prev in pages:
@@ -220,10 +233,6 @@ class Writing:
             cache_control=PRIVATE_CACHE,
         )
         change.intended = pages
-
-    def _put_all(self, items: list[tuple[str, bytes]], change: Change) -> None:
-        """Write independent objects at once (one step of the write order)."""
-        self.pool.each(lambda item: self._put(item[0], item[1], change), items)
 
     def _put(self, key: str, body: bytes, change: Change) -> None:
         self.public.put(key, body, content_type=content_type(key), cache_control=cache_control(key))

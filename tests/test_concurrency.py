@@ -623,9 +623,11 @@ def test_a_batch_that_lost_the_race_redoes_only_what_the_winner_changed(aws: Any
         plain(aws).sync("releases/storm.json")
         source.on = public.on = True
 
-    loser.source = Interleave(  # type: ignore[assignment]
-        source, lambda op, k: op == "put" and k.startswith("state/objects/"), winner
-    )
+    def about_to_commit(op: str, key: str) -> bool:
+        # the head's write once the batch's listings are out (not its slug claims)
+        return op == "put" and key == STATE_KEY and "topics/schools/index.html" in public_tree(aws)
+
+    loser.source = Interleave(source, about_to_commit, winner)  # type: ignore[assignment]
     loser.public = public  # type: ignore[assignment]
     loser.sync_batch(batch)
 

@@ -195,14 +195,14 @@ def test_publish_queue_dead_letters_and_alarms(template: dict[str, Any]) -> None
 
 def test_sync_release_consumes_the_publish_queue(template: dict[str, Any]) -> None:
     """sync_release is the publish queue's consumer (chalice declares the event
-    source mapping: batches of 100, a short window, at most two at once); the
+    source mapping: batches of 500, a short window, at most two at once); the
     stack declares no second poller of that queue."""
     import app
 
     sources = {source.name: source for source in app.app.event_sources}
     consumer = sources["sync_release"]
     assert consumer.queue == app._SETTINGS.queue
-    assert consumer.batch_size == 100
+    assert consumer.batch_size == 500
     # over 10 messages a batch, Lambda requires a batching window
     assert 0 < consumer.maximum_batching_window_in_seconds <= 5
     assert consumer.maximum_concurrency == 2
@@ -771,15 +771,26 @@ def test_stage_uses_hand_written_policy(stage: str) -> None:
 
 
 def test_function_sizes() -> None:
+    """``sync_release`` gets one whole vCPU (1,769 MB: Lambda's CPU share grows
+    with memory), in every stage and as docs/deploy.md tells to configure it
+    (docs/operations.md, "Function size", gives the figures)."""
     config = _config()
     stages = config.get("stages", {})
     if "prod" not in stages:
         pytest.skip("stage 'prod' is not in .chalice/config.json yet")
-    functions = stages["prod"].get("lambda_functions", {})
-    assert functions["sync_release"]["lambda_memory_size"] == 512
-    assert functions["sync_release"]["lambda_timeout"] == 120
-    assert functions["publish_due_releases"]["lambda_memory_size"] == 512
-    assert functions["publish_due_releases"]["lambda_timeout"] == 300
+    for stage in stages.values():
+        functions = stage.get("lambda_functions", {})
+        assert functions["sync_release"]["lambda_memory_size"] == 1769
+        assert functions["sync_release"]["lambda_timeout"] == 120
+        assert functions["publish_due_releases"]["lambda_memory_size"] == 512
+        assert functions["publish_due_releases"]["lambda_timeout"] == 300
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    shown = {
+        name: json.loads(body)
+        for name, body in re.findall(r'"(sync_release|publish_due_releases)": (\{[^}]*\})', deploy)
+    }
+    prod = stages["prod"]["lambda_functions"]
+    assert shown == {n: prod[n] for n in ("sync_release", "publish_due_releases")}
 
 
 # --------------------------------------------- the site satisfies the CSP

@@ -242,6 +242,23 @@ def month_key(year: int, month: int) -> str:
     return f"index/{year:04d}-{month:02d}.json"
 
 
+def _slugs(value: Any) -> list[str]:
+    if isinstance(value, Entry):
+        return [value.slug]
+    if isinstance(value, tuple | list):
+        return [s for v in value for s in _slugs(v)]
+    return []
+
+
+def shows_other_releases(old: Page, new: Page) -> bool:
+    """Whether two versions of a page list different releases (by slug, as
+    many times each). Every release a page lists is in its bytes by its
+    link, so the bytes differ: the old version need not be rendered to know
+    the page must be written (a wrong ``True`` would only rewrite a page
+    with the same bytes)."""
+    return sorted(_slugs(old.args)) != sorted(_slugs(new.args))
+
+
 def changed_keys(old: dict[str, Page], new: dict[str, Page]) -> tuple[list[str], list[str]]:
     """Keys to (re)write and keys to delete, going from plan ``old`` to ``new``."""
     write = [k for k, page in new.items() if old.get(k) != page]
@@ -249,4 +266,12 @@ def changed_keys(old: dict[str, Page], new: dict[str, Page]) -> tuple[list[str],
     return sorted(write), sorted(delete)
 
 
-__all__ = ["Groups", "Page", "changed_keys", "plan", "plan_groups", "render_page"]
+__all__ = [
+    "Groups",
+    "Page",
+    "changed_keys",
+    "plan",
+    "plan_groups",
+    "render_page",
+    "shows_other_releases",
+]

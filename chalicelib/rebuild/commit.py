@@ -226,7 +226,7 @@ class CommitStep(GroupSteps):
         out: set[str] = set()
         for month, r in months.items():
             moved = r.get("moved", [])
-            if not moved or r.get("read") == snap.etag:
+            if not moved or r.get("read", "") == (snap.etag or ""):
                 continue  # nothing a publish can have made stale, or read just now
             after = snap.head.since(r.get("read") or None)
             if after is None or not after.keys.isdisjoint(moved):

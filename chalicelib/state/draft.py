@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from bisect import insort
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.index import NEWEST, Entry
@@ -29,6 +31,28 @@ def _matches(entry: Entry, what: tuple[str, str]) -> bool:
     if kind == "kind":
         return entry.kind == name
     return name in entry.topic_slugs
+
+
+@dataclass
+class _Staged:
+    """The object and hint writes of one commit, prepared once (``Draft.stage``)."""
+
+    changed: frozenset[tuple[str, str]]
+    tokens: dict[tuple[str, str], str] = field(default_factory=dict)
+    puts: list[tuple[str, bytes]] = field(default_factory=list)
+    objects: list[Callable[[], object]] = field(default_factory=list)  # not sent yet
+    hints: list[Callable[[], object]] = field(default_factory=list)  # not sent yet
+    merged: list[tuple[str, list[str]]] = field(default_factory=list)  # hints as written
+
+    def take_objects(self) -> list[Callable[[], object]]:
+        """The object writes not sent yet (the caller sends them now)."""
+        calls, self.objects = self.objects, []
+        return calls
+
+    def take_hints(self) -> list[Callable[[], object]]:
+        """The hint writes not sent yet (the caller sends them now)."""
+        calls, self.hints = self.hints, []
+        return calls
 
 
 class Draft:
@@ -60,6 +84,7 @@ class Draft:
         self.replaced: list[str] = []  # objects it replaced
         self.forget: list[str] = []  # private objects a commit makes obsolete (deleted with them)
         self.committed_head: Head | None = None  # the head the last commit wrote
+        self._staged: _Staged | None = None  # objects and hints written ahead (``stage``)
 
     # the view the plan reads ------------------------------------------------------
     @property
@@ -212,13 +237,76 @@ class Draft:
         )
         return head
 
-    def commit(self, etag: str | None, *, cleanup: bool = True, run: Any = None) -> str | None:
+    def stage(self) -> _Staged:
+        """The writes of the changed objects and of the hints, for the caller
+        to send in earlier steps than the commit (``_Staged.objects`` with
+        the release pages: nothing reads them until the head points at them;
+        ``_Staged.hints`` once the release pages are written); ``commit``
+        writes whatever was not sent, then the head. After ``stage`` only the
+        head's own fields may change."""
+        self._staged = self._object_writes()
+        return self._staged
+
+    def unstage(self) -> None:
+        """The attempt ends without a commit: delete the staged objects it
+        sent (best effort; nothing points at them)."""
+        staged, self._staged = self._staged, None
+        if staged is not None and not staged.objects:
+            _forget(self.snap.storage, *(k for k, _b in staged.puts))
+
+    def _object_writes(self) -> _Staged:
+        staged = _Staged(frozenset(self.changed))
+        for kind, name in sorted(self.changed):
+            if self._counts[kind].get(name, 0) == 0:
+                continue
+            if kind == "month":
+                body = month_body(name, self._months[name])
+            else:
+                newest, months = self._slices[(kind, name)]
+                body = slice_body(sorted(months.items(), reverse=True), newest)
+            token = uuid.uuid4().hex[:12]
+            staged.tokens[(kind, name)] = token
+            staged.puts.append((object_key(kind, name, token), body))
+        storage = self.snap.storage
+        # a hint already naming every month of this commit's is left as it is
+        # (what this process knows of a hint is never more than it holds)
+        hints = [
+            (k, m) for k, m in sorted(self.hints.items()) if not set(m) <= set(self.snap.hint(k))
+        ]
+
+        def put_hint(key: str, months: list[str]) -> None:
+            staged.merged.append((key, add_to_hint(storage, key, months, self.snap.hint(key))))
+
+        staged.objects = [lambda k=k, b=b: _put_private(storage, k, b) for k, b in staged.puts]
+        staged.hints = [lambda k=k, m=m: put_hint(k, m) for k, m in hints]
+        return staged
+
+    def commit(
+        self,
+        etag: str | None,
+        *,
+        cleanup: bool = True,
+        run: Any = None,
+        later: list[str] | None = None,
+    ) -> str | None:
         """Write the changed objects and hints (all at once with ``run``, a
         ``RequestPool.run``: they are independent until the head points at
-        them), then the head with ``IfMatch`` on ``etag``. Returns the new
-        ETag, or ``None`` if the head changed since (the caller starts over
-        from a fresh read)."""
+        them; nothing if ``stage`` handed them out), then the head with
+        ``IfMatch`` on ``etag``. Returns the new ETag, or ``None`` if the
+        head changed since (the caller starts over from a fresh read).
+        ``later``: a committed head's obsolete objects are put there for the
+        caller to delete with its next step, rather than deleted here."""
         storage = self.snap.storage
+        staged, self._staged = self._staged, None
+        if staged is None:
+            staged = self._object_writes()
+        calls = staged.take_objects() + staged.take_hints()
+        if run is None:
+            for call in calls:
+                call()
+        elif calls:
+            run(calls)
+        assert staged.changed == self.changed, "changed after stage()"
         head = self.head()
         head.log = head.logged(
             Logged(
@@ -228,9 +316,7 @@ class Draft:
                 tuple(sorted(self.pages)),
             )
         )
-        written: list[str] = []
         replaced: list[str] = []
-        puts: list[tuple[str, bytes]] = []
         for kind, name in sorted(self.changed):
             refs: dict[str, Any] = getattr(head, kind + "s")
             old = refs.get(name)
@@ -238,32 +324,13 @@ class Draft:
             if count == 0:
                 refs.pop(name, None)
             else:
-                if kind == "month":
-                    body = month_body(name, self._months[name])
-                else:
-                    newest, months = self._slices[(kind, name)]
-                    body = slice_body(sorted(months.items(), reverse=True), newest)
-                token = uuid.uuid4().hex[:12]
-                key = object_key(kind, name, token)
-                puts.append((key, body))
-                written.append(key)
+                token = staged.tokens[(kind, name)]
                 refs[name] = (
                     (token, count, self._names[name]) if kind == "topic" else (token, count)
                 )
             if old is not None:
                 replaced.append(object_key(kind, name, old[0]))
-        # a hint already naming every month of this commit's is left as it is
-        # (what this process knows of a hint is never more than it holds)
-        hints = [
-            (k, m) for k, m in sorted(self.hints.items()) if not set(m) <= set(self.snap.hint(k))
-        ]
-        calls = [lambda k=k, b=b: _put_private(storage, k, b) for k, b in puts]
-        calls += [lambda k=k, m=m: add_to_hint(storage, k, m, self.snap.hint(k)) for k, m in hints]
-        if run is None:
-            results = [call() for call in calls]
-        else:
-            results = run(calls)
-        merged = list(zip([k for k, _m in hints], results[len(puts) :], strict=True))
+        written = [k for k, _b in staged.puts]
         etag = put_if_unchanged(
             storage,
             HEAD_KEY,
@@ -278,10 +345,12 @@ class Draft:
             # a lost race: the hints hold what this attempt wrote; a cache
             # that outlives the snapshot (``share_hints``) knows it, so the
             # next attempt writes only hints whose value changes again
-            for key, months in merged:
+            for key, months in staged.merged:
                 self.snap.remember_hint(key, months)
         if cleanup and etag is None:
             _forget(storage, *written)  # a lost race: nothing points at them
+        elif cleanup and later is not None:
+            later.extend(replaced + self.forget)
         elif cleanup and (replaced or self.forget):
             # a fault here fails the batch; its retry finds it done
             storage.delete_many(replaced + self.forget)

@@ -244,6 +244,10 @@ class Snapshot:
             self._hints[key] = read_hint(self.storage, key)[0]
         return self._hints[key]
 
+    def knows_hint(self, key: str) -> bool:
+        """Whether the hint at ``key`` was read (or ruled out) already."""
+        return key in self._hints
+
     def rule_out(self, prefix: str, keys: Iterable[str], limit: int = 1000) -> None:
         """One listing of ``prefix`` instead of a GET per hint of ``keys``
         under it: those not listed are absent. Source hints exist only for
