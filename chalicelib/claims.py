@@ -53,6 +53,24 @@ class Claim:
 HELD, REFUSED, RACED = "held", "refused", "raced"
 
 
+def rebuild_intent(rebuild_id: str) -> str:
+    """The claimant a rebuild's claims name (``rebuild.chunk``, ended by its commit)."""
+    return f"rebuild:{rebuild_id}"
+
+
+def end_claims(storage: Storage, slugs: list[str], intent: str) -> None:
+    """Delete the claims of ``slugs`` that still name ``intent`` (one taken
+    over since belongs to the batch that took it)."""
+    for slug in slugs:
+        obj = storage.get(claim_key(slug))
+        if obj is None or json.loads(obj.body).get("intent") != intent:
+            continue
+        try:
+            storage.delete(claim_key(slug), if_match=obj.etag)
+        except PreconditionFailed:
+            pass
+
+
 def take_claim(
     storage: Storage, slug: str, source_key: str, intent: str, now: datetime
 ) -> tuple[str, str]:
