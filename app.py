@@ -18,11 +18,12 @@ _SETTINGS = Settings.from_env()  # read at import: the queues and their concurre
 # The consumer of the publish queue (NEWSROOM_QUEUE). Lambda honours the partial
 # batch response once the mapping reports batch item failures, which chalice
 # does not set: docs/deploy.md turns it on once after the first deploy. Batches
-# of up to 100 (more than 10 needs a batching window): a burst pays the shared
-# pages and the commit once per hundred releases (docs/performance.md).
+# of up to 500 (more than 10 needs a batching window; 500 S3 notifications are
+# about 0.6 MB of Lambda's 6 MB): a burst pays the shared pages and the commit
+# once per batch (docs/operations.md, docs/performance.md).
 @app.on_sqs_message(
     queue=_SETTINGS.queue,
-    batch_size=100,
+    batch_size=500,
     maximum_batching_window_in_seconds=2,
     maximum_concurrency=2,
 )

@@ -47,7 +47,7 @@ from .archive import seed_archive
 from .publish import PUBLIC, SOURCE
 
 QUEUE = "bench-publish"
-BATCH_SIZE = 100  # app.py's on_sqs_message
+BATCH_SIZE = 500  # app.py's on_sqs_message
 WINDOW_S = 2.0  # maximum_batching_window_in_seconds
 CONCURRENCY = 2  # maximum_concurrency
 UPLOADERS = 8  # client threads putting the burst

@@ -195,14 +195,14 @@ def test_publish_queue_dead_letters_and_alarms(template: dict[str, Any]) -> None
 
 def test_sync_release_consumes_the_publish_queue(template: dict[str, Any]) -> None:
     """sync_release is the publish queue's consumer (chalice declares the event
-    source mapping: batches of 100, a short window, at most two at once); the
+    source mapping: batches of 500, a short window, at most two at once); the
     stack declares no second poller of that queue."""
     import app
 
     sources = {source.name: source for source in app.app.event_sources}
     consumer = sources["sync_release"]
     assert consumer.queue == app._SETTINGS.queue
-    assert consumer.batch_size == 100
+    assert consumer.batch_size == 500
     # over 10 messages a batch, Lambda requires a batching window
     assert 0 < consumer.maximum_batching_window_in_seconds <= 5
     assert consumer.maximum_concurrency == 2

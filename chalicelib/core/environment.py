@@ -122,7 +122,7 @@ class CardCache:
     a warm Lambda must not keep the entries of earlier invocations alive
     (``Renderer.sharing_cards`` turns it on for one batch of pages)."""
 
-    LIMIT = 20_000  # cards kept at once; pages of one month come together
+    LIMIT = 5_000  # cards kept at once (a few MB); the pages of one month come together
 
     def __init__(self) -> None:
         self.on = False
