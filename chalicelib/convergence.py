@@ -274,7 +274,7 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         if t.gone or mine or t.media_dropped:
             assert new.committed_head is not None
             head = snap.with_head(new.committed_head, committed)
-            self._settle(t.gone, mine, wanted, change, t.media_dropped, head)
+            self._settle(t.gone, mine, wanted, change, t.media_dropped, head, later=change.later)
         return wanted, conflicts
 
     def _restore_pages(self, targets: Targets, old: Draft, t: Transition, change: Change) -> None:
@@ -450,14 +450,23 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
             kinds=sorted({e.kind for e in entries}),
         )
 
-    def _drop_obsolete(self, change: Change) -> None:
-        """Delete what the commits of a convergence made obsolete (the state
-        objects they replaced, the intent record): one request. A fault
-        fails the batch; its retry finds the site converged and deletes
-        them; a crash leaves them unreferenced (storage, nothing else)."""
+    def _after_commit(self, change: Change) -> list[Callable[[], object]]:
+        """The private writes a convergence left for the batch's next step:
+        the delete of what its commit made obsolete (the state objects it
+        replaced, the intent record; one request) and the record of its
+        announcements delivered. A fault fails the batch; its retry finds
+        the site converged and finishes them; a crash leaves unreferenced
+        objects (storage, nothing else) and announcements that the next
+        commit or sweep delivers again (at least once)."""
         obsolete, change.obsolete = change.obsolete, []
+        calls, change.later = change.later, []
         if obsolete:
-            self.source.delete_many(obsolete)
+            calls.append(lambda: self.source.delete_many(obsolete))
+        return calls
+
+    def _drop_obsolete(self, change: Change) -> None:
+        """``_after_commit``'s writes, sent now."""
+        self.pool.run(self._after_commit(change))
 
     def _announced_calls(self, snap: Snapshot, change: Change) -> list[Any]:
         """Reads of the records (``announced_key``) of the convergences whose

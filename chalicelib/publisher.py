@@ -206,7 +206,7 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         # the schedule, what the commit made obsolete and the receipts are
         # independent and go in one step; a batch that schedules a key lists
         # it before its receipt says so
-        after_commit: list[Callable[[], object]] = [lambda: self._drop_obsolete(change)]
+        after_commit = self._after_commit(change)
         if scheduled:
             self.pool.run([schedule, *after_commit])
             after_commit = []

@@ -67,6 +67,7 @@ class Settling:
         media_dropped: dict[str, set[str]] | None = None,
         committed: Snapshot | None = None,
         cleared: tuple[Announcement, ...] = (),
+        later: list[Callable[[], object]] | None = None,
     ) -> tuple[Announcement, ...]:
         """After the commit (``committed``: the head this process just
         committed): delete the withdrawn pages and tell the listeners what
@@ -76,7 +77,10 @@ class Settling:
         writes the head once. Withdrawals are cleared from the head (one
         conditional write, with the announcements delivered and ``cleared``).
         A crash or a failing listener leaves them recorded, so the next batch
-        or sweep finishes them: at least once. Returns what was delivered."""
+        or sweep finishes them: at least once. Returns what was delivered.
+        ``later``: the record's PUT is put there for the caller to send with
+        its next step (the batch's receipts) rather than sent here; until
+        it lands, the announcements stay in the head as not yet delivered."""
         gone = set(gone)
         if gone:
             # a withdrawal a later commit took back (the file published again
@@ -90,12 +94,20 @@ class Settling:
         drained = self._announce(owed, wanted)
         if committed is not None and owed and (not gone or drained != owed):
             # the record the next commit reads: delivered, or to adopt
-            self.source.put(
-                announced_key(change.intent),
-                json.dumps({"delivered": drained == owed}).encode(),
-                content_type="application/json",
-                cache_control=PRIVATE_CACHE,
-            )
+            body = json.dumps({"delivered": drained == owed}).encode()
+
+            def record() -> None:
+                self.source.put(
+                    announced_key(change.intent),
+                    body,
+                    content_type="application/json",
+                    cache_control=PRIVATE_CACHE,
+                )
+
+            if later is None:
+                record()
+            else:
+                later.append(record)
         for attempt in range(1, self.max_attempts + 1):
             if committed is not None and not gone:
                 break  # nothing to clear in the head
