@@ -1027,3 +1027,76 @@ def test_a_sweep_settling_a_live_claim_lets_no_other_file_take_the_slug(aws: Any
     assert b"From C" not in b"".join(tree.values())
     assert link_problems(tree) == []
     assert tree == full_build(aws)
+
+
+class KilledAtWrite(StorageWrapper):
+    """The invocation dies at its ``n``-th write from its first claim on
+    (counted over both buckets: ``box``), before the write lands."""
+
+    def __init__(self, inner: Any, box: dict[str, Any], n: int) -> None:
+        super().__init__(inner)
+        self.box, self.n = box, n
+
+    def _write(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+        if key.startswith(CLAIMS_PREFIX):
+            self.box["armed"] = True
+        if self.box.get("armed"):
+            self.box["writes"] = self.box.get("writes", 0) + 1
+            if self.box["writes"] == self.n:
+                raise Killed(f"killed at {op} {key}")
+        return do()
+
+
+@pytest.mark.parametrize(
+    "then",
+    ["redelivered, sweep", "sweep, redelivered", "deleted, sweep", "other, sweep",
+     "deleted, other, sweep"],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "n", [9, *(pytest.param(n, marks=pytest.mark.stress) for n in range(1, 30) if n != 9)]
+)
+def test_an_invocation_killed_at_any_write_after_its_claim_converges(
+    aws: Any, n: int, then: str
+) -> None:
+    """An invocation of a new release dies at its ``n``-th write from its
+    claim on (the claim itself, its page, the intent record, listings, state
+    objects, hints, the commit, what follows it); then, in turn, the queue
+    delivers the file again, the sweep runs, the file is deleted, another
+    file with the same slug is published. The site ends as a full build, with
+    no claim left (the other file holds the slug only if the first one never
+    committed, and one of the two is nowhere)."""
+    from chalicelib.sweep import Sweeper
+
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
+    plain(aws).sync("releases/first.json")
+    doc = make_release(
+        slug="new-slug", title="From the dying one", topics=["Storms"],
+        published_at="2025-03-10T10:00:00+00:00",
+    )  # fmt: skip
+    aws.put_object(Bucket=SOURCE, Key="releases/dying.json", Body=dumps(doc))
+    box: dict[str, Any] = {}
+    dying = make_publisher(aws, NOW, wrap=lambda s: KilledAtWrite(s, box, n))
+    with pytest.raises(Killed):
+        dying.sync("releases/dying.json")
+    for step in then.split(", "):
+        if step == "redelivered":
+            plain(aws).sync("releases/dying.json")
+        elif step == "sweep":
+            Sweeper(plain(aws)).run()
+        elif step == "deleted":
+            aws.delete_object(Bucket=SOURCE, Key="releases/dying.json")
+        elif step == "other":
+            other = make_release(
+                slug="new-slug", title="From the other one",
+                published_at="2025-05-10T10:00:00+00:00",
+            )  # fmt: skip
+            aws.put_object(Bucket=SOURCE, Key="releases/other.json", Body=dumps(other))
+            plain(aws).sync("releases/other.json")
+    tree = public_tree(aws)
+    assert link_problems(tree) == []
+    everything = b"".join(tree.values())
+    if then == "other, sweep":  # both files there: whoever committed first holds the slug
+        assert b"From the other one" not in everything or b"From the dying one" not in everything
+    else:
+        assert tree == full_build(aws)
+    assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
