@@ -1100,3 +1100,33 @@ def test_an_invocation_killed_at_any_write_after_its_claim_converges(
     else:
         assert tree == full_build(aws)
     assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
+
+
+def test_a_new_release_deleted_while_its_claim_is_in_flight_is_down_after_one_sweep(
+    aws: Any,
+) -> None:
+    """A new release has claimed its slug and written its pages when its file
+    is deleted and the delete's batch runs: that batch finds nothing
+    committed and nothing to withdraw, and commits nothing, so the first
+    batch then commits the version it read (docs/reliability.md, limit 10).
+    The sweep takes it down: after it, a full build of what is left."""
+    from chalicelib.sweep import Sweeper
+
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
+    plain(aws).sync("releases/first.json")
+    key = "releases/new.json"
+    aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(make_release(slug="fresh", title="Gone")))
+
+    def deleted_and_its_batch() -> None:
+        aws.delete_object(Bucket=SOURCE, Key=key)
+        assert plain(aws).sync(key).status == "unpublished"
+
+    first = plain(aws)
+    first.source = Interleave(  # type: ignore[assignment]
+        first.source, lambda op, k: op == "put" and k == STATE_KEY, deleted_and_its_batch
+    )
+    first.sync(key)
+    Sweeper(plain(aws)).run()
+    tree = public_tree(aws)
+    assert "releases/fresh/index.html" not in tree
+    assert tree == full_build(aws)
