@@ -488,7 +488,9 @@ def _page_of(key: str, path: str, *, reuse: bool = True) -> tuple[Any, ...]:
         and old.source_digest == digest
         and os.path.isfile(os.path.join(root, release_key(old.slug)))
     )
-    if reused and _SHARED["search"] is None:
+    if reused and (_SHARED["search"] is None or _SHARED["lazy_docs"]):
+        # its page stays; its search document, if a piece needs it at all,
+        # is made from the source by the search thread (``SearchPieces``)
         return ("reused", key, old.slug, None)  # type: ignore[union-attr]
     try:
         release = parse_release(raw, name=key)
@@ -691,6 +693,9 @@ def build_folder(
             "now": now,
             "reusable": reusable,
             "held": held,
+            # over an earlier build with search, an unchanged source's search
+            # document is made only if its piece is indexed again
+            "lazy_docs": bool(search and not fresh and previous_search),
         }
 
         result = FolderBuild()
@@ -709,6 +714,7 @@ def build_folder(
                 planned,
                 site=os.path.join(root, "pagefind"),
                 previous=None if fresh else previous_search,
+                theme=renderer.theme,
             )
             pieces.start()
         size = max(8, min(CHUNK, len(files) // (parallel * 8) or 1))
@@ -716,6 +722,7 @@ def build_folder(
         candidates: list[tuple[float, str, Entry, bool | bytes | None]] = []
         keys_of: dict[str, str | None] = {}  # source key -> translation_key
         docs: dict[str, tuple[str, int, int]] = {}  # source key -> its search document
+        paths_of = dict(files)
         for outcomes in _run(_pages_of, chunks, parallel, **shared):
             for outcome in outcomes:
                 kind, key = outcome[0], outcome[1]
@@ -727,15 +734,18 @@ def build_folder(
                     if outcome[5] is not None:
                         docs[key] = outcome[5]
                     if pieces is not None:
-                        pieces.arrive(key, outcome[2].path, outcome[5])
+                        pieces.arrive(key, outcome[2].path, outcome[5], outcome[2].source_digest)
                 elif kind == "reused":
-                    if outcome[3] is not None:
-                        docs[key] = outcome[3]
                     entry = reusable[key]
+                    doc = outcome[3]
+                    if doc is None and pieces is not None:
+                        doc = pieces.from_source(key, paths_of[key], entry.summary)
+                    if doc is not None:
+                        docs[key] = doc
                     candidates.append((entry.published_at.timestamp(), key, entry, False))
                     keys_of[key] = getattr(entry, "translation_key", None)
                     if pieces is not None:
-                        pieces.arrive(key, entry.path, outcome[3])
+                        pieces.arrive(key, entry.path, doc, entry.source_digest)
                 elif kind == "scheduled":
                     result.scheduled.append(outcome[2])
                 else:
@@ -779,6 +789,8 @@ def build_folder(
                         entries = [outcome[2] if e.slug == slug else e for e in entries]
                         if outcome[5] is not None:
                             docs[holders[slug]] = outcome[5]
+                            if pieces is not None:
+                                pieces.digests[outcome[5]] = outcome[2].source_digest
             finally:
                 _SHARED.clear()
 

@@ -19,12 +19,15 @@ bundle is always the one ``chalicelib.search.build_bundle`` gives for the
 same records and month counts, byte for byte.
 
 A build into a folder that already holds a build does not index a piece again
-when what Pagefind would be given is what it was given last time: the same
-documents in the same order (a digest of them, with the Pagefind binary and
-the code that makes its files canonical) and the piece's files still there as
-that build left them (a digest of their names and sizes). Those digests are
-the build's private state, kept beside the folder (``newsroom.cli``), never in
-it. Pagefind was most of a no-op build's time.
+when what Pagefind would be given is what it was given last time, and the
+piece's files are still there as that build left them (a digest of their
+names and sizes). A document is made from its source's bytes by the code
+(the theme's fingerprint covers the renderer's, with the Pagefind binary and
+the search package's), so a piece's inputs are digested from its URLs and
+source digests in order, without making a document; an unchanged source's
+document is made (from its file, in the thread) only when its piece is indexed
+again. Those digests are the build's private state, kept beside the folder
+(``newsroom.cli``), never in it. Pagefind was most of a no-op build's time.
 """
 
 from __future__ import annotations
@@ -167,6 +170,7 @@ class SearchPieces:
         *,
         site: str | None = None,
         previous: Mapping[str, Mapping[str, str]] | None = None,
+        theme: str = "",
     ) -> None:
         self.folder = folder
         self.fresh = fresh
@@ -176,8 +180,12 @@ class SearchPieces:
         # whose both still hold is kept as it is, not indexed again
         self.site = site
         self.previous = dict(previous or {}) if site else {}
+        self.theme = theme
         self._salt: bytes | None = None
         self.inputs: dict[str, str] = {}  # piece -> digest of the documents it holds
+        self.digests: dict[Doc, str] = {}  # document -> its source's digest
+        # documents not made yet: (source key, source file, summary) each
+        self.lazy: dict[Doc, tuple[str, str, str]] = {}
         self.kept: list[str] = []  # bundle keys left as they are in the site
         self.reused = 0  # pieces kept, not indexed again
         self._arrived: dict[str, tuple[str, Doc] | None] = {}  # None: it will not come
@@ -199,12 +207,23 @@ class SearchPieces:
         self.thread.start()
 
     # the parent's side --------------------------------------------------------
-    def arrive(self, key: str, url: str, doc: Doc | None) -> None:
+    def arrive(self, key: str, url: str, doc: Doc | None, digest: str = "") -> None:
         """The source ``key`` was rendered: its page is at ``url``, its search
-        document at ``doc`` (None: it has none, e.g. it is scheduled)."""
+        document at ``doc`` (None: it has none, e.g. it is scheduled), made
+        from source bytes whose digest is ``digest``."""
         with self._cond:
+            if doc is not None and digest:
+                self.digests[doc] = digest
             self._arrived[key] = None if doc is None else (url, doc)
             self._cond.notify_all()
+
+    def from_source(self, key: str, path: str, summary: str) -> Doc:
+        """The search document of an unchanged source, to be made from its
+        file (with the ``summary`` its entry keeps) only if its piece is
+        indexed again."""
+        doc = (path, -1, 0)
+        self.lazy[doc] = (key, path, summary)
+        return doc
 
     def close(self) -> None:
         """Every source was rendered: a planned one that did not arrive never will."""
@@ -326,39 +345,45 @@ class SearchPieces:
         files: dict[str, int] = {}  # documents file -> descriptor
 
         def read(doc: Doc) -> bytes:
+            if doc in self.lazy:
+                return _document_from_source(*self.lazy[doc])
             path, offset, length = doc
             if path not in files:
                 files[path] = os.open(path, os.O_RDONLY)
             return os.pread(files[path], length, offset)
 
+        def framed(url: str, doc: Doc) -> bytes:
+            # what the document is made from, or (no source digest) the document
+            source = self.digests.get(doc)
+            return _framed(url, source.encode() if source else b"\1" + read(doc))
+
         if self._salt is None:
-            self._salt = _salt()
+            self._salt = _salt() + self.theme.encode()
         digest = hashlib.sha256(self._salt)
-        source: Iterable[tuple[str, Doc, bytes | None]] = ((u, d, None) for u, d in docs)
+        source: Iterable[tuple[str, Doc]] = docs
         try:
             if piece in self.previous:
-                # every document first: a piece given what it was given last
-                # time, whose files are still there, is kept as it is
-                items = [(url, doc, read(doc)) for url, doc in docs]
-                for url, _doc, body in items:
-                    digest.update(_framed(url, body))
+                # every document's source first: a piece given what it was
+                # given last time, whose files are still there, is kept as it is
+                items = list(docs)
+                for url, doc in items:
+                    digest.update(framed(url, doc))
                 if digest.hexdigest() == self.previous[piece].get("inputs") and self._keep(
                     piece, self.previous[piece]
                 ):
-                    self.fed[piece] = [(url, doc) for url, doc, _body in items]
+                    self.fed[piece] = items
                     self.inputs[piece] = digest.hexdigest()
                     self.reused += 1
                     return
                 digest = hashlib.sha256(self._salt)
                 source = items
-            for url, doc, body in source:
+            for url, doc in source:
                 if self.stopped:
                     return
                 if self.indexer is None:
                     self.indexer = open_indexer()
-                body = read(doc) if body is None else body
-                digest.update(_framed(url, body))
-                self.indexer.add(url, body.decode("utf-8"))
+                digest.update(framed(url, doc))
+                self.indexer.add(url, read(doc).decode("utf-8"))
                 fed.append((url, doc))
         except BaseException:
             if self.indexer is not None:
@@ -449,6 +474,16 @@ def _prefix() -> str:
     from chalicelib.search.bundle import PREFIX
 
     return PREFIX
+
+
+def _document_from_source(key: str, path: str, summary: str) -> bytes:
+    """The search document of an unchanged source, as a worker makes it."""
+    from chalicelib.core.model import parse_release
+    from chalicelib.search.records import document, record
+
+    with open(path, "rb") as fh:
+        release = parse_release(fh.read(), name=key)
+    return document(record(release, summary)).encode("utf-8")
 
 
 def _framed(url: str, body: bytes) -> bytes:
