@@ -20,12 +20,12 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from .claims import Claiming
+from .claims import Claim, Claiming
 from .core.index import Announcement, Withdrawal
 from .core.site import Groups
 from .errors import SlugConflict, StorageError
@@ -70,6 +70,7 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         failed: dict[str, Exception],
         *,
         repair: Iterable[str] = (),
+        claims: Mapping[str, str] | None = None,
     ) -> tuple[dict[str, _Wanted], dict[str, SlugConflict], Change]:
         """Optimistic loop with the state's head as the commit point, for a whole
         batch. Each attempt reads the head, *then* the sources (so an attempt
@@ -85,8 +86,15 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         even if no key changes them. An attempt also takes the keys the head
         says are owed (``Head.repair``). When the loop gives up, or an attempt
         fails, the shared keys it wrote from a state it never committed are
-        recorded as owed in the head, so the next commit puts them right."""
+        recorded as owed in the head, so the next commit puts them right.
+
+        ``claims``: claims the sweep recorded as withdrawals (slug: source
+        key), taken over as this convergence's own: its commit deletes them,
+        and its first page under one is written over whatever is there (a
+        page the dead invocation may have written)."""
         change = Change()
+        for slug, src in (claims or {}).items():
+            change.claims[slug] = Claim(src, occupied=True)
         dirty: set[str] = set(repair)
         cache: dict[str, Any] = {}
         acting: dict[str, _Wanted] = {}  # what the pages written so far were for
