@@ -21,7 +21,9 @@ another batch's commit makes it lose.
 - An invocation that dies leaves its claim: the queue's next delivery of the
   same file takes it over; the sweep turns every claim it finds into a
   withdrawal in the head (as claims were recorded before) and converges its
-  source: the release is published, or its page taken down.
+  source: the release is published, or its page taken down; the commit of
+  that convergence ends the claim (until then a file that read the head
+  before the withdrawal still finds the slug claimed).
 """
 
 from __future__ import annotations
@@ -49,6 +51,24 @@ class Claim:
 
 
 HELD, REFUSED, RACED = "held", "refused", "raced"
+
+
+def rebuild_intent(rebuild_id: str) -> str:
+    """The claimant a rebuild's claims name (``rebuild.chunk``, ended by its commit)."""
+    return f"rebuild:{rebuild_id}"
+
+
+def end_claims(storage: Storage, slugs: list[str], intent: str) -> None:
+    """Delete the claims of ``slugs`` that still name ``intent`` (one taken
+    over since belongs to the batch that took it)."""
+    for slug in slugs:
+        obj = storage.get(claim_key(slug))
+        if obj is None or json.loads(obj.body).get("intent") != intent:
+            continue
+        try:
+            storage.delete(claim_key(slug), if_match=obj.etag)
+        except PreconditionFailed:
+            pass
 
 
 def take_claim(
@@ -134,13 +154,19 @@ class Claiming:
         conflicts[w.source_key] = SlugConflict(w.slug, holder, w.source_key)
         targets[w.source_key] = (old.entry_of(w.source_key), None)  # the live version stays
 
-    def settle_claims(self) -> list[str]:
+    def settle_claims(self) -> dict[str, str]:
         """The sweep's turn of the claims it finds (an invocation that died
         between its claim and its commit, or one running now) into
         withdrawals in the head, as claims used to be recorded: the slug stays
-        held, and converging the claim's source (returned) publishes the
-        release or takes its page down. A claim written again since it was
-        read (a live batch took it over) is left to that batch."""
+        held, and converging the claim's source publishes the release or
+        takes its page down. Returns those claims (slug: source key): they
+        stay until the commit of the batch converging their source deletes
+        them (``_converge``'s ``claims``), so a file that read the head
+        before the withdrawal was recorded still finds the slug claimed; a
+        claim deleted here, before that, let such a file claim the slug and
+        write its page while the claim's own batch was live. A claim of a
+        slug another file holds is only deleted (a holder committed before
+        it was made: its file was refused)."""
         found: dict[str, tuple[str, str]] = {}  # slug -> (source key, claim ETag)
         for key in list(self.source.list(CLAIMS_PREFIX)):
             obj = self.source.get(key)
@@ -148,19 +174,24 @@ class Claiming:
                 slug = key[len(CLAIMS_PREFIX) : -len(".json")]
                 found[slug] = (str(json.loads(obj.body).get("source_key", "")), obj.etag)
         if not found:
-            return []
+            return {}
+        others: dict[str, str] = {}  # slug -> ETag: claims of a slug another file holds
         for attempt in range(1, self.max_attempts + 1):
+            others = {}
             try:
                 snap = Snapshot.read(self.source)
                 if snap.etag is None:
                     # no commit yet: the claims' sources converge on a first commit
-                    return sorted({src for src, _e in found.values()})
+                    return {slug: src for slug, (src, _e) in found.items()}
                 draft = Draft(snap)
-                for slug, (src, _etag) in sorted(found.items()):
-                    if draft.holder(slug) is None:
+                for slug, (src, etag) in sorted(found.items()):
+                    holder = draft.holder(slug)
+                    if holder is None:
                         draft.withdrawing = with_withdrawal(
                             draft.withdrawing, Withdrawal(slug, src)
                         )
+                    elif holder != src:
+                        others[slug] = etag
             except StaleState:
                 self._contended(attempt)
                 continue
@@ -171,9 +202,9 @@ class Claiming:
             self._contended(attempt)
         else:
             raise StorageError("could not record the claims found in the state", HEAD_KEY)
-        for slug, (_src, etag) in found.items():
+        for slug, etag in others.items():
             try:
                 self.source.delete(claim_key(slug), if_match=etag)
             except PreconditionFailed:
                 pass  # taken over since: its batch deletes it with its commit
-        return sorted({src for src, _e in found.values()})
+        return {slug: src for slug, (src, _e) in found.items() if slug not in others}

@@ -20,12 +20,12 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from .claims import Claiming
+from .claims import Claim, Claiming
 from .core.index import Announcement, Withdrawal
 from .core.site import Groups
 from .errors import SlugConflict, StorageError
@@ -70,6 +70,7 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         failed: dict[str, Exception],
         *,
         repair: Iterable[str] = (),
+        claims: Mapping[str, str] | None = None,
     ) -> tuple[dict[str, _Wanted], dict[str, SlugConflict], Change]:
         """Optimistic loop with the state's head as the commit point, for a whole
         batch. Each attempt reads the head, *then* the sources (so an attempt
@@ -85,8 +86,15 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         even if no key changes them. An attempt also takes the keys the head
         says are owed (``Head.repair``). When the loop gives up, or an attempt
         fails, the shared keys it wrote from a state it never committed are
-        recorded as owed in the head, so the next commit puts them right."""
+        recorded as owed in the head, so the next commit puts them right.
+
+        ``claims``: claims the sweep recorded as withdrawals (slug: source
+        key), taken over as this convergence's own: its commit deletes them,
+        and its first page under one is written over whatever is there (a
+        page the dead invocation may have written)."""
         change = Change()
+        for slug, src in (claims or {}).items():
+            change.claims[slug] = Claim(src, occupied=True)
         dirty: set[str] = set(repair)
         cache: dict[str, Any] = {}
         acting: dict[str, _Wanted] = {}  # what the pages written so far were for
@@ -266,7 +274,7 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         if t.gone or mine or t.media_dropped:
             assert new.committed_head is not None
             head = snap.with_head(new.committed_head, committed)
-            self._settle(t.gone, mine, wanted, change, t.media_dropped, head)
+            self._settle(t.gone, mine, wanted, change, t.media_dropped, head, later=change.later)
         return wanted, conflicts
 
     def _restore_pages(self, targets: Targets, old: Draft, t: Transition, change: Change) -> None:
@@ -442,14 +450,23 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
             kinds=sorted({e.kind for e in entries}),
         )
 
-    def _drop_obsolete(self, change: Change) -> None:
-        """Delete what the commits of a convergence made obsolete (the state
-        objects they replaced, the intent record): one request. A fault
-        fails the batch; its retry finds the site converged and deletes
-        them; a crash leaves them unreferenced (storage, nothing else)."""
+    def _after_commit(self, change: Change) -> list[Callable[[], object]]:
+        """The private writes a convergence left for the batch's next step:
+        the delete of what its commit made obsolete (the state objects it
+        replaced, the intent record; one request) and the record of its
+        announcements delivered. A fault fails the batch; its retry finds
+        the site converged and finishes them; a crash leaves unreferenced
+        objects (storage, nothing else) and announcements that the next
+        commit or sweep delivers again (at least once)."""
         obsolete, change.obsolete = change.obsolete, []
+        calls, change.later = change.later, []
         if obsolete:
-            self.source.delete_many(obsolete)
+            calls.append(lambda: self.source.delete_many(obsolete))
+        return calls
+
+    def _drop_obsolete(self, change: Change) -> None:
+        """``_after_commit``'s writes, sent now."""
+        self.pool.run(self._after_commit(change))
 
     def _announced_calls(self, snap: Snapshot, change: Change) -> list[Any]:
         """Reads of the records (``announced_key``) of the convergences whose

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -126,9 +126,15 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
             raise outcome.failed[source_key]
         return outcome.receipts[0]
 
-    def sync_batch(self, keys: Iterable[str]) -> BatchOutcome:
+    def sync_batch(
+        self, keys: Iterable[str], *, claims: Mapping[str, str] | None = None
+    ) -> BatchOutcome:
         """Converge the public site to what every key of the batch holds now,
         with one commit of the index; write each key's receipt.
+
+        ``claims``: claims of new slugs (slug: source key of the batch) the
+        sweep found and recorded as withdrawals (``settle_claims``); this
+        batch's commit ends them.
 
         Bad input ends as that key's ``rejected`` receipt. An infrastructure
         fault reading one key fails only that key; one in the shared writes or
@@ -139,7 +145,7 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         keys = list(dict.fromkeys(keys))
         self._media_seen = {}
         try:
-            return self._sync_batch(keys, started, before)
+            return self._sync_batch(keys, started, before, claims or {})
         except Exception as exc:
             for key in keys:
                 self._log_failure(key, exc, started, before)
@@ -161,13 +167,15 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
             },
         )
 
-    def _sync_batch(self, keys: list[str], started: float, before: int) -> BatchOutcome:
+    def _sync_batch(
+        self, keys: list[str], started: float, before: int, claims: Mapping[str, str]
+    ) -> BatchOutcome:
         before_bytes = self.public.counters.bytes_written
         now = self.clock()
         outcome = BatchOutcome()
         release_keys = [k for k in keys if is_release_key(k)]
         self.versions.begin()
-        wanted, conflicts, change = self._converge(release_keys, now, outcome.failed)
+        wanted, conflicts, change = self._converge(release_keys, now, outcome.failed, claims=claims)
         outcome.change = change
         siblings = self._reconcile_versions(release_keys, wanted, outcome.failed)
         receipts: dict[str, Receipt] = {}
@@ -198,7 +206,7 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         # the schedule, what the commit made obsolete and the receipts are
         # independent and go in one step; a batch that schedules a key lists
         # it before its receipt says so
-        after_commit: list[Callable[[], object]] = [lambda: self._drop_obsolete(change)]
+        after_commit = self._after_commit(change)
         if scheduled:
             self.pool.run([schedule, *after_commit])
             after_commit = []

@@ -67,6 +67,7 @@ class Settling:
         media_dropped: dict[str, set[str]] | None = None,
         committed: Snapshot | None = None,
         cleared: tuple[Announcement, ...] = (),
+        later: list[Callable[[], object]] | None = None,
     ) -> tuple[Announcement, ...]:
         """After the commit (``committed``: the head this process just
         committed): delete the withdrawn pages and tell the listeners what
@@ -76,20 +77,37 @@ class Settling:
         writes the head once. Withdrawals are cleared from the head (one
         conditional write, with the announcements delivered and ``cleared``).
         A crash or a failing listener leaves them recorded, so the next batch
-        or sweep finishes them: at least once. Returns what was delivered."""
+        or sweep finishes them: at least once. Returns what was delivered.
+        ``later``: the record's PUT is put there for the caller to send with
+        its next step (the batch's receipts) rather than sent here; until
+        it lands, the announcements stay in the head as not yet delivered."""
         gone = set(gone)
+        if gone:
+            # a withdrawal a later commit took back (the file published again
+            # under that slug) is no longer ours to carry out: its page is
+            # that commit's now
+            pending = set(Snapshot.read(self.source).head.withdrawing)
+            gone &= pending
         for w in sorted(gone, key=lambda w: w.slug):
             self.public.delete(release_key(w.slug))
             change.deleted.append(release_key(w.slug))
         drained = self._announce(owed, wanted)
         if committed is not None and owed and (not gone or drained != owed):
             # the record the next commit reads: delivered, or to adopt
-            self.source.put(
-                announced_key(change.intent),
-                json.dumps({"delivered": drained == owed}).encode(),
-                content_type="application/json",
-                cache_control=PRIVATE_CACHE,
-            )
+            body = json.dumps({"delivered": drained == owed}).encode()
+
+            def record() -> None:
+                self.source.put(
+                    announced_key(change.intent),
+                    body,
+                    content_type="application/json",
+                    cache_control=PRIVATE_CACHE,
+                )
+
+            if later is None:
+                record()
+            else:
+                later.append(record)
         for attempt in range(1, self.max_attempts + 1):
             if committed is not None and not gone:
                 break  # nothing to clear in the head
@@ -101,7 +119,7 @@ class Settling:
                     if current.by_slug(w.slug) is not None:
                         # someone republished this slug while we were deleting: put
                         # its page back by converging that source again
-                        self._restore(current.by_slug(w.slug).source_key)  # type: ignore[union-attr]
+                        self._restore(current.by_slug(w.slug).source_key, w.slug)  # type: ignore[union-attr]
                     withdrawing = without_withdrawal(withdrawing, w)
             except StaleState:
                 self._contended(attempt)
@@ -198,13 +216,19 @@ class Settling:
                 return ()
         return owed
 
-    def _restore(self, source_key: str) -> None:
+    def _restore(self, source_key: str, slug: str) -> None:
+        """Put back the page of ``slug`` from the version the source holds
+        now, if that version is the one to show there: due (an embargoed
+        update of a live release is never rendered into the public bucket)
+        and under that slug."""
         obj = self.source.get(source_key)
         if obj is None:
             return
         try:
             release = parse_release(obj.body, name=source_key)
         except InvalidRelease:
+            return
+        if release.slug != slug or release.is_scheduled(self.clock()):
             return
         key = release_key(release.slug)
         versions = self.versions.lookup(source_key, release)

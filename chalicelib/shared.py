@@ -83,8 +83,9 @@ class SharedPages:
         to_delete = [k for k in to_delete if not (k in trusted and change.shared[k] is None)]
         bodies: dict[str, bytes] = {}
         # listings of one month show the same entries: each card is rendered
-        # once for all of them (and for the old and new version of a page)
-        with renderer.sharing_cards():
+        # once for all of them (and for the old and new version of a page),
+        # and kept for this instance's next batch
+        with renderer.sharing_cards(keep=True):
             for key in to_write:
                 # inputs changed but the bytes may not have: the public object
                 # was rendered from old_plan under this theme, so compare bytes,

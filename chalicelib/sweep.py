@@ -81,11 +81,14 @@ class Sweeper:
         )
         # claims of new slugs a dead invocation left become withdrawals,
         # and their sources are converged: published, or their page taken down
-        claimed = set(self.publisher.settle_claims())
-        report.drifted = sorted((self._drifted() | claimed) - set(report.due))
+        claims = self.publisher.settle_claims()
+        report.drifted = sorted((self._drifted() | set(claims.values())) - set(report.due))
         keys = report.due + report.drifted
         for i in range(0, len(keys), self.batch):
-            outcome = self.publisher.sync_batch(keys[i : i + self.batch])
+            chunk = keys[i : i + self.batch]
+            # the batch converging a claim's source ends the claim with its commit
+            mine = {slug: src for slug, src in claims.items() if src in chunk}
+            outcome = self.publisher.sync_batch(chunk, claims=mine)
             report.receipts.extend(outcome.receipts)
             report.failed.extend(sorted(outcome.failed))
         self.publisher.drain_owed()

@@ -70,6 +70,11 @@ def targets_of(wanted: dict[str, _Wanted], acting: dict[str, _Wanted], old: Draf
                 targets[key] = (old.entry_of(key), None)
             else:
                 targets[key] = (acting[key].entry, acting[key].page)
+        elif any(x.source_key == key for x in old.withdrawing):
+            # a rejected file with a withdrawal in flight (the claim of a dead
+            # invocation the sweep recorded, a crash): its live version stays
+            # and the withdrawal is carried out, or the slug stays held for good
+            targets[key] = (old.entry_of(key), None)
     return targets
 
 

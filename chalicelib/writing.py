@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -55,8 +56,10 @@ class Change:
     shared: dict[str, str | None] = field(default_factory=dict, repr=False)
     media_refs: dict[str, list[str]] = field(default_factory=dict, repr=False)  # markers written
     media_public: set[str] = field(default_factory=set, repr=False)  # media published
-    # private objects a commit made obsolete, deleted with the batch's next step
+    # private objects a commit made obsolete, deleted with the batch's next
+    # step, and other writes left for that step (``Convergence._after_commit``)
     obsolete: list[str] = field(default_factory=list, repr=False)
+    later: list[Callable[[], object]] = field(default_factory=list, repr=False)
     # the intent record (``keys.intent_key``) of this convergence and the
     # shared pages it names so far
     intent: str = field(default_factory=lambda: uuid.uuid4().hex[:16], repr=False)

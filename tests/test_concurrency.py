@@ -410,14 +410,18 @@ def test_two_batches_claiming_one_new_slug_at_once_one_wins_the_other_is_refused
     assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
 
 
-@pytest.mark.parametrize("then", ["kept", "deleted", "claimed by another"])
+@pytest.mark.parametrize(
+    "then", ["kept", "deleted", "claimed by another", "made invalid, claimed by another"]
+)
 def test_an_invocation_killed_after_its_claim_is_repaired_by_one_sweep(
     aws: Any, then: str
 ) -> None:
     """An invocation claims a new slug, writes its page and listings, and dies
     just before its commit. One sweep ends on a full build of what the
     sources hold then: the file published (kept), its page taken down
-    (deleted), or the slug given to the other file that wants it."""
+    (deleted), or the slug given to the other file that wants it. (Made
+    invalid: the sweep's batch rejected the file and left the slug held by
+    it, its page up, for good.)"""
     from chalicelib.sweep import Sweeper
 
     aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
@@ -438,9 +442,11 @@ def test_an_invocation_killed_after_its_claim_is_repaired_by_one_sweep(
     with pytest.raises(Killed):
         dying.sync("releases/dying.json")
     assert "releases/new-slug/index.html" in public_tree(aws), "its page was written"
-    if then != "kept":
+    if then.startswith("made invalid"):
+        aws.put_object(Bucket=SOURCE, Key="releases/dying.json", Body=b'{"title": ""}')
+    elif then != "kept":
         aws.delete_object(Bucket=SOURCE, Key="releases/dying.json")
-    if then == "claimed by another":
+    if then.endswith("claimed by another"):
         aws.put_object(
             Bucket=SOURCE,
             Key="releases/other.json",
@@ -453,7 +459,7 @@ def test_an_invocation_killed_after_its_claim_is_repaired_by_one_sweep(
     assert tree == full_build(aws)
     assert link_problems(tree) == []
     assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
-    if then == "claimed by another":
+    if then.endswith("claimed by another"):
         assert b"From the other one" in tree["releases/new-slug/index.html"]
 
 
@@ -895,4 +901,232 @@ def test_a_hint_an_uncommitted_attempt_writes_never_hides_the_committed_entry(
     plain(aws).sync(key)
     tree = public_tree(aws)
     assert not [k for k in tree if k.startswith("releases/story")]
+    assert tree == full_build(aws)
+
+
+class AfterWrite(StorageWrapper):
+    """The first time ``when(op, key)`` holds for a write, run ``then()`` once it has landed."""
+
+    def __init__(
+        self, inner: Any, when: Callable[[str, str], bool], then: Callable[[], Any]
+    ) -> None:
+        super().__init__(inner)
+        self.when, self.then, self.fired = when, then, False
+
+    def _write(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+        out = do()
+        if not self.fired and self.when(op, key):
+            self.fired = True
+            self.then()
+        return out
+
+
+@pytest.mark.parametrize("moment", ["after its commit", "at its delete"])
+def test_an_unpublish_racing_a_republish_never_renders_an_embargoed_version(
+    aws: Any, moment: str
+) -> None:
+    """The file is deleted; once its unpublish has committed (or just as it
+    deletes the page), the file comes back and is published again, then is
+    overwritten with an embargoed version whose event is not delivered yet.
+    The unpublish leaves the page of the republished version alone (after
+    its commit: the withdrawal is no longer its to carry out) and never puts
+    the page back from the embargoed version the bucket holds now (at its
+    delete: it used to render that one into the public bucket)."""
+    from invariants import secrecy_problems
+
+    key = "releases/story.json"
+    live = make_release(slug="story", title="Live version")
+    aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(live))
+    plain(aws).sync(key)
+    aws.delete_object(Bucket=SOURCE, Key=key)
+
+    def republished_then_embargoed() -> None:
+        aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(live))
+        assert plain(aws).sync(key).status == "published"
+        secret = make_release(
+            slug="story", title="Secret merger", embargo_until="2027-06-01T09:00:00+00:00"
+        )
+        aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(secret))
+
+    unpublish = plain(aws)
+    if moment == "after its commit":
+        unpublish.source = AfterWrite(  # type: ignore[assignment]
+            unpublish.source,
+            lambda op, k: op == "put" and k == STATE_KEY,
+            republished_then_embargoed,
+        )
+    else:
+        unpublish.public = Interleave(  # type: ignore[assignment]
+            unpublish.public,
+            lambda op, k: op == "delete" and k == "releases/story/index.html",
+            republished_then_embargoed,
+        )
+    unpublish.sync(key)
+    tree = public_tree(aws)
+    assert secrecy_problems(tree, ["Secret merger"]) == []
+    if moment == "after its commit":
+        assert b"Live version" in tree["releases/story/index.html"]
+        assert link_problems(tree) == []
+    plain(aws).sync(key)  # the embargoed upload's event: the live version stays
+    assert secrecy_problems(public_tree(aws), ["Secret merger"]) == []
+
+
+def test_a_sweep_settling_a_live_claim_lets_no_other_file_take_the_slug(aws: Any) -> None:
+    """A has claimed a new slug and is about to write its page when a sweep
+    starts and turns the claim into a withdrawal. C, another file with the
+    same slug that read the head before that, claims the slug in between and
+    writes its page; A finds the page taken, overwrites it, and is about to
+    commit when C, refused at last, takes its page down. A commits. After
+    one more sweep the site must be a full build: A's page there, C's never."""
+    from chalicelib.sweep import Sweeper
+
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
+    plain(aws).sync("releases/first.json")
+    for name in ("a", "c"):
+        doc = make_release(slug="same", title=f"From {name.upper()}")
+        aws.put_object(Bucket=SOURCE, Key=f"releases/{name}.json", Body=dumps(doc))
+    page = "releases/same/index.html"
+    c_paged, resume_c = threading.Event(), threading.Event()
+    receipts: list[Any] = []
+
+    def c_sync() -> None:
+        c = plain(aws)
+        c.source = Interleave(  # type: ignore[assignment]
+            c.source,
+            lambda op, k: op == "put" and k == claim_key("same"),
+            lambda: plain(aws).settle_claims(),  # the sweep's first step
+        )
+
+        def pause() -> None:
+            c_paged.set()
+            assert resume_c.wait(30)
+
+        c.public = AfterWrite(c.public, lambda op, k: op == "put" and k == page, pause)  # type: ignore[assignment]
+        try:
+            receipts.append(c.sync("releases/c.json"))
+        finally:
+            c_paged.set()  # refused before any page: nothing to wait for
+
+    runner = threading.Thread(target=c_sync)
+
+    def start_c() -> None:
+        runner.start()
+        assert c_paged.wait(30)
+
+    def finish_c() -> None:
+        resume_c.set()
+        runner.join(30)
+
+    a = plain(aws)
+    a.public = Interleave(a.public, lambda op, k: op == "put" and k == page, start_c)  # type: ignore[assignment]
+    a.source = Interleave(a.source, lambda op, k: op == "put" and k == STATE_KEY, finish_c)  # type: ignore[assignment]
+    assert a.sync("releases/a.json").status == "published"
+    assert [r.status for r in receipts] == ["rejected"]
+    Sweeper(plain(aws)).run()
+    tree = public_tree(aws)
+    assert b"From C" not in b"".join(tree.values())
+    assert link_problems(tree) == []
+    assert tree == full_build(aws)
+
+
+class KilledAtWrite(StorageWrapper):
+    """The invocation dies at its ``n``-th write from its first claim on
+    (counted over both buckets: ``box``), before the write lands."""
+
+    def __init__(self, inner: Any, box: dict[str, Any], n: int) -> None:
+        super().__init__(inner)
+        self.box, self.n = box, n
+
+    def _write(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+        if key.startswith(CLAIMS_PREFIX):
+            self.box["armed"] = True
+        if self.box.get("armed"):
+            self.box["writes"] = self.box.get("writes", 0) + 1
+            if self.box["writes"] == self.n:
+                raise Killed(f"killed at {op} {key}")
+        return do()
+
+
+@pytest.mark.parametrize(
+    "then",
+    ["redelivered, sweep", "sweep, redelivered", "deleted, sweep", "other, sweep",
+     "deleted, other, sweep"],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "n", [9, *(pytest.param(n, marks=pytest.mark.stress) for n in range(1, 30) if n != 9)]
+)
+def test_an_invocation_killed_at_any_write_after_its_claim_converges(
+    aws: Any, n: int, then: str
+) -> None:
+    """An invocation of a new release dies at its ``n``-th write from its
+    claim on (the claim itself, its page, the intent record, listings, state
+    objects, hints, the commit, what follows it); then, in turn, the queue
+    delivers the file again, the sweep runs, the file is deleted, another
+    file with the same slug is published. The site ends as a full build, with
+    no claim left (the other file holds the slug only if the first one never
+    committed, and one of the two is nowhere)."""
+    from chalicelib.sweep import Sweeper
+
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
+    plain(aws).sync("releases/first.json")
+    doc = make_release(
+        slug="new-slug", title="From the dying one", topics=["Storms"],
+        published_at="2025-03-10T10:00:00+00:00",
+    )  # fmt: skip
+    aws.put_object(Bucket=SOURCE, Key="releases/dying.json", Body=dumps(doc))
+    box: dict[str, Any] = {}
+    dying = make_publisher(aws, NOW, wrap=lambda s: KilledAtWrite(s, box, n))
+    with pytest.raises(Killed):
+        dying.sync("releases/dying.json")
+    for step in then.split(", "):
+        if step == "redelivered":
+            plain(aws).sync("releases/dying.json")
+        elif step == "sweep":
+            Sweeper(plain(aws)).run()
+        elif step == "deleted":
+            aws.delete_object(Bucket=SOURCE, Key="releases/dying.json")
+        elif step == "other":
+            other = make_release(
+                slug="new-slug", title="From the other one",
+                published_at="2025-05-10T10:00:00+00:00",
+            )  # fmt: skip
+            aws.put_object(Bucket=SOURCE, Key="releases/other.json", Body=dumps(other))
+            plain(aws).sync("releases/other.json")
+    tree = public_tree(aws)
+    assert link_problems(tree) == []
+    everything = b"".join(tree.values())
+    if then == "other, sweep":  # both files there: whoever committed first holds the slug
+        assert b"From the other one" not in everything or b"From the dying one" not in everything
+    else:
+        assert tree == full_build(aws)
+    assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
+
+
+def test_a_new_release_deleted_while_its_claim_is_in_flight_is_down_after_one_sweep(
+    aws: Any,
+) -> None:
+    """A new release has claimed its slug and written its pages when its file
+    is deleted and the delete's batch runs: that batch finds nothing
+    committed and nothing to withdraw, and commits nothing, so the first
+    batch then commits the version it read (docs/reliability.md, limit 10).
+    The sweep takes it down: after it, a full build of what is left."""
+    from chalicelib.sweep import Sweeper
+
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
+    plain(aws).sync("releases/first.json")
+    key = "releases/new.json"
+    aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(make_release(slug="fresh", title="Gone")))
+
+    def deleted_and_its_batch() -> None:
+        aws.delete_object(Bucket=SOURCE, Key=key)
+        assert plain(aws).sync(key).status == "unpublished"
+
+    first = plain(aws)
+    first.source = Interleave(  # type: ignore[assignment]
+        first.source, lambda op, k: op == "put" and k == STATE_KEY, deleted_and_its_batch
+    )
+    first.sync(key)
+    Sweeper(plain(aws)).run()
+    tree = public_tree(aws)
+    assert "releases/fresh/index.html" not in tree
     assert tree == full_build(aws)

@@ -62,7 +62,7 @@ def test_a_new_release_is_read_in_two_rounds_and_published_in_few(traced: Any) -
     assert ("GetObject", "state/slugs/fresh-one.json") in first[1]
     assert ("GetObject", "state/sources/fresh-one.json") in first[1]
     assert all(k.startswith("state/objects/") for _op, k in first[2])
-    assert len(rounds) <= 12, "\n".join(str([(r.op, r.key) for r in rnd]) for rnd in rounds)
+    assert len(rounds) <= 11, "\n".join(str([(r.op, r.key) for r in rnd]) for rnd in rounds)
 
 
 def test_the_order_the_guarantees_need_holds(traced: Any) -> None:

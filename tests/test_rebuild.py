@@ -752,3 +752,70 @@ def test_a_malformed_message_is_dropped_not_retried(aws: Any, sqs: Any, app_modu
     for body in ["not json", json.dumps({"action": "render"}), json.dumps({"action": "x"})]:
         sqs.send_message(QueueUrl=url, MessageBody=body)
     assert drain(sqs, lambda event: app_module.render_releases(event, None)) == 3
+
+
+class AfterWrite(StorageWrapper):
+    """Runs ``then`` (once) just after the first write of ``key`` landed."""
+
+    def __init__(self, inner: Any, key: str, then: Callable[[], Any]) -> None:
+        super().__init__(inner)
+        self.key, self.then = key, then
+
+    def _write(self, op: str, key: str, do: Callable[[], Any]) -> Any:
+        out = do()
+        if key == self.key and self.then is not None:
+            then, self.then = self.then, None
+            then()
+        return out
+
+
+@pytest.mark.parametrize(
+    ("moment", "step"),
+    [(BeforeWrite, "claim"), (BeforeWrite, "page"), (AfterWrite, "page")],
+    ids=["before-its-claim", "before-its-page", "after-its-page"],
+)
+def test_a_publish_taking_a_new_slug_a_chunk_writes_leaves_one_holder(
+    aws: Any, sqs: Any, moment: type, step: str
+) -> None:
+    """A rebuild's chunk finds no page under the slug of a file nobody has
+    published yet and takes it, when a publish of another file with that
+    slug runs start to finish: just before the chunk claims the slug (the
+    publish holds it), just before the chunk writes the page, or just after
+    (the chunk holds it: the publish is refused). Either way one file holds
+    the slug and the other is nowhere on the site, which ends as a full
+    build without it. Before, the chunk wrote over the publish's page, or
+    the publish over the chunk's, and the rebuild committed the chunk's
+    entry beside the publish's: both listed under one slug."""
+    from chalicelib.keys import claim_key
+
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
+    publisher(aws).sync("releases/first.json")
+    doc = make_release(slug="same", title="From A", published_at="2025-01-10T10:00:00+00:00")
+    aws.put_object(Bucket=SOURCE, Key="releases/a.json", Body=dumps(doc))
+    r = renderer()
+    receipts: list[Any] = []
+
+    def publish_meanwhile() -> None:
+        other = make_release(slug="same", title="From B", published_at="2025-05-10T10:00:00+00:00")
+        aws.put_object(Bucket=SOURCE, Key="releases/b.json", Body=dumps(other))
+        receipts.append(publisher(aws, r).sync("releases/b.json"))
+
+    source, public = S3Storage(aws, SOURCE), S3Storage(aws, PUBLIC)
+    if step == "claim":
+        source = moment(source, claim_key("same"), publish_meanwhile)
+    else:
+        public = moment(public, "releases/same/index.html", publish_meanwhile)
+    svc = service(aws, r, source=source, public=public)
+    svc.start()
+    drain(sqs, svc.handle)
+    assert len(receipts) == 1, "the publish ran"
+    refused = "releases/a.json" if receipts[0].status == "published" else "releases/b.json"
+    assert step == "claim" or refused == "releases/b.json", "the chunk held the slug"
+    sources = sorted(
+        (k, v)
+        for k, v in public_tree(aws, SOURCE).items()
+        if k.startswith("releases/") and k != refused
+    )
+    want = build_site(sources, r, now=NOW, workers=1).files
+    assert differences(aws, want) == []
+    assert claim_key("same") not in public_tree(aws, SOURCE), "no claim left"

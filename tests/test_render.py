@@ -373,3 +373,29 @@ def test_release_page_shows_standfirst_time_zone_updated_and_share_links() -> No
         '<input id="share-url" type="url" value="https://news.example.org/releases/clinics/" readonly'
         in html
     )
+
+
+def test_a_kept_card_follows_what_the_entry_shows_not_the_object() -> None:
+    """Cards kept from one batch to the next (``sharing_cards(keep=True)``)
+    are found by what they show: an equal entry read again (another object)
+    reuses its card, and one that differs in what a card shows (the offset
+    its date is written in: the same instant, another day shown) gets its own."""
+    r = Renderer(SETTINGS)
+    first = entry(published_at="2018-12-19T22:30:00-05:00")
+    again = entry(published_at="2018-12-19T22:30:00-05:00")
+    moved = entry(published_at="2018-12-20T03:30:00+00:00")
+    assert first is not again and moved.published_at == first.published_at
+
+    def listed(e: Entry) -> bytes:
+        return r.listing(path="/p/", heading="P", entries=(e,))
+
+    with r.sharing_cards(keep=True):
+        before = listed(first)
+    assert r.cards.seen, "kept for the next batch"
+    with r.sharing_cards(keep=True):
+        assert listed(again) == before
+        other = listed(moved)
+    assert b"December 19, 2018" in before and b"December 20, 2018" in other
+    with r.sharing_cards():
+        pass
+    assert not r.cards.seen

@@ -111,3 +111,25 @@ def test_a_race_lost_every_time_is_an_infrastructure_error(tmp_path: Any):
     storage = RacingStorage(tmp_path, races=100)
     with pytest.raises(StorageError, match="search corpus of 2018-12"):
         SearchCorpus(storage, attempts=3).on_commit(Commit(published=[published("mine")]))
+
+
+def test_a_month_kept_encoded_gives_the_bytes_of_a_fresh_read(aws: Any):
+    """The instance that wrote a month file last keeps its records encoded
+    and writes the next version from them: the same bytes as an instance
+    that reads the file afresh; a file another writer changed meanwhile is
+    read again, never overwritten from what was kept."""
+    from chalicelib.search.corpus import month_bytes, parse_month
+
+    storage = S3Storage(aws, SOURCE)
+    warm, fresh = SearchCorpus(storage), SearchCorpus(storage)
+    warm.on_commit(Commit(published=[published("a"), published("b", title="B <&> é")]))
+    fresh.on_commit(Commit(published=[published("c")]))  # warm's copy is stale now
+    warm.on_commit(Commit(published=[published("d")], withdrawn=[Withdrawn("x", "a", "2018-12")]))
+    doc = month(aws, "2018-12")
+    assert [r["slug"] for r in doc["records"]] == ["b", "c", "d"]
+    raw = aws.get_object(Bucket=SOURCE, Key=corpus_key("2018-12"))["Body"].read()
+    assert raw == month_bytes("2018-12", parse_month(raw))
+    warm.on_commit(Commit(published=[published("e")]))  # from what it kept
+    again = aws.get_object(Bucket=SOURCE, Key=corpus_key("2018-12"))["Body"].read()
+    assert again == month_bytes("2018-12", parse_month(again))
+    assert [r["slug"] for r in json.loads(again)["records"]] == ["b", "c", "d", "e"]

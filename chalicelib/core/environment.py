@@ -116,20 +116,28 @@ class CardCache:
 
     A build or a rebuild step renders many listings that show the same entry
     (its month in the archive, in each of its topics and in its kind): the
-    card was most of a listing's rendering time. A card depends only on the
-    entry, the heading level, how eagerly its image loads and the page's
-    language, so the same entry object gives the same bytes. Off by default:
-    a warm Lambda must not keep the entries of earlier invocations alive
-    (``Renderer.sharing_cards`` turns it on for one batch of pages)."""
+    card was most of a listing's rendering time. A card depends only on what
+    it shows of the entry (``card_key``), the heading level, how eagerly its
+    image loads and the page's language, so equal keys give the same bytes.
+    Off by default (``Renderer.sharing_cards`` turns it on for a batch of
+    pages); it holds strings, never entries, and at most ``LIMIT`` cards."""
 
     LIMIT = 5_000  # cards kept at once (a few MB); the pages of one month come together
 
     def __init__(self) -> None:
         self.on = False
-        self.seen: dict[tuple[int, str, Any, str], tuple[Any, Markup]] = {}
+        self.seen: dict[tuple[Any, ...], Markup] = {}
 
     def clear(self) -> None:
         self.seen.clear()
+
+
+def card_key(e: Any) -> tuple[Any, ...]:
+    """Everything a listing card shows of an entry (``macros.html``'s
+    ``card``): its link, title, kind, date as written (the offset too: the
+    date is shown in it), excerpt, language and image."""
+    image = tuple(sorted(e.image.items())) if e.image else None
+    return (e.url, e.title, e.kind, e.published_at.isoformat(), e.summary, e.language, image)
 
 
 def template_environment(
@@ -201,14 +209,14 @@ def template_environment(
             card_macro.append(env.get_template("macros.html").module.card)  # type: ignore[attr-defined]
         if cards is None or not cards.on:
             return card_macro[0](e, heading, eager)  # type: ignore[no-any-return]
-        key = (id(e), heading, eager, tag)
+        key = (card_key(e), heading, eager, tag)
         hit = cards.seen.get(key)
-        if hit is not None and hit[0] is e:
-            return hit[1]  # type: ignore[no-any-return]
+        if hit is not None:
+            return hit
         html = card_macro[0](e, heading, eager)
         if len(cards.seen) >= cards.LIMIT:
             cards.seen.clear()
-        cards.seen[key] = (e, html)  # the entry is kept: its id is not reused meanwhile
+        cards.seen[key] = html
         return html  # type: ignore[no-any-return]
 
     env.globals.update(

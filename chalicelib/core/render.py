@@ -93,16 +93,20 @@ class Renderer:
         return self._envs[key]
 
     @contextmanager
-    def sharing_cards(self) -> Iterator[None]:
+    def sharing_cards(self, *, keep: bool = False) -> Iterator[None]:
         """Within: a listing card is rendered once per entry and reused by every
-        listing that shows the same entry object (``CardCache``), for a batch
-        of shared pages rendered together (a build, a rebuild step)."""
+        listing that shows the same entry (``CardCache``), for a batch of
+        shared pages rendered together (a build, a rebuild step, a publish).
+        ``keep``: the cards stay for the next batch (a warm publisher's next
+        batch lists most of the same entries again), within the cache's
+        bound."""
         self.cards.on = True
         try:
             yield
         finally:
             self.cards.on = False
-            self.cards.clear()
+            if not keep:
+                self.cards.clear()
 
     def gettext(self, message: str, **values: Any) -> str:
         """A label in the site's language (headings the site plan builds)."""

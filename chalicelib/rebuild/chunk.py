@@ -5,7 +5,10 @@ completes the set queues ``settle``.
 A chunk claims each slug it writes a new page for (``claims/<slug>``, written
 only if absent): two new sources in different chunks that claim one slug never
 both write its page; the second is left to ``settle``, which applies the
-publisher's rules. A page that exists is written only by the source that held
+publisher's rules. It takes the publisher's claim of the slug too
+(``state/claims/``, ended by the commit), so a publish of another file with
+that slug is refused meanwhile, and writes the page only if it is still
+absent. A page that exists is written only by the source that held
 its slug when the rebuild started."""
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import logging
 from typing import Any
 
+from ..claims import HELD, rebuild_intent, take_claim
 from ..errors import PreconditionFailed, StorageError
 from ..keys import (
     PRIVATE_CACHE,
@@ -84,6 +88,14 @@ class RenderStep(RebuildBase):
             obj = self.source.get(claim)
             return obj is not None and obj.body.decode() == key
 
+    def _hold(self, rebuild_id: str, slug: str, key: str) -> bool:
+        """Take the publisher's claim of a new slug (``claims.take_claim``)
+        for ``key`` in this rebuild; ``False``: a publish in flight holds it."""
+        outcome, _holder = take_claim(
+            self.source, slug, key, rebuild_intent(rebuild_id), self.clock()
+        )
+        return outcome == HELD
+
     def _render(
         self, rebuild_id: str, chunk: int, keys: list[str], slugs: dict[str, str]
     ) -> ChunkResult:
@@ -105,7 +117,20 @@ class RenderStep(RebuildBase):
                         return key, _Outcome("unsettled"), wrote
                     if info is None and not self._claim(rebuild_id, outcome.entry.slug, key):
                         return key, _Outcome("contested"), wrote  # settle decides
-                    if info is None or info.etag != md5_etag(outcome.page):
+                    if info is None:
+                        # the publisher's claim too, so a publish of another
+                        # file with this slug is refused while the rebuild
+                        # holds it (the commit ends the claim); then the page
+                        # only if still absent: a publish that claimed and
+                        # committed since the look has its page there
+                        if not self._hold(rebuild_id, outcome.entry.slug, key):
+                            return key, _Outcome("contested"), wrote  # settle decides
+                        try:
+                            put_public(self.public, page_key, outcome.page, if_none_match=True)
+                        except PreconditionFailed:
+                            return key, _Outcome("unsettled"), wrote  # settle decides
+                        wrote = True
+                    elif info.etag != md5_etag(outcome.page):
                         put_public(self.public, page_key, outcome.page)
                         wrote = True
                 # the source again: a newer version may have been published (its

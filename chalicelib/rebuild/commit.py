@@ -20,6 +20,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from ..claims import end_claims, rebuild_intent
 from ..core.index import NEWEST, Entry
 from ..core.model import KIND_LABELS
 from ..core.site import plan_site, plan_years, render_page
@@ -111,6 +112,11 @@ class CommitStep(GroupSteps):
                 f"{self.max_attempts} commit attempts; the commit message is retried",
                 STATE_KEY,
             )
+        # the publisher's claims of the new slugs the chunks wrote: the
+        # committed entries hold them now
+        prefix = rebuild_key(rebuild_id, "claims/")
+        slugs = [k[len(prefix) :] for k in self.source.list(prefix)]
+        end_claims(self.source, slugs, rebuild_intent(rebuild_id))
         prunes = self._get_all(list(self.source.list(rebuild_key(rebuild_id, "prunes/"))))
         for doc in prunes.values():
             deleted.update(doc["deleted"])

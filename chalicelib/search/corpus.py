@@ -64,12 +64,33 @@ def month_bytes(month: str, records: Iterable[dict[str, Any]]) -> bytes:
     return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
+def record_text(record: dict[str, Any]) -> str:
+    """One record as ``month_bytes`` writes it."""
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def month_bytes_of_texts(month: str, texts: dict[str, str]) -> bytes:
+    """``month_bytes`` of the records whose texts (``record_text``) are
+    ``texts`` by slug: the same bytes, without encoding again the records
+    that did not change."""
+    records = ",".join(texts[slug] for slug in sorted(texts))
+    head = json.dumps(month, ensure_ascii=False)
+    return f'{{"month":{head},"records":[{records}],"version":1}}'.encode()
+
+
 class SearchCorpus:
     """The ``CommitListener`` that keeps the search corpus (see the module doc)."""
+
+    KEPT_MONTHS = 2  # months whose records this instance keeps encoded
 
     def __init__(self, storage: Storage, attempts: int = ATTEMPTS) -> None:
         self.storage = storage
         self.attempts = attempts
+        # month -> (the ETag of its file as this instance last wrote it, the
+        # records' texts by slug): the next publish into that month (nearly
+        # always the same one) neither parses nor encodes the file again
+        # when the file is still that version
+        self._kept: dict[str, tuple[str, dict[str, str]]] = {}
 
     def on_commit(self, commit: Commit) -> None:
         changes: dict[str, _MonthChange] = {}
@@ -87,26 +108,44 @@ class SearchCorpus:
         key = corpus_key(month)
         for _ in range(self.attempts):
             current = self.storage.get(key)
-            records = {r["slug"]: r for r in parse_month(current.body if current else None)}
+            texts = self._texts(month, current)
             for slug in change.removals:
-                records.pop(slug, None)
-            records.update(change.upserts)
-            body = month_bytes(month, records.values())
+                texts.pop(slug, None)
+            texts.update((slug, record_text(r)) for slug, r in change.upserts.items())
+            body = month_bytes_of_texts(month, texts)
             if current is not None and current.body == body:
+                self._keep(month, current.etag, texts)
                 return
-            if not records and current is None:
+            if not texts and current is None:
                 return
             etag = current.etag if current is not None else None
-            if put_if_unchanged(
+            written = put_if_unchanged(
                 self.storage,
                 key,
                 body,
                 etag,
                 content_type=CONTENT_TYPE,
                 cache_control=CACHE_CONTROL,
-            ):
+            )
+            if written:
+                self._keep(month, written, texts)
                 return
         raise StorageError(f"could not update the search corpus of {month}", key)
+
+    def _texts(self, month: str, current: Any) -> dict[str, str]:
+        """The records of the month file just read, as texts by slug."""
+        if current is None:
+            return {}
+        kept = self._kept.get(month)
+        if kept is not None and kept[0] == current.etag:
+            return dict(kept[1])
+        return {r["slug"]: record_text(r) for r in parse_month(current.body)}
+
+    def _keep(self, month: str, etag: str, texts: dict[str, str]) -> None:
+        self._kept.pop(month, None)
+        self._kept[month] = (etag, texts)
+        while len(self._kept) > self.KEPT_MONTHS:
+            self._kept.pop(next(iter(self._kept)))
 
     # Whole-corpus operations (backfill after a rebuild, the demo, update_search) ----------
     def replace_all(self, records: Iterable[dict[str, Any]]) -> list[str]:
