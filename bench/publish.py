@@ -137,6 +137,23 @@ class RequestCounter:
 DELAY = 0.020  # seconds per request: about one S3 round trip from Lambda
 
 
+def seeded_app(s3: Any, archive: int) -> tuple[Any, Any, Any]:
+    """Both buckets, the private state of ``archive`` releases seeded into the
+    source, and the handler module as Lambda loads it, its clients fresh:
+    ``(seeded, app, service)``."""
+    from .archive import seed_archive
+
+    s3.create_bucket(Bucket=SOURCE)
+    s3.create_bucket(Bucket=PUBLIC)
+    seeded = seed_archive(s3, SOURCE, archive)
+    import app  # noqa: PLC0415 - the handler module, as Lambda loads it
+    from chalicelib import service
+
+    logging.getLogger("newsroom").setLevel(logging.WARNING)  # app sets INFO
+    service.reset()
+    return seeded, app, service
+
+
 def measure(archive: int, runs: int = 5, seed: int = 7) -> dict[str, Any]:
     """Per-publish figures for one archive size: a publish into a small topic
     and into the topic holding half the archive, each the median of ``runs``
@@ -144,18 +161,11 @@ def measure(archive: int, runs: int = 5, seed: int = 7) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
-    from .archive import BIG_TOPIC, DENSITY, SMALL_TOPIC, seed_archive
+    from .archive import BIG_TOPIC, DENSITY, SMALL_TOPIC
 
     with environment(), mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=SOURCE)
-        s3.create_bucket(Bucket=PUBLIC)
-        seeded = seed_archive(s3, SOURCE, archive)
-        import app  # noqa: PLC0415 - the handler module, as Lambda loads it
-        from chalicelib import service
-
-        logging.getLogger("newsroom").setLevel(logging.WARNING)  # app sets INFO
-        service.reset()
+        seeded, app, service = seeded_app(s3, archive)
         counter = RequestCounter(service.s3_client())
         rng = random.Random(seed)
         n = 0

@@ -12,7 +12,6 @@ machine's load; the time does.
 from __future__ import annotations
 
 import json
-import logging
 import random
 import sys
 import time
@@ -21,8 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from . import corpus
-from .archive import seed_archive
-from .publish import PUBLIC, SOURCE, environment, s3_event
+from .publish import SOURCE, environment, s3_event, seeded_app
 
 
 def _prefix(key: str) -> str:
@@ -36,14 +34,7 @@ def profile(archive: int = 10000, size: int = 100) -> dict[str, Any]:
 
     with environment(), mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=SOURCE)
-        s3.create_bucket(Bucket=PUBLIC)
-        seeded = seed_archive(s3, SOURCE, archive)
-        import app  # noqa: PLC0415 - the handler module, as Lambda loads it
-        from chalicelib import service
-
-        logging.getLogger("newsroom").setLevel(logging.WARNING)
-        service.reset()
+        seeded, app, service = seeded_app(s3, archive)
         ops: Counter[str] = Counter()
 
         def count(params: dict[str, Any], event_name: str = "", **_: Any) -> None:

@@ -15,7 +15,6 @@ request counts and rounds do not depend on the machine's load; times do.
 from __future__ import annotations
 
 import json
-import logging
 import random
 import threading
 import time
@@ -135,8 +134,7 @@ def trace_publish(
     import boto3
 
     from . import corpus
-    from .archive import seed_archive
-    from .publish import PUBLIC, SOURCE, environment, sqs_event
+    from .publish import SOURCE, environment, seeded_app, sqs_event
 
     with ExitStack() as stack:
         stack.enter_context(environment())
@@ -153,14 +151,7 @@ def trace_publish(
 
             stack.enter_context(mock_aws())
             s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=SOURCE)
-        s3.create_bucket(Bucket=PUBLIC)
-        seeded = seed_archive(s3, SOURCE, archive)
-        import app  # noqa: PLC0415 - the handler module, as Lambda loads it
-        from chalicelib import service
-
-        logging.getLogger("newsroom").setLevel(logging.WARNING)
-        service.reset()
+        seeded, app, service = seeded_app(s3, archive)
         trace = RequestTrace().attach(service.s3_client())
         rng = random.Random(7)
         n = 0
