@@ -16,7 +16,6 @@ head's ``withdrawing`` list until gone.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -30,37 +29,32 @@ from .core.index import Announcement, Withdrawal
 from .core.site import Groups
 from .errors import SlugConflict, StorageError
 from .keys import (
-    SOURCE_HINTS_PREFIX,
     STATE_KEY,
     announced_key,
     claim_key,
     intent_key,
     release_key,
-    slug_hint_key,
 )
 from .owed import Owing, add_group_of, take_owed
+from .reading import Reading
 from .shared import SharedPages
 from .sources import _Wanted
 from .state import (
     Draft,
-    Since,
     Snapshot,
     StaleState,
     add_media_refs,
     migrate_legacy_state,
-    source_hints,
 )
 from .storage import md5_etag
 from .transition import Targets, Transition, claim_slugs, targets_of, transition, with_withdrawal
+from .turns import TURN_AFTER, Turns
 from .writing import Change, Writing
 
 log = logging.getLogger("newsroom.publisher")
 
-TURN_AFTER = 4  # lost races after which a batch takes a turn
-TURN_S = 30.0  # how long a turn holds at most (its holder commits long before)
 
-
-class Convergence(SharedPages, Writing, Owing, Claiming):
+class Convergence(SharedPages, Writing, Owing, Claiming, Reading, Turns):
     """The publisher's convergence (a part of ``Publisher``; its attributes are set there)."""
 
     def _converge(
@@ -312,144 +306,6 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
         new.announce = tuple(dict.fromkeys(keep))
         new.forget += [announced_key(by) for by in sorted(change.announced)]
 
-    def _turn_of_another(self, change: Change) -> float:
-        """Seconds left of another batch's turn (0: none, or ours). A head
-        read between attempts, only once this batch has read one showing a
-        turn (``change.turn_seen``)."""
-        if not change.turn_seen:
-            return 0.0
-        turn = Snapshot.read(self.source).head.turn
-        left = 0.0 if turn is None or turn[0] == change.intent else turn[1] - time.time()
-        if left <= 0:
-            change.turn_seen = False
-        return max(0.0, left)
-
-    def _take_turn(self, snap: Snapshot, change: Change) -> Snapshot | None:
-        """A batch that lost the race more than ``TURN_AFTER`` times takes a
-        turn: a conditional write of the head naming it, for at most
-        ``TURN_S`` seconds, ended by its commit. Every other batch waits for
-        it before its next attempt, so the batch that keeps losing makes
-        progress. A turn is only a priority: correctness never depends on it
-        (the commit stays conditional), and the turn of a batch that died
-        expires. Returns the head naming it, or ``None`` (the head changed:
-        this attempt lost)."""
-        draft = Draft(snap)
-        draft.turn = (change.intent, time.time() + TURN_S)
-        etag = draft.commit_head(snap.etag)
-        if etag is None:
-            return None
-        change.turn_held = True
-        log.info("turn_taken", extra={"attempts": change.attempts})
-        return snap.with_head(draft.committed_head, etag)  # type: ignore[arg-type]
-
-    def _release_turn(self, change: Change) -> None:
-        """End this batch's turn if its commit did not (it gave up, failed,
-        or found nothing to commit); best effort: a turn expires anyway."""
-        if not change.turn_held:
-            return
-        change.turn_held = False
-        for _ in range(3):
-            try:
-                draft = Draft(Snapshot.read(self.source))
-                if draft.turn is None or draft.turn[0] != change.intent:
-                    return
-                draft.turn = None
-                if draft.commit_head(draft.snap.etag) is not None:
-                    return
-            except StorageError:
-                return
-
-    def _read_ahead(
-        self,
-        keys: list[str],
-        now: datetime,
-        failed: dict[str, Exception],
-        cache: dict[str, Any],
-        change: Change,
-    ) -> None:
-        """Read the head, then the sources (parsed and rendered) and what the
-        first attempt will look up, before that attempt reads the head it
-        commits on: from there it reads again only what the commits in
-        between changed (``_since``), as after a lost race. So the slow part
-        of a batch lies outside the window in which another commit makes it
-        lose (one more GET of the head)."""
-        snap = Snapshot.read(self.source)
-        if snap.etag is None:
-            return  # a first commit: nothing to gain
-        snap.share_objects(change.objects)
-        snap.share_hints(change.hints)
-        change.wanted = self._read_sources(keys, now, cache, failed, self._name_hints(snap, keys))
-        try:
-            self._prefetch(snap, keys, change.wanted)
-        except StaleState:
-            pass  # a commit replaced an object meanwhile: the attempt reads the new one
-        change.base = snap.etag
-
-    def _since(self, snap: Snapshot, change: Change) -> Since | None:
-        """What the commits since the last attempt's read changed (``None``:
-        unknown, redo everything), with the hints they wrote put into the
-        hints this convergence keeps across attempts."""
-        since = None
-        if change.base is not None:
-            since = Since() if snap.etag == change.base else snap.head.since(change.base)
-        if since is None:
-            change.hints.clear()
-            change.wanted.clear()
-            change.shared.clear()
-        else:
-            change.hints.update(since.hints)
-        if since is None or since.keys:
-            # a commit that changed entries may have taken media down or
-            # dropped the markers of a key: those are decided again
-            change.media_public.clear()
-            for key in list(change.media_refs):
-                if since is None or key in since.keys:
-                    del change.media_refs[key]
-        snap.share_hints(change.hints)
-        return since
-
-    def _name_hints(self, snap: Snapshot, keys: list[str]) -> list[Callable[[], object]]:
-        """The reads of the hints the keys' names imply (a source's own and
-        its name's slug's), to send with the sources themselves: they do not
-        depend on the sources' content, only on the head read before (a
-        release under the slug its name implies, nearly every one, then
-        needs no hint read after its source). For a batch, one listing of
-        ``state/sources/`` stands for its GETs (``Snapshot.rule_out``)."""
-        hints = [h for k in keys for h in source_hints(k) if not snap.knows_hint(h)]
-        own = [h for h in hints if h.startswith(SOURCE_HINTS_PREFIX)]
-        calls: list[Callable[[], object]] = []
-        if len(own) > 1:
-            calls.append(lambda: snap.rule_out(SOURCE_HINTS_PREFIX, own))
-            hints = [h for h in hints if h not in own]
-        calls += [lambda h=h: snap.hint(h) for h in dict.fromkeys(hints)]
-        return calls
-
-    def _prefetch(self, snap: Snapshot, keys: list[str], wanted: dict[str, _Wanted]) -> None:
-        """Read at once what this attempt will look up: the hints of the
-        batch's sources and slugs not read yet, then the months they point
-        to with the months, topics and kinds of the entries the batch wants,
-        then those of the committed entries it replaces (nothing more,
-        unless one moves to another topic or kind)."""
-        run = self.pool.run
-        entries = [w.entry for w in wanted.values() if w.entry is not None]
-        slugs = [w.release.slug for w in wanted.values() if w.release is not None]
-        hints = [h for k in keys for h in source_hints(k)] + [slug_hint_key(s) for s in slugs]
-        snap.rule_out(SOURCE_HINTS_PREFIX, hints)
-        snap.prefetch(run, hints=hints)
-        months = {m for h in hints for m in snap.hint(h)} | {e.month_key for e in entries}
-        snap.prefetch(
-            run,
-            months=sorted(months),
-            topics=sorted({t for e in entries for t in e.topic_slugs}),
-            kinds=sorted({e.kind for e in entries}),
-        )
-        entries += [e for e in (snap.entry_of(k) for k in keys) if e is not None]
-        snap.prefetch(
-            run,
-            topics=sorted({t for e in entries for t in e.topic_slugs}),
-            kinds=sorted({e.kind for e in entries}),
-        )
-
     def _after_commit(self, change: Change) -> list[Callable[[], object]]:
         """The private writes a convergence left for the batch's next step:
         the delete of what its commit made obsolete (the state objects it
@@ -467,19 +323,6 @@ class Convergence(SharedPages, Writing, Owing, Claiming):
     def _drop_obsolete(self, change: Change) -> None:
         """``_after_commit``'s writes, sent now."""
         self.pool.run(self._after_commit(change))
-
-    def _announced_calls(self, snap: Snapshot, change: Change) -> list[Any]:
-        """Reads of the records (``announced_key``) of the convergences whose
-        announcements the head holds, into ``change.announced``; a record
-        once written never changes, so each is read once."""
-        tags = {a.by for a in snap.head.announce if a.by and a.by != change.intent}
-
-        def read(tag: str) -> None:
-            obj = self.source.get(announced_key(tag))
-            if obj is not None:
-                change.announced[tag] = bool(json.loads(obj.body).get("delivered"))
-
-        return [lambda t=t: read(t) for t in sorted(tags - set(change.announced))]
 
     def _contended(self, attempt: int) -> None:
         """A conditional write lost a race: count it, wait a jittered, growing pause."""
