@@ -54,21 +54,25 @@ _SLUG = re.compile(rb'"slug"\s*:\s*"([a-z0-9]+(?:-[a-z0-9]+)*)"')
 # pages' workers are forked while the thread feeds Pagefind) must not keep the
 # write end of its input open: Pagefind ends only when its input closes. In
 # the child they are pointed at /dev/null (not closed: the objects that own
-# the numbers may still close them). The lock keeps a fork from falling
-# between starting Pagefind and recording its pipes.
-_PIPES: set[tuple[int, int]] = set()
+# the numbers may still close them). Each is remembered with the pipe it was
+# (device and inode): once Pagefind has ended its numbers may be reused, by a
+# process pool's own pipes for one, before ``let_go`` forgets them, and a
+# child must not blind those. The lock keeps a fork from falling between
+# starting Pagefind and recording its pipes.
+_PIPES: set[tuple[int, int, int]] = set()
 _PIPES_LOCK = threading.Lock()
 
 
 def _forget_pipes_in_child() -> None:
     _PIPES_LOCK.release()
     null = os.open(os.devnull, os.O_RDWR)
-    for fds in _PIPES:
-        for fd in fds:
-            try:
+    for fd, dev, ino in _PIPES:
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == (dev, ino):
                 os.dup2(null, fd)
-            except OSError:
-                pass
+        except OSError:
+            pass
     os.close(null)
     _PIPES.clear()
 
@@ -80,6 +84,18 @@ os.register_at_fork(
 )
 
 
+def _identified(fds: Iterable[int]) -> set[tuple[int, int, int]]:
+    """Each open descriptor of ``fds`` with the device and inode of its pipe."""
+    out = set()
+    for fd in fds:
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        out.add((fd, st.st_dev, st.st_ino))
+    return out
+
+
 def open_indexer() -> Any:
     """A Pagefind index (``chalicelib.search.bundle.Indexer``) whose pipes no
     process forked from now on holds; ``let_go`` once it has ended."""
@@ -87,13 +103,15 @@ def open_indexer() -> Any:
 
     with _PIPES_LOCK:
         indexer = Indexer()
-        _PIPES.add(indexer.pipes)
+        indexer.identified = _identified(indexer.pipes)
+        _PIPES.update(indexer.identified)
     return indexer
 
 
 def let_go(indexer: Any) -> None:
     """``indexer`` has ended: its descriptor numbers may be reused."""
-    _PIPES.discard(indexer.pipes)
+    with _PIPES_LOCK:
+        _PIPES.difference_update(indexer.identified)
 
 
 def piece_hints(files: Iterable[tuple[str, str]]) -> dict[str, tuple[str, str]]:

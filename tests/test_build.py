@@ -287,6 +287,37 @@ def test_a_worker_forked_while_pagefind_runs_does_not_hold_its_input_open() -> N
         let_go(indexer)
 
 
+def test_a_number_pagefind_held_and_another_pipe_now_holds_is_left_alone_in_a_child() -> None:
+    """Once Pagefind has ended its descriptor numbers are free, and a process
+    pool's own pipes may take them before the build forgets them: a worker
+    forked then must keep those pipes (pointed at /dev/null, the pool's
+    first worker read EOF from its call queue and the build failed)."""
+    import multiprocessing as mp
+
+    from newsroom.build_search import let_go, open_indexer
+
+    indexer = open_indexer()
+    stdin, _stdout = indexer.pipes
+    indexer.close()  # its input closed, Pagefind ends: the number is free
+    r, w = os.pipe()
+    try:
+        reused = w if w == stdin else (r if r == stdin else None)
+        assert reused is not None, "the freed number is taken by the next pipe"
+        queue = mp.get_context("fork").SimpleQueue()
+
+        def look() -> None:
+            queue.put(os.readlink(f"/proc/self/fd/{reused}"))
+
+        child = mp.get_context("fork").Process(target=look)
+        child.start()
+        child.join(30)
+        assert queue.get().startswith("pipe:")
+    finally:
+        let_go(indexer)
+        os.close(r)
+        os.close(w)
+
+
 def test_the_pages_of_one_month_are_rendered_by_one_worker_month_after_month() -> None:
     """Each entry's card is then rendered once (the archive's month page, its
     topics' and its kind's list the same entries), and work stays balanced."""
