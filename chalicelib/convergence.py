@@ -65,6 +65,7 @@ class Convergence(SharedPages, Writing, Owing, Claiming, Reading, Turns):
         *,
         repair: Iterable[str] = (),
         claims: Mapping[str, str] | None = None,
+        rewrite: Iterable[str] = (),
     ) -> tuple[dict[str, _Wanted], dict[str, SlugConflict], Change]:
         """Optimistic loop with the state's head as the commit point, for a whole
         batch. Each attempt reads the head, *then* the sources (so an attempt
@@ -85,8 +86,14 @@ class Convergence(SharedPages, Writing, Owing, Claiming, Reading, Turns):
         ``claims``: claims the sweep recorded as withdrawals (slug: source
         key), taken over as this convergence's own: its commit deletes them,
         and its first page under one is written over whatever is there (a
-        page the dead invocation may have written)."""
+        page the dead invocation may have written).
+
+        ``rewrite``: slugs whose release page to write again from the
+        committed state, or delete if nothing holds the slug (the sweep's
+        repair of an intent record, ``_rewrite_pages``): the holder's source
+        is converged with ``keys``."""
         change = Change()
+        change.rewrite = set(rewrite)
         for slug, src in (claims or {}).items():
             change.claims[slug] = Claim(src, occupied=True)
         dirty: set[str] = set(repair)
@@ -97,7 +104,7 @@ class Convergence(SharedPages, Writing, Owing, Claiming, Reading, Turns):
         groups = Groups()
         for key in dirty:
             add_group_of(key, groups)
-        if not keys and not dirty:
+        if not keys and not dirty and not change.rewrite:
             return wanted, conflicts, change
         if len(keys) > 1:  # one key: one more round trip for little
             self._read_ahead(keys, now, failed, cache, change)
@@ -163,6 +170,14 @@ class Convergence(SharedPages, Writing, Owing, Claiming, Reading, Turns):
             snap = taken
         since = self._since(snap, change)
         old = self._read_state = Draft(snap)
+        for page_key in change.pages if since is None else since.pages & change.pages.keys():
+            # a commit since may have written this release page (a sweep's
+            # rewrite): the next write of it is not skipped
+            change.pages[page_key] = ("", change.pages[page_key][1])
+        for slug in sorted(change.rewrite):
+            holder = old.by_slug(slug)
+            if holder is not None and holder.source_key not in keys:
+                keys.append(holder.source_key)  # its page is rendered from its source
         take_owed(snap, dirty, groups)  # owed by an attempt that never committed
         fresh_theme = snap.etag is not None and snap.head.theme == renderer.theme
         first = snap.etag is None  # a first commit writes the whole tree
@@ -211,6 +226,7 @@ class Convergence(SharedPages, Writing, Owing, Claiming, Reading, Turns):
             by=change.intent,
         )
         self._restore_pages(targets, old, t, change)
+        dropped = self._rewrite_pages(targets, old, t, change)
         for slug, c in change.claims.items():
             if c.written and c.source_key not in targets:
                 # its key failed this time: the slug stays held, in the head,
@@ -247,11 +263,16 @@ class Convergence(SharedPages, Writing, Owing, Claiming, Reading, Turns):
         )
         # the state's new objects and hints go with earlier steps of the
         # writes than the commit (``Writing._write``)
-        if not self._write(t.media_new, t.pages, shared, dirty, change, staged=new.stage()):
+        staged = new.stage()
+        if not self._write(t.media_new, t.pages, shared, dirty, change, staged, dropped):
             new.unstage()
             change.base = snap.etag
             return None
-        new.pages = set(dirty)  # the log of the commit names them (``Head.log``)
+        # the log of the commit names them (``Head.log``), and the release
+        # pages it rewrote: a batch that wrote one and lost to this commit
+        # writes it again
+        rewritten = {release_key(s) for s in change.rewrite}
+        new.pages = set(dirty) | {k for k, *_r in t.pages if k in rewritten} | set(dropped)
         self._take_announcements(new, change)
         if change.intended:
             new.forget.append(intent_key(change.intent))  # committed: the record is done
@@ -287,6 +308,33 @@ class Convergence(SharedPages, Writing, Owing, Claiming, Reading, Turns):
                 continue
             t.pages.append((page_key, page, False, old.entry_of(key)))
             t.unchanged = False
+
+    def _rewrite_pages(
+        self, targets: Targets, old: Draft, t: Transition, change: Change
+    ) -> tuple[str, ...]:
+        """The pages of ``change.rewrite``'s slugs (``_converge``): the
+        holder's page is written again with the bytes this attempt commits;
+        a slug nothing holds (no entry, no withdrawal in flight: its pages
+        go when it is carried out) has its page deleted. Returned: the pages
+        to delete. A holder whose version cannot be rendered now (an
+        embargoed update waits, or the file became invalid) keeps its page
+        until the file changes again."""
+        planned = {k for k, *_rest in t.pages}
+        pages = {e.slug: (key, page) for key, (e, page) in targets.items() if e is not None}
+        dropped: list[str] = []
+        for slug in sorted(change.rewrite):
+            page_key = release_key(slug)
+            if page_key in planned or any(w.slug == slug for w in t.new.withdrawing):
+                continue
+            if slug in pages:
+                key, page = pages[slug]
+                if page is not None:
+                    t.pages.append((page_key, page, False, old.entry_of(key)))
+                    t.unchanged = False
+            elif old.by_slug(slug) is None:
+                dropped.append(page_key)
+                t.unchanged = False
+        return tuple(dropped)
 
     def _take_announcements(self, new: Draft, change: Change) -> None:
         """The announcements this commit records, tagged with this

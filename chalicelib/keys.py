@@ -18,8 +18,9 @@ Source bucket (private)::
                                      private state: a release referencing a media file
     state/waiting/<slug>.json        private state: files refused a slug another holds
     state/invalidations/<id>.json    private state: CDN paths whose refresh failed
-    state/intents/<id>.json          private state: shared pages a convergence is about
-                                     to write before its commit (``intent_key``)
+    state/intents/<id>.json          private state: shared pages (and live releases'
+                                     pages) a convergence is about to write before its
+                                     commit (``intent_key``)
     state/versions/<key>.json        private state: the live language versions sharing
                                      one translation_key (``versions_key``)
     state/rebuilds/<id>/…            one fanned-out rebuild's manifest, chunk records
@@ -90,8 +91,9 @@ INTENTS_PREFIX = STATE_PREFIX + "intents/"
 
 
 def intent_key(convergence_id: str) -> str:
-    """The shared pages one convergence writes before its commit, recorded
-    first, so the sweep can put them right if it dies before committing."""
+    """The shared pages, and the pages of releases already live, that one
+    convergence writes before its commit, recorded first, so the sweep can
+    put them right if it dies before committing."""
     return f"{INTENTS_PREFIX}{convergence_id}.json"
 
 CLAIMS_PREFIX = STATE_PREFIX + "claims/"
@@ -187,7 +189,9 @@ SITE_PREFIXES = (
 
 
 # the public page of a release, and its site path (what links and index.json carry)
-release_key = Shape(RELEASES_PREFIX, "/index.html").key
+RELEASE_PAGE = Shape(RELEASES_PREFIX, "/index.html")
+release_key = RELEASE_PAGE.key
+is_release_page = RELEASE_PAGE.matches
 release_path = Shape("/" + RELEASES_PREFIX, "/").key
 stylesheet_key = Shape(ASSETS_PREFIX + "style.", ".css").key
 

@@ -10,7 +10,10 @@ or the sweep's) takes them over. An attempt that dies (a killed Lambda) can
 record nothing then, so a convergence records the shared pages it is about
 to write before it writes them (``state/intents/<id>.json``, one small PUT
 beside its first writes, deleted with the commit); the sweep rewrites the
-pages of every record it finds from the committed state.
+pages of every record it finds from the committed state. The record also
+names the live releases whose pages the convergence writes over (written
+after it): one that landed over a newer commit's page is written again from
+the committed version, or deleted if nothing holds its slug any more.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from datetime import datetime, timedelta
 
 from .core.site import Groups, plan_site, render_page
 from .errors import StorageError
-from .keys import INTENTS_PREFIX, intent_key
+from .keys import INTENTS_PREFIX, intent_key, is_release_page
 from .state import Draft, Snapshot
 from .storage import md5_etag
 from .writing import Change
@@ -75,9 +78,15 @@ class Owing:
         written from a state that was never committed. A small conditional
         write of the head alone, retried; the next commit (a batch's or the
         sweep's) rewrites them from its own state. Once they are owed, the
-        convergence's intent record (``change``) is done with."""
+        convergence's intent record (``change``) is done with, unless it
+        names release pages (only the sweep puts those right)."""
         if not pages:
             return
+        done = (
+            change is not None
+            and change.intended
+            and not any(is_release_page(k) for k in change.intended)
+        )
         for attempt in range(1, self.max_attempts + 1):
             try:
                 draft = Draft(Snapshot.read(self.source))
@@ -85,13 +94,13 @@ class Owing:
                 if merged != draft.repair:
                     draft.repair = merged
                     draft.pages = pages  # the log tells a lost race to write them again
-                    if change is not None and change.intended:
-                        draft.forget = [intent_key(change.intent)]
+                    if done:
+                        draft.forget = [intent_key(change.intent)]  # type: ignore[union-attr]
                     if draft.commit_head(draft.snap.etag) is None:
                         self._contended(attempt)
                         continue
-                elif change is not None and change.intended:
-                    self.source.delete(intent_key(change.intent))
+                elif done:
+                    self.source.delete(intent_key(change.intent))  # type: ignore[union-attr]
                 return
             except StorageError as exc:
                 log.error(
@@ -103,7 +112,8 @@ class Owing:
 
     def repair_shared(self) -> Change:
         """The sweep's repair of shared pages: those the head says are owed,
-        and every page of the site group (front page, feeds, ``index.json``,
+        those and the release pages the intent records name, and every page
+        of the site group (front page, feeds, ``index.json``,
         sitemap index, …) whose public bytes are not what the committed state
         renders (a crash between a write and its commit). Rewritten inside a
         committed attempt, like any batch's shared pages."""
@@ -112,33 +122,39 @@ class Owing:
             return Change()
         stale = set(snap.head.repair)
         intents = self._intents()
-        for _at, pages in intents.values():
+        slugs: set[str] = set()
+        for _at, pages, releases in intents.values():
             stale.update(pages)
+            slugs.update(releases)
         if snap.head.theme == self.renderer.theme:  # else the rebuild's job
             for key, page in plan_site(Draft(snap), self.renderer).items():
                 info = self.public.head(key)
                 body = render_page(key, page, self.renderer)
                 if info is None or info.etag != md5_etag(body):
                     stale.add(key)
-        if not stale:
+        if not stale and not slugs:
             return Change()
-        _wanted, _conflicts, change = self._converge([], self.clock(), {}, repair=stale)
+        _wanted, _conflicts, change = self._converge(
+            [], self.clock(), {}, repair=stale, rewrite=slugs
+        )
         self._drop_obsolete(change)
-        log.info("shared_pages_repaired", extra={"pages": sorted(stale)})
+        log.info("shared_pages_repaired", extra={"pages": sorted(stale), "releases": sorted(slugs)})
         # an invocation still running may write more after its record was
         # read: only records older than any invocation lives are done
-        old = [k for k, (at, _p) in intents.items() if at < self.clock() - INTENT_ABANDONED]
+        old = [k for k, (at, *_p) in intents.items() if at < self.clock() - INTENT_ABANDONED]
         if old:
             self.source.delete_many(old)
         return change
 
-    def _intents(self) -> dict[str, tuple[datetime, list[str]]]:
-        """The intent records (``state/intents/``): when each was written, and
-        the shared pages it names."""
-        out: dict[str, tuple[datetime, list[str]]] = {}
+    def _intents(self) -> dict[str, tuple[datetime, list[str], list[str]]]:
+        """The intent records (``state/intents/``): when each was written, the
+        shared pages it names, and the slugs of the live releases whose
+        pages it names."""
+        out: dict[str, tuple[datetime, list[str], list[str]]] = {}
         for key in list(self.source.list(INTENTS_PREFIX)):
             obj = self.source.get(key)
             if obj is not None:
                 doc = json.loads(obj.body)
-                out[key] = (datetime.fromisoformat(doc["at"]), list(doc["pages"]))
+                at = datetime.fromisoformat(doc["at"])
+                out[key] = (at, list(doc["pages"]), list(doc.get("releases", ())))
         return out

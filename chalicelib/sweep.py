@@ -14,9 +14,10 @@ within one sweep even if every event for it was lost:
 - claims of new slugs (``state/claims/``) an invocation that died left: the
   slug stays held (a withdrawal in the head) and the source is converged;
 - announcements the listeners are still owed;
-- shared pages an abandoned attempt left (owed in the state's head), and the
-  site's own pages (front page, feeds, ``index.json``, sitemap index) whose
-  bytes are not what the committed state renders;
+- shared pages an abandoned attempt left (owed in the state's head, or named
+  by the intent record of one that died), the pages of live releases such a
+  record names, and the site's own pages (front page, feeds, ``index.json``,
+  sitemap index) whose bytes are not what the committed state renders;
 - CloudFront invalidations that failed (``state/invalidations/``), sent again.
 
 Each batch isolates its keys, so one poison file is its own ``rejected``

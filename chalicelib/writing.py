@@ -23,10 +23,12 @@ from .core.site import Page
 from .errors import PreconditionFailed
 from .keys import (
     PRIVATE_CACHE,
+    RELEASE_PAGE,
     cache_control,
     content_type,
     intent_key,
     invalidation_paths,
+    is_release_page,
     release_key,
 )
 from .state.draft import _Staged
@@ -61,9 +63,11 @@ class Change:
     obsolete: list[str] = field(default_factory=list, repr=False)
     later: list[Callable[[], object]] = field(default_factory=list, repr=False)
     # the intent record (``keys.intent_key``) of this convergence and the
-    # shared pages it names so far
+    # pages it names so far (shared ones, and live releases' pages)
     intent: str = field(default_factory=lambda: uuid.uuid4().hex[:16], repr=False)
     intended: set[str] = field(default_factory=set, repr=False)
+    # slugs whose release page the sweep writes again (``Convergence._rewrite_pages``)
+    rewrite: set[str] = field(default_factory=set, repr=False)
     # new slugs this convergence claimed (``claims.Claim`` by slug), and the
     # state of the records of announcements (``announced_key``) read so far:
     # True delivered, False the listeners failed
@@ -129,6 +133,7 @@ class Writing:
         dirty: set[str],
         change: Change,
         staged: _Staged | None = None,
+        dropped: tuple[str, ...] = (),
     ) -> bool:
         """Write one attempt's objects in order (module docstring). Every
         shared key is added to ``dirty`` before its request: a write that
@@ -141,7 +146,10 @@ class Writing:
         before the head points at them) with the first step; its hints with
         the first step after every release page is written (a hint of a
         version can then never land before that version's page), else by
-        the commit."""
+        the commit.
+
+        ``dropped``: release pages of slugs nothing holds, deleted with the
+        updated release pages (the sweep's repair of an intent record)."""
         for key in sorted(media_new - change.media_public):
             self._publish_media(key, change)
             change.media_public.add(key)
@@ -163,7 +171,12 @@ class Writing:
             for k, body, fresh, _p in pages
             if fresh
         ]
+        # the record also names the pages of live releases written over (and
+        # those dropped): they land after it, so a convergence that dies
+        # before its commit leaves none the sweep cannot find
+        updated = [(k, body) for k, body, fresh, _p in pages if not fresh]
         intended = change.intended | set(shared.bodies) | set(shared.to_delete)
+        intended |= {k for k, _b in updated} | set(dropped)
         if intended != change.intended:
             calls.append(lambda: self._record_intent(intended, change))
         if False in self.pool.run([*calls, *(staged.take_objects() if staged else ())]):
@@ -172,14 +185,16 @@ class Writing:
         steps = [list(s) for _r, s in groupby(bodies, key=lambda k: step(k, k in shared.existing))]
         if not steps or steps[-1][0] not in shared.existing:
             steps.append([])
-        updated = [(k, body) for k, body, fresh, _p in pages if not fresh]
         for n, step_keys in enumerate(steps):
             dirty.update(step_keys)  # before the requests: a write that fails may land
             items = [(k, bodies[k]) for k in step_keys]
+            drops = []
             if n == len(steps) - 1:
                 items += updated
+                drops = [lambda k=k: self._drop(k, change) for k in dropped]
             hints = staged.take_hints() if staged and not updated and items else []
-            self.pool.run([*(lambda i=i: self._put(i[0], i[1], change) for i in items), *hints])
+            puts = [lambda i=i: self._put(i[0], i[1], change) for i in items]
+            self.pool.run([*puts, *drops, *hints])
             for k in step_keys:
                 change.shared[k] = md5_etag(bodies[k])
         for k, body, _fresh, prev in pages:
@@ -223,12 +238,16 @@ class Writing:
 
     def _record_intent(self, pages: set[str], change: Change) -> None:
         """Record the shared pages this convergence may write before it writes
-        them (``state/intents/``): if it dies before its commit, the sweep
-        puts them back to the committed state (``owed``). The commit deletes
-        the record."""
-        body = json.dumps(
-            {"pages": sorted(pages), "at": self.clock().isoformat()}, separators=(",", ":")
-        ).encode()
+        them (``state/intents/``), and the slugs of live releases whose pages
+        it writes over: if it dies before its commit, the sweep puts them
+        back to the committed state (``owed``). The commit deletes the
+        record."""
+        doc = {
+            "pages": sorted(k for k in pages if not is_release_page(k)),
+            "releases": sorted(RELEASE_PAGE.name(k) for k in pages if is_release_page(k)),
+            "at": self.clock().isoformat(),
+        }
+        body = json.dumps(doc, separators=(",", ":")).encode()
         self.source.put(
             intent_key(change.intent),
             body,
@@ -236,6 +255,11 @@ class Writing:
             cache_control=PRIVATE_CACHE,
         )
         change.intended = pages
+
+    def _drop(self, key: str, change: Change) -> None:
+        self.public.delete(key)
+        if key not in change.deleted:
+            change.deleted.append(key)
 
     def _put(self, key: str, body: bytes, change: Change) -> None:
         self.public.put(key, body, content_type=content_type(key), cache_control=cache_control(key))

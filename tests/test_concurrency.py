@@ -587,6 +587,110 @@ def test_the_sweep_puts_back_listings_an_invocation_killed_before_its_commit_wro
     assert tree() == full_build(aws)
 
 
+@pytest.mark.parametrize("then", ["updated", "renamed", "deleted"])
+def test_the_sweep_puts_back_a_release_page_an_invocation_killed_before_its_commit_left_stale(
+    aws: Any, then: str
+) -> None:
+    """A batch reads an update (version two) of a live release; before its
+    page lands, another batch publishes version three of the file (or moves
+    it to another slug, or unpublishes it: the file is deleted) start to
+    finish; then the first batch's page of version two lands over that
+    commit's and the first batch dies before its commit. Nothing committed
+    differs from its source, so only a record made before the page was
+    written can tell the sweep to put the page right (failed before the
+    intent record named release pages: version two stayed up for good)."""
+    from chalicelib.sweep import Sweeper
+
+    stale_page_of_a_killed_update(aws, then)
+    Sweeper(plain(aws)).run()
+    tree = public_tree(aws)
+    assert b"Version two" not in b"".join(tree.values())
+    assert link_problems(tree) == []
+    assert tree == full_build(aws)
+
+
+STORY = make_release(slug="story", title="Version one", topics=["Harbour"])
+
+
+def stale_page_of_a_killed_update(aws: Any, then: str) -> None:
+    """``releases/story.json`` live (version one); a batch reads version two
+    and, just before it writes the page, another batch commits version
+    three (``then``: updated in place, renamed, or deleted); the first
+    batch's page lands last and it dies before its commit."""
+    key, page = "releases/story.json", "releases/story/index.html"
+    aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(STORY))
+    plain(aws).sync(key)
+    aws.put_object(Bucket=SOURCE, Key=key, Body=dumps({**STORY, "title": "Version two"}))
+
+    def another_batch_commits_version_three() -> None:
+        if then == "deleted":
+            aws.delete_object(Bucket=SOURCE, Key=key)
+        else:
+            slug = "story-moved" if then == "renamed" else "story"
+            v3 = {**STORY, "title": "Version three", "slug": slug}
+            aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(v3))
+        plain(aws).sync(key)
+
+    def die() -> None:
+        raise Killed("killed before the commit")
+
+    dying = interleaved(
+        aws, lambda op, k: op == "put" and k == page, another_batch_commits_version_three
+    )
+    dying.source = Interleave(  # type: ignore[assignment]
+        dying.source, lambda op, k: op == "put" and k == STATE_KEY, die
+    )
+    with pytest.raises(Killed):
+        dying.sync(key)
+    assert b"Version two" in public_tree(aws)[page], "the stale page landed last"
+
+
+def test_a_batch_whose_page_the_sweep_wrote_over_before_committing_writes_it_again(
+    aws: Any,
+) -> None:
+    """The sweep rewrites the page a killed batch left stale (version three,
+    committed) and commits; meanwhile version four was uploaded and a batch
+    wrote its page, which the sweep's write then landed over, and that
+    batch's commit lost to the sweep's. Its retry finds its entry unchanged
+    since its last attempt, but the sweep's commit names the page in the
+    head's log, so the retry writes it again (failed without: version
+    three's page under version four's entry)."""
+    key, page = "releases/story.json", "releases/story/index.html"
+    stale_page_of_a_killed_update(aws, "updated")
+    at_commit, resume = threading.Event(), threading.Event()
+    done: list[Any] = []
+
+    def pause() -> None:
+        at_commit.set()
+        assert resume.wait(30)
+
+    def batch_of_version_four() -> None:
+        aws.put_object(Bucket=SOURCE, Key=key, Body=dumps({**STORY, "title": "Version four"}))
+        c = plain(aws)
+        c.source = Interleave(  # type: ignore[assignment]
+            c.source, lambda op, k: op == "put" and k == STATE_KEY, pause
+        )
+        try:
+            done.append(c.sync(key))
+        finally:
+            at_commit.set()
+
+    runner = threading.Thread(target=batch_of_version_four)
+
+    def start_the_batch() -> None:
+        runner.start()
+        assert at_commit.wait(30)
+
+    sweep = interleaved(aws, lambda op, k: op == "put" and k == page, start_the_batch)
+    sweep.repair_shared()  # the sweep's step that reads the intent records
+    resume.set()
+    runner.join(30)
+    assert [r.status for r in done] == ["published"]
+    tree = public_tree(aws)
+    assert b"Version four" in tree[page]
+    assert tree == full_build(aws)
+
+
 class Recording(StorageWrapper):
     """Every request once ``on`` is set: (operation, key)."""
 

@@ -91,3 +91,21 @@ def test_the_order_the_guarantees_need_holds(traced: Any) -> None:
     assert all(at[id(s)] < at[id(commit)] for s in shared)
     assert objects and all(at[id(o)] < at[id(commit)] for o in objects)
     assert at[id(commit)] < at[id(receipt)]
+
+
+def test_an_update_records_its_page_before_writing_it_in_no_extra_round(traced: Any) -> None:
+    """An update of a live release writes its page over the committed one:
+    the intent record naming it goes first (a convergence killed after the
+    page landed over a newer commit's leaves the sweep a trace), with the
+    state objects the publish writes anyway."""
+    trace = traced("older-1")  # live already: this publish moves it to the 9th
+    rounds = trace.rounds()
+    at = _round_of(trace)
+    (page,) = _where(trace, "PutObject", "releases/older-1/index.html")
+    intents = [
+        r for r in trace.requests if r.op == "PutObject" and r.key.startswith("state/intents/")
+    ]
+    assert intents and all(at[id(i)] < at[id(page)] for i in intents)
+    beside = rounds[at[id(intents[0])]]
+    assert any(r.key.startswith("state/objects/") for r in beside), beside
+    assert len(rounds) <= 10, "\n".join(str([(r.op, r.key) for r in rnd]) for rnd in rounds)
