@@ -111,6 +111,44 @@ def atomic_moto_requests() -> Iterator[None]:
         BotocoreStubber.process_request = original  # type: ignore[method-assign]
 
 
+def _lighten_moto_server() -> None:
+    """Two of moto's costs that AWS does not have, removed from the local server
+    (the demo's, the tests' and the benches'), its answers unchanged:
+
+    - its dispatch lists moto's package folder (``os.listdir`` and an ``isdir``
+      for each of its ~180 entries) on every request, to see whether the Host
+      header names a service: about a third of the server's CPU for an S3 GET
+      or PUT (yappi). The folder does not change while the server runs, so it
+      is listed once;
+    - its SQS reads the queue's retention period through every attribute of the
+      queue, message counts included (three scans of every message), for each
+      message it hands out, so a receive from a queue of n messages cost O(n)
+      per message: the local server's largest cost in a burst. The period is
+      read from the queue itself.
+    """
+    import moto.backends as moto_backends
+    import moto.sqs.models as sqs_models
+
+    if getattr(moto_backends.list_of_moto_modules, "lightened", False):
+        return
+    modules = tuple(moto_backends.list_of_moto_modules())
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        return modules
+
+    def is_message_valid_based_on_retention_period(
+        self: Any, queue_name: str, message: Any
+    ) -> bool:
+        period = int(self.get_queue(queue_name).message_retention_period)
+        return period + message.sent_timestamp / 1000 > sqs_models.unix_time()
+
+    list_of_moto_modules.lightened = True  # type: ignore[attr-defined]
+    moto_backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        is_message_valid_based_on_retention_period
+    )
+
+
 def atomic_moto_server_class() -> type:
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -119,6 +157,8 @@ def atomic_moto_server_class() -> type:
     )
     from moto.server import ThreadedMotoServer
     from werkzeug.serving import make_server
+
+    _lighten_moto_server()
 
     class QuietHandler(MotoRequestHandler):
         def log_request(self, *args: Any, **kwargs: Any) -> None:
