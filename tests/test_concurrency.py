@@ -612,11 +612,12 @@ def test_the_sweep_puts_back_a_release_page_an_invocation_killed_before_its_comm
 STORY = make_release(slug="story", title="Version one", topics=["Harbour"])
 
 
-def stale_page_of_a_killed_update(aws: Any, then: str) -> None:
+def stale_page_of_a_killed_update(aws: Any, then: str, death: BaseException | None = None) -> None:
     """``releases/story.json`` live (version one); a batch reads version two
     and, just before it writes the page, another batch commits version
     three (``then``: updated in place, renamed, or deleted); the first
-    batch's page lands last and it dies before its commit."""
+    batch's page lands last and it dies before its commit (or its commit
+    meets ``death``)."""
     key, page = "releases/story.json", "releases/story/index.html"
     aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(STORY))
     plain(aws).sync(key)
@@ -632,7 +633,7 @@ def stale_page_of_a_killed_update(aws: Any, then: str) -> None:
         plain(aws).sync(key)
 
     def die() -> None:
-        raise Killed("killed before the commit")
+        raise death or Killed("killed before the commit")
 
     dying = interleaved(
         aws, lambda op, k: op == "put" and k == page, another_batch_commits_version_three
@@ -640,9 +641,28 @@ def stale_page_of_a_killed_update(aws: Any, then: str) -> None:
     dying.source = Interleave(  # type: ignore[assignment]
         dying.source, lambda op, k: op == "put" and k == STATE_KEY, die
     )
-    with pytest.raises(Killed):
+    with pytest.raises(type(death) if death else Killed):
         dying.sync(key)
     assert b"Version two" in public_tree(aws)[page], "the stale page landed last"
+
+
+def test_a_release_page_a_batch_that_met_a_fault_left_stale_is_put_right_by_the_sweep(
+    aws: Any,
+) -> None:
+    """As above, but the first batch's commit meets an infrastructure fault:
+    it records its shared pages as owed and its message comes back, and the
+    redelivery finds the site converged (version three committed). Its
+    intent record, kept because it names a release page, leads the sweep
+    to the page (failed before: the record went once the pages were owed)."""
+    from chalicelib.sweep import Sweeper
+
+    fault = StorageError("the commit timed out", STATE_KEY)
+    stale_page_of_a_killed_update(aws, "updated", fault)
+    plain(aws).sync("releases/story.json")  # the message comes back
+    Sweeper(plain(aws)).run()
+    tree = public_tree(aws)
+    assert b"Version two" not in b"".join(tree.values())
+    assert tree == full_build(aws)
 
 
 def test_a_batch_whose_page_the_sweep_wrote_over_before_committing_writes_it_again(
