@@ -17,6 +17,13 @@ from chalicelib.core.text import display_date, excerpt, topic_slug
         ("  LGBTQ+ Rights!  ", "lgbtq-rights"),
         ("Ærø — Île", "r-ile"),
         ("2030 Agenda", "2030-agenda"),
+        # a letter that is no accented Latin letter is a character other than
+        # a-z0-9 like any other: it separates, it does not vanish
+        ("Straße", "stra-e"),
+        ("Wrocław", "wroc-aw"),
+        ("Encyclopædia", "encyclop-dia"),
+        ("İstanbul", "istanbul"),
+        ("ﬁnance ½", "finance-1-2"),
     ],
 )
 def test_topic_slug(name: str, slug: str) -> None:

@@ -59,10 +59,15 @@ def encode_xml_safe(text: str) -> bytes:
 
 
 def topic_slug(name: str) -> str:
-    """NFKD, accents dropped, lower-cased, runs of other characters -> one '-'."""
+    """NFKD, accents dropped, lower-cased, runs of other characters -> one '-'.
+
+    Only the accents (combining marks) go: any other character outside a-z0-9,
+    ``ß`` or ``ł`` as much as a space, separates ("Straße" -> ``stra-e``)."""
+    if name.isascii():
+        return _NON_ALNUM.sub("-", name.lower()).strip("-")
     decomposed = unicodedata.normalize("NFKD", name)
-    ascii_only = decomposed.encode("ascii", "ignore").decode("ascii").lower()
-    return _NON_ALNUM.sub("-", ascii_only).strip("-")
+    bare = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+    return _NON_ALNUM.sub("-", bare.lower()).strip("-")
 
 
 def display_date(moment: datetime) -> str:
