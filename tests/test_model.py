@@ -175,6 +175,13 @@ def test_a_contact_address_with_misplaced_dots_or_specials_is_invalid(email: str
     assert "contacts.0.email" in errors_of(make_release(contacts=[{"name": "N", "email": email}]))
 
 
+def test_a_malformed_contact_address_is_not_repeated_in_the_error() -> None:
+    # the error goes into the receipt and the log line, which carry no address
+    errs = errors_of(make_release(contacts=[{"name": "N", "email": "jane.doe@example"}]))
+    assert "e-mail address" in errs["contacts.0.email"]
+    assert "jane" not in errs["contacts.0.email"]
+
+
 def test_language_tag() -> None:
     assert parse_release(dumps(make_release(language="pt-BR")), name="a.json").language == "pt-BR"
     assert "language" in errors_of(make_release(language="english please"))
