@@ -122,7 +122,9 @@ class Contact(_Strict):
         text = text_value(v, field="email", max_len=254)
         if not EMAIL_RE.fullmatch(text):
             # the value is not repeated: receipts and log lines carry no address
-            raise fail("email", "is not a valid e-mail address (a name, an @ and a domain such as example.org)")
+            raise fail(
+                "email", "is not a valid e-mail address (a name, an @ and a domain such as example.org)"
+            )
         return text
 
     @field_validator("phone", mode="before")
