@@ -123,7 +123,8 @@ class Contact(_Strict):
         if not EMAIL_RE.fullmatch(text):
             # the value is not repeated: receipts and log lines carry no address
             raise fail(
-                "email", "is not a valid e-mail address (a name, an @ and a domain such as example.org)"
+                "email",
+                "is not a valid e-mail address (a name, an @ and a domain such as example.org)",
             )
         return text
 
