@@ -161,6 +161,10 @@ def atomic_moto_server_class() -> type:
     _lighten_moto_server()
 
     class QuietHandler(MotoRequestHandler):
+        # werkzeug writes a response's head and body in two sends: with Nagle's
+        # algorithm the body waited for the client's delayed ACK of the head
+        disable_nagle_algorithm = True
+
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             return  # one access-log line per S3 call would drown the demo's output
 

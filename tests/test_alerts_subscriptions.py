@@ -124,6 +124,13 @@ def test_one_confirmation_per_address_per_hour(
     assert [k["S"] for k in items()[0]["kinds"]["L"]] == ["report"]
 
 
+def test_an_address_with_an_apostrophe_is_not_malformed(client: Client, outbox: Outbox) -> None:
+    resp = post_form(client, [("email", "o'brien@example.org")])
+    assert resp.status_code == 202
+    [mail] = outbox.sent
+    assert mail.to == "o'brien@example.org"
+
+
 def test_honeypot_sends_nothing(client: Client, outbox: Outbox) -> None:
     resp = post_form(client, [("email", "bot@example.org"), ("website", "buy pills")])
     assert resp.status_code == 202
@@ -135,6 +142,7 @@ def test_honeypot_sends_nothing(client: Client, outbox: Outbox) -> None:
     [
         {"email": "not-an-address"},
         {"email": "a@b"},
+        {"email": "a..b@example.org"},
         {"email": "two@example.org, three@example.org"},
         {"email": "line@example.org\nBcc: x@example.org"},
         {"email": ""},

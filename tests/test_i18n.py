@@ -141,6 +141,15 @@ def test_arabic_is_right_to_left() -> None:
     assert "المواضيع" in html  # "Topics"
 
 
+@pytest.mark.parametrize(
+    ("tag", "direction"),
+    [("he", "rtl"), ("ur", "rtl"), ("pa-Arab", "rtl"), ("ku-Arab", "rtl"), ("ar-Latn", "ltr")],
+)
+def test_the_script_of_a_tag_decides_its_direction(tag: str, direction: str) -> None:
+    # a script subtag names the writing the release is in, whatever the language
+    assert f'<html lang="{tag}" dir="{direction}">' in page(language=tag)
+
+
 def test_other_languages_get_english_labels_and_their_own_dates() -> None:
     html = page(language="ja")
     assert '<html lang="ja" dir="ltr">' in html

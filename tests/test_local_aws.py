@@ -71,3 +71,33 @@ def test_a_message_past_the_retention_period_is_not_handed_out(endpoint: str) ->
 
     assert bodies("local-old") == []
     assert bodies("local-fresh") == ["fresh"]
+
+
+def test_connections_send_without_waiting_for_acks() -> None:
+    """werkzeug writes a response's head and body in two sends; with Nagle's
+    algorithm the body waited for the client's delayed ACK of the head (up to
+    40 ms a response, a stall S3 does not have)."""
+    import socket
+
+    from newsroom.demo import atomic_moto_server_class
+
+    server = atomic_moto_server_class()(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    seen: list[int] = []
+    handler = server._server.RequestHandlerClass
+    setup = handler.setup
+
+    def recording(self: Any) -> None:
+        setup(self)
+        seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    handler.setup = recording
+    try:
+        host, port = server.get_host_and_port()
+        with socket.create_connection((host, port)) as conn:
+            conn.sendall(b"GET /moto-api/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            conn.recv(100)
+    finally:
+        handler.setup = setup
+        server.stop()
+    assert seen and all(seen)

@@ -158,6 +158,30 @@ def test_contacts_need_name_and_valid_email() -> None:
     assert "contacts.0.name" in errs and "contacts.1.email" in errs
 
 
+@pytest.mark.parametrize(
+    "email",
+    ["o'brien@example.org", "first.last+press@sub.example.co.uk", "ana_maria@example.org"],
+)
+def test_a_contact_address_with_an_apostrophe_or_plus_is_valid(email: str) -> None:
+    doc = make_release(contacts=[{"name": "N", "email": email}])
+    release = parse_release(dumps(doc), name="a.json")
+    assert release.contacts[0].email == email
+
+
+@pytest.mark.parametrize(
+    "email", [".a@example.org", "a.@example.org", "a..b@example.org", "a:b@example.org"]
+)
+def test_a_contact_address_with_misplaced_dots_or_specials_is_invalid(email: str) -> None:
+    assert "contacts.0.email" in errors_of(make_release(contacts=[{"name": "N", "email": email}]))
+
+
+def test_a_malformed_contact_address_is_not_repeated_in_the_error() -> None:
+    # the error goes into the receipt and the log line, which carry no address
+    errs = errors_of(make_release(contacts=[{"name": "N", "email": "jane.doe@example"}]))
+    assert "e-mail address" in errs["contacts.0.email"]
+    assert "jane" not in errs["contacts.0.email"]
+
+
 def test_language_tag() -> None:
     assert parse_release(dumps(make_release(language="pt-BR")), name="a.json").language == "pt-BR"
     assert "language" in errors_of(make_release(language="english please"))

@@ -20,7 +20,7 @@ from support import (
 
 from chalicelib.core.render import Renderer
 from chalicelib.settings import Settings
-from newsroom.build import build_folder, build_site
+from newsroom.build import build_site
 
 SM = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
@@ -87,26 +87,9 @@ def test_sitemap_index_covers_every_public_page(published) -> None:
     site = published.tree
     urls = sitemap_urls(site)
     pages = {k for k in site if k.endswith(".html") and k != "404.html"}
-    # the search page is update_search's to write, within one schedule period
-    assert {key_of(u) for u in urls} == pages | {"search/index.html"}
+    assert {key_of(u) for u in urls} == pages
     for url in urls:
         assert url.startswith("https://news.example.org/"), url
-
-
-def test_a_built_folder_s_sitemap_covers_its_search_page_too(env, tmp_path) -> None:
-    files = []
-    for key, doc in docs().items():
-        path = tmp_path / key.rsplit("/", 1)[-1]
-        path.write_bytes(dumps(doc))
-        files.append((key, str(path)))
-    out = tmp_path / "out"
-    build_folder(files, Renderer(Settings.from_env()), str(out), now=datetime(2019, 1, 1, tzinfo=UTC), workers=1)
-    tree = {
-        p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()
-    }
-    assert "search/index.html" in tree
-    pages = {k for k in tree if k.endswith(".html") and k != "404.html"}
-    assert {key_of(u) for u in sitemap_urls(tree)} == pages
 
 
 def test_one_sitemap_per_month_of_releases(published) -> None:

@@ -117,10 +117,25 @@ def locale(tag: str) -> Locale:
                 months=tuple(d["months"]),
                 months_standalone=tuple(d["months_standalone"]),
                 day_periods=tuple(d["day_periods"]),
-                rtl=d["rtl"],
+                rtl=_script_rtl(tag, d["rtl"]),
                 name=d["name"],
             )
     raise LookupError(tag)  # pragma: no cover - "en" is always there
+
+
+# ISO 15924 scripts written right to left (those a language tag may name)
+_RTL_SCRIPTS = frozenset(
+    {"Adlm", "Arab", "Hebr", "Mand", "Mend", "Nkoo", "Rohg", "Samr", "Syrc", "Thaa", "Yezi"}
+)
+
+
+def _script_rtl(tag: str, default: bool) -> bool:
+    """A script subtag (``pa-Arab``, ``ar-Latn``) decides the direction; without
+    one, the language's usual script does (``default``)."""
+    for part in tag.split("-")[1:]:
+        if len(part) == 4 and part.isalpha():
+            return part.title() in _RTL_SCRIPTS
+    return default
 
 
 def is_rtl(tag: str) -> bool:

@@ -43,8 +43,12 @@ MAX_BYTES = 1024 * 1024
 # ``.match`` anywhere, including outside this module, checks the whole value.
 SLUG_RE = re.compile(r"\A[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 SLUG_MAX = 120
+# An unquoted local part (RFC 5322 dot-atom: an apostrophe or a plus is as good
+# as a letter; a dot never leads, trails or doubles), then a host name with a dot.
+_ATOM = r"[^@\s<>\"(),.:;\[\]\\]+"
 EMAIL_RE = re.compile(
-    r"\A[^@\s<>\"',;()]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+\Z"
+    rf"\A{_ATOM}(?:\.{_ATOM})*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+\Z"
 )
 LANG_RE = re.compile(r"\A[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")
 _PHONE_RE = re.compile(r"\A[0-9+()./\- ]+(?:\s*(?:x|ext\.?)\s*[0-9]+)?\Z")
@@ -117,7 +121,11 @@ class Contact(_Strict):
     def _email(cls, v: Any) -> str:
         text = text_value(v, field="email", max_len=254)
         if not EMAIL_RE.fullmatch(text):
-            raise fail("email", f"{text!r} is not a valid e-mail address")
+            # the value is not repeated: receipts and log lines carry no address
+            raise fail(
+                "email",
+                "is not a valid e-mail address (a name, an @ and a domain such as example.org)",
+            )
         return text
 
     @field_validator("phone", mode="before")

@@ -143,7 +143,7 @@ def plan_site(view: View, renderer: Renderer) -> dict[str, Page]:
     years = tuple(sorted({_ym(m)[0] for m, _n in view.months}, reverse=True))
     topics = view.topics
     # sitemaps/pages.xml: the listing pages that are not a month's
-    listing = ["/", "/archive/", "/kinds/", "/topics/", "/search/"]
+    listing = ["/", "/archive/", "/kinds/", "/topics/"]
     listing += [f"/archive/{y}/" for y in years]
     listing += [f"/kinds/{k}/" for k in KIND_LABELS]
     listing += [f"/topics/{slug}/" for slug, _name, _n in topics]
