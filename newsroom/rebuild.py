@@ -20,7 +20,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -164,6 +165,61 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+# Without a rebuild queue ----------------------------------------------------------------
+_NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+LOCAL_ATTEMPTS = 3  # as the rebuild queue's redrive: a step is tried three times
+
+
+def queue_missing(sqs: Any, name: str) -> bool:
+    """True when SQS says no queue ``name`` exists (a local endpoint or a stage
+    without the rebuild queue); any other answer is left to the queued path."""
+    try:
+        sqs.get_queue_url(QueueName=name)
+    except Exception as exc:  # noqa: BLE001 - only "no such queue" matters here
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        return code in _NO_QUEUE
+    return False
+
+
+class LocalQueue:
+    """The rebuild queue inside this process: what the steps queue runs here,
+    in order, through the same service the render_releases function runs."""
+
+    def __init__(self) -> None:
+        self.bodies: deque[dict[str, Any]] = deque()
+
+    def send(self, bodies: Iterable[dict[str, Any]]) -> None:
+        self.bodies.extend(bodies)
+
+
+def run_here(
+    rebuilder: RebuildService,
+    queue: LocalQueue,
+    total: int,
+    *,
+    echo: Callable[[str], None],
+) -> Exception | None:
+    """Run every queued step, each as its SQS message would arrive; the first
+    step that fails ``LOCAL_ATTEMPTS`` times stops the rebuild (nothing committed)."""
+    rendered = 0
+    while queue.bodies:
+        body = queue.bodies.popleft()
+        event = {"Records": [{"body": json.dumps(body, ensure_ascii=False)}]}
+        for attempt in range(1, LOCAL_ATTEMPTS + 1):
+            try:
+                rebuilder.handle(event)
+                break
+            except Exception as exc:  # noqa: BLE001 - tried again, then reported
+                log.warning("rebuild step failed (attempt %d): %s: %s",
+                            attempt, type(exc).__name__, exc)  # fmt: skip
+                if attempt == LOCAL_ATTEMPTS:
+                    return exc
+        if body.get("action") == "render":
+            rendered += 1
+            echo(f"chunks {rendered}/{total} rendered")
+    return None
+
+
 # Watching a rebuild --------------------------------------------------------------------
 class Watch:
     """Polls a rebuild until it is committed, failed or out of time."""
@@ -270,7 +326,8 @@ def rebuild(
     then the listing pages month by month and topic by topic. Writes only objects
     whose bytes changed, commits the private state once, then sends one CloudFront
     invalidation (when NEWSROOM_DISTRIBUTION_ID is set). Safe while uploads are
-    being processed.
+    being processed. Where no rebuild queue exists (a local endpoint), the same
+    steps run one after another in this process.
 
     Exit status: 0 done; 1 done, but some source files were rejected; 2 a chunk
     failed (it is in the dead-letter queue) or the rebuild did not finish in time:
@@ -291,7 +348,10 @@ def rebuild(
     except ConfigurationError as exc:
         raise click.UsageError(f"{exc} (or pass --source-bucket / --public-bucket)") from None
     rebuilder = service.rebuild_service(settings)
-    queue = SqsQueue(service.aws_client("sqs"), settings.rebuild_queue)
+    sqs = service.aws_client("sqs")
+    if queue_missing(sqs, settings.rebuild_queue):
+        sys.exit(_rebuild_here(rebuilder, settings, chunk_size, full))
+    queue = SqsQueue(sqs, settings.rebuild_queue)
     env = dict(os.environ)
     env.update(
         NEWSROOM_SOURCE_BUCKET=settings.source_bucket,
@@ -316,6 +376,36 @@ def rebuild(
     finally:
         stop_workers(procs)
     sys.exit(_report(progress, watch.dead, settings.distribution_id, manifest.rebuild_id))
+
+
+def _rebuild_here(
+    rebuilder: RebuildService, settings: Any, chunk_size: int | None, full: bool
+) -> int:
+    """``newsroom rebuild`` where no rebuild queue exists: the same steps, here."""
+    queue = LocalQueue()
+    here = RebuildService(
+        rebuilder.source, rebuilder.public, rebuilder.renderer, queue,
+        invalidator=rebuilder.invalidator, chunk_size=rebuilder.chunk_size,
+    )  # fmt: skip
+    try:
+        manifest = here.start(chunk_size, full=full)
+        click.echo(
+            f"rebuild {manifest.rebuild_id}: {manifest.releases} releases, "
+            f"{manifest.chunks} chunks to render in this process (no queue "
+            f"{settings.rebuild_queue})"
+        )
+        failure = run_here(here, queue, manifest.chunks, echo=click.echo)
+        progress = here.progress(manifest.rebuild_id)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    if failure is not None:
+        click.echo(
+            f"rebuild {manifest.rebuild_id} failed: {type(failure).__name__}: {failure}; "
+            "nothing was committed; fix the cause and run `newsroom rebuild` again",
+            err=True,
+        )
+        return 2
+    return _report(progress, [], settings.distribution_id, manifest.rebuild_id)
 
 
 def _report(

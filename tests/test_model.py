@@ -182,6 +182,21 @@ def test_a_malformed_contact_address_is_not_repeated_in_the_error() -> None:
     assert "jane" not in errs["contacts.0.email"]
 
 
+def test_an_empty_optional_text_is_as_if_absent() -> None:
+    # a CMS export writes "" for a field left blank; only title, alt, names and
+    # topics have a minimum length
+    doc = make_release(
+        summary="  ",
+        image={"url": "/media/a.jpg", "alt": "A clinic", "caption": "", "credit": ""},
+        contacts=[{"name": "N", "email": "n@example.org", "phone": ""}],
+    )
+    release = parse_release(dumps(doc), name="a.json")
+    assert release.summary is None
+    assert release.image is not None
+    assert (release.image.caption, release.image.credit) == (None, None)
+    assert release.contacts[0].phone is None
+
+
 def test_language_tag() -> None:
     assert parse_release(dumps(make_release(language="pt-BR")), name="a.json").language == "pt-BR"
     assert "language" in errors_of(make_release(language="english please"))

@@ -80,6 +80,21 @@ def test_worker_processes_render_and_commit_the_whole_site(local: dict[str, Any]
     assert public_tree(s3) == full_build(s3)
 
 
+def test_without_a_rebuild_queue_the_command_renders_in_its_own_process(
+    local: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # only the two buckets, as a local endpoint or a first try holds them
+    monkeypatch.setenv("NEWSROOM_REBUILD_QUEUE", f"absent-{uuid.uuid4().hex[:8]}")
+    s3 = local["s3"]
+    seed(s3, 7)
+    result = CliRunner().invoke(main, ["rebuild", "--chunk-size", "3", "--interval", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert "in this process" in result.stdout
+    assert "chunks 3/3 rendered" in result.stdout
+    assert "7 releases: " in result.stdout
+    assert public_tree(s3) == full_build(s3)
+
+
 def test_a_worker_killed_mid_chunk_loses_nothing(local: dict[str, Any]) -> None:
     """The first worker is slow (50 ms before each AWS request) and is killed
     with SIGKILL while it holds a chunk; its message becomes visible again

@@ -82,10 +82,12 @@ class _Strict(BaseModel):
 
 def _plain_text(name: str, max_len: int, *, optional: bool = False) -> Any:
     """The validator of a plain-text field: text, XML-safe, trimmed, at most
-    ``max_len`` characters (``null`` allowed when ``optional``)."""
+    ``max_len`` characters (``null`` or blank: absent, when ``optional``)."""
 
     def check(cls: Any, v: Any) -> str | None:
-        return None if optional and v is None else text_value(v, field=name, max_len=max_len)
+        if optional and (v is None or (isinstance(v, str) and not v.strip())):
+            return None  # "" is a field left blank, as if absent
+        return text_value(v, field=name, max_len=max_len)
 
     return field_validator(name, mode="before")(classmethod(check))
 
@@ -131,7 +133,7 @@ class Contact(_Strict):
     @field_validator("phone", mode="before")
     @classmethod
     def _phone(cls, v: Any) -> str | None:
-        if v is None:
+        if v is None or (isinstance(v, str) and not v.strip()):
             return None
         text = text_value(v, field="phone", max_len=50)
         if not _PHONE_RE.match(text):
