@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from .storage import Storage
 
@@ -270,13 +271,26 @@ def cache_control(key: str) -> str:
     return LISTING_CACHE
 
 
+# What a URL path may carry as it is: RFC 3986's sub-delimiters, ":" and "@"
+# (browsers send them unencoded); everything else, a space, "[", "]" or a
+# non-ASCII letter of a media name, is percent-encoded (UTF-8).
+_PATH_SAFE = "/!$&'()*+,;=:@"
+
+
+def site_path(key: str) -> str:
+    """The URL path of public ``key``, percent-encoded: ``media/My Photo (1).jpg``
+    is served at ``/media/My%20Photo%20(1).jpg``. CloudFront matches an
+    invalidation path against that encoded form."""
+    return "/" + quote(key, safe=_PATH_SAFE)
+
+
 def invalidation_paths(key: str) -> list[str]:
     """CloudFront paths that serve ``key`` (``/x/`` and ``/x/index.html``)."""
     if key == "index.html":
         return ["/", "/index.html"]
     if key.endswith("/index.html"):
-        return ["/" + key[: -len("index.html")], "/" + key]
-    return ["/" + key]
+        return [site_path(key[: -len("index.html")]), site_path(key)]
+    return [site_path(key)]
 
 
 def headers(key: str) -> dict[str, str]:

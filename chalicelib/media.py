@@ -6,7 +6,9 @@ allowed file is copied with its Content-Type and Cache-Control (skipped when
 the public bytes are already the same), a removed file is deleted, and each
 outcome is written as a receipt to ``receipts/<key>.json`` beside the sources.
 
-Only path-safe keys with an allow-listed extension are published, and the
+Names as staff give them are published (``media/My Photo (1).jpg``, served
+at ``/media/My%20Photo%20(1).jpg``), but only path-safe ones (see
+``media_key_problem``) with an allow-listed extension, and the
 first bytes must match the extension: never HTML, SVG or JSON, which a browser
 could run or which could shadow the site's own objects.
 """
@@ -14,12 +16,12 @@ could run or which could shadow the site's own objects.
 from __future__ import annotations
 
 import logging
-import re
 import time
+import unicodedata
 from typing import Protocol
 
 from .errors import FieldError
-from .keys import MEDIA_PREFIX, media_receipt_key, put_public
+from .keys import MEDIA_PREFIX, invalidation_paths, media_receipt_key, put_public, site_path
 from .receipts import RECEIPT_CACHE, Receipt
 from .storage import Storage, md5_etag
 
@@ -27,8 +29,17 @@ log = logging.getLogger("newsroom.media")
 
 MAX_MEDIA_BYTES = 50 * 1024 * 1024
 ALLOWED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".pdf")
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MAX_KEY = 300
+# Characters a media name may not hold, though S3 takes them: "\\" (a path
+# separator on Windows), "?" and "#" (they end a URL path), "%" (a name must read
+# the same before and after percent-decoding), '"', "<", ">" (they end a link in
+# HTML or Markdown) and "*" (a CloudFront invalidation wildcard).
+_REFUSED = frozenset('\\?#%"<>*')
+_NAME_RULE = (
+    "a name may hold letters, digits, spaces and punctuation such as ( ) + , ' & ! @ $ ; = ~ [ ], "
+    'but not \\ ? # % " < > * or control characters; no folder may be empty or '
+    "start with a dot or a space, or end with a space"
+)
 
 
 class Invalidator(Protocol):
@@ -44,17 +55,37 @@ def media_key_problem(key: str) -> str | None:
     """Why ``key`` may not be published as media, or ``None`` if it may."""
     if not key.startswith(MEDIA_PREFIX):
         return "is not under media/"
-    parts = key[len(MEDIA_PREFIX) :].split("/")
-    if len(key) > _MAX_KEY or not all(_SEGMENT.match(p) and ".." not in p for p in parts):
-        return (
-            "is not a safe media path: use letters, digits, '.', '-' and '_' "
-            "(no spaces, no leading dot), e.g. media/2018/clinic-reopening.jpg"
-        )
+    if len(key) > _MAX_KEY:
+        return f"is not a safe media path: it is longer than {_MAX_KEY} characters"
+    for part in key[len(MEDIA_PREFIX) :].split("/"):
+        why = _segment_problem(part)
+        if why is not None:
+            return f"is not a safe media path: {why} ({_NAME_RULE})"
     if _extension(key) not in ALLOWED_EXTENSIONS:
         return "has a file type that is not published; allowed: " + ", ".join(
             e.lstrip(".") for e in ALLOWED_EXTENSIONS
         )
     return None
+
+
+def _segment_problem(part: str) -> str | None:
+    if not part:
+        return "it has an empty folder name"
+    if part[0] == "." or part[0].isspace() or part[-1].isspace():
+        return f"{part!r} starts with a dot or a space, or ends with a space"
+    if ".." in part:
+        return f"{part!r} holds '..'"
+    for c in part:
+        if c in _REFUSED:
+            return f"it holds {c!r}"
+        if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") or _noncharacter(c):
+            return f"it holds the control character U+{ord(c):04X}"
+    return None
+
+
+def _noncharacter(c: str) -> bool:
+    cp = ord(c)
+    return 0xFDD0 <= cp <= 0xFDEF or cp & 0xFFFE == 0xFFFE
 
 
 def _matches_extension(key: str, head: bytes) -> bool:
@@ -98,7 +129,7 @@ class MediaSync:
         receipt, changed = self._sync(key, referenced)
         self.changed = changed
         if self.invalidator is not None and changed:
-            self.invalidator.invalidate(["/" + k for k in changed])
+            self.invalidator.invalidate([p for k in changed for p in invalidation_paths(k)])
         if key.startswith(MEDIA_PREFIX):
             self.source.put(
                 media_receipt_key(key),
@@ -119,7 +150,7 @@ class MediaSync:
         return receipt
 
     def _sync(self, key: str, referenced: bool) -> tuple[Receipt, list[str]]:
-        url = self.site_url + "/" + key
+        url = self.site_url + site_path(key)
         problem = media_key_problem(key)
         if problem is not None:
             changed: list[str] = []

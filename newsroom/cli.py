@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import click
 
@@ -284,12 +284,11 @@ def build(
     sys.exit(1 if result.problems else 0)
 
 
-_MEDIA_PATH = re.compile(r"""(?:\]\(|href=["']|src=["'])(/media/[^"'\s)#?]+)""")
-
-
 def media_references(doc: dict[str, Any]) -> list[tuple[str, str]]:
     """``(loc, /media/path)`` for every site media path a release document points
     at: its image, its attachments, and links or images in its body."""
+    from chalicelib.core.references import body_media_paths
+
     refs = []
     image = doc.get("image")
     if isinstance(image, dict) and str(image.get("url", "")).startswith("/media/"):
@@ -297,7 +296,7 @@ def media_references(doc: dict[str, Any]) -> list[tuple[str, str]]:
     for i, a in enumerate(doc.get("attachments") or []):
         if isinstance(a, dict) and str(a.get("url", "")).startswith("/media/"):
             refs.append((f"attachments.{i}.url", a["url"]))
-    refs += [("body", p) for p in _MEDIA_PATH.findall(str(doc.get("body", "")))]
+    refs += [("body", p) for p in body_media_paths(str(doc.get("body", "")))]
     return refs
 
 
@@ -321,7 +320,7 @@ def _warn_missing_media(paths: dict[str, str], live: set[str], media: Path) -> N
         for loc, ref in media_references(doc):
             if not media.is_dir():
                 missing += 1
-            elif not (media / ref[len("/media/") :]).is_file():
+            elif not (media / unquote(ref.split("?")[0].split("#")[0][len("/media/") :])).is_file():
                 _err(f"{path}: {loc}: warning: {ref} is not in {media}; the link will be broken")
     if missing:
         _err(

@@ -17,6 +17,7 @@ from support import (
 )
 
 from chalicelib import service
+from chalicelib.keys import invalidation_paths
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 40 + b"\xff\xd9"
 
@@ -198,6 +199,35 @@ def test_media_changes_are_invalidated_unchanged_media_are_not(app_module, aws, 
     aws.delete_object(Bucket=SOURCE, Key="media/clinic.jpg")
     app_module.sync_release(sqs_event("media/clinic.jpg", "ObjectRemoved:Delete"), None)
     assert sent.new() == [{"/media/clinic.jpg"}]
+
+
+def test_a_media_name_with_spaces_is_invalidated_percent_encoded(
+    app_module, aws, cloudfront
+) -> None:
+    sent = Sent(cloudfront)
+    image = {"url": "/media/My%20Photo%20(1)%20%5Bfinal%5D.jpg", "alt": "Nurses"}
+    publish(app_module, aws, "releases/clinics.json", make_release(slug="clinics", image=image))
+    sent.new()
+    key = "media/My Photo (1) [final].jpg"
+    aws.put_object(Bucket=SOURCE, Key=key, Body=JPEG)
+    app_module.sync_release(sqs_event("media/My+Photo+%281%29+%5Bfinal%5D.jpg"), None)
+    assert key in public_tree(aws)
+    # CloudFront matches the path a browser asks for: spaces and brackets encoded
+    assert sent.new() == [{"/media/My%20Photo%20(1)%20%5Bfinal%5D.jpg"}]
+    aws.delete_object(Bucket=SOURCE, Key=key)
+    app_module.sync_release(
+        sqs_event("media/My+Photo+%281%29+%5Bfinal%5D.jpg", "ObjectRemoved:Delete"), None
+    )
+    assert sent.new() == [{"/media/My%20Photo%20(1)%20%5Bfinal%5D.jpg"}]
+
+
+def test_invalidation_paths_are_percent_encoded() -> None:
+    assert invalidation_paths("media/Café & Co (1).jpg") == ["/media/Caf%C3%A9%20&%20Co%20(1).jpg"]
+    assert invalidation_paths("media/a+b,c;d=e@f~g!h$i'j.pdf") == ["/media/a+b,c;d=e@f~g!h$i'j.pdf"]
+    assert invalidation_paths("releases/clinics/index.html") == [
+        "/releases/clinics/",
+        "/releases/clinics/index.html",
+    ]
 
 
 def test_no_distribution_means_no_invalidation(app_module, aws, cloudfront, monkeypatch) -> None:

@@ -339,6 +339,27 @@ def test_inbox_file_name_with_spaces_is_url_encoded_in_the_event(watcher: Runnin
     assert watcher.get("/releases/spaced-name/")[0] == 200
 
 
+def test_a_photo_named_with_spaces_and_brackets_is_served_encoded(watcher: Running) -> None:
+    photo = watcher.inbox / "My Photo (1).jpg"
+    jpeg = (SAMPLES / "media" / "coastal-clinics-reopen.jpg").read_bytes()
+    image = {"url": "/media/My%20Photo%20(1).jpg", "alt": "Nurses outside a clinic"}
+    try:
+        photo.write_bytes(jpeg)
+        (watcher.inbox / "photo.json").write_text(json.dumps(_doc(slug="photo", image=image)))
+        _settle(watcher)
+        assert watcher.public("media/My Photo (1).jpg")["Body"] == jpeg  # type: ignore[index]
+        status, headers, body = watcher.get("/media/My%20Photo%20(1).jpg")
+        assert status == 200 and body == jpeg
+        assert headers["content-type"] == "image/jpeg"
+        _, _, page = watcher.get("/releases/photo/")
+        assert b'src="/media/My%20Photo%20(1).jpg"' in page
+    finally:
+        photo.unlink()
+        (watcher.inbox / "photo.json").unlink()
+    _settle(watcher)
+    assert watcher.get("/media/My%20Photo%20(1).jpg")[0] == 404
+
+
 def test_inbox_thread_updates_the_page(running: Running) -> None:
     """The inbox thread publishes a dropped file, its edit and its deletion
     without any other prompt (how fast is a benchmark's business)."""

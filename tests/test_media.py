@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
+from urllib.parse import quote, quote_plus
 
 import pytest
 from click.testing import CliRunner
@@ -113,11 +115,98 @@ def test_refused_files_never_reach_the_public_bucket(app_module, aws, key, body,
     assert key not in public_tree(aws)
 
 
-def test_unsafe_key_with_spaces_arrives_encoded_and_is_refused(app_module, aws) -> None:
-    [out] = put_media(app_module, aws, "media/my photo (1).jpg", JPEG, "media/my+photo+%281%29.jpg")
-    assert out["source_key"] == "media/my photo (1).jpg"
+def test_a_staff_name_arrives_encoded_and_follows_its_release(app_module, aws) -> None:
+    key = "media/My Photo (1).jpg"
+    image = {"url": "/media/My%20Photo%20(1).jpg", "alt": "Nurses outside a clinic"}
+    body = "See [the photo](/media/My%20Photo%20(1).jpg) in full."
+    upload(aws, "releases/photo.json", make_release(slug="photo", image=image, body=body))
+    app_module.sync_release(sqs_event("releases/photo.json"), None)
+    [warning] = receipt(aws, "releases/photo.json")["warnings"]  # the file is not up yet
+    assert warning["loc"] == "image.url" and "does not exist yet" in warning["msg"]
+    [out] = put_media(app_module, aws, key, JPEG, "media/My+Photo+%281%29.jpg")
+    assert out["source_key"] == key
+    assert out["status"] == "published", out
+    assert out["url"] == SITE_URL + "/media/My%20Photo%20(1).jpg"
+    tree = public_tree(aws)
+    assert tree[key] == JPEG
+    assert head(aws, key)["ContentType"] == "image/jpeg"
+    page = tree["releases/photo/index.html"].decode()
+    assert 'src="/media/My%20Photo%20(1).jpg"' in page
+    assert 'href="/media/My%20Photo%20(1).jpg"' in page
+    assert "/media/My Photo" not in page
+    entry = json.loads(tree["index.json"])["releases"][0]
+    assert "/media/My%20Photo%20(1).jpg" in entry["image"]["url"]
+    assert SITE_URL + "/media/My%20Photo%20(1).jpg" in tree["feed.xml"].decode()
+
+    aws.delete_object(Bucket=SOURCE, Key="releases/photo.json")
+    app_module.sync_release(sqs_event("releases/photo.json", "ObjectRemoved:Delete"), None)
+    assert key not in public_tree(aws)
+    assert media_receipt(aws, key)["status"] == "removed"
+
+
+def test_punctuation_and_non_ascii_letters_in_names_are_published(app_module, aws) -> None:
+    key = "media/Q&A, it's [final] +1 @home $5; a=b~! Café/Ünïcode ✓.pdf"
+    path = "/media/" + quote(key[len("media/") :], safe="/!$&'()*+,;=:@")
+    doc = make_release(slug="qa", image=None, attachments=[{"title": "Q&A", "url": path}])
+    upload(aws, "releases/qa.json", doc)
+    app_module.sync_release(sqs_event("releases/qa.json"), None)
+    [out] = put_media(app_module, aws, key, PDF, quote_plus(key, safe="/"))
+    assert out["status"] == "published", out
+    assert public_tree(aws)[key] == PDF
+    page = public_tree(aws)["releases/qa/index.html"].decode()
+    # in HTML the "&" is escaped; the reader's browser asks for the encoded path
+    assert 'href="/media/Q&amp;A,%20it&#39;s%20%5Bfinal%5D%20+1%20@home%20$5;%20a=b~!' in page
+
+
+def test_a_name_written_unencoded_in_the_release_is_encoded_on_the_page(app_module, aws) -> None:
+    image = {"url": "/media/Café[1].jpg", "alt": "A café"}
+    upload(aws, "releases/cafe.json", make_release(slug="cafe", image=image))
+    app_module.sync_release(sqs_event("releases/cafe.json"), None)
+    [out] = put_media(app_module, aws, "media/Café[1].jpg", JPEG, quote_plus("media/Café[1].jpg"))
+    assert out["status"] == "published", out
+    page = public_tree(aws)["releases/cafe/index.html"].decode()
+    assert 'src="/media/Caf%C3%A9%5B1%5D.jpg"' in page
+
+
+def test_a_reference_with_a_literal_space_is_refused(app_module, aws) -> None:
+    image = {"url": "/media/My Photo (1).jpg", "alt": "Nurses outside a clinic"}
+    publish(app_module, aws, "releases/space.json", make_release(slug="space", image=image))
+    out = receipt(aws, "releases/space.json")
     assert out["status"] == "rejected"
-    assert "not a safe media path" in out["errors"][0]["msg"]
+    assert out["errors"][0]["loc"] == "image.url"
+    assert "spaces" in out["errors"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("media/a//b.jpg", "empty folder"),
+        ("media/.hidden.jpg", "starts with a dot"),
+        ("media/ lead.jpg", "starts with a dot or a space"),
+        ("media/folder /a.jpg", "ends with a space"),
+        ("media/a/../b.jpg", "starts with a dot"),
+        ("media/a..b.jpg", "'..'"),
+        ("media/a\\b.jpg", "holds '\\\\'"),
+        ("media/a?b.jpg", "holds '?'"),
+        ("media/a#b.jpg", "holds '#'"),
+        ("media/100%.jpg", "holds '%'"),
+        ('media/a"b.jpg', "holds '\"'"),
+        ("media/a<b.jpg", "holds '<'"),
+        ("media/a>b.jpg", "holds '>'"),
+        ("media/a*b.jpg", "holds '*'"),
+        ("media/a\x7fb.jpg", "U+007F"),
+        ("media/a\u2028b.jpg", "U+2028"),
+        ("media/a\u2029b.jpg", "U+2029"),
+        ("media/" + "a" * 300 + ".jpg", "longer than 300"),
+    ],
+)
+def test_unsafe_names_get_a_rejected_receipt(app_module, aws, key, why) -> None:
+    reference(app_module, aws, key)
+    [out] = put_media(app_module, aws, key, JPEG, quote_plus(key, safe="/"))
+    assert out["source_key"] == key
+    assert out["status"] == "rejected"
+    assert "is not a safe media path" in out["errors"][0]["msg"]
+    assert why in out["errors"][0]["msg"]
     assert not any(k.startswith("media/") for k in public_tree(aws))
 
 
@@ -128,11 +217,30 @@ def test_unsafe_key_with_spaces_arrives_encoded_and_is_refused(app_module, aws) 
         "media/a//b.jpg",
         "media/a/./b.jpg",
         "releases/x.jpg",
-        "media/a b.png",
+        "media/a\x01b.jpg",
+        "media/tab\tname.jpg",
+        "media/line\nbreak.jpg",
+        "media/lone\ud800.jpg",
+        "media/non\uffffchar.jpg",
+        "media/trailing.jpg ",
+        "media/My Photo (1).svg",
     ],
 )
 def test_media_key_problem_refuses_unsafe_paths(key) -> None:
     assert media_key_problem(key) is not None
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "media/My Photo (1).JPG",
+        "media/2018/Press kit – final/Ärztin im Einsatz.jpeg",
+        "media/Q&A, it's [final] +1 @home $5; a=b~!.pdf",
+        "media/写真.png",
+    ],
+)
+def test_media_key_problem_accepts_names_as_staff_give_them(key) -> None:
+    assert media_key_problem(key) is None
 
 
 def test_delete_removes_it_and_events_converge(app_module, aws) -> None:
@@ -205,6 +313,22 @@ def test_build_copies_only_allowed_media(tmp_path) -> None:
     assert not (out / "media" / "evil.svg").exists()
     assert not (out / "media" / "unused.jpg").exists(), "media follow releases"
     assert "evil.svg: (file): has a file type that is not published" in result.output
+
+
+def test_build_copies_media_named_as_staff_name_them(tmp_path) -> None:
+    src = tmp_path / "src"
+    (src / "media" / "Press kit").mkdir(parents=True)
+    (src / "media" / "Press kit" / "My Photo (1).jpg").write_bytes(JPEG)
+    image = {"url": "/media/Press%20kit/My%20Photo%20(1).jpg", "alt": "Nurses"}
+    doc = make_release(image=image)
+    (src / "clinics.json").write_text(json.dumps(doc), encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", str(src), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "will be broken" not in result.output
+    assert (out / "media" / "Press kit" / "My Photo (1).jpg").read_bytes() == JPEG
+    page = next(out.glob("releases/*/index.html")).read_text(encoding="utf-8")
+    assert 'src="/media/Press%20kit/My%20Photo%20(1).jpg"' in page
 
 
 # Media follow releases ---------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
@@ -14,6 +15,7 @@ from pydantic_core import PydanticCustomError
 from ..errors import FieldError
 from .text import FORBIDDEN_CHARS, escape_forbidden, has_forbidden, topic_slug
 
+_SITE_PATH_SAFE = "/%!$&'()*+,;=:@?#"
 _HTTPS_RE = re.compile(r"\Ahttps://[^/\\]+", re.IGNORECASE)
 # The deepest a valid release nests is three (``contacts.0.name``); anything
 # far deeper is refused before validation walks it.
@@ -47,7 +49,10 @@ def url_value(value: Any) -> str:
     if any(c.isspace() for c in url):
         raise fail("url_space", "must not contain spaces, tabs or line breaks")
     if url.startswith("/") and not url.startswith("//") and "\\" not in url:
-        return url
+        # a site path is kept percent-encoded: "/media/Café[1].jpg" is written
+        # out as "/media/Caf%C3%A9%5B1%5D.jpg", a valid URL in HTML and XML
+        # (one holding a forbidden character is reported by the model as written)
+        return url if has_forbidden(url) else quote(url, safe=_SITE_PATH_SAFE)
     if _HTTPS_RE.match(url):
         return url
     raise fail(

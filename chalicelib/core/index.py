@@ -16,15 +16,14 @@ version 2 holds the newest ``NEWEST`` entries and the list of months, and one
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
 
 from ..keys import release_path
 from ..storage import md5_etag
 from .model import KIND_LABELS, Release
+from .references import media_refs
 from .text import topic_slug
 
 NEWEST = 100  # entries in the public index.json
@@ -194,28 +193,6 @@ class Entry:
             translation_key=release.translation_key,
             media=media_refs(release, site_url),
         )
-
-
-_MEDIA_PATH = re.compile(r"""(?:^|(?<=[\s("'=\[<]))/media/([^\s"'()<>\[\]?#]+)""")
-
-
-def media_refs(release: Release, site_url: str = "") -> tuple[str, ...]:
-    """``media/<name>`` keys a release references: its image, its attachments,
-    and any link or image in the body whose path is ``/media/<name>`` (written
-    as a site path, or absolute on the site's own URL)."""
-    urls = [release.image.url] if release.image is not None else []
-    urls += [a.url for a in release.attachments]
-    body = release.body.replace(site_url + "/media/", "/media/") if site_url else release.body
-    keys = set()
-    for url in urls:
-        if site_url and url.startswith(site_url + "/"):
-            url = url[len(site_url) :]
-        path = url.split("#", 1)[0].split("?", 1)[0]
-        if path.startswith("/media/") and len(path) > len("/media/"):
-            keys.add(unquote(path[1:]))
-    if "/media/" in body:  # the pattern costs a scan of the whole body
-        keys.update("media/" + unquote(m) for m in _MEDIA_PATH.findall(body))
-    return tuple(sorted(keys))
 
 
 def source_digest(raw: bytes) -> str:
