@@ -50,6 +50,20 @@ def wait_for_receipt(
         sleep(max(0.0, min(interval, deadline - monotonic())))
 
 
+def bucket_notifies(client: Any, bucket: str) -> bool | None:
+    """Whether ``bucket`` sends its events anywhere (a queue, a topic, a function
+    or EventBridge), so that a publisher can answer an upload with a receipt;
+    ``None`` when that cannot be read (no ``s3:GetBucketNotification``)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        conf = client.get_bucket_notification_configuration(Bucket=bucket)
+    except (BotoCoreError, ClientError):
+        return None
+    targets = ("QueueConfigurations", "TopicConfigurations", "LambdaFunctionConfigurations")
+    return "EventBridgeConfiguration" in conf or any(conf.get(t) for t in targets)
+
+
 # The commands ---------------------------------------------------------------------
 def _s3_client() -> Any:
     from chalicelib.service import s3_client
@@ -71,7 +85,8 @@ def publish(files: tuple[Path, ...], bucket: str, wait_s: float) -> None:
     """Validate release files locally, upload the valid ones to the source bucket
     and print what the publisher made of each.
 
-    Exit status: 0 all published or scheduled; 1 a file was invalid, refused or
+    Exit status: 0 all published or scheduled (or uploaded to a bucket that
+    notifies no publisher, said at once); 1 a file was invalid, refused or
     could not be uploaded; 2 uploaded, but no receipt came within --wait.
     Uses the usual AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...).
     """
@@ -119,6 +134,15 @@ def _publish(files: tuple[Path, ...], bucket: str, wait_s: float) -> None:
         click.echo(f"{path}: uploaded to s3://{bucket}/{key}")
         pending.append((path, key, before))
 
+    if wait_s > 0 and pending and bucket_notifies(_s3_client(), bucket) is False:
+        # no publisher hears this bucket: say so at once rather than wait for nothing
+        click.echo(
+            f"note: s3://{bucket} sends its changes to no publisher (it has no event "
+            f"notification), so no receipt will come; the upload is done. Deploy the "
+            f"publisher for this bucket (chalice deploy) to have it published.",
+            err=True,
+        )
+        wait_s = 0
     if wait_s > 0 and pending:
         assert storage is not None
         deadline = time.monotonic() + wait_s

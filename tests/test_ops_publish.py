@@ -31,7 +31,19 @@ def publish(*args: str) -> Any:
 
 
 @pytest.fixture
-def lambda_on_upload(aws: Any, app_module: Any) -> Iterator[None]:
+def notified(aws: Any) -> None:
+    """The source bucket notifies the publish queue, as a deployed publisher's does."""
+    import boto3
+
+    from newsroom import lambda_sqs
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    _, arn = lambda_sqs.create_queue(sqs, "newsroom-publish")
+    lambda_sqs.notify_queue(aws, SOURCE, arn)
+
+
+@pytest.fixture
+def lambda_on_upload(aws: Any, app_module: Any, notified: None) -> Iterator[None]:
     """Stands in for the S3 notification: runs the real handler, in the background,
     on every release key whose bytes change while the test runs."""
     stop = threading.Event()
@@ -125,7 +137,9 @@ def test_a_rejection_by_the_publisher_is_shown_and_fails(
     assert line.startswith(f"{other}: slug: ") and "releases/clinics.json" in line
 
 
-def test_an_older_receipt_is_not_taken_for_the_new_upload(aws: Any, tmp_path: Path) -> None:
+def test_an_older_receipt_is_not_taken_for_the_new_upload(
+    aws: Any, tmp_path: Path, notified: None
+) -> None:
     """No handler runs: the receipt left by an earlier upload must not be reported."""
     earlier = {"source_key": "releases/clinics.json", "status": "published", "url": "x"}
     aws.put_object(
@@ -140,6 +154,20 @@ def test_an_older_receipt_is_not_taken_for_the_new_upload(aws: Any, tmp_path: Pa
     assert "Is the publisher deployed" in result.stderr
     assert f"{path}: no receipt after 0.6 s" in result.stderr
     assert f"s3://{SOURCE}/receipts/releases/clinics.json" in result.stderr
+
+
+def test_a_bucket_that_notifies_no_publisher_is_said_at_once(aws: Any, tmp_path: Path) -> None:
+    """No event notification on the bucket: no receipt can come, so the command
+    does not wait for one; the upload is done and the note says why."""
+    path = write(tmp_path, "clinics.json", make_release())
+
+    result = publish(str(path), "--bucket", SOURCE, "--wait", "5")
+
+    assert result.exit_code == 0, result.stderr
+    assert source_keys(aws) == ["releases/clinics.json"]
+    assert f"{path}: uploaded to s3://{SOURCE}/releases/clinics.json" in result.stdout
+    assert f"s3://{SOURCE} sends its changes to no publisher" in result.stderr
+    assert "no receipt after" not in result.stderr
 
 
 def test_without_credentials_nothing_is_uploaded_and_the_error_says_what_to_do(
