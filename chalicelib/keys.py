@@ -274,14 +274,14 @@ def cache_control(key: str) -> str:
 # What a URL path may carry as it is: RFC 3986's sub-delimiters, ":" and "@"
 # (browsers send them unencoded); everything else, a space, "[", "]" or a
 # non-ASCII letter of a media name, is percent-encoded (UTF-8).
-_PATH_SAFE = "/!$&'()*+,;=:@"
+PATH_SAFE = "/!$&'()*+,;=:@"
 
 
 def site_path(key: str) -> str:
     """The URL path of public ``key``, percent-encoded: ``media/My Photo (1).jpg``
     is served at ``/media/My%20Photo%20(1).jpg``. CloudFront matches an
     invalidation path against that encoded form."""
-    return "/" + quote(key, safe=_PATH_SAFE)
+    return "/" + quote(key, safe=PATH_SAFE)
 
 
 def invalidation_paths(key: str) -> list[str]:

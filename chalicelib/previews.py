@@ -22,10 +22,10 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import unquote
 
+from .core.references import media_source_key
 from .core.render import Renderer
-from .keys import HTML, MEDIA_PREFIX, PRIVATE_CACHE, preview_key
+from .keys import HTML, PRIVATE_CACHE, preview_key
 from .storage import Storage
 
 PREVIEW_TTL_SECONDS = 7 * 24 * 3600  # SigV4's longest presigned URL
@@ -37,16 +37,6 @@ _URL_ATTR = re.compile(r'(\s(?:href|src|cite|content)=")([^"]*)(")')
 
 class PresigningStorage(Storage, Protocol):
     def presign(self, key: str, expires_in: int) -> str: ...
-
-
-def media_source_key(path: str) -> str | None:
-    """The source key a ``/media/…`` site path names (query and fragment
-    dropped, percent-escapes decoded), or ``None`` for any other path."""
-    path = path.split("#", 1)[0].split("?", 1)[0]
-    if not path.startswith("/" + MEDIA_PREFIX):
-        return None
-    key = unquote(path[1:])
-    return key if len(key) > len(MEDIA_PREFIX) else None
 
 
 def point_links(page: str, site_url: str, media_url: Callable[[str], str]) -> str:
@@ -110,9 +100,7 @@ class Previews:
         site_url = self.renderer.settings.site_url
         return point_links(raw, site_url, lambda key: self.source.presign(key, self.ttl)).encode()
 
-    def put(
-        self, source_key: str, release: Any, publish_at: datetime, versions: tuple = ()
-    ) -> str:
+    def put(self, source_key: str, release: Any, publish_at: datetime, versions: tuple = ()) -> str:
         key = preview_key(source_key)
         self.source.put(
             key,

@@ -8,7 +8,6 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 import click
 
@@ -303,6 +302,9 @@ def media_references(doc: dict[str, Any]) -> list[tuple[str, str]]:
 def _warn_missing_media(paths: dict[str, str], live: set[str], media: Path) -> None:
     """A live release pointing at a /media/ file the media folder does not hold
     would show a broken image or link: say so (the build still succeeds)."""
+    from chalicelib.core.references import media_source_key
+    from chalicelib.keys import MEDIA_PREFIX
+
     missing = 0
     for key in sorted(live):
         path = paths.get(key)
@@ -320,7 +322,9 @@ def _warn_missing_media(paths: dict[str, str], live: set[str], media: Path) -> N
         for loc, ref in media_references(doc):
             if not media.is_dir():
                 missing += 1
-            elif not (media / unquote(ref.split("?")[0].split("#")[0][len("/media/") :])).is_file():
+            elif (name := media_source_key(ref)) is None or not (
+                media / name[len(MEDIA_PREFIX) :]
+            ).is_file():
                 _err(f"{path}: {loc}: warning: {ref} is not in {media}; the link will be broken")
     if missing:
         _err(

@@ -13,9 +13,11 @@ from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
 from ..errors import FieldError
+from ..keys import PATH_SAFE
 from .text import FORBIDDEN_CHARS, escape_forbidden, has_forbidden, topic_slug
 
-_SITE_PATH_SAFE = "/%!$&'()*+,;=:@?#"
+# a site path staff write may be encoded already ("%") and carry a query or fragment
+_SITE_PATH_SAFE = PATH_SAFE + "%?#"
 _HTTPS_RE = re.compile(r"\Ahttps://[^/\\]+", re.IGNORECASE)
 # The deepest a valid release nests is three (``contacts.0.name``); anything
 # far deeper is refused before validation walks it.

@@ -8,6 +8,7 @@ import html
 import re
 from urllib.parse import unquote
 
+from ..keys import MEDIA_PREFIX
 from .model import Release
 
 _MEDIA_PATH = re.compile(r"""(?:^|(?<=[\s("'=\[<]))/media/([^\s"<>?#]+)""")
@@ -46,6 +47,16 @@ def body_media_paths(body: str) -> list[str]:
     return ["/media/" + p for p in found if p]
 
 
+def media_source_key(path: str) -> str | None:
+    """The source key a ``/media/…`` site path names (query and fragment
+    dropped, percent-escapes decoded), or ``None`` for any other path."""
+    path = path.split("#", 1)[0].split("?", 1)[0]
+    if not path.startswith("/" + MEDIA_PREFIX):
+        return None
+    key = unquote(path[1:])
+    return key if len(key) > len(MEDIA_PREFIX) else None
+
+
 def media_refs(release: Release, site_url: str = "") -> tuple[str, ...]:
     """``media/<name>`` keys a release references: its image, its attachments,
     and any link or image in the body whose path is ``/media/<name>`` (written
@@ -53,12 +64,7 @@ def media_refs(release: Release, site_url: str = "") -> tuple[str, ...]:
     urls = [release.image.url] if release.image is not None else []
     urls += [a.url for a in release.attachments]
     body = release.body.replace(site_url + "/media/", "/media/") if site_url else release.body
-    keys = set()
-    for url in urls:
-        if site_url and url.startswith(site_url + "/"):
-            url = url[len(site_url) :]
-        path = url.split("#", 1)[0].split("?", 1)[0]
-        if path.startswith("/media/") and len(path) > len("/media/"):
-            keys.add(unquote(path[1:]))
-    keys.update(unquote(p[1:]) for p in body_media_paths(body))
-    return tuple(sorted(keys))
+    paths = [url[len(site_url) :] if site_url and url.startswith(site_url + "/") else url
+             for url in urls]  # fmt: skip
+    keys = {media_source_key(p) for p in [*paths, *body_media_paths(body)]}
+    return tuple(sorted(k for k in keys if k is not None))
