@@ -60,8 +60,7 @@ def parse_month(raw: bytes | None) -> list[dict[str, Any]]:
 
 def month_bytes(month: str, records: Iterable[dict[str, Any]]) -> bytes:
     ordered = sorted(records, key=lambda r: r["slug"])
-    doc = {"version": 1, "month": month, "records": ordered}
-    return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return _month_file(month, (record_text(r) for r in ordered))
 
 
 def record_text(record: dict[str, Any]) -> str:
@@ -73,9 +72,14 @@ def month_bytes_of_texts(month: str, texts: dict[str, str]) -> bytes:
     """``month_bytes`` of the records whose texts (``record_text``) are
     ``texts`` by slug: the same bytes, without encoding again the records
     that did not change."""
-    records = ",".join(texts[slug] for slug in sorted(texts))
+    return _month_file(month, (texts[slug] for slug in sorted(texts)))
+
+
+def _month_file(month: str, record_texts: Iterable[str]) -> bytes:
+    """A month file (the JSON of ``{"month", "records", "version": 1}``, keys
+    sorted, no spaces) around its records' texts, in order."""
     head = json.dumps(month, ensure_ascii=False)
-    return f'{{"month":{head},"records":[{records}],"version":1}}'.encode()
+    return f'{{"month":{head},"records":[{",".join(record_texts)}],"version":1}}'.encode()
 
 
 class SearchCorpus:
