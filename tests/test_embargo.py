@@ -292,3 +292,16 @@ def test_validate_shows_the_embargo(tmp_path) -> None:
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 0
     assert f"(embargoed until {EMBARGO})" in result.output
+
+
+def test_an_instant_past_the_calendar_is_rejected_not_retried_forever(app_module, aws) -> None:
+    """``9999-12-31T23:59:59-12:00`` is year 10000 in UTC: a receipt naming the
+    field, not a crash of every batch and sweep that reads the file."""
+    doc = make_release(slug="far", published_at="9999-12-31T23:59:59-12:00")
+    upload(aws, "releases/far.json", doc)
+    out = app_module.sync_release(sqs_event("releases/far.json"), None)
+    assert not (out or {}).get("batchItemFailures")
+    r = receipt(aws, "releases/far.json")
+    assert r["status"] == "rejected"
+    assert [e["loc"] for e in r["errors"]] == ["published_at"]
+    assert schedule(aws) == [] and leaks(aws, "far") == []

@@ -135,6 +135,12 @@ def test_kind_labels_and_dates_per_language(lang: str, label: str, date: str) ->
     assert date in html
 
 
+def test_zone_label_at_the_calendar_s_end_gives_the_offset() -> None:
+    """The site's zone is ahead of the instant, past year 9999: no crash."""
+    moment = datetime.fromisoformat("9999-12-31T20:00:00-01:00")
+    assert i18n.zone_label(moment, "Pacific/Kiritimati") == "UTC\u221201:00"
+
+
 def test_arabic_is_right_to_left() -> None:
     html = page(language="ar", topics=["Climate"])
     assert '<html lang="ar" dir="rtl">' in html

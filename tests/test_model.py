@@ -90,6 +90,25 @@ def test_naive_date_time_message_explains_the_offset() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "value", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "9999-12-31T20:00:00-05:00"]
+)
+@pytest.mark.parametrize("field", ["published_at", "embargo_until"])
+def test_an_instant_outside_the_calendar_in_utc_is_an_error(field: str, value: str) -> None:
+    assert "out of range" in errors_of(make_release(**{field: value}))[field]
+
+
+def test_the_calendar_s_last_instant_in_utc_is_valid() -> None:
+    doc = make_release(published_at="9999-12-31T23:59:59+14:00", embargo_until="9999-12-31T23:59Z")
+    assert parse_release(dumps(doc), name="a.json").embargo_until.year == 9999
+
+
+@pytest.mark.parametrize("value", ["2018-12-19T10:00:00+05:30:15", "2018-12-19T10:00:00+05:30:15.5"])
+def test_an_offset_with_seconds_is_an_error(value: str) -> None:
+    """Feeds and sitemaps write the offset as ±hh:mm (RFC 3339)."""
+    assert "whole minutes" in errors_of(make_release(published_at=value))["published_at"]
+
+
 def test_offset_is_kept_as_written() -> None:
     release = parse_release(
         dumps(make_release(published_at="2018-12-19T22:30:00-05:00")), name="a.json"

@@ -5,7 +5,7 @@ in a sentence a press officer understands."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -90,6 +90,16 @@ def datetime_value(value: Any) -> datetime:
             "datetime_naive",
             "needs a UTC offset (add Z or -05:00, e.g. 2018-12-19T10:00:00-05:00)",
         )
+    if parsed.utcoffset() % timedelta(minutes=1):
+        # feeds and sitemaps write offsets as ±hh:mm (RFC 3339); seconds have no place there
+        raise fail("datetime_offset", "needs a UTC offset in whole minutes, such as -05:00")
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        # an instant no page, feed or schedule can hold (it would crash every render)
+        raise fail(
+            "datetime_range", "is out of range: in UTC it must fall within the years 1 to 9999"
+        ) from None
     return parsed
 
 

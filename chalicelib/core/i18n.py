@@ -205,7 +205,10 @@ def zone_label(moment: datetime, timezone: str = "UTC") -> str:
     except (ZoneInfoNotFoundError, ValueError):
         zone = None
     if zone is not None:
-        local = moment.astimezone(zone)
+        try:
+            local = moment.astimezone(zone)
+        except OverflowError:  # the last or first hours of the calendar: the offset says it
+            local = moment
         name = local.tzname() or ""
         if local.utcoffset() == offset and name.isalpha():
             return name
