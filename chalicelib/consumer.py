@@ -2,7 +2,8 @@
 
 ``sync_release`` hands each batch here. The batch's release keys are converged
 together (one commit of the index), its media keys through the same writer;
-keys outside ``releases/`` and ``media/`` are ignored. The answer is Lambda's
+keys outside ``releases/`` and ``media/``, folder markers and records of
+other buckets are ignored. The answer is Lambda's
 partial batch response: only messages whose keys met an infrastructure fault
 come back. One structured metrics line per batch (CloudWatch Embedded Metric
 Format) carries what was published and rejected, the batch size and the age
@@ -53,14 +54,16 @@ class QueueConsumer:
         self,
         publisher: Publisher,
         *,
+        source_bucket: str | None = None,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.publisher = publisher
+        self.source_bucket = source_bucket  # the bucket whose events count (others: ignored)
         self.now_ms = now_ms
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         """Converge every key a batch names; return the partial batch response."""
-        messages = parse_batch(event)
+        messages = parse_batch(event, self.source_bucket)
         keys = batch_keys(messages)
         releases = [k for k in keys if k.startswith(RELEASES_PREFIX)]
         media = [k for k in keys if k.startswith(MEDIA_PREFIX)]

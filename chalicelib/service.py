@@ -126,7 +126,7 @@ def sweeper() -> Sweeper:
 
 def consumer() -> QueueConsumer:
     """The publish queue's consumer: the publisher, and media through the same writer."""
-    return QueueConsumer(publisher())
+    return QueueConsumer(publisher(), source_bucket=settings().source_bucket)
 
 
 @lru_cache(maxsize=8)

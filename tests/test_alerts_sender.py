@@ -15,6 +15,7 @@ from chalice.test import Client
 from support import log_text
 
 from chalicelib import service
+from chalicelib.alerts.mail import OutgoingMail
 from chalicelib.alerts.sender import alert_payload, matches, release_id
 from chalicelib.listeners import Commit, Published
 
@@ -379,6 +380,24 @@ def test_release_without_image_credit_or_summary(
     drain(app_module, alerts)
     [mail] = [m for m in outbox.to("plain@example.org") if "List-Unsubscribe" in m.headers]
     assert ("https://cdn.example.org/x.jpg" in mail.html) is bool(image)
+    assert set(deliveries().values()) == {"sent"}
+
+
+def test_a_title_with_line_breaks_makes_a_one_line_subject(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str
+) -> None:
+    # the release format allows line breaks in a title (only other controls
+    # are refused); a header line break would end the Subject and start a new
+    # header, and Python's mail module refuses to write it at all
+    subscribe(client, outbox, "lines@example.org")
+    title = "Clinics reopen\r\nBcc: someone@elsewhere.example\n\n  after the storm"
+    announce(Published("releases/x.json", None, entry(slug="x", title=title), True))
+    drain(app_module, alerts)
+    [mail] = [m for m in outbox.to("lines@example.org") if "List-Unsubscribe" in m.headers]
+    assert mail.subject == "Report: Clinics reopen Bcc: someone@elsewhere.example after the storm"
+    eml = OutgoingMail(mail.to, mail.subject, mail.text, mail.html, tuple(mail.headers.items()))
+    head = eml.as_mime("alerts@harborlight.example").split(b"\r\n\r\n")[0]
+    assert b"\nBcc:" not in head
     assert set(deliveries().values()) == {"sent"}
 
 

@@ -131,6 +131,26 @@ def test_an_address_with_an_apostrophe_is_not_malformed(client: Client, outbox: 
     assert mail.to == "o'brien@example.org"
 
 
+def test_an_internationalised_domain_is_an_address_mailed_in_its_ascii_form(
+    client: Client, outbox: Outbox
+) -> None:
+    assert post_json(client, {"email": "ada@Bücher.example"}).status_code == 202
+    [mail] = outbox.sent
+    assert mail.to == "ada@xn--bcher-kva.example"  # what SES accepts
+    # the same mailbox spelled in ASCII is the same subscriber (one per hour)
+    assert post_json(client, {"email": "ada@xn--bcher-kva.example"}).status_code == 202
+    assert len(outbox.sent) == 1 and len(items()) == 1
+
+
+def test_one_address_composed_or_decomposed_is_one_subscriber(
+    client: Client, outbox: Outbox
+) -> None:
+    composed, decomposed = "jos\u00e9@example.org", "jose\u0301@example.org"
+    subscribe_and_confirm(client, outbox, composed)
+    assert post_json(client, {"email": decomposed}).status_code == 202
+    assert len(outbox.sent) == 1 and len(items()) == 1
+
+
 def test_honeypot_sends_nothing(client: Client, outbox: Outbox) -> None:
     resp = post_form(client, [("email", "bot@example.org"), ("website", "buy pills")])
     assert resp.status_code == 202

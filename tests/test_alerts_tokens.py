@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.alerts.tokens import CONFIRM, UNSUBSCRIBE, Keys, new_nonce
+from chalicelib.alerts.tokens import CONFIRM, UNSUBSCRIBE, Keys, mailbox, new_nonce
 from chalicelib.errors import InvalidToken
 
 KEYS = Keys("a-secret-that-is-long-enough")
@@ -15,6 +15,14 @@ def test_address_id_is_keyed_and_case_insensitive() -> None:
     assert a == KEYS.address_id("ada@example.org")
     assert a != Keys("another-secret-long-enough").address_id("ada@example.org")
     assert len(a) == 64 and "ada" not in a
+
+
+def test_address_id_is_one_for_every_spelling_of_a_mailbox() -> None:
+    a = KEYS.address_id("jos\u00e9@b\u00fccher.example")
+    assert a == KEYS.address_id(" JOSE\u0301@B\u00dcCHER.example")
+    assert a == KEYS.address_id("jos\u00e9@xn--bcher-kva.example")
+    assert mailbox(" Ada@B\u00fccher.example ") == "Ada@xn--bcher-kva.example"
+    assert mailbox("ada@example..org") == "ada@example..org"  # left for the check to refuse
 
 
 def test_token_round_trip_and_no_address_inside() -> None:

@@ -171,3 +171,85 @@ def test_a_fault_in_the_shared_commit_sends_back_every_message(app_module: Any, 
     assert app_module.sync_release(event, None) == OK
     assert site_pages(public_tree(aws)) == build_now(aws)
     assert public_tree(aws, PUBLIC)["media/clinic.jpg"] == JPEG
+
+
+def test_a_malformed_message_does_not_hold_up_the_batch(app_module: Any, aws: Any) -> None:
+    """A body no S3 notification ever looked like, among good ones: it is
+    acknowledged and the rest of the batch publishes."""
+    upload(aws, "releases/good.json", make_release(slug="good"))
+    event = queue_event(s3_event("releases/good.json"))
+    broken = dict(event["Records"][0], messageId="broken")
+    broken["body"] = json.dumps({"Records": [{"s3": None}, {"s3": {"object": None}}]})
+    event["Records"].insert(0, broken)
+    assert app_module.sync_release(event, None) == OK
+    assert receipt(aws, "releases/good.json")["status"] == "published"
+
+
+def test_folder_markers_are_not_files(app_module: Any, aws: Any) -> None:
+    """Staff create folders under media/ in the console; the zero-byte marker
+    is announced like a file, but gets no receipt and publishes nothing."""
+    for key in ("media/", "media/2024/", "releases/drafts/"):
+        aws.put_object(Bucket=SOURCE, Key=key, Body=b"")
+    event = queue_event(*(s3_event(k) for k in ("media/", "media/2024/", "releases/drafts/")))
+    assert app_module.sync_release(event, None) == OK
+    assert public_tree(aws) == {}
+    assert not [k for k in public_tree(aws, SOURCE) if k.startswith("receipts/")]
+
+
+def test_records_of_another_bucket_change_nothing(app_module: Any, aws: Any) -> None:
+    """Another bucket's events on the publish queue (its rule pointed at the
+    wrong queue): no receipt, no state, no page for a key we never held."""
+    event = queue_event(
+        s3_event("releases/theirs.json", bucket="staging-source"),
+        s3_event("media/theirs.jpg", bucket="staging-source"),
+    )
+    assert app_module.sync_release(event, None) == OK
+    assert public_tree(aws) == {}
+    assert public_tree(aws, SOURCE) == {}
+
+
+def test_a_notification_through_sns_publishes(app_module: Any, aws: Any) -> None:
+    """The bucket's events fanned out through an SNS topic to the publish
+    queue (raw message delivery off): the release is published at once, not
+    at the next sweep."""
+    upload(aws, "releases/a b.json", make_release(slug="a-b"))
+    envelope = {
+        "Type": "Notification",
+        "MessageId": "0a7d4d6b-6c4f-5b0e-9f7c-1e2d3c4b5a69",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:newsroom-source-events",
+        "Subject": "Amazon S3 Notification",
+        "Message": json.dumps(s3_event("releases/a+b.json")),
+        "Timestamp": "2026-11-25T10:00:00.000Z",
+    }
+    event = queue_event(s3_event("releases/unused.json"))
+    event["Records"][0]["body"] = json.dumps(envelope)
+    assert app_module.sync_release(event, None) == OK
+    assert receipt(aws, "releases/a b.json")["status"] == "published"
+    assert "releases/a-b/index.html" in public_tree(aws)
+
+
+def test_a_body_that_names_nothing_is_logged(
+    app_module: Any, aws: Any, caplog: Any
+) -> None:
+    """An EventBridge event routed to the publish queue is not an S3
+    notification: acknowledged, and said in a warning (ops see why nothing
+    was published until the sweep)."""
+    import logging
+
+    body = {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {"bucket": {"name": SOURCE}, "object": {"key": "releases/a.json"}},
+    }
+    event = queue_event(s3_event("releases/unused.json"))
+    event["Records"][0]["body"] = json.dumps(body)
+    log = logging.getLogger("newsroom")
+    log.addHandler(caplog.handler)
+    try:
+        assert app_module.sync_release(event, None) == OK
+    finally:
+        log.removeHandler(caplog.handler)
+    warnings = [r for r in caplog.records if r.name == "newsroom.queue"]
+    assert warnings and warnings[0].levelname == "WARNING"
+    assert event["Records"][0]["messageId"] in warnings[0].getMessage()

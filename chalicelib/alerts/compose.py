@@ -123,7 +123,10 @@ class Composer:
             ("List-Unsubscribe", f"<{unsubscribe_url}>"),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         )
-        return self._mail(to, f"{view['kind_label']}: {release['title']}", "alert", ctx, headers)
+        # a title may hold line breaks; a header must be one line (a break in
+        # it would end the Subject and begin another header)
+        subject = " ".join(f"{view['kind_label']}: {release['title']}".split())
+        return self._mail(to, subject, "alert", ctx, headers)
 
     # pages
     def page(

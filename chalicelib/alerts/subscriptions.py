@@ -27,7 +27,7 @@ from ..settings import Settings
 from .compose import CONFIRM_VALID_DAYS, Composer, scope_text, subscription_link
 from .mail import SesMailer
 from .store import SubscriberStore
-from .tokens import CONFIRM, UNSUBSCRIBE, Keys, Token, new_nonce
+from .tokens import CONFIRM, UNSUBSCRIBE, Keys, Token, mailbox, new_nonce
 
 log = logging.getLogger("newsroom.alerts")
 
@@ -106,10 +106,12 @@ def parse_sign_up(raw: bytes, content_type: str) -> SignUp:
         email = (form.get("email") or [None])[0]
         topics, kinds = form.get("topics", []), form.get("kinds", [])
         honeypot = any(v.strip() for v in form.get(HONEYPOT, []))
+    if isinstance(email, str):
+        email = mailbox(email)
     if not valid_address(email):
         raise BadSignUp("email", "not a valid e-mail address")
     assert isinstance(email, str)
-    return SignUp(email.strip(), _topics(topics), _kinds(kinds), honeypot)
+    return SignUp(email, _topics(topics), _kinds(kinds), honeypot)
 
 
 def _strings(value: Any) -> list[str]:

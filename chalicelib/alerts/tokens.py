@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 
 from ..errors import InvalidToken
@@ -31,9 +32,26 @@ _NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
 _MAX_TOKEN = 200
 
 
+def mailbox(address: str) -> str:
+    """The address as mail goes to it: trimmed, in Unicode NFC (one spelling of
+    an accented letter, however the keyboard composed it) and with an
+    internationalised domain in its ASCII form (``bücher.example`` is
+    ``xn--bcher-kva.example``, the form SES accepts and bounces report).
+    Unchanged when the domain cannot be encoded: the address check refuses it."""
+    text = unicodedata.normalize("NFC", address.strip())
+    local, at, domain = text.rpartition("@")
+    if at and not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return text
+    return f"{local}{at}{domain}"
+
+
 def normalise_address(address: str) -> str:
-    """The form hashed: trimmed and lower-cased (mailbox case is ignored in practice)."""
-    return address.strip().lower()
+    """The form hashed: the mailbox, lower-cased (mailbox case is ignored in
+    practice), so every spelling of one address is one subscriber."""
+    return mailbox(address).lower()
 
 
 def new_nonce() -> str:

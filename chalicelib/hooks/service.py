@@ -54,6 +54,7 @@ from .entries import (
     owned,
     release_key,
 )
+from .payload import decode as decode_body
 
 log = logging.getLogger("newsroom.hooks")
 
@@ -63,26 +64,6 @@ class SlugTaken(Exception):
         super().__init__(key)
         self.key = key
         self.slug = slug
-
-
-def _decode(raw: bytes) -> Any:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRelease([FieldError("(file)", f"is not UTF-8 (byte {exc.start})")]) from None
-    try:
-        return json.loads(text.removeprefix("\ufeff"))
-    except json.JSONDecodeError as exc:
-        raise InvalidRelease(
-            [
-                FieldError(
-                    "(file)",
-                    f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                )
-            ]
-        ) from None
-    except RecursionError:
-        raise InvalidRelease([FieldError("(file)", "is nested too deeply")]) from None
 
 
 class HookService:
@@ -143,7 +124,7 @@ class HookService:
         except verify.VerificationError as exc:
             return 401, {"error": str(exc)}
         try:
-            changes = cms.changes(_decode(raw), request, self.field_maps.get(name))
+            changes = cms.changes(decode_body(raw), request, self.field_maps.get(name))
             acting = [c for c in changes if c.action != "ignore"]
             if not acting:
                 reason = changes[0].reason if changes else "nothing to do"
