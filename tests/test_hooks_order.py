@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -197,6 +198,21 @@ def test_replayed_strapi_event_is_409(api: Any, aws: Any) -> None:
     assert post(api, "strapi", gone, strapi_headers(TOKEN, "entry.unpublish")).status_code == 202
     assert post(api, "strapi", body, strapi_headers(TOKEN)).status_code == 409
     assert source_tree(aws) == {}
+
+
+def test_strapi_event_from_the_future_is_401_and_blocks_nothing(api: Any, aws: Any) -> None:
+    """An event whose createdAt is ahead of our clock (a Strapi server whose clock
+    runs fast) would, once accepted, make every real event for the entry "older"
+    and refused until that time: it is refused instead, and the entry goes on."""
+    ahead = json.loads(payload("strapi_entry_publish.json"))
+    ahead["createdAt"] = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat()
+    body = json.dumps(ahead).encode()
+    resp = post(api, "strapi", body, strapi_headers(TOKEN))
+    assert resp.status_code == 401
+    assert "createdAt" in body_json(resp)["error"]
+    assert source_tree(aws) == {}
+    body = payload("strapi_entry_publish.json")
+    assert post(api, "strapi", body, strapi_headers(TOKEN)).status_code == 202
 
 
 def test_strapi_event_header_never_decides(api: Any, aws: Any) -> None:
