@@ -189,6 +189,17 @@ def test_versions_link_to_each_other_including_themselves() -> None:
     assert "cliniques" not in switcher  # the page itself is not offered again
 
 
+def test_one_language_written_in_two_cases_is_one_version() -> None:
+    renderer = Renderer(SETTINGS)
+    en = release("water", translation_key="water")
+    fr = release("eau", language="fr", translation_key="water", published_at="2018-12-18T10:00:00Z")
+    fr_again = release("eau-bis", language="FR", translation_key="water")
+    versions = language_versions("water", [en, fr, fr_again], SETTINGS.site_url)
+    assert [(v.language, v.slug) for v in versions] == [("en", "water"), ("fr", "eau-bis")]
+    html = renderer.release(en, versions).page.decode()
+    assert html.lower().count('hreflang="fr"') == 2  # the alternate and the switcher's link
+
+
 @pytest.mark.skipif(
     "translation_key" not in Entry.__dataclass_fields__,
     reason="index entries do not carry translation_key yet",
