@@ -100,6 +100,16 @@ def test_malformed_generic_timestamp_is_401(api: Any, aws: Any, header: str) -> 
     assert source_tree(aws) == {}
 
 
+def test_generic_timestamp_in_milliseconds_is_401_saying_so(api: Any, aws: Any) -> None:
+    body = payload("generic_publish.json")
+    resp = post(api, "generic", body, generic_headers(body, SECRET, t=int(time.time() * 1000)))
+    assert resp.status_code == 401
+    assert body_json(resp)["error"] == (
+        "X-Newsroom-Signature t must be in seconds; this one is in milliseconds"
+    )
+    assert source_tree(aws) == {}
+
+
 # -------------------------------------------------------------- contentful
 def test_replayed_contentful_unpublish_cannot_take_down_a_republish(api: Any, aws: Any) -> None:
     body = payload("contentful_entry_publish.json")
@@ -147,6 +157,17 @@ def test_malformed_contentful_timestamp_is_401(api: Any, aws: Any, stamp: str) -
     headers = contentful_headers(body, CF_SECRET)
     headers["X-Contentful-Timestamp"] = stamp
     assert post(api, "contentful", body, headers).status_code == 401
+    assert source_tree(aws) == {}
+
+
+def test_contentful_timestamp_in_seconds_is_401_saying_so(api: Any, aws: Any) -> None:
+    body = payload("contentful_entry_publish.json")
+    resp = post(
+        api, "contentful", body, contentful_headers(body, CF_SECRET, ts_ms=int(time.time()))
+    )
+    assert resp.status_code == 401
+    assert "x-contentful-timestamp" in body_json(resp)["error"]
+    assert "must be in milliseconds" in body_json(resp)["error"]
     assert source_tree(aws) == {}
 
 
