@@ -456,8 +456,8 @@ def _report(
         click.echo(f"{s['source_key']}: scheduled: embargoed until {s['until']}")
     for key in report.kept:
         click.echo(
-            f"{key}: kept as published: its source is invalid now, so the last good "
-            "version stays live (not re-rendered)"
+            f"{key}: kept as published: its source is invalid or under embargo now, so "
+            "the live version stays (not re-rendered)"
         )
     if report.invalidated:
         click.echo(f"CloudFront {distribution_id}: invalidated {report.invalidated} paths")

@@ -225,6 +225,19 @@ def test_invalid_entry_is_422_naming_the_cms_fields(api: Any, aws: Any) -> None:
     assert source_tree(aws) == {}
 
 
+def test_lone_surrogate_in_rich_text_is_422_naming_the_body(api: Any, aws: Any) -> None:
+    """A JSON escape ``\\ud800`` alone is half a character: the release is refused
+    naming the body, as for an upload, instead of failing the HTML sanitizer (500)."""
+    entry = payload_obj("contentful_entry_publish.json")
+    paragraph = entry["fields"]["body"]["en-US"]["content"][1]
+    paragraph["content"][0]["value"] = "Crews \ud800repaired "
+    resp = publish(api, json.dumps(entry).encode())
+    assert resp.status_code == 422, resp.body
+    (error,) = body_json(resp)["errors"]
+    assert error["loc"] == "body" and "lone surrogate (\\ud800)" in error["msg"]
+    assert source_tree(aws) == {}
+
+
 def test_asset_link_image_is_explained(api: Any, aws: Any) -> None:
     entry = payload_obj("contentful_entry_publish.json")
     entry["fields"]["image"] = {

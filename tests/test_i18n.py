@@ -156,6 +156,11 @@ def test_the_script_of_a_tag_decides_its_direction(tag: str, direction: str) -> 
     assert f'<html lang="{tag}" dir="{direction}">' in page(language=tag)
 
 
+def test_a_replaced_language_code_speaks_as_its_successor() -> None:
+    # "iw" is what Java-based systems long wrote for Hebrew
+    assert '<html lang="he" dir="rtl">' in page(language="iw")
+
+
 def test_other_languages_get_english_labels_and_their_own_dates() -> None:
     html = page(language="ja")
     assert '<html lang="ja" dir="ltr">' in html
@@ -187,6 +192,17 @@ def test_versions_link_to_each_other_including_themselves() -> None:
     switcher = html.split('<nav class="languages"', 1)[1].split("</nav>", 1)[0]
     assert 'lang="ar">العربية</a>' in switcher and 'lang="en">English</a>' in switcher
     assert "cliniques" not in switcher  # the page itself is not offered again
+
+
+def test_one_language_written_in_two_cases_is_one_version() -> None:
+    renderer = Renderer(SETTINGS)
+    en = release("water", translation_key="water")
+    fr = release("eau", language="fr", translation_key="water", published_at="2018-12-18T10:00:00Z")
+    fr_again = release("eau-bis", language="FR", translation_key="water")
+    versions = language_versions("water", [en, fr, fr_again], SETTINGS.site_url)
+    assert [(v.language, v.slug) for v in versions] == [("en", "water"), ("fr", "eau-bis")]
+    html = renderer.release(en, versions).page.decode()
+    assert html.lower().count('hreflang="fr"') == 2  # the alternate and the switcher's link
 
 
 @pytest.mark.skipif(

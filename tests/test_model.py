@@ -221,6 +221,23 @@ def test_language_tag() -> None:
     assert "language" in errors_of(make_release(language="english please"))
 
 
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [
+        ("EN", "en"),
+        ("pt-br", "pt-BR"),
+        ("ZH-HANT-tw", "zh-Hant-TW"),
+        ("sr-LATN", "sr-Latn"),
+        ("es-419", "es-419"),
+        ("de-CH-1901", "de-CH-1901"),
+        ("en-US-x-Twain", "en-US-x-twain"),
+    ],
+)
+def test_a_language_tag_is_kept_in_its_standard_case(written: str, kept: str) -> None:
+    # tags are case-insensitive (BCP 47): "FR" and "fr" are one language
+    assert parse_release(dumps(make_release(language=written)), name="a.json").language == kept
+
+
 def test_all_problems_are_reported_at_once() -> None:
     errs = errors_of(
         make_release(kind="blog", published_at="2018-12-19", titel="x", image={"url": "/a"})

@@ -188,6 +188,42 @@ def test_rejected_scheduled_and_contested_sources_follow_the_publishers_rules(
     assert "releases/later.json" in json.dumps(schedule)
 
 
+def test_an_embargoed_update_keeps_the_live_version_and_its_slug(aws: Any, sqs: Any) -> None:
+    """A live release whose source now holds an embargoed update stays live,
+    as it was, until the update's instant: a rebuild neither drops it nor
+    hands its slug to a newcomer, and shows nothing of the update."""
+    seed(aws, 3)
+    publisher(aws).sync_batch([f"releases/r{i:03d}.json" for i in range(3)])
+    live = public_tree(aws)["releases/r000/index.html"]
+    update = make_release(slug="r000", title="Secret update", topics=["Hidden Topic"],
+                          published_at="2025-01-01T10:00:00+00:00",
+                          embargo_until="2999-01-01T00:00:00+00:00")  # fmt: skip
+    aws.put_object(Bucket=SOURCE, Key="releases/r000.json", Body=dumps(update))
+    assert publisher(aws).sync("releases/r000.json").status == "scheduled"
+    claimant = make_release(slug="r000", title="Claimant", published_at="2020-01-01T00:00:00Z")
+    aws.put_object(Bucket=SOURCE, Key="releases/zz-claimant.json", Body=dumps(claimant))
+    assert publisher(aws).sync("releases/zz-claimant.json").status == "rejected"
+
+    svc = service(aws, site_renderer(), chunk_size=1)
+    svc.start()
+    drain(sqs, svc.handle)
+
+    tree = public_tree(aws)
+    assert tree["releases/r000/index.html"] == live
+    index = json.loads(tree["index.json"])
+    assert sorted(e["slug"] for e in index["releases"]) == ["r000", "r001", "r002"]
+    for needle in (b"Secret update", b"hidden-topic", b"Claimant"):
+        assert [k for k, v in tree.items() if needle in v or needle.decode() in k] == []
+    report = json.loads(
+        next(v for k, v in public_tree(aws, SOURCE).items() if k.endswith("report.json"))
+    )
+    assert report["kept"] == ["releases/r000/index.html"]
+    assert [p["source"] for p in report["problems"]] == ["releases/zz-claimant.json"]
+    # the publisher agrees afterwards: the holder's update waits, the newcomer stays out
+    assert publisher(aws).sync("releases/zz-claimant.json").status == "rejected"
+    assert publisher(aws).sync("releases/r000.json").status == "scheduled"
+
+
 class Breaks(StorageWrapper):
     """Every write of one key fails, as a bucket that refuses it would."""
 

@@ -35,6 +35,7 @@ from .fields import (
     topic_value,
     url_value,
 )
+from .i18n import canonical_tag
 from .text import topic_slug
 
 MAX_BYTES = 1024 * 1024
@@ -258,7 +259,7 @@ class Release(_Strict):
     def _language(cls, v: Any) -> str:
         if not isinstance(v, str) or not LANG_RE.fullmatch(v):
             raise fail("language", "must be a language tag such as en, fr or pt-BR")
-        return v
+        return canonical_tag(v)
 
     @model_validator(mode="after")
     def _order(self) -> Release:

@@ -154,6 +154,9 @@ class MonthStep(RebuildBase):
                 s = o.scheduled
                 scheduled.append({"source_key": s.source_key, "slug": s.slug,
                                   "until": s.embargo_until.isoformat()})  # fmt: skip
+                if c is not None:  # an embargoed update: the live version stays until its instant
+                    final[key] = c
+                    kept.append(release_key(c.slug))
 
         entries = tuple(sorted(final.values(), key=lambda e: e.sort_key))
         pages = plan_month(entries, month, earlier, later) if entries else {}

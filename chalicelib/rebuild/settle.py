@@ -38,6 +38,9 @@ from ..versions import links_digest
 from .base import RebuildBase
 from .records import ChunkResult, _Outcome
 
+# a holder whose source is invalid or embargoed now keeps its slug with its live version
+KEPT = ("rejected", "scheduled")
+
 log = logging.getLogger("newsroom.rebuild")
 
 
@@ -144,9 +147,9 @@ class SettleStep(RebuildBase):
                 if o.status == "published" and o.entry is not None and o.entry.slug == slug:
                     claims[key] = o
                     in_parts[key] = o.entry
-                elif key == holder and o.status == "rejected" and snap.entry_of(key):
-                    kept_holder = key  # invalid now, kept as published: it holds
-            if holder is not None and outcomes.get(holder, _Outcome("")).status == "rejected":
+                elif key == holder and o.status in KEPT and snap.entry_of(key):
+                    kept_holder = key  # invalid or embargoed now, kept as published: it holds
+            if holder is not None and outcomes.get(holder, _Outcome("")).status in KEPT:
                 if snap.entry_of(holder) is not None:
                     kept_holder = holder
             if kept_holder is not None:

@@ -42,6 +42,10 @@ class Generic(Cms):
                 "X-Newsroom-Signature must look like t=<unix seconds>,v1=<hex>"
             )
         t = verify.timestamp(stamp, "X-Newsroom-Signature t (unix seconds)")
+        if t >= verify.UNIT_SPLIT:
+            raise verify.MalformedHeader(
+                "X-Newsroom-Signature t must be in seconds; this one is in milliseconds"
+            )
         verify.check_window(t, now)
         expected = verify.hmac_sha256(secret, stamp.encode("ascii") + b"." + request.body).hex()
         if not verify.any_equal(expected, candidates):
