@@ -156,6 +156,11 @@ def test_the_script_of_a_tag_decides_its_direction(tag: str, direction: str) -> 
     assert f'<html lang="{tag}" dir="{direction}">' in page(language=tag)
 
 
+def test_a_replaced_language_code_speaks_as_its_successor() -> None:
+    # "iw" is what Java-based systems long wrote for Hebrew
+    assert '<html lang="he" dir="rtl">' in page(language="iw")
+
+
 def test_other_languages_get_english_labels_and_their_own_dates() -> None:
     html = page(language="ja")
     assert '<html lang="ja" dir="ltr">' in html

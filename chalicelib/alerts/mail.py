@@ -3,8 +3,10 @@
 ``SesMailer`` takes its boto3 ``sesv2`` client, sends ``Simple`` content (a
 text and an HTML part, SES builds the MIME message) with our own headers, and
 translates SES's errors into ``MailThrottled`` (retry later) and
-``MailRejected`` (never). Throttling is retried here with exponential backoff
-first, so one busy second does not fail a whole page of recipients.
+``MailRejected`` (never; ``MailUncertain`` when the answer was lost and the
+message may have gone out). Throttling is retried here with exponential backoff
+first, so one busy second does not fail a whole page of recipients. The client
+must not resend by itself (see ``service``): after a read timeout it would.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formatdate, make_msgid
 from typing import Any
 
-from ..errors import MailError, MailRejected, MailThrottled
+from ..errors import MailError, MailRejected, MailThrottled, MailUncertain
 
 # SES answers these when the account is over its rate or quota for now
 _THROTTLED = {
@@ -112,7 +114,12 @@ def _short_lines(text: str) -> bool:
 
 
 def _translate(exc: Exception) -> MailError:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionClosedError,
+        ReadTimeoutError,
+    )
 
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
@@ -122,7 +129,10 @@ def _translate(exc: Exception) -> MailError:
         if code in _REJECTED or 400 <= status < 500:
             return MailRejected(f"SES: {code}", code)
         return MailThrottled(f"SES: {code or status}", code)  # 5xx: try again later
-    if isinstance(exc, BotoCoreError):
+    if isinstance(exc, ReadTimeoutError | ConnectionClosedError):
+        # sent, then no answer: SES may have taken it (it has no idempotency key)
+        return MailUncertain(f"SES: {exc}", type(exc).__name__)
+    if isinstance(exc, BotoCoreError):  # not sent (no connection): safe to try again
         return MailThrottled(f"SES: {exc}", type(exc).__name__)
     raise exc
 

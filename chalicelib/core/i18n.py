@@ -35,13 +35,18 @@ def primary(tag: str) -> str:
     return tag.split("-")[0].lower()
 
 
+# the language codes ISO 639 replaced that older software still writes (Java's
+# Locale gave "iw" for Hebrew until JDK 17): BCP 47's preferred values
+_RENAMED = {"iw": "he", "ji": "yi", "in": "id"}
+
+
 def canonical_tag(tag: str) -> str:
-    """A language tag in the case BCP 47 recommends (``pt-br`` -> ``pt-BR``,
-    ``ZH-HANT-tw`` -> ``zh-Hant-TW``, ``en-x-Foo`` -> ``en-x-foo``): tags are
-    case-insensitive, so two spellings of one language must not make two
-    language versions, two ``hreflang`` alternates or two search filters."""
+    """A language tag in BCP 47's canonical form (``pt-br`` -> ``pt-BR``,
+    ``ZH-HANT-tw`` -> ``zh-Hant-TW``, ``en-x-Foo`` -> ``en-x-foo``, ``iw`` ->
+    ``he``): tags ignore case, so two spellings of one language must not make
+    two language versions, two ``hreflang`` alternates or two search filters."""
     parts = tag.split("-")
-    out = [parts[0].lower()]
+    out = [_RENAMED.get(parts[0].lower(), parts[0].lower())]
     singleton = False
     for part in parts[1:]:
         singleton = singleton or len(part) == 1
