@@ -85,3 +85,8 @@ class MailThrottled(MailError):
 
 class MailRejected(MailError):
     """The mail service will never send this message; retrying is pointless."""
+
+
+class MailUncertain(MailRejected):
+    """The request reached the mail service but its answer was lost: the message
+    may have gone out, so sending it again could deliver it twice. Never retried."""

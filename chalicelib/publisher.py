@@ -271,9 +271,14 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
             for k in change.deleted
             if k.startswith(RELEASES_PREFIX) and k.endswith("/index.html")
         ]
-        claimants = [k for k in self._hand_over(freed) if k not in keys]
+        # a file of this batch refused a slug this very commit freed (a rename:
+        # the copy and the delete of the holder in one batch) gets it now, as
+        # it would had the delete come in a batch of its own
+        claimants = [k for k in self._hand_over(freed) if k not in keys or k in conflicts]
         if claimants:
             more = self.sync_batch(claimants)
+            again = {r.source_key for r in more.receipts}
+            outcome.receipts = [r for r in outcome.receipts if r.source_key not in again]
             outcome.receipts.extend(more.receipts)
             outcome.failed.update(more.failed)
         if siblings:

@@ -66,11 +66,13 @@ def _client(service: str, endpoint: str | None, region: str | None) -> Any:
         client = _clients.get(key)
         if client is None:
             # the publisher's request pool keeps up to THREADS requests in flight
+            config = Config(max_pool_connections=2 * THREADS)
+            if service == "sesv2":
+                # botocore would resend SendEmail after a read timeout (a second
+                # e-mail if SES had taken the first); SesMailer retries what is safe
+                config = config.merge(Config(retries={"total_max_attempts": 1}))
             client = _session().client(
-                service,
-                endpoint_url=endpoint or None,
-                region_name=region,
-                config=Config(max_pool_connections=2 * THREADS),
+                service, endpoint_url=endpoint or None, region_name=region, config=config
             )
             _clients[key] = client
     return client

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from alerts_support import API_URL, TABLE, Outbox, drain, receive_all, sqs_event, subscribe
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 from chalice.test import Client
 from support import log_text
 
@@ -309,6 +309,64 @@ def test_persistent_throttling_retries_the_message_later(
     assert sorted(deliveries().values()) == ["sent"]  # the throttled claim was given back
     app_module.send_alerts(sqs_event(page), None)
     assert alerts_to(outbox) == {f"p{n}@example.org": 1 for n in range(3)}
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["SendingPausedException", "AccountSuspendedException", "MailFromDomainNotVerifiedException"],
+)
+def test_an_account_that_cannot_send_for_now_loses_no_alert(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, fast_backoff: Any, code: str
+) -> None:
+    # SES pauses an account under review (or at a high bounce rate); the sender's
+    # domain may lose its verification: nothing is sent, and nothing is wrong
+    # with the message, so it must go out once the operator has fixed the account
+    subscribe(client, outbox, "paused@example.org")
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    drain_release_only(app_module, alerts)
+    page = receive_all(alerts)
+
+    def refuse(**_: Any) -> None:
+        raise ses_error(code, "Sending is paused for this account.", 400)
+
+    sesv2 = service.aws_client("sesv2")
+    sesv2.meta.events.register("before-call.sesv2.SendEmail", refuse, unique_id="paused")
+    try:
+        with pytest.raises(Exception, match=code):
+            app_module.send_alerts(sqs_event(page), None)
+    finally:
+        sesv2.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="paused")
+    assert deliveries() == {}  # nothing recorded as failed
+    app_module.send_alerts(sqs_event(page), None)  # the message comes back
+    assert alerts_to(outbox) == {"paused@example.org": 1}
+
+
+def _no_answer(**_: Any) -> None:
+    """SES took the message, then the connection broke before its answer came."""
+    raise ReadTimeoutError(
+        endpoint_url="https://email.us-east-1.amazonaws.com/v2/email/outbound-emails"
+    )
+
+
+def test_a_send_without_an_answer_is_never_sent_again(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, fast_backoff: Any
+) -> None:
+    subscribe(client, outbox, "once@example.org")
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    drain_release_only(app_module, alerts)
+    page = receive_all(alerts)
+    sesv2 = service.aws_client("sesv2")
+    # botocore itself would send the request again after a read timeout
+    assert sesv2.meta.config.retries["total_max_attempts"] == 1
+    sesv2.meta.events.register("after-call.sesv2.SendEmail", _no_answer, unique_id="lost")
+    try:
+        for _ in range(2):  # the message delivered again
+            app_module.send_alerts(sqs_event(page), None)
+    finally:
+        sesv2.meta.events.unregister("after-call.sesv2.SendEmail", unique_id="lost")
+    # it may have gone out: recorded as failed, never sent a second time
+    assert alerts_to(outbox) == {"once@example.org": 1}
+    assert list(deliveries().values()) == ["failed"]
 
 
 def _after(n: int, handler: Any) -> Any:

@@ -184,6 +184,18 @@ def test_bad_action_or_slug_is_422(api: Any, aws: Any, doc: Any, loc: str) -> No
     assert source_tree(aws) == {}
 
 
+def test_an_address_in_the_slug_is_not_repeated_in_the_answer(api: Any, aws: Any) -> None:
+    """The answer lands in the sender's logs: it names the field, never an address."""
+    for action in ("publish", "unpublish"):
+        doc = payload_obj("generic_publish.json") | {"action": action, "slug": "press@example.org"}
+        body = json.dumps(doc).encode()
+        resp = post(api, body, generic_headers(body, SECRET))
+        assert resp.status_code == 422
+        ((error,),) = [body_json(resp)["errors"]]
+        assert error["loc"] == "slug" and "press@" not in resp.body.decode()
+    assert source_tree(aws) == {}
+
+
 def test_invalid_json_is_422(api: Any, aws: Any) -> None:
     body = b'{"action": "publish", "slug": '
     resp = post(api, body, generic_headers(body, SECRET))

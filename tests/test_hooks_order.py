@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -99,6 +100,16 @@ def test_malformed_generic_timestamp_is_401(api: Any, aws: Any, header: str) -> 
     assert source_tree(aws) == {}
 
 
+def test_generic_timestamp_in_milliseconds_is_401_saying_so(api: Any, aws: Any) -> None:
+    body = payload("generic_publish.json")
+    resp = post(api, "generic", body, generic_headers(body, SECRET, t=int(time.time() * 1000)))
+    assert resp.status_code == 401
+    assert body_json(resp)["error"] == (
+        "X-Newsroom-Signature t must be in seconds; this one is in milliseconds"
+    )
+    assert source_tree(aws) == {}
+
+
 # -------------------------------------------------------------- contentful
 def test_replayed_contentful_unpublish_cannot_take_down_a_republish(api: Any, aws: Any) -> None:
     body = payload("contentful_entry_publish.json")
@@ -146,6 +157,17 @@ def test_malformed_contentful_timestamp_is_401(api: Any, aws: Any, stamp: str) -
     headers = contentful_headers(body, CF_SECRET)
     headers["X-Contentful-Timestamp"] = stamp
     assert post(api, "contentful", body, headers).status_code == 401
+    assert source_tree(aws) == {}
+
+
+def test_contentful_timestamp_in_seconds_is_401_saying_so(api: Any, aws: Any) -> None:
+    body = payload("contentful_entry_publish.json")
+    resp = post(
+        api, "contentful", body, contentful_headers(body, CF_SECRET, ts_ms=int(time.time()))
+    )
+    assert resp.status_code == 401
+    assert "x-contentful-timestamp" in body_json(resp)["error"]
+    assert "must be in milliseconds" in body_json(resp)["error"]
     assert source_tree(aws) == {}
 
 
@@ -197,6 +219,21 @@ def test_replayed_strapi_event_is_409(api: Any, aws: Any) -> None:
     assert post(api, "strapi", gone, strapi_headers(TOKEN, "entry.unpublish")).status_code == 202
     assert post(api, "strapi", body, strapi_headers(TOKEN)).status_code == 409
     assert source_tree(aws) == {}
+
+
+def test_strapi_event_from_the_future_is_401_and_blocks_nothing(api: Any, aws: Any) -> None:
+    """An event whose createdAt is ahead of our clock (a Strapi server whose clock
+    runs fast) would, once accepted, make every real event for the entry "older"
+    and refused until that time: it is refused instead, and the entry goes on."""
+    ahead = json.loads(payload("strapi_entry_publish.json"))
+    ahead["createdAt"] = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat()
+    body = json.dumps(ahead).encode()
+    resp = post(api, "strapi", body, strapi_headers(TOKEN))
+    assert resp.status_code == 401
+    assert "createdAt" in body_json(resp)["error"]
+    assert source_tree(aws) == {}
+    body = payload("strapi_entry_publish.json")
+    assert post(api, "strapi", body, strapi_headers(TOKEN)).status_code == 202
 
 
 def test_strapi_event_header_never_decides(api: Any, aws: Any) -> None:

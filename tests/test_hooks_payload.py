@@ -105,3 +105,15 @@ def test_nesting_limit() -> None:
     assert not too_deep(nested)
     assert too_deep({"x": nested})
     assert not too_deep("text") and not too_deep({})
+
+
+def test_a_field_given_twice_is_422_as_in_an_uploaded_file(api: Any, aws: Any) -> None:
+    """JSON parsers keep the last of two values silently; an uploaded release with
+    a field twice is refused, and so is the same release sent to the webhook."""
+    body = payload("generic_publish.json").replace(
+        b'"title":', b'"title": "Draft title, replaced below",\n  "title":', 1
+    )
+    resp = post_hook(api, "generic", body, generic_headers(body, SECRET))
+    assert resp.status_code == 422, resp.body
+    assert body_json(resp)["errors"] == [{"loc": "title", "msg": "appears twice in the body"}]
+    assert source_tree(aws) == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -278,3 +279,15 @@ def test_document_internationalization_1x_fields(api: Any, aws: Any) -> None:
     fr = json.loads(source_tree(aws)[FR_KEY])
     assert fr["language"] == "fr"
     assert fr["translation_key"] == "7d1c2b3a-4e5f-4061-8273-9a8b7c6d5e4f"
+
+
+def test_translation_key_holding_a_lone_surrogate_is_hashed(api: Any, aws: Any) -> None:
+    """A group id that is not slug-shaped becomes a digest of it, whatever text it
+    holds (a lone surrogate cannot be encoded as UTF-8: it was a 500)."""
+    doc = payload_obj("sanity_document.json")
+    doc["translationKey"] = "group-\udc00"
+    body = json.dumps(doc).encode()
+    resp = post(api, body, sanity_headers(body, SECRET))
+    assert resp.status_code == 202, resp.body
+    stored = json.loads(source_tree(aws)[body_json(resp)["key"]])
+    assert re.fullmatch(r"sanity-[0-9a-f]{24}", stored["translation_key"])

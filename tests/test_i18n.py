@@ -156,11 +156,27 @@ def test_the_script_of_a_tag_decides_its_direction(tag: str, direction: str) -> 
     assert f'<html lang="{tag}" dir="{direction}">' in page(language=tag)
 
 
+def test_a_replaced_language_code_speaks_as_its_successor() -> None:
+    # "iw" is what Java-based systems long wrote for Hebrew
+    assert '<html lang="he" dir="rtl">' in page(language="iw")
+
+
 def test_other_languages_get_english_labels_and_their_own_dates() -> None:
     html = page(language="ja")
     assert '<html lang="ja" dir="ltr">' in html
     assert '<span class="kind">Press Release</span>' in html
     assert "2018年12月19日" in html
+
+
+@pytest.mark.parametrize("tag", ["sr-Latn", "sr-Latn-RS", "uz-Cyrl", "pa-Arab", "az-Cyrl"])
+def test_a_script_subtag_writes_the_date_in_that_script(tag: str) -> None:
+    # Serbian is written in Cyrillic or Latin: a Latin-script release must not
+    # carry a Cyrillic date ("19. децембар 2018.")
+    cldr = "_".join(tag.split("-")[:2])
+    moment = datetime(2018, 12, 19, 10, 0, tzinfo=EST)
+    expected = format_date(moment, "long", locale=cldr)
+    assert expected != format_date(moment, "long", locale=tag.split("-")[0])
+    assert expected in page(language=tag)
 
 
 def test_time_and_zone_are_shown() -> None:
@@ -187,6 +203,17 @@ def test_versions_link_to_each_other_including_themselves() -> None:
     switcher = html.split('<nav class="languages"', 1)[1].split("</nav>", 1)[0]
     assert 'lang="ar">العربية</a>' in switcher and 'lang="en">English</a>' in switcher
     assert "cliniques" not in switcher  # the page itself is not offered again
+
+
+def test_one_language_written_in_two_cases_is_one_version() -> None:
+    renderer = Renderer(SETTINGS)
+    en = release("water", translation_key="water")
+    fr = release("eau", language="fr", translation_key="water", published_at="2018-12-18T10:00:00Z")
+    fr_again = release("eau-bis", language="FR", translation_key="water")
+    versions = language_versions("water", [en, fr, fr_again], SETTINGS.site_url)
+    assert [(v.language, v.slug) for v in versions] == [("en", "water"), ("fr", "eau-bis")]
+    html = renderer.release(en, versions).page.decode()
+    assert html.lower().count('hreflang="fr"') == 2  # the alternate and the switcher's link
 
 
 @pytest.mark.skipif(

@@ -201,6 +201,16 @@ def test_a_malformed_contact_address_is_not_repeated_in_the_error() -> None:
     assert "jane" not in errs["contacts.0.email"]
 
 
+@pytest.mark.parametrize("field", ["slug", "translation_key"])
+def test_an_address_given_as_a_slug_is_not_repeated_in_the_error(field: str) -> None:
+    # the error goes into the receipt and the log line, which carry no address
+    errs = errors_of(make_release(**{field: "jane.doe@example.org"}))
+    assert "not a valid" in errs[field] and "jane" not in errs[field]
+    # any other value is repeated as written: a stray line feed shows
+    errs = errors_of(make_release(**{field: "statement\n"}))
+    assert "'statement\\n' is not a valid" in errs[field]
+
+
 def test_an_empty_optional_text_is_as_if_absent() -> None:
     # a CMS export writes "" for a field left blank; only title, alt, names and
     # topics have a minimum length
@@ -219,6 +229,23 @@ def test_an_empty_optional_text_is_as_if_absent() -> None:
 def test_language_tag() -> None:
     assert parse_release(dumps(make_release(language="pt-BR")), name="a.json").language == "pt-BR"
     assert "language" in errors_of(make_release(language="english please"))
+
+
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [
+        ("EN", "en"),
+        ("pt-br", "pt-BR"),
+        ("ZH-HANT-tw", "zh-Hant-TW"),
+        ("sr-LATN", "sr-Latn"),
+        ("es-419", "es-419"),
+        ("de-CH-1901", "de-CH-1901"),
+        ("en-US-x-Twain", "en-US-x-twain"),
+    ],
+)
+def test_a_language_tag_is_kept_in_its_standard_case(written: str, kept: str) -> None:
+    # tags are case-insensitive (BCP 47): "FR" and "fr" are one language
+    assert parse_release(dumps(make_release(language=written)), name="a.json").language == kept
 
 
 def test_all_problems_are_reported_at_once() -> None:

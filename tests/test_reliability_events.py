@@ -197,3 +197,28 @@ def test_a_random_storm_of_events_ends_on_the_current_state(app_module: Any, aws
     tree = public_tree(aws)
     assert tree == build_now(aws)
     assert link_problems(tree) == []
+
+
+def test_a_rename_whose_events_share_a_batch_keeps_the_release_live(
+    app_module: Any, aws: Any
+) -> None:
+    """``aws s3 mv`` or the console's rename: a copy, then a delete of the
+    holder, milliseconds apart, so both events come in one batch (in either
+    order). The new file takes the slug the old one frees, as it does when
+    the events come one at a time; never rejected naming a file that is gone."""
+    for n, order in enumerate(((0, 1), (1, 0))):
+        old, new = f"releases/old {n}.json", f"releases/new {n}.json"
+        put(aws, old, make_release(slug=f"story-{n}", title="Story"))
+        deliver(app_module, old)
+        aws.copy_object(Bucket=SOURCE, Key=new, CopySource={"Bucket": SOURCE, "Key": old})
+        aws.delete_object(Bucket=SOURCE, Key=old)
+        events = [
+            s3_event(encoded(new), "ObjectCreated:Copy"),
+            s3_event(encoded(old), "ObjectRemoved:DeleteMarkerCreated"),
+        ]
+        out = app_module.sync_release(queue_event(*(events[i] for i in order)), None)
+        assert out == {"batchItemFailures": []}
+        assert receipt(aws, new)["status"] == "published", receipt(aws, new)["errors"]
+        assert receipt(aws, old)["status"] == "unpublished"
+        assert f"releases/story-{n}/index.html" in public_tree(aws)
+    assert public_tree(aws) == build_now(aws)

@@ -235,3 +235,16 @@ def test_converters_emit_only_allowed_tags() -> None:
         + [pt_block("x", listItem="number"), pt_block("y", listItem="bullet", level=2)]
     )
     assert tags(pt) <= ALLOWED_TAGS | {"h1"}
+
+
+def test_a_text_node_without_text_adds_no_text() -> None:
+    """A ``null`` (or an object) where the CMS should have put text is no text:
+    never "None" or a Python repr on the page."""
+    empty = {**cf_text(""), "value": None}
+    assert richtext.contentful_to_html(doc(cf("paragraph", empty, cf_text("a")))) == "<p>a</p>"
+    span = {"_type": "span", "text": None, "marks": []}
+    assert richtext.portable_text_to_html([{**pt_block("b"), "children": [span]}]) == "<p></p>"
+    strapi = [{"type": "paragraph", "children": [{"type": "text", "text": None}]}]
+    assert richtext.strapi_blocks_to_html(strapi) == "<p></p>"
+    caption = richtext.figure("https://x.example/a.png", "alt", {"en": "caption"})
+    assert caption == '<figure><img src="https://x.example/a.png" alt="alt"></figure>'

@@ -3,8 +3,10 @@
 ``SesMailer`` takes its boto3 ``sesv2`` client, sends ``Simple`` content (a
 text and an HTML part, SES builds the MIME message) with our own headers, and
 translates SES's errors into ``MailThrottled`` (retry later) and
-``MailRejected`` (never). Throttling is retried here with exponential backoff
-first, so one busy second does not fail a whole page of recipients.
+``MailRejected`` (never; ``MailUncertain`` when the answer was lost and the
+message may have gone out). Throttling is retried here with exponential backoff
+first, so one busy second does not fail a whole page of recipients. The client
+must not resend by itself (see ``service``): after a read timeout it would.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formatdate, make_msgid
 from typing import Any
 
-from ..errors import MailError, MailRejected, MailThrottled
+from ..errors import MailError, MailRejected, MailThrottled, MailUncertain
 
 # SES answers these when the account is over its rate or quota for now
 _THROTTLED = {
@@ -28,15 +30,19 @@ _THROTTLED = {
     "ThrottlingException",
     "LimitExceededException",
 }
-# ... and these when this message will never be sent as it is
-_REJECTED = {
-    "MessageRejected",
-    "MailFromDomainNotVerifiedException",
-    "BadRequestException",
-    "NotFoundException",
-    "AccountSuspendedException",
+# ... and these when the account cannot send at all for now (paused under
+# review or at a high bounce rate, the sender's domain unverified, the
+# configuration set missing): nothing was sent and nothing is wrong with the
+# message, so it is retried later (the queue's retries, then its dead-letter
+# queue for a redrive) rather than recorded as never to be sent
+_ACCOUNT = {
     "SendingPausedException",
+    "AccountSuspendedException",
+    "MailFromDomainNotVerifiedException",
+    "NotFoundException",
 }
+# ... and these when this message will never be sent as it is
+_REJECTED = {"MessageRejected", "BadRequestException"}
 
 
 @dataclass(frozen=True)
@@ -112,17 +118,25 @@ def _short_lines(text: str) -> bool:
 
 
 def _translate(exc: Exception) -> MailError:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionClosedError,
+        ReadTimeoutError,
+    )
 
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        if code in _THROTTLED or status == 429:
+        if code in _THROTTLED or code in _ACCOUNT or status == 429:
             return MailThrottled(f"SES: {code}", code)
         if code in _REJECTED or 400 <= status < 500:
             return MailRejected(f"SES: {code}", code)
         return MailThrottled(f"SES: {code or status}", code)  # 5xx: try again later
-    if isinstance(exc, BotoCoreError):
+    if isinstance(exc, ReadTimeoutError | ConnectionClosedError):
+        # sent, then no answer: SES may have taken it (it has no idempotency key)
+        return MailUncertain(f"SES: {exc}", type(exc).__name__)
+    if isinstance(exc, BotoCoreError):  # not sent (no connection): safe to try again
         return MailThrottled(f"SES: {exc}", type(exc).__name__)
     raise exc
 

@@ -35,6 +35,30 @@ def primary(tag: str) -> str:
     return tag.split("-")[0].lower()
 
 
+# the language codes ISO 639 replaced that older software still writes (Java's
+# Locale gave "iw" for Hebrew until JDK 17): BCP 47's preferred values
+_RENAMED = {"iw": "he", "ji": "yi", "in": "id"}
+
+
+def canonical_tag(tag: str) -> str:
+    """A language tag in BCP 47's canonical form (``pt-br`` -> ``pt-BR``,
+    ``ZH-HANT-tw`` -> ``zh-Hant-TW``, ``en-x-Foo`` -> ``en-x-foo``, ``iw`` ->
+    ``he``): tags ignore case, so two spellings of one language must not make
+    two language versions, two ``hreflang`` alternates or two search filters."""
+    parts = tag.split("-")
+    out = [_RENAMED.get(parts[0].lower(), parts[0].lower())]
+    singleton = False
+    for part in parts[1:]:
+        singleton = singleton or len(part) == 1
+        if not singleton and len(part) == 2 and part.isalpha():
+            out.append(part.upper())  # region
+        elif not singleton and len(part) == 4 and part.isalpha():
+            out.append(part.title())  # script
+        else:
+            out.append(part.lower())
+    return "-".join(out)
+
+
 @cache
 def _dates() -> dict[str, dict]:
     return json.loads((LOCALE_DIR / "dates.json").read_text("utf-8"))
@@ -103,9 +127,11 @@ class Locale:
 
 @cache
 def locale(tag: str) -> Locale:
-    """Date data for ``tag``: the exact locale if known, else its language, else English."""
+    """Date data for ``tag``: the longest known prefix of it (``sr-Latn-RS`` ->
+    ``sr_Latn``, Serbian in Latin letters; ``pt-BR`` -> ``pt``), else English."""
     data = _dates()
-    for key in (tag.replace("-", "_"), primary(tag), "en"):
+    parts = canonical_tag(tag).split("-")
+    for key in ["_".join(parts[:n]) for n in range(len(parts), 0, -1)] + ["en"]:
         if key in data:
             d = data[key]
             return Locale(

@@ -35,7 +35,8 @@ from .fields import (
     topic_value,
     url_value,
 )
-from .text import topic_slug
+from .i18n import canonical_tag
+from .text import shown, topic_slug
 
 MAX_BYTES = 1024 * 1024
 # Every pattern is anchored with \A…\Z (``$`` would accept a trailing newline:
@@ -176,7 +177,7 @@ class Release(_Strict):
         if not SLUG_RE.fullmatch(v):
             raise fail(
                 "slug_format",
-                f"{v!r} is not a valid slug: use lower-case letters, digits and single "
+                f"{shown(v)} is not a valid slug: use lower-case letters, digits and single "
                 "hyphens, e.g. 'clinics-reopen-2018'",
             )
         return v
@@ -248,7 +249,7 @@ class Release(_Strict):
         if len(v) > SLUG_MAX or not SLUG_RE.fullmatch(v):
             raise fail(
                 "translation_key_format",
-                f"{v!r} is not a valid translation key: use lower-case letters, digits and "
+                f"{shown(v)} is not a valid translation key: use lower-case letters, digits and "
                 "single hyphens, like a slug",
             )
         return v
@@ -258,7 +259,7 @@ class Release(_Strict):
     def _language(cls, v: Any) -> str:
         if not isinstance(v, str) or not LANG_RE.fullmatch(v):
             raise fail("language", "must be a language tag such as en, fr or pt-BR")
-        return v
+        return canonical_tag(v)
 
     @model_validator(mode="after")
     def _order(self) -> Release:

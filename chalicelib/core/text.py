@@ -18,6 +18,13 @@ def escape_forbidden(text: str) -> str:
     return FORBIDDEN_CHARS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+def shown(value: str) -> str:
+    """A value as an error message repeats it: quoted as written (``'statement\\n'``
+    shows the stray line feed), unless it may be an e-mail address, which no
+    receipt, log line or webhook answer carries."""
+    return "the value (not repeated: it holds an @)" if "@" in value else repr(value)
+
+
 def xml_safe(text: str) -> str:
     """``text`` with each character XML 1.0 forbids replaced by U+FFFD."""
     return FORBIDDEN_CHARS.sub("\ufffd", text)

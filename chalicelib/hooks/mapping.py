@@ -252,7 +252,8 @@ def translation_key(cms: str, value: Any) -> str:
     text = str(value)
     if len(text) <= SLUG_MAX and SLUG_RE.match(text):
         return text
-    return f"{cms}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:24]}"
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()  # any text
+    return f"{cms}-{digest[:24]}"
 
 
 def build_document(
@@ -301,7 +302,10 @@ def build_document(
     body = read("body")
     html = richtext.to_html(body, image_url=_richtext_image_url(image, cmap))
     if html is not None:
-        doc["body"] = sanitize(html)
+        try:
+            doc["body"] = sanitize(html)
+        except UnicodeEncodeError:  # a lone surrogate in the text: the model names it
+            doc["body"] = html
         doc["body_format"] = "html"
     elif body is not None:
         doc["body"] = body

@@ -1,4 +1,5 @@
-"""A webhook's body, verified, as a JSON value: every way it can be unreadable is a 422.
+"""A webhook's body, verified, as a JSON value: every way it can be unreadable is a 422,
+and, as in an uploaded release, a name given twice in one object.
 
 A CMS body is read further than a release file: rich text is converted to HTML by recursive
 functions (``richtext.py``), so a body nested deeper than ``MAX_NESTING`` levels is refused
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..core.text import escape_forbidden
 from ..errors import FieldError, InvalidRelease
 
 MAX_NESTING = 100  # levels of lists and objects in one webhook body
@@ -24,7 +26,10 @@ def decode(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise _unreadable(f"is not UTF-8 (byte {exc.start})") from None
     try:
-        data = json.loads(text.removeprefix("\ufeff"))
+        data = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        # as in an uploaded file: one of the two values would be dropped unseen
+        raise InvalidRelease([FieldError(str(exc), "appears twice in the body")]) from None
     except json.JSONDecodeError as exc:
         raise _unreadable(
             f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -59,6 +64,19 @@ def too_deep(data: Any, limit: int = MAX_NESTING) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(escape_forbidden(key))
+        out[key] = value
+    return out
 
 
 def _unreadable(msg: str) -> InvalidRelease:

@@ -32,13 +32,17 @@ def figure(url: str | None, alt: Any = "", caption: Any = None) -> str:
     if not url:
         return ""
     alt_text = escape(str(alt or ""), quote=True)
-    cap = f"<figcaption>{_text(caption)}</figcaption>" if caption else ""
+    cap = f"<figcaption>{_text(caption)}</figcaption>" if _text(caption) else ""
     return f'<figure><img src="{escape(url, quote=True)}" alt="{alt_text}">{cap}</figure>'
 
 
 def _text(value: Any) -> str:
-    """Escaped text; a line break the editor typed (Shift+Enter) becomes ``<br>``."""
-    return escape(str(value), quote=True).replace("\n", "<br>")
+    """Escaped text; a line break the editor typed (Shift+Enter) becomes ``<br>``.
+    Anything but text (a ``null`` the CMS left in a text node) is no text, never
+    the word "None"."""
+    if not isinstance(value, str):
+        return ""
+    return escape(value, quote=True).replace("\n", "<br>")
 
 
 def _href(value: Any) -> str | None:

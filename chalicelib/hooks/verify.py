@@ -31,6 +31,9 @@ TOLERANCE = 300  # seconds a signed timestamp may differ from our clock
 # a signed timestamp: ASCII digits only (str.isdigit() accepts "²", which int()
 # refuses) and short enough that int() and float division cannot blow up
 _TIMESTAMP_RE = re.compile(r"[0-9]{1,16}")
+# a timestamp in seconds stays below this until the year 5138, one in milliseconds
+# passed it in 1973: which side a value falls on tells the unit it was sent in
+UNIT_SPLIT = 10**11
 
 
 class VerificationError(NewsroomError):

@@ -77,7 +77,9 @@ class Contentful(Cms):
         missing = [n for n in names if n not in h]
         if missing:
             raise verify.MissingHeader(f"signed header(s) not present: {', '.join(missing)}")
-        ts = verify.signed_millis(stamp, f"{TIMESTAMP} (milliseconds since 1970)", now)
+        ts = verify.signed_millis(
+            stamp, f"{TIMESTAMP} (milliseconds since 1970)", now, earliest=verify.UNIT_SPLIT
+        )
         signed = [(n, h[n].strip()) for n in names]
         paths = request.paths or ["/hooks/contentful"]
         expected = [

@@ -12,6 +12,7 @@ from typing import Any
 
 from ... import keys
 from ...core.model import SLUG_MAX, SLUG_RE
+from ...core.text import shown
 from .. import verify
 from ..base import Cms, Request
 from ..mapping import Change, CmsMap, invalid
@@ -42,6 +43,10 @@ class Generic(Cms):
                 "X-Newsroom-Signature must look like t=<unix seconds>,v1=<hex>"
             )
         t = verify.timestamp(stamp, "X-Newsroom-Signature t (unix seconds)")
+        if t >= verify.UNIT_SPLIT:
+            raise verify.MalformedHeader(
+                "X-Newsroom-Signature t must be in seconds; this one is in milliseconds"
+            )
         verify.check_window(t, now)
         expected = verify.hmac_sha256(secret, stamp.encode("ascii") + b"." + request.body).hex()
         if not verify.any_equal(expected, candidates):
@@ -61,7 +66,8 @@ class Generic(Cms):
         if not isinstance(slug, str) or len(slug) > SLUG_MAX or not SLUG_RE.match(slug):
             raise invalid(
                 "slug",
-                f"{slug!r} is not a valid slug: use lower-case letters, digits and single hyphens",
+                f"{shown(slug) if isinstance(slug, str) else repr(slug)} is not a valid slug: "
+                "use lower-case letters, digits and single hyphens",
             )
         key = keys.source_key(slug)
         subject = f"generic/{slug}"

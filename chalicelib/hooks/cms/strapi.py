@@ -2,7 +2,8 @@
 
 Strapi sends static headers only (``Authorization: Bearer <token>``): no
 signature and no timestamp. The order of events for one entry is the event's
-``createdAt`` in the body, which only a holder of the token can send.
+``createdAt`` in the body, which only a holder of the token can send; one more
+than 5 minutes ahead of our clock is refused (401).
 
 - Strapi 5 knows an entry by ``documentId`` and sends one ``entry.publish`` per
   locale (``entry.locale``); each locale is its own release, the versions
@@ -55,7 +56,16 @@ class Strapi(Cms):
             raise verify.MalformedHeader("Authorization must be 'Bearer <token>'")
         if not verify.any_equal(secret, [token.strip()]):
             raise verify.BadSignature("wrong token")
-        return verify.Signed(order=_event_ms(request.body), digest=verify.digest_of(request.body))
+        when = _event_ms(request.body)
+        ahead = when / 1000 - now
+        if ahead > verify.TOLERANCE:
+            # the newest time accepted for an entry only grows: a future one
+            # would refuse (409) every real event for the entry until then
+            raise verify.StaleTimestamp(
+                f"the event's createdAt is {ahead:.0f} s ahead of the server clock (at most "
+                f"{verify.TOLERANCE} s allowed); check the Strapi server's clock"
+            )
+        return verify.Signed(order=when, digest=verify.digest_of(request.body))
 
     def changes(self, data: Any, request: Request, cmap: CmsMap | None) -> list[Change]:
         assert cmap is not None
