@@ -336,11 +336,13 @@ def release_from_obj(
     return release
 
 
-def parse_release(raw: bytes, *, name: str) -> Release:
-    """Bytes of a source file -> ``Release``; every problem raises ``InvalidRelease``."""
-    if len(raw) > MAX_BYTES:
+def parse_release(raw: bytes, *, name: str, size: int | None = None) -> Release:
+    """Bytes of a source file -> ``Release``; every problem raises ``InvalidRelease``.
+    ``size``: the file's size when its body was left unread (over ``MAX_BYTES``)."""
+    size = len(raw) if size is None else size
+    if size > MAX_BYTES:
         raise InvalidRelease(
-            [FieldError("(file)", f"is {len(raw):,} bytes; a release may be at most 1 MiB")], name
+            [FieldError("(file)", f"is {size:,} bytes; a release may be at most 1 MiB")], name
         )
     try:
         text = raw.decode("utf-8")
