@@ -337,10 +337,8 @@ def release_from_obj(
 
 
 def parse_release(raw: bytes, *, name: str, size: int | None = None) -> Release:
-    """Bytes of a source file -> ``Release``; every problem raises ``InvalidRelease``.
-    ``size``: the file's size when its body was left unread (over ``MAX_BYTES``)."""
-    size = len(raw) if size is None else size
-    if size > MAX_BYTES:
+    """Bytes of a source file (``size``: of one left unread) -> ``Release`` or ``InvalidRelease``."""
+    if (size := len(raw) if size is None else size) > MAX_BYTES:
         raise InvalidRelease(
             [FieldError("(file)", f"is {size:,} bytes; a release may be at most 1 MiB")], name
         )
