@@ -195,13 +195,11 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         scheduled = [k for k, r in receipts.items() if r.status == "scheduled"]
         settled = [k for k in release_keys if k in receipts]
 
+        listed: set[str] = set()
+
         def schedule() -> None:
-            if not settled:
-                return
-            listed = self._converge_schedule(settled, now, set(scheduled))
-            if self.previews is not None:
-                for key in sorted(listed - set(scheduled)):
-                    self.previews.remove(key)  # public now, or deleted
+            if settled:
+                listed.update(self._converge_schedule(settled, now, set(scheduled), remove=False))
 
         # the schedule, what the commit made obsolete and the receipts are
         # independent and go in one step; a batch that schedules a key lists
@@ -261,6 +259,13 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         for key, exc in outcome.failed.items():
             if key not in receipts:
                 self._log_failure(key, exc, started, before)
+        # public now, or deleted: off the schedule once the receipt says so
+        leaving = sorted(listed - set(scheduled) - set(outcome.failed))
+        if leaving:
+            self._converge_schedule(leaving, now, set())
+            if self.previews is not None:
+                for key in leaving:
+                    self.previews.remove(key)
         freed = [
             k[len(RELEASES_PREFIX) : -len("/index.html")]
             for k in change.deleted

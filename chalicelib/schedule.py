@@ -46,22 +46,29 @@ class Scheduling:
         current = self.source.get(SCHEDULE_KEY)
         return schedule_from_bytes(current.body if current else None)
 
-    def _converge_schedule(self, keys: list[str], now: datetime, scheduled: set[str]) -> set[str]:
+    def _converge_schedule(
+        self, keys: list[str], now: datetime, scheduled: set[str], *, remove: bool = True
+    ) -> set[str]:
         """Make the schedule's entries for ``keys`` match the sources *now*:
         listed while the embargo (as of ``now``) runs, gone otherwise. The
         sources are re-read after the schedule, and the write is conditional on
         the schedule's ETag, so an upload racing this batch (or an overlapping
         ``publish_due`` run) cannot lose a newer embargo. Returns the keys that
-        were listed before (their previews may have to go)."""
+        were listed before (their previews may have to go).
+
+        ``remove=False`` keeps the entries of keys no longer scheduled: the
+        batch takes them off only once their receipts are written, so a run
+        that fails before that finds them due again (else the receipt would
+        say ``scheduled`` forever, since the site already shows the release)."""
         mine = set(keys)
         seen: set[str] = set()
 
         def edit(items: list[Scheduled]) -> list[Scheduled] | None:
             listed = {s.source_key for s in items} & mine
             seen.update(listed)
-            if not scheduled and not listed:
+            if not scheduled and (not listed or not remove):
                 return None  # the common case: one small read
-            recheck = sorted(listed | scheduled)
+            recheck = sorted(listed | scheduled if remove else scheduled)
             wants = [self._wanted_schedule(k, now) for k in recheck]
             kept = [s for s in items if s.source_key not in set(recheck)]
             return kept + [w for w in wants if w is not None]

@@ -2,8 +2,9 @@
 
 - ``chalicelib/locale/<lang>/LC_MESSAGES/newsroom.po`` -> ``newsroom.mo``
   (Babel's compiler; the Lambda reads them with the standard ``gettext``);
-- ``chalicelib/locale/dates.json``: for every CLDR language, the long date,
-  month-year and short time patterns, month names, AM/PM and writing direction.
+- ``chalicelib/locale/dates.json``: for every CLDR language (and script
+  variant), the long date, month-year and short time patterns, month names,
+  AM/PM and writing direction.
 
 Babel is a development dependency only: its full CLDR data would not fit the
 Lambda package, the few kilobytes taken from it here do. ``--check`` exits 1
@@ -60,19 +61,29 @@ def agrees_with_babel(ident: str, data: dict) -> bool:
         return False
 
 
+def _script_variant(ident: str) -> bool:
+    """``sr_Latn``, ``pa_Arab``: a language in one of its other scripts."""
+    parts = ident.split("_")
+    return len(parts) == 2 and len(parts[1]) == 4 and parts[1].isalpha()
+
+
 def dates_json() -> bytes:
-    """One entry per CLDR language (no territory or script variants) whose dates
-    the renderer formats exactly as Babel does; others fall back to English."""
-    data = {}
-    for ident in sorted(localedata.locale_identifiers()):
-        if "_" in ident or ident == "root":
+    """One entry per CLDR language whose dates the renderer formats exactly as
+    Babel does (others fall back to English), plus each script variant whose
+    dates differ from its language's (``sr_Latn``: Serbian dates in Latin
+    letters, not Cyrillic). Territory variants are left out, to stay small."""
+    data: dict[str, dict] = {}
+    for ident in sorted(localedata.locale_identifiers(), key=lambda i: (i.count("_"), i)):
+        if ident == "root" or ("_" in ident and not _script_variant(ident)):
             continue
         try:
             entry = _locale_data(ident)
         except (KeyError, AttributeError):  # a language CLDR has too little data for
             continue
-        if agrees_with_babel(ident, entry):
-            data[ident] = entry
+        own = data.get(ident.split("_")[0], {})
+        if any(own.get(k) != v for k, v in entry.items() if k != "name"):
+            if agrees_with_babel(ident, entry):
+                data[ident] = entry
     return (json.dumps(data, ensure_ascii=False, sort_keys=True, indent=0) + "\n").encode()
 
 

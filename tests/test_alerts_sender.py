@@ -311,9 +311,41 @@ def test_persistent_throttling_retries_the_message_later(
     assert alerts_to(outbox) == {f"p{n}@example.org": 1 for n in range(3)}
 
 
+@pytest.mark.parametrize(
+    "code",
+    ["SendingPausedException", "AccountSuspendedException", "MailFromDomainNotVerifiedException"],
+)
+def test_an_account_that_cannot_send_for_now_loses_no_alert(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, fast_backoff: Any, code: str
+) -> None:
+    # SES pauses an account under review (or at a high bounce rate); the sender's
+    # domain may lose its verification: nothing is sent, and nothing is wrong
+    # with the message, so it must go out once the operator has fixed the account
+    subscribe(client, outbox, "paused@example.org")
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    drain_release_only(app_module, alerts)
+    page = receive_all(alerts)
+
+    def refuse(**_: Any) -> None:
+        raise ses_error(code, "Sending is paused for this account.", 400)
+
+    sesv2 = service.aws_client("sesv2")
+    sesv2.meta.events.register("before-call.sesv2.SendEmail", refuse, unique_id="paused")
+    try:
+        with pytest.raises(Exception, match=code):
+            app_module.send_alerts(sqs_event(page), None)
+    finally:
+        sesv2.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="paused")
+    assert deliveries() == {}  # nothing recorded as failed
+    app_module.send_alerts(sqs_event(page), None)  # the message comes back
+    assert alerts_to(outbox) == {"paused@example.org": 1}
+
+
 def _no_answer(**_: Any) -> None:
     """SES took the message, then the connection broke before its answer came."""
-    raise ReadTimeoutError(endpoint_url="https://email.us-east-1.amazonaws.com/v2/email/outbound-emails")
+    raise ReadTimeoutError(
+        endpoint_url="https://email.us-east-1.amazonaws.com/v2/email/outbound-emails"
+    )
 
 
 def test_a_send_without_an_answer_is_never_sent_again(

@@ -151,6 +151,29 @@ def test_one_address_composed_or_decomposed_is_one_subscriber(
     assert len(outbox.sent) == 1 and len(items()) == 1
 
 
+def test_a_multipart_form_signs_up_like_any_form(client: Client, outbox: Outbox) -> None:
+    # what fetch() sends for a FormData, and what many form builders post
+    body = (
+        b"".join(
+            b'--XyZ\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % field
+            for field in [
+                (b"email", b"multi@example.org"),
+                (b"topics", b"Clean Water"),
+                (b"topics", b"health"),
+                (b"kinds", b"report"),
+                (b"website", b""),
+            ]
+        )
+        + b"--XyZ--\r\n"
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=XyZ"}
+    resp = client.http.post("/subscriptions", headers=headers, body=body)
+    assert resp.status_code == 202
+    [mail] = outbox.sent
+    assert mail.to == "multi@example.org"
+    assert "Reports about clean water, health" in mail.text
+
+
 def test_honeypot_sends_nothing(client: Client, outbox: Outbox) -> None:
     resp = post_form(client, [("email", "bot@example.org"), ("website", "buy pills")])
     assert resp.status_code == 202

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import pytest
 import support
 from click.testing import CliRunner
 from support import SOURCE, make_release, public_tree, publish, receipt, sqs_event, upload
 
+from chalicelib.errors import TransientStorageError
 from chalicelib.publisher import Publisher
 from newsroom.cli import main
 
@@ -305,3 +307,47 @@ def test_an_instant_past_the_calendar_is_rejected_not_retried_forever(app_module
     assert r["status"] == "rejected"
     assert [e["loc"] for e in r["errors"]] == ["published_at"]
     assert schedule(aws) == [] and leaks(aws, "far") == []
+
+
+class FailsOnce(support.StorageWrapper):
+    """The first write of one key fails, as S3 sometimes does (a 503)."""
+
+    def __init__(self, inner: Any, key: str) -> None:
+        super().__init__(inner)
+        self.key, self.failed = key, False
+
+    def _write(self, op: str, key: str, do: Any) -> Any:
+        if key == self.key and not self.failed:
+            self.failed = True
+            raise TransientStorageError(f"injected fault writing {key}", key)
+        return do()
+
+
+def test_a_due_run_that_fails_before_the_receipt_is_finished_by_the_next_run(
+    app_module, aws
+) -> None:
+    """The page went public but the receipt could not be written: the release
+    stays due, so the next run writes ``published`` (and drops the preview)
+    instead of leaving ``scheduled`` with a preview link forever."""
+    clock = Clock(datetime(2020, 1, 1, tzinfo=UTC))
+    for name in ("a", "b"):
+        upload(aws, f"releases/{name}.json", embargoed_doc(slug=f"due-{name}",
+                                                           embargo_until="2020-06-01T00:00:00Z"))  # fmt: skip
+        assert make_publisher(clock).sync(f"releases/{name}.json").status == "scheduled"
+    clock.now = datetime(2020, 6, 1, 0, 1, tzinfo=UTC)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    flaky = support.make_publisher(
+        s3, clock, wrap=lambda storage: FailsOnce(storage, "receipts/releases/a.json")
+    )
+    with pytest.raises(TransientStorageError):
+        flaky.publish_due()
+    assert "releases/due-a/index.html" in public_tree(aws)
+    assert receipt(aws, "releases/a.json")["status"] == "scheduled"  # the fault
+    assert [s["source_key"] for s in schedule(aws)] == ["releases/a.json"]
+
+    app_module.publish_due_releases(scheduled_event(), None)
+    r = receipt(aws, "releases/a.json")
+    assert r["status"] == "published" and "preview_url" not in r
+    assert receipt(aws, "releases/b.json")["status"] == "published"
+    assert schedule(aws) == []
+    assert not any(k.startswith("previews/") for k in public_tree(aws, SOURCE))

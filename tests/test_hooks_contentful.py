@@ -518,6 +518,8 @@ TWO = "contentful_two_locales_publish.json"
 TWO_ID = "3hQyX1zGmBTd7Y0oLkcRzV"
 GB_KEY = "releases/flood-shelters-open-riverside.json"
 FR_KEY = "releases/flood-shelters-open-riverside-fr-fr.json"
+GB_MAP = f"cms/contentful/{TWO_ID}/en-GB.json"
+FR_MAP = f"cms/contentful/{TWO_ID}/fr-FR.json"
 
 
 def test_space_with_en_gb_and_fr_fr_publishes_two_linked_releases(api: Any, aws: Any) -> None:
@@ -562,6 +564,28 @@ def test_space_with_en_gb_and_fr_fr_publishes_two_linked_releases(api: Any, aws:
     body = json.dumps(gone).encode()
     assert post(api, body, contentful_headers(body, SECRET, topic=UNPUBLISH)).status_code == 202
     assert source_tree(aws) == {}
+
+
+def test_an_entry_down_to_one_language_keeps_its_release(api: Any, aws: Any) -> None:
+    """The editor removes the French text and publishes again: the entry is back
+    to one language, and its release stays where it was, updated (it was refused
+    as "taken" by its own language version). The French release is left alone;
+    when French comes back, both versions are where they were."""
+    assert publish(api, payload(TWO)).status_code == 202
+    one = payload_obj(TWO)
+    for values in one["fields"].values():
+        values.pop("fr-FR", None)
+    one["fields"]["title"]["en-GB"] = "Flood shelters open in Riverside and Eastbank"
+    resp = publish(api, json.dumps(one).encode())
+    assert resp.status_code == 202, resp.body
+    assert body_json(resp)["key"] == GB_KEY
+    tree = source_tree(aws)
+    assert set(tree) == {GB_KEY, FR_KEY, f"cms/contentful/{TWO_ID}.json", FR_MAP}
+    assert json.loads(tree[GB_KEY])["title"].endswith("and Eastbank")
+    resp = publish(api, payload(TWO))
+    assert resp.status_code == 202, resp.body
+    assert [r["key"] for r in body_json(resp)["releases"]] == [GB_KEY, FR_KEY]
+    assert set(source_tree(aws)) == {GB_KEY, FR_KEY, GB_MAP, FR_MAP}
 
 
 ALONE = "contentful_locale_published_alone.json"

@@ -142,6 +142,17 @@ def test_no_secret_configured_refuses_everything(
     assert source_tree(aws) == {}
 
 
+def test_a_secret_set_with_a_final_line_feed_still_verifies(
+    api: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret read from a file keeps the file's last line feed; the sender
+    signs with the secret alone."""
+    monkeypatch.setenv("NEWSROOM_WEBHOOK_SECRET", SECRET + "\n")
+    body = payload("generic_publish.json")
+    assert post(api, body, generic_headers(body, SECRET)).status_code == 202
+    assert set(source_tree(aws)) == {KEY}
+
+
 def test_oversized_body_is_413(api: Any, aws: Any) -> None:
     body = oversized(payload("generic_publish.json"))
     assert len(body) > 1024 * 1024
@@ -181,6 +192,18 @@ def test_bad_action_or_slug_is_422(api: Any, aws: Any, doc: Any, loc: str) -> No
     resp = post(api, body, generic_headers(body, SECRET))
     assert resp.status_code == 422
     assert [e["loc"] for e in body_json(resp)["errors"]] == [loc]
+    assert source_tree(aws) == {}
+
+
+def test_an_address_in_the_slug_is_not_repeated_in_the_answer(api: Any, aws: Any) -> None:
+    """The answer lands in the sender's logs: it names the field, never an address."""
+    for action in ("publish", "unpublish"):
+        doc = payload_obj("generic_publish.json") | {"action": action, "slug": "press@example.org"}
+        body = json.dumps(doc).encode()
+        resp = post(api, body, generic_headers(body, SECRET))
+        assert resp.status_code == 422
+        ((error,),) = [body_json(resp)["errors"]]
+        assert error["loc"] == "slug" and "press@" not in resp.body.decode()
     assert source_tree(aws) == {}
 
 

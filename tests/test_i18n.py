@@ -168,6 +168,17 @@ def test_other_languages_get_english_labels_and_their_own_dates() -> None:
     assert "2018年12月19日" in html
 
 
+@pytest.mark.parametrize("tag", ["sr-Latn", "sr-Latn-RS", "uz-Cyrl", "pa-Arab", "az-Cyrl"])
+def test_a_script_subtag_writes_the_date_in_that_script(tag: str) -> None:
+    # Serbian is written in Cyrillic or Latin: a Latin-script release must not
+    # carry a Cyrillic date ("19. децембар 2018.")
+    cldr = "_".join(tag.split("-")[:2])
+    moment = datetime(2018, 12, 19, 10, 0, tzinfo=EST)
+    expected = format_date(moment, "long", locale=cldr)
+    assert expected != format_date(moment, "long", locale=tag.split("-")[0])
+    assert expected in page(language=tag)
+
+
 def test_time_and_zone_are_shown() -> None:
     settings = Settings(site_url="https://news.example.org", timezone="America/New_York")
     assert "December 19, 2018, 10:00\u202fAM EST" in page(settings)

@@ -201,6 +201,16 @@ def test_a_malformed_contact_address_is_not_repeated_in_the_error() -> None:
     assert "jane" not in errs["contacts.0.email"]
 
 
+@pytest.mark.parametrize("field", ["slug", "translation_key"])
+def test_an_address_given_as_a_slug_is_not_repeated_in_the_error(field: str) -> None:
+    # the error goes into the receipt and the log line, which carry no address
+    errs = errors_of(make_release(**{field: "jane.doe@example.org"}))
+    assert "not a valid" in errs[field] and "jane" not in errs[field]
+    # any other value is repeated as written: a stray line feed shows
+    errs = errors_of(make_release(**{field: "statement\n"}))
+    assert "'statement\\n' is not a valid" in errs[field]
+
+
 def test_an_empty_optional_text_is_as_if_absent() -> None:
     # a CMS export writes "" for a field left blank; only title, alt, names and
     # topics have a minimum length

@@ -30,15 +30,19 @@ _THROTTLED = {
     "ThrottlingException",
     "LimitExceededException",
 }
-# ... and these when this message will never be sent as it is
-_REJECTED = {
-    "MessageRejected",
-    "MailFromDomainNotVerifiedException",
-    "BadRequestException",
-    "NotFoundException",
-    "AccountSuspendedException",
+# ... and these when the account cannot send at all for now (paused under
+# review or at a high bounce rate, the sender's domain unverified, the
+# configuration set missing): nothing was sent and nothing is wrong with the
+# message, so it is retried later (the queue's retries, then its dead-letter
+# queue for a redrive) rather than recorded as never to be sent
+_ACCOUNT = {
     "SendingPausedException",
+    "AccountSuspendedException",
+    "MailFromDomainNotVerifiedException",
+    "NotFoundException",
 }
+# ... and these when this message will never be sent as it is
+_REJECTED = {"MessageRejected", "BadRequestException"}
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ def _translate(exc: Exception) -> MailError:
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        if code in _THROTTLED or status == 429:
+        if code in _THROTTLED or code in _ACCOUNT or status == 429:
             return MailThrottled(f"SES: {code}", code)
         if code in _REJECTED or 400 <= status < 500:
             return MailRejected(f"SES: {code}", code)

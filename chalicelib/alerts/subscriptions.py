@@ -17,6 +17,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -102,7 +105,11 @@ def parse_sign_up(raw: bytes, content_type: str) -> SignUp:
         email, topics, kinds = doc.get("email"), doc.get("topics"), doc.get("kinds")
         honeypot = bool(doc.get(HONEYPOT))
     else:
-        form = parse_qs(text, keep_blank_values=True)
+        form = (
+            _multipart(raw, content_type)
+            if content_type.lower().startswith("multipart/form-data")
+            else parse_qs(text, keep_blank_values=True)
+        )
         email = (form.get("email") or [None])[0]
         topics, kinds = form.get("topics", []), form.get("kinds", [])
         honeypot = any(v.strip() for v in form.get(HONEYPOT, []))
@@ -112,6 +119,22 @@ def parse_sign_up(raw: bytes, content_type: str) -> SignUp:
         raise BadSignUp("email", "not a valid e-mail address")
     assert isinstance(email, str)
     return SignUp(email, _topics(topics), _kinds(kinds), honeypot)
+
+
+def _multipart(raw: bytes, content_type: str) -> dict[str, list[str]]:
+    """The text fields of a ``multipart/form-data`` body (what ``fetch`` with a
+    ``FormData`` and many form builders send), as ``parse_qs`` gives a form's."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+    message = BytesParser(policy=HTTP).parsebytes(head + raw)
+    form: dict[str, list[str]] = {}
+    if not isinstance(message, EmailMessage) or not message.is_multipart():
+        return form
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes) and not part.get_filename():
+            form.setdefault(name, []).append(payload.decode("utf-8", "replace"))
+    return form
 
 
 def _strings(value: Any) -> list[str]:

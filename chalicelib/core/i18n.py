@@ -127,9 +127,11 @@ class Locale:
 
 @cache
 def locale(tag: str) -> Locale:
-    """Date data for ``tag``: the exact locale if known, else its language, else English."""
+    """Date data for ``tag``: the longest known prefix of it (``sr-Latn-RS`` ->
+    ``sr_Latn``, Serbian in Latin letters; ``pt-BR`` -> ``pt``), else English."""
     data = _dates()
-    for key in (tag.replace("-", "_"), primary(tag), "en"):
+    parts = canonical_tag(tag).split("-")
+    for key in ["_".join(parts[:n]) for n in range(len(parts), 0, -1)] + ["en"]:
         if key in data:
             d = data[key]
             return Locale(

@@ -36,7 +36,7 @@ from .fields import (
     url_value,
 )
 from .i18n import canonical_tag
-from .text import topic_slug
+from .text import shown, topic_slug
 
 MAX_BYTES = 1024 * 1024
 # Every pattern is anchored with \A…\Z (``$`` would accept a trailing newline:
@@ -177,7 +177,7 @@ class Release(_Strict):
         if not SLUG_RE.fullmatch(v):
             raise fail(
                 "slug_format",
-                f"{v!r} is not a valid slug: use lower-case letters, digits and single "
+                f"{shown(v)} is not a valid slug: use lower-case letters, digits and single "
                 "hyphens, e.g. 'clinics-reopen-2018'",
             )
         return v
@@ -249,7 +249,7 @@ class Release(_Strict):
         if len(v) > SLUG_MAX or not SLUG_RE.fullmatch(v):
             raise fail(
                 "translation_key_format",
-                f"{v!r} is not a valid translation key: use lower-case letters, digits and "
+                f"{shown(v)} is not a valid translation key: use lower-case letters, digits and "
                 "single hyphens, like a slug",
             )
         return v

@@ -60,12 +60,16 @@ class EntryMaps:
 
     def adopt(self, change: Change, slug: str) -> Found:
         """A map of this entry under an older name, to move to its new name: the
-        map from before languages (if it holds the same slug), or one under an
-        alias (Strapi 4's ``id``)."""
+        map from before languages, or, for an entry down to one language, the map
+        of a language version (either only if it holds the same slug), or one
+        under an alias (Strapi 4's ``id``)."""
         own_key = map_key(change.entry, change.locale)
         candidates: list[tuple[str, bool]] = []  # (map key, only if it holds the same slug)
         if change.locale:
             candidates.append((map_key(change.entry), True))
+        else:  # its other language versions removed in the CMS: this one stays at its address
+            versions = self.source.list(f"{MAP_PREFIX}{change.entry}/")
+            candidates += [(k, True) for k in versions if k.endswith(".json")]
         for alias in change.aliases:
             candidates += [(map_key(alias, change.locale), False), (map_key(alias), False)]
         for cand_key, same_slug in dict.fromkeys(candidates):

@@ -12,6 +12,7 @@ from typing import Any
 
 from ... import keys
 from ...core.model import SLUG_MAX, SLUG_RE
+from ...core.text import shown
 from .. import verify
 from ..base import Cms, Request
 from ..mapping import Change, CmsMap, invalid
@@ -65,7 +66,8 @@ class Generic(Cms):
         if not isinstance(slug, str) or len(slug) > SLUG_MAX or not SLUG_RE.match(slug):
             raise invalid(
                 "slug",
-                f"{slug!r} is not a valid slug: use lower-case letters, digits and single hyphens",
+                f"{shown(slug) if isinstance(slug, str) else repr(slug)} is not a valid slug: "
+                "use lower-case letters, digits and single hyphens",
             )
         key = keys.source_key(slug)
         subject = f"generic/{slug}"
