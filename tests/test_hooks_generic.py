@@ -142,6 +142,17 @@ def test_no_secret_configured_refuses_everything(
     assert source_tree(aws) == {}
 
 
+def test_a_secret_set_with_a_final_line_feed_still_verifies(
+    api: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret read from a file keeps the file's last line feed; the sender
+    signs with the secret alone."""
+    monkeypatch.setenv("NEWSROOM_WEBHOOK_SECRET", SECRET + "\n")
+    body = payload("generic_publish.json")
+    assert post(api, body, generic_headers(body, SECRET)).status_code == 202
+    assert set(source_tree(aws)) == {KEY}
+
+
 def test_oversized_body_is_413(api: Any, aws: Any) -> None:
     body = oversized(payload("generic_publish.json"))
     assert len(body) > 1024 * 1024

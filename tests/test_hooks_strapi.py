@@ -132,6 +132,16 @@ def test_bearer_scheme_is_case_insensitive(api: Any, aws: Any) -> None:
     assert post(api, body, headers).status_code == 202
 
 
+def test_a_token_set_with_surrounding_spaces_or_a_line_feed_still_matches(
+    api: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An HTTP header carries no surrounding whitespace, so a token configured
+    with some (a file's last line feed, a pasted space) could never match."""
+    monkeypatch.setenv("NEWSROOM_STRAPI_TOKEN", f" {TOKEN}\r\n")
+    assert publish(api).status_code == 202
+    assert publish(api, token="another-token").status_code == 401
+
+
 def test_no_token_configured_refuses(api: Any, aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEWSROOM_STRAPI_TOKEN")
     for token in ("", TOKEN):

@@ -45,3 +45,24 @@ def test_excerpt_cuts_at_a_word_boundary_with_an_ellipsis() -> None:
 
 def test_short_text_is_not_cut() -> None:
     assert excerpt("Just a few   words.") == "Just a few words."
+
+
+def test_a_text_written_without_spaces_is_cut_too() -> None:
+    # Chinese and Japanese write no spaces between words: each of their
+    # characters counts as a word (as Hugo counts them), so the excerpt of a
+    # long release is not the whole body in every listing, feed and index.json
+    chinese = "沿海诊所在风暴过后重新开放。" * 400
+    out = excerpt(chinese)
+    assert out == chinese[:60] + "…"
+    mixed = "東京で 2025 年の報告書を発表しました。" * 200
+    out = excerpt(mixed)
+    assert out.endswith("…") and len(out) < 120
+    assert out.startswith("東京で 2025 年の報告書を発表しました。")
+    # Thai and other scripts without spaces are cut by length
+    thai = "โรงพยาบาลชายฝั่งเปิดทำการอีกครั้งหลังพายุ" * 300
+    out = excerpt(thai)
+    assert out.endswith("…") and len(out) <= 601 and thai.startswith(out[:-1])
+
+
+def test_a_short_text_without_spaces_is_kept_whole() -> None:
+    assert excerpt("沿海诊所重新开放。") == "沿海诊所重新开放。"

@@ -95,13 +95,34 @@ def display_instant(moment: datetime) -> str:
     return f"{display_date(moment)}, {moment:%H:%M} {zone}"
 
 
+# Han ideographs, kana and CJK punctuation are written without spaces between
+# words: each one counts as a word, as Hugo counts them (Hangul has spaces)
+_CJK = "\u2e80-\u2fdf\u3001-\u303f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_WORD = re.compile(f"(\\s*)([{_CJK}]|[^\\s{_CJK}]+)")
+# the longest excerpt, as long as a written summary may be: a script without
+# spaces and without CJK (Thai, Khmer, …) is cut by length
+EXCERPT_MAX = 600
+
+
 def excerpt(text: str, words: int = 60) -> str:
     """About ``words`` words of plain text, cut at a word boundary, ending with '…'."""
-    parts = text.split()
-    if len(parts) <= words:
-        return " ".join(parts)
-    cut = " ".join(parts[:words]).rstrip(" ,;:.-–—")
-    return cut + "…"
+    out: list[str] = []
+    whole = True
+    for match in _WORD.finditer(text):
+        if len(out) == words:
+            whole = False
+            break
+        space, word = match.groups()
+        out.append(f" {word}" if space and out else word)
+    cut = "".join(out)
+    if len(cut) > EXCERPT_MAX:
+        end = cut.rfind(" ", 0, EXCERPT_MAX + 1)
+        if end <= 0:  # no space: cut between characters, not inside one (combining marks)
+            end = EXCERPT_MAX
+            while end > 0 and unicodedata.category(cut[end])[0] == "M":
+                end -= 1
+        cut, whole = cut[:end], False
+    return cut if whole else cut.rstrip(" ,;:.-–—、，。") + "…"
 
 
 _DOUBLE_OPEN = re.compile(r'(^|[\s(\[{\u2014\u2013-])"')

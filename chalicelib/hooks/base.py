@@ -37,8 +37,10 @@ class Cms:
     mapped: ClassVar[bool] = True
 
     def secret(self, settings: Settings) -> str:
-        """The configured secret; ``NotConfigured`` (401) when it is empty."""
-        value = str(getattr(settings, self.secret_field))
+        """The configured secret; ``NotConfigured`` (401) when it is empty. Line
+        breaks around it are not part of it: a secret read from a file (Terraform's
+        ``file()``) keeps the file's last line feed, which no CMS signs with."""
+        value = str(getattr(settings, self.secret_field)).strip("\r\n")
         require_secret(value, self.secret_setting)
         return value
 
