@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from .core.model import parse_release
+from .core.model import MAX_BYTES, parse_release
 from .errors import InvalidRelease
 from .keys import (
     SCHEDULE_KEY,
@@ -77,11 +77,11 @@ class Scheduling:
         return seen
 
     def _wanted_schedule(self, source_key: str, now: datetime) -> Scheduled | None:
-        obj = self.source.get(source_key)
+        obj = self.source.get(source_key, limit=MAX_BYTES)
         if obj is None:
             return None
         try:
-            release = parse_release(obj.body, name=source_key)
+            release = parse_release(obj.body, name=source_key, size=obj.size)
         except InvalidRelease:
             return None
         if not release.is_scheduled(now):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .core.index import Entry, source_digest
-from .core.model import Release, parse_release
+from .core.model import MAX_BYTES, Release, parse_release
 from .errors import FieldError, InvalidRelease, StorageError
 from .storage import StoredObject
 
@@ -61,13 +61,13 @@ class SourceReading:
         the public site should show for it. Parsed and rendered once per
         version (the ETag) within one batch."""
         if isinstance(obj, _Unread):
-            obj = self.source.get(source_key)
+            obj = self.source.get(source_key, limit=MAX_BYTES)
         if obj is None:
             return _Wanted("unpublished")
         if obj.etag in cache:
             return cache[obj.etag]
         try:
-            release = parse_release(obj.body, name=source_key)
+            release = parse_release(obj.body, name=source_key, size=obj.size)
         except InvalidRelease as exc:
             wanted = _Wanted("rejected", error=exc)
         except Exception as exc:  # noqa: BLE001 - a poison file must not stop the batch
@@ -111,7 +111,8 @@ class SourceReading:
 
         def read(key: str) -> StoredObject | None | StorageError:
             try:
-                return self.source.get(key)
+                # a file over the limit is rejected unread: never held in memory
+                return self.source.get(key, limit=MAX_BYTES)
             except StorageError as exc:
                 return exc
 

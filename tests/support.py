@@ -323,8 +323,8 @@ class StorageWrapper:
     def _write(self, op: str, key: str, do: Callable[[], Any]) -> Any:
         return do()
 
-    def get(self, key: str) -> StoredObject | None:
-        return self._read("get", key, lambda: self.inner.get(key))
+    def get(self, key: str, **kwargs: Any) -> StoredObject | None:
+        return self._read("get", key, lambda: self.inner.get(key, **kwargs))
 
     def head(self, key: str) -> ObjectInfo | None:
         return self._read("head", key, lambda: self.inner.head(key))

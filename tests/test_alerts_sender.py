@@ -459,6 +459,23 @@ def test_a_title_with_line_breaks_makes_a_one_line_subject(
     assert set(deliveries().values()) == {"sent"}
 
 
+def test_a_right_to_left_release_reads_right_to_left_in_the_alert(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str
+) -> None:
+    # the e-mail's own words are English; the release's title and summary keep
+    # their language and direction (else an Arabic title's final full stop and
+    # the summary's alignment land on the wrong side)
+    subscribe(client, outbox, "rtl@example.org")
+    title, summary = "إعادة فتح العيادات الساحلية.", "ثلاث عيادات تفتح أبوابها."
+    arabic = entry(slug="clinics-ar", title=title, summary=summary, language="ar")
+    announce(Published("releases/clinics-ar.json", None, arabic, True))
+    drain(app_module, alerts)
+    [mail] = [m for m in outbox.to("rtl@example.org") if "List-Unsubscribe" in m.headers]
+    assert '<html lang="en">' in mail.html
+    assert '<h1 lang="ar" dir="rtl"' in mail.html
+    assert f'<p lang="ar" dir="rtl" style="margin:0 0 16px">{summary}</p>' in mail.html
+
+
 def test_malformed_message_is_dropped_not_retried(
     app_module: Any, alerts: str, caplog: Any
 ) -> None:

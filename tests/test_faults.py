@@ -228,7 +228,7 @@ def test_two_faults_in_a_row_then_success(aws: Any, baseline: Any) -> None:
 
 def test_a_failed_read_raises_and_is_not_a_rejection(aws: Any, baseline: Any) -> None:
     class BrokenReads(FlakyStorage):
-        def get(self, key: str) -> StoredObject | None:
+        def get(self, key: str, **_: Any) -> StoredObject | None:
             raise TransientStorageError("SlowDown", key)
 
     pub = Publisher(

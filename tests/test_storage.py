@@ -40,6 +40,18 @@ def test_put_get_roundtrip_with_md5_etag(storage: Storage) -> None:
     assert obj.etag == etag == md5_etag(b"hello")
 
 
+def test_a_get_with_a_limit_leaves_a_larger_body_unread(storage: Storage) -> None:
+    """A reader that can use at most ``limit`` bytes (a release: 1 MiB) is told
+    the size of a larger object instead of getting its body: a 2 GB file
+    uploaded by mistake must not exhaust the memory of every run that meets it."""
+    etag = put(storage, "releases/huge.json", b"x" * 100)
+    obj = storage.get("releases/huge.json", limit=99)
+    assert obj is not None and obj.body == b"" and obj.size == 100 and obj.etag == etag
+    whole = storage.get("releases/huge.json", limit=100)
+    assert whole is not None and whole.body == b"x" * 100 and whole.size == 100
+    assert storage.get("releases/absent.json", limit=1) is None
+
+
 def test_if_none_match_creates_only_once(storage: Storage) -> None:
     put(storage, "index.json", b"{}", if_none_match=True)
     with pytest.raises(PreconditionFailed):

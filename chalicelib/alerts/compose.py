@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from ..core.i18n import is_rtl
 from ..core.model import KIND_LABELS, KIND_PLURALS
 from ..core.text import display_date
 from ..settings import Settings
@@ -118,6 +119,8 @@ class Composer:
             "date": display_date(published),
             "unsubscribe_url": unsubscribe_url,
             "scope": scope,
+            # the e-mail's words are English; the release's own text keeps its direction
+            "dir": "rtl" if is_rtl(release.get("language") or "en") else "ltr",
         }
         headers = (
             ("List-Unsubscribe", f"<{unsubscribe_url}>"),

@@ -336,11 +336,11 @@ def release_from_obj(
     return release
 
 
-def parse_release(raw: bytes, *, name: str) -> Release:
-    """Bytes of a source file -> ``Release``; every problem raises ``InvalidRelease``."""
-    if len(raw) > MAX_BYTES:
+def parse_release(raw: bytes, *, name: str, size: int | None = None) -> Release:
+    """Bytes of a source file (``size``: of one left unread) -> ``Release`` or ``InvalidRelease``."""
+    if (size := len(raw) if size is None else size) > MAX_BYTES:
         raise InvalidRelease(
-            [FieldError("(file)", f"is {len(raw):,} bytes; a release may be at most 1 MiB")], name
+            [FieldError("(file)", f"is {size:,} bytes; a release may be at most 1 MiB")], name
         )
     try:
         text = raw.decode("utf-8")

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.i18n import Version
 from ..core.index import Index, source_digest
-from ..core.model import parse_release
+from ..core.model import MAX_BYTES, parse_release
 from ..core.render import Renderer
 from ..errors import InvalidRelease, StorageError
 from ..keys import (
@@ -86,11 +86,11 @@ class RebuildBase:
         """What the site should show for ``key`` now, as the publisher decides it.
         A release page links to its language versions: ``versions`` when given
         (the commit knows them all), else as the publisher's record lists them."""
-        obj = self.source.get(key)
+        obj = self.source.get(key, limit=MAX_BYTES)
         if obj is None:
             return _Outcome("gone")
         try:
-            release = parse_release(obj.body, name=key)
+            release = parse_release(obj.body, name=key, size=obj.size)
         except InvalidRelease as exc:
             return _Outcome("rejected", errors=tuple(exc.errors), etag=obj.etag)
         except Exception as exc:  # noqa: BLE001 - a poison file is that file's problem

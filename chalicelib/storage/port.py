@@ -14,9 +14,17 @@ from ..errors import PreconditionFailed
 
 @dataclass(frozen=True)
 class StoredObject:
+    """``size``: the object's size in bytes; when it is larger than the
+    reader's ``limit`` the body is left unread (empty) and only ``size`` tells."""
+
     key: str
     body: bytes
     etag: str
+    size: int | None = None
+
+    @property
+    def unread(self) -> bool:
+        return self.size is not None and self.size > len(self.body)
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class Counters:
 class Storage(Protocol):
     counters: Counters
 
-    def get(self, key: str) -> StoredObject | None: ...
+    def get(self, key: str, *, limit: int | None = None) -> StoredObject | None: ...
 
     def head(self, key: str) -> ObjectInfo | None: ...
 

@@ -92,16 +92,21 @@ class S3Storage:
             return TransientStorageError(f"s3://{self.bucket}/{key}: {exc}", key)
         raise exc
 
-    def get(self, key: str) -> StoredObject | None:
+    def get(self, key: str, *, limit: int | None = None) -> StoredObject | None:
+        """``limit``: a body larger than this many bytes is not read (``size`` says how large)."""
         self.counters.count("GetObject")
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=key)
+            size = int(resp.get("ContentLength", -1))
+            if limit is not None and size > limit:
+                resp["Body"].close()
+                return StoredObject(key, b"", resp["ETag"], size)
             body = resp["Body"].read()
         except Exception as exc:
             if _is_missing(exc):
                 return None
             raise self._translate(exc, key) from exc
-        return StoredObject(key, body, resp["ETag"])
+        return StoredObject(key, body, resp["ETag"], len(body))
 
     def head(self, key: str) -> ObjectInfo | None:
         self.counters.count("HeadObject")
