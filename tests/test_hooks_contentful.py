@@ -704,6 +704,12 @@ def test_published_at_fallback_order(
         ("", "2024-05-14", "2024-05-14T00:00:00+00:00"),
         ("Europe/Paris", "2024-05-14", "2024-05-14T00:00:00+02:00"),
         ("America/New_York", "2024-12-19T10:00", "2024-12-19T10:00:00-05:00"),
+        # the clock change: 01:30 comes twice, 02:30 never; the later instant
+        # is taken, so a release (or an embargo) never goes public early
+        ("America/New_York", "2024-11-03T01:30", "2024-11-03T01:30:00-05:00"),
+        ("America/New_York", "2024-03-10T02:30", "2024-03-10T02:30:00-05:00"),
+        ("Europe/Paris", "2024-10-27T02:30", "2024-10-27T02:30:00+01:00"),
+        ("Europe/Paris", "2024-03-31T02:30", "2024-03-31T02:30:00+01:00"),
     ],
 )
 def test_date_fields_without_offset_get_the_site_time_zone(

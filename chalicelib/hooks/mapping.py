@@ -22,7 +22,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -232,7 +232,11 @@ def local_datetime(value: Any, timezone: str) -> Any:
             return value
     except ValueError:
         return value
-    return naive.replace(tzinfo=ZoneInfo(timezone)).isoformat()
+    zone = ZoneInfo(timezone)
+    # a wall time the zone's clock change makes ambiguous (01:30 twice) or
+    # skips (02:30): the later instant, so an embargo never lifts early
+    readings = (naive.replace(tzinfo=zone), naive.replace(tzinfo=zone, fold=1))
+    return min(readings, key=lambda d: d.utcoffset() or timedelta(0)).isoformat()
 
 
 def instant(value: Any) -> datetime | None:
