@@ -22,16 +22,20 @@ from hooks_support import (
     source_tree,
     strapi_headers,
 )
+from support import SOURCE
 
-from chalicelib.hooks import order
+from chalicelib.hooks import HookService, order
 from chalicelib.hooks.verify import Signed
-from chalicelib.storage import LocalStorage
+from chalicelib.settings import Settings
+from chalicelib.storage import LocalStorage, S3Storage
 
 SECRET = "order-test-secret-1f0c"
 CF_SECRET = "c" * 64
 TOKEN = "strapi-order-token"
 GENERIC_KEY = "releases/clinics-reopen-after-storm.json"
 CF_KEY = "releases/water-points-restored-bayline.json"
+CF_MAP = "cms/contentful/5KsDBWseXY6QegucYAoacS.json"
+PUBLISH = "ContentManagement.Entry.publish"
 UNPUBLISH = "ContentManagement.Entry.unpublish"
 
 
@@ -257,3 +261,128 @@ def test_claim_and_finish(tmp_path: Any) -> None:
         order.claim(store, "x/1", Signed(1500, "c"))
     order.claim(store, "x/1", Signed(2000, "d"))  # same instant, another request
     order.claim(store, "x/2", a)  # another subject has its own order
+
+
+# ------------------------------------------- concurrent requests for one entry
+class Interrupted(S3Storage):
+    """Source storage of a request that is paused at its first write (or
+    delete) of ``key`` while ``meanwhile`` runs another request whole: as two
+    Lambdas handling two deliveries of one entry at once."""
+
+    def __init__(self, s3: Any, key: str, meanwhile: Any, *, after: bool = False) -> None:
+        super().__init__(s3, SOURCE)
+        self.key, self.meanwhile, self.after, self.ran = key, meanwhile, after, False
+
+    def _between(self, key: str, write: Any) -> Any:
+        if key != self.key or self.ran:
+            return write()
+        self.ran = True
+        if self.after:
+            result = write()
+            self.meanwhile()
+            return result
+        self.meanwhile()
+        return write()
+
+    def put(self, key: str, body: bytes, **kw: Any) -> str:
+        return self._between(key, lambda: super(Interrupted, self).put(key, body, **kw))
+
+    def delete(self, key: str, **kw: Any) -> None:
+        return self._between(key, lambda: super(Interrupted, self).delete(key, **kw))
+
+
+def cf_entry(title: str, slug: str | None = None) -> bytes:
+    doc = payload_obj("contentful_entry_publish.json")
+    doc["fields"]["title"] = {"en-US": title}
+    if slug:
+        doc["fields"]["slug"] = {"en-US": slug}
+    return json.dumps(doc).encode()
+
+
+def cf_handle(storage: Any, body: bytes, ts: int, topic: str = PUBLISH) -> tuple[int, Any]:
+    service = HookService(storage, Settings(contentful_secret=CF_SECRET))
+    headers = contentful_headers(body, CF_SECRET, ts_ms=ts, topic=topic)
+    return service.handle("contentful", headers, body)
+
+
+def live_title(aws: Any, key: str = CF_KEY) -> str:
+    return json.loads(source_tree(aws)[key])["title"]
+
+
+def test_older_publish_overtaken_before_its_write_changes_nothing(aws: Any) -> None:
+    t = int(time.time() * 1000)
+    assert cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 1"), t)[0] == 202
+    newer: list[Any] = []
+
+    def run_newer() -> None:
+        newer.append(cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 3"), t + 2000))
+
+    slow = Interrupted(aws, CF_KEY, run_newer)
+    status, body = cf_handle(slow, cf_entry("Version 2"), t + 1000)
+    assert newer[0][0] == 202
+    assert status == 409, body
+    assert "newer request" in body["error"]
+    assert live_title(aws) == "Version 3"
+
+
+def test_older_publish_overtaken_after_its_write_leaves_the_newer_live(aws: Any) -> None:
+    t = int(time.time() * 1000)
+    assert cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 1"), t)[0] == 202
+    run_newer = lambda: cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 3"), t + 2000)  # noqa: E731
+    slow = Interrupted(aws, CF_KEY, run_newer, after=True)
+    cf_handle(slow, cf_entry("Version 2"), t + 1000)
+    assert live_title(aws) == "Version 3"
+
+
+def test_older_unpublish_overtaken_before_its_delete_leaves_the_republish(aws: Any) -> None:
+    t = int(time.time() * 1000)
+    assert cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 1"), t)[0] == 202
+    run_newer = lambda: cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 3"), t + 2000)  # noqa: E731
+    slow = Interrupted(aws, CF_KEY, run_newer)
+    gone = payload("contentful_entry_unpublish.json")
+    status, _ = cf_handle(slow, gone, t + 1000, topic=UNPUBLISH)
+    assert status == 409
+    assert live_title(aws) == "Version 3"
+    # the entry can still be taken down: its map was kept
+    assert cf_handle(S3Storage(aws, SOURCE), gone, t + 3000, topic=UNPUBLISH)[0] == 202
+    assert source_tree(aws) == {}
+
+
+def test_older_publish_under_another_slug_overtaken_writes_no_second_file(aws: Any) -> None:
+    t = int(time.time() * 1000)
+    assert cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 1"), t)[0] == 202
+    renamed = "releases/water-points-renamed.json"
+    run_newer = lambda: cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 3"), t + 2000)  # noqa: E731
+    slow = Interrupted(aws, renamed, run_newer)
+    status, _ = cf_handle(slow, cf_entry("Version 2", "water-points-renamed"), t + 1000)
+    assert status == 409
+    assert set(source_tree(aws)) == {CF_KEY, CF_MAP}
+    assert live_title(aws) == "Version 3"
+
+
+def test_older_publish_under_another_slug_overtaken_after_its_write_leaves_one_file(
+    aws: Any,
+) -> None:
+    t = int(time.time() * 1000)
+    assert cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 1"), t)[0] == 202
+    renamed = "releases/water-points-renamed.json"
+    run_newer = lambda: cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 3"), t + 2000)  # noqa: E731
+    slow = Interrupted(aws, renamed, run_newer, after=True)
+    status, _ = cf_handle(slow, cf_entry("Version 2", "water-points-renamed"), t + 1000)
+    assert status == 409
+    assert set(source_tree(aws)) == {CF_KEY, CF_MAP}
+    assert live_title(aws) == "Version 3"
+
+
+def test_older_generic_publish_overtaken_by_an_unpublish_stays_down(aws: Any) -> None:
+    now = int(time.time())
+    service = HookService(S3Storage(aws, SOURCE), Settings(webhook_secret=SECRET))
+    body, gone = payload("generic_publish.json"), payload("generic_unpublish.json")
+
+    def run_newer() -> None:
+        assert service.handle("generic", generic_headers(gone, SECRET, t=now + 1), gone)[0] == 202
+
+    slow = HookService(Interrupted(aws, GENERIC_KEY, run_newer), Settings(webhook_secret=SECRET))
+    status, _ = slow.handle("generic", generic_headers(body, SECRET, t=now), body)
+    assert status == 409
+    assert source_tree(aws) == {}

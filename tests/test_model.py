@@ -201,6 +201,25 @@ def test_a_malformed_contact_address_is_not_repeated_in_the_error() -> None:
     assert "jane" not in errs["contacts.0.email"]
 
 
+def test_a_field_name_holding_an_address_is_not_repeated_in_its_location() -> None:
+    """Contacts written as ``{"jane@…": "Jane"}``, or an address typed as a
+    field name: the error names where it is, not the address (receipts and log
+    lines carry none)."""
+    address = "jane.doe@example.org"
+    doc = make_release(contacts=[{"name": "N", "email": "n@example.org", address: "Jane"}])
+    doc[address] = "x"
+    errs = errors_of(doc)
+    assert errs["(a name holding an @)"] == errs["contacts.0.(a name holding an @)"]
+    assert "not a known field" in errs["(a name holding an @)"]
+    raw = dumps(make_release()).replace(b'"title"', f'"{address}": 1, "{address}"'.encode(), 1)
+    with pytest.raises(InvalidRelease) as exc:
+        parse_release(raw, name="releases/x.json")
+    assert [(e.loc, e.msg) for e in exc.value.errors] == [
+        ("(a name holding an @)", "appears twice in the file")
+    ]
+    assert address not in str(exc.value)
+
+
 @pytest.mark.parametrize("field", ["slug", "translation_key"])
 def test_an_address_given_as_a_slug_is_not_repeated_in_the_error(field: str) -> None:
     # the error goes into the receipt and the log line, which carry no address

@@ -124,8 +124,10 @@ _MESSAGES = {
 
 def field_loc(parts: tuple[Any, ...]) -> str:
     # a field name may itself hold a forbidden character; the location must
-    # still be printable text a receipt, a log line and a terminal can carry
-    return escape_forbidden(".".join(str(p) for p in parts)) or "(file)"
+    # still be printable text a receipt, a log line and a terminal can carry,
+    # and a name that may be an e-mail address is not repeated (as in ``shown``)
+    names = ("(a name holding an @)" if "@" in str(p) else str(p) for p in parts)
+    return escape_forbidden(".".join(names)) or "(file)"
 
 
 def _describe(char: str) -> str:

@@ -15,17 +15,26 @@ the newest signed instant accepted and the requests accepted at that instant:
 (re-read and re-checked when another request changed it meanwhile); ``finish``
 marks the request done once its writes are in. Records are never deleted, so a
 replayed publish after an unpublish is still refused.
+
+Two deliveries of one entry may run at once (two Lambdas), so a claim alone
+does not decide which one's file stays: the older could write after the newer
+finished. ``Claim.put`` and ``Claim.delete`` tie each write of a release file
+to the claim: read the file's version, then check that no newer request has
+claimed since, then write conditional on that version. A newer request that
+claims after the check writes after the read, so the older's write fails;
+re-checked, the older is then ``Superseded`` (409, it changes nothing more).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import keys
-from ..errors import NewsroomError
-from ..storage import Storage, put_if_unchanged
+from ..errors import NewsroomError, PreconditionFailed
+from ..storage import Storage, StoredObject, put_if_unchanged
 from .verify import Signed
 
 PREFIX = keys.CMS_PREFIX + "_order/"
@@ -34,6 +43,10 @@ ATTEMPTS = 5
 
 class Stale(NewsroomError):
     """The request is older than, or the same as, one already accepted (HTTP 409)."""
+
+
+class Superseded(Stale):
+    """A newer request for the entry was accepted while this one ran (HTTP 409)."""
 
 
 class Busy(NewsroomError):
@@ -109,6 +122,93 @@ def finish(storage: Storage, subject: str, signed: Signed) -> None:
         if _put(storage, key, record, found.etag if found else None):
             return
     raise Busy(f"{subject}: other requests for this entry keep arriving; retry")
+
+
+@dataclass
+class Claim:
+    """This request's claim on its subjects: the writes of release files that
+    must give way to a newer request for the same entry."""
+
+    storage: Storage
+    subjects: list[str]
+    signed: Signed
+
+    def check(self) -> None:
+        """``Superseded`` if a newer request has claimed one of the subjects."""
+        for subject in self.subjects:
+            found = self.storage.get(record_key(subject))
+            if Record.parse(found.body if found else None).newest > self.signed.order:
+                raise Superseded(
+                    "a newer request for this entry was accepted while this one ran; "
+                    "this one changes nothing more"
+                )
+
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        only_if: Callable[[StoredObject | None], bool] | None = None,
+        content_type: str,
+        cache_control: str,
+    ) -> str | None:
+        """Write ``key`` while this request is the newest, conditional on the
+        version read before that check. Returns the new ETag, or ``None`` when
+        ``only_if`` refuses the version found (nothing written)."""
+        for _ in range(ATTEMPTS):
+            found = self.storage.get(key)
+            self.check()
+            if only_if is not None and not only_if(found):
+                return None
+            headers = {"content_type": content_type, "cache_control": cache_control}
+            try:
+                etag = self.storage.put(
+                    key, body, if_match=found.etag if found else None,
+                    if_none_match=found is None, **headers,
+                )  # fmt: skip
+            except PreconditionFailed:
+                continue  # written meanwhile: by a newer request (checked next) or an equal one
+            self._undo_if_superseded(key, etag, found, headers)
+            return etag
+        raise Busy(f"{key}: other requests for this entry keep writing it; retry")
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete ``key`` (only the version ``if_match``, when given) while this
+        request is the newest, conditional on the version read before that check."""
+        for _ in range(ATTEMPTS):
+            found = self.storage.get(key)
+            if found is None or (if_match is not None and found.etag != if_match):
+                return
+            self.check()
+            try:
+                self.storage.delete(key, if_match=found.etag)
+            except PreconditionFailed:
+                continue
+            headers = {"content_type": "application/json", "cache_control": "no-cache"}
+            self._undo_if_superseded(key, None, found, headers)
+            return
+        raise Busy(f"{key}: other requests for this entry keep writing it; retry")
+
+    def _undo_if_superseded(
+        self, key: str, etag: str | None, found: StoredObject | None, headers: dict[str, str]
+    ) -> None:
+        """A newer request that claimed between the check and the write, and
+        wrote the very bytes that were there (or deleted an absent file), left
+        the version unchanged, so the write went through: put back what was
+        there, unless changed since, and answer as superseded."""
+        try:
+            self.check()
+        except Superseded:
+            try:
+                if found is not None:
+                    self.storage.put(
+                        key, found.body, if_match=etag, if_none_match=etag is None, **headers
+                    )
+                elif etag is not None:
+                    self.storage.delete(key, if_match=etag)
+            except PreconditionFailed:
+                pass  # written again since: by the newer request
+            raise
 
 
 def _put(storage: Storage, key: str, record: Record, etag: str | None) -> bool:

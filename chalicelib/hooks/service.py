@@ -39,7 +39,7 @@ from .. import keys
 from ..core.model import MAX_BYTES, parse_release, release_from_obj
 from ..errors import FieldError, InvalidRelease, PreconditionFailed
 from ..settings import Settings
-from ..storage import Storage, md5_etag
+from ..storage import Storage, StoredObject, md5_etag
 from . import cms as registry
 from . import mapping, order, verify
 from .base import Request
@@ -136,6 +136,8 @@ class HookService:
             subjects = list(dict.fromkeys(c.subject for c in acting if c.subject))
             for subject in subjects:
                 order.claim(self.source, subject, signed)
+            # this request's writes of release files give way to a newer request
+            self.claim = order.Claim(self.source, subjects, signed)
             if len(prepared) == 1:
                 results = [self._apply(*prepared[0])]
             else:
@@ -186,7 +188,7 @@ class HookService:
         if change.action == "unpublish":
             if change.entry:
                 return self._unpublish_entry(change)
-            self.source.delete(change.key)
+            self.claim.delete(change.key)
             return {"status": "accepted", "action": "unpublish", "key": change.key}
         if change.entry:
             return self._publish_entry(change, key, slug, payload)
@@ -207,7 +209,7 @@ class HookService:
             key, slug, payload = self._validated(change)
         change, key, slug, payload = self._dated(original, current, key, slug, payload)
         try:
-            self._claim_file(key, payload, current.doc)
+            etag = self._claim_file(key, payload, current.doc)
         except SlugTaken:
             held = None if own.doc else self.maps.holding(change, key)
             if held is not None:
@@ -220,13 +222,19 @@ class HookService:
                 key, slug, payload = self._validated(change)
             else:
                 raise
-            self._claim_file(key, payload, current.doc)
+            etag = self._claim_file(key, payload, current.doc)
         old = current.doc
         retired = sorted({*owned(old)} - {key})
         published_at = change.document.get("published_at")
-        written = self.maps.put(change, slug, key, published_at, retired, own.obj)
-        for old_key in retired:
-            self.source.delete(old_key)
+        try:
+            self.claim.check()
+            written = self.maps.put(change, slug, key, published_at, retired, own.obj)
+            for old_key in retired:
+                self.claim.delete(old_key)
+        except (order.Superseded, MapChanged):
+            if key not in owned(old):  # a file under a new slug: gone if a newer request won
+                self._withdraw(key, etag)
+            raise
         if current.key != own.key and current.doc is not None:
             self.source.delete(current.key)  # the map this one replaces (moved)
         if retired:
@@ -251,19 +259,28 @@ class HookService:
         change = replace(change, document=document)
         return (change, *self._validated(change))
 
-    def _claim_file(self, key: str, payload: bytes, old: dict[str, Any] | None) -> None:
+    def _claim_file(self, key: str, payload: bytes, old: dict[str, Any] | None) -> str:
+        """Write the release file; returns its ETag."""
         if key in owned(old):
-            self._put_release(key, payload)  # the entry's own file: overwrite
-            return
+            return self._put_release(key, payload)  # the entry's own file: overwrite
+        # absent, or taken: unless it is this very release from a run that died
+        # before writing the map (the CMS retries with the same body)
+        etag = self._put_release(
+            key, payload, only_if=lambda found: found is None or found.etag == md5_etag(payload)
+        )
+        if etag is None:
+            raise SlugTaken(key, keys.release_name(key))
+        return etag
+
+    def _withdraw(self, key: str, etag: str) -> None:
+        """Delete the file this request wrote, if a newer request won the entry."""
         try:
-            self._put_release(key, payload, if_none_match=True)
-        except PreconditionFailed:
-            # taken, unless it is this very release from a run that died before
-            # writing the map (the CMS retries with the same body)
+            self.claim.check()
+        except order.Superseded:
             try:
-                self._put_release(key, payload, if_match=md5_etag(payload))
+                self.source.delete(key, if_match=etag)
             except PreconditionFailed:
-                raise SlugTaken(key, keys.release_name(key)) from None
+                pass  # replaced meanwhile: no longer this request's file
 
     def _first_published(self, old: dict[str, Any] | None) -> str | None:
         """The date the entry first went live: kept in its map, or (for a map
@@ -311,8 +328,8 @@ class HookService:
             }
         for found in maps:
             for key in owned(found.doc):
-                self.source.delete(key)
-            self.source.delete(found.key)
+                self.claim.delete(key)
+            self.claim.delete(found.key, if_match=found.obj.etag if found.obj else None)
         first = maps[0].doc or {}
         body: dict[str, Any] = {
             "status": "accepted",
@@ -325,15 +342,18 @@ class HookService:
         return body
 
     def _put_release(
-        self, key: str, payload: bytes, *, if_match: str | None = None, if_none_match: bool = False
-    ) -> None:
-        self.source.put(
+        self,
+        key: str,
+        payload: bytes,
+        *,
+        only_if: Callable[[StoredObject | None], bool] | None = None,
+    ) -> Any:
+        return self.claim.put(
             key,
             payload,
+            only_if=only_if,
             content_type="application/json",
             cache_control=SOURCE_CACHE,
-            if_match=if_match,
-            if_none_match=if_none_match,
         )
 
     # -------------------------------------------------------------- steps
