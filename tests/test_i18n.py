@@ -149,7 +149,19 @@ def test_arabic_is_right_to_left() -> None:
 
 @pytest.mark.parametrize(
     ("tag", "direction"),
-    [("he", "rtl"), ("ur", "rtl"), ("pa-Arab", "rtl"), ("ku-Arab", "rtl"), ("ar-Latn", "ltr")],
+    [
+        ("he", "rtl"),
+        ("ur", "rtl"),
+        ("pa-Arab", "rtl"),
+        ("ku-Arab", "rtl"),
+        ("ar-Latn", "ltr"),
+        # after a singleton come extensions and private use, never a script:
+        # "arab" here is a numbering system, "hebr" a private code
+        ("en-u-nu-arab", "ltr"),
+        ("de-x-hebr", "ltr"),
+        ("ar-x-latn", "rtl"),
+        ("pa-Arab-x-test", "rtl"),
+    ],
 )
 def test_the_script_of_a_tag_decides_its_direction(tag: str, direction: str) -> None:
     # a script subtag names the writing the release is in, whatever the language

@@ -93,6 +93,8 @@ class Keys:
         ``purpose`` and not expired; ``InvalidToken`` otherwise."""
         if not token or len(token) > _MAX_TOKEN:
             raise InvalidToken("missing or oversized token")
+        if not token.isascii():  # compare_digest refuses to compare such text
+            raise InvalidToken("malformed token")
         parts = token.split(".")
         if len(parts) != 6 or parts[0] != "v1":
             raise InvalidToken("malformed token")

@@ -159,6 +159,8 @@ def _script_rtl(tag: str, default: bool) -> bool:
     """A script subtag (``pa-Arab``, ``ar-Latn``) decides the direction; without
     one, the language's usual script does (``default``)."""
     for part in tag.split("-")[1:]:
+        if len(part) == 1:  # extensions and private use follow: no script there
+            break
         if len(part) == 4 and part.isalpha():
             return part.title() in _RTL_SCRIPTS
     return default
