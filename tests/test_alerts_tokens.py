@@ -23,6 +23,10 @@ def test_address_id_is_one_for_every_spelling_of_a_mailbox() -> None:
     assert a == KEYS.address_id("jos\u00e9@xn--bcher-kva.example")
     assert mailbox(" Ada@B\u00fccher.example ") == "Ada@xn--bcher-kva.example"
     assert mailbox("ada@example..org") == "ada@example..org"  # left for the check to refuse
+    # IDNA 2008: the sharp s is a letter of its own (IDNA 2003 made it "ss",
+    # another domain, whose owner would get the mail)
+    assert mailbox("ada@Straße.de") == "ada@xn--strae-oqa.de"
+    assert mailbox("ada@bücher\u3002example") == "ada@xn--bcher-kva.example"
 
 
 def test_token_round_trip_and_no_address_inside() -> None:

@@ -37,15 +37,19 @@ def mailbox(address: str) -> str:
     an accented letter, however the keyboard composed it) and with an
     internationalised domain in its ASCII form (``bücher.example`` is
     ``xn--bcher-kva.example``, the form SES accepts and bounces report).
-    Unchanged when the domain cannot be encoded: the address check refuses it."""
+    A malformed domain is left for the address check to refuse."""
     text = unicodedata.normalize("NFC", address.strip())
     local, at, domain = text.rpartition("@")
-    if at and not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            return text
-    return f"{local}{at}{domain}"
+    if not at or domain.isascii():
+        return text
+    # label by label, as IDNA 2008 does (Python's "idna" codec is IDNA 2003,
+    # which sends straße.de's mail to strasse.de, another domain)
+    labels = [
+        label if label.isascii() else "xn--" + label.lower().encode("punycode").decode("ascii")
+        # the ideographic and full-width full stops separate labels too
+        for label in re.sub("[\u3002\uff0e\uff61]", ".", domain).split(".")
+    ]
+    return f"{local}@{'.'.join(labels)}"
 
 
 def normalise_address(address: str) -> str:
