@@ -45,6 +45,7 @@ def api(app_module: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         app_module, tmp_path, monkeypatch,
         NEWSROOM_WEBHOOK_SECRET=SECRET, NEWSROOM_CONTENTFUL_SECRET=CF_SECRET,
         NEWSROOM_SANITY_SECRET=SECRET, NEWSROOM_STRAPI_TOKEN=TOKEN,
+        NEWSROOM_CMS_FIELD_MAP=json.dumps({"sanity": {"project_id": "p1", "dataset": "d1"}}),
     )  # fmt: skip
 
 

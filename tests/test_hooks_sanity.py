@@ -29,11 +29,15 @@ SECRET = "sanity-test-secret"
 DOC_ID = "a1b2c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 KEY = "releases/mobile-clinic-reaches-islands.json"
 MAP = f"cms/sanity/{DOC_ID}.json"
+PROJECT = {"project_id": "abc123xy", "dataset": "production"}  # where asset references point
 
 
 @pytest.fixture
 def api(app_module: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    return hook_client(app_module, tmp_path, monkeypatch, NEWSROOM_SANITY_SECRET=SECRET)
+    return hook_client(
+        app_module, tmp_path, monkeypatch, NEWSROOM_SANITY_SECRET=SECRET,
+        NEWSROOM_CMS_FIELD_MAP=json.dumps({"sanity": PROJECT}),
+    )  # fmt: skip
 
 
 def post(api: Any, body: bytes, headers: dict[str, str]) -> Any:
@@ -93,7 +97,7 @@ def test_document_becomes_a_release(api: Any, aws: Any) -> None:
         "</p><ul><li>Vaccinations</li><li><em>Check-ups</em></li></ul>"
     )
     assert release.image is not None
-    # the asset reference resolves to Sanity's image CDN for the sending project
+    # the asset reference resolves to Sanity's image CDN for the configured project
     assert release.image.url == (
         "https://cdn.sanity.io/images/abc123xy/production/Tb9Ew8CXIwaY6R1kjMvI0uRR-2000x3000.jpg"
     )
@@ -245,7 +249,10 @@ def test_both_documents_reach_the_site_linked(api: Any, aws: Any, app_module: An
     site = public_tree(aws, PUBLIC)
     for slug in ("flood-shelters-open-riverside", "abris-ouverts-riverside"):
         page = site[f"releases/{slug}/index.html"].decode()
-        assert 'hreflang="fr" href="https://news.example.org/releases/abris-ouverts-riverside/"' in page
+        assert (
+            'hreflang="fr" href="https://news.example.org/releases/abris-ouverts-riverside/"'
+            in page
+        )
         assert (
             'hreflang="en" href="https://news.example.org/releases/flood-shelters-open-riverside/"'
         ) in page
@@ -255,7 +262,9 @@ def test_tag_reference_error_names_the_cms_field(
     app_module: Any, aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NEWSROOM_SANITY_SECRET", SECRET)
-    monkeypatch.setenv("NEWSROOM_CMS_FIELD_MAP", json.dumps({"sanity": {"topics": "tags"}}))
+    monkeypatch.setenv(
+        "NEWSROOM_CMS_FIELD_MAP", json.dumps({"sanity": {"topics": "tags", **PROJECT}})
+    )
     api = client(app_module, tmp_path)
     doc = payload_obj("sanity_document.json")
     del doc["topics"]
@@ -291,3 +300,56 @@ def test_translation_key_holding_a_lone_surrogate_is_hashed(api: Any, aws: Any) 
     assert resp.status_code == 202, resp.body
     stored = json.loads(source_tree(aws)[body_json(resp)["key"]])
     assert re.fullmatch(r"sanity-[0-9a-f]{24}", stored["translation_key"])
+
+
+# ------------------------------------------- image URLs come from signed data only
+def unconfigured(app_module: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The route with no ``project_id``/``dataset`` in the field map."""
+    return hook_client(app_module, tmp_path, monkeypatch, NEWSROOM_SANITY_SECRET=SECRET)
+
+
+def test_unsigned_project_headers_never_choose_the_image(api: Any, aws: Any) -> None:
+    body = payload("sanity_document.json")
+    headers = sanity_headers(body, SECRET) | {
+        "sanity-project-id": "attacker1",
+        "sanity-dataset": "elsewhere",
+    }
+    assert post(api, body, headers).status_code == 202
+    image = json.loads(source_tree(aws)[KEY])["image"]
+    assert image["url"].startswith("https://cdn.sanity.io/images/abc123xy/production/")
+
+
+def test_asset_reference_without_a_configured_project_is_422_saying_how_to_fix(
+    app_module: Any, aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = unconfigured(app_module, tmp_path, monkeypatch)
+    resp = publish(api)  # the request's headers name a project: not signed, not used
+    assert resp.status_code == 422, resp.body
+    (error,) = body_json(resp)["errors"]
+    assert error["loc"] == "image"
+    assert "CMS field 'image'" in error["msg"]
+    assert '"project_id" and "dataset"' in error["msg"] and "asset->{url}" in error["msg"]
+    assert source_tree(aws) == {}
+
+
+def test_portable_text_image_reference_without_a_configured_project_is_422(
+    app_module: Any, aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = unconfigured(app_module, tmp_path, monkeypatch)
+    resp = publish(api, payload("sanity_i18n_en.json"))
+    assert resp.status_code == 422, resp.body
+    (error,) = body_json(resp)["errors"]
+    assert error["loc"] == "body" and "asset->{url}" in error["msg"]
+    assert source_tree(aws) == {}
+
+
+def test_projected_asset_url_needs_no_configured_project(
+    app_module: Any, aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = unconfigured(app_module, tmp_path, monkeypatch)
+    doc = payload_obj("sanity_document.json")
+    url = "https://cdn.sanity.io/images/abc123xy/production/Tb9Ew8CXIwaY6R1kjMvI0uRR-2000x3000.jpg"
+    doc["image"]["asset"] = {"_id": "image-Tb9Ew8CXIwaY6R1kjMvI0uRR-2000x3000-jpg", "url": url}
+    resp = publish(api, json.dumps(doc).encode())
+    assert resp.status_code == 202, resp.body
+    assert json.loads(source_tree(aws)[KEY])["image"]["url"] == url

@@ -59,7 +59,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "content_types": [],  # only these content types / models / _types; empty: all
     "body_format": "markdown",  # how to read a body that is a plain string
     "media_base_url": "",  # strapi: prefix for upload paths such as /uploads/x.jpg
-    "project_id": "",  # sanity: for image asset references (else the request header)
+    "project_id": "",  # sanity: for image asset references (else the body's asset->url)
     "dataset": "",  # sanity: idem
     "tag_topics": True,  # contentful: metadata.tags become topics
 }

@@ -108,7 +108,7 @@ class Sanity(Cms):
             lambda path: walk(data, path.split(".")),
             cmap,
             fallbacks=fallbacks,
-            image=lambda value, src, m: self._image(value, src, m, request.headers),
+            image=self._image,
         )
         if "translation_key" in doc:
             doc["translation_key"] = translation_key("sanity", doc["translation_key"])
@@ -123,19 +123,30 @@ class Sanity(Cms):
             )
         ]
 
-    def _image(self, value: Any, src: str, cmap: CmsMap, headers: dict[str, str]) -> Any:
+    def _image(self, value: Any, src: str, cmap: CmsMap) -> Any:
+        """The image's URL, from signed data only: the body's ``url`` (the
+        projection ``asset->{url}``), or an asset reference resolved with the
+        field map's ``project_id`` and ``dataset``. Never from the request's
+        unsigned ``sanity-project-id``/``sanity-dataset`` headers: a replayed
+        request with other headers would point the image at another project."""
         if not isinstance(value, dict):
             return value
         url = value.get("url")
         asset = value.get("asset")
         if url is None and isinstance(asset, dict):
             url = asset.get("url")
-            if url is None and isinstance(asset.get("_ref"), str):
-                url = asset_url(
-                    asset["_ref"],
-                    cmap.options["project_id"] or headers.get("sanity-project-id", "").strip(),
-                    cmap.options["dataset"] or headers.get("sanity-dataset", "").strip(),
-                )
+            ref = asset.get("_ref")
+            if url is None and isinstance(ref, str):
+                project, dataset = cmap.options["project_id"], cmap.options["dataset"]
+                if not project or not dataset:
+                    raise invalid(
+                        "body" if src == "body" else "image",
+                        f"CMS field '{src}' holds an image asset reference ({ref}) and the "
+                        "newsroom does not know the Sanity project it belongs to: set "
+                        '"project_id" and "dataset" under "sanity" in NEWSROOM_CMS_FIELD_MAP, '
+                        "or project the image URL in the webhook (asset->{url})",
+                    )
+                url = asset_url(ref, project, dataset)
         return url
 
 
