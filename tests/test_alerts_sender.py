@@ -326,7 +326,10 @@ def test_an_account_that_cannot_send_for_now_loses_no_alert(
     drain_release_only(app_module, alerts)
     page = receive_all(alerts)
 
+    calls = []
+
     def refuse(**_: Any) -> None:
+        calls.append(code)
         raise ses_error(code, "Sending is paused for this account.", 400)
 
     sesv2 = service.aws_client("sesv2")
@@ -337,6 +340,9 @@ def test_an_account_that_cannot_send_for_now_loses_no_alert(
     finally:
         sesv2.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="paused")
     assert deliveries() == {}  # nothing recorded as failed
+    # asked once: no backoff for a state that lasts hours (a batch of such
+    # messages would outlast the function's timeout)
+    assert calls == [code]
     app_module.send_alerts(sqs_event(page), None)  # the message comes back
     assert alerts_to(outbox) == {"paused@example.org": 1}
 

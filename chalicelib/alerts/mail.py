@@ -107,7 +107,11 @@ class SesMailer:
                 raise
             except Exception as exc:
                 error = _translate(exc)
-                if not isinstance(error, MailThrottled) or attempt == self.attempts - 1:
+                if (
+                    not isinstance(error, MailThrottled)
+                    or error.code in _ACCOUNT  # lasts hours: no point waiting seconds
+                    or attempt == self.attempts - 1
+                ):
                     raise error from exc
             self.sleep(self.base_delay * 2**attempt)
         raise MailThrottled("still throttled")  # pragma: no cover (loop always returns or raises)

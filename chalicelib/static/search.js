@@ -124,6 +124,9 @@ function resultItem(data) {
   when.textContent = data.meta.date || "";
   const excerpt = document.createElement("p");
   excerpt.append(excerptNodes(data.excerpt || ""));
+  // a result may be in another script than the page (Arabic on an English
+  // page): each part takes the direction of its own text
+  for (const el of [label, h2, when, excerpt]) el.dir = "auto";
   li.append(label, h2, when, excerpt);
   return li;
 }

@@ -24,6 +24,7 @@ def results(page: Any) -> list[dict[str, str]]:
             title: li.querySelector('h2 a').textContent,
             href: li.querySelector('h2 a').getAttribute('href'),
             lang: li.lang,
+            direction: getComputedStyle(li.querySelector('h2')).direction,
             marks: [...li.querySelectorAll('mark')].map(m => m.textContent),
         }))"""
     )
@@ -52,6 +53,25 @@ def test_a_french_query_finds_the_french_release_and_opens_it(
         v.page.click(f"#results a[href='/releases/{FRENCH}/']")
         v.page.wait_for_url(f"**/releases/{FRENCH}/")
         assert "Inondations à Abidjan" in v.page.inner_text("h1")
+    finally:
+        close(v)
+
+
+def test_an_arabic_result_reads_right_to_left_on_an_english_page(
+    site: Site, browser: Any
+) -> None:
+    v = visit(browser, site.url + "/search/", WIDTHS["desktop"])
+    try:
+        v.page.fill("#q", "عيادات")
+        wait_for_results(v.page)
+        found = results(v.page)
+        assert found and found[0]["lang"] == "ar", found
+        assert found[0]["direction"] == "rtl"
+        v.page.fill("#q", "familles")
+        v.page.wait_for_function(
+            "() => document.querySelector('#results > li')?.lang === 'fr'", timeout=15000
+        )
+        assert results(v.page)[0]["direction"] == "ltr"
     finally:
         close(v)
 
