@@ -387,3 +387,100 @@ def test_older_generic_publish_overtaken_by_an_unpublish_stays_down(aws: Any) ->
     status, _ = slow.handle("generic", generic_headers(body, SECRET, t=now), body)
     assert status == 409
     assert source_tree(aws) == {}
+
+
+def test_older_publish_overtaken_by_the_same_bytes_puts_them_back(aws: Any) -> None:
+    """A newer request that rewrites the very bytes the file holds leaves its
+    version (ETag) unchanged, so the older request's conditional write still
+    goes through; seeing the newer claim afterwards, it puts the bytes back."""
+    now = int(time.time())
+    service = HookService(S3Storage(aws, SOURCE), Settings(webhook_secret=SECRET))
+    body = payload("generic_publish.json")
+    older = json.dumps(json.loads(body) | {"title": "Coastal clinics reopen (draft)"}).encode()
+    assert service.handle("generic", generic_headers(body, SECRET, t=now), body)[0] == 202
+
+    def run_newer() -> None:
+        assert service.handle("generic", generic_headers(body, SECRET, t=now + 2), body)[0] == 202
+
+    slow = HookService(Interrupted(aws, GENERIC_KEY, run_newer), Settings(webhook_secret=SECRET))
+    status, _ = slow.handle("generic", generic_headers(older, SECRET, t=now + 1), older)
+    assert status == 409
+    assert source_tree(aws)[GENERIC_KEY] == body_file(body)
+
+
+def body_file(body: bytes) -> bytes:
+    """What the generic route writes for a request body: the release without its action."""
+    doc = {k: v for k, v in json.loads(body).items() if k != "action"}
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+def test_older_unpublish_overtaken_by_the_same_bytes_puts_them_back(aws: Any) -> None:
+    now = int(time.time())
+    service = HookService(S3Storage(aws, SOURCE), Settings(webhook_secret=SECRET))
+    body, gone = payload("generic_publish.json"), payload("generic_unpublish.json")
+    assert service.handle("generic", generic_headers(body, SECRET, t=now), body)[0] == 202
+
+    def run_newer() -> None:
+        assert service.handle("generic", generic_headers(body, SECRET, t=now + 2), body)[0] == 202
+
+    slow = HookService(Interrupted(aws, GENERIC_KEY, run_newer), Settings(webhook_secret=SECRET))
+    status, _ = slow.handle("generic", generic_headers(gone, SECRET, t=now + 1), gone)
+    assert status == 409
+    assert source_tree(aws)[GENERIC_KEY] == body_file(body)
+
+
+def test_older_slug_change_overtaken_by_a_change_back_keeps_the_newer(aws: Any) -> None:
+    """The older request moves the entry to a new slug; before it deletes the old
+    file, a newer request moves it back and finishes: the old file (now the
+    newer's) stays and the new one is gone."""
+    t = int(time.time() * 1000)
+    assert cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 1"), t)[0] == 202
+    run_newer = lambda: cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 3"), t + 2000)  # noqa: E731
+    slow = Interrupted(aws, CF_KEY, run_newer)
+    status, _ = cf_handle(slow, cf_entry("Version 2", "water-points-renamed"), t + 1000)
+    assert status == 409
+    assert set(source_tree(aws)) == {CF_KEY, CF_MAP}
+    assert live_title(aws) == "Version 3"
+    assert json.loads(source_tree(aws)[CF_MAP])["source_key"] == CF_KEY
+
+
+def test_older_two_language_publish_overtaken_between_its_versions(aws: Any) -> None:
+    """Each language version's file gives way: the older request wrote English,
+    the newer one then ran whole, the older's French write is refused."""
+    t = int(time.time() * 1000)
+    gb_key, fr_key = (
+        "releases/flood-shelters-open-riverside.json",
+        "releases/flood-shelters-open-riverside-fr-fr.json",
+    )
+
+    def two(version: str) -> bytes:
+        doc = payload_obj("contentful_two_locales_publish.json")
+        doc["fields"]["title"] = {"en-GB": f"Shelters {version}", "fr-FR": f"Abris {version}"}
+        return json.dumps(doc).encode()
+
+    assert cf_handle(S3Storage(aws, SOURCE), two("1"), t)[0] == 202
+    run_newer = lambda: cf_handle(S3Storage(aws, SOURCE), two("3"), t + 2000)  # noqa: E731
+    status, _ = cf_handle(Interrupted(aws, fr_key, run_newer), two("2"), t + 1000)
+    assert status == 409
+    assert (live_title(aws, gb_key), live_title(aws, fr_key)) == ("Shelters 3", "Abris 3")
+
+
+def test_one_service_serving_both_requests_keeps_each_requests_claim(aws: Any) -> None:
+    """The service is shared (cached per settings) by whatever serves the
+    requests: the newer request running inside the older one must not lend the
+    older its claim."""
+    t = int(time.time() * 1000)
+    assert cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 1"), t)[0] == 202
+    settings = Settings(contentful_secret=CF_SECRET)
+    newer, older = cf_entry("Version 3"), cf_entry("Version 2", "water-points-renamed")
+
+    def run_newer() -> None:
+        headers = contentful_headers(newer, CF_SECRET, ts_ms=t + 2000)
+        assert service.handle("contentful", headers, newer)[0] == 202
+
+    # paused at its entry map write, after its release file's
+    service = HookService(Interrupted(aws, CF_MAP, run_newer), settings)
+    headers = contentful_headers(older, CF_SECRET, ts_ms=t + 1000)
+    assert service.handle("contentful", headers, older)[0] == 409
+    assert {k for k in source_tree(aws) if k.startswith("releases/")} == {CF_KEY}
+    assert live_title(aws) == "Version 3"

@@ -189,6 +189,17 @@ class Claim:
             return
         raise Busy(f"{key}: other requests for this entry keep writing it; retry")
 
+    def withdraw(self, key: str, etag: str) -> None:
+        """Delete the file this request wrote (version ``etag``) if a newer
+        request has claimed since: a file under a slug the newer one never wrote."""
+        try:
+            self.check()
+        except Superseded:
+            try:
+                self.storage.delete(key, if_match=etag)
+            except PreconditionFailed:
+                pass  # replaced meanwhile: no longer this request's file
+
     def _undo_if_superseded(
         self, key: str, etag: str | None, found: StoredObject | None, headers: dict[str, str]
     ) -> None:

@@ -28,6 +28,7 @@ is byte-identical. An unpublish deletes the files first and the map last.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -37,7 +38,7 @@ from typing import Any
 
 from .. import keys
 from ..core.model import MAX_BYTES, parse_release, release_from_obj
-from ..errors import FieldError, InvalidRelease, PreconditionFailed
+from ..errors import FieldError, InvalidRelease
 from ..settings import Settings
 from ..storage import Storage, StoredObject, md5_etag
 from . import cms as registry
@@ -67,6 +68,8 @@ class SlugTaken(Exception):
 
 
 class HookService:
+    claim: order.Claim  # set on each request's own copy (``_handle``)
+
     def __init__(
         self,
         source: Storage,
@@ -136,12 +139,14 @@ class HookService:
             subjects = list(dict.fromkeys(c.subject for c in acting if c.subject))
             for subject in subjects:
                 order.claim(self.source, subject, signed)
-            # this request's writes of release files give way to a newer request
-            self.claim = order.Claim(self.source, subjects, signed)
+            # its own copy (the service may serve several threads), whose writes
+            # of release files give way to a newer request for the same entry
+            run = copy.copy(self)
+            run.claim = order.Claim(self.source, subjects, signed)
             if len(prepared) == 1:
-                results = [self._apply(*prepared[0])]
+                results = [run._apply(*prepared[0])]
             else:
-                results, refused = self._apply_versions(prepared)
+                results, refused = run._apply_versions(prepared)
                 if refused is not None:
                     # not finished: the same request, sent again once the slug
                     # is free, writes the versions still missing
@@ -233,7 +238,7 @@ class HookService:
                 self.claim.delete(old_key)
         except (order.Superseded, MapChanged):
             if key not in owned(old):  # a file under a new slug: gone if a newer request won
-                self._withdraw(key, etag)
+                self.claim.withdraw(key, etag)
             raise
         if current.key != own.key and current.doc is not None:
             self.source.delete(current.key)  # the map this one replaces (moved)
@@ -271,16 +276,6 @@ class HookService:
         if etag is None:
             raise SlugTaken(key, keys.release_name(key))
         return etag
-
-    def _withdraw(self, key: str, etag: str) -> None:
-        """Delete the file this request wrote, if a newer request won the entry."""
-        try:
-            self.claim.check()
-        except order.Superseded:
-            try:
-                self.source.delete(key, if_match=etag)
-            except PreconditionFailed:
-                pass  # replaced meanwhile: no longer this request's file
 
     def _first_published(self, old: dict[str, Any] | None) -> str | None:
         """The date the entry first went live: kept in its map, or (for a map
