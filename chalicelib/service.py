@@ -16,6 +16,7 @@ from typing import Any
 from .alerts.compose import Composer
 from .alerts.feedback import Feedback
 from .alerts.mail import SesMailer
+from .alerts.public import PublicSite
 from .alerts.sender import AlertAnnouncer, AlertQueue, AlertSender
 from .alerts.store import SubscriberStore
 from .alerts.subscriptions import Subscriptions
@@ -202,7 +203,8 @@ def alert_sender() -> AlertSender:
     if not s.alert_queue:
         raise ConfigurationError("missing setting(s): NEWSROOM_ALERT_QUEUE")
     store, mailer, composer = _alert_parts(s, os.environ.get("AWS_ENDPOINT_URL"))
-    return AlertSender(s, store, mailer, alert_queue(s), composer=composer)
+    public = PublicSite(S3Storage(s3_client(), s.public_bucket))
+    return AlertSender(s, store, mailer, alert_queue(s), public, composer=composer)
 
 
 def mail_feedback() -> Feedback:

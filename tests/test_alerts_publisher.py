@@ -57,3 +57,24 @@ def test_embargoed_release_alerts_at_its_instant_and_updates_send_nothing(
     app_module.publish_due_releases(scheduled_event(), None)
     drain(app_module, alerts, twice=True)
     assert alert_subjects(outbox) == ["Press Release: Harbour report"]
+
+
+def test_a_release_deleted_before_its_alert_is_sent_alerts_nobody(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, aws: Any
+) -> None:
+    """A press office that deletes a release published by mistake stops its
+    alert while it waits in the queue; a redelivery sends nothing either."""
+    subscribe(client, outbox, "desk@example.org")
+    upload(aws, "releases/oops.json", make_release(slug="oops", title="Oops leaked"))
+    app_module.sync_release(sqs_event("releases/oops.json"), None)
+    aws.delete_object(Bucket=SOURCE, Key="releases/oops.json")
+    app_module.sync_release(sqs_event("releases/oops.json", "ObjectRemoved:Delete"), None)
+    assert "releases/oops/index.html" not in public_tree(aws)
+    drain(app_module, alerts, twice=True)
+    assert alert_subjects(outbox) == []
+
+    # the next release still alerts
+    upload(aws, "releases/fine.json", make_release(slug="fine", title="Fine news"))
+    app_module.sync_release(sqs_event("releases/fine.json"), None)
+    drain(app_module, alerts)
+    assert alert_subjects(outbox) == ["Press Release: Fine news"]

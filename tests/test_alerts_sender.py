@@ -12,7 +12,7 @@ import pytest
 from alerts_support import API_URL, TABLE, Outbox, drain, receive_all, sqs_event, subscribe
 from botocore.exceptions import ClientError, ReadTimeoutError
 from chalice.test import Client
-from support import log_text
+from support import PUBLIC, log_text
 
 from chalicelib import service
 from chalicelib.alerts.mail import OutgoingMail
@@ -41,7 +41,31 @@ def entry(**overrides: Any) -> dict[str, Any]:
     return {**ENTRY, **overrides}
 
 
+def list_publicly(*entries: dict[str, Any]) -> None:
+    """What the publisher's commit does before it announces: each entry listed
+    in its month file of the public bucket (the sender checks it is there)."""
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for e in entries:
+        key = f"index/{e['published_at'][:7]}.json"
+        try:
+            doc = json.loads(s3.get_object(Bucket=PUBLIC, Key=key)["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            doc = {"version": 2, "month": e["published_at"][:7], "releases": []}
+        doc["releases"] = [r for r in doc["releases"] if r["slug"] != e["slug"]] + [e]
+        s3.put_object(Bucket=PUBLIC, Key=key, Body=json.dumps(doc).encode())
+
+
+def take_down(slug: str, month: str = "2018-12") -> None:
+    """What deleting its source file does to the month file of a release."""
+    s3 = boto3.client("s3", region_name="us-east-1")
+    key = f"index/{month}.json"
+    doc = json.loads(s3.get_object(Bucket=PUBLIC, Key=key)["Body"].read())
+    doc["releases"] = [r for r in doc["releases"] if r["slug"] != slug]
+    s3.put_object(Bucket=PUBLIC, Key=key, Body=json.dumps(doc).encode())
+
+
 def announce(*published: Published) -> None:
+    list_publicly(*(p.entry for p in published if p.first_time))
     service.alert_announcer(service.settings()).on_commit(Commit(published=list(published)))
 
 
@@ -531,3 +555,90 @@ def test_no_address_in_logs_while_sending(
     assert alerts_to(outbox) == {"hidden.name@example.org": 1}
     text = log_text(caplog.records)
     assert "alert_deliver" in text and "hidden.name" not in text
+
+
+# a release taken down before its alert went out ------------------------------------
+def test_a_release_taken_down_between_fan_out_and_send_alerts_nobody(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str
+) -> None:
+    for n in range(3):
+        subscribe(client, outbox, f"w{n}@example.org")
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    drain_release_only(app_module, alerts)
+    pages = receive_all(alerts)
+    assert [json.loads(p["Body"])["type"] for p in pages] == ["recipients"]
+    take_down("clinics-reopen")
+    app_module.send_alerts(sqs_event(pages), None)
+    app_module.send_alerts(sqs_event(pages), None)  # delivered again
+    assert alerts_to(outbox) == {}
+    assert deliveries() == {}
+
+
+def test_a_release_put_back_after_its_alert_was_stopped_sends_nothing(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str
+) -> None:
+    """Our choice: the deletion stopped that alert for good; putting the
+    release back is an update, and updates never alert."""
+    subscribe(client, outbox, "back@example.org")
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    take_down("clinics-reopen")
+    drain(app_module, alerts)
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))  # announced again
+    drain(app_module, alerts)
+    assert alerts_to(outbox) == {}
+
+
+def test_a_different_release_on_the_freed_slug_does_not_send_the_old_alert(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str
+) -> None:
+    subscribe(client, outbox, "slug@example.org")
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    take_down("clinics-reopen")
+    newer = entry(title="Clinics: a new report", published_at="2018-12-20T09:00:00-05:00")
+    list_publicly(newer)
+    drain(app_module, alerts)
+    assert alerts_to(outbox) == {}
+    announce(Published("releases/clinics-new.json", None, newer, True))
+    drain(app_module, alerts)
+    assert [m.subject for m in outbox.to("slug@example.org")][1:] == [
+        "Report: Clinics: a new report"
+    ]
+
+
+def test_a_fault_while_checking_the_release_is_retried_not_skipped(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str
+) -> None:
+    subscribe(client, outbox, "fault@example.org")
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    messages = receive_all(alerts)
+
+    def slow_down(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}},
+            "GetObject",
+        )
+
+    s3 = service.s3_client()
+    s3.meta.events.register("before-call.s3.GetObject", slow_down, unique_id="slow")
+    try:
+        with pytest.raises(Exception, match="SlowDown"):
+            app_module.send_alerts(sqs_event(messages), None)
+    finally:
+        s3.meta.events.unregister("before-call.s3.GetObject", unique_id="slow")
+    assert receive_all(alerts) == []  # nothing queued, nothing recorded
+    app_module.send_alerts(sqs_event(messages), None)  # the message comes back
+    drain(app_module, alerts)
+    assert alerts_to(outbox) == {"fault@example.org": 1}
+
+
+def test_a_withdrawn_release_is_logged_without_addresses(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, caplog: Any
+) -> None:
+    subscribe(client, outbox, "quiet@example.org")
+    announce(Published("releases/clinics-reopen.json", None, ENTRY, True))
+    take_down("clinics-reopen")
+    with caplog.at_level(logging.INFO, logger="newsroom"):
+        drain(app_module, alerts)
+    text = log_text(caplog.records)
+    assert "alert_withdrawn" in text and "clinics-reopen@2018-12-19" in text
+    assert "quiet@example.org" not in text

@@ -6,6 +6,7 @@
     compose.py        the e-mails and pages (Jinja2)
     subscriptions.py  the routes: sign up, confirm, unsubscribe
     sender.py         the publisher's listener and the alert-queue consumer
+    public.py         whether a release is still public when its alert goes out
     feedback.py       SES bounces and complaints (SNS)
 
 ``chalicelib/service.py`` builds them; ``app.py`` calls them. docs/alerts.md

@@ -3,11 +3,14 @@
 1. ``AlertAnnouncer`` (a ``CommitListener``) puts one ``release`` message on
    the alert queue for every release public *for the first time* in a commit
    (an update, ``first_time`` False, sends nothing).
-2. ``send_alerts`` takes a ``release`` message and pages through the
+2. ``send_alerts`` takes a ``release`` message, checks that the release is
+   still public (``public.PublicSite``; a release deleted meanwhile alerts
+   nobody, and that is recorded for good), and pages through the
    subscribers (16 Query partitions), queueing ``recipients`` messages of at
    most ``PAGE`` matching address ids each, then marks the release fanned out.
-3. For a ``recipients`` message it reads those subscribers again (one
-   BatchGetItem: an unsubscribe since step 2 counts), and for each one that
+3. For a ``recipients`` message it checks the release again (once per
+   message: a deletion since step 2 counts), reads those subscribers again
+   (one BatchGetItem: an unsubscribe since step 2 counts), and for each one that
    still matches: a **conditional write** of the (release, subscriber) record,
    then the SES send, then the record's outcome.
 
@@ -39,6 +42,7 @@ from ..settings import Settings
 from ..sqs import NamedQueue
 from .compose import Composer, scope_text, subscription_link
 from .mail import SesMailer
+from .public import PublicSite
 from .store import SubscriberStore
 from .tokens import UNSUBSCRIBE, Keys
 
@@ -129,6 +133,7 @@ class AlertSender:
         store: SubscriberStore,
         mailer: SesMailer,
         queue: AlertQueue,
+        public: PublicSite,
         *,
         composer: Composer | None = None,
         clock: Callable[[], float] = time.time,
@@ -138,6 +143,8 @@ class AlertSender:
         self.store = store
         self.mailer = mailer
         self.queue = queue
+        self.public = public
+        self.checked: dict[str, bool] = {}  # release id: still public (one batch)
         self.keys = Keys(settings.alert_secret)
         self.composer = composer or Composer(settings)
         self.clock = clock
@@ -165,6 +172,8 @@ class AlertSender:
         if self.store.fanned_out(rid):
             log.info("alert_fanout", extra={"release": rid, "outcome": "duplicate"})
             return {"outcome": "duplicate", "release": rid}
+        if not self.still_public(rid, release):
+            return {"outcome": "withdrawn", "release": rid}
         pages = 0
         recipients = 0
         chunk: list[str] = []
@@ -201,6 +210,8 @@ class AlertSender:
 
     def deliver(self, rid: str, release: dict[str, Any], recipients: list[str]) -> dict[str, Any]:
         counts = {"sent": 0, "skipped": 0, "duplicate": 0, "failed": 0}
+        if not self.still_public(rid, release):
+            return {"outcome": "withdrawn", "release": rid, "skipped": len(recipients)}
         current = self.store.get_many(recipients)
         throttled: MailThrottled | None = None
         for address_id in recipients:
@@ -250,6 +261,20 @@ class AlertSender:
         if throttled is not None:
             raise throttled  # the message comes back; what was sent is recorded
         return {"outcome": "delivered", "release": rid, **counts}
+
+    def still_public(self, rid: str, release: dict[str, Any]) -> bool:
+        """Once per release and batch: not withdrawn before, and still listed on
+        the public site. A release found gone is recorded as withdrawn, so no
+        retry, later page or duplicate announcement sends its alert, even if
+        the release is put back later (its alert was stopped; putting it back
+        is an update, and updates never alert)."""
+        if rid not in self.checked:
+            public = not self.store.withdrawn(rid) and self.public.lists(release)
+            if not public:
+                self.store.mark_withdrawn(rid, self.clock())
+                log.info("alert_withdrawn", extra={"release": rid})
+            self.checked[rid] = public
+        return self.checked[rid]
 
     def unsubscribe_url(self, address_id: str, nonce: str) -> str:
         token = self.keys.make(UNSUBSCRIBE, address_id, nonce)

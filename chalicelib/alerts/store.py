@@ -16,7 +16,9 @@ Items (every key is derived from the keyed address id, never the address):
         queue message for that release can still be delivered.
     pk = "fanout#<release id>"  sk = "fanout"
         written once every page of a release's recipients is queued, so a
-        duplicated release message does not list the subscribers again.
+        duplicated release message does not list the subscribers again; or
+        with ``withdrawn_at`` when the release was no longer public when its
+        alert was checked: then nothing of that alert is sent, ever.
 
 Unsubscribing replaces the address's item with a tombstone holding only its id
 and dates: the address is gone, and old links for it are refused.
@@ -359,11 +361,29 @@ class SubscriberStore:
         return bool((resp or {}).get("Item"))
 
     def mark_fanned_out(self, release_id: str, now: float, pages: int) -> None:
-        values = {
-            "pk": f"fanout#{release_id}",
-            "sk": "fanout",
-            "at": int(now),
-            "pages": pages,
-            "expires_at": int(now) + SENT_TTL,
-        }
-        self._call("put_item", Item=self._item(values))
+        self._update_release(release_id, now, "pages", pages)
+
+    def withdrawn(self, release_id: str) -> bool:
+        resp = self._call(
+            "get_item",
+            Key=self._item({"pk": f"fanout#{release_id}", "sk": "fanout"}),
+            ConsistentRead=True,
+        )
+        return bool(((resp or {}).get("Item") or {}).get("withdrawn_at"))
+
+    def mark_withdrawn(self, release_id: str, now: float) -> None:
+        """The release was gone when its alert was checked: no fan-out and no
+        page of its recipients sends anything from now on."""
+        self._update_release(release_id, now, "withdrawn_at", int(now))
+
+    def _update_release(self, release_id: str, now: float, name: str, value: int) -> None:
+        # an update, not a put: a withdrawal recorded meanwhile is kept
+        self._call(
+            "update_item",
+            Key=self._item({"pk": f"fanout#{release_id}", "sk": "fanout"}),
+            UpdateExpression="SET #n = :v, #a = if_not_exists(#a, :a), expires_at = :e",
+            ExpressionAttributeNames={"#n": name, "#a": "at"},
+            ExpressionAttributeValues=self._item(
+                {":v": value, ":a": int(now), ":e": int(now) + SENT_TTL}
+            ),
+        )
