@@ -375,6 +375,38 @@ def test_a_send_without_an_answer_is_never_sent_again(
     assert list(deliveries().values()) == ["failed"]
 
 
+def test_persistent_throttling_stops_the_batch_before_the_function_times_out(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, fast_backoff: Any
+) -> None:
+    # each throttled message waits out its backoff (about 6 s in production):
+    # ten of them in one batch would outlast the 60 s timeout and leave a
+    # claim in "sending" for good; the first one throttled sends the batch back
+    subscribe(client, outbox, "busy@example.org")
+    for n in range(10):
+        announce(Published(f"releases/r{n}.json", None, entry(slug=f"r{n}"), True))
+    releases = receive_all(alerts)
+    app_module.send_alerts(sqs_event(releases), None)  # one recipients message each
+    pages = receive_all(alerts)
+    assert len(pages) == 10
+    calls = {"n": 0}
+
+    def refuse(**_: Any) -> None:
+        calls["n"] += 1
+        raise ses_error("TooManyRequestsException", "Maximum sending rate exceeded.", 429)
+
+    sesv2 = service.aws_client("sesv2")
+    sesv2.meta.events.register("before-call.sesv2.SendEmail", refuse, unique_id="busy")
+    try:
+        with pytest.raises(Exception, match="TooManyRequests"):
+            app_module.send_alerts(sqs_event(pages), None)
+    finally:
+        sesv2.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="busy")
+    assert calls["n"] == fast_backoff.attempts  # one message's tries, not ten
+    assert deliveries() == {}
+    app_module.send_alerts(sqs_event(pages), None)
+    assert alerts_to(outbox) == {"busy@example.org": 10}
+
+
 def _after(n: int, handler: Any) -> Any:
     calls = {"n": 0}
 

@@ -257,11 +257,17 @@ class AlertSender:
 
     def handle_batch(self, bodies: Iterable[str]) -> list[dict[str, Any]]:
         """Each message of a batch on its own: one that fails does not stop the
-        others; the first failure is raised at the end so SQS redelivers the
-        batch, and the records make the redelivery send nothing twice."""
+        others (except SES throttling, which stops the rest); the first failure
+        is raised at the end so SQS redelivers the batch, and the records make
+        the redelivery send nothing twice."""
         results: list[dict[str, Any]] = []
         failure: Exception | None = None
         for body in bodies:
+            if isinstance(failure, MailThrottled):
+                # SES is saturated for every message: each would wait out its
+                # backoff (about 6 s) and ten would outlast the function's timeout
+                results.append({"outcome": "retry", "error": "MailThrottled"})
+                continue
             try:
                 results.append(self.handle(body))
             except (NewsroomError, StorageError) as exc:
