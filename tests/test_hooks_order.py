@@ -507,3 +507,27 @@ def test_newer_unpublish_after_an_older_publishs_write_takes_the_entry_down(aws:
     slow = Interrupted(aws, CF_KEY, run_newer, after=True)
     assert cf_handle(slow, cf_entry("Version 2"), t + 1000)[0] == 409
     assert source_tree(aws) == {}
+
+
+def test_a_file_that_keeps_changing_under_the_request_answers_503(aws: Any) -> None:
+    """Writes that keep colliding (another writer changing the file between
+    each read and write, without a newer claim) are retried a few times, then
+    answered 503 so the CMS retries later."""
+    t = int(time.time() * 1000)
+    assert cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 1"), t)[0] == 202
+
+    class Contended(S3Storage):
+        writes = 0
+
+        def put(self, key: str, body: bytes, **kw: Any) -> str:
+            if key == CF_KEY:  # another writer, each time with other bytes
+                Contended.writes += 1
+                other = body + b" " * Contended.writes
+                S3Storage(aws, SOURCE).put(
+                    key, other, content_type="application/json", cache_control="no-cache"
+                )
+            return super().put(key, body, **kw)
+
+    status, body = cf_handle(Contended(aws, SOURCE), cf_entry("Version 2"), t + 1000)
+    assert status == 503, body
+    assert "retry" in body["error"]
