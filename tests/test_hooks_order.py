@@ -484,3 +484,50 @@ def test_one_service_serving_both_requests_keeps_each_requests_claim(aws: Any) -
     assert service.handle("contentful", headers, older)[0] == 409
     assert {k for k in source_tree(aws) if k.startswith("releases/")} == {CF_KEY}
     assert live_title(aws) == "Version 3"
+
+
+def test_older_unpublish_overtaken_before_its_map_delete_keeps_the_republish(aws: Any) -> None:
+    t = int(time.time() * 1000)
+    assert cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 1"), t)[0] == 202
+    run_newer = lambda: cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 3"), t + 2000)  # noqa: E731
+    gone = payload("contentful_entry_unpublish.json")
+    status, _ = cf_handle(Interrupted(aws, CF_MAP, run_newer), gone, t + 1000, topic=UNPUBLISH)
+    assert status == 409
+    assert live_title(aws) == "Version 3"
+    # the map stays, so the entry can still be taken down
+    assert cf_handle(S3Storage(aws, SOURCE), gone, t + 3000, topic=UNPUBLISH)[0] == 202
+    assert source_tree(aws) == {}
+
+
+def test_newer_unpublish_after_an_older_publishs_write_takes_the_entry_down(aws: Any) -> None:
+    t = int(time.time() * 1000)
+    assert cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 1"), t)[0] == 202
+    gone = payload("contentful_entry_unpublish.json")
+    run_newer = lambda: cf_handle(S3Storage(aws, SOURCE), gone, t + 2000, topic=UNPUBLISH)  # noqa: E731
+    slow = Interrupted(aws, CF_KEY, run_newer, after=True)
+    assert cf_handle(slow, cf_entry("Version 2"), t + 1000)[0] == 409
+    assert source_tree(aws) == {}
+
+
+def test_a_file_that_keeps_changing_under_the_request_answers_503(aws: Any) -> None:
+    """Writes that keep colliding (another writer changing the file between
+    each read and write, without a newer claim) are retried a few times, then
+    answered 503 so the CMS retries later."""
+    t = int(time.time() * 1000)
+    assert cf_handle(S3Storage(aws, SOURCE), cf_entry("Version 1"), t)[0] == 202
+
+    class Contended(S3Storage):
+        writes = 0
+
+        def put(self, key: str, body: bytes, **kw: Any) -> str:
+            if key == CF_KEY:  # another writer, each time with other bytes
+                Contended.writes += 1
+                other = body + b" " * Contended.writes
+                S3Storage(aws, SOURCE).put(
+                    key, other, content_type="application/json", cache_control="no-cache"
+                )
+            return super().put(key, body, **kw)
+
+    status, body = cf_handle(Contended(aws, SOURCE), cf_entry("Version 2"), t + 1000)
+    assert status == 503, body
+    assert "retry" in body["error"]

@@ -353,3 +353,15 @@ def test_projected_asset_url_needs_no_configured_project(
     resp = publish(api, json.dumps(doc).encode())
     assert resp.status_code == 202, resp.body
     assert json.loads(source_tree(aws)[KEY])["image"]["url"] == url
+
+
+def test_an_asset_reference_that_is_not_an_image_is_422_naming_the_field(
+    api: Any, aws: Any
+) -> None:
+    doc = payload_obj("sanity_document.json")
+    doc["image"]["asset"] = {"_type": "reference", "_ref": "file-4f5e6d7c8b9a-pdf"}
+    resp = publish(api, json.dumps(doc).encode())
+    assert resp.status_code == 422, resp.body
+    (error,) = body_json(resp)["errors"]
+    assert error["loc"] == "image" and "file-4f5e6d7c8b9a-pdf" in error["msg"]
+    assert source_tree(aws) == {}

@@ -67,6 +67,16 @@ def test_if_match_rejects_a_stale_etag(storage: Storage) -> None:
     assert storage.get("index.json").body == b"3"
 
 
+def test_if_match_on_a_key_deleted_since_read_is_a_failed_condition(storage: Storage) -> None:
+    """S3 answers 404 NoSuchKey, not 412, when the object read is gone: for a
+    read-modify-write it is the same lost race, to re-read and retry."""
+    first = put(storage, "index.json", b"1")
+    storage.delete("index.json")
+    with pytest.raises(PreconditionFailed):
+        put(storage, "index.json", b"2", if_match=first)
+    assert storage.get("index.json") is None
+
+
 def test_delete_is_idempotent(storage: Storage) -> None:
     put(storage, "x/index.html", b"x")
     storage.delete("x/index.html")

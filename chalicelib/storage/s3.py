@@ -143,6 +143,10 @@ class S3Storage:
         try:
             resp = self.client.put_object(**kwargs)
         except Exception as exc:
+            if if_match and _is_missing(exc):  # S3's 404 for an If-Match on a deleted key
+                raise PreconditionFailed(
+                    f"s3://{self.bucket}/{key}: deleted since read", key
+                ) from exc
             raise self._translate(exc, key) from exc
         return resp.get("ETag") or md5_etag(body)
 

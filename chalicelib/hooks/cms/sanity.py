@@ -138,9 +138,16 @@ class Sanity(Cms):
             ref = asset.get("_ref")
             if url is None and isinstance(ref, str):
                 project, dataset = cmap.options["project_id"], cmap.options["dataset"]
+                loc = "body" if src == "body" else "image"
+                if not _ASSET_RE.fullmatch(ref):
+                    raise invalid(
+                        loc,
+                        f"CMS field '{src}' refers to {ref!r}, which is not an image asset "
+                        "(image-<id>-<width>x<height>-<format>); choose an image",
+                    )
                 if not project or not dataset:
                     raise invalid(
-                        "body" if src == "body" else "image",
+                        loc,
                         f"CMS field '{src}' holds an image asset reference ({ref}) and the "
                         "newsroom does not know the Sanity project it belongs to: set "
                         '"project_id" and "dataset" under "sanity" in NEWSROOM_CMS_FIELD_MAP, '
