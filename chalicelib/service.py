@@ -195,7 +195,8 @@ def _alert_parts(s: Settings, endpoint: str | None) -> tuple[SubscriberStore, Se
 def subscriptions() -> Subscriptions:
     s = settings().require_alerts()
     store, mailer, composer = _alert_parts(s, os.environ.get("AWS_ENDPOINT_URL"))
-    return Subscriptions(s, store, mailer, composer=composer)
+    queue = alert_queue(s) if s.alert_queue else None
+    return Subscriptions(s, store, mailer, composer=composer, queue=queue)
 
 
 def alert_sender() -> AlertSender:

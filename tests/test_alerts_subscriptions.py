@@ -351,33 +351,90 @@ def test_no_address_in_logs(
     assert sid[:16] in text
 
 
-def test_ses_busy_is_503_and_the_hour_is_not_spent(client: Client, outbox: Outbox) -> None:
-    from botocore.exceptions import ClientError
+class SesBusy:
+    """SES answers every SendEmail with throttling while on (after the
+    mailer's backoff, made short)."""
 
-    from chalicelib import service
+    def __init__(self) -> None:
+        from chalicelib import service
 
-    mailer = service.subscriptions().mailer
-    mailer.base_delay, previous = 0.001, mailer.base_delay
+        self.ses = service.aws_client("sesv2")
+        self.mailer = service.subscriptions().mailer
+        self.mailer.base_delay, self.previous = 0.001, self.mailer.base_delay
 
-    def busy(**_: Any) -> None:
+    @staticmethod
+    def _busy(**_: Any) -> None:
+        from botocore.exceptions import ClientError
+
         raise ClientError(
             {"Error": {"Code": "TooManyRequestsException", "Message": "slow down"},
              "ResponseMetadata": {"HTTPStatusCode": 429}},
             "SendEmail",
         )  # fmt: skip
 
-    ses = service.aws_client("sesv2")
-    ses.meta.events.register("before-call.sesv2.SendEmail", busy, unique_id="busy")
-    try:
-        resp = post_json(client, {"email": "later@example.org"})
-    finally:
-        ses.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="busy")
-        mailer.base_delay = previous
-    assert resp.status_code == 503 and resp.headers["Retry-After"] == "60"
-    assert outbox.sent == []
-    # the retry a minute later is not refused by the one-per-hour rule
+    def on(self) -> None:
+        self.ses.meta.events.register("before-call.sesv2.SendEmail", self._busy, unique_id="busy")
+
+    def off(self) -> None:
+        self.ses.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="busy")
+
+
+@pytest.fixture
+def ses(client: Client) -> Any:
+    busy = SesBusy()
+    yield busy
+    busy.off()
+    busy.mailer.base_delay = busy.previous
+
+
+def test_ses_busy_answers_the_same_202_and_the_confirmation_follows(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, ses: SesBusy
+) -> None:
+    """While SES throttles, a new address gets the same answer as a known one
+    (a 503 for new addresses only told them apart); its confirmation goes out
+    through the alert queue, retried until SES takes mail again."""
+    from alerts_support import receive_all, sqs_event
+
+    subscribe_and_confirm(client, outbox, "known@example.org")
+    ses.on()
+    new = post_json(client, {"email": "later@example.org", "topics": ["clean-water"]})
+    known = post_json(client, {"email": "known@example.org"})  # within its hour
+    assert (new.status_code, new.body) == (known.status_code, known.body) == (202, new.body)
+    assert "Retry-After" not in new.headers
+    form = post_form(client, [("email", "form@example.org")])
+    assert form.status_code == 202
+    assert outbox.to("later@example.org") == []
+
+    messages = receive_all(alerts)
+    assert "later@example.org" not in json.dumps([m["Body"] for m in messages])
+    with pytest.raises(Exception, match="TooManyRequests"):
+        app_module.send_alerts(sqs_event(messages), None)  # still busy: it comes back
+    ses.off()
+    app_module.send_alerts(sqs_event(messages), None)
+    app_module.send_alerts(sqs_event(messages), None)  # delivered twice: sent once
+    [mail] = outbox.to("later@example.org")
+    assert len(outbox.to("form@example.org")) == 1
+    assert client.http.get(path_of(mail.link("confirm"))).status_code == 200
+    # the hour was spent on that confirmation: a sign-up now sends nothing more
     assert post_json(client, {"email": "later@example.org"}).status_code == 202
     assert len(outbox.to("later@example.org")) == 1
+
+
+def test_a_queued_confirmation_of_a_replaced_sign_up_is_not_sent(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, ses: SesBusy, monkeypatch: Any
+) -> None:
+    from alerts_support import receive_all, sqs_event
+
+    from chalicelib.alerts import subscriptions
+
+    ses.on()
+    assert post_json(client, {"email": "twice@example.org"}).status_code == 202
+    ses.off()
+    monkeypatch.setattr(subscriptions, "CONFIRM_INTERVAL", 0)  # the hour has passed
+    assert post_json(client, {"email": "twice@example.org", "kinds": ["report"]}).status_code == 202
+    app_module.send_alerts(sqs_event(receive_all(alerts)), None)
+    [mail] = outbox.to("twice@example.org")  # the newer sign-up's, not the stale one's
+    assert client.http.get(path_of(mail.link("confirm"))).status_code == 200
 
 
 def test_oversized_body_is_413(client: Client, outbox: Outbox) -> None:

@@ -577,8 +577,13 @@ def test_webhook_policy_only_writes_releases(stage: str) -> None:
         ("s3:ListBucket", f"arn:aws:s3:::{source}"),
     }
     assert all(c == {} for _, _, c in s3)
-    # the same function serves the subscription routes: the one table, the one sender
-    assert {a.split(":")[0] for a, _, _ in grants} == {"s3", "logs", "dynamodb", "ses"}
+    # the same function serves the subscription routes: the one table, the one
+    # sender, and the alert queue for confirmations SES could not take at once
+    assert {a.split(":")[0] for a, _, _ in grants} == {"s3", "logs", "dynamodb", "ses", "sqs"}
+    assert {(a, r) for a, r, _ in grants if a.startswith("sqs:")} == {
+        ("sqs:GetQueueUrl", _alert_queue(stage)),
+        ("sqs:SendMessage", _alert_queue(stage)),
+    }
     assert {(a, r) for a, r, _ in grants if a.startswith("dynamodb:")} == {
         (a, _table(stage)) for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
     }

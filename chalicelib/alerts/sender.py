@@ -40,11 +40,11 @@ from ..keys import release_path
 from ..listeners import Commit
 from ..settings import Settings
 from ..sqs import NamedQueue
-from .compose import Composer, scope_text, subscription_link
+from .compose import CONFIRM_VALID_DAYS, Composer, scope_text, subscription_link
 from .mail import SesMailer
 from .public import PublicSite
 from .store import SubscriberStore
-from .tokens import UNSUBSCRIBE, Keys
+from .tokens import CONFIRM, UNSUBSCRIBE, Keys
 
 log = logging.getLogger("newsroom.alerts")
 
@@ -84,6 +84,12 @@ def alert_payload(entry: dict[str, Any], site_url: str) -> dict[str, Any]:
         "topics": list(entry.get("topics") or []),
         "language": entry.get("language") or "en",
     }
+
+
+def confirmation_message(address_id: str, nonce: str, now: float) -> dict[str, Any]:
+    """Send the confirmation of this pending sign-up (SES was busy when it was
+    made): the keyed id and the sign-up's nonce, never the address."""
+    return {"type": "confirm", "id": address_id, "nonce": nonce, "at": int(now)}
 
 
 def matches(subscriber: dict[str, Any], release: dict[str, Any]) -> bool:
@@ -157,10 +163,15 @@ class AlertSender:
             message = json.loads(body)
             kind = message["type"]
             rid = message["id"]
-            release = message["release"]
+            if kind == "confirm":
+                nonce, at = str(message["nonce"]), int(message["at"])
+            else:
+                release = message["release"]
         except (ValueError, KeyError, TypeError):
             log.error("alert_message", extra={"outcome": "malformed"})
             return {"outcome": "malformed"}
+        if kind == "confirm":
+            return self.confirmation(rid, nonce, at)
         if kind == "release":
             return self.fan_out(rid, release)
         if kind == "recipients":
@@ -275,6 +286,35 @@ class AlertSender:
                 log.info("alert_withdrawn", extra={"release": rid})
             self.checked[rid] = public
         return self.checked[rid]
+
+    def confirmation(self, address_id: str, nonce: str, at: int) -> dict[str, Any]:
+        """The confirmation of a sign-up SES could not take at the time, once:
+        only while that sign-up is still the pending one (a newer sign-up sends
+        its own), claimed like an alert so a duplicate message sends nothing."""
+        item = self.store.get(address_id)
+        if not item or item.get("pending_nonce") != nonce or not item.get("email"):
+            log.info("confirmation_send", extra={"subscriber": address_id[:16], "outcome": "stale"})
+            return {"outcome": "stale"}
+        expires = at + CONFIRM_VALID_DAYS * 86400
+        link = subscription_link(
+            self.settings.links_url, "confirm", self.keys.make(CONFIRM, address_id, nonce, expires)
+        )
+        scope = scope_text(item.get("pending_topics") or [], item.get("pending_kinds") or [])
+        mail = self.composer.confirmation(item["email"], link, scope)
+        record = f"confirm#{nonce}"
+        if not self.store.claim(record, address_id, self.clock()):
+            return {"outcome": "duplicate"}
+        try:
+            message_id = self.mailer.send(mail)
+        except MailRejected as exc:
+            self.store.settle(record, address_id, "failed", exc.code or str(exc))
+            return {"outcome": "rejected"}
+        except MailThrottled:
+            self.store.unclaim(record, address_id)
+            raise  # the message comes back
+        self.store.settle(record, address_id, "sent", message_id)
+        log.info("confirmation_send", extra={"subscriber": address_id[:16], "outcome": "sent"})
+        return {"outcome": "sent"}
 
     def unsubscribe_url(self, address_id: str, nonce: str) -> str:
         token = self.keys.make(UNSUBSCRIBE, address_id, nonce)

@@ -11,7 +11,8 @@ Items (every key is derived from the keyed address id, never the address):
         with Query instead of scanning the delivery records below.
     pk = "sent#<id>"  sk = <release id>
         the exactly-once record of one alert to one address: written with a
-        condition *before* the send (``sending``), then ``sent`` or ``failed``.
+        condition *before* the send (``sending``), then ``sent`` or ``failed``
+        (``sk = confirm#<nonce>``: a confirmation sent from the alert queue).
         Expires after 30 days (TTL attribute ``expires_at``), long after any
         queue message for that release can still be delivered.
     pk = "fanout#<release id>"  sk = "fanout"

@@ -4,7 +4,10 @@ Every sign-up answers the same 202 whatever the address's state (new, pending,
 active, unsubscribed, suppressed, rate-limited, honeypot), so the answer
 reveals nothing about who subscribes; only a malformed address is a 400. The
 one confirmation e-mail per address per hour is claimed with a conditional
-write, so two racing sign-ups send one.
+write, so two racing sign-ups send one. When SES throttles, the confirmation
+is handed to the alert queue (``send_alerts`` sends it, retried like an alert)
+and the answer is the same 202: a 503 for a new address only would tell it
+from a known one.
 
 Log lines name an address by the first 16 hex digits of its keyed id, never
 by the address itself.
@@ -25,10 +28,11 @@ from urllib.parse import parse_qs
 
 from ..core.model import EMAIL_RE, KIND_LABELS
 from ..core.text import topic_slug
-from ..errors import InvalidToken, MailRejected, MailThrottled
+from ..errors import InvalidToken, MailRejected, MailThrottled, StorageError
 from ..settings import Settings
 from .compose import CONFIRM_VALID_DAYS, Composer, scope_text, subscription_link
 from .mail import SesMailer
+from .sender import AlertQueue, confirmation_message
 from .store import SubscriberStore
 from .tokens import CONFIRM, UNSUBSCRIBE, Keys, Token, mailbox, new_nonce
 
@@ -165,10 +169,12 @@ class Subscriptions:
         *,
         composer: Composer | None = None,
         clock: Callable[[], float] | None = None,
+        queue: AlertQueue | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.mailer = mailer
+        self.queue = queue  # the alert queue, for confirmations SES could not take now
         self.keys = Keys(settings.alert_secret)
         self.composer = composer or Composer(settings)
         self.clock = clock or now
@@ -227,18 +233,7 @@ class Subscriptions:
         if sign_up.honeypot:
             self._log("subscribe", "honeypot", address_id)
             return self._accepted(as_json)
-        outcome = self._sign_up(address_id, sign_up)
-        if outcome == "throttled":  # SES is busy for everyone, not this address
-            reply = (
-                self._json(503, {"status": "busy", "message": "Please try again in a minute."})
-                if as_json
-                else self._page(
-                    503,
-                    "Please try again in a minute",
-                    "We could not send the confirmation e-mail just now.",
-                )
-            )
-            return Reply(reply.status, reply.body, {**reply.headers, "Retry-After": "60"})
+        self._sign_up(address_id, sign_up)
         return self._accepted(as_json)
 
     def _sign_up(self, address_id: str, sign_up: SignUp) -> str:
@@ -267,11 +262,27 @@ class Subscriptions:
             self._log("subscribe", "mail_rejected", address_id, code=exc.code)
             return "rejected"
         except MailThrottled as exc:
-            self.store.restore_stamp(address_id, now, last)
-            self._log("subscribe", "mail_throttled", address_id, code=exc.code)
-            return "throttled"
+            return self._send_later(address_id, nonce, now, last, exc.code)
         self._log("subscribe", "confirmation_sent", address_id)
         return "sent"
+
+    def _send_later(
+        self, address_id: str, nonce: str, now: float, last: int | None, code: str
+    ) -> str:
+        """SES is busy for everyone: the confirmation goes through the alert
+        queue (the message names the keyed id, never the address). Without a
+        queue, or when it fails, the hour is given back so a retry can send."""
+        if self.queue is not None:
+            try:
+                self.queue.put([confirmation_message(address_id, nonce, now)])
+            except StorageError as exc:
+                self._log("subscribe", "queue_failed", address_id, error=str(exc))
+            else:
+                self._log("subscribe", "confirmation_queued", address_id, code=code)
+                return "queued"
+        self.store.restore_stamp(address_id, now, last)
+        self._log("subscribe", "mail_throttled", address_id, code=code)
+        return "throttled"
 
     # GET /subscriptions/confirm
     def confirm(self, token: str | None) -> Reply:
