@@ -420,6 +420,28 @@ def test_ses_busy_answers_the_same_202_and_the_confirmation_follows(
     assert len(outbox.to("later@example.org")) == 1
 
 
+def test_ses_busy_and_the_queue_failing_gives_the_hour_back(
+    client: Client, outbox: Outbox, alerts: str, ses: SesBusy
+) -> None:
+    """The same 202; nothing can send the confirmation, so the next sign-up may."""
+    from chalicelib import service
+
+    def fail(**_: Any) -> None:
+        raise ConnectionError("sqs unreachable")
+
+    sqs = service.aws_client("sqs")
+    sqs.meta.events.register("before-call.sqs.SendMessageBatch", fail, unique_id="down")
+    ses.on()
+    try:
+        assert post_json(client, {"email": "lost@example.org"}).status_code == 202
+    finally:
+        sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", unique_id="down")
+    ses.off()
+    assert outbox.to("lost@example.org") == []
+    assert post_json(client, {"email": "lost@example.org"}).status_code == 202
+    assert len(outbox.to("lost@example.org")) == 1
+
+
 def test_a_queued_confirmation_of_a_replaced_sign_up_is_not_sent(
     app_module: Any, client: Client, outbox: Outbox, alerts: str, ses: SesBusy, monkeypatch: Any
 ) -> None:
