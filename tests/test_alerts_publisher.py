@@ -78,3 +78,20 @@ def test_a_release_deleted_before_its_alert_is_sent_alerts_nobody(
     app_module.sync_release(sqs_event("releases/fine.json"), None)
     drain(app_module, alerts)
     assert alert_subjects(outbox) == ["Press Release: Fine news"]
+
+
+def test_a_correction_made_before_the_alert_goes_out_is_in_the_alert(
+    app_module: Any, client: Client, outbox: Outbox, alerts: str, aws: Any
+) -> None:
+    subscribe(client, outbox, "desk@example.org")
+    doc = make_release(slug="typo", title="Harbour reprot", summary="Three clincs.")
+    upload(aws, "releases/typo.json", doc)
+    app_module.sync_release(sqs_event("releases/typo.json"), None)
+    upload(
+        aws, "releases/typo.json", {**doc, "title": "Harbour report", "summary": "Three clinics."}
+    )
+    app_module.sync_release(sqs_event("releases/typo.json"), None)
+    drain(app_module, alerts, twice=True)
+    assert alert_subjects(outbox) == ["Press Release: Harbour report"]
+    [mail] = [m for m in outbox.sent if "List-Unsubscribe" in m.headers]
+    assert "Three clinics." in mail.text and "clincs" not in mail.text + mail.html

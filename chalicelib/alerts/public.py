@@ -27,20 +27,24 @@ class PublicSite:
     def __init__(self, public: Storage) -> None:
         self.public = public
 
-    def lists(self, release: dict[str, Any]) -> bool:
-        """True when the release is public now; storage faults raise (the
-        queue message is retried, never dropped on a fault)."""
+    def listed(self, release: dict[str, Any]) -> dict[str, Any] | None:
+        """The release's entry as the site lists it now (a correction made
+        since it was queued included), or None when it is not public; storage
+        faults raise (the queue message is retried, never dropped on a fault)."""
         try:
             slug, published = release["slug"], str(release["published_at"])
             when = datetime.fromisoformat(published)
         except (KeyError, TypeError, ValueError):
-            return False  # no release the site could list
+            return None  # no release the site could list
         key = month_key(when.year, when.month)
         obj = self.public.get(key)
         if obj is None:
-            return False  # no public release left in that month
+            return None  # no public release left in that month
         try:
             entries = json.loads(obj.body)["releases"]
         except (ValueError, KeyError, TypeError) as exc:
             raise StorageError(f"{key}: unreadable month file", key) from exc
-        return any(e.get("slug") == slug and e.get("published_at") == published for e in entries)
+        for e in entries:
+            if e.get("slug") == slug and e.get("published_at") == published:
+                return dict(e)
+        return None

@@ -5,7 +5,8 @@
    (an update, ``first_time`` False, sends nothing).
 2. ``send_alerts`` takes a ``release`` message, checks that the release is
    still public (``public.PublicSite``; a release deleted meanwhile alerts
-   nobody, and that is recorded for good), and pages through the
+   nobody, and that is recorded for good; one corrected meanwhile is sent as
+   the site now shows it), and pages through the
    subscribers (16 Query partitions), queueing ``recipients`` messages of at
    most ``PAGE`` matching address ids each, then marks the release fanned out.
 3. For a ``recipients`` message it checks the release again (once per
@@ -150,7 +151,7 @@ class AlertSender:
         self.mailer = mailer
         self.queue = queue
         self.public = public
-        self.checked: dict[str, bool] = {}  # release id: still public (one batch)
+        self.checked: dict[str, dict[str, Any] | None] = {}  # release id: as public (one batch)
         self.keys = Keys(settings.alert_secret)
         self.composer = composer or Composer(settings)
         self.clock = clock
@@ -183,8 +184,10 @@ class AlertSender:
         if self.store.fanned_out(rid):
             log.info("alert_fanout", extra={"release": rid, "outcome": "duplicate"})
             return {"outcome": "duplicate", "release": rid}
-        if not self.still_public(rid, release):
+        public = self.as_public_now(rid, release)
+        if public is None:
             return {"outcome": "withdrawn", "release": rid}
+        release = public
         pages = 0
         recipients = 0
         chunk: list[str] = []
@@ -221,8 +224,10 @@ class AlertSender:
 
     def deliver(self, rid: str, release: dict[str, Any], recipients: list[str]) -> dict[str, Any]:
         counts = {"sent": 0, "skipped": 0, "duplicate": 0, "failed": 0}
-        if not self.still_public(rid, release):
+        public = self.as_public_now(rid, release)
+        if public is None:
             return {"outcome": "withdrawn", "release": rid, "skipped": len(recipients)}
+        release = public
         current = self.store.get_many(recipients)
         throttled: MailThrottled | None = None
         for address_id in recipients:
@@ -273,18 +278,22 @@ class AlertSender:
             raise throttled  # the message comes back; what was sent is recorded
         return {"outcome": "delivered", "release": rid, **counts}
 
-    def still_public(self, rid: str, release: dict[str, Any]) -> bool:
-        """Once per release and batch: not withdrawn before, and still listed on
-        the public site. A release found gone is recorded as withdrawn, so no
-        retry, later page or duplicate announcement sends its alert, even if
-        the release is put back later (its alert was stopped; putting it back
-        is an update, and updates never alert)."""
+    def as_public_now(self, rid: str, release: dict[str, Any]) -> dict[str, Any] | None:
+        """Once per release and batch: the release as the site shows it now (a
+        typo fixed since it was queued is fixed in the e-mail too), or None
+        when it was withdrawn before or is no longer listed. A release found
+        gone is recorded as withdrawn, so no retry, later page or duplicate
+        announcement sends its alert, even if the release is put back later
+        (its alert was stopped; putting it back is an update, and updates
+        never alert)."""
         if rid not in self.checked:
-            public = not self.store.withdrawn(rid) and self.public.lists(release)
-            if not public:
+            entry = None if self.store.withdrawn(rid) else self.public.listed(release)
+            if entry is None:
                 self.store.mark_withdrawn(rid, self.clock())
                 log.info("alert_withdrawn", extra={"release": rid})
-            self.checked[rid] = public
+            self.checked[rid] = (
+                None if entry is None else alert_payload(entry, self.settings.site_url)
+            )
         return self.checked[rid]
 
     def confirmation(self, address_id: str, nonce: str, at: int) -> dict[str, Any]:
