@@ -359,7 +359,7 @@ class SesBusy:
         from chalicelib import service
 
         self.ses = service.aws_client("sesv2")
-        self.mailer = service.subscriptions().mailer
+        self.mailer = service.alert_sender().mailer  # the shared one, with its backoff
         self.mailer.base_delay, self.previous = 0.001, self.mailer.base_delay
 
     @staticmethod
@@ -397,7 +397,14 @@ def test_ses_busy_answers_the_same_202_and_the_confirmation_follows(
 
     subscribe_and_confirm(client, outbox, "known@example.org")
     ses.on()
+    asked: list[str] = []
+    ses.ses.meta.events.register_first(
+        "before-call.sesv2.SendEmail", lambda **_: asked.append("SendEmail"), unique_id="count"
+    )
     new = post_json(client, {"email": "later@example.org", "topics": ["clean-water"]})
+    ses.ses.meta.events.unregister("before-call.sesv2.SendEmail", unique_id="count")
+    # asked once, not with seconds of backoff a known address never waits
+    assert asked == ["SendEmail"]
     known = post_json(client, {"email": "known@example.org"})  # within its hour
     assert (new.status_code, new.body) == (known.status_code, known.body) == (202, new.body)
     assert "Retry-After" not in new.headers

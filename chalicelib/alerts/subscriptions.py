@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -173,7 +173,9 @@ class Subscriptions:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.mailer = mailer
+        # with a queue to fall back on, SES is asked once: a backoff of seconds
+        # for new addresses only would tell them from known ones by the delay
+        self.mailer = replace(mailer, attempts=1) if queue is not None else mailer
         self.queue = queue  # the alert queue, for confirmations SES could not take now
         self.keys = Keys(settings.alert_secret)
         self.composer = composer or Composer(settings)
