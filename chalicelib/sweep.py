@@ -121,8 +121,10 @@ class Sweeper:
             receipt = receipts.get(receipt_key(key))
             if receipt is None or receipt[1] < modified:
                 out.add(key)  # never processed, or changed since
-            elif key in digests and digests[key] and digests[key] != etag.strip('"'):
-                out.add(key)  # the public entry is of another version
+            elif digests.get(key) and digests[key] != etag.strip('"') and key not in scheduled:
+                # the public entry is of another version (an embargoed update
+                # processed since is not drift: it waits for its instant)
+                out.add(key)
         out.update(k for k in digests if k not in sources)  # deleted, event lost
         out.update(k for k in scheduled if k not in sources)
         out.update(w.source_key for w in index.withdrawing if w.source_key not in sources)

@@ -53,6 +53,30 @@ def test_an_overwrite_whose_event_was_lost_is_published(app_module: Any, aws: An
     assert site(aws) == build_now(aws)
 
 
+def test_an_embargoed_update_of_a_live_release_is_left_to_its_instant(aws: Any) -> None:
+    """The live version differs from its source until the update's instant: that
+    is the embargo, not drift. Synced again by every sweep, it had its receipt
+    and preview rewritten every five minutes, each with a new preview link."""
+    instant = datetime(2030, 3, 1, 14, 0, tzinfo=UTC)
+    clock = Clock(instant - timedelta(days=1))
+    pub = make_publisher(clock)
+    aws.put_object(Bucket=SOURCE, Key="releases/l.json", Body=dumps(make_release(slug="l")))
+    assert pub.sync("releases/l.json").status == "published"
+    update = make_release(slug="l", title="Embargoed update", embargo_until=instant.isoformat())
+    aws.put_object(Bucket=SOURCE, Key="releases/l.json", Body=dumps(update))
+    assert pub.sync("releases/l.json").status == "scheduled"
+    link = receipt(aws, "releases/l.json")["preview_url"]
+    for _ in range(2):
+        report = Sweeper(pub).run()
+        assert report.drifted == [] and report.receipts == []
+        assert receipt(aws, "releases/l.json")["preview_url"] == link
+    assert b"Embargoed update" not in site(aws)["releases/l/index.html"]
+    clock.now = instant
+    report = Sweeper(pub).run()
+    assert [(r.source_key, r.status) for r in report.receipts] == [("releases/l.json", "published")]
+    assert b"Embargoed update" in site(aws)["releases/l/index.html"]
+
+
 def test_a_poison_file_never_stops_the_schedule(aws: Any) -> None:
     instant = datetime(2030, 3, 1, 14, 0, tzinfo=UTC)
     clock = Clock(instant - timedelta(hours=1))
