@@ -6,7 +6,7 @@ one first-time-public release; then every message on the alert queue is handed
 to the real ``send_alerts`` handler **twice** (SQS event JSON, as Lambda
 delivers it; at-least-once delivery at its worst) until the queue is empty.
 Requests are counted per service and operation with botocore's ``before-call``
-hook on the handler's clients; e-mails are counted per recipient from what
+hook on the handler's clients (S3: the check that the release is still listed); e-mails are counted per recipient from what
 moto's SES accepted, so a duplicate would show.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -53,6 +54,11 @@ def _resources(n: int) -> str:
     url = create_alert_resources(
         lambda name: boto3.client(name, region_name="us-east-1"), TABLE, QUEUE, SENDER
     )
+    # the release is public: its month file lists it (the sender checks that)
+    s3, public = boto3.client("s3", region_name="us-east-1"), os.environ["NEWSROOM_PUBLIC_BUCKET"]
+    s3.create_bucket(Bucket=public)
+    month = {"version": 2, "month": ENTRY["published_at"][:7], "releases": [ENTRY]}
+    s3.put_object(Bucket=public, Key=f"index/{month['month']}.json", Body=json.dumps(month))
     ddb = boto3.client("dynamodb", region_name="us-east-1")
     keys = Keys(ALERT_ENV["NEWSROOM_ALERT_SECRET"])
     items = []
@@ -94,6 +100,7 @@ def measure(n: int) -> dict[str, Any]:
         queue_url = _resources(n)
         requests: Counter[str] = Counter()
         clients = {s: service.aws_client(s) for s in ("dynamodb", "sqs", "sesv2")}
+        clients["s3"] = service.s3_client()  # the check that the release is still public
 
         def count(event_name: str, **_: Any) -> None:
             _, service_name, op = event_name.split(".")

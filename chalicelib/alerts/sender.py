@@ -50,6 +50,10 @@ from .tokens import CONFIRM, UNSUBSCRIBE, Keys
 log = logging.getLogger("newsroom.alerts")
 
 PAGE = 50  # recipients per queue message: one BatchGetItem, well inside a Lambda's time
+# a release not listed is checked once more this much later (SQS's longest
+# delay) before its alert is stopped: a concurrent publish rewrites a month
+# file it planned without it, and a sweep (every 5 minutes) repairs one left so
+RECHECK_S = 900
 
 
 def release_id(entry: dict[str, Any]) -> str:
@@ -108,9 +112,9 @@ def matches(subscriber: dict[str, Any], release: dict[str, Any]) -> bool:
 class AlertQueue(NamedQueue):
     """SQS adapter for the alert queue: takes its boto3 client and the queue name."""
 
-    def put(self, bodies: Iterable[dict[str, Any]]) -> None:
+    def put(self, bodies: Iterable[dict[str, Any]], *, delay: int = 0) -> None:
         for entries in self.batches(bodies):
-            self.send_batch(entries)
+            self.send_batch([{**e, "DelaySeconds": delay} if delay else e for e in entries])
 
 
 class AlertAnnouncer:
@@ -174,17 +178,20 @@ class AlertSender:
         if kind == "confirm":
             return self.confirmation(rid, nonce, at)
         if kind == "release":
-            return self.fan_out(rid, release)
+            return self.fan_out(rid, release, message)
         if kind == "recipients":
-            return self.deliver(rid, release, list(message.get("recipients") or []))
+            recipients = list(message.get("recipients") or [])
+            return self.deliver(rid, release, recipients, message)
         log.error("alert_message", extra={"outcome": "unknown_type"})
         return {"outcome": "unknown_type"}
 
-    def fan_out(self, rid: str, release: dict[str, Any]) -> dict[str, Any]:
+    def fan_out(
+        self, rid: str, release: dict[str, Any], message: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         if self.store.fanned_out(rid):
             log.info("alert_fanout", extra={"release": rid, "outcome": "duplicate"})
             return {"outcome": "duplicate", "release": rid}
-        public = self.as_public_now(rid, release)
+        public = self.as_public_now(rid, release, message)
         if public is None:
             return {"outcome": "withdrawn", "release": rid}
         release = public
@@ -222,9 +229,15 @@ class AlertSender:
         )
         return {"outcome": "queued", "release": rid, "pages": pages, "recipients": recipients}
 
-    def deliver(self, rid: str, release: dict[str, Any], recipients: list[str]) -> dict[str, Any]:
+    def deliver(
+        self,
+        rid: str,
+        release: dict[str, Any],
+        recipients: list[str],
+        message: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         counts = {"sent": 0, "skipped": 0, "duplicate": 0, "failed": 0}
-        public = self.as_public_now(rid, release)
+        public = self.as_public_now(rid, release, message)
         if public is None:
             return {"outcome": "withdrawn", "release": rid, "skipped": len(recipients)}
         release = public
@@ -278,22 +291,29 @@ class AlertSender:
             raise throttled  # the message comes back; what was sent is recorded
         return {"outcome": "delivered", "release": rid, **counts}
 
-    def as_public_now(self, rid: str, release: dict[str, Any]) -> dict[str, Any] | None:
+    def as_public_now(
+        self, rid: str, release: dict[str, Any], message: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """Once per release and batch: the release as the site shows it now (a
         typo fixed since it was queued is fixed in the e-mail too), or None
-        when it was withdrawn before or is no longer listed. A release found
-        gone is recorded as withdrawn, so no retry, later page or duplicate
+        when it was withdrawn or is not listed. Not listed, ``message`` comes
+        back once ``RECHECK_S`` later; still not listed then, the release is
+        recorded as withdrawn, so no retry, later page or duplicate
         announcement sends its alert, even if the release is put back later
         (its alert was stopped; putting it back is an update, and updates
         never alert)."""
-        if rid not in self.checked:
-            entry = None if self.store.withdrawn(rid) else self.public.listed(release)
-            if entry is None:
-                self.store.mark_withdrawn(rid, self.clock())
-                log.info("alert_withdrawn", extra={"release": rid})
-            self.checked[rid] = (
-                None if entry is None else alert_payload(entry, self.settings.site_url)
-            )
+        if rid in self.checked:
+            return self.checked[rid]
+        withdrawn = self.store.withdrawn(rid)
+        entry = None if withdrawn else self.public.listed(release)
+        if entry is None and not withdrawn:
+            if message is not None and not message.get("recheck"):
+                self.queue.put([{**message, "recheck": True}], delay=RECHECK_S)
+                log.info("alert_recheck", extra={"release": rid})
+                return None
+            self.store.mark_withdrawn(rid, self.clock())
+            log.info("alert_withdrawn", extra={"release": rid})
+        self.checked[rid] = None if entry is None else alert_payload(entry, self.settings.site_url)
         return self.checked[rid]
 
     def confirmation(self, address_id: str, nonce: str, at: int) -> dict[str, Any]:
