@@ -42,6 +42,7 @@ from .pool import THREADS, RequestPool
 from .receipts import (
     RECEIPT_CACHE,
     Receipt,
+    misnamed_release,
 )
 from .schedule import Scheduling
 from .settle import Settling
@@ -184,7 +185,9 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
                 continue
             if not is_release_key(key):
                 err = FieldError(
-                    "(file)", "is not a release: only releases/<name>.json files are published"
+                    "(file)",
+                    misnamed_release(key)
+                    or "is not a release: only releases/<name>.json files are published",
                 )
                 receipts[key] = Receipt(key, "rejected", errors=[err])
             elif key in conflicts:

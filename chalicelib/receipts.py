@@ -14,11 +14,24 @@ from datetime import datetime
 from typing import Any
 
 from .errors import FieldError, StorageError
-from .keys import SCHEDULE_KEY
+from .keys import RELEASES_PREFIX, SCHEDULE_KEY
 from .storage import Storage, put_if_unchanged
 
 RECEIPT_CACHE = "no-store"
 
+
+def misnamed_release(key: str) -> str | None:
+    """What to tell the author of ``releases/<name>.JSON`` (``.Json``…): S3's
+    event filter and the publisher take only ``.json``, so that file would
+    otherwise wait forever for a receipt. ``None`` for any other key."""
+    name = key.removeprefix(RELEASES_PREFIX)
+    if key == name or not name.lower().endswith(".json") or name.endswith(".json"):
+        return None
+    fixed = name[: -len(".json")] + ".json"
+    return (
+        f"is not published: a release file's name must end in .json (lower case); "
+        f"rename it to {fixed}"
+    )
 
 
 @dataclass

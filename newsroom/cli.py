@@ -90,6 +90,8 @@ def validate(files: tuple[Path, ...]) -> None:
     """
     from chalicelib.core.model import Release, parse_release
     from chalicelib.errors import InvalidRelease
+    from chalicelib.keys import RELEASES_PREFIX
+    from chalicelib.receipts import misnamed_release
 
     bad = 0
     paths = _release_files(list(files))
@@ -109,6 +111,9 @@ def validate(files: tuple[Path, ...]) -> None:
                 _err(f"{path}: {e.loc}: {e.msg}")
             continue
         valid.append((path, release))
+        if advice := misnamed_release(RELEASES_PREFIX + path.name):
+            # valid here (a folder's *.JSON builds), but the bucket would refuse it
+            _err(f"{path}: (file): warning: uploaded as it is, it {advice}")
     # as the publisher decides: the earliest published keeps a contested slug
     holders: dict[str, Path] = {}
     for path, release in sorted(valid, key=lambda v: (v[1].published_at.timestamp(), str(v[0]))):

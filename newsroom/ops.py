@@ -17,6 +17,7 @@ import click
 from chalicelib.core.model import parse_release
 from chalicelib.errors import InvalidRelease, StorageError
 from chalicelib.keys import RELEASES_PREFIX, is_release_key, receipt_key
+from chalicelib.receipts import misnamed_release
 from chalicelib.storage import S3Storage
 
 
@@ -106,7 +107,8 @@ def _publish(files: tuple[Path, ...], bucket: str, wait_s: float) -> None:
             failed = True
             continue
         if not is_release_key(RELEASES_PREFIX + path.name):
-            click.echo(f"{path}: (file): the file name must end in .json", err=True)
+            advice = misnamed_release(RELEASES_PREFIX + path.name)
+            click.echo(f"{path}: (file): {advice or 'the file name must end in .json'}", err=True)
             failed = True
             continue
         try:

@@ -149,6 +149,11 @@ def test_validate_a_folder_checks_its_json_in_any_case_and_its_releases(tmp_path
     out = newsroom("validate", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert f"{tmp_path / 'LOUD.JSON'}: ok" in out.stdout
+    # valid, but the source bucket takes only .json: the author learns it now
+    assert (
+        f"{tmp_path / 'LOUD.JSON'}: (file): warning: uploaded as it is, it is not published: "
+        "a release file's name must end in .json (lower case); rename it to LOUD.json"
+    ) in out.stderr.splitlines()
     assert f"{tmp_path / 'releases' / 'inner.json'}: ok" in out.stdout
     assert "checked 2 files: 0 problems" in out.stdout
     samples = newsroom("validate", str(ROOT / "samples"))

@@ -74,9 +74,18 @@ def test_only_valid_files_are_uploaded(aws: Any, tmp_path: Path) -> None:
     bad = write(tmp_path, "bad.json", make_release(kind="opinion", title=None))
     broken = write(tmp_path, "broken.json", b'{"title": ')
     not_json = write(tmp_path, "notes.txt", make_release())
+    loud = write(tmp_path, "Loud.JSON", make_release(slug="loud"))
 
     result = publish(
-        str(good), str(bad), str(broken), str(not_json), "--bucket", SOURCE, "--wait", "0"
+        str(good),
+        str(bad),
+        str(broken),
+        str(not_json),
+        str(loud),
+        "--bucket",
+        SOURCE,
+        "--wait",
+        "0",
     )
 
     assert result.exit_code == 1
@@ -89,6 +98,11 @@ def test_only_valid_files_are_uploaded(aws: Any, tmp_path: Path) -> None:
     assert f"{bad}: kind: " in result.stderr and f"{bad}: title: " in result.stderr
     assert any(e.startswith(f"{broken}: (file): is not valid JSON") for e in errors)
     assert f"{not_json}: (file): the file name must end in .json" in errors
+    # S3 would hear no event for Loud.JSON: refused with what to do instead
+    assert (
+        f"{loud}: (file): is not published: a release file's name must end in .json "
+        "(lower case); rename it to Loud.json"
+    ) in errors
 
 
 def test_all_valid_exits_zero_and_bucket_defaults_from_settings(aws: Any, tmp_path: Path) -> None:

@@ -132,3 +132,23 @@ def test_a_freed_slug_whose_event_was_lost_goes_to_the_waiting_file_in_the_sweep
     assert receipt(aws, "releases/claimant.json")["status"] == "published"
     assert site(aws) == build_now(aws)
     assert PUBLIC
+
+
+def test_a_release_named_in_another_case_gets_one_rejected_receipt(
+    app_module: Any, aws: Any
+) -> None:
+    """S3 hears only ``.json`` (its filter is case-sensitive), so ``Report.JSON``
+    raised no event, and the sweep passed it by: its author waited for a receipt
+    that never came. The sweep refuses it once, saying how to fix it."""
+    aws.put_object(
+        Bucket=SOURCE, Key="releases/Report.JSON", Body=dumps(make_release(slug="report"))
+    )
+    out = app_module.publish_due_releases(scheduled_event(), None)
+    assert [(r["source_key"], r["status"]) for r in out] == [("releases/Report.JSON", "rejected")]
+    doc = receipt(aws, "releases/Report.JSON")
+    assert doc["status"] == "rejected"
+    assert doc["errors"][0]["loc"] == "(file)"
+    assert "rename it to Report.json" in doc["errors"][0]["msg"]
+    assert not [k for k in site(aws) if "report" in k]  # nothing of it is public
+    # written once: the next sweep finds its receipt newer than the file
+    assert app_module.publish_due_releases(scheduled_event(), None) == []
