@@ -117,3 +117,17 @@ def test_a_field_given_twice_is_422_as_in_an_uploaded_file(api: Any, aws: Any) -
     assert resp.status_code == 422, resp.body
     assert body_json(resp)["errors"] == [{"loc": "title", "msg": "appears twice in the body"}]
     assert source_tree(aws) == {}
+
+
+def test_a_name_given_twice_that_holds_an_address_is_not_repeated(api: Any, aws: Any) -> None:
+    """As in an uploaded file: a key that may be an e-mail address is named
+    without it, so the answer (which the CMS logs) carries no address."""
+    body = payload("generic_publish.json").replace(
+        b'"title":', b'"jane@example.org": 1,\n  "jane@example.org": 2,\n  "title":', 1
+    )
+    resp = post_hook(api, "generic", body, generic_headers(body, SECRET))
+    assert resp.status_code == 422, resp.body
+    assert b"jane@" not in resp.body
+    assert body_json(resp)["errors"] == [
+        {"loc": "(a name holding an @)", "msg": "appears twice in the body"}
+    ]

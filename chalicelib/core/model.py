@@ -351,8 +351,8 @@ def parse_release(raw: bytes, *, name: str, size: int | None = None) -> Release:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as exc:
+        data = json.loads(text, object_pairs_hook=no_duplicate_keys)
+    except DuplicateKey as exc:
         raise InvalidRelease(
             [FieldError(field_loc((str(exc),)), "appears twice in the file")], name
         ) from None
@@ -386,14 +386,14 @@ def parse_release(raw: bytes, *, name: str, size: int | None = None) -> Release:
     return release_from_obj(data, default=default_slug(name), source=name, checked=checked)
 
 
-class _DuplicateKey(ValueError):
-    pass
+class DuplicateKey(ValueError):
+    """A JSON object gives one name twice (``str``: the name)."""
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKey(key)
+            raise DuplicateKey(key)
         out[key] = value
     return out

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..core.text import escape_forbidden
+from ..core.fields import field_loc
+from ..core.model import DuplicateKey, no_duplicate_keys
 from ..errors import FieldError, InvalidRelease
 
 MAX_NESTING = 100  # levels of lists and objects in one webhook body
@@ -26,10 +27,12 @@ def decode(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise _unreadable(f"is not UTF-8 (byte {exc.start})") from None
     try:
-        data = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as exc:
+        data = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=no_duplicate_keys)
+    except DuplicateKey as exc:
         # as in an uploaded file: one of the two values would be dropped unseen
-        raise InvalidRelease([FieldError(str(exc), "appears twice in the body")]) from None
+        raise InvalidRelease(
+            [FieldError(field_loc((str(exc),)), "appears twice in the body")]
+        ) from None
     except json.JSONDecodeError as exc:
         raise _unreadable(
             f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -64,19 +67,6 @@ def too_deep(data: Any, limit: int = MAX_NESTING) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(escape_forbidden(key))
-        out[key] = value
-    return out
 
 
 def _unreadable(msg: str) -> InvalidRelease:
