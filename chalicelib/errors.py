@@ -69,6 +69,21 @@ class TransientStorageError(StorageError):
     pass
 
 
+class ScheduleUnreadable(StorageError):
+    """The embargo schedule is not a schedule (edited by hand, cut short by a
+    tool). Retrying will not mend it, but failing keeps the messages that need
+    it (and the due runs) failing visibly until ``newsroom rebuild``, which
+    rewrites it from the sources, has run."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(
+            f"{key} is not a readable embargo schedule ({why}); nothing embargoed can be "
+            f"scheduled or published from it until `newsroom rebuild` rewrites it from the "
+            f"sources",
+            key,
+        )
+
+
 class InvalidToken(NewsroomError):
     """A confirm or unsubscribe token that fails its signature, shape or expiry."""
 

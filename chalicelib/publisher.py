@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from .convergence import Convergence
 from .core.render import Renderer
 from .core.site import Page
-from .errors import FieldError, StorageError
+from .errors import FieldError, ScheduleUnreadable, StorageError
 from .invalidation import (
     Invalidation,
     Invalidator,  # noqa: F401 - re-exported
@@ -201,8 +201,15 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         listed: set[str] = set()
 
         def schedule() -> None:
-            if settled:
+            if not settled:
+                return
+            try:
                 listed.update(self._converge_schedule(settled, now, set(scheduled), remove=False))
+            except ScheduleUnreadable as exc:
+                # only the keys it would list fail (no receipt, their messages
+                # retried); the others are published all the same
+                outcome.failed.update(dict.fromkeys(scheduled, exc))
+                listed.update(settled)
 
         # the schedule, what the commit made obsolete and the receipts are
         # independent and go in one step; a batch that schedules a key lists
@@ -211,6 +218,7 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         if scheduled:
             self.pool.run([schedule, *after_commit])
             after_commit = []
+            receipts = {k: r for k, r in receipts.items() if k not in outcome.failed}
         else:
             after_commit.append(schedule)
         paths = change.paths

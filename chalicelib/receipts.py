@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .errors import FieldError, StorageError
+from .errors import FieldError, ScheduleUnreadable, StorageError
 from .keys import RELEASES_PREFIX, SCHEDULE_KEY
 from .storage import Storage, put_if_unchanged
 
@@ -80,13 +80,20 @@ class Scheduled:
 
 
 def schedule_from_bytes(raw: bytes | None) -> list[Scheduled]:
+    """The entries of ``receipts/schedule.json``; ``ScheduleUnreadable`` when
+    it is not one (it is private state, but a person or a tool may edit it)."""
     if not raw:
         return []
-    doc = json.loads(raw)
-    return [
-        Scheduled(s["source_key"], s["slug"], datetime.fromisoformat(s["embargo_until"]))
-        for s in doc.get("releases", [])
-    ]
+    try:
+        items = [
+            Scheduled(s["source_key"], s["slug"], datetime.fromisoformat(s["embargo_until"]))
+            for s in json.loads(raw).get("releases", [])
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ScheduleUnreadable(SCHEDULE_KEY, f"{type(exc).__name__}: {exc}") from exc
+    if any(s.embargo_until.tzinfo is None for s in items):
+        raise ScheduleUnreadable(SCHEDULE_KEY, "an embargo_until has no UTC offset")
+    return items
 
 
 def schedule_to_bytes(items: list[Scheduled]) -> bytes:
@@ -111,16 +118,28 @@ def update_schedule(
     *,
     attempts: int,
     on_conflict: Callable[[int], None] = lambda attempt: None,
+    replace_unreadable: bool = False,
 ) -> None:
     """Read-modify-write of the schedule, conditional on the ETag read, so
     overlapping publishes and rebuilds never drop each other's entries.
     ``edit`` maps the current entries to the wanted ones (``None``: leave as
-    is); ``on_conflict(attempt)`` runs after each lost race."""
+    is); ``on_conflict(attempt)`` runs after each lost race.
+    ``replace_unreadable``: a schedule that is not one is taken as empty and
+    written over (a rebuild, which has read every source, knows it all);
+    otherwise it raises ``ScheduleUnreadable``."""
     for attempt in range(1, attempts + 1):
         current = storage.get(SCHEDULE_KEY)
-        items = schedule_from_bytes(current.body if current else None)
+        unreadable = False
+        try:
+            items = schedule_from_bytes(current.body if current else None)
+        except ScheduleUnreadable:
+            if not replace_unreadable:
+                raise
+            items, unreadable = [], True
         updated = edit(items)
-        if updated is None or sorted(updated, key=repr) == sorted(items, key=repr):
+        if updated is None or (
+            not unreadable and sorted(updated, key=repr) == sorted(items, key=repr)
+        ):
             return
         written = put_if_unchanged(
             storage,

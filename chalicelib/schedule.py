@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 
 from .core.model import MAX_BYTES, parse_release
-from .errors import InvalidRelease
+from .errors import InvalidRelease, ScheduleUnreadable
 from .keys import (
     SCHEDULE_KEY,
 )
@@ -73,7 +73,17 @@ class Scheduling:
             kept = [s for s in items if s.source_key not in set(recheck)]
             return kept + [w for w in wants if w is not None]
 
-        update_schedule(self.source, edit, attempts=self.max_attempts, on_conflict=self._contended)
+        try:
+            update_schedule(
+                self.source, edit, attempts=self.max_attempts, on_conflict=self._contended
+            )
+        except ScheduleUnreadable as exc:
+            if scheduled:
+                raise  # these keys cannot be listed: their instant would never come
+            # nothing to list: the batch goes on; which keys were listed is not
+            # known, so their previews are taken down as if they all were
+            log.error("schedule_unreadable", extra={"failing_key": exc.key, "error": str(exc)})
+            return mine
         return seen
 
     def _wanted_schedule(self, source_key: str, now: datetime) -> Scheduled | None:

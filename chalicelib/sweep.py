@@ -31,7 +31,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import StorageError
+from .errors import ScheduleUnreadable, StorageError
 from .keys import (
     INVALIDATIONS_PREFIX,
     RELEASES_PREFIX,
@@ -77,13 +77,17 @@ class Sweeper:
     def run(self) -> SweepReport:
         report = SweepReport()
         now = self.publisher.clock()
-        report.due = sorted(
-            s.source_key for s in self.publisher.scheduled() if s.embargo_until <= now
-        )
+        unreadable: ScheduleUnreadable | None = None
+        try:
+            on_schedule = self.publisher.scheduled()
+        except ScheduleUnreadable as exc:  # the rest of the sweep goes on, then it raises
+            on_schedule, unreadable = [], exc
+        report.due = sorted(s.source_key for s in on_schedule if s.embargo_until <= now)
         # claims of new slugs a dead invocation left become withdrawals,
         # and their sources are converged: published, or their page taken down
         claims = self.publisher.settle_claims()
-        report.drifted = sorted((self._drifted() | set(claims.values())) - set(report.due))
+        drifted = self._drifted({s.source_key for s in on_schedule})
+        report.drifted = sorted((drifted | set(claims.values())) - set(report.due))
         keys = report.due + report.drifted
         for i in range(0, len(keys), self.batch):
             chunk = keys[i : i + self.batch]
@@ -99,6 +103,8 @@ class Sweeper:
             self.publisher._invalidate([], repaired.paths, [])
         report.invalidations_resent = self._resend_invalidations()
         log.info("sweep", extra=report.to_json())
+        if unreadable is not None:
+            raise unreadable
         if report.failed:
             raise StorageError(
                 f"{len(report.failed)} key(s) met an infrastructure fault; the next sweep "
@@ -107,7 +113,7 @@ class Sweeper:
             )
         return report
 
-    def _drifted(self) -> set[str]:
+    def _drifted(self, scheduled: set[str]) -> set[str]:
         """Source keys whose current content the public site may not show."""
         # a name in another case (``.JSON``) raised no event: it is refused once
         sources = {
@@ -118,7 +124,6 @@ class Sweeper:
         receipts = self.source.list_modified(receipt_key(RELEASES_PREFIX))
         index = self.publisher.read_state().index()  # every month: a sweep reads it all
         digests = {e.source_key: e.source_digest for e in index.entries}
-        scheduled = {s.source_key for s in self.publisher.scheduled()}
         out: set[str] = set()
         for key, (etag, modified) in sources.items():
             receipt = receipts.get(receipt_key(key))

@@ -12,10 +12,14 @@ import pytest
 import support
 from click.testing import CliRunner
 from support import SOURCE, make_release, public_tree, publish, receipt, sqs_event, upload
+from test_rebuild import QUEUE as REBUILD_QUEUE
+from test_rebuild import drain, site_renderer
+from test_rebuild import service as rebuild_service
 
-from chalicelib.errors import TransientStorageError
+from chalicelib.errors import ScheduleUnreadable, TransientStorageError
 from chalicelib.publisher import Publisher
 from newsroom.cli import main
+from newsroom.rebuild import create_rebuild_queue
 
 EMBARGO = "2030-03-01T09:00:00-05:00"
 EMBARGO_AT = datetime.fromisoformat(EMBARGO)
@@ -351,3 +355,54 @@ def test_a_due_run_that_fails_before_the_receipt_is_finished_by_the_next_run(
     assert receipt(aws, "releases/b.json")["status"] == "published"
     assert schedule(aws) == []
     assert not any(k.startswith("previews/") for k in public_tree(aws, SOURCE))
+
+
+TRUNCATED = b'{"version": 1, "releases": [{"source_key": "releases/a.json", "slu'
+
+
+def test_an_unreadable_schedule_blocks_only_what_it_schedules(app_module, aws) -> None:
+    """A schedule edited by hand or cut short by a tool raised in every batch,
+    so nothing at all was published until someone repaired it. Now a release
+    that is not embargoed is published; an embargoed one fails its message
+    (it cannot be listed, so its instant would never come) with an error that
+    names the object and the command that rewrites it."""
+    aws.put_object(Bucket=SOURCE, Key="receipts/schedule.json", Body=TRUNCATED)
+    upload(aws, "releases/plain.json", make_release(slug="plain"))
+    upload(aws, "releases/secret.json", embargoed_doc(slug="secret"))
+    event = support.queue_event(
+        support.s3_event("releases/plain.json"), support.s3_event("releases/secret.json")
+    )
+    out = app_module.sync_release(event, None)
+    assert out == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    assert receipt(aws, "releases/plain.json")["status"] == "published"
+    assert "releases/plain/index.html" in public_tree(aws)
+    assert "secret" not in "".join(public_tree(aws))
+    with pytest.raises(aws.exceptions.NoSuchKey):  # no receipt says "scheduled"
+        aws.get_object(Bucket=SOURCE, Key="receipts/releases/secret.json")
+    # the due run (and its sweep) publishes what it can, then reports the schedule
+    upload(aws, "releases/lost.json", make_release(slug="lost"))  # its event is lost
+    with pytest.raises(ScheduleUnreadable) as raised:
+        app_module.publish_due_releases(scheduled_event(), None)
+    assert raised.value.key == "receipts/schedule.json"
+    assert "newsroom rebuild" in str(raised.value) and "receipts/schedule.json" in str(raised.value)
+    assert receipt(aws, "releases/lost.json")["status"] == "published"
+
+
+@pytest.fixture
+def rebuild_queue(aws) -> Any:
+    client = boto3.client("sqs", region_name="us-east-1")
+    create_rebuild_queue(client, REBUILD_QUEUE, visibility_timeout=0, max_receives=3)
+    return client
+
+
+def test_a_rebuild_rewrites_an_unreadable_schedule_from_the_sources(aws, rebuild_queue) -> None:
+    """The error's advice holds: the rebuild writes the schedule from the
+    sources it reads, over what it cannot read."""
+    aws.put_object(Bucket=SOURCE, Key="receipts/schedule.json", Body=b"not json at all")
+    upload(aws, "releases/plain.json", make_release(slug="plain"))
+    upload(aws, "releases/secret.json", embargoed_doc(slug="secret"))
+    svc = rebuild_service(aws, site_renderer())
+    svc.start()
+    drain(rebuild_queue, svc.handle)
+    assert [s["source_key"] for s in schedule(aws)] == ["releases/secret.json"]
+    assert "releases/plain/index.html" in public_tree(aws)

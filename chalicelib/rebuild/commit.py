@@ -367,7 +367,7 @@ class CommitStep(GroupSteps):
 
         update_schedule(
             self.source, lambda items: [s for s in items if keep(s)] + mine,
-            attempts=self.max_attempts,
+            attempts=self.max_attempts, replace_unreadable=True,
         )  # fmt: skip
 
 
