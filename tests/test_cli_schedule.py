@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from click.testing import CliRunner
 from support import SOURCE
 
@@ -135,3 +136,16 @@ def test_refresh_renders_each_preview_again_with_new_links(app_module: Any, aws:
     assert b"X-Amz-Date=20300106T000000Z" in after  # the photo's link, signed again
     assert b"Preview \xe2\x80\x94 not public until" in after and doc["title"].encode() in after
     assert "  preview: https://" in result.output
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"releases": [', b"[]", b'{"releases": "abc"}', b'{"releases": ["abc"]}']
+)
+def test_an_unreadable_schedule_is_reported_not_shown_as_empty(aws: Any, body: bytes) -> None:
+    """A truncated or hand-edited schedule stops the embargo runs; the command
+    says so and names the fix instead of "no releases are scheduled"."""
+    aws.put_object(Bucket=SOURCE, Key="receipts/schedule.json", Body=body)
+    result = CliRunner().invoke(main, ["schedule", "--bucket", SOURCE])
+    assert result.exit_code == 1, result.output
+    assert "no releases are scheduled" not in result.output
+    assert "receipts/schedule.json" in result.output and "newsroom rebuild" in result.output
