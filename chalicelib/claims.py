@@ -154,7 +154,7 @@ class Claiming:
         conflicts[w.source_key] = SlugConflict(w.slug, holder, w.source_key)
         targets[w.source_key] = (old.entry_of(w.source_key), None)  # the live version stays
 
-    def settle_claims(self) -> dict[str, str]:
+    def settle_claims(self, only: set[str] | None = None) -> dict[str, str]:
         """The sweep's turn of the claims it finds (an invocation that died
         between its claim and its commit, or one running now) into
         withdrawals in the head, as claims used to be recorded: the slug stays
@@ -166,13 +166,16 @@ class Claiming:
         claim deleted here, before that, let such a file claim the slug and
         write its page while the claim's own batch was live. A claim of a
         slug another file holds is only deleted (a holder committed before
-        it was made: its file was refused)."""
+        it was made: its file was refused). ``only``: the claims of these
+        source keys alone (a batch that found them deleted)."""
         found: dict[str, tuple[str, str]] = {}  # slug -> (source key, claim ETag)
         for key in list(self.source.list(CLAIMS_PREFIX)):
             obj = self.source.get(key)
             if obj is not None:
                 slug = key[len(CLAIMS_PREFIX) : -len(".json")]
-                found[slug] = (str(json.loads(obj.body).get("source_key", "")), obj.etag)
+                src = str(json.loads(obj.body).get("source_key", ""))
+                if only is None or src in only:
+                    found[slug] = (src, obj.etag)
         if not found:
             return {}
         others: dict[str, str] = {}  # slug -> ETag: claims of a slug another file holds
@@ -190,6 +193,9 @@ class Claiming:
                         draft.withdrawing = with_withdrawal(
                             draft.withdrawing, Withdrawal(slug, src)
                         )
+                        # a live batch holding the claim loses its commit to
+                        # this one and reads the source again (it may be gone)
+                        draft.keys.add(src)
                     elif holder != src:
                         others[slug] = etag
             except StaleState:

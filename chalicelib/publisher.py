@@ -292,6 +292,20 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
             outcome.receipts = [r for r in outcome.receipts if r.source_key not in again]
             outcome.receipts.extend(more.receipts)
             outcome.failed.update(more.failed)
+        # a file deleted before anything of it was public may be a new release
+        # another batch is publishing now (it read the file before the delete
+        # and claimed the slug): its claim becomes a withdrawal and the file is
+        # converged here, as the sweep would, so the release does not go live
+        orphans = {
+            r.source_key for r in outcome.receipts if r.status == "unpublished" and not r.slug
+        }
+        inflight = self.settle_claims(only=orphans) if orphans else {}
+        if inflight:
+            more = self.sync_batch(sorted(set(inflight.values())), claims=inflight)
+            again = {r.source_key for r in more.receipts}
+            outcome.receipts = [r for r in outcome.receipts if r.source_key not in again]
+            outcome.receipts.extend(more.receipts)
+            outcome.failed.update(more.failed)
         if siblings:
             self._rerender_versions(siblings)
         return outcome

@@ -413,9 +413,7 @@ def test_two_batches_claiming_one_new_slug_at_once_one_wins_the_other_is_refused
 @pytest.mark.parametrize(
     "then", ["kept", "deleted", "claimed by another", "made invalid, claimed by another"]
 )
-def test_an_invocation_killed_after_its_claim_is_repaired_by_one_sweep(
-    aws: Any, then: str
-) -> None:
+def test_an_invocation_killed_after_its_claim_is_repaired_by_one_sweep(aws: Any, then: str) -> None:
     """An invocation claims a new slug, writes its page and listings, and dies
     just before its commit. One sweep ends on a full build of what the
     sources hold then: the file published (kept), its page taken down
@@ -1226,16 +1224,17 @@ def test_an_invocation_killed_at_any_write_after_its_claim_converges(
     assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
 
 
-def test_a_new_release_deleted_while_its_claim_is_in_flight_is_down_after_one_sweep(
+def test_a_new_release_deleted_while_its_claim_is_in_flight_is_never_listed(
     aws: Any,
 ) -> None:
     """A new release has claimed its slug and written its pages when its file
     is deleted and the delete's batch runs: that batch finds nothing
-    committed and nothing to withdraw, and commits nothing, so the first
-    batch then commits the version it read (docs/reliability.md, limit 10).
-    The sweep takes it down: after it, a full build of what is left."""
-    from chalicelib.sweep import Sweeper
-
+    committed, but the claim naming the file: it turns the claim into a
+    withdrawal and converges the file (as the sweep does): the page comes
+    down, and the first batch, losing its commit, reads the file again and
+    lists nothing. Before, the delete's
+    batch committed nothing and the first batch then committed the version
+    it read: live until the next sweep (docs/reliability.md, limit 10)."""
     aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
     plain(aws).sync("releases/first.json")
     key = "releases/new.json"
@@ -1250,7 +1249,9 @@ def test_a_new_release_deleted_while_its_claim_is_in_flight_is_down_after_one_sw
         first.source, lambda op, k: op == "put" and k == STATE_KEY, deleted_and_its_batch
     )
     first.sync(key)
-    Sweeper(plain(aws)).run()
     tree = public_tree(aws)
     assert "releases/fresh/index.html" not in tree
+    listed = json.loads(tree["index.json"])["releases"]
+    assert [r["slug"] for r in listed] == ["first"], "listed without its page"
     assert tree == full_build(aws)
+    assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
