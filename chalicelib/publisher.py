@@ -75,6 +75,14 @@ class BatchOutcome:
     failed: dict[str, Exception] = field(default_factory=dict)
     change: Change = field(default_factory=Change)
 
+    def absorb(self, later: BatchOutcome) -> None:
+        """A follow-up sync of some of the batch's keys (or others): its
+        receipts replace the batch's for the same keys."""
+        again = {r.source_key for r in later.receipts}
+        self.receipts = [r for r in self.receipts if r.source_key not in again]
+        self.receipts.extend(later.receipts)
+        self.failed.update(later.failed)
+
 
 class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Scheduling, Waiting):
     def __init__(
@@ -287,11 +295,7 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         # it would had the delete come in a batch of its own
         claimants = [k for k in self._hand_over(freed) if k not in keys or k in conflicts]
         if claimants:
-            more = self.sync_batch(claimants)
-            again = {r.source_key for r in more.receipts}
-            outcome.receipts = [r for r in outcome.receipts if r.source_key not in again]
-            outcome.receipts.extend(more.receipts)
-            outcome.failed.update(more.failed)
+            outcome.absorb(self.sync_batch(claimants))
         # a file deleted before anything of it was public may be a new release
         # another batch is publishing now (it read the file before the delete
         # and claimed the slug): its claim becomes a withdrawal and the file is
@@ -301,11 +305,7 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         }
         inflight = self.settle_claims(only=orphans) if orphans else {}
         if inflight:
-            more = self.sync_batch(sorted(set(inflight.values())), claims=inflight)
-            again = {r.source_key for r in more.receipts}
-            outcome.receipts = [r for r in outcome.receipts if r.source_key not in again]
-            outcome.receipts.extend(more.receipts)
-            outcome.failed.update(more.failed)
+            outcome.absorb(self.sync_batch(sorted(set(inflight.values())), claims=inflight))
         if siblings:
             self._rerender_versions(siblings)
         return outcome
