@@ -18,9 +18,10 @@ from typing import Any
 
 import click
 
-from chalicelib.errors import ScheduleUnreadable, StorageError
+from chalicelib.errors import StorageError
 from chalicelib.keys import SCHEDULE_KEY, receipt_key, release_path
 from chalicelib.previews import preview_url
+from chalicelib.receipts import schedule_from_bytes
 
 
 @dataclass(frozen=True)
@@ -46,41 +47,31 @@ def _until(moment: datetime, now: datetime) -> str:
     return "in " + " ".join(parts)
 
 
-def _json(storage: Any, key: str, *, strict: bool = False) -> dict[str, Any]:
-    """The object at ``key`` as a dict ({} when absent); an unreadable one is
-    {} too, unless ``strict`` (the schedule: the publisher refuses it as well,
-    so showing it as empty would hide that nothing will go public)."""
+def _json(storage: Any, key: str) -> dict[str, Any]:
     found = storage.get(key)
     if found is None:
         return {}
     try:
         doc = json.loads(found.body)
-    except ValueError as exc:
-        if strict:
-            raise ScheduleUnreadable(key, f"not JSON: {exc}") from exc
+    except ValueError:
         return {}
-    if strict and not (isinstance(doc, dict) and isinstance(doc.get("releases", []), list)):
-        raise ScheduleUnreadable(key, "not an object with a list of releases")
     return doc if isinstance(doc, dict) else {}
 
 
 def read_schedule(source: Any) -> list[ScheduledRelease]:
-    """Every scheduled release, soonest first, with what its receipt says."""
+    """Every scheduled release, soonest first, with what its receipt says. The
+    schedule is read as the publisher reads it: one it cannot read (cut short,
+    edited by hand) is ``ScheduleUnreadable`` here too, not an empty list."""
+    found = source.get(SCHEDULE_KEY)
     items = []
-    for entry in _json(source, SCHEDULE_KEY, strict=True).get("releases", []):
-        if not isinstance(entry, dict) or not isinstance(entry.get("source_key"), str):
-            raise ScheduleUnreadable(SCHEDULE_KEY, "an entry without a source_key")
-        key = entry["source_key"]
-        receipt = _json(source, receipt_key(key))
-        instant = entry.get("publish_at") or entry.get("embargo_until") or receipt.get("publish_at")
-        if not instant:
-            continue
+    for s in schedule_from_bytes(found.body if found else None):
+        receipt = _json(source, receipt_key(s.source_key))
         items.append(
             ScheduledRelease(
-                key,
-                entry.get("slug") or receipt.get("slug") or "",
-                datetime.fromisoformat(instant),
-                preview_url(source, key) or receipt.get("preview_url"),
+                s.source_key,
+                s.slug,
+                s.embargo_until,
+                preview_url(source, s.source_key) or receipt.get("preview_url"),
                 [w for w in receipt.get("warnings", []) if isinstance(w, dict)],
             )
         )

@@ -30,7 +30,7 @@ def scheduled(s3: Any, key: str, slug: str, instant: str, **receipt: Any) -> dic
         f"receipts/{key}",
         {"source_key": key, "status": "scheduled", "slug": slug, "publish_at": instant, **receipt},
     )
-    return {"source_key": key, "slug": slug, "publish_at": instant}
+    return {"source_key": key, "slug": slug, "embargo_until": instant}
 
 
 def test_lists_each_release_soonest_first_with_a_fresh_preview_and_warnings(aws: Any) -> None:
