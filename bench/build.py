@@ -123,7 +123,7 @@ def measure_rebuild(size: int, runs: int) -> dict[str, Any]:
     from chalicelib.rebuild import RebuildReport, RebuildService, SqsQueue
     from chalicelib.settings import Settings
     from chalicelib.storage import S3Storage
-    from newsroom.demo import atomic_moto_requests
+    from newsroom.endpoint import atomic_moto_requests
     from newsroom.rebuild import create_rebuild_queue, work
 
     from .publish import PUBLIC, SOURCE, environment

@@ -99,7 +99,7 @@ def _serve(ready: Any, stop: Any) -> None:
     uploader and no worker."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _fast_sqs_clock()
-    from newsroom.demo import atomic_moto_server_class
+    from newsroom.endpoint import atomic_moto_server_class
 
     server = atomic_moto_server_class()(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -28,7 +28,7 @@ REGION = "us-east-1"
 
 
 def _server() -> tuple[Any, str]:
-    from newsroom.demo import atomic_moto_server_class
+    from newsroom.endpoint import atomic_moto_server_class
 
     server = atomic_moto_server_class()(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -25,8 +25,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,11 +39,11 @@ from chalicelib.keys import MEDIA_PREFIX, RELEASES_PREFIX, cache_control, conten
 from . import lambda_sqs
 from .alerts_local import DemoAlerts, LocalApi, alert_settings
 from .demo_cms import publish_from_cms
+from .endpoint import REGION, LocalS3
 
 SOURCE_BUCKET = "newsroom-demo-source"
 PUBLIC_BUCKET = "newsroom-demo-public"
 PUBLISH_QUEUE = "newsroom-demo-publish"
-REGION = "us-east-1"
 DEFAULT_SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 POLL_INTERVAL = 0.5
 SEARCH_SETTLE = 2.0  # seconds without a change before the demo re-indexes
@@ -87,150 +86,6 @@ DEMO_DEFAULTS = {
     "NEWSROOM_PRESS_EMAIL": "press@harborlight.example",
     "NEWSROOM_PRESS_PHONE": "+1 305 555 0100",
 }
-
-
-# The local S3 endpoint -----------------------------------------------------------
-@contextmanager
-def atomic_moto_requests() -> Iterator[None]:
-    """moto's in-process backend with each request made atomic, as it is on real
-    S3 (its objects are not safe to overwrite while another thread reads them);
-    threads still interleave between requests. For tests and benchmarks."""
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    lock = threading.RLock()
-    original = BotocoreStubber.process_request
-
-    def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(self, *args, **kwargs)
-
-    BotocoreStubber.process_request = atomic  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        BotocoreStubber.process_request = original  # type: ignore[method-assign]
-
-
-def _lighten_moto_server() -> None:
-    """Two of moto's costs that AWS does not have, removed from the local server
-    (the demo's, the tests' and the benches'), its answers unchanged:
-
-    - its dispatch lists moto's package folder (``os.listdir`` and an ``isdir``
-      for each of its ~180 entries) on every request, to see whether the Host
-      header names a service: about a third of the server's CPU for an S3 GET
-      or PUT (yappi). The folder does not change while the server runs, so it
-      is listed once;
-    - its SQS reads the queue's retention period through every attribute of the
-      queue, message counts included (three scans of every message), for each
-      message it hands out, so a receive from a queue of n messages cost O(n)
-      per message: the local server's largest cost in a burst. The period is
-      read from the queue itself.
-    """
-    import moto.backends as moto_backends
-    import moto.sqs.models as sqs_models
-
-    if getattr(moto_backends.list_of_moto_modules, "lightened", False):
-        return
-    modules = tuple(moto_backends.list_of_moto_modules())
-
-    def list_of_moto_modules() -> tuple[str, ...]:
-        return modules
-
-    def is_message_valid_based_on_retention_period(
-        self: Any, queue_name: str, message: Any
-    ) -> bool:
-        period = int(self.get_queue(queue_name).message_retention_period)
-        return period + message.sent_timestamp / 1000 > sqs_models.unix_time()
-
-    list_of_moto_modules.lightened = True  # type: ignore[attr-defined]
-    moto_backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
-    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
-        is_message_valid_based_on_retention_period
-    )
-
-
-def atomic_moto_server_class() -> type:
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from moto.server import ThreadedMotoServer
-    from werkzeug.serving import make_server
-
-    _lighten_moto_server()
-
-    class QuietHandler(MotoRequestHandler):
-        # werkzeug writes a response's head and body in two sends: with Nagle's
-        # algorithm the body waited for the client's delayed ACK of the head
-        disable_nagle_algorithm = True
-
-        def log_request(self, *args: Any, **kwargs: Any) -> None:
-            return  # one access-log line per S3 call would drown the demo's output
-
-    class AtomicMotoServer(ThreadedMotoServer):
-        """moto's threaded server with each request made atomic, as it is on
-        real S3: moto's in-memory objects are not safe to overwrite while
-        another thread reads them."""
-
-        def _server_entry(self) -> None:
-            app = DomainDispatcherApplication(create_backend_app)
-            lock = threading.Lock()
-
-            def atomic(environ: dict[str, Any], start_response: Any) -> Any:
-                with lock:
-                    # materialise the body under the lock
-                    return list(app(environ, start_response))
-
-            self._server = make_server(
-                self._ip_address, self._port, atomic, True, request_handler=QuietHandler
-            )
-            self._server_ready_event.set()
-            self._server.serve_forever()
-
-    return AtomicMotoServer
-
-
-class LocalS3:
-    """moto's S3 on 127.0.0.1 (a free port), with fresh, empty demo buckets."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self.port = port
-        self._server: Any = None
-        self.endpoint = ""
-
-    def start(self) -> LocalS3:
-        self._server = atomic_moto_server_class()(
-            ip_address=self.host, port=self.port, verbose=False
-        )
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
-        # moto's state is per process: start from nothing (a second demo in one
-        # process, or the test suite, must not see an earlier run's objects)
-        import urllib.request
-
-        urllib.request.urlopen(
-            urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST"), timeout=10
-        ).read()
-        return self
-
-    def client(self, service: str = "s3") -> Any:
-        import boto3
-
-        return boto3.session.Session().client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="demo",
-            aws_secret_access_key="demo",
-        )
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
 
 
 # Serving the public bucket like CloudFront ----------------------------------------

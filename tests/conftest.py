@@ -15,7 +15,7 @@ from moto import mock_aws
 from support import BASE_ENV, PUBLIC, SOURCE
 
 from chalicelib import service
-from newsroom.demo import atomic_moto_requests
+from newsroom.endpoint import atomic_moto_requests
 
 # The longest units, started first: with `make test`'s processes (one unit
 # each at a time, handed out in this order) none is left with one long file

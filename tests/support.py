@@ -289,7 +289,7 @@ def serving_demo(
 def moto_server() -> Iterator[str]:
     """moto's threaded server on a free port, one request at a time (S3's
     per-request atomicity), as the demo runs it; its endpoint URL."""
-    from newsroom.demo import atomic_moto_server_class
+    from newsroom.endpoint import atomic_moto_server_class
 
     server = atomic_moto_server_class()(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -29,7 +29,7 @@ from chalicelib.previews import (
     preview_key,
 )
 from chalicelib.storage import S3Storage
-from newsroom.demo import LocalS3
+from newsroom.endpoint import LocalS3
 
 PUBLISH_AT = datetime.fromisoformat("2026-12-20T09:00:00-05:00")
 JPEG = b"\xff\xd8\xff\xe0" + b"clinic photo bytes"
