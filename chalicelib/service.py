@@ -204,7 +204,8 @@ def alert_sender() -> AlertSender:
     if not s.alert_queue:
         raise ConfigurationError("missing setting(s): NEWSROOM_ALERT_QUEUE")
     store, mailer, composer = _alert_parts(s, os.environ.get("AWS_ENDPOINT_URL"))
-    public = PublicSite(S3Storage(s3_client(), s.public_bucket))
+    client = s3_client()
+    public = PublicSite(S3Storage(client, s.public_bucket), S3Storage(client, s.source_bucket))
     return AlertSender(s, store, mailer, alert_queue(s), public, composer=composer)
 
 

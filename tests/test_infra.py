@@ -616,12 +616,16 @@ def _check_mail_grants(grants: list[tuple[str, str, dict[str, Any]]], stage: str
 def test_alert_sender_policy_is_least_privilege(stage: str) -> None:
     grants = _grants(_policy(stage, "-alerts"))
     assert {a.split(":")[0] for a, _, _ in grants} == {"dynamodb", "sqs", "ses", "s3", "logs"}
-    # it reads only the public month files, to check a release is still listed
-    # (ListBucket: a month with no release left is a 404, not a 403)
-    public = f"arn:aws:s3:::{_buckets(stage)[1]}"
+    # it reads the public month files, to check a release is still listed, and
+    # the publisher's committed state, to follow a release corrected since its
+    # alert was queued; it writes nothing (ListBucket: a month with no release
+    # left, or a hint never written, is a 404, not a 403)
+    source, public = (f"arn:aws:s3:::{b}" for b in _buckets(stage))
     assert {(a, r) for a, r, _ in grants if a.startswith("s3:")} == {
         ("s3:GetObject", f"{public}/index/*"),
         ("s3:ListBucket", public),
+        ("s3:GetObject", f"{source}/state/*"),
+        ("s3:ListBucket", source),
     }
     assert {r for a, r, _ in grants if a.startswith("dynamodb:")} == {_table(stage)}
     assert {a for a, _, _ in grants if a.startswith("dynamodb:")} == {

@@ -5,8 +5,8 @@
    (an update, ``first_time`` False, sends nothing).
 2. ``send_alerts`` takes a ``release`` message, checks that the release is
    still public (``public.PublicSite``; a release deleted meanwhile alerts
-   nobody, and that is recorded for good; one corrected meanwhile is sent as
-   the site now shows it), and pages through the
+   nobody, and that is recorded for good; one corrected meanwhile, its date or
+   slug included, is sent as the site now shows it), and pages through the
    subscribers (16 Query partitions), queueing ``recipients`` messages of at
    most ``PAGE`` matching address ids each, then marks the release fanned out.
 3. For a ``recipients`` message it checks the release again (once per
@@ -65,7 +65,8 @@ def release_id(entry: dict[str, Any]) -> str:
 
 def alert_payload(entry: dict[str, Any], site_url: str) -> dict[str, Any]:
     """The public fields of an index entry an alert needs, with absolute URLs
-    (no source key or digest: the queue carries only what the site shows)."""
+    (no source key or digest: the e-mail is made of what the site shows; the
+    queue message names the source file beside it, for ``PublicSite``)."""
 
     def absolute(url: str) -> str:
         return url if url.startswith(("https://", "http://")) else site_url + url
@@ -130,7 +131,17 @@ class AlertAnnouncer:
             if not p.first_time:
                 continue
             payload = alert_payload(p.entry, self.site_url)
-            messages.append({"type": "release", "id": release_id(payload), "release": payload})
+            messages.append(
+                {
+                    "type": "release",
+                    "id": release_id(payload),
+                    "release": payload,
+                    # the file it was published from: a date or slug corrected
+                    # before the alert goes out is followed, not taken for a
+                    # withdrawal (public.PublicSite); never put in the e-mail
+                    "source": p.source_key,
+                }
+            )
         if messages:
             self.queue.put(messages)
             for m in messages:
@@ -204,7 +215,15 @@ class AlertSender:
             nonlocal pages
             if chunk:
                 out.append(
-                    {"type": "recipients", "id": rid, "release": release, "recipients": list(chunk)}
+                    {
+                        "type": "recipients",
+                        "id": rid,
+                        "release": release,
+                        "recipients": list(chunk),
+                        **(
+                            {"source": message["source"]} if message and "source" in message else {}
+                        ),
+                    }
                 )
                 chunk.clear()
                 pages += 1
@@ -305,7 +324,8 @@ class AlertSender:
         if rid in self.checked:
             return self.checked[rid]
         withdrawn = self.store.withdrawn(rid)
-        entry = None if withdrawn else self.public.listed(release)
+        source = message.get("source") if message else None
+        entry = None if withdrawn else self.public.listed(release, source)
         if entry is None and not withdrawn:
             if message is not None and not message.get("recheck"):
                 self.queue.put([{**message, "recheck": True}], delay=RECHECK_S)
