@@ -145,10 +145,26 @@ def test_an_internationalised_domain_is_an_address_mailed_in_its_ascii_form(
 def test_one_address_composed_or_decomposed_is_one_subscriber(
     client: Client, outbox: Outbox
 ) -> None:
-    composed, decomposed = "jos\u00e9@example.org", "jose\u0301@example.org"
-    subscribe_and_confirm(client, outbox, composed)
+    composed, decomposed = "ada@b\u00fccher.example", "ada@bu\u0308cher.example"
+    assert post_json(client, {"email": composed}).status_code == 202
+    [mail] = outbox.sent
+    assert mail.to == "ada@xn--bcher-kva.example"
+    assert client.http.get(path_of(mail.link("confirm"))).status_code == 200
     assert post_json(client, {"email": decomposed}).status_code == 202
     assert len(outbox.sent) == 1 and len(items()) == 1
+
+
+@pytest.mark.parametrize("email", ["jos\u00e9@example.org", "\u7528\u6237@example.org"])
+def test_a_mailbox_name_outside_ascii_is_400_naming_the_field(
+    client: Client, outbox: Outbox, email: str
+) -> None:
+    """SES cannot deliver to it (no SMTPUTF8): a sign-up that could never be
+    confirmed is refused at once, with the reason, rather than accepted."""
+    resp = post_json(client, {"email": email})
+    assert resp.status_code == 400
+    [error] = json.loads(resp.body)["errors"]
+    assert error["loc"] == "email" and "ASCII" in error["msg"]
+    assert outbox.sent == [] and items() == []
 
 
 def test_a_multipart_form_signs_up_like_any_form(client: Client, outbox: Outbox) -> None:

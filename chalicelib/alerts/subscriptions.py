@@ -122,6 +122,13 @@ def parse_sign_up(raw: bytes, content_type: str) -> SignUp:
     if not valid_address(email):
         raise BadSignUp("email", "not a valid e-mail address")
     assert isinstance(email, str)
+    if not email.rpartition("@")[0].isascii():
+        # SES has no SMTPUTF8: the confirmation could never be delivered
+        raise BadSignUp(
+            "email",
+            "the part before the @ must be plain ASCII (internationalised mailboxes "
+            "cannot receive these alerts)",
+        )
     return SignUp(email, _topics(topics), _kinds(kinds), honeypot)
 
 
