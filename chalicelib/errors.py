@@ -69,6 +69,19 @@ class TransientStorageError(StorageError):
     pass
 
 
+class ObjectUnreadable(StorageError):
+    """S3 holds the object but will give its bytes to no retry: it lies in an
+    archive storage class, or was encrypted with a key of the uploader's own
+    (SSE-C). The file's problem, not the infrastructure's: a source like this
+    is rejected with a receipt that says why, instead of failing until the
+    dead-letter queue. (A KMS key this function may not use is a fault: ops
+    grant ``kms:Decrypt`` and the next retry or sweep publishes it.)"""
+
+    def __init__(self, key: str, why: str) -> None:
+        self.why = why
+        super().__init__(f"{key}: {why}", key)
+
+
 class ScheduleUnreadable(StorageError):
     """The embargo schedule is not a schedule (edited by hand, cut short by a
     tool). Retrying will not mend it, but failing keeps the messages that need

@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 
 from .core.model import MAX_BYTES, parse_release
-from .errors import InvalidRelease, ScheduleUnreadable
+from .errors import InvalidRelease, ObjectUnreadable, ScheduleUnreadable
 from .keys import (
     SCHEDULE_KEY,
 )
@@ -87,7 +87,10 @@ class Scheduling:
         return seen
 
     def _wanted_schedule(self, source_key: str, now: datetime) -> Scheduled | None:
-        obj = self.source.get(source_key, limit=MAX_BYTES)
+        try:
+            obj = self.source.get(source_key, limit=MAX_BYTES)
+        except ObjectUnreadable:
+            return None  # rejected, never scheduled
         if obj is None:
             return None
         try:

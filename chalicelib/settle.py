@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 
 from .core.index import Announcement, Withdrawal
 from .core.model import parse_release
-from .errors import InvalidRelease, StorageError
+from .errors import InvalidRelease, ObjectUnreadable, StorageError
 from .keys import (
     PRIVATE_CACHE,
     STATE_KEY,
@@ -221,7 +221,10 @@ class Settling:
         now, if that version is the one to show there: due (an embargoed
         update of a live release is never rendered into the public bucket)
         and under that slug."""
-        obj = self.source.get(source_key)
+        try:
+            obj = self.source.get(source_key)
+        except ObjectUnreadable:
+            return  # rejected: nothing of it to restore
         if obj is None:
             return
         try:

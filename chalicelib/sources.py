@@ -9,7 +9,7 @@ from datetime import datetime
 
 from .core.index import Entry, source_digest
 from .core.model import MAX_BYTES, Release, parse_release
-from .errors import FieldError, InvalidRelease, StorageError
+from .errors import FieldError, InvalidRelease, ObjectUnreadable, StorageError
 from .storage import StoredObject
 
 log = logging.getLogger("newsroom.publisher")
@@ -40,6 +40,11 @@ def _poison(source_key: str, exc: Exception) -> _Wanted:
     return _Wanted("rejected", error=InvalidRelease([unrenderable(exc)], source_key))
 
 
+def unreadable(exc: ObjectUnreadable) -> FieldError:
+    """The error of a file S3 will not give anyone (archived, SSE-C)."""
+    return FieldError("(file)", exc.why)
+
+
 class _Unread:
     pass
 
@@ -61,7 +66,10 @@ class SourceReading:
         the public site should show for it. Parsed and rendered once per
         version (the ETag) within one batch."""
         if isinstance(obj, _Unread):
-            obj = self.source.get(source_key, limit=MAX_BYTES)
+            try:
+                obj = self.source.get(source_key, limit=MAX_BYTES)
+            except ObjectUnreadable as exc:
+                return _Wanted("rejected", error=InvalidRelease([unreadable(exc)], source_key))
         if obj is None:
             return _Wanted("unpublished")
         if obj.etag in cache:
@@ -120,6 +128,10 @@ class SourceReading:
         objs = self.pool.run([*(lambda k=k: read(k) for k in keys), *along])[: len(keys)]
         for key, obj in zip(keys, objs, strict=True):
             try:
+                if isinstance(obj, ObjectUnreadable):
+                    error = InvalidRelease([unreadable(obj)], key)
+                    out[key] = _Wanted("rejected", error=error)
+                    continue
                 if isinstance(obj, StorageError):
                     raise obj
                 out[key] = self._wanted(key, now, cache.setdefault(key, {}), obj)  # type: ignore[arg-type]

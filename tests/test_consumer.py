@@ -138,6 +138,69 @@ def test_a_poison_file_is_rejected_and_the_rest_of_the_batch_goes_on(
     assert not any("poison" in k for k in tree)
 
 
+@contextmanager
+def sse_c_objects(*keys: str) -> Iterator[None]:
+    """S3's answer to a GET, without the key, of an object uploaded with a
+    customer-provided key (SSE-C), which moto does not enforce."""
+    from botocore.exceptions import ClientError
+
+    def refuse(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") in keys and "SSECustomerKey" not in params:
+            raise ClientError(
+                {"Error": {"Code": "InvalidRequest", "Message": (
+                    "The object was stored using a form of Server Side Encryption. The "
+                    "correct parameters must be provided to retrieve the object.")},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}},
+                "GetObject",
+            )  # fmt: skip
+
+    events = service.s3_client().meta.events
+    events.register("before-parameter-build.s3.GetObject", refuse, "test-sse-c")
+    try:
+        yield
+    finally:
+        events.unregister("before-parameter-build.s3.GetObject", unique_id="test-sse-c")
+
+
+def test_an_archived_source_is_rejected_with_why_and_the_batch_goes_on(
+    app_module: Any, aws: Any
+) -> None:
+    """A file S3 keeps in Glacier cannot be read by any retry: before, its
+    message failed until the dead-letter queue and every sweep failed on it."""
+    aws.put_object(
+        Bucket=SOURCE,
+        Key="releases/cold.json",
+        Body=dumps(make_release(slug="cold")),
+        StorageClass="GLACIER",
+    )
+    upload(aws, "releases/warm.json", make_release(slug="warm"))
+    event = queue_event(s3_event("releases/cold.json"), s3_event("releases/warm.json"))
+    assert app_module.sync_release(event, None) == OK
+    cold = receipt(aws, "releases/cold.json")
+    assert cold["status"] == "rejected"
+    [error] = cold["errors"]
+    assert error["loc"] == "(file)" and "archive storage class" in error["msg"]
+    assert receipt(aws, "releases/warm.json")["status"] == "published"
+    assert not any("cold" in k for k in public_tree(aws))
+    # the sweep finds nothing left to do for it (its receipt is newer), and no fault
+    report = service.sweeper().run()
+    assert report.failed == [] and [r.source_key for r in report.receipts] == []
+
+
+def test_a_source_encrypted_with_the_uploaders_own_key_is_rejected_with_why(
+    app_module: Any, aws: Any
+) -> None:
+    upload(aws, "releases/sealed.json", make_release(slug="sealed"))
+    upload(aws, "releases/open.json", make_release(slug="open"))
+    event = queue_event(s3_event("releases/sealed.json"), s3_event("releases/open.json"))
+    with sse_c_objects("releases/sealed.json"):
+        assert app_module.sync_release(event, None) == OK
+    sealed = receipt(aws, "releases/sealed.json")
+    assert sealed["status"] == "rejected" and "SSE-C" in sealed["errors"][0]["msg"]
+    assert receipt(aws, "releases/open.json")["status"] == "published"
+    assert not any("sealed" in k for k in public_tree(aws))
+
+
 def test_an_infrastructure_fault_sends_back_only_its_messages(app_module: Any, aws: Any) -> None:
     upload(aws, "releases/ok.json", make_release(slug="ok"))
     upload(aws, "releases/stuck.json", make_release(slug="stuck"))
@@ -228,9 +291,7 @@ def test_a_notification_through_sns_publishes(app_module: Any, aws: Any) -> None
     assert "releases/a-b/index.html" in public_tree(aws)
 
 
-def test_a_body_that_names_nothing_is_logged(
-    app_module: Any, aws: Any, caplog: Any
-) -> None:
+def test_a_body_that_names_nothing_is_logged(app_module: Any, aws: Any, caplog: Any) -> None:
     """An EventBridge event routed to the publish queue is not an S3
     notification: acknowledged, and said in a warning (ops see why nothing
     was published until the sweep)."""

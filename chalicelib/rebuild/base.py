@@ -14,7 +14,7 @@ from ..core.i18n import Version
 from ..core.index import Index, source_digest
 from ..core.model import MAX_BYTES, parse_release
 from ..core.render import Renderer
-from ..errors import InvalidRelease, StorageError
+from ..errors import InvalidRelease, ObjectUnreadable, StorageError
 from ..keys import (
     INDEX_KEY,
     PRIVATE_CACHE,
@@ -25,7 +25,7 @@ from ..keys import (
 from ..media import MediaSync
 from ..pool import RequestPool
 from ..receipts import Scheduled
-from ..sources import unrenderable
+from ..sources import unreadable, unrenderable
 from ..state import Snapshot, StaleState
 from ..storage import Storage, md5_etag
 from ..versions import VersionRecords, links_digest
@@ -86,7 +86,10 @@ class RebuildBase:
         """What the site should show for ``key`` now, as the publisher decides it.
         A release page links to its language versions: ``versions`` when given
         (the commit knows them all), else as the publisher's record lists them."""
-        obj = self.source.get(key, limit=MAX_BYTES)
+        try:
+            obj = self.source.get(key, limit=MAX_BYTES)
+        except ObjectUnreadable as exc:
+            return _Outcome("rejected", errors=(unreadable(exc),))
         if obj is None:
             return _Outcome("gone")
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import PreconditionFailed, StorageError, TransientStorageError
+from ..errors import ObjectUnreadable, PreconditionFailed, StorageError, TransientStorageError
 from .port import Counters, ObjectInfo, StoredObject, md5_etag
 
 _TRANSIENT_CODES = {
@@ -85,6 +85,10 @@ class S3Storage:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (412, 409):
                 return PreconditionFailed(f"s3://{self.bucket}/{key}: {code}", key)
+            if code == "InvalidObjectState":  # GLACIER / DEEP_ARCHIVE, not restored
+                return ObjectUnreadable(key, _ARCHIVED)
+            if code == "InvalidRequest" and "Server Side Encryption" in _message(exc):
+                return ObjectUnreadable(key, _SSE_C)  # S3's answer for an SSE-C object
             if code in _TRANSIENT_CODES or (status or 0) >= 500:
                 return TransientStorageError(f"s3://{self.bucket}/{key}: {code}", key)
             return StorageError(f"s3://{self.bucket}/{key}: {code or exc}", key)
@@ -241,6 +245,21 @@ class S3Storage:
             if not resp.get("IsTruncated"):
                 return
             token = resp.get("NextContinuationToken")
+
+
+_ARCHIVED = (
+    "is in an archive storage class (Glacier or Deep Archive), so it cannot be read; "
+    "restore it, or upload it again in the Standard storage class"
+)
+_SSE_C = (
+    "is encrypted with a customer-provided key (SSE-C), which the publisher does not have; "
+    "upload it again without SSE-C (the bucket's own encryption protects it)"
+)
+
+
+def _message(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Message", "")) if isinstance(response, dict) else ""
 
 
 def _is_missing(exc: Exception) -> bool:
