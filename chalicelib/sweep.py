@@ -34,6 +34,7 @@ from typing import Any
 from .errors import ScheduleUnreadable, StorageError
 from .keys import (
     INVALIDATIONS_PREFIX,
+    RECEIPTS_PREFIX,
     RELEASES_PREFIX,
     WAITING_PREFIX,
     is_release_key,
@@ -134,6 +135,12 @@ class Sweeper:
                 # processed since is not drift: it waits for its instant)
                 out.add(key)
         out.update(k for k in digests if k not in sources)  # deleted, event lost
+        # a misnamed file's refusal outlives the file (renamed, or removed:
+        # no event either way): nothing of it was ever public, so it goes
+        for rkey in receipts:
+            key = rkey.removeprefix(RECEIPTS_PREFIX)
+            if misnamed_release(key) and key not in sources:
+                self.source.delete(rkey)
         out.update(k for k in scheduled if k not in sources)
         out.update(w.source_key for w in index.withdrawing if w.source_key not in sources)
         for key in self.source.list(WAITING_PREFIX):

@@ -152,3 +152,18 @@ def test_a_release_named_in_another_case_gets_one_rejected_receipt(
     assert not [k for k in site(aws) if "report" in k]  # nothing of it is public
     # written once: the next sweep finds its receipt newer than the file
     assert app_module.publish_due_releases(scheduled_event(), None) == []
+
+
+def test_a_misnamed_files_refusal_goes_when_the_file_is_renamed(app_module: Any, aws: Any) -> None:
+    """Renaming ``Report.JSON`` raises no event for the old name: its refusal
+    stayed for good, telling the office a file it no longer has was refused."""
+    doc = dumps(make_release(slug="report"))
+    aws.put_object(Bucket=SOURCE, Key="releases/Report.JSON", Body=doc)
+    app_module.publish_due_releases(scheduled_event(), None)
+    assert receipt(aws, "releases/Report.JSON")["status"] == "rejected"
+    aws.delete_object(Bucket=SOURCE, Key="releases/Report.JSON")
+    aws.put_object(Bucket=SOURCE, Key="releases/Report.json", Body=doc)
+    out = app_module.publish_due_releases(scheduled_event(), None)
+    assert [(r["source_key"], r["status"]) for r in out] == [("releases/Report.json", "published")]
+    receipts = aws.list_objects_v2(Bucket=SOURCE, Prefix="receipts/releases/").get("Contents", [])
+    assert [o["Key"] for o in receipts] == ["receipts/releases/Report.json"]
