@@ -3,6 +3,7 @@ not before; an update, a re-upload or a repeated sweep sends nothing more."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,6 +105,27 @@ def test_a_correction_made_before_the_alert_goes_out_is_in_the_alert(
     assert "Three clinics." in mail.text and "clincs" not in mail.text + mail.html
 
 
+@pytest.fixture
+def corrections(
+    app_module: Any, client: Client, outbox: Outbox, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str, dict[str, Any]], None]:
+    """A subscriber, no 15-minute wait before an unlisted release's second
+    look, and ``publish(key, doc)``: upload and sync, as often as a test edits."""
+    monkeypatch.setattr("chalicelib.alerts.sender.RECHECK_S", 0)
+    subscribe(client, outbox, "desk@example.org")
+
+    def publish(key: str, doc: dict[str, Any]) -> None:
+        upload(aws, key, doc)
+        app_module.sync_release(sqs_event(key), None)
+
+    return publish
+
+
+def the_alert(outbox: Outbox) -> Any:
+    [mail] = [m for m in outbox.sent if "List-Unsubscribe" in m.headers]
+    return mail
+
+
 @pytest.mark.parametrize(
     ("corrected", "shown"),
     [
@@ -112,75 +134,45 @@ def test_a_correction_made_before_the_alert_goes_out_is_in_the_alert(
     ],
 )
 def test_a_release_redated_before_its_alert_goes_out_alerts_with_its_new_date(
-    app_module: Any,
-    client: Client,
-    outbox: Outbox,
-    alerts: str,
-    aws: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    corrected: str,
-    shown: str,
+    app_module: Any, outbox: Outbox, alerts: str, corrections: Any, corrected: str, shown: str
 ) -> None:
     """A wrong publication date fixed while the alert waits is a correction,
     not a withdrawal: the alert goes out once, with the date the site shows."""
-    monkeypatch.setattr("chalicelib.alerts.sender.RECHECK_S", 0)
-    subscribe(client, outbox, "desk@example.org")
     doc = make_release(
         slug="dated", title="Harbour dates", published_at="2018-12-19T10:00:00-05:00"
     )
-    upload(aws, "releases/dated.json", doc)
-    app_module.sync_release(sqs_event("releases/dated.json"), None)
-    upload(aws, "releases/dated.json", {**doc, "published_at": corrected})
-    app_module.sync_release(sqs_event("releases/dated.json"), None)
+    corrections("releases/dated.json", doc)
+    corrections("releases/dated.json", {**doc, "published_at": corrected})
     drain(app_module, alerts, twice=True)
     assert alert_subjects(outbox) == ["Press Release: Harbour dates"]
-    [mail] = [m for m in outbox.sent if "List-Unsubscribe" in m.headers]
-    assert shown in mail.text and "December 19, 2018" not in mail.text
+    text = the_alert(outbox).text
+    assert shown in text and "December 19, 2018" not in text
 
     # a later update of the redated release sends nothing more
-    upload(aws, "releases/dated.json", {**doc, "published_at": corrected, "summary": "Later."})
-    app_module.sync_release(sqs_event("releases/dated.json"), None)
+    corrections("releases/dated.json", {**doc, "published_at": corrected, "summary": "Later."})
     drain(app_module, alerts, twice=True)
     assert len(alert_subjects(outbox)) == 1
 
 
 def test_a_release_whose_slug_changed_before_its_alert_links_to_its_new_address(
-    app_module: Any,
-    client: Client,
-    outbox: Outbox,
-    alerts: str,
-    aws: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    app_module: Any, outbox: Outbox, alerts: str, aws: Any, corrections: Any
 ) -> None:
-    monkeypatch.setattr("chalicelib.alerts.sender.RECHECK_S", 0)
-    subscribe(client, outbox, "desk@example.org")
     doc = make_release(slug="harbor-news", title="Harbour news")
-    upload(aws, "releases/harbour.json", doc)
-    app_module.sync_release(sqs_event("releases/harbour.json"), None)
-    upload(aws, "releases/harbour.json", {**doc, "slug": "harbour-news"})
-    app_module.sync_release(sqs_event("releases/harbour.json"), None)
+    corrections("releases/harbour.json", doc)
+    corrections("releases/harbour.json", {**doc, "slug": "harbour-news"})
     assert "releases/harbor-news/index.html" not in public_tree(aws)
     drain(app_module, alerts, twice=True)
     assert alert_subjects(outbox) == ["Press Release: Harbour news"]
-    [mail] = [m for m in outbox.sent if "List-Unsubscribe" in m.headers]
-    assert "/releases/harbour-news/" in mail.text and "/releases/harbor-news/" not in mail.text
+    text = the_alert(outbox).text
+    assert "/releases/harbour-news/" in text and "/releases/harbor-news/" not in text
 
 
 def test_a_release_redated_then_taken_down_before_its_alert_alerts_nobody(
-    app_module: Any,
-    client: Client,
-    outbox: Outbox,
-    alerts: str,
-    aws: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    app_module: Any, outbox: Outbox, alerts: str, aws: Any, corrections: Any
 ) -> None:
-    monkeypatch.setattr("chalicelib.alerts.sender.RECHECK_S", 0)
-    subscribe(client, outbox, "desk@example.org")
     doc = make_release(slug="gone", title="Gone soon")
-    upload(aws, "releases/gone.json", doc)
-    app_module.sync_release(sqs_event("releases/gone.json"), None)
-    upload(aws, "releases/gone.json", {**doc, "published_at": "2018-11-02T10:00:00-05:00"})
-    app_module.sync_release(sqs_event("releases/gone.json"), None)
+    corrections("releases/gone.json", doc)
+    corrections("releases/gone.json", {**doc, "published_at": "2018-11-02T10:00:00-05:00"})
     aws.delete_object(Bucket=SOURCE, Key="releases/gone.json")
     app_module.sync_release(sqs_event("releases/gone.json", "ObjectRemoved:Delete"), None)
     drain(app_module, alerts, twice=True)

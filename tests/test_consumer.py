@@ -46,16 +46,16 @@ def site_pages(tree: dict[str, bytes]) -> dict[str, bytes]:
 
 
 @contextmanager
-def failing_reads(key: str) -> Iterator[None]:
-    """S3 refuses every GET of ``key`` (a throttled or broken request): an
-    infrastructure fault injected at the SDK's edge, below our code."""
+def refused_gets(key: str, code: str, message: str, status: int) -> Iterator[None]:
+    """S3 answers every GET of ``key`` with this error, injected at the SDK's
+    edge, below our code."""
     from botocore.exceptions import ClientError
 
     def refuse(params: dict[str, Any], **_: Any) -> None:
         if params.get("Key") == key:
             raise ClientError(
-                {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
-                 "ResponseMetadata": {"HTTPStatusCode": 503}},
+                {"Error": {"Code": code, "Message": message},
+                 "ResponseMetadata": {"HTTPStatusCode": status}},
                 "GetObject",
             )  # fmt: skip
 
@@ -65,6 +65,22 @@ def failing_reads(key: str) -> Iterator[None]:
         yield
     finally:
         events.unregister("before-parameter-build.s3.GetObject", unique_id="test-refuse")
+
+
+def failing_reads(key: str) -> Any:
+    """A throttled or broken request: an infrastructure fault."""
+    return refused_gets(key, "SlowDown", "Please reduce your request rate.", 503)
+
+
+def sse_c_object(key: str) -> Any:
+    """S3's answer to a GET, without the key, of an object uploaded with a
+    customer-provided key (SSE-C), which moto does not enforce; the
+    publisher never sends such a key."""
+    message = (
+        "The object was stored using a form of Server Side Encryption. The correct "
+        "parameters must be provided to retrieve the object."
+    )
+    return refused_gets(key, "InvalidRequest", message, 400)
 
 
 def test_a_mixed_batch_from_a_real_event_file_converges(app_module: Any, aws: Any) -> None:
@@ -138,30 +154,6 @@ def test_a_poison_file_is_rejected_and_the_rest_of_the_batch_goes_on(
     assert not any("poison" in k for k in tree)
 
 
-@contextmanager
-def sse_c_objects(*keys: str) -> Iterator[None]:
-    """S3's answer to a GET, without the key, of an object uploaded with a
-    customer-provided key (SSE-C), which moto does not enforce."""
-    from botocore.exceptions import ClientError
-
-    def refuse(params: dict[str, Any], **_: Any) -> None:
-        if params.get("Key") in keys and "SSECustomerKey" not in params:
-            raise ClientError(
-                {"Error": {"Code": "InvalidRequest", "Message": (
-                    "The object was stored using a form of Server Side Encryption. The "
-                    "correct parameters must be provided to retrieve the object.")},
-                 "ResponseMetadata": {"HTTPStatusCode": 400}},
-                "GetObject",
-            )  # fmt: skip
-
-    events = service.s3_client().meta.events
-    events.register("before-parameter-build.s3.GetObject", refuse, "test-sse-c")
-    try:
-        yield
-    finally:
-        events.unregister("before-parameter-build.s3.GetObject", unique_id="test-sse-c")
-
-
 def test_an_archived_source_is_rejected_with_why_and_the_batch_goes_on(
     app_module: Any, aws: Any
 ) -> None:
@@ -193,7 +185,7 @@ def test_a_source_encrypted_with_the_uploaders_own_key_is_rejected_with_why(
     upload(aws, "releases/sealed.json", make_release(slug="sealed"))
     upload(aws, "releases/open.json", make_release(slug="open"))
     event = queue_event(s3_event("releases/sealed.json"), s3_event("releases/open.json"))
-    with sse_c_objects("releases/sealed.json"):
+    with sse_c_object("releases/sealed.json"):
         assert app_module.sync_release(event, None) == OK
     sealed = receipt(aws, "releases/sealed.json")
     assert sealed["status"] == "rejected" and "SSE-C" in sealed["errors"][0]["msg"]
