@@ -113,7 +113,11 @@ def test_a_worker_killed_mid_chunk_loses_nothing(local: dict[str, Any]) -> None:
         while queue.counts()["in_flight"] == 0:  # it received a chunk
             assert time.monotonic() < deadline, "the worker never took a message"
             time.sleep(0.05)
-        time.sleep(0.5)  # mid-chunk: a few of its requests have run
+        # mid-chunk: its first page is up, and its other releases (a few
+        # requests each, 50 ms apart) and the chunk's record are still to come
+        while not s3.list_objects_v2(Bucket=PUBLIC, Prefix="releases/").get("KeyCount"):
+            assert time.monotonic() < deadline, "the worker never wrote a page"
+            time.sleep(0.02)
         done_before = rebuilder.progress(manifest.rebuild_id).done
         os.kill(slow.pid, signal.SIGKILL)
         slow.wait()
