@@ -214,3 +214,29 @@ class Claiming:
             except PreconditionFailed:
                 pass  # taken over since: its batch deletes it with its commit
         return {slug: src for slug, (src, _e) in found.items() if slug not in others}
+
+    def record_deleted(self, keys: set[str]) -> list[str]:
+        """Name ``keys`` (files found deleted with nothing of them public and
+        no claim in flight) in the head's log. A batch that read one of them
+        before the delete and has not claimed its slug yet would otherwise
+        commit the version it read (live until the next sweep); now it loses
+        its commit race, reads the file again and finds it gone. One head
+        write, for deletes of files never public only. Returns the keys a
+        commit made public meanwhile: the caller converges them (a delete)."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                snap = Snapshot.read(self.source)
+                if snap.etag is None:
+                    return []  # no commit yet: a first commit reads every source afresh
+                draft = Draft(snap)
+                live = [k for k in sorted(keys) if draft.entry_of(k) is not None]
+            except StaleState:
+                self._contended(attempt)
+                continue
+            if live:
+                return live
+            draft.keys.update(keys)
+            if draft.commit_head(snap.etag) is not None:
+                return []
+            self._contended(attempt)
+        raise StorageError("could not record the deleted files in the state", HEAD_KEY)

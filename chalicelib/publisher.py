@@ -306,6 +306,11 @@ class Publisher(SourceReading, Convergence, Settling, Outcomes, Invalidation, Sc
         inflight = self.settle_claims(only=orphans) if orphans else {}
         if inflight:
             outcome.absorb(self.sync_batch(sorted(set(inflight.values())), claims=inflight))
+        # one that has not claimed its slug yet is told through the head's log
+        unclaimed = orphans - set(inflight.values())
+        live = self.record_deleted(unclaimed) if unclaimed else []
+        if live:
+            outcome.absorb(self.sync_batch(live))
         if siblings:
             self._rerender_versions(siblings)
         return outcome

@@ -1255,3 +1255,45 @@ def test_a_new_release_deleted_while_its_claim_is_in_flight_is_never_listed(
     assert [r["slug"] for r in listed] == ["first"], "listed without its page"
     assert tree == full_build(aws)
     assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize("claims", [False, True], ids=["before-its-claim", "with-a-claim-first"])
+def test_a_new_release_deleted_before_its_batch_claims_its_slug_is_never_listed(
+    aws: Any, claims: bool
+) -> None:
+    """The delete's batch runs after the publishing batch read the file but
+    before that batch claimed the slug: it finds nothing committed and no
+    claim. It now names the file in the head's log, so the publishing batch
+    loses its commit and reads the file again. Before, that batch committed
+    the version it read: live, listed and alerted until the next sweep
+    (docs/reliability.md, limit 10). ``with-a-claim-first``: another new
+    release of the same delete's batch has a claim in flight, so only part of
+    the batch's deleted files are found through claims."""
+    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
+    plain(aws).sync("releases/first.json")
+    key = "releases/new.json"
+    aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(make_release(slug="fresh", title="Gone")))
+
+    def deleted_and_its_batch() -> None:
+        aws.delete_object(Bucket=SOURCE, Key=key)
+        keys = [key]
+        if claims:
+            other = "releases/other.json"
+            aws.put_object(
+                Bucket=SOURCE, Key=claim_key("other"), Body=b'{"source_key": "releases/other.json"}'
+            )
+            keys.append(other)
+        outcome = plain(aws).sync_batch(keys)
+        assert {r.source_key: r.status for r in outcome.receipts}[key] == "unpublished"
+
+    first = plain(aws)
+    first.source = Interleave(  # type: ignore[assignment]
+        first.source, lambda op, k: op == "put" and k == claim_key("fresh"), deleted_and_its_batch
+    )
+    first.sync(key)
+    tree = public_tree(aws)
+    assert "releases/fresh/index.html" not in tree
+    listed = json.loads(tree["index.json"])["releases"]
+    assert [r["slug"] for r in listed] == ["first"], "listed though its file is gone"
+    assert tree == full_build(aws)
+    assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
