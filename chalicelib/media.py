@@ -20,7 +20,7 @@ import time
 import unicodedata
 from typing import Protocol
 
-from .errors import FieldError
+from .errors import FieldError, ObjectUnreadable
 from .keys import MEDIA_PREFIX, invalidation_paths, media_receipt_key, put_public, site_path
 from .receipts import RECEIPT_CACHE, Receipt
 from .storage import Storage, md5_etag
@@ -174,7 +174,10 @@ class MediaSync:
                 f"is {info.size:,} bytes; a media file may be at most "
                 f"{MAX_MEDIA_BYTES // (1024 * 1024)} MiB",
             ), []
-        obj = self.source.get(key)
+        try:
+            obj = self.source.get(key)
+        except ObjectUnreadable as exc:  # archived, or SSE-C: no retry reads it
+            return self._reject(key, exc.why), []
         if obj is None:  # deleted between the two reads: the delete event follows
             return Receipt(key, "removed", message="the source file is gone"), self._remove(key)
         if not _matches_extension(key, obj.body[:16]):

@@ -277,6 +277,22 @@ def test_a_replacement_that_is_refused_keeps_the_live_version(app_module, aws) -
     assert aws.get_object(Bucket=PUBLIC, Key="media/clinic.jpg")["Body"].read() == JPEG
 
 
+def test_an_archived_replacement_is_rejected_saying_why_and_the_live_one_stays(
+    app_module, aws
+) -> None:
+    """A media file S3 keeps in Glacier cannot be read by any retry: before,
+    its message failed until the dead-letter queue."""
+    reference(app_module, aws, "media/clinic.jpg")
+    put_media(app_module, aws, "media/clinic.jpg", JPEG)
+    aws.put_object(
+        Bucket=SOURCE, Key="media/clinic.jpg", Body=JPEG + b"\x00", StorageClass="GLACIER"
+    )
+    assert app_module.sync_release(sqs_event("media/clinic.jpg"), None) == {"batchItemFailures": []}
+    out = media_receipt(aws, "media/clinic.jpg")
+    assert out["status"] == "rejected" and "archive storage class" in out["errors"][0]["msg"]
+    assert aws.get_object(Bucket=PUBLIC, Key="media/clinic.jpg")["Body"].read() == JPEG
+
+
 def test_release_pointing_at_missing_media_gets_a_warning(app_module, aws) -> None:
     doc = make_release(attachments=[{"title": "Full report", "url": "/media/report.pdf"}])
     publish(app_module, aws, "releases/clinics.json", doc)
