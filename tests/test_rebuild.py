@@ -188,6 +188,36 @@ def test_rejected_scheduled_and_contested_sources_follow_the_publishers_rules(
     assert "releases/later.json" in json.dumps(schedule)
 
 
+def test_an_archived_source_is_a_problem_of_the_rebuild_not_a_failed_step(
+    aws: Any, sqs: Any
+) -> None:
+    """A source in Glacier cannot be read: the rebuild reports it as a
+    problem, saying why, and builds the rest (before, its chunk failed every
+    try and went to the dead-letter queue)."""
+    seed(aws, 3)
+    aws.put_object(
+        Bucket=SOURCE,
+        Key="releases/cold.json",
+        Body=dumps(make_release(slug="cold")),
+        StorageClass="GLACIER",
+    )
+    svc = service(aws, site_renderer(), chunk_size=2)
+    svc.start()
+    drain(sqs, svc.handle)
+    tree = public_tree(aws)
+    assert not any("cold" in k for k in tree)
+    assert all(f"releases/r{i:03d}/index.html" in tree for i in range(3))
+    [key] = [
+        o["Key"]
+        for o in aws.list_objects_v2(Bucket=SOURCE, Prefix="state/")["Contents"]
+        if o["Key"].endswith("report.json")
+    ]
+    report = json.loads(aws.get_object(Bucket=SOURCE, Key=key)["Body"].read())
+    [problem] = report["problems"]
+    assert problem["source"] == "releases/cold.json"
+    assert "archive storage class" in json.dumps(problem)
+
+
 def test_an_embargoed_update_keeps_the_live_version_and_its_slug(aws: Any, sqs: Any) -> None:
     """A live release whose source now holds an embargoed update stays live,
     as it was, until the update's instant: a rebuild neither drops it nor

@@ -133,6 +133,8 @@ class RenderStep(RebuildBase):
                     elif info.etag != md5_etag(outcome.page):
                         put_public(self.public, page_key, outcome.page)
                         wrote = True
+                if outcome.status == "rejected" and not outcome.etag:
+                    return key, outcome, wrote  # unreadable (archived, SSE-C): no version
                 # the source again: a newer version may have been published (its
                 # page written) while this one rendered; then render that one
                 info = self.source.head(key)
