@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -357,9 +357,11 @@ class Fault:
     after: bool = False
     writes: int = 0
     failed: bool = False
+    keys: list[str] = field(default_factory=list)  # what was written, in order
 
     def around(self, key: str, do: Callable[[], Any]) -> Any:
         self.writes += 1
+        self.keys.append(key)
         if self.writes != self.fail_at:
             return do()
         self.failed = True
