@@ -1235,26 +1235,7 @@ def test_a_new_release_deleted_while_its_claim_is_in_flight_is_never_listed(
     lists nothing. Before, the delete's
     batch committed nothing and the first batch then committed the version
     it read: live until the next sweep (docs/reliability.md, limit 10)."""
-    aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
-    plain(aws).sync("releases/first.json")
-    key = "releases/new.json"
-    aws.put_object(Bucket=SOURCE, Key=key, Body=dumps(make_release(slug="fresh", title="Gone")))
-
-    def deleted_and_its_batch() -> None:
-        aws.delete_object(Bucket=SOURCE, Key=key)
-        assert plain(aws).sync(key).status == "unpublished"
-
-    first = plain(aws)
-    first.source = Interleave(  # type: ignore[assignment]
-        first.source, lambda op, k: op == "put" and k == STATE_KEY, deleted_and_its_batch
-    )
-    first.sync(key)
-    tree = public_tree(aws)
-    assert "releases/fresh/index.html" not in tree
-    listed = json.loads(tree["index.json"])["releases"]
-    assert [r["slug"] for r in listed] == ["first"], "listed without its page"
-    assert tree == full_build(aws)
-    assert aws.list_objects_v2(Bucket=SOURCE, Prefix=CLAIMS_PREFIX).get("KeyCount", 0) == 0
+    deleted_while_first_published(aws, lambda op, k: op == "put" and k == STATE_KEY)
 
 
 @pytest.mark.parametrize("claims", [False, True], ids=["before-its-claim", "with-a-claim-first"])
@@ -1269,6 +1250,17 @@ def test_a_new_release_deleted_before_its_batch_claims_its_slug_is_never_listed(
     (docs/reliability.md, limit 10). ``with-a-claim-first``: another new
     release of the same delete's batch has a claim in flight, so only part of
     the batch's deleted files are found through claims."""
+    at_claim = claim_key("fresh")
+    deleted_while_first_published(aws, lambda op, k: op == "put" and k == at_claim, claims)
+
+
+def deleted_while_first_published(
+    aws: Any, at: Callable[[str, str], bool], other_claim: bool = False
+) -> None:
+    """A new release's first publish, its file deleted and the delete's batch
+    run at its first write for which ``at(op, key)`` holds (``other_claim``:
+    with another deleted file whose claim is in flight in that batch): in
+    the end nothing of it is listed or left, and the site is a full build."""
     aws.put_object(Bucket=SOURCE, Key="releases/first.json", Body=dumps(make_release(slug="first")))
     plain(aws).sync("releases/first.json")
     key = "releases/new.json"
@@ -1277,19 +1269,15 @@ def test_a_new_release_deleted_before_its_batch_claims_its_slug_is_never_listed(
     def deleted_and_its_batch() -> None:
         aws.delete_object(Bucket=SOURCE, Key=key)
         keys = [key]
-        if claims:
+        if other_claim:
             other = "releases/other.json"
-            aws.put_object(
-                Bucket=SOURCE, Key=claim_key("other"), Body=b'{"source_key": "releases/other.json"}'
-            )
+            aws.put_object(Bucket=SOURCE, Key=claim_key("other"), Body=dumps({"source_key": other}))
             keys.append(other)
         outcome = plain(aws).sync_batch(keys)
         assert {r.source_key: r.status for r in outcome.receipts}[key] == "unpublished"
 
     first = plain(aws)
-    first.source = Interleave(  # type: ignore[assignment]
-        first.source, lambda op, k: op == "put" and k == claim_key("fresh"), deleted_and_its_batch
-    )
+    first.source = Interleave(first.source, at, deleted_and_its_batch)  # type: ignore[assignment]
     first.sync(key)
     tree = public_tree(aws)
     assert "releases/fresh/index.html" not in tree
