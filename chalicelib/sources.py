@@ -45,6 +45,10 @@ def unreadable(exc: ObjectUnreadable) -> FieldError:
     return FieldError("(file)", exc.why)
 
 
+def _unreadable(source_key: str, exc: ObjectUnreadable) -> _Wanted:
+    return _Wanted("rejected", error=InvalidRelease([unreadable(exc)], source_key))
+
+
 class _Unread:
     pass
 
@@ -69,7 +73,7 @@ class SourceReading:
             try:
                 obj = self.source.get(source_key, limit=MAX_BYTES)
             except ObjectUnreadable as exc:
-                return _Wanted("rejected", error=InvalidRelease([unreadable(exc)], source_key))
+                return _unreadable(source_key, exc)
         if obj is None:
             return _Wanted("unpublished")
         if obj.etag in cache:
@@ -129,8 +133,7 @@ class SourceReading:
         for key, obj in zip(keys, objs, strict=True):
             try:
                 if isinstance(obj, ObjectUnreadable):
-                    error = InvalidRelease([unreadable(obj)], key)
-                    out[key] = _Wanted("rejected", error=error)
+                    out[key] = _unreadable(key, obj)
                     continue
                 if isinstance(obj, StorageError):
                     raise obj

@@ -220,9 +220,7 @@ class AlertSender:
                         "id": rid,
                         "release": release,
                         "recipients": list(chunk),
-                        **(
-                            {"source": message["source"]} if message and "source" in message else {}
-                        ),
+                        "source": (message or {}).get("source"),
                     }
                 )
                 chunk.clear()
